@@ -1,0 +1,39 @@
+"""The abstract image-model adapter every model implements (the ``ImageModel`` port)."""
+
+from __future__ import annotations
+
+import asyncio
+from abc import ABC, abstractmethod
+
+from sketchgen.ports import ImageRequest, ImageResponse
+
+__all__ = ["ImageModelAdapter"]
+
+
+class ImageModelAdapter(ABC):
+    """Draws one sketch per call.
+
+    Implementations raise only :class:`sketchgen.errors.ModelError` subclasses and never
+    retry: retrying lives in :mod:`sketchgen.generate.retry`, in one place for every model.
+    """
+
+    @property
+    @abstractmethod
+    def name(self) -> str:
+        """Short adapter name recorded in metadata (``nano-banana``, ``offline``)."""
+
+    def max_reference_images(self, model: str) -> int:
+        """How many reference images the model accepts as image parts."""
+        return 3
+
+    def resolve_model(self, model: str) -> str:
+        """The model id that will actually be called for ``model`` (aliases resolved)."""
+        return model
+
+    @abstractmethod
+    def generate_image(self, request: ImageRequest) -> ImageResponse:
+        """Draw one sketch, blocking."""
+
+    async def agenerate_image(self, request: ImageRequest) -> ImageResponse:
+        """Draw one sketch without blocking the event loop (default: on a worker thread)."""
+        return await asyncio.to_thread(self.generate_image, request)

@@ -1,0 +1,128 @@
+"""Payload models shared by every layer. Our own models are frozen and forbid extra fields."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = [
+    "ASPECT_RATIOS",
+    "EXAGGERATIONS",
+    "IMAGE_SIZES",
+    "LAYOUTS",
+    "Exaggeration",
+    "ImageSize",
+    "Layout",
+    "PromptSpec",
+    "ReferenceImage",
+    "RetrievalResult",
+    "ScoredReference",
+    "Style",
+    "Variation",
+    "pixel_size",
+]
+
+ImageSize = Literal["1K", "2K", "4K"]
+IMAGE_SIZES: dict[str, int] = {"1K": 1024, "2K": 2048, "4K": 4096}
+# Gemini's image aspect ratios, in the order the API documents them.
+ASPECT_RATIOS: tuple[str, ...] = (
+    "1:1", "2:3", "3:2", "3:4", "4:3", "4:5", "5:4", "9:16", "16:9", "21:9",
+)  # fmt: skip
+
+Layout = Literal[
+    "centered_full_figure",
+    "three_quarter_view",
+    "close_up",
+    "dynamic_diagonal_action",
+    "off_center_negative_space",
+    "silhouette_thumbnail",
+]
+LAYOUTS: tuple[Layout, ...] = (
+    "centered_full_figure",
+    "three_quarter_view",
+    "close_up",
+    "dynamic_diagonal_action",
+    "off_center_negative_space",
+    "silhouette_thumbnail",
+)
+Exaggeration = Literal["subtle", "moderate", "extreme"]
+EXAGGERATIONS: tuple[Exaggeration, ...] = ("subtle", "moderate", "extreme")
+
+
+def pixel_size(image_size: str, aspect_ratio: str) -> tuple[int, int]:
+    """(width, height) in pixels: the long side is the size's pixels, the other follows the ratio."""
+    long_side = IMAGE_SIZES[image_size]
+    w, h = (int(part) for part in aspect_ratio.split(":"))
+    if w >= h:
+        return long_side, max(1, round(long_side * h / w))
+    return max(1, round(long_side * w / h)), long_side
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Variation(_Frozen):
+    """One sketch's place in the job's variation plan."""
+
+    index: int = Field(ge=0)
+    layout: Layout
+    exaggeration: Exaggeration
+
+
+class ReferenceImage(_Frozen):
+    """A style reference image on disk, identified by the SHA-256 of its bytes."""
+
+    path: str
+    sha256: str
+    tags: tuple[str, ...] = ()
+    mime_type: str = "image/png"
+    description: str = ""
+
+
+class Style(_Frozen):
+    id: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")
+    name: str
+    description: str = ""
+    visual_rules: tuple[str, ...] = ()
+    references: tuple[ReferenceImage, ...] = ()
+    do_not_use: tuple[str, ...] = ()  # reference file names or sha256 digests
+
+
+class PromptSpec(_Frozen):
+    """What the prompt compiler makes of a brief in a style: the shared prompt and the plan."""
+
+    brief: str
+    style_id: str
+    subject: str
+    keywords: tuple[str, ...]
+    base_prompt: str
+    negative_rules: tuple[str, ...]
+    allow_text: bool = False
+    seed: int = 0
+    variations: tuple[Variation, ...] = ()
+
+    def prompt_for(self, variation: Variation) -> str:
+        """The full text prompt for one sketch of the plan."""
+        from sketchgen.prompt.compiler import render_sketch_prompt
+
+        return render_sketch_prompt(self, variation)
+
+
+class ScoredReference(_Frozen):
+    reference: ReferenceImage
+    score: float = Field(ge=0.0, le=1.0)
+
+
+class RetrievalResult(_Frozen):
+    style_id: str
+    items: tuple[ScoredReference, ...] = ()
+
+    @property
+    def references(self) -> tuple[ReferenceImage, ...]:
+        return tuple(item.reference for item in self.items)
+
+    @property
+    def scores(self) -> tuple[float, ...]:
+        return tuple(item.score for item in self.items)

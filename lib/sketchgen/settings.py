@@ -1,0 +1,50 @@
+"""Settings from the environment (``SKETCHGEN_*``, ``GEMINI_API_KEY``, ``GEMINI_MODEL``) and ``.env``."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AliasChoices, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["DEFAULT_MODEL", "Settings", "get_settings"]
+
+DEFAULT_MODEL = "gemini-2.5-flash-image"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="SKETCHGEN_", env_file=".env", extra="ignore", frozen=True
+    )
+
+    gemini_api_key: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices("GEMINI_API_KEY", "GOOGLE_API_KEY")
+    )
+    gemini_model: str = Field(
+        default=DEFAULT_MODEL, validation_alias=AliasChoices("GEMINI_MODEL", "SKETCHGEN_MODEL")
+    )
+    gemini_base_url: str | None = Field(
+        default=None, validation_alias=AliasChoices("GOOGLE_GEMINI_BASE_URL")
+    )
+    offline: bool = False
+    model_timeout_s: float = 120.0
+    max_attempts: int = 4
+    styles_dir: Path | None = None
+    output_dir: Path = Path("generated_outputs")
+    blob_url: str = "file://generated_outputs"
+    auth: Literal["firebase", "dev"] = "firebase"
+    project: str | None = Field(
+        default=None, validation_alias=AliasChoices("SKETCHGEN_PROJECT", "GOOGLE_CLOUD_PROJECT")
+    )
+    log_level: str = "INFO"
+
+    @property
+    def use_offline_model(self) -> bool:
+        return self.offline or self.gemini_api_key is None
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()
