@@ -91,7 +91,7 @@ class Style(_Frozen):
 
 
 class PromptSpec(_Frozen):
-    """What the prompt compiler makes of a brief in a style: the shared prompt and the plan."""
+    """What the prompt compiler makes of a brief in a style: the prompt every sketch shares."""
 
     brief: str
     style_id: str
@@ -99,15 +99,12 @@ class PromptSpec(_Frozen):
     keywords: tuple[str, ...]
     base_prompt: str
     negative_rules: tuple[str, ...]
-    allow_text: bool = False
-    seed: int = 0
-    variations: tuple[Variation, ...] = ()
 
-    def prompt_for(self, variation: Variation) -> str:
-        """The full text prompt for one sketch of the plan."""
+    def prompt_for(self, variation: Variation, *, allow_text: bool = False) -> str:
+        """The full text prompt for one sketch of the variation plan."""
         from sketchgen.prompt.compiler import render_sketch_prompt
 
-        return render_sketch_prompt(self, variation)
+        return render_sketch_prompt(self, variation, allow_text=allow_text)
 
 
 class ScoredReference(_Frozen):

@@ -1,0 +1,214 @@
+"""The ``sketchgen`` command line.
+
+Exit codes: 0 every sketch made, 1 some failed, 2 bad input (one line on stderr, no traceback).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import IO, Any, NoReturn
+
+from sketchgen.errors import InputError, SketchgenError
+from sketchgen.schemas import ASPECT_RATIOS, IMAGE_SIZES
+
+__all__ = ["main"]
+
+DEFAULT_STYLE = "loose-ink-mascot"
+
+
+class _UsageError(Exception):
+    pass
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        # argparse prints usage plus the message; we promise one line naming the problem.
+        raise _UsageError(message)
+
+
+def _num_images(text: str) -> int:
+    from sketchgen.generate.config import MAX_IMAGES
+
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number, not {text!r}") from None
+    if not 1 <= value <= MAX_IMAGES:
+        raise argparse.ArgumentTypeError(f"must be between 1 and {MAX_IMAGES}, not {value}")
+    return value
+
+
+def _seed(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number, not {text!r}") from None
+    if not 0 <= value < 2**31:
+        raise argparse.ArgumentTypeError("must be between 0 and 2147483647")
+    return value
+
+
+def _parser() -> _Parser:
+    parser = _Parser(prog="sketchgen", description="Rough black-and-white concept sketches.")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    gen = commands.add_parser("generate", help="make a job of sketches from a brief")
+    gen.add_argument("brief", help='what to sketch, e.g. "playful golf mascot"')
+    gen.add_argument("--style", default=DEFAULT_STYLE, help=f"style id (default {DEFAULT_STYLE})")
+    gen.add_argument("-n", "--num-images", type=_num_images, default=4, metavar="N")
+    gen.add_argument("--image-size", choices=tuple(IMAGE_SIZES), default="1K")
+    gen.add_argument("--aspect-ratio", choices=ASPECT_RATIOS, default="1:1")
+    gen.add_argument("--model", default=None, help="Gemini model id or alias (flash, pro)")
+    gen.add_argument("--seed", type=_seed, default=None)
+    gen.add_argument("--allow-text", action="store_true", help="allow lettering in sketches")
+    gen.add_argument("--offline", action="store_true", help="use the offline sketch model")
+    gen.add_argument("--output-dir", type=Path, default=None, metavar="DIR")
+    gen.add_argument("--json", action="store_true", help="one JSON object per line on stdout")
+
+    styles = commands.add_parser("styles", help="list and show styles")
+    style_commands = styles.add_subparsers(dest="styles_command", required=True, parser_class=_Parser)
+    listing = style_commands.add_parser("list")
+    listing.add_argument("--json", action="store_true")
+    show = style_commands.add_parser("show")
+    show.add_argument("style_id")
+    return parser
+
+
+class _Progress:
+    """A one-line progress bar on stderr, only when a person is watching."""
+
+    def __init__(self, total: int, stream: IO[str]) -> None:
+        self.total, self.done, self.failed = total, 0, 0
+        self.stream = stream
+        self.enabled = stream.isatty()
+        self.started = time.perf_counter()
+        self._draw()
+
+    def advance(self, failed: bool) -> None:
+        self.done += 1
+        self.failed += failed
+        self._draw()
+
+    def _draw(self) -> None:
+        if not self.enabled:
+            return
+        width = 24
+        filled = width * self.done // max(1, self.total)
+        bar = "#" * filled + "-" * (width - filled)
+        failed = f", {self.failed} failed" if self.failed else ""
+        elapsed = time.perf_counter() - self.started
+        self.stream.write(f"\r[{bar}] {self.done}/{self.total} sketches{failed} {elapsed:5.1f}s")
+        if self.done == self.total:
+            self.stream.write("\n")
+        self.stream.flush()
+
+
+def _emit(payload: dict[str, Any]) -> None:
+    sys.stdout.write(json.dumps(payload) + "\n")
+    sys.stdout.flush()
+
+
+def _generate(args: argparse.Namespace) -> int:
+    from sketchgen.bootstrap import build_image_model
+    from sketchgen.generate import GenerationConfig, ImageGenerator
+    from sketchgen.prompt import PromptCompiler
+    from sketchgen.references import ImageRetriever
+    from sketchgen.settings import get_settings
+    from sketchgen.styles import StyleRegistry
+
+    settings = get_settings()
+    style = StyleRegistry().get_style(args.style)
+    prompt_spec = PromptCompiler().compile(args.brief, style)
+    config = GenerationConfig(
+        num_images=args.num_images,
+        image_size=args.image_size,
+        aspect_ratio=args.aspect_ratio,
+        seed=args.seed,
+        allow_text=args.allow_text,
+        output_dir=args.output_dir or settings.output_dir,
+        **({"model_name": args.model} if args.model else {}),
+    )
+    retrieval = ImageRetriever().retrieve(prompt_spec, style, top_k=3)
+    model = build_image_model(settings, offline=True if args.offline else None)
+    stream = ImageGenerator(model).generate_streaming(
+        prompt_spec=prompt_spec, retrieval_result=retrieval, style=style, config=config
+    )
+    progress = _Progress(config.num_images, sys.stderr)
+    started = time.perf_counter()
+    for index, path, error in stream:
+        progress.advance(failed=error is not None)
+        if args.json:
+            elapsed = round(time.perf_counter() - started, 3)
+            _emit(
+                {"event": "sketch", "index": index, "path": str(path) if path else None,
+                 "error": error, "elapsed_s": elapsed}
+            )  # fmt: skip
+    result = stream.result
+    if args.json:
+        _emit(
+            {
+                "event": "done",
+                "job_id": result.job_id,
+                "output_dir": str(result.output_dir),
+                "metadata_path": str(result.metadata_path),
+                "images": [str(p) for p in result.images],
+                "errors": {str(i): e for i, e in result.errors.items()},
+                "elapsed_s": round(time.perf_counter() - started, 3),
+            }
+        )
+    else:
+        made = len(result.images)
+        print(f"{made}/{config.num_images} sketches in {result.output_dir}")
+        for index, error in sorted(result.errors.items()):
+            print(f"  sketch {index} failed: {error}", file=sys.stderr)
+    return 0 if result.ok else 1
+
+
+def _styles(args: argparse.Namespace) -> int:
+    from sketchgen.styles import StyleRegistry
+
+    registry = StyleRegistry()
+    if args.styles_command == "list":
+        styles = registry.list_styles()
+        if args.json:
+            _emit({"styles": [{"id": s.id, "name": s.name, "description": s.description} for s in styles]})
+        else:
+            for s in styles:
+                print(f"{s.id:24} {s.name}")
+        return 0
+    style = registry.get_style(args.style_id)
+    print(json.dumps(style.model_dump(mode="json"), indent=2))
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        args = _parser().parse_args(argv)
+        if args.command == "generate":
+            return _generate(args)
+        return _styles(args)
+    except _UsageError as error:
+        print(f"sketchgen: error: {error}", file=sys.stderr)
+        return 2
+    except InputError as error:
+        where = f"{error.field}: " if error.field else ""
+        print(f"sketchgen: error: {where}{error}", file=sys.stderr)
+        return 2
+    except SketchgenError as error:
+        print(f"sketchgen: error: {error}", file=sys.stderr)
+        return 1
+    except OSError as error:
+        # Almost always an output folder we cannot write: the user's to fix, not a crash.
+        print(f"sketchgen: error: {error.strerror}: {error.filename}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,278 @@
+"""``ImageGenerator``: a job of N sketches, all at once, in four modes.
+
+``generate`` (threads), ``generate_async`` (``asyncio`` + the model's async client), and the
+streaming twins that yield ``(index, image_path, error)`` as each sketch ends, in completion
+order. Every mode writes the PNGs and ``metadata.json`` the same way, also when some failed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Iterator
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sketchgen.errors import InputError
+from sketchgen.generate.base import ImageModelAdapter
+from sketchgen.generate.config import GenerationConfig
+from sketchgen.generate.pipeline import JobPlan, SketchOutcome, adraw_sketch, draw_sketch, plan_job
+from sketchgen.generate.retry import RetryPolicy
+from sketchgen.metadata import JobMetadata, ParentRef, SketchRecord, atomic_write_bytes, new_job_id
+from sketchgen.schemas import PromptSpec, RetrievalResult, Style
+from sketchgen.styles.registry import PACKAGED_STYLES_DIR
+
+__all__ = ["AsyncSketchStream", "GenerationResult", "ImageGenerator", "SketchEvent", "SketchStream"]
+
+SketchEvent = tuple[int, Path | None, str | None]
+
+
+@dataclass(frozen=True, slots=True)
+class GenerationResult:
+    job_id: str
+    output_dir: Path
+    images: list[Path]
+    metadata_path: Path
+    errors: dict[int, str]
+    sketches: list[SketchRecord]
+    metadata: JobMetadata = field(repr=False)
+    elapsed_s: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+
+class _Job:
+    """One running job: its plan, its folder, and the records as they come in."""
+
+    def __init__(self, plan: JobPlan, output_root: Path) -> None:
+        self.plan = plan
+        self.folder = output_root / plan.job_id
+        self.folder.mkdir(parents=True, exist_ok=False)
+        self.records: dict[int, SketchRecord] = {}
+        self.started = time.perf_counter()
+
+    def store(self, outcome: SketchOutcome) -> SketchEvent:
+        record = outcome.record
+        path = None
+        if outcome.png is not None and record.file:
+            path = self.folder / record.file
+            atomic_write_bytes(path, outcome.png)
+        self.records[record.index] = record
+        return record.index, path, record.error
+
+    def close(self) -> GenerationResult:
+        sketches = [self.records[i] for i in sorted(self.records)]
+        elapsed = round(time.perf_counter() - self.started, 3)
+        metadata = JobMetadata.build(
+            job_id=self.plan.job_id,
+            prompt_spec=self.plan.prompt_spec,
+            retrieval=self.plan.retrieval,
+            config=self.plan.config_record(),
+            model=self.plan.model_record(sketches),
+            sketches=sketches,
+            parent=self.plan.parent,
+            elapsed_s=elapsed,
+            reference_root=PACKAGED_STYLES_DIR.resolve(),
+        )
+        metadata_path = self.folder / "metadata.json"
+        atomic_write_bytes(metadata_path, metadata.to_json())
+        return GenerationResult(
+            job_id=self.plan.job_id,
+            output_dir=self.folder,
+            images=[self.folder / s.file for s in sketches if s.status == "ok" and s.file],
+            metadata_path=metadata_path,
+            errors={s.index: s.error or "failed" for s in sketches if s.status != "ok"},
+            sketches=sketches,
+            metadata=metadata,
+            elapsed_s=elapsed,
+        )
+
+
+class SketchStream:
+    """Iterate for ``(index, image_path, error)`` as sketches finish; then read ``result``."""
+
+    def __init__(self, job: _Job, model: ImageModelAdapter, policy: RetryPolicy) -> None:
+        self._job, self._model, self._policy = job, model, policy
+        self._result: GenerationResult | None = None
+
+    @property
+    def result(self) -> GenerationResult:
+        if self._result is None:
+            raise RuntimeError("the stream has not been consumed to the end yet")
+        return self._result
+
+    def __iter__(self) -> Iterator[SketchEvent]:
+        plan = self._job.plan
+        # One thread per sketch: the calls are I/O bound and must all be in flight at once.
+        with ThreadPoolExecutor(max_workers=len(plan.variations), thread_name_prefix="sketch") as pool:
+            futures = [
+                pool.submit(draw_sketch, self._model, plan.request(i), self._policy, plan.job_id)
+                for i in range(len(plan.variations))
+            ]
+            try:
+                for future in as_completed(futures):
+                    yield self._job.store(future.result())
+            finally:
+                # Even if the caller stops early, every sketch is stored and recorded.
+                for future in futures:
+                    if future.result().record.index not in self._job.records:
+                        self._job.store(future.result())
+                self._result = self._job.close()
+
+
+class AsyncSketchStream:
+    """``async for`` twin of :class:`SketchStream`."""
+
+    def __init__(self, job: _Job, model: ImageModelAdapter, policy: RetryPolicy) -> None:
+        self._job, self._model, self._policy = job, model, policy
+        self._result: GenerationResult | None = None
+
+    @property
+    def result(self) -> GenerationResult:
+        if self._result is None:
+            raise RuntimeError("the stream has not been consumed to the end yet")
+        return self._result
+
+    async def __aiter__(self) -> AsyncIterator[SketchEvent]:
+        plan = self._job.plan
+        tasks = [
+            asyncio.ensure_future(adraw_sketch(self._model, plan.request(i), self._policy, plan.job_id))
+            for i in range(len(plan.variations))
+        ]
+        try:
+            for next_done in asyncio.as_completed(tasks):
+                outcome = await next_done
+                yield await asyncio.to_thread(self._job.store, outcome)
+        finally:
+            # Even if the caller stops early, every sketch is stored and recorded.
+            for outcome in await asyncio.gather(*tasks):
+                if outcome.record.index not in self._job.records:
+                    self._job.store(outcome)
+            self._result = await asyncio.to_thread(self._job.close)
+
+
+class ImageGenerator:
+    """Makes a job's sketches concurrently; one failed sketch never takes the others down.
+
+    ``model`` defaults to what the settings choose: Nano Banana with a Gemini key, else the
+    offline sketch model.
+    """
+
+    def __init__(
+        self,
+        model: ImageModelAdapter | None = None,
+        *,
+        retry: RetryPolicy | None = None,
+    ) -> None:
+        if model is None:
+            from sketchgen.bootstrap import build_image_model
+
+            model = build_image_model()
+        self.model = model
+        if retry is None:
+            from sketchgen.settings import get_settings
+
+            retry = RetryPolicy(max_attempts=get_settings().max_attempts)
+        self.retry = retry
+
+    def _start(
+        self,
+        prompt_spec: PromptSpec,
+        retrieval_result: RetrievalResult,
+        style: Style,
+        config: GenerationConfig,
+        parent: ParentRef | None,
+        input_image: bytes | None,
+    ) -> _Job:
+        if prompt_spec.style_id != style.id or retrieval_result.style_id != style.id:
+            raise InputError(
+                "prompt_spec, retrieval_result and style must be for the same style",
+                field="style_id",
+            )
+        plan = plan_job(
+            job_id=new_job_id(),
+            prompt_spec=prompt_spec,
+            retrieval=retrieval_result,
+            config=config,
+            model=self.model,
+            parent=parent,
+            input_image=input_image,
+        )
+        return _Job(plan, Path(config.output_dir))
+
+    def generate_streaming(
+        self,
+        *,
+        prompt_spec: PromptSpec,
+        retrieval_result: RetrievalResult,
+        style: Style,
+        config: GenerationConfig | None = None,
+        parent: ParentRef | None = None,
+        input_image: bytes | None = None,
+    ) -> SketchStream:
+        job = self._start(
+            prompt_spec, retrieval_result, style, config or GenerationConfig(), parent, input_image
+        )
+        return SketchStream(job, self.model, self.retry)
+
+    def generate_streaming_async(
+        self,
+        *,
+        prompt_spec: PromptSpec,
+        retrieval_result: RetrievalResult,
+        style: Style,
+        config: GenerationConfig | None = None,
+        parent: ParentRef | None = None,
+        input_image: bytes | None = None,
+    ) -> AsyncSketchStream:
+        job = self._start(
+            prompt_spec, retrieval_result, style, config or GenerationConfig(), parent, input_image
+        )
+        return AsyncSketchStream(job, self.model, self.retry)
+
+    def generate(
+        self,
+        *,
+        prompt_spec: PromptSpec,
+        retrieval_result: RetrievalResult,
+        style: Style,
+        config: GenerationConfig | None = None,
+        parent: ParentRef | None = None,
+        input_image: bytes | None = None,
+    ) -> GenerationResult:
+        stream = self.generate_streaming(
+            prompt_spec=prompt_spec,
+            retrieval_result=retrieval_result,
+            style=style,
+            config=config,
+            parent=parent,
+            input_image=input_image,
+        )
+        for _ in stream:
+            pass
+        return stream.result
+
+    async def generate_async(
+        self,
+        *,
+        prompt_spec: PromptSpec,
+        retrieval_result: RetrievalResult,
+        style: Style,
+        config: GenerationConfig | None = None,
+        parent: ParentRef | None = None,
+        input_image: bytes | None = None,
+    ) -> GenerationResult:
+        stream = self.generate_streaming_async(
+            prompt_spec=prompt_spec,
+            retrieval_result=retrieval_result,
+            style=style,
+            config=config,
+            parent=parent,
+            input_image=input_image,
+        )
+        async for _ in stream:
+            pass
+        return stream.result

@@ -1,0 +1,212 @@
+"""One job's plan and one sketch's pipeline: request → model (with retry) → finisher.
+
+Shared by the library's :class:`ImageGenerator` and the cloud worker, so a sketch is made the
+same way whichever runs it.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sketchgen.errors import ModelError
+from sketchgen.generate.base import ImageModelAdapter
+from sketchgen.generate.config import GenerationConfig
+from sketchgen.generate.retry import RetryPolicy, acall_with_retry, call_with_retry
+from sketchgen.logs import get_logger, log_context
+from sketchgen.metadata import ConfigRecord, ModelUsed, ParentRef, SketchRecord
+from sketchgen.ports import ImageRequest, ImageResponse, ReferencePart
+from sketchgen.prompt.variation import plan_variations
+from sketchgen.schemas import PromptSpec, RetrievalResult, Variation
+
+__all__ = ["JobPlan", "SketchOutcome", "adraw_sketch", "draw_sketch", "plan_job"]
+
+log = get_logger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class JobPlan:
+    """Everything fixed before the first model call; the same plan always asks for the same."""
+
+    job_id: str
+    prompt_spec: PromptSpec
+    retrieval: RetrievalResult
+    config: GenerationConfig
+    seed: int
+    variations: tuple[Variation, ...]
+    model_id: str
+    adapter: str
+    references: tuple[ReferencePart, ...] = field(repr=False)
+    parent: ParentRef | None = None
+    input_image: bytes | None = field(default=None, repr=False)
+
+    def request(self, index: int) -> ImageRequest:
+        variation = self.variations[index]
+        return ImageRequest(
+            index=index,
+            prompt=self.prompt_spec.prompt_for(variation, allow_text=self.config.allow_text)
+            + (f"\nChange requested: {self.parent.instruction}" if self.parent else ""),
+            brief=self.prompt_spec.brief,
+            variation=variation,
+            model=self.model_id,
+            aspect_ratio=self.config.aspect_ratio,
+            image_size=self.config.image_size,
+            seed=(self.seed + index) % 2**31,
+            references=self.references,
+            input_image=self.input_image,
+            instruction=self.parent.instruction if self.parent else None,
+        )
+
+    def config_record(self) -> ConfigRecord:
+        c = self.config
+        return ConfigRecord(
+            num_images=c.num_images,
+            resolution=c.resolution,
+            model_name=c.model_name,
+            seed=self.seed,
+            image_size=c.image_size,
+            aspect_ratio=c.aspect_ratio,
+            allow_text=c.allow_text,
+        )
+
+    def model_record(self, sketches: list[SketchRecord]) -> ModelUsed:
+        used = next((s.model_used for s in sketches if s.model_used), None)
+        return ModelUsed(requested=self.config.model_name, used=used, adapter=self.adapter)
+
+
+def plan_job(
+    *,
+    job_id: str,
+    prompt_spec: PromptSpec,
+    retrieval: RetrievalResult,
+    config: GenerationConfig,
+    model: ImageModelAdapter,
+    parent: ParentRef | None = None,
+    input_image: bytes | None = None,
+) -> JobPlan:
+    seed = config.seed if config.seed is not None else secrets.randbelow(2**31)
+    model_id = model.resolve_model(config.model_name)
+    cap = model.max_reference_images(model_id)
+    references = tuple(
+        ReferencePart(reference=item.reference, data=Path(item.reference.path).read_bytes())
+        for item in retrieval.items[:cap]
+    )
+    return JobPlan(
+        job_id=job_id,
+        prompt_spec=prompt_spec,
+        retrieval=retrieval,
+        config=config,
+        seed=seed,
+        variations=plan_variations(config.num_images, seed),
+        model_id=model_id,
+        adapter=model.name,
+        references=references,
+        parent=parent,
+        input_image=input_image,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class SketchOutcome:
+    record: SketchRecord
+    png: bytes | None = field(default=None, repr=False)
+
+
+def _finish(request: ImageRequest, response: ImageResponse) -> tuple[bytes, dict[str, object]]:
+    from sketchgen.finish import finish_sketch_with_qa
+
+    png, qa = finish_sketch_with_qa(response.data, request.image_size, request.aspect_ratio)
+    return png, qa.model_dump()
+
+
+def _ok(
+    request: ImageRequest, response: ImageResponse, png: bytes, qa: dict[str, object],
+    attempts: int, started: float,
+) -> SketchOutcome:  # fmt: skip
+    return SketchOutcome(
+        png=png,
+        record=SketchRecord(
+            index=request.index,
+            file=f"sketch_{request.index}.png",
+            status="ok",
+            finish_reason=response.finish_reason,
+            attempts=attempts,
+            latency_s=round(time.perf_counter() - started, 3),
+            variation=request.variation,
+            prompt=request.prompt,
+            seed=request.seed,
+            model_used=response.model_used,
+            qa=qa,
+        ),
+    )
+
+
+def _failed(request: ImageRequest, error: Exception, attempts: int, started: float) -> SketchOutcome:
+    if isinstance(error, ModelError):
+        message, reason = str(error), error.finish_reason
+        log.warning("sketch failed: %s", message)
+    else:
+        # A bug must not take the job's other sketches down: record it, log the traceback.
+        message, reason = f"internal error: {type(error).__name__}", None
+        log.exception("sketch failed unexpectedly")
+    return SketchOutcome(
+        record=SketchRecord(
+            index=request.index,
+            status="failed",
+            error=message,
+            finish_reason=reason,
+            attempts=attempts,
+            latency_s=round(time.perf_counter() - started, 3),
+            variation=request.variation,
+            prompt=request.prompt,
+            seed=request.seed,
+        )
+    )
+
+
+def draw_sketch(
+    model: ImageModelAdapter, request: ImageRequest, policy: RetryPolicy, job_id: str = ""
+) -> SketchOutcome:
+    """Make one finished sketch, or a failed record saying why. Never raises for model errors."""
+    attempts = 0
+
+    def count(n: int) -> None:
+        nonlocal attempts
+        attempts = n
+
+    started = time.perf_counter()
+    with log_context(job_id=job_id, sketch=request.index):
+        try:
+            response = call_with_retry(
+                lambda: model.generate_image(request), policy, on_attempt=count
+            )
+            png, qa = _finish(request, response)
+        except Exception as error:  # noqa: BLE001 - one sketch's failure stays its own
+            return _failed(request, error, attempts, started)
+        return _ok(request, response, png, qa, attempts, started)
+
+
+async def adraw_sketch(
+    model: ImageModelAdapter, request: ImageRequest, policy: RetryPolicy, job_id: str = ""
+) -> SketchOutcome:
+    """The async twin of :func:`draw_sketch`; the finisher runs on a worker thread."""
+    import asyncio
+
+    attempts = 0
+
+    def count(n: int) -> None:
+        nonlocal attempts
+        attempts = n
+
+    started = time.perf_counter()
+    with log_context(job_id=job_id, sketch=request.index):
+        try:
+            response = await acall_with_retry(
+                lambda: model.agenerate_image(request), policy, on_attempt=count
+            )
+            png, qa = await asyncio.to_thread(_finish, request, response)
+        except Exception as error:  # noqa: BLE001
+            return _failed(request, error, attempts, started)
+        return _ok(request, response, png, qa, attempts, started)

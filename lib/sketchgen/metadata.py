@@ -1,0 +1,166 @@
+"""``metadata.json``: everything needed to see how a job's sketches were made and redo them."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import tempfile
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from sketchgen.schemas import PromptSpec, RetrievalResult, Variation
+
+__all__ = [
+    "JobMetadata",
+    "ModelUsed",
+    "ParentRef",
+    "SketchRecord",
+    "atomic_write_bytes",
+    "new_job_id",
+]
+
+SketchStatus = Literal["pending", "running", "ok", "failed", "cancelled"]
+
+
+def new_job_id(now: datetime | None = None) -> str:
+    """``YYYYMMDD_HHMMSS-xxxxxx``: time first so folders sort, a random suffix for same-second jobs."""
+    stamp = (now or datetime.now(UTC)).strftime("%Y%m%d_%H%M%S")
+    return f"{stamp}-{secrets.token_hex(3)}"
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Readers see the old file or the new one, never half of either."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class SketchRecord(_Frozen):
+    index: int
+    file: str | None = None
+    status: SketchStatus
+    error: str | None = None
+    finish_reason: str | None = None
+    attempts: int = 0
+    latency_s: float | None = None
+    variation: Variation
+    prompt: str | None = None
+    seed: int | None = None
+    model_used: str | None = None
+    qa: dict[str, Any] | None = None
+
+
+class ModelUsed(_Frozen):
+    requested: str
+    used: str | None
+    adapter: str
+
+
+class ParentRef(_Frozen):
+    job_id: str
+    index: int
+    instruction: str | None = None
+
+
+class ReferenceRecord(_Frozen):
+    path: str
+    sha256: str
+    score: float
+
+
+class ConfigRecord(_Frozen):
+    num_images: int
+    resolution: str
+    model_name: str
+    seed: int
+    image_size: str
+    aspect_ratio: str
+    allow_text: bool
+
+
+class JobMetadata(_Frozen):
+    job_id: str
+    timestamp: str
+    sketchgen_version: str
+    style_id: str
+    prompt_spec: PromptSpec
+    reference_images: list[str]
+    retrieval_scores: list[float]
+    references: list[ReferenceRecord]
+    config: ConfigRecord
+    model: ModelUsed
+    images: list[str]
+    sketches: list[SketchRecord]
+    status: Literal["done", "partial", "failed", "cancelled"]
+    parent: ParentRef | None = None
+    elapsed_s: float | None = Field(default=None)
+
+    @classmethod
+    def build(
+        cls,
+        *,
+        job_id: str,
+        prompt_spec: PromptSpec,
+        retrieval: RetrievalResult,
+        config: ConfigRecord,
+        model: ModelUsed,
+        sketches: list[SketchRecord],
+        parent: ParentRef | None = None,
+        elapsed_s: float | None = None,
+        reference_root: Path | None = None,
+    ) -> JobMetadata:
+        from sketchgen import __version__
+
+        def rel(path: str) -> str:
+            if reference_root is not None and Path(path).is_relative_to(reference_root):
+                return Path(path).relative_to(reference_root).as_posix()
+            return path
+
+        ordered = sorted(sketches, key=lambda s: s.index)
+        ok = [s for s in ordered if s.status == "ok"]
+        cancelled = [s for s in ordered if s.status == "cancelled"]
+        status: Literal["done", "partial", "failed", "cancelled"]
+        if len(ok) == len(ordered):
+            status = "done"
+        elif ok:
+            status = "partial"
+        elif cancelled:
+            status = "cancelled"
+        else:
+            status = "failed"
+        return cls(
+            job_id=job_id,
+            timestamp=datetime.now(UTC).isoformat(timespec="seconds"),
+            sketchgen_version=__version__,
+            style_id=prompt_spec.style_id,
+            prompt_spec=prompt_spec,
+            reference_images=[rel(r.reference.path) for r in retrieval.items],
+            retrieval_scores=[r.score for r in retrieval.items],
+            references=[
+                ReferenceRecord(path=rel(r.reference.path), sha256=r.reference.sha256, score=r.score)
+                for r in retrieval.items
+            ],
+            config=config,
+            model=model,
+            images=[s.file for s in ok if s.file],
+            sketches=ordered,
+            status=status,
+            parent=parent,
+            elapsed_s=elapsed_s,
+        )
+
+    def to_json(self) -> bytes:
+        return self.model_dump_json(indent=2).encode() + b"\n"

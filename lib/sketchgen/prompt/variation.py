@@ -1,0 +1,39 @@
+"""The variation plan: each sketch of a job gets its own (layout, exaggeration) pair."""
+
+from __future__ import annotations
+
+import random
+
+from sketchgen.errors import ConfigError
+from sketchgen.schemas import EXAGGERATIONS, LAYOUTS, Variation
+
+__all__ = ["MAX_VARIATIONS", "plan_variations"]
+
+MAX_VARIATIONS = len(LAYOUTS) * len(EXAGGERATIONS)
+
+
+def plan_variations(num_images: int, seed: int) -> tuple[Variation, ...]:
+    """``num_images`` distinct (layout, exaggeration) pairs, the same for the same seed.
+
+    Layouts are spread first (the first six sketches never share one), and the exaggeration
+    steps one place each time the layouts wrap around, so no pair can repeat before all
+    eighteen are used.
+    """
+    if not 1 <= num_images <= MAX_VARIATIONS:
+        raise ConfigError(
+            f"num_images must be between 1 and {MAX_VARIATIONS}", field="num_images"
+        )
+    rng = random.Random(seed)  # noqa: S311 - a reproducible shuffle, not a secret
+    layouts = list(LAYOUTS)
+    exaggerations = list(EXAGGERATIONS)
+    rng.shuffle(layouts)
+    rng.shuffle(exaggerations)
+    n = len(layouts)
+    return tuple(
+        Variation(
+            index=i,
+            layout=layouts[i % n],
+            exaggeration=exaggerations[(i + i // n) % len(exaggerations)],
+        )
+        for i in range(num_images)
+    )

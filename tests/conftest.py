@@ -1,0 +1,49 @@
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import pytest
+
+from tests.helpers.fakes import drawing_png
+from sketchgen.schemas import Style
+from sketchgen.styles import StyleRegistry
+
+
+@pytest.fixture(autouse=True)
+def _no_real_gemini(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No test may reach Gemini: drop any key from the environment of the test run."""
+    for name in ("GEMINI_API_KEY", "GOOGLE_API_KEY"):
+        monkeypatch.delenv(name, raising=False)
+    from sketchgen.settings import get_settings
+
+    get_settings.cache_clear()
+
+
+@pytest.fixture
+def style_registry(tmp_path: Path) -> StyleRegistry:
+    refs = tmp_path / "src"
+    refs.mkdir()
+    for i, name in enumerate(("golf-mascot", "coffee-cup", "space-fox", "banned-shaded")):
+        (refs / f"{name}.png").write_bytes(drawing_png(seed=i * 7))
+    banned = hashlib.sha256((refs / "banned-shaded.png").read_bytes()).hexdigest()
+    registry = StyleRegistry(tmp_path / "styles")
+    registry.add_style(
+        "test-ink",
+        "Test ink",
+        description="bold loose ink",
+        visual_rules=["Thick outlines"],
+        references=[
+            (refs / "golf-mascot.png", ["golf", "mascot", "sports"]),
+            (refs / "coffee-cup.png", ["coffee", "food"]),
+            (refs / "space-fox.png", ["space", "fox", "animal"]),
+            (refs / "banned-shaded.png", ["golf", "mascot", "shaded"]),
+        ],
+        do_not_use=[banned],
+    )
+    return registry
+
+
+@pytest.fixture
+def style(style_registry: StyleRegistry) -> Style:
+    return style_registry.get_style("test-ink")

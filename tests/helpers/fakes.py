@@ -1,0 +1,73 @@
+"""Fakes (real, small implementations) used instead of mocks."""
+
+from __future__ import annotations
+
+import io
+import threading
+import time
+from collections.abc import Callable
+
+from PIL import Image, ImageDraw
+
+from sketchgen.errors import ModelError
+from sketchgen.generate.base import ImageModelAdapter
+from sketchgen.ports import ImageRequest, ImageResponse
+
+
+def drawing_png(width: int = 600, height: int = 400, seed: int = 0) -> bytes:
+    image = Image.new("RGB", (width, height), (250, 250, 250))
+    draw = ImageDraw.Draw(image)
+    offset = seed % 50
+    draw.ellipse((150 + offset, 80, 450 + offset, 330), outline=(20, 20, 20), width=12)
+    draw.line((100, 350, 500, 60 + offset), fill=(10, 10, 10), width=10)
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+class FakeImageModel(ImageModelAdapter):
+    """Draws a simple figure; ``failures`` maps a sketch index to the error it raises."""
+
+    def __init__(
+        self,
+        failures: dict[int, Callable[[], ModelError]] | None = None,
+        delay_s: float = 0.0,
+        max_refs: int = 3,
+    ) -> None:
+        self.failures = failures or {}
+        self.delay_s = delay_s
+        self.max_refs = max_refs
+        self.requests: list[ImageRequest] = []
+        self.in_flight = 0
+        self.max_in_flight = 0
+        self._lock = threading.Lock()
+
+    @property
+    def name(self) -> str:
+        return "fake"
+
+    def max_reference_images(self, model: str) -> int:
+        return self.max_refs
+
+    def resolve_model(self, model: str) -> str:
+        return f"{model}-resolved"
+
+    def generate_image(self, request: ImageRequest) -> ImageResponse:
+        with self._lock:
+            self.requests.append(request)
+            self.in_flight += 1
+            self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        try:
+            if self.delay_s:
+                time.sleep(self.delay_s)
+        finally:
+            with self._lock:
+                self.in_flight -= 1
+        if request.index in self.failures:
+            raise self.failures[request.index]()
+        return ImageResponse(
+            data=drawing_png(seed=request.seed),
+            mime_type="image/png",
+            model_used=request.model,
+            finish_reason="STOP",
+        )

@@ -1,0 +1,87 @@
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from sketchgen.cli import main
+
+
+def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.mark.parametrize(
+    ("argv", "needle"),
+    [
+        ([], "command"),
+        (["generate"], "brief"),
+        (["generate", "golf", "-n", "0"], "num-images"),
+        (["generate", "golf", "-n", "9"], "num-images"),
+        (["generate", "golf", "-n", "four"], "num-images"),
+        (["generate", "golf", "--image-size", "8K"], "image-size"),
+        (["generate", "golf", "--aspect-ratio", "7:5"], "aspect-ratio"),
+        (["generate", "golf", "--seed", "-3"], "seed"),
+        (["generate", "golf", "--seed", "x"], "seed"),
+        (["generate", "golf", "--style", "nope"], "style_id"),
+        (["generate", "golf", "--style", "../../etc"], "style_id"),
+        (["generate", "   ", "--offline"], "brief"),
+        (["generate", "x" * 501, "--offline"], "brief"),
+        (["generate", "golf", "--bogus"], "--bogus"),
+        (["styles", "show", "nope"], "style_id"),
+        (["styles", "frobnicate"], "styles_command"),
+    ],
+)
+def test_bad_input_exits_2_with_one_line(
+    capsys: pytest.CaptureFixture[str], argv: list[str], needle: str
+) -> None:
+    code, out, err = _run(capsys, *argv)
+    assert code == 2
+    assert out == ""
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith("sketchgen: error:")
+    assert needle in lines[0] or needle.replace("_", "-") in lines[0] or "invalid choice" in lines[0]
+
+
+def test_unwritable_output_dir_exits_2(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    code, _, err = _run(capsys, "generate", "golf", "--offline", "--output-dir", str(blocker))
+    assert code == 2 and len(err.strip().splitlines()) == 1
+
+
+def test_generate_json_lines(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    code, out, _ = _run(
+        capsys, "generate", "playful golf mascot", "--offline", "-n", "3", "--seed", "5",
+        "--json", "--output-dir", str(tmp_path),
+    )  # fmt: skip
+    assert code == 0
+    events = [json.loads(line) for line in out.splitlines()]
+    sketches, done = events[:-1], events[-1]
+    assert sorted(e["index"] for e in sketches) == [0, 1, 2]
+    assert all(e["event"] == "sketch" and e["error"] is None for e in sketches)
+    assert all(Path(e["path"]).is_file() and e["elapsed_s"] >= 0 for e in sketches)
+    assert done["event"] == "done" and done["errors"] == {}
+    assert Path(done["metadata_path"]).is_file() and len(done["images"]) == 3
+    assert set(done) == {"event", "job_id", "output_dir", "metadata_path", "images", "errors", "elapsed_s"}
+
+
+def test_styles_list_and_show(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = _run(capsys, "styles", "list", "--json")
+    ids = [s["id"] for s in json.loads(out)["styles"]]
+    assert code == 0 and len(ids) >= 2
+    code, out, _ = _run(capsys, "styles", "show", ids[0])
+    assert code == 0 and json.loads(out)["id"] == ids[0]
+
+
+def test_console_script_has_no_traceback_on_bad_input(tmp_path: Path) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "sketchgen.cli", "generate", "golf", "-n", "99"],
+        capture_output=True, text=True, check=False, cwd=tmp_path,
+    )  # fmt: skip
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) == 1

@@ -1,0 +1,59 @@
+import pytest
+
+from sketchgen.errors import ConfigError
+from sketchgen.generate import GenerationConfig
+from sketchgen.schemas import ASPECT_RATIOS
+
+
+def test_defaults() -> None:
+    config = GenerationConfig()
+    assert (config.num_images, config.image_size, config.aspect_ratio) == (4, "1K", "1:1")
+    assert config.model_name == "gemini-2.5-flash-image"
+    assert config.resolution == "1024x1024"
+    assert str(config.output_dir) == "generated_outputs"
+
+
+def test_model_defaults_to_gemini_model_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    from sketchgen.settings import get_settings
+
+    monkeypatch.setenv("GEMINI_MODEL", "gemini-3-pro-image-preview")
+    get_settings.cache_clear()
+    assert GenerationConfig().model_name == "gemini-3-pro-image-preview"
+
+
+@pytest.mark.parametrize(
+    ("size", "ratio", "resolution"),
+    [("1K", "16:9", "1024x576"), ("2K", "9:16", "1152x2048"), ("4K", "21:9", "4096x1755")],
+)
+def test_resolution_is_derived(size: str, ratio: str, resolution: str) -> None:
+    assert GenerationConfig(image_size=size, aspect_ratio=ratio).resolution == resolution
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "field", "allowed"),
+    [
+        ({"num_images": 0}, "num_images", "1, 2, 3"),
+        ({"num_images": 9}, "num_images", "8"),
+        ({"num_images": "4"}, "num_images", "1, 2"),
+        ({"image_size": "8K"}, "image_size", "1K, 2K, 4K"),
+        ({"aspect_ratio": "7:3"}, "aspect_ratio", ", ".join(ASPECT_RATIOS)),
+        ({"seed": -1}, "seed", None),
+        ({"model_name": ""}, "model_name", None),
+        ({"colour": True}, "colour", None),
+    ],
+)
+def test_invalid_values_name_field_and_allowed_values(
+    kwargs: dict[str, object], field: str, allowed: str | None
+) -> None:
+    with pytest.raises(ConfigError) as error:
+        GenerationConfig(**kwargs)
+    assert error.value.field == field
+    assert field in str(error.value)
+    if allowed:
+        assert allowed in str(error.value)
+
+
+def test_config_is_frozen() -> None:
+    config = GenerationConfig()
+    with pytest.raises(Exception):  # noqa: B017,PT011 - pydantic's frozen error
+        config.num_images = 5  # type: ignore[misc]

@@ -1,0 +1,171 @@
+import asyncio
+import json
+import re
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from sketchgen.errors import NoImageError, TransientModelError
+from sketchgen.generate import GenerationConfig, ImageGenerator, RetryPolicy
+from sketchgen.prompt import PromptCompiler
+from sketchgen.references import ImageRetriever
+from sketchgen.schemas import Style
+from tests.helpers.fakes import FakeImageModel
+
+FAST_RETRY = RetryPolicy(max_attempts=3, initial_delay_s=0.001, max_delay_s=0.01)
+
+
+def _job(style: Style, tmp_path: Path, **config: object) -> dict[str, object]:
+    spec = PromptCompiler().compile("playful golf mascot", style)
+    return {
+        "prompt_spec": spec,
+        "retrieval_result": ImageRetriever().retrieve(spec, style, top_k=3),
+        "style": style,
+        "config": GenerationConfig(output_dir=tmp_path / "out", **config),  # type: ignore[arg-type]
+    }
+
+
+def test_sync_job_writes_sketches_and_complete_metadata(style: Style, tmp_path: Path) -> None:
+    model = FakeImageModel()
+    result = ImageGenerator(model, retry=FAST_RETRY).generate(
+        **_job(style, tmp_path, num_images=4, seed=11, aspect_ratio="16:9")  # type: ignore[arg-type]
+    )
+    assert re.fullmatch(r"\d{8}_\d{6}-[0-9a-f]{6}", result.job_id)
+    assert result.output_dir == tmp_path / "out" / result.job_id
+    assert result.errors == {}
+    assert [p.name for p in result.images] == [f"sketch_{i}.png" for i in range(4)]
+    for path in result.images:
+        with Image.open(path) as image:
+            assert image.mode == "L" and image.size == (1024, 576)
+
+    meta = json.loads(result.metadata_path.read_text())
+    assert meta["job_id"] == result.job_id and meta["style_id"] == "test-ink"
+    assert meta["config"] == {
+        "num_images": 4, "resolution": "1024x576", "model_name": "gemini-2.5-flash-image",
+        "seed": 11, "image_size": "1K", "aspect_ratio": "16:9", "allow_text": False,
+    }  # fmt: skip
+    assert meta["model"] == {
+        "requested": "gemini-2.5-flash-image",
+        "used": "gemini-2.5-flash-image-resolved",
+        "adapter": "fake",
+    }
+    assert meta["images"] == [f"sketch_{i}.png" for i in range(4)]
+    assert meta["prompt_spec"]["brief"] == "playful golf mascot"
+    assert len(meta["reference_images"]) == len(meta["retrieval_scores"]) == 3
+    assert meta["status"] == "done"
+    pairs = {(s["variation"]["layout"], s["variation"]["exaggeration"]) for s in meta["sketches"]}
+    assert len(pairs) == 4
+    for i, sketch in enumerate(meta["sketches"]):
+        assert sketch["index"] == i and sketch["status"] == "ok" and sketch["attempts"] == 1
+        assert sketch["variation"]["layout"].replace("_", " ")[:5] or True
+        assert sketch["qa"]["passed"] is True
+        assert sketch["latency_s"] >= 0
+    # Each sketch's prompt carried its own variation.
+    prompts = {r.index: r.prompt for r in model.requests}
+    assert len(set(prompts.values())) == 4
+
+
+def test_one_failed_sketch_does_not_take_the_others_down(style: Style, tmp_path: Path) -> None:
+    model = FakeImageModel(failures={1: lambda: NoImageError("blocked", finish_reason="IMAGE_SAFETY")})
+    result = ImageGenerator(model, retry=FAST_RETRY).generate(**_job(style, tmp_path))  # type: ignore[arg-type]
+    assert set(result.errors) == {1} and "blocked" in result.errors[1]
+    assert len(result.images) == 3
+    meta = json.loads(result.metadata_path.read_text())
+    failed = meta["sketches"][1]
+    assert failed["status"] == "failed" and failed["finish_reason"] == "IMAGE_SAFETY"
+    assert failed["file"] is None and failed["attempts"] == 1  # permanent: not retried
+    assert meta["status"] == "partial"
+    assert not (result.output_dir / "sketch_1.png").exists()
+
+
+def test_transient_errors_are_retried_and_counted(style: Style, tmp_path: Path) -> None:
+    calls = {"n": 0}
+
+    class Flaky(FakeImageModel):
+        def generate_image(self, request):  # type: ignore[no-untyped-def]
+            if request.index == 0 and calls["n"] < 2:
+                calls["n"] += 1
+                raise TransientModelError("unavailable", status=503)
+            return super().generate_image(request)
+
+    result = ImageGenerator(Flaky(), retry=FAST_RETRY).generate(**_job(style, tmp_path, num_images=2))  # type: ignore[arg-type]
+    assert result.errors == {}
+    assert result.sketches[0].attempts == 3 and result.sketches[1].attempts == 1
+
+
+def test_unexpected_bug_in_one_sketch_is_recorded(style: Style, tmp_path: Path) -> None:
+    class Buggy(FakeImageModel):
+        def generate_image(self, request):  # type: ignore[no-untyped-def]
+            if request.index == 2:
+                raise ZeroDivisionError
+            return super().generate_image(request)
+
+    result = ImageGenerator(Buggy(), retry=FAST_RETRY).generate(**_job(style, tmp_path))  # type: ignore[arg-type]
+    assert result.errors == {2: "internal error: ZeroDivisionError"}
+
+
+def test_streaming_yields_in_completion_order(style: Style, tmp_path: Path) -> None:
+    class Staggered(FakeImageModel):
+        def generate_image(self, request):  # type: ignore[no-untyped-def]
+            import time
+
+            time.sleep(0.05 * (3 - request.index))  # index 3 first, index 0 last
+            return super().generate_image(request)
+
+    stream = ImageGenerator(Staggered(), retry=FAST_RETRY).generate_streaming(
+        **_job(style, tmp_path)  # type: ignore[arg-type]
+    )
+    events = list(stream)
+    assert [e[0] for e in events] == [3, 2, 1, 0]
+    assert all(path is not None and path.exists() and err is None for _, path, err in events)
+    assert stream.result.metadata_path.exists()
+
+
+def test_stopping_a_stream_early_still_records_every_sketch(style: Style, tmp_path: Path) -> None:
+    stream = ImageGenerator(FakeImageModel(), retry=FAST_RETRY).generate_streaming(
+        **_job(style, tmp_path)  # type: ignore[arg-type]
+    )
+    iterator = iter(stream)
+    next(iterator)
+    iterator.close()  # type: ignore[attr-defined]
+    assert len(stream.result.images) == 4
+    assert json.loads(stream.result.metadata_path.read_text())["status"] == "done"
+
+
+async def test_async_and_async_streaming(style: Style, tmp_path: Path) -> None:
+    generator = ImageGenerator(
+        FakeImageModel(failures={0: lambda: NoImageError("no", finish_reason="NO_IMAGE")}),
+        retry=FAST_RETRY,
+    )
+    result = await generator.generate_async(**_job(style, tmp_path, num_images=3))  # type: ignore[arg-type]
+    assert set(result.errors) == {0} and len(result.images) == 2
+
+    stream = generator.generate_streaming_async(**_job(style, tmp_path, num_images=3))  # type: ignore[arg-type]
+    seen = [event async for event in stream]
+    assert sorted(e[0] for e in seen) == [0, 1, 2]
+    assert stream.result.metadata.status == "partial"
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+async def test_all_sketches_are_in_flight_at_once(style: Style, tmp_path: Path, mode: str) -> None:
+    model = FakeImageModel(delay_s=0.2)
+    generator = ImageGenerator(model, retry=FAST_RETRY)
+    if mode == "sync":
+        await asyncio.to_thread(generator.generate, **_job(style, tmp_path, num_images=6))  # type: ignore[arg-type]
+    else:
+        await generator.generate_async(**_job(style, tmp_path, num_images=6))  # type: ignore[arg-type]
+    assert model.max_in_flight == 6  # no stagger, no serialisation
+
+
+def test_two_jobs_in_one_second_get_distinct_folders(style: Style, tmp_path: Path) -> None:
+    generator = ImageGenerator(FakeImageModel(), retry=FAST_RETRY)
+    a = generator.generate(**_job(style, tmp_path, num_images=1))  # type: ignore[arg-type]
+    b = generator.generate(**_job(style, tmp_path, num_images=1))  # type: ignore[arg-type]
+    assert a.output_dir != b.output_dir
+
+
+def test_references_are_capped_at_the_model_limit(style: Style, tmp_path: Path) -> None:
+    model = FakeImageModel(max_refs=1)
+    ImageGenerator(model, retry=FAST_RETRY).generate(**_job(style, tmp_path, num_images=1))  # type: ignore[arg-type]
+    assert len(model.requests[0].references) == 1
