@@ -5,12 +5,25 @@ Adapters translate their SDK's errors into :mod:`sketchgen.errors` at this edge.
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Protocol, runtime_checkable
 
+from sketchgen.jobs import ClaimResult, FinishResult, JobRecord, SketchState
 from sketchgen.schemas import ReferenceImage, Variation
 
-__all__ = ["ImageModel", "ImageRequest", "ImageResponse", "ReferencePart"]
+__all__ = [
+    "BlobStore",
+    "ImageModel",
+    "ImageRequest",
+    "ImageResponse",
+    "JobStore",
+    "ReferencePart",
+    "SketchTask",
+    "TaskQueue",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,3 +72,104 @@ class ImageModel(Protocol):
     def generate_image(self, request: ImageRequest) -> ImageResponse: ...
 
     async def agenerate_image(self, request: ImageRequest) -> ImageResponse: ...
+
+
+# -- the service's ports ---------------------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class SketchTask:
+    """One queue message: draw sketch ``index`` of job ``job_id``."""
+
+    job_id: str
+    index: int
+    priority: str = "interactive"
+
+
+class TaskQueue(Protocol):
+    def publish(self, tasks: Sequence[SketchTask]) -> None:
+        """Enqueue every task or raise :class:`StorageError`; at-least-once delivery."""
+        ...
+
+
+class BlobStore(Protocol):
+    """Job outputs under ``jobs/{job_id}/``. Keys are relative, '/'-separated, never '..'."""
+
+    def put(self, key: str, data: bytes, content_type: str) -> None: ...
+
+    def get(self, key: str) -> bytes:
+        """The blob's bytes, or :class:`NotFoundError`."""
+        ...
+
+    def exists(self, key: str) -> bool: ...
+
+    def signed_url(self, key: str, *, expires_s: int) -> str | None:
+        """A short-lived URL a browser can fetch, or None when the API must serve the blob."""
+        ...
+
+
+class JobStore(Protocol):
+    """Job documents, with the transactions the workers rely on.
+
+    Every method that changes a job bumps ``updated_at``. Methods raise
+    :class:`StorageError` when the backend fails, never an SDK error.
+    """
+
+    def create_job(self, job: JobRecord) -> tuple[JobRecord, bool]:
+        """Store a new job; returns ``(job, created)``.
+
+        If ``job.idempotency_key`` was already used by the same ``owner_uid``: with the same
+        ``request_hash`` return ``(existing_job, False)``; with another, raise ConflictError.
+        """
+        ...
+
+    def get_job(self, job_id: str) -> JobRecord | None: ...
+
+    def claim_sketch(
+        self, job_id: str, index: int, *, worker: str, lease_s: float, now: datetime | None = None
+    ) -> ClaimResult:
+        """Atomically take sketch ``index``'s lease.
+
+        pending, or running with an expired lease -> running, ``lease_owner=worker``,
+        ``lease_expires_at=now+lease_s``, ``attempts+1``, job ``queued -> running``: CLAIMED.
+        ok/failed/cancelled: ALREADY_ENDED. Running with a live lease: LEASED. No such job or
+        index: MISSING. If the job has ``cancel_requested`` or its ``deadline`` has passed, a
+        pending sketch is ended as ``cancelled`` (with a seq) and ALREADY_ENDED is returned.
+        """
+        ...
+
+    def finish_sketch(
+        self, job_id: str, index: int, *, worker: str, state: SketchState,
+        now: datetime | None = None,
+    ) -> FinishResult:  # fmt: skip
+        """Record a terminal state (``ok`` or ``failed``) if ``worker`` still holds the lease.
+
+        Accepted: the store sets ``seq = ++event_seq``, ``ended_at``, clears the lease and
+        returns ``accepted=True``; ``finalize=True`` only for the call that ended the job's
+        last sketch. Lease lost (another worker owns it, or it already ended): accepted=False.
+        """
+        ...
+
+    def release_sketch(self, job_id: str, index: int, *, worker: str, error: str) -> None:
+        """A transient failure: back to ``pending`` (lease cleared, attempts and error kept),
+        if ``worker`` still holds it."""
+        ...
+
+    def cancel_job(self, job_id: str, now: datetime | None = None) -> FinishResult:
+        """Set ``cancel_requested``; end every pending sketch as ``cancelled`` (each with a seq).
+        ``finalize=True`` if that ended the job's last sketch (running sketches finish first)."""
+        ...
+
+    def complete_job(self, job_id: str, *, metadata_path: str | None) -> JobRecord:
+        """Set the final status (from the sketches) and ``metadata_path``. Idempotent."""
+        ...
+
+    def watch_job(self, job_id: str) -> AbstractContextManager[Iterator[JobRecord]]:
+        """Snapshots of the job: the current one first, then one per change, until closed."""
+        ...
+
+    def list_jobs(
+        self, *, owner_uid: str | None = None, style_id: str | None = None,
+        job_ids: Sequence[str] | None = None, limit: int = 100,
+    ) -> list[JobRecord]:  # fmt: skip
+        """Newest first."""
+        ...

@@ -1,0 +1,201 @@
+"""The job document: one per job, the single source of truth for its progress.
+
+In the cloud it is ``jobs/{job_id}`` in Firestore, read directly by mobile clients; locally it
+lives in SQLite or memory. Every store keeps exactly this shape (``JobRecord.to_doc``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import UTC, datetime, timedelta
+from enum import Enum
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict
+
+from sketchgen.metadata import ParentRef
+from sketchgen.schemas import PromptSpec, Variation
+
+__all__ = [
+    "TERMINAL_SKETCH",
+    "Claim",
+    "ClaimResult",
+    "FinishResult",
+    "JobRecord",
+    "JobRequest",
+    "JobStatus",
+    "PlanRecord",
+    "SketchState",
+    "job_status_for",
+    "request_hash",
+    "utcnow",
+]
+
+JobStatus = Literal["queued", "running", "done", "partial", "failed", "cancelled"]
+SketchStatusName = Literal["pending", "running", "ok", "failed", "cancelled"]
+TERMINAL_SKETCH: frozenset[str] = frozenset({"ok", "failed", "cancelled"})
+TERMINAL_JOB: frozenset[str] = frozenset({"done", "partial", "failed", "cancelled"})
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class JobRequest(_Model):
+    """What the client asked for, as validated. Stored so a job can be re-run."""
+
+    brief: str
+    style_id: str
+    num_images: int = 4
+    image_size: str = "1K"
+    aspect_ratio: str = "1:1"
+    model: str | None = None
+    seed: int | None = None
+    allow_text: bool = False
+
+
+def request_hash(request: JobRequest) -> str:
+    canonical = json.dumps(request.model_dump(mode="json"), sort_keys=True).encode()
+    return hashlib.sha256(canonical).hexdigest()
+
+
+class ReferenceEntry(_Model):
+    path: str  # relative to the styles root
+    sha256: str
+    score: float
+
+
+class PlanRecord(_Model):
+    """The fixed plan, so every worker draws its sketch exactly as the job was compiled."""
+
+    seed: int
+    model_requested: str
+    model_id: str
+    adapter: str
+    prompt_spec: PromptSpec
+    variations: tuple[Variation, ...]
+    references: tuple[ReferenceEntry, ...] = ()
+
+
+class SketchState(_Model):
+    status: SketchStatusName = "pending"
+    path: str | None = None
+    error: str | None = None
+    finish_reason: str | None = None
+    attempts: int = 0
+    lease_owner: str | None = None
+    lease_expires_at: datetime | None = None
+    seq: int | None = None  # event order among ended sketches; the SSE event id
+    latency_s: float | None = None
+    model_used: str | None = None
+    qa: dict[str, Any] | None = None
+    ended_at: datetime | None = None
+
+
+class JobRecord(_Model):
+    job_id: str
+    owner_uid: str
+    status: JobStatus = "queued"
+    created_at: datetime
+    updated_at: datetime
+    expire_at: datetime
+    request: JobRequest
+    plan: PlanRecord
+    sketches: dict[str, SketchState]
+    event_seq: int = 0
+    metadata_path: str | None = None
+    idempotency_key: str | None = None
+    request_hash: str
+    parent: ParentRef | None = None
+    priority: Literal["interactive", "batch"] = "interactive"
+    cancel_requested: bool = False
+    deadline: datetime | None = None
+
+    @classmethod
+    def new(
+        cls,
+        *,
+        job_id: str,
+        owner_uid: str,
+        request: JobRequest,
+        plan: PlanRecord,
+        retention: timedelta,
+        idempotency_key: str | None = None,
+        parent: ParentRef | None = None,
+        priority: Literal["interactive", "batch"] = "interactive",
+        now: datetime | None = None,
+    ) -> JobRecord:
+        now = now or utcnow()
+        return cls(
+            job_id=job_id,
+            owner_uid=owner_uid,
+            created_at=now,
+            updated_at=now,
+            expire_at=now + retention,
+            request=request,
+            plan=plan,
+            sketches={str(v.index): SketchState() for v in plan.variations},
+            idempotency_key=idempotency_key,
+            request_hash=request_hash(request),
+            parent=parent,
+            priority=priority,
+        )
+
+    def sketch(self, index: int) -> SketchState:
+        return self.sketches[str(index)]
+
+    @property
+    def all_ended(self) -> bool:
+        return all(s.status in TERMINAL_SKETCH for s in self.sketches.values())
+
+    @property
+    def is_final(self) -> bool:
+        return self.status in TERMINAL_JOB
+
+    def to_doc(self) -> dict[str, Any]:
+        """The stored document (datetimes stay datetimes for Firestore timestamps)."""
+        return self.model_dump(mode="python")
+
+    @classmethod
+    def from_doc(cls, doc: dict[str, Any]) -> JobRecord:
+        return cls.model_validate(doc)
+
+
+def job_status_for(sketches: dict[str, SketchState]) -> JobStatus:
+    """The final status a job takes once every sketch has ended."""
+    statuses = [s.status for s in sketches.values()]
+    if all(s == "ok" for s in statuses):
+        return "done"
+    if any(s == "ok" for s in statuses):
+        return "partial"
+    if any(s == "cancelled" for s in statuses):
+        return "cancelled"
+    return "failed"
+
+
+class Claim(Enum):
+    CLAIMED = "claimed"  # this worker holds the lease: call the model
+    ALREADY_ENDED = "already_ended"  # ok/failed/cancelled before: ack, do nothing
+    LEASED = "leased"  # another live worker holds it: retry later
+    MISSING = "missing"  # no such job or sketch: ack and drop
+
+
+class ClaimResult(_Model):
+    claim: Claim
+    attempt: int = 0
+    job: JobRecord | None = None
+
+
+class FinishResult(_Model):
+    """``accepted`` is False when the lease was lost to another worker (its result wins).
+    ``finalize`` is True for exactly one caller: the one whose write ended the last sketch."""
+
+    accepted: bool
+    finalize: bool = False
+    job: JobRecord | None = None
+
