@@ -1,14 +1,37 @@
-"""The composition root: the one place that reads settings and builds adapters."""
+"""The composition root: the one place that reads settings and builds clients and adapters.
+
+Nothing is built at import time. Cloud functions call :func:`service` / :func:`api` on each
+request and get the instances built by the first one (warm instances reuse their clients).
+"""
 
 from __future__ import annotations
 
+import threading
+from datetime import timedelta
+from pathlib import Path
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from sketchgen.errors import InputError
 from sketchgen.generate.base import ImageModelAdapter
 from sketchgen.settings import Settings, get_settings
 
-__all__ = ["build_image_model"]
+if TYPE_CHECKING:
+    from sketchgen.api.auth import Authenticator
+    from sketchgen.api.http import Api
+    from sketchgen.ports import JobStore, TaskQueue
+    from sketchgen.service import SketchService
+
+__all__ = ["api", "build_api", "build_image_model", "build_service", "reset", "service"]
+
+_lock = threading.Lock()
+_service: SketchService | None = None
+_apis: dict[frozenset[str], Api] = {}
 
 
-def build_image_model(settings: Settings | None = None, *, offline: bool | None = None) -> ImageModelAdapter:
+def build_image_model(
+    settings: Settings | None = None, *, offline: bool | None = None
+) -> ImageModelAdapter:
     """Nano Banana when a Gemini key is configured, else the offline sketch model."""
     settings = settings or get_settings()
     if offline if offline is not None else settings.use_offline_model:
@@ -23,3 +46,127 @@ def build_image_model(settings: Settings | None = None, *, offline: bool | None 
         base_url=settings.gemini_base_url,
         timeout_s=settings.model_timeout_s,
     )
+
+
+def _topic_path(settings: Settings, topic: str) -> str:
+    if topic.startswith("projects/"):
+        return topic
+    if not settings.project:
+        raise InputError("a short topic name needs SKETCHGEN_PROJECT", field="SKETCHGEN_PROJECT")
+    return f"projects/{settings.project}/topics/{topic}"
+
+
+def build_job_store(settings: Settings) -> JobStore:
+    url = settings.job_store
+    if url == "memory://":
+        from sketchgen.adapters.local.job_store import MemoryJobStore
+
+        return MemoryJobStore()
+    if url.startswith("sqlite:///"):
+        from sketchgen.adapters.local.job_store import SqliteJobStore
+
+        path = Path(url.removeprefix("sqlite:///"))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return SqliteJobStore(path)
+    if url == "firestore":
+        from sketchgen.adapters.gcp.firestore_job_store import FirestoreJobStore
+
+        return FirestoreJobStore(project=settings.project, database=settings.firestore_database)
+    raise InputError(
+        f"unknown job store {url!r}", field="SKETCHGEN_JOB_STORE",
+        allowed=("memory://", "sqlite:///path", "firestore"),
+    )  # fmt: skip
+
+
+def build_service(settings: Settings | None = None) -> SketchService:
+    from sketchgen.adapters.blob_url import blob_store_from_url
+    from sketchgen.service import ServiceConfig, SketchService
+    from sketchgen.styles import StyleRegistry
+
+    settings = settings or get_settings()
+    queue: TaskQueue
+    inline = None
+    if settings.sketch_topic:
+        from sketchgen.adapters.gcp.pubsub_task_queue import PubSubTaskQueue
+
+        queue = PubSubTaskQueue(_topic_path(settings, settings.sketch_topic))
+    else:
+        from sketchgen.adapters.local.task_queue import InlineTaskQueue
+
+        queue = inline = InlineTaskQueue(max_deliveries=settings.max_deliveries)
+    built = SketchService(
+        jobs=build_job_store(settings),
+        blobs=blob_store_from_url(settings.blob_url),
+        queue=queue,
+        model=build_image_model(settings),
+        styles=StyleRegistry(),
+        config=ServiceConfig(
+            lease_s=settings.lease_s,
+            max_deliveries=settings.max_deliveries,
+            retention=timedelta(days=settings.job_retention_days),
+        ),
+    )
+    if inline is not None:
+        inline.bind(built.run_sketch)
+    return built
+
+
+def build_authenticator(settings: Settings | None = None) -> Authenticator:
+    from sketchgen.api.auth import DevAuthenticator, FirebaseAuthenticator
+
+    settings = settings or get_settings()
+    if settings.auth == "dev":
+        return DevAuthenticator()
+    return FirebaseAuthenticator(settings.project or "")
+
+
+def build_api(
+    service_factory: Callable[[], SketchService],
+    settings: Settings | None = None,
+    routes: frozenset[str] | None = None,
+) -> Api:
+    from sketchgen.api.http import Api
+
+    settings = settings or get_settings()
+    authenticator = build_authenticator(settings)
+    return Api(
+        service_factory,
+        lambda: authenticator,
+        routes=routes or Api.ALL_ROUTES,
+        events_base_url=settings.events_base_url,
+        cors_origins=settings.cors_origins.split(","),
+        max_body_bytes=settings.max_body_bytes,
+        signed_url_ttl_s=settings.signed_url_ttl_s,
+    )
+
+
+def service() -> SketchService:
+    """The process-wide service, built on first use."""
+    global _service
+    if _service is None:
+        with _lock:
+            if _service is None:
+                from sketchgen.logs import configure_logging
+
+                configure_logging()
+                _service = build_service()
+    return _service
+
+
+def api(routes: frozenset[str] | None = None) -> Api:
+    """The process-wide API for a set of routes; the service behind it is built lazily."""
+    key = routes or frozenset()
+    if key not in _apis:
+        with _lock:
+            if key not in _apis:
+                _apis[key] = build_api(service, routes=routes)
+    return _apis[key]
+
+
+def reset() -> None:
+    """Forget the built instances (tests change settings between cases)."""
+    global _service
+    with _lock:
+        _service = None
+        _apis.clear()
+    get_settings.cache_clear()

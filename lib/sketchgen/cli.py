@@ -70,6 +70,12 @@ def _parser() -> _Parser:
     gen.add_argument("--output-dir", type=Path, default=None, metavar="DIR")
     gen.add_argument("--json", action="store_true", help="one JSON object per line on stdout")
 
+    serve = commands.add_parser("serve", help="run the HTTP API locally on local adapters")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8080)
+    serve.add_argument("--data-dir", type=Path, default=Path("generated_outputs/serve"))
+    serve.add_argument("--offline", action="store_true", help="use the offline sketch model")
+
     styles = commands.add_parser("styles", help="list and show styles")
     style_commands = styles.add_subparsers(dest="styles_command", required=True, parser_class=_Parser)
     listing = style_commands.add_parser("list")
@@ -186,11 +192,35 @@ def _styles(args: argparse.Namespace) -> int:
     return 0
 
 
+def _serve(args: argparse.Namespace) -> int:
+    """One process: SQLite jobs, a folder of blobs, an in-process queue, dev auth."""
+    import os
+
+    from werkzeug.serving import run_simple
+
+    from sketchgen import bootstrap
+
+    data = args.data_dir.resolve()
+    os.environ.setdefault("SKETCHGEN_JOB_STORE", f"sqlite:///{data / 'jobs.sqlite3'}")
+    os.environ.setdefault("SKETCHGEN_BLOB_URL", f"file://{data / 'blobs'}")
+    os.environ.setdefault("SKETCHGEN_AUTH", "dev")
+    if args.offline:
+        os.environ["SKETCHGEN_OFFLINE"] = "1"
+    bootstrap.reset()
+    app = bootstrap.api()
+    bootstrap.service()  # build now so a bad setting fails before the port opens
+    print(f"sketchgen API on http://{args.host}:{args.port} (auth: Bearer dev:<uid>)", flush=True)
+    run_simple(args.host, args.port, app, threaded=True, use_reloader=False)
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = _parser().parse_args(argv)
         if args.command == "generate":
             return _generate(args)
+        if args.command == "serve":
+            return _serve(args)
         return _styles(args)
     except _UsageError as error:
         print(f"sketchgen: error: {error}", file=sys.stderr)

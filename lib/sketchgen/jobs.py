@@ -111,7 +111,8 @@ class JobRecord(_Model):
     metadata_path: str | None = None
     idempotency_key: str | None = None
     request_hash: str
-    parent: ParentRef | None = None
+    parent: ParentRef | None = None  # refinement: the sketch this job redraws
+    regenerated_from: str | None = None  # scheduled regeneration: the job this one re-runs
     priority: Literal["interactive", "batch"] = "interactive"
     cancel_requested: bool = False
     deadline: datetime | None = None
@@ -127,6 +128,7 @@ class JobRecord(_Model):
         retention: timedelta,
         idempotency_key: str | None = None,
         parent: ParentRef | None = None,
+        regenerated_from: str | None = None,
         priority: Literal["interactive", "batch"] = "interactive",
         now: datetime | None = None,
     ) -> JobRecord:
@@ -143,6 +145,7 @@ class JobRecord(_Model):
             idempotency_key=idempotency_key,
             request_hash=request_hash(request),
             parent=parent,
+            regenerated_from=regenerated_from,
             priority=priority,
         )
 

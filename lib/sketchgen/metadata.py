@@ -106,6 +106,7 @@ class JobMetadata(_Frozen):
     sketches: list[SketchRecord]
     status: Literal["done", "partial", "failed", "cancelled"]
     parent: ParentRef | None = None
+    regenerated_from: str | None = None
     elapsed_s: float | None = Field(default=None)
 
     @classmethod
@@ -119,15 +120,15 @@ class JobMetadata(_Frozen):
         model: ModelUsed,
         sketches: list[SketchRecord],
         parent: ParentRef | None = None,
+        regenerated_from: str | None = None,
         elapsed_s: float | None = None,
-        reference_root: Path | None = None,
+        timestamp: datetime | None = None,
     ) -> JobMetadata:
         from sketchgen import __version__
 
         def rel(path: str) -> str:
-            if reference_root is not None and Path(path).is_relative_to(reference_root):
-                return Path(path).relative_to(reference_root).as_posix()
-            return path
+            # <style_id>/references/<file>: the same under any styles root or machine.
+            return "/".join(Path(path).parts[-3:])
 
         ordered = sorted(sketches, key=lambda s: s.index)
         ok = [s for s in ordered if s.status == "ok"]
@@ -143,7 +144,7 @@ class JobMetadata(_Frozen):
             status = "failed"
         return cls(
             job_id=job_id,
-            timestamp=datetime.now(UTC).isoformat(timespec="seconds"),
+            timestamp=(timestamp or datetime.now(UTC)).isoformat(timespec="seconds"),
             sketchgen_version=__version__,
             style_id=prompt_spec.style_id,
             prompt_spec=prompt_spec,
@@ -159,6 +160,7 @@ class JobMetadata(_Frozen):
             sketches=ordered,
             status=status,
             parent=parent,
+            regenerated_from=regenerated_from,
             elapsed_s=elapsed_s,
         )
 

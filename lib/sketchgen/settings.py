@@ -40,6 +40,19 @@ class Settings(BaseSettings):
     )
     log_level: str = "INFO"
 
+    # The service (functions/ and `sketchgen serve`).
+    job_store: str = "sqlite:///generated_outputs/jobs.sqlite3"  # memory:// | sqlite:///… | firestore
+    firestore_database: str = "(default)"
+    sketch_topic: str | None = None  # full or short Pub/Sub topic; unset = in-process queue
+    regenerate_topic: str | None = None
+    events_base_url: str | None = None  # where the stream function answers, if not this host
+    cors_origins: str = ""  # comma-separated web app origins
+    lease_s: float = 300.0  # > model timeout × in-delivery attempts: a live worker never loses it
+    max_deliveries: int = 5  # transient failures before a sketch is marked failed
+    job_retention_days: int = 30
+    signed_url_ttl_s: int = 900
+    max_body_bytes: int = 16 * 1024
+
     @property
     def use_offline_model(self) -> bool:
         return self.offline or self.gemini_api_key is None

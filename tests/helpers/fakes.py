@@ -5,13 +5,13 @@ from __future__ import annotations
 import io
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from PIL import Image, ImageDraw
 
 from sketchgen.errors import ModelError
 from sketchgen.generate.base import ImageModelAdapter
-from sketchgen.ports import ImageRequest, ImageResponse
+from sketchgen.ports import BlobStore, ImageRequest, ImageResponse, SketchTask
 
 
 def drawing_png(width: int = 600, height: int = 400, seed: int = 0) -> bytes:
@@ -71,3 +71,36 @@ class FakeImageModel(ImageModelAdapter):
             model_used=request.model,
             finish_reason="STOP",
         )
+
+
+class CollectingQueue:
+    """A TaskQueue that only records what was published; the test delivers by hand."""
+
+    def __init__(self) -> None:
+        self.tasks: list[SketchTask] = []
+
+    def publish(self, tasks: Sequence[SketchTask]) -> None:
+        self.tasks.extend(tasks)
+
+
+class CrashOnceBlobStore:
+    """Wraps a blob store; the first put of a sketch raises, as if the worker were killed."""
+
+    def __init__(self, inner: BlobStore) -> None:
+        self.inner = inner
+        self.crashed = False
+
+    def put(self, key: str, data: bytes, content_type: str) -> None:
+        if not self.crashed and key.endswith(".png"):
+            self.crashed = True
+            raise SystemExit("worker killed between the model call and the write")
+        self.inner.put(key, data, content_type)
+
+    def get(self, key: str) -> bytes:
+        return self.inner.get(key)
+
+    def exists(self, key: str) -> bool:
+        return self.inner.exists(key)
+
+    def signed_url(self, key: str, *, expires_s: int) -> str | None:
+        return self.inner.signed_url(key, expires_s=expires_s)

@@ -12,6 +12,7 @@ import time
 from collections.abc import AsyncIterator, Iterator
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 
 from sketchgen.errors import InputError
@@ -21,7 +22,6 @@ from sketchgen.generate.pipeline import JobPlan, SketchOutcome, adraw_sketch, dr
 from sketchgen.generate.retry import RetryPolicy
 from sketchgen.metadata import JobMetadata, ParentRef, SketchRecord, atomic_write_bytes, new_job_id
 from sketchgen.schemas import PromptSpec, RetrievalResult, Style
-from sketchgen.styles.registry import PACKAGED_STYLES_DIR
 
 __all__ = ["AsyncSketchStream", "GenerationResult", "ImageGenerator", "SketchEvent", "SketchStream"]
 
@@ -53,6 +53,7 @@ class _Job:
         self.folder.mkdir(parents=True, exist_ok=False)
         self.records: dict[int, SketchRecord] = {}
         self.started = time.perf_counter()
+        self.started_at = datetime.now(UTC)
 
     def store(self, outcome: SketchOutcome) -> SketchEvent:
         record = outcome.record
@@ -75,7 +76,7 @@ class _Job:
             sketches=sketches,
             parent=self.plan.parent,
             elapsed_s=elapsed,
-            reference_root=PACKAGED_STYLES_DIR.resolve(),
+            timestamp=self.started_at,
         )
         metadata_path = self.folder / "metadata.json"
         atomic_write_bytes(metadata_path, metadata.to_json())

@@ -112,6 +112,7 @@ def plan_job(
 class SketchOutcome:
     record: SketchRecord
     png: bytes | None = field(default=None, repr=False)
+    transient: bool = False  # failed only for want of retries: worth another delivery
 
 
 def _finish(request: ImageRequest, response: ImageResponse) -> tuple[bytes, dict[str, object]]:
@@ -152,6 +153,7 @@ def _failed(request: ImageRequest, error: Exception, attempts: int, started: flo
         message, reason = f"internal error: {type(error).__name__}", None
         log.exception("sketch failed unexpectedly")
     return SketchOutcome(
+        transient=isinstance(error, ModelError) and not error.permanent,
         record=SketchRecord(
             index=request.index,
             status="failed",

@@ -1,0 +1,12 @@
+"""Pub/Sub push target: draws one sketch per message. Kept thin."""
+
+import functions_framework
+from flask import Request, Response
+
+from sketchgen import bootstrap
+from sketchgen.api.push import handle_sketch_push
+
+
+@functions_framework.http
+def sketch_worker(request: Request) -> Response:
+    return handle_sketch_push(request, bootstrap.service())

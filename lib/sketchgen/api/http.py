@@ -1,0 +1,321 @@
+"""The public HTTP API, as one WSGI app over :class:`SketchService`.
+
+Cloud functions hand their Flask request to :meth:`Api.handle`; ``sketchgen serve`` and
+``make dev`` serve the same routes. Errors are always ``{"error": {code, message, field}}``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
+from werkzeug.routing import Map, Rule
+from werkzeug.wrappers import Request, Response
+
+from sketchgen.api.auth import Authenticator, AuthError
+from sketchgen.errors import (
+    ConflictError,
+    InputError,
+    NotFoundError,
+    SketchgenError,
+    StorageError,
+    UnknownStyleError,
+)
+from sketchgen.jobs import JobRecord, JobRequest
+from sketchgen.logs import get_logger
+from sketchgen.service import SketchService, metadata_key, sketch_key
+
+__all__ = ["Api", "ApiError", "JOB_ID"]
+
+log = get_logger(__name__)
+
+JOB_ID = re.compile(r"^\d{8}_\d{6}-[0-9a-f]{6}$")
+_IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,200}$")
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, code: str, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message, self.field = status, code, message, field
+
+
+class CreateJobBody(BaseModel):
+    """``POST /v1/jobs``. Strict: ``"4"`` is not a number and unknown fields are refused."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+    brief: str = Field(max_length=2000)
+    style_id: str = Field(max_length=64)
+    num_images: int = 4
+    image_size: str = "1K"
+    aspect_ratio: str = "1:1"
+    model: str | None = Field(default=None, max_length=100)
+    seed: int | None = None
+    allow_text: bool = False
+
+
+def json_response(payload: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return Response(
+        json.dumps(payload, default=str), status=status, headers=headers,
+        mimetype="application/json",
+    )  # fmt: skip
+
+
+def error_response(error: ApiError) -> Response:
+    body = {"error": {"code": error.code, "message": error.message, "field": error.field}}
+    headers = {"WWW-Authenticate": "Bearer"} if error.status == 401 else None
+    return json_response(body, error.status, headers)
+
+
+def _validation_error(error: ValidationError) -> ApiError:
+    first = error.errors()[0]
+    field = ".".join(str(p) for p in first["loc"]) or "body"
+    return ApiError(422, "invalid_argument", f"{field}: {first['msg']}", field)
+
+
+class Api:
+    """Routes → service calls. ``routes`` picks the subset a function serves."""
+
+    ALL_ROUTES = frozenset({"jobs", "events", "styles", "health", "blobs"})
+
+    def __init__(
+        self,
+        service: Callable[[], SketchService],
+        authenticator: Callable[[], Authenticator],
+        *,
+        routes: Iterable[str] = ALL_ROUTES,
+        events_base_url: str | None = None,
+        cors_origins: Iterable[str] = (),
+        max_body_bytes: int = 16 * 1024,
+        signed_url_ttl_s: int = 900,
+        heartbeat_s: float = 15.0,
+    ) -> None:
+        self._service = service
+        self._authenticator = authenticator
+        self.events_base_url = events_base_url.rstrip("/") if events_base_url else None
+        self.cors_origins = frozenset(o.strip() for o in cors_origins if o.strip())
+        self.max_body_bytes = max_body_bytes
+        self.signed_url_ttl_s = signed_url_ttl_s
+        self.heartbeat_s = heartbeat_s
+        enabled = set(routes)
+        rules = []
+        if "health" in enabled:
+            rules.append(Rule("/healthz", endpoint="health", methods=["GET"]))
+        if "jobs" in enabled:
+            rules += [
+                Rule("/v1/jobs", endpoint="create_job", methods=["POST"]),
+                Rule("/v1/jobs/<job_id>", endpoint="get_job", methods=["GET"]),
+                Rule("/v1/jobs/<job_id>/cancel", endpoint="cancel_job", methods=["POST"]),
+            ]
+        if "blobs" in enabled:
+            rules += [
+                Rule("/v1/jobs/<job_id>/files/<name>", endpoint="get_file", methods=["GET"]),
+            ]
+        if "events" in enabled:
+            rules.append(Rule("/v1/jobs/<job_id>/events", endpoint="events", methods=["GET"]))
+        if "styles" in enabled:
+            rules += [
+                Rule("/v1/styles", endpoint="list_styles", methods=["GET"]),
+                Rule("/v1/styles/<style_id>", endpoint="get_style", methods=["GET"]),
+            ]
+        self.url_map = Map(rules, strict_slashes=False)
+
+    # -- plumbing --------------------------------------------------------------------------
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
+        return self.handle(Request(environ))(environ, start_response)
+
+    def handle(self, request: Request) -> Response:
+        if request.method == "OPTIONS":
+            return self._cors(request, Response(status=204))
+        try:
+            endpoint, args = self.url_map.bind_to_environ(request.environ).match()
+            response = getattr(self, f"_{endpoint}")(request, **args)
+        except ApiError as error:
+            response = error_response(error)
+        except (NotFound, MethodNotAllowed) as error:
+            code = "not_found" if isinstance(error, NotFound) else "method_not_allowed"
+            response = error_response(ApiError(error.code or 404, code, error.description or code))
+        except HTTPException as error:
+            response = error_response(ApiError(error.code or 400, "bad_request", str(error.description)))
+        except AuthError as error:
+            response = error_response(ApiError(401, error.code, str(error)))
+        except NotFoundError as error:
+            response = error_response(ApiError(404, error.code, str(error)))
+        except ConflictError as error:
+            response = error_response(ApiError(409, error.code, str(error), "Idempotency-Key"))
+        except InputError as error:
+            response = error_response(ApiError(422, error.code, str(error), error.field))
+        except StorageError as error:
+            log.exception("storage failure")
+            response = error_response(ApiError(503, error.code, "storage is unavailable, retry"))
+        except SketchgenError:
+            log.exception("unexpected service error")
+            response = error_response(ApiError(500, "internal", "internal error"))
+        return self._cors(request, response)
+
+    def _cors(self, request: Request, response: Response) -> Response:
+        origin = request.headers.get("Origin")
+        if origin and ("*" in self.cors_origins or origin in self.cors_origins):
+            response.headers["Access-Control-Allow-Origin"] = origin
+            response.headers["Vary"] = "Origin"
+            response.headers["Access-Control-Allow-Headers"] = (
+                "Authorization, Content-Type, Idempotency-Key, Last-Event-ID"
+            )
+            response.headers["Access-Control-Allow-Methods"] = "GET, POST, OPTIONS"
+            response.headers["Access-Control-Max-Age"] = "3600"
+        return response
+
+    def _uid(self, request: Request) -> str:
+        return self._authenticator().uid_for(request.headers.get("Authorization"))
+
+    @staticmethod
+    def _job_id(job_id: str) -> str:
+        if not JOB_ID.fullmatch(job_id):
+            raise ApiError(404, "not_found", f"no job {job_id!r}")
+        return job_id
+
+    def _base(self, request: Request) -> str:
+        return request.host_url.rstrip("/")
+
+    def _blob_url(self, request: Request, job_id: str, key: str) -> str:
+        signed = self._service().blobs.signed_url(key, expires_s=self.signed_url_ttl_s)
+        return signed or f"{self._base(request)}/v1/jobs/{job_id}/files/{key.rsplit('/', 1)[1]}"
+
+    def job_view(self, request: Request, job: JobRecord) -> dict[str, Any]:
+        sketches = []
+        for index in sorted(job.sketches, key=int):
+            state = job.sketches[index]
+            url = None
+            if state.status == "ok":
+                url = self._blob_url(request, job.job_id, sketch_key(job.job_id, int(index)))
+            variation = job.plan.variations[int(index)]
+            sketches.append(
+                {
+                    "index": int(index),
+                    "status": state.status,
+                    "url": url,
+                    "error": state.error,
+                    "finish_reason": state.finish_reason,
+                    "attempts": state.attempts,
+                    "variation": {"layout": variation.layout, "exaggeration": variation.exaggeration},
+                }
+            )
+        metadata_url = None
+        if job.metadata_path:
+            metadata_url = self._blob_url(request, job.job_id, metadata_key(job.job_id))
+        return {
+            "job_id": job.job_id,
+            "status": job.status,
+            "created_at": job.created_at.isoformat(),
+            "request": job.request.model_dump(),
+            "sketches": sketches,
+            "metadata_url": metadata_url,
+            "parent": job.parent.model_dump() if job.parent else None,
+            "regenerated_from": job.regenerated_from,
+        }
+
+    def _read_json(self, request: Request) -> Any:
+        if request.mimetype != "application/json":
+            raise ApiError(415, "unsupported_media_type", "send Content-Type: application/json", "Content-Type")
+        if (request.content_length or 0) > self.max_body_bytes:
+            raise ApiError(413, "payload_too_large", f"body is over {self.max_body_bytes} bytes", "body")
+        raw = request.stream.read(self.max_body_bytes + 1)
+        if len(raw) > self.max_body_bytes:
+            raise ApiError(413, "payload_too_large", f"body is over {self.max_body_bytes} bytes", "body")
+        try:
+            return json.loads(raw)
+        except (ValueError, UnicodeDecodeError):
+            raise ApiError(400, "invalid_json", "body is not valid JSON", "body") from None
+
+    # -- endpoints -------------------------------------------------------------------------
+
+    def _health(self, request: Request) -> Response:
+        return json_response({"status": "ok"})
+
+    def _create_job(self, request: Request) -> Response:
+        uid = self._uid(request)
+        body = self._read_json(request)
+        if not isinstance(body, dict):
+            raise ApiError(400, "invalid_json", "body must be a JSON object", "body")
+        try:
+            parsed = CreateJobBody.model_validate(body)
+        except ValidationError as error:
+            raise _validation_error(error) from None
+        key = request.headers.get("Idempotency-Key")
+        if key is not None and not _IDEMPOTENCY_KEY.fullmatch(key):
+            raise ApiError(400, "invalid_argument", "Idempotency-Key must be 1-200 visible ASCII characters", "Idempotency-Key")
+        job_request = JobRequest(**parsed.model_dump())
+        job, _ = self._service().submit_job(uid, job_request, idempotency_key=key)
+        base = self._base(request)
+        status_url = f"{base}/v1/jobs/{job.job_id}"
+        events_url = f"{self.events_base_url or base}/v1/jobs/{job.job_id}/events"
+        payload = {
+            "job_id": job.job_id,
+            "status": job.status,
+            "status_url": status_url,
+            "events_url": events_url,
+            "firestore_doc": f"jobs/{job.job_id}",
+        }
+        return json_response(payload, 202, {"Location": status_url})
+
+    def _get_job(self, request: Request, job_id: str) -> Response:
+        uid = self._uid(request)
+        job = self._service().get_job(uid, self._job_id(job_id))
+        return json_response(self.job_view(request, job))
+
+    def _cancel_job(self, request: Request, job_id: str) -> Response:
+        uid = self._uid(request)
+        job = self._service().cancel_job(uid, self._job_id(job_id))
+        return json_response(self.job_view(request, job), 202)
+
+    def _get_file(self, request: Request, job_id: str, name: str) -> Response:
+        uid = self._uid(request)
+        data = self._service().read_blob(uid, self._job_id(job_id), name)
+        mimetype = "application/json" if name.endswith(".json") else "image/png"
+        return Response(data, mimetype=mimetype, headers={"Cache-Control": "private, max-age=300"})
+
+    def _events(self, request: Request, job_id: str) -> Response:
+        from sketchgen.api.sse import event_stream, parse_last_event_id
+
+        uid = self._uid(request)
+        job = self._service().get_job(uid, self._job_id(job_id))
+        last_id = parse_last_event_id(request.headers.get("Last-Event-ID"))
+        if job.is_final and last_id > job.event_seq:
+            # The client already has `done`; 204 tells an EventSource to stop reconnecting.
+            return Response(status=204)
+        body = event_stream(
+            self._service().jobs, job.job_id, last_id,
+            url_for=lambda key: self._blob_url(request, job.job_id, key),
+            heartbeat_s=self.heartbeat_s,
+        )  # fmt: skip
+        return Response(
+            body,
+            mimetype="text/event-stream",
+            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+            direct_passthrough=True,
+        )
+
+    def _list_styles(self, request: Request) -> Response:
+        self._uid(request)
+        styles = self._service().styles.list_styles()
+        return json_response(
+            {"styles": [{"id": s.id, "name": s.name, "description": s.description,
+                         "references": len(s.references)} for s in styles]}
+        )  # fmt: skip
+
+    def _get_style(self, request: Request, style_id: str) -> Response:
+        self._uid(request)
+        try:
+            style = self._service().styles.get_style(style_id)
+        except UnknownStyleError as error:
+            raise ApiError(404, "not_found", str(error), "style_id") from None
+        return json_response(
+            {"id": style.id, "name": style.name, "description": style.description,
+             "visual_rules": list(style.visual_rules),
+             "references": [{"sha256": r.sha256, "tags": list(r.tags),
+                             "description": r.description} for r in style.references]}
+        )  # fmt: skip

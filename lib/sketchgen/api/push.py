@@ -1,0 +1,59 @@
+"""Pub/Sub push deliveries for the sketch worker and the scheduled regeneration.
+
+Status codes are the acknowledgement: 2xx acks; anything else has Pub/Sub redeliver with the
+subscription's backoff, and after the last attempt the message goes to the dead-letter topic.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from werkzeug.wrappers import Request, Response
+
+from sketchgen.logs import get_logger, log_context
+from sketchgen.ports import SketchTask
+from sketchgen.service import SketchService
+
+__all__ = ["RegenerateMessage", "decode_pubsub_data", "handle_sketch_push"]
+
+log = get_logger(__name__)
+
+
+class _TaskMessage(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+    job_id: str = Field(pattern=r"^\d{8}_\d{6}-[0-9a-f]{6}$")
+    index: int = Field(ge=0, lt=64)
+    priority: str = "interactive"
+
+
+class RegenerateMessage(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    style_id: str | None = None
+    job_ids: list[str] | None = Field(default=None, max_length=500)
+    batch: bool = False
+    limit: int = Field(default=100, ge=1, le=1000)
+
+
+def decode_pubsub_data(data: str | bytes | None) -> Any:
+    """The JSON payload of a Pub/Sub message (base64 in push envelopes and CloudEvents)."""
+    if not data:
+        raise ValueError("message has no data")
+    raw = base64.b64decode(data, validate=True) if isinstance(data, str) else data
+    return json.loads(raw)
+
+
+def handle_sketch_push(request: Request, service: SketchService) -> Response:
+    try:
+        envelope = json.loads(request.get_data(cache=False))
+        task = _TaskMessage.model_validate(decode_pubsub_data(envelope["message"]["data"]))
+    except (KeyError, TypeError, ValueError, binascii.Error, ValidationError) as error:
+        # Not ours to fix by retrying, but kept: after the last attempt it lands in the DLQ.
+        log.error("malformed push message: %s", str(error)[:200])
+        return Response(status=400)
+    with log_context(job_id=task.job_id, sketch=task.index):
+        ack = service.run_sketch(SketchTask(task.job_id, task.index, task.priority))
+    return Response(status=204 if ack else 429)

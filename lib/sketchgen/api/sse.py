@@ -1,0 +1,98 @@
+"""Server-Sent Events for one job, fed by the job store's document listener.
+
+Event ids are the sketches' ``seq`` (the order they ended in, 1..N) and ``N + 1`` for
+``done``, so a client reconnecting with ``Last-Event-ID: k`` is sent exactly what came after k.
+"""
+
+from __future__ import annotations
+
+import json
+import queue
+import threading
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from sketchgen.jobs import TERMINAL_SKETCH, JobRecord
+from sketchgen.logs import get_logger
+from sketchgen.ports import JobStore
+from sketchgen.service import metadata_key, sketch_key
+
+__all__ = ["event_stream", "format_event", "parse_last_event_id"]
+
+log = get_logger(__name__)
+_CLOSED = object()
+
+
+def parse_last_event_id(value: str | None) -> int:
+    """A malformed Last-Event-ID counts as none: the client gets the whole stream again."""
+    try:
+        return max(0, int(value or 0))
+    except ValueError:
+        return 0
+
+
+def format_event(event: str, event_id: int, data: dict[str, Any]) -> bytes:
+    return f"id: {event_id}\nevent: {event}\ndata: {json.dumps(data)}\n\n".encode()
+
+
+def _pump(jobs: JobStore, job_id: str, out: queue.Queue[object], stop: threading.Event) -> None:
+    """Copies the listener's snapshots onto a queue the response can wait on with a timeout."""
+    try:
+        with jobs.watch_job(job_id) as snapshots:
+            for snapshot in snapshots:
+                out.put(snapshot)
+                if snapshot.is_final or stop.is_set():
+                    break
+    except Exception as error:  # noqa: BLE001 - ends the stream; the client reconnects
+        log.warning("job listener failed: %s", error)
+    finally:
+        out.put(_CLOSED)
+
+
+def event_stream(
+    jobs: JobStore,
+    job_id: str,
+    last_event_id: int,
+    *,
+    url_for: Callable[[str], str],
+    heartbeat_s: float = 15.0,
+) -> Iterator[bytes]:
+    snapshots: queue.Queue[object] = queue.Queue()
+    stop = threading.Event()
+    threading.Thread(
+        target=_pump, args=(jobs, job_id, snapshots, stop), daemon=True, name=f"sse-{job_id}"
+    ).start()
+    sent = last_event_id
+    # Tell the browser how soon to reconnect, and open the stream at once through proxies.
+    yield b"retry: 2000\n\n"
+    try:
+        while True:
+            try:
+                item = snapshots.get(timeout=heartbeat_s)
+            except queue.Empty:
+                yield b": heartbeat\n\n"
+                continue
+            if item is _CLOSED:
+                return
+            assert isinstance(item, JobRecord)
+            for seq, index, state in sorted(
+                (s.seq, int(i), s)
+                for i, s in item.sketches.items()
+                if s.status in TERMINAL_SKETCH and s.seq is not None and s.seq > sent
+            ):
+                data = {
+                    "index": index,
+                    "status": state.status,
+                    "url": url_for(sketch_key(job_id, index)) if state.status == "ok" else None,
+                    "error": state.error,
+                    "finish_reason": state.finish_reason,
+                }
+                yield format_event("sketch", seq, data)
+                sent = seq
+            if item.is_final:
+                metadata_url = url_for(metadata_key(job_id)) if item.metadata_path else None
+                done = {"status": item.status, "metadata_url": metadata_url}
+                yield format_event("done", item.event_seq + 1, done)
+                return
+    finally:
+        stop.set()

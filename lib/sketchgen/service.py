@@ -1,0 +1,344 @@
+"""The service: submit, run, watch and cancel jobs over the ports.
+
+Handlers take their dependencies as constructor arguments (see :mod:`sketchgen.bootstrap`);
+the HTTP layer and the cloud functions are thin wrappers around these methods.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+
+from sketchgen.errors import InputError, NotFoundError
+from sketchgen.generate.base import ImageModelAdapter
+from sketchgen.generate.config import GenerationConfig
+from sketchgen.generate.pipeline import JobPlan, draw_sketch, plan_job
+from sketchgen.generate.retry import RetryPolicy
+from sketchgen.jobs import Claim, JobRecord, JobRequest, PlanRecord, ReferenceEntry, SketchState
+from sketchgen.logs import get_logger, log_context
+from sketchgen.metadata import JobMetadata, ParentRef, SketchRecord, new_job_id
+from sketchgen.ports import BlobStore, JobStore, ReferencePart, SketchTask, TaskQueue
+from sketchgen.prompt import PromptCompiler
+from sketchgen.references import ImageRetriever
+from sketchgen.schemas import ReferenceImage, RetrievalResult, ScoredReference
+from sketchgen.styles import StyleRegistry
+
+__all__ = ["ServiceConfig", "SketchService", "metadata_key", "sketch_key"]
+
+log = get_logger(__name__)
+
+
+def sketch_key(job_id: str, index: int) -> str:
+    return f"jobs/{job_id}/sketch_{index}.png"
+
+
+def metadata_key(job_id: str) -> str:
+    return f"jobs/{job_id}/metadata.json"
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceConfig:
+    lease_s: float = 300.0
+    max_deliveries: int = 5
+    retention: timedelta = timedelta(days=30)
+    # In one delivery a transient error gets one quick retry; beyond that the queue's own
+    # backoff (Pub/Sub retry policy) spaces the attempts out without holding a worker.
+    retry: RetryPolicy = RetryPolicy(max_attempts=2, initial_delay_s=1.0, max_delay_s=10.0)
+
+
+class SketchService:
+    def __init__(
+        self,
+        *,
+        jobs: JobStore,
+        blobs: BlobStore,
+        queue: TaskQueue,
+        model: ImageModelAdapter,
+        styles: StyleRegistry,
+        retriever: ImageRetriever | None = None,
+        config: ServiceConfig | None = None,
+    ) -> None:
+        self.jobs = jobs
+        self.blobs = blobs
+        self.queue = queue
+        self.model = model
+        self.styles = styles
+        self.retriever = retriever or ImageRetriever()
+        self.config = config or ServiceConfig()
+        self.worker_id = f"worker-{uuid.uuid4().hex[:12]}"
+
+    # -- submitting ------------------------------------------------------------------------
+
+    def submit_job(
+        self,
+        owner_uid: str,
+        request: JobRequest,
+        *,
+        idempotency_key: str | None = None,
+        parent: ParentRef | None = None,
+        input_image: bytes | None = None,
+        regenerated_from: str | None = None,
+        priority: str = "interactive",
+    ) -> tuple[JobRecord, bool]:
+        """Plan the job, store it, queue one task per sketch. Returns ``(job, created)``."""
+        style = self.styles.get_style(request.style_id)
+        prompt_spec = PromptCompiler().compile(request.brief, style)
+        config = GenerationConfig(
+            num_images=request.num_images,
+            image_size=request.image_size,
+            aspect_ratio=request.aspect_ratio,
+            seed=request.seed,
+            allow_text=request.allow_text,
+            **({"model_name": request.model} if request.model else {}),
+        )
+        retrieval = self.retriever.retrieve(prompt_spec, style, top_k=3)
+        job_id = new_job_id()
+        plan = plan_job(
+            job_id=job_id,
+            prompt_spec=prompt_spec,
+            retrieval=retrieval,
+            config=config,
+            model=self.model,
+            parent=parent,
+        )
+        if input_image is not None:
+            self.blobs.put(f"jobs/{job_id}/input.png", input_image, "image/png")
+        record = JobRecord.new(
+            job_id=job_id,
+            owner_uid=owner_uid,
+            request=request,
+            plan=self._plan_record(plan),
+            retention=self.config.retention,
+            idempotency_key=idempotency_key,
+            parent=parent,
+            regenerated_from=regenerated_from,
+            priority="batch" if priority == "batch" else "interactive",
+        )
+        job, created = self.jobs.create_job(record)
+        if created:
+            with log_context(job_id=job.job_id):
+                self.queue.publish(
+                    [SketchTask(job.job_id, i, job.priority) for i in range(config.num_images)]
+                )
+                log.info("job queued with %d sketches", config.num_images)
+        return job, created
+
+    def _plan_record(self, plan: JobPlan) -> PlanRecord:
+        return PlanRecord(
+            seed=plan.seed,
+            model_requested=plan.config.model_name,
+            model_id=plan.model_id,
+            adapter=plan.adapter,
+            prompt_spec=plan.prompt_spec,
+            variations=plan.variations,
+            references=tuple(
+                ReferenceEntry(
+                    path="/".join(Path(item.reference.path).parts[-3:]),
+                    sha256=item.reference.sha256,
+                    score=item.score,
+                )
+                for item in plan.retrieval.items
+            ),
+        )
+
+    # -- reading ---------------------------------------------------------------------------
+
+    def get_job(self, owner_uid: str, job_id: str) -> JobRecord:
+        """The job, if it exists and belongs to ``owner_uid``; otherwise NotFoundError.
+
+        Another user's job is reported exactly like a missing one, so ids cannot be probed.
+        """
+        job = self.jobs.get_job(job_id)
+        if job is None or job.owner_uid != owner_uid:
+            raise NotFoundError(f"no job {job_id!r}")
+        return job
+
+    def cancel_job(self, owner_uid: str, job_id: str) -> JobRecord:
+        self.get_job(owner_uid, job_id)
+        result = self.jobs.cancel_job(job_id)
+        if result.finalize:
+            return self.finalize_job(job_id)
+        return result.job or self.get_job(owner_uid, job_id)
+
+    def read_blob(self, owner_uid: str, job_id: str, name: str) -> bytes:
+        job = self.get_job(owner_uid, job_id)
+        if name == "metadata.json" and job.metadata_path:
+            return self.blobs.get(metadata_key(job_id))
+        for index, state in job.sketches.items():
+            if name == f"sketch_{index}.png" and state.status == "ok":
+                return self.blobs.get(sketch_key(job_id, int(index)))
+        raise NotFoundError(f"no {name!r} in job {job_id!r}")
+
+    # -- the worker ------------------------------------------------------------------------
+
+    def run_sketch(self, task: SketchTask) -> bool:
+        """Make one sketch. Returns True to acknowledge the message, False to have it redelivered."""
+        with log_context(job_id=task.job_id, sketch=task.index):
+            claim = self.jobs.claim_sketch(
+                task.job_id, task.index, worker=self.worker_id, lease_s=self.config.lease_s
+            )
+            if claim.claim is Claim.MISSING:
+                log.warning("dropping a task for a job or sketch that does not exist")
+                return True
+            if claim.claim is Claim.LEASED:
+                return False  # another worker holds it; if it dies, this delivery takes over
+            job = claim.job
+            assert job is not None
+            if claim.claim is Claim.ALREADY_ENDED:
+                if job.all_ended and not job.is_final:
+                    self.finalize_job(job.job_id)  # the finaliser died before finishing
+                return True
+            return self._draw_claimed(job, task.index, claim.attempt)
+
+    def _draw_claimed(self, job: JobRecord, index: int, delivery: int) -> bool:
+        plan = self._job_plan(job)
+        outcome = draw_sketch(self.model, plan.request(index), self.config.retry, job.job_id)
+        record = outcome.record
+        if outcome.transient and delivery < self.config.max_deliveries:
+            self.jobs.release_sketch(
+                job.job_id, index, worker=self.worker_id, error=record.error or "transient"
+            )
+            return False
+        path = None
+        if outcome.png is not None:
+            path = sketch_key(job.job_id, index)
+            self.blobs.put(path, outcome.png, "image/png")
+        previous_calls = job.sketch(index).attempts - 1
+        state = SketchState(
+            status=record.status,
+            path=path,
+            error=record.error,
+            finish_reason=record.finish_reason,
+            attempts=previous_calls + record.attempts,
+            latency_s=record.latency_s,
+            model_used=record.model_used,
+            qa=record.qa,
+        )
+        result = self.jobs.finish_sketch(job.job_id, index, worker=self.worker_id, state=state)
+        if not result.accepted:
+            log.warning("lease lost before the result was recorded; the other worker's wins")
+        elif result.finalize:
+            self.finalize_job(job.job_id)
+        return True
+
+    def _job_plan(self, job: JobRecord, *, load_images: bool = True) -> JobPlan:
+        """The stored plan as the pipeline's ``JobPlan``; images are read only when drawing."""
+        request = job.request
+        config = GenerationConfig(
+            num_images=request.num_images,
+            image_size=request.image_size,
+            aspect_ratio=request.aspect_ratio,
+            model_name=job.plan.model_requested,
+            seed=job.plan.seed,
+            allow_text=request.allow_text,
+        )
+        retrieval = self._retrieval(job)
+        references: tuple[ReferencePart, ...] = ()
+        input_image = None
+        if load_images:
+            cap = self.model.max_reference_images(job.plan.model_id)
+            references = tuple(
+                ReferencePart(reference=r.reference, data=Path(r.reference.path).read_bytes())
+                for r in retrieval.items[:cap]
+            )
+            if job.parent is not None:
+                input_image = self.blobs.get(f"jobs/{job.job_id}/input.png")
+        return JobPlan(
+            job_id=job.job_id,
+            prompt_spec=job.plan.prompt_spec,
+            retrieval=retrieval,
+            config=config,
+            seed=job.plan.seed,
+            variations=job.plan.variations,
+            model_id=job.plan.model_id,
+            adapter=job.plan.adapter,
+            references=references,
+            parent=job.parent,
+            input_image=input_image,
+        )
+
+    def _retrieval(self, job: JobRecord) -> RetrievalResult:
+        items = []
+        for entry in job.plan.references:
+            path = (self.styles.root / entry.path).resolve()
+            if not path.is_relative_to(self.styles.root.resolve()) or not path.is_file():
+                log.warning("reference %s is gone; drawing without it", entry.path)
+                continue
+            if hashlib.sha256(path.read_bytes()).hexdigest() != entry.sha256:
+                log.warning("reference %s changed since the job was planned", entry.path)
+            reference = ReferenceImage(path=str(path), sha256=entry.sha256)
+            items.append(ScoredReference(reference=reference, score=entry.score))
+        return RetrievalResult(style_id=job.plan.prompt_spec.style_id, items=tuple(items))
+
+    def finalize_job(self, job_id: str) -> JobRecord:
+        """Write ``metadata.json`` (same shape as the library's) and set the final status.
+
+        Safe to repeat: the metadata is built from the stored job only, so a second writer
+        (a redelivery after the first finaliser died) writes identical bytes.
+        """
+        job = self.jobs.get_job(job_id)
+        if job is None:
+            raise NotFoundError(f"no job {job_id!r}")
+        metadata = self.build_metadata(job)
+        self.blobs.put(metadata_key(job_id), metadata.to_json(), "application/json")
+        final = self.jobs.complete_job(job_id, metadata_path=metadata_key(job_id))
+        with log_context(job_id=job_id):
+            log.info("job %s", final.status)
+        return final
+
+    def build_metadata(self, job: JobRecord) -> JobMetadata:
+        plan = self._job_plan(job, load_images=False)
+        sketches = [self._sketch_record(job, int(i)) for i in sorted(job.sketches, key=int)]
+        return JobMetadata.build(
+            job_id=job.job_id,
+            prompt_spec=job.plan.prompt_spec,
+            retrieval=plan.retrieval,
+            config=plan.config_record(),
+            model=plan.model_record(sketches),
+            sketches=sketches,
+            parent=job.parent,
+            regenerated_from=job.regenerated_from,
+            timestamp=job.created_at,
+        )
+
+    def _sketch_record(self, job: JobRecord, index: int) -> SketchRecord:
+        state = job.sketch(index)
+        variation = job.plan.variations[index]
+        return SketchRecord(
+            index=index,
+            file=f"sketch_{index}.png" if state.status == "ok" else None,
+            status=state.status,
+            error=state.error,
+            finish_reason=state.finish_reason,
+            attempts=state.attempts,
+            latency_s=state.latency_s,
+            variation=variation,
+            prompt=job.plan.prompt_spec.prompt_for(variation, allow_text=job.request.allow_text),
+            seed=(job.plan.seed + index) % 2**31,
+            model_used=state.model_used,
+            qa=state.qa,
+        )
+
+    # -- regeneration ----------------------------------------------------------------------
+
+    def regenerate(
+        self, *, style_id: str | None = None, job_ids: list[str] | None = None, limit: int = 100
+    ) -> list[JobRecord]:
+        """Re-run saved jobs as new batch-priority jobs linked to their originals."""
+        if not style_id and not job_ids:
+            raise InputError("give a style_id or job_ids to regenerate", field="style_id")
+        originals = self.jobs.list_jobs(style_id=style_id, job_ids=job_ids, limit=limit)
+        made = []
+        for original in originals:
+            job, _ = self.submit_job(
+                original.owner_uid,
+                original.request,
+                idempotency_key=f"regenerate:{original.job_id}:{original.updated_at.isoformat()}",
+                regenerated_from=original.job_id,
+                priority="batch",
+            )
+            made.append(job)
+        return made

@@ -1,0 +1,59 @@
+"""Each function through functions-framework's own app and test client, on local adapters."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import functions_framework
+import pytest
+from flask.testing import FlaskClient
+
+from sketchgen import bootstrap
+
+REPO = Path(__file__).resolve().parents[2]
+ALICE = {"Authorization": "Bearer dev:alice"}
+BOB = {"Authorization": "Bearer dev:bob"}
+
+
+@pytest.fixture
+def local_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    monkeypatch.setenv("SKETCHGEN_AUTH", "dev")
+    monkeypatch.setenv("SKETCHGEN_JOB_STORE", f"sqlite:///{tmp_path / 'jobs.sqlite3'}")
+    monkeypatch.setenv("SKETCHGEN_BLOB_URL", f"file://{tmp_path / 'blobs'}")
+    monkeypatch.setenv("SKETCHGEN_OFFLINE", "1")
+    monkeypatch.delenv("SKETCHGEN_SKETCH_TOPIC", raising=False)
+    bootstrap.reset()
+    yield tmp_path
+    bootstrap.reset()
+
+
+def function_client(name: str, target: str) -> FlaskClient:
+    app = functions_framework.create_app(target, str(REPO / "functions" / name / "main.py"))
+    return app.test_client()
+
+
+@pytest.fixture
+def api(local_env: Path) -> FlaskClient:
+    return function_client("generate", "generate")
+
+
+@pytest.fixture
+def stream(local_env: Path) -> FlaskClient:
+    return function_client("stream", "stream")
+
+
+@pytest.fixture
+def wait_done(api: FlaskClient) -> Callable[..., dict[str, Any]]:
+    def wait(job_id: str, headers: dict[str, str] = ALICE, timeout: float = 30) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            body = api.get(f"/v1/jobs/{job_id}", headers=headers).get_json()
+            if body["status"] in {"done", "partial", "failed", "cancelled"}:
+                return body  # type: ignore[no-any-return]
+            time.sleep(0.05)
+        raise AssertionError(f"job {job_id} did not finish")
+
+    return wait

@@ -1,0 +1,172 @@
+"""The service over local adapters, delivering queue messages by hand."""
+
+import json
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from sketchgen.adapters.local.blob_store import LocalBlobStore
+from sketchgen.adapters.local.job_store import MemoryJobStore
+from sketchgen.errors import ConflictError, NoImageError, NotFoundError, TransientModelError
+from sketchgen.jobs import JobRequest
+from sketchgen.metadata import JobMetadata
+from sketchgen.service import ServiceConfig, SketchService
+from sketchgen.styles import StyleRegistry
+from sketchgen.generate.retry import RetryPolicy
+from tests.helpers.fakes import CollectingQueue, CrashOnceBlobStore, FakeImageModel
+
+FAST = ServiceConfig(lease_s=30, max_deliveries=3, retry=RetryPolicy(max_attempts=1))
+
+
+@pytest.fixture
+def make_service(
+    tmp_path: Path, style_registry: StyleRegistry
+) -> Callable[..., SketchService]:
+    def make(model: FakeImageModel | None = None, config: ServiceConfig = FAST, blobs=None) -> SketchService:  # type: ignore[no-untyped-def]
+        return SketchService(
+            jobs=MemoryJobStore(),
+            blobs=blobs or LocalBlobStore(tmp_path / "blobs"),
+            queue=CollectingQueue(),
+            model=model or FakeImageModel(),
+            styles=style_registry,
+            config=config,
+        )
+
+    return make
+
+
+def _request(**overrides: object) -> JobRequest:
+    return JobRequest(**{"brief": "playful golf mascot", "style_id": "test-ink", "num_images": 4, **overrides})  # type: ignore[arg-type]
+
+
+def _deliver_all(service: SketchService) -> list[bool]:
+    queue = service.queue
+    assert isinstance(queue, CollectingQueue)
+    tasks, queue.tasks = list(queue.tasks), []
+    return [service.run_sketch(task) for task in tasks]
+
+
+def test_a_job_runs_to_done_with_metadata(make_service: Callable[..., SketchService]) -> None:
+    service = make_service()
+    job, created = service.submit_job("alice", _request(seed=3))
+    assert created and job.status == "queued" and len(job.sketches) == 4
+    assert [t.index for t in service.queue.tasks] == [0, 1, 2, 3]  # type: ignore[attr-defined]
+    assert _deliver_all(service) == [True] * 4
+    done = service.get_job("alice", job.job_id)
+    assert done.status == "done" and done.metadata_path
+    assert sorted(s.seq for s in done.sketches.values()) == [1, 2, 3, 4]  # type: ignore[type-var]
+    for i in range(4):
+        assert service.blobs.exists(f"jobs/{job.job_id}/sketch_{i}.png")
+    meta = JobMetadata.model_validate_json(service.blobs.get(f"jobs/{job.job_id}/metadata.json"))
+    assert meta.status == "done" and meta.images == [f"sketch_{i}.png" for i in range(4)]
+    assert meta.config.seed == 3 and meta.model.requested == "gemini-2.5-flash-image"
+    assert all(s.qa and s.qa["passed"] for s in meta.sketches)
+
+
+def test_every_message_delivered_twice_makes_n_calls_and_n_files(
+    make_service: Callable[..., SketchService],
+) -> None:
+    model = FakeImageModel()
+    service = make_service(model)
+    job, _ = service.submit_job("alice", _request())
+    tasks = list(service.queue.tasks)  # type: ignore[attr-defined]
+    service.queue.tasks = tasks + tasks  # type: ignore[attr-defined]
+    assert all(_deliver_all(service))
+    assert len(model.requests) == 4
+    root = Path(service.blobs.root) / "jobs" / job.job_id  # type: ignore[attr-defined]
+    assert sorted(p.name for p in root.glob("sketch_*.png")) == [f"sketch_{i}.png" for i in range(4)]
+    metadata_bytes = service.blobs.get(f"jobs/{job.job_id}/metadata.json")
+    service.finalize_job(job.job_id)  # a late duplicate finaliser writes the same bytes
+    assert service.blobs.get(f"jobs/{job.job_id}/metadata.json") == metadata_bytes
+
+
+def test_a_leased_sketch_is_redelivered_not_redrawn(make_service: Callable[..., SketchService]) -> None:
+    model = FakeImageModel()
+    service = make_service(model)
+    job, _ = service.submit_job("alice", _request(num_images=1))
+    service.jobs.claim_sketch(job.job_id, 0, worker="someone-else", lease_s=60)
+    assert _deliver_all(service) == [False]
+    assert model.requests == []
+
+
+def test_worker_killed_before_the_write_is_taken_over(
+    make_service: Callable[..., SketchService], tmp_path: Path
+) -> None:
+    model = FakeImageModel()
+    blobs = CrashOnceBlobStore(LocalBlobStore(tmp_path / "blobs"))
+    service = make_service(model, ServiceConfig(lease_s=0.05, retry=RetryPolicy(max_attempts=1)), blobs)
+    job, _ = service.submit_job("alice", _request(num_images=2))
+    task = service.queue.tasks[0]  # type: ignore[attr-defined]
+    with pytest.raises(SystemExit):
+        service.run_sketch(task)
+    time.sleep(0.1)  # the dead worker's lease runs out
+    assert all(_deliver_all(service))  # both messages, incl. the redelivered one
+    final = service.get_job("alice", job.job_id)
+    assert final.status == "done"
+    assert final.sketch(0).attempts == 2 and final.sketch(1).attempts == 1
+    assert len(model.requests) == 3  # the lost result had to be redrawn once
+
+
+def test_permanent_failure_is_recorded_and_acked(make_service: Callable[..., SketchService]) -> None:
+    model = FakeImageModel(failures={1: lambda: NoImageError("blocked", finish_reason="IMAGE_SAFETY")})
+    service = make_service(model)
+    job, _ = service.submit_job("alice", _request(num_images=2))
+    assert _deliver_all(service) == [True, True]
+    final = service.get_job("alice", job.job_id)
+    assert final.status == "partial"
+    assert final.sketch(1).status == "failed" and final.sketch(1).finish_reason == "IMAGE_SAFETY"
+    meta = json.loads(service.blobs.get(f"jobs/{job.job_id}/metadata.json"))
+    assert meta["sketches"][1]["error"] == "blocked"
+
+
+def test_transient_failures_redeliver_then_give_up(make_service: Callable[..., SketchService]) -> None:
+    model = FakeImageModel(failures={0: lambda: TransientModelError("503", status=503)})
+    service = make_service(model)
+    job, _ = service.submit_job("alice", _request(num_images=1))
+    task = service.queue.tasks[0]  # type: ignore[attr-defined]
+    assert service.run_sketch(task) is False
+    assert service.get_job("alice", job.job_id).sketch(0).status == "pending"
+    assert service.run_sketch(task) is False
+    assert service.run_sketch(task) is True  # third delivery = max_deliveries: give up
+    final = service.get_job("alice", job.job_id)
+    assert final.status == "failed" and final.sketch(0).attempts == 3
+
+
+def test_cancel_stops_unstarted_sketches(make_service: Callable[..., SketchService]) -> None:
+    model = FakeImageModel()
+    service = make_service(model)
+    job, _ = service.submit_job("alice", _request(num_images=3))
+    tasks = list(service.queue.tasks)  # type: ignore[attr-defined]
+    assert service.run_sketch(tasks[0])
+    cancelled = service.cancel_job("alice", job.job_id)
+    assert cancelled.status == "partial"  # one made, two cancelled, and it is final
+    assert service.run_sketch(tasks[1]) and service.run_sketch(tasks[2])
+    assert len(model.requests) == 1
+
+
+def test_idempotency_and_ownership(make_service: Callable[..., SketchService]) -> None:
+    service = make_service()
+    first, created = service.submit_job("alice", _request(), idempotency_key="k1")
+    again, created_again = service.submit_job("alice", _request(), idempotency_key="k1")
+    assert created and not created_again and again.job_id == first.job_id
+    assert len(service.queue.tasks) == 4  # type: ignore[attr-defined]
+    with pytest.raises(ConflictError):
+        service.submit_job("alice", _request(num_images=3), idempotency_key="k1")
+    bobs, created = service.submit_job("bob", _request(), idempotency_key="k1")
+    assert created and bobs.job_id != first.job_id
+    with pytest.raises(NotFoundError):
+        service.get_job("bob", first.job_id)
+    with pytest.raises(NotFoundError):
+        service.cancel_job("bob", first.job_id)
+
+
+def test_regenerate_by_style_links_new_jobs(make_service: Callable[..., SketchService]) -> None:
+    service = make_service()
+    original, _ = service.submit_job("alice", _request(num_images=1))
+    _deliver_all(service)
+    (regen,) = service.regenerate(style_id="test-ink")
+    assert regen.regenerated_from == original.job_id and regen.priority == "batch"
+    assert regen.owner_uid == "alice"
+    assert service.queue.tasks[0].priority == "batch"  # type: ignore[attr-defined]
