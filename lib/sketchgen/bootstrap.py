@@ -137,7 +137,22 @@ def build_api(
         cors_origins=settings.cors_origins.split(","),
         max_body_bytes=settings.max_body_bytes,
         signed_url_ttl_s=settings.signed_url_ttl_s,
+        web_config=web_config(settings),
     )
+
+
+def web_config(settings: Settings) -> dict[str, object]:
+    """What the web page needs to sign in; public values only (Firebase web config is public)."""
+    if settings.auth == "dev":
+        return {"auth": "dev"}
+    return {
+        "auth": "firebase",
+        "firebase": {
+            "apiKey": settings.firebase_web_api_key,
+            "authDomain": f"{settings.project}.firebaseapp.com",
+            "projectId": settings.project,
+        },
+    }
 
 
 def service() -> SketchService:

@@ -11,10 +11,13 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import IO, Any, NoReturn
+from typing import IO, TYPE_CHECKING, Any, NoReturn
 
-from sketchgen.errors import InputError, SketchgenError
+from sketchgen.errors import InputError, NotFoundError, SketchgenError
 from sketchgen.schemas import ASPECT_RATIOS, IMAGE_SIZES
+
+if TYPE_CHECKING:
+    from sketchgen.generate import SketchStream
 
 __all__ = ["main"]
 
@@ -40,6 +43,13 @@ def _num_images(text: str) -> int:
         raise argparse.ArgumentTypeError(f"must be a whole number, not {text!r}") from None
     if not 1 <= value <= MAX_IMAGES:
         raise argparse.ArgumentTypeError(f"must be between 1 and {MAX_IMAGES}, not {value}")
+    return value
+
+
+def _refine_count(text: str) -> int:
+    value = _num_images(text)
+    if value > 4:
+        raise argparse.ArgumentTypeError(f"must be between 1 and 4, not {value}")
     return value
 
 
@@ -69,6 +79,15 @@ def _parser() -> _Parser:
     gen.add_argument("--offline", action="store_true", help="use the offline sketch model")
     gen.add_argument("--output-dir", type=Path, default=None, metavar="DIR")
     gen.add_argument("--json", action="store_true", help="one JSON object per line on stdout")
+
+    refine = commands.add_parser("refine", help="redraw one sketch of a job with an instruction")
+    refine.add_argument("job_dir", type=Path, help="the job's folder (holds metadata.json)")
+    refine.add_argument("index", type=int, help="which sketch")
+    refine.add_argument("instruction", help='e.g. "more exaggerated", "turn the head left"')
+    refine.add_argument("-n", "--num-images", type=_refine_count, default=1, metavar="N")
+    refine.add_argument("--offline", action="store_true", help="use the offline sketch model")
+    refine.add_argument("--output-dir", type=Path, default=None, metavar="DIR")
+    refine.add_argument("--json", action="store_true", help="one JSON object per line on stdout")
 
     serve = commands.add_parser("serve", help="run the HTTP API locally on local adapters")
     serve.add_argument("--host", default="127.0.0.1")
@@ -144,18 +163,37 @@ def _generate(args: argparse.Namespace) -> int:
     stream = ImageGenerator(model).generate_streaming(
         prompt_spec=prompt_spec, retrieval_result=retrieval, style=style, config=config
     )
-    progress = _Progress(config.num_images, sys.stderr)
+    return _report(stream, config.num_images, as_json=args.json)
+
+
+def _refine(args: argparse.Namespace) -> int:
+    from sketchgen.bootstrap import build_image_model
+    from sketchgen.generate import ImageGenerator
+    from sketchgen.generate.refine import prepare_refinement
+
+    job = prepare_refinement(
+        args.job_dir, args.index, args.instruction,
+        num_images=args.num_images, output_dir=args.output_dir,
+    )  # fmt: skip
+    model = build_image_model(offline=True if args.offline else None)
+    stream = ImageGenerator(model).generate_streaming(**job.kwargs())
+    return _report(stream, job.config.num_images, as_json=args.json)
+
+
+def _report(stream: SketchStream, total: int, *, as_json: bool) -> int:
+    """Progress on stderr, JSON lines on stdout if asked; the exit code."""
+    progress = _Progress(total, sys.stderr)
     started = time.perf_counter()
     for index, path, error in stream:
         progress.advance(failed=error is not None)
-        if args.json:
+        if as_json:
             elapsed = round(time.perf_counter() - started, 3)
             _emit(
                 {"event": "sketch", "index": index, "path": str(path) if path else None,
                  "error": error, "elapsed_s": elapsed}
             )  # fmt: skip
     result = stream.result
-    if args.json:
+    if as_json:
         _emit(
             {
                 "event": "done",
@@ -168,8 +206,7 @@ def _generate(args: argparse.Namespace) -> int:
             }
         )
     else:
-        made = len(result.images)
-        print(f"{made}/{config.num_images} sketches in {result.output_dir}")
+        print(f"{len(result.images)}/{total} sketches in {result.output_dir}")
         for index, error in sorted(result.errors.items()):
             print(f"  sketch {index} failed: {error}", file=sys.stderr)
     return 0 if result.ok else 1
@@ -221,9 +258,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _generate(args)
         if args.command == "serve":
             return _serve(args)
+        if args.command == "refine":
+            return _refine(args)
         return _styles(args)
     except _UsageError as error:
         print(f"sketchgen: error: {error}", file=sys.stderr)
+        return 2
+    except (InputError, NotFoundError) as error:
+        where = f"{error.field}: " if isinstance(error, InputError) and error.field else ""
+        print(f"sketchgen: error: {where}{error}", file=sys.stderr)
         return 2
     except InputError as error:
         where = f"{error.field}: " if error.field else ""

@@ -15,18 +15,20 @@ from pathlib import Path
 from sketchgen.errors import InputError, NotFoundError
 from sketchgen.generate.base import ImageModelAdapter
 from sketchgen.generate.config import GenerationConfig
-from sketchgen.generate.pipeline import JobPlan, draw_sketch, plan_job
+from sketchgen.generate.pipeline import JobPlan, Refinement, draw_sketch, plan_job
+from sketchgen.generate.refine import MAX_INSTRUCTION_CHARS
 from sketchgen.generate.retry import RetryPolicy
 from sketchgen.jobs import Claim, JobRecord, JobRequest, PlanRecord, ReferenceEntry, SketchState
 from sketchgen.logs import get_logger, log_context
 from sketchgen.metadata import JobMetadata, ParentRef, SketchRecord, new_job_id
 from sketchgen.ports import BlobStore, JobStore, ReferencePart, SketchTask, TaskQueue
 from sketchgen.prompt import PromptCompiler
+from sketchgen.prompt.compiler import clean_text
 from sketchgen.references import ImageRetriever
 from sketchgen.schemas import ReferenceImage, RetrievalResult, ScoredReference
 from sketchgen.styles import StyleRegistry
 
-__all__ = ["ServiceConfig", "SketchService", "metadata_key", "sketch_key"]
+__all__ = ["ServiceConfig", "SketchService", "input_key", "metadata_key", "sketch_key"]
 
 log = get_logger(__name__)
 
@@ -37,6 +39,11 @@ def sketch_key(job_id: str, index: int) -> str:
 
 def metadata_key(job_id: str) -> str:
     return f"jobs/{job_id}/metadata.json"
+
+
+def input_key(job_id: str) -> str:
+    """A refinement job's input: the parent's sketch, copied so the job stands on its own."""
+    return f"jobs/{job_id}/input.png"
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,8 +85,7 @@ class SketchService:
         request: JobRequest,
         *,
         idempotency_key: str | None = None,
-        parent: ParentRef | None = None,
-        input_image: bytes | None = None,
+        refinement: Refinement | None = None,
         regenerated_from: str | None = None,
         priority: str = "interactive",
     ) -> tuple[JobRecord, bool]:
@@ -102,10 +108,10 @@ class SketchService:
             retrieval=retrieval,
             config=config,
             model=self.model,
-            parent=parent,
+            refinement=refinement,
         )
-        if input_image is not None:
-            self.blobs.put(f"jobs/{job_id}/input.png", input_image, "image/png")
+        if refinement is not None:
+            self.blobs.put(input_key(job_id), refinement.image, "image/png")
         record = JobRecord.new(
             job_id=job_id,
             owner_uid=owner_uid,
@@ -113,7 +119,7 @@ class SketchService:
             plan=self._plan_record(plan),
             retention=self.config.retention,
             idempotency_key=idempotency_key,
-            parent=parent,
+            parent=plan.parent,
             regenerated_from=regenerated_from,
             priority="batch" if priority == "batch" else "interactive",
         )
@@ -162,6 +168,33 @@ class SketchService:
         if result.finalize:
             return self.finalize_job(job_id)
         return result.job or self.get_job(owner_uid, job_id)
+
+    def refine_sketch(
+        self,
+        owner_uid: str,
+        job_id: str,
+        index: int,
+        instruction: str,
+        *,
+        num_images: int = 1,
+        idempotency_key: str | None = None,
+    ) -> tuple[JobRecord, bool]:
+        """A new job that redraws sketch ``index`` of ``job_id`` as instructed."""
+        parent = self.get_job(owner_uid, job_id)
+        instruction = clean_text(instruction, field="instruction", max_chars=MAX_INSTRUCTION_CHARS)
+        state = parent.sketches.get(str(index))
+        if state is None or state.status != "ok":
+            made = [int(i) for i, s in parent.sketches.items() if s.status == "ok"]
+            raise InputError(f"job {job_id} has no finished sketch {index}", field="index", allowed=made)
+        refinement = Refinement(
+            parent=ParentRef(job_id=job_id, index=index, instruction=instruction),
+            image=self.blobs.get(sketch_key(job_id, index)),
+            variation=parent.plan.variations[index],
+        )
+        request = parent.request.model_copy(update={"num_images": num_images})
+        return self.submit_job(
+            owner_uid, request, idempotency_key=idempotency_key, refinement=refinement
+        )
 
     def read_blob(self, owner_uid: str, job_id: str, name: str) -> bytes:
         job = self.get_job(owner_uid, job_id)
@@ -245,7 +278,7 @@ class SketchService:
                 for r in retrieval.items[:cap]
             )
             if job.parent is not None:
-                input_image = self.blobs.get(f"jobs/{job.job_id}/input.png")
+                input_image = self.blobs.get(input_key(job.job_id))
         return JobPlan(
             job_id=job.job_id,
             prompt_spec=job.plan.prompt_spec,

@@ -52,6 +52,7 @@ class Settings(BaseSettings):
     job_retention_days: int = 30
     signed_url_ttl_s: int = 900
     max_body_bytes: int = 16 * 1024
+    firebase_web_api_key: str | None = None  # public by design: identifies the Firebase app
 
     @property
     def use_offline_model(self) -> bool:

@@ -43,6 +43,12 @@ class ApiError(Exception):
         self.status, self.code, self.message, self.field = status, code, message, field
 
 
+class RefineBody(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+    instruction: str = Field(max_length=2000)
+    num_images: int = Field(default=1, ge=1, le=4)
+
+
 class CreateJobBody(BaseModel):
     """``POST /v1/jobs``. Strict: ``"4"`` is not a number and unknown fields are refused."""
 
@@ -79,7 +85,7 @@ def _validation_error(error: ValidationError) -> ApiError:
 class Api:
     """Routes → service calls. ``routes`` picks the subset a function serves."""
 
-    ALL_ROUTES = frozenset({"jobs", "events", "styles", "health", "blobs"})
+    ALL_ROUTES = frozenset({"jobs", "events", "styles", "health", "blobs", "web"})
 
     def __init__(
         self,
@@ -92,6 +98,7 @@ class Api:
         max_body_bytes: int = 16 * 1024,
         signed_url_ttl_s: int = 900,
         heartbeat_s: float = 15.0,
+        web_config: dict[str, Any] | None = None,
     ) -> None:
         self._service = service
         self._authenticator = authenticator
@@ -100,6 +107,7 @@ class Api:
         self.max_body_bytes = max_body_bytes
         self.signed_url_ttl_s = signed_url_ttl_s
         self.heartbeat_s = heartbeat_s
+        self.web_config = web_config or {"auth": "firebase"}
         enabled = set(routes)
         rules = []
         if "health" in enabled:
@@ -109,10 +117,22 @@ class Api:
                 Rule("/v1/jobs", endpoint="create_job", methods=["POST"]),
                 Rule("/v1/jobs/<job_id>", endpoint="get_job", methods=["GET"]),
                 Rule("/v1/jobs/<job_id>/cancel", endpoint="cancel_job", methods=["POST"]),
+                Rule(
+                    "/v1/jobs/<job_id>/sketches/<int:index>/refine",
+                    endpoint="refine",
+                    methods=["POST"],
+                ),
             ]
         if "blobs" in enabled:
             rules += [
                 Rule("/v1/jobs/<job_id>/files/<name>", endpoint="get_file", methods=["GET"]),
+                Rule("/v1/jobs/<job_id>/archive.zip", endpoint="archive", methods=["GET"]),
+            ]
+        if "web" in enabled:
+            rules += [
+                Rule("/", endpoint="web_index", methods=["GET"]),
+                Rule("/static/<name>", endpoint="web_static", methods=["GET"]),
+                Rule("/config.json", endpoint="web_config", methods=["GET"]),
             ]
         if "events" in enabled:
             rules.append(Rule("/v1/jobs/<job_id>/events", endpoint="events", methods=["GET"]))
@@ -120,6 +140,11 @@ class Api:
             rules += [
                 Rule("/v1/styles", endpoint="list_styles", methods=["GET"]),
                 Rule("/v1/styles/<style_id>", endpoint="get_style", methods=["GET"]),
+                Rule(
+                    "/v1/styles/<style_id>/references/<sha256>.png",
+                    endpoint="style_reference",
+                    methods=["GET"],
+                ),
             ]
         self.url_map = Map(rules, strict_slashes=False)
 
@@ -245,11 +270,36 @@ class Api:
             parsed = CreateJobBody.model_validate(body)
         except ValidationError as error:
             raise _validation_error(error) from None
-        key = request.headers.get("Idempotency-Key")
-        if key is not None and not _IDEMPOTENCY_KEY.fullmatch(key):
-            raise ApiError(400, "invalid_argument", "Idempotency-Key must be 1-200 visible ASCII characters", "Idempotency-Key")
+        key = self._idempotency_key(request)
         job_request = JobRequest(**parsed.model_dump())
         job, _ = self._service().submit_job(uid, job_request, idempotency_key=key)
+        return self._accepted(request, job)
+
+    def _idempotency_key(self, request: Request) -> str | None:
+        key = request.headers.get("Idempotency-Key")
+        if key is not None and not _IDEMPOTENCY_KEY.fullmatch(key):
+            raise ApiError(
+                400, "invalid_argument", "Idempotency-Key must be 1-200 visible ASCII characters",
+                "Idempotency-Key",
+            )  # fmt: skip
+        return key
+
+    def _refine(self, request: Request, job_id: str, index: int) -> Response:
+        uid = self._uid(request)
+        body = self._read_json(request)
+        if not isinstance(body, dict):
+            raise ApiError(400, "invalid_json", "body must be a JSON object", "body")
+        try:
+            parsed = RefineBody.model_validate(body)
+        except ValidationError as error:
+            raise _validation_error(error) from None
+        job, _ = self._service().refine_sketch(
+            uid, self._job_id(job_id), index, parsed.instruction,
+            num_images=parsed.num_images, idempotency_key=self._idempotency_key(request),
+        )  # fmt: skip
+        return self._accepted(request, job)
+
+    def _accepted(self, request: Request, job: JobRecord) -> Response:
         base = self._base(request)
         status_url = f"{base}/v1/jobs/{job.job_id}"
         events_url = f"{self.events_base_url or base}/v1/jobs/{job.job_id}/events"
@@ -319,3 +369,60 @@ class Api:
              "references": [{"sha256": r.sha256, "tags": list(r.tags),
                              "description": r.description} for r in style.references]}
         )  # fmt: skip
+
+    def _style_reference(self, request: Request, style_id: str, sha256: str) -> Response:
+        # Thumbnails are the style's own published references, not user data: no auth, so a
+        # plain <img> can show them.
+        try:
+            style = self._service().styles.get_style(style_id)
+        except UnknownStyleError as error:
+            raise ApiError(404, "not_found", str(error), "style_id") from None
+        for reference in style.references:
+            if reference.sha256 == sha256:
+                data = self._service().styles.reference_bytes(reference)
+                return Response(
+                    data, mimetype=reference.mime_type,
+                    headers={"Cache-Control": "public, max-age=86400, immutable"},
+                )  # fmt: skip
+        raise ApiError(404, "not_found", f"no reference {sha256!r} in style {style_id!r}")
+
+    def _archive(self, request: Request, job_id: str) -> Response:
+        import io
+        import zipfile
+
+        uid = self._uid(request)
+        service = self._service()
+        job = service.get_job(uid, self._job_id(job_id))
+        buffer = io.BytesIO()
+        with zipfile.ZipFile(buffer, "w", zipfile.ZIP_STORED) as archive:  # PNGs don't deflate
+            for index, state in sorted(job.sketches.items(), key=lambda kv: int(kv[0])):
+                if state.status == "ok":
+                    archive.writestr(
+                        f"{job_id}/sketch_{index}.png",
+                        service.blobs.get(sketch_key(job_id, int(index))),
+                    )
+            if job.metadata_path:
+                archive.writestr(f"{job_id}/metadata.json", service.blobs.get(metadata_key(job_id)))
+        return Response(
+            buffer.getvalue(), mimetype="application/zip",
+            headers={"Content-Disposition": f'attachment; filename="{job_id}.zip"'},
+        )  # fmt: skip
+
+    def _web_index(self, request: Request) -> Response:
+        return self._web_static(request, "index.html")
+
+    def _web_static(self, request: Request, name: str) -> Response:
+        from importlib import resources
+
+        kinds = {".html": "text/html", ".js": "text/javascript", ".css": "text/css",
+                 ".svg": "image/svg+xml"}  # fmt: skip
+        suffix = name[name.rfind(".") :] if "." in name else ""
+        if "/" in name or "\\" in name or name.startswith(".") or suffix not in kinds:
+            raise ApiError(404, "not_found", f"no file {name!r}")
+        page = resources.files("sketchgen.web").joinpath(name)
+        if not page.is_file():
+            raise ApiError(404, "not_found", f"no file {name!r}")
+        return Response(page.read_bytes(), mimetype=kinds[suffix], headers={"Cache-Control": "no-cache"})
+
+    def _web_config(self, request: Request) -> Response:
+        return json_response(self.web_config)

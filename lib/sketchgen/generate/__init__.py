@@ -15,6 +15,8 @@ from sketchgen.generate.generator import (
     ImageGenerator,
     SketchStream,
 )
+from sketchgen.generate.pipeline import Refinement
+from sketchgen.generate.refine import refine_sketch
 from sketchgen.generate.retry import RetryPolicy
 
 if TYPE_CHECKING:
@@ -30,8 +32,10 @@ __all__ = [
     "NanaBananaAdapter",
     "NanoBananaAdapter",
     "OfflineSketchAdapter",
+    "Refinement",
     "RetryPolicy",
     "SketchStream",
+    "refine_sketch",
 ]
 
 _LAZY = {

@@ -18,9 +18,16 @@ from pathlib import Path
 from sketchgen.errors import InputError
 from sketchgen.generate.base import ImageModelAdapter
 from sketchgen.generate.config import GenerationConfig
-from sketchgen.generate.pipeline import JobPlan, SketchOutcome, adraw_sketch, draw_sketch, plan_job
+from sketchgen.generate.pipeline import (
+    JobPlan,
+    Refinement,
+    SketchOutcome,
+    adraw_sketch,
+    draw_sketch,
+    plan_job,
+)
 from sketchgen.generate.retry import RetryPolicy
-from sketchgen.metadata import JobMetadata, ParentRef, SketchRecord, atomic_write_bytes, new_job_id
+from sketchgen.metadata import JobMetadata, SketchRecord, atomic_write_bytes, new_job_id
 from sketchgen.schemas import PromptSpec, RetrievalResult, Style
 
 __all__ = ["AsyncSketchStream", "GenerationResult", "ImageGenerator", "SketchEvent", "SketchStream"]
@@ -185,8 +192,7 @@ class ImageGenerator:
         retrieval_result: RetrievalResult,
         style: Style,
         config: GenerationConfig,
-        parent: ParentRef | None,
-        input_image: bytes | None,
+        refinement: Refinement | None,
     ) -> _Job:
         if prompt_spec.style_id != style.id or retrieval_result.style_id != style.id:
             raise InputError(
@@ -199,8 +205,7 @@ class ImageGenerator:
             retrieval=retrieval_result,
             config=config,
             model=self.model,
-            parent=parent,
-            input_image=input_image,
+            refinement=refinement,
         )
         return _Job(plan, Path(config.output_dir))
 
@@ -211,11 +216,10 @@ class ImageGenerator:
         retrieval_result: RetrievalResult,
         style: Style,
         config: GenerationConfig | None = None,
-        parent: ParentRef | None = None,
-        input_image: bytes | None = None,
+        refinement: Refinement | None = None,
     ) -> SketchStream:
         job = self._start(
-            prompt_spec, retrieval_result, style, config or GenerationConfig(), parent, input_image
+            prompt_spec, retrieval_result, style, config or GenerationConfig(), refinement
         )
         return SketchStream(job, self.model, self.retry)
 
@@ -226,11 +230,10 @@ class ImageGenerator:
         retrieval_result: RetrievalResult,
         style: Style,
         config: GenerationConfig | None = None,
-        parent: ParentRef | None = None,
-        input_image: bytes | None = None,
+        refinement: Refinement | None = None,
     ) -> AsyncSketchStream:
         job = self._start(
-            prompt_spec, retrieval_result, style, config or GenerationConfig(), parent, input_image
+            prompt_spec, retrieval_result, style, config or GenerationConfig(), refinement
         )
         return AsyncSketchStream(job, self.model, self.retry)
 
@@ -241,16 +244,14 @@ class ImageGenerator:
         retrieval_result: RetrievalResult,
         style: Style,
         config: GenerationConfig | None = None,
-        parent: ParentRef | None = None,
-        input_image: bytes | None = None,
+        refinement: Refinement | None = None,
     ) -> GenerationResult:
         stream = self.generate_streaming(
             prompt_spec=prompt_spec,
             retrieval_result=retrieval_result,
             style=style,
             config=config,
-            parent=parent,
-            input_image=input_image,
+            refinement=refinement,
         )
         for _ in stream:
             pass
@@ -263,16 +264,14 @@ class ImageGenerator:
         retrieval_result: RetrievalResult,
         style: Style,
         config: GenerationConfig | None = None,
-        parent: ParentRef | None = None,
-        input_image: bytes | None = None,
+        refinement: Refinement | None = None,
     ) -> GenerationResult:
         stream = self.generate_streaming_async(
             prompt_spec=prompt_spec,
             retrieval_result=retrieval_result,
             style=style,
             config=config,
-            parent=parent,
-            input_image=input_image,
+            refinement=refinement,
         )
         async for _ in stream:
             pass

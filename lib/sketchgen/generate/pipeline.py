@@ -18,12 +18,28 @@ from sketchgen.generate.retry import RetryPolicy, acall_with_retry, call_with_re
 from sketchgen.logs import get_logger, log_context
 from sketchgen.metadata import ConfigRecord, ModelUsed, ParentRef, SketchRecord
 from sketchgen.ports import ImageRequest, ImageResponse, ReferencePart
-from sketchgen.prompt.variation import plan_variations
+from sketchgen.prompt.variation import plan_refinement_variations, plan_variations
 from sketchgen.schemas import PromptSpec, RetrievalResult, Variation
 
-__all__ = ["JobPlan", "SketchOutcome", "adraw_sketch", "draw_sketch", "plan_job"]
+__all__ = [
+    "JobPlan",
+    "Refinement",
+    "SketchOutcome",
+    "adraw_sketch",
+    "draw_sketch",
+    "plan_job",
+]
 
 log = get_logger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Refinement:
+    """Redraw one sketch of an earlier job with an instruction ("more exaggerated")."""
+
+    parent: ParentRef
+    image: bytes = field(repr=False)
+    variation: Variation
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,10 +99,13 @@ def plan_job(
     retrieval: RetrievalResult,
     config: GenerationConfig,
     model: ImageModelAdapter,
-    parent: ParentRef | None = None,
-    input_image: bytes | None = None,
+    refinement: Refinement | None = None,
 ) -> JobPlan:
     seed = config.seed if config.seed is not None else secrets.randbelow(2**31)
+    if refinement is not None:
+        variations = plan_refinement_variations(refinement.variation, config.num_images, seed)
+    else:
+        variations = plan_variations(config.num_images, seed)
     model_id = model.resolve_model(config.model_name)
     cap = model.max_reference_images(model_id)
     references = tuple(
@@ -99,12 +118,12 @@ def plan_job(
         retrieval=retrieval,
         config=config,
         seed=seed,
-        variations=plan_variations(config.num_images, seed),
+        variations=variations,
         model_id=model_id,
         adapter=model.name,
         references=references,
-        parent=parent,
-        input_image=input_image,
+        parent=refinement.parent if refinement else None,
+        input_image=refinement.image if refinement else None,
     )
 
 

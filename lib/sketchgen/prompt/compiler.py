@@ -8,7 +8,13 @@ import unicodedata
 from sketchgen.errors import InputError
 from sketchgen.schemas import PromptSpec, Style, Variation
 
-__all__ = ["MAX_BRIEF_CHARS", "PromptCompiler", "normalize_brief", "render_sketch_prompt"]
+__all__ = [
+    "MAX_BRIEF_CHARS",
+    "PromptCompiler",
+    "clean_text",
+    "normalize_brief",
+    "render_sketch_prompt",
+]
 
 MAX_BRIEF_CHARS = 500
 
@@ -52,22 +58,26 @@ _WORD = re.compile(r"[^\W_]+(?:['-][^\W_]+)*", re.UNICODE)
 _STOPWORDS = frozenset("a an the of for with and or in on to at by from as is be".split())
 
 
-def normalize_brief(brief: object) -> str:
-    """The brief as one clean line, or an :class:`InputError` naming the ``brief`` field."""
-    if not isinstance(brief, str):
-        raise InputError("brief must be a string", field="brief")
+def clean_text(value: object, *, field: str, max_chars: int) -> str:
+    """User text as one clean line, or an :class:`InputError` naming ``field``."""
+    if not isinstance(value, str):
+        raise InputError(f"{field} must be a string", field=field)
     # Control and format characters never belong in a prompt; whitespace collapses to spaces.
     cleaned = "".join(
         " " if ch.isspace() else ch
-        for ch in unicodedata.normalize("NFC", brief)
+        for ch in unicodedata.normalize("NFC", value)
         if ch.isspace() or unicodedata.category(ch)[0] != "C"
     )
     cleaned = " ".join(cleaned.split())
     if not cleaned:
-        raise InputError("brief must not be empty", field="brief")
-    if len(cleaned) > MAX_BRIEF_CHARS:
-        raise InputError(f"brief must be at most {MAX_BRIEF_CHARS} characters", field="brief")
+        raise InputError(f"{field} must not be empty", field=field)
+    if len(cleaned) > max_chars:
+        raise InputError(f"{field} must be at most {max_chars} characters", field=field)
     return cleaned
+
+
+def normalize_brief(brief: object) -> str:
+    return clean_text(brief, field="brief", max_chars=MAX_BRIEF_CHARS)
 
 
 class PromptCompiler:

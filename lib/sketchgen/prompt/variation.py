@@ -7,7 +7,7 @@ import random
 from sketchgen.errors import ConfigError
 from sketchgen.schemas import EXAGGERATIONS, LAYOUTS, Variation
 
-__all__ = ["MAX_VARIATIONS", "plan_variations"]
+__all__ = ["MAX_VARIATIONS", "plan_refinement_variations", "plan_variations"]
 
 MAX_VARIATIONS = len(LAYOUTS) * len(EXAGGERATIONS)
 
@@ -36,4 +36,19 @@ def plan_variations(num_images: int, seed: int) -> tuple[Variation, ...]:
             exaggeration=exaggerations[(i + i // n) % len(exaggerations)],
         )
         for i in range(num_images)
+    )
+
+
+def plan_refinement_variations(
+    parent: Variation, num_images: int, seed: int
+) -> tuple[Variation, ...]:
+    """A refinement keeps the chosen sketch's pair first; any extra sketches explore others."""
+    others = [
+        v for v in plan_variations(MAX_VARIATIONS, seed)
+        if (v.layout, v.exaggeration) != (parent.layout, parent.exaggeration)
+    ]  # fmt: skip
+    chosen = [parent, *others[: num_images - 1]]
+    return tuple(
+        Variation(index=i, layout=v.layout, exaggeration=v.exaggeration)
+        for i, v in enumerate(chosen)
     )
