@@ -35,3 +35,38 @@ bench: install
 
 clean:
 	rm -rf $(VENV) build generated_outputs .pytest_cache .mypy_cache .ruff_cache
+
+# --- local cloud topology ----------------------------------------------------------------------
+.PHONY: dev serve
+dev: install
+	$(PY) -m sketchgen.testing.topology
+
+serve: install
+	$(VENV)/bin/sketchgen serve
+
+# --- deployment (docs/DEPLOY.md) ---------------------------------------------------------------
+ENV             ?= dev
+TF_ENV_DIR      := infra/terraform/environments/$(ENV)
+TF_MANIFEST     := $(CURDIR)/build/functions/manifest.json
+TF_STATE_BUCKET ?=
+TF_ARGS         ?=
+
+.PHONY: build tf-init plan deploy lint-infra
+
+build:
+	$(PYTHON) scripts/build_functions.py
+
+tf-init:
+	@case "$(ENV)" in dev|prod) ;; *) echo "ENV must be dev or prod" >&2; exit 2;; esac
+	@test -n "$(TF_STATE_BUCKET)" || { echo "set TF_STATE_BUCKET=<project>-tfstate (docs/DEPLOY.md, step 3)" >&2; exit 2; }
+	@test -f $(TF_ENV_DIR)/terraform.tfvars || { echo "create $(TF_ENV_DIR)/terraform.tfvars from terraform.tfvars.example" >&2; exit 2; }
+	terraform -chdir=$(TF_ENV_DIR) init -input=false -reconfigure -backend-config="bucket=$(TF_STATE_BUCKET)"
+
+plan: build tf-init
+	terraform -chdir=$(TF_ENV_DIR) plan -input=false -var-file=terraform.tfvars -var="functions_manifest=$(TF_MANIFEST)" $(TF_ARGS)
+
+deploy: build tf-init
+	terraform -chdir=$(TF_ENV_DIR) apply -var-file=terraform.tfvars -var="functions_manifest=$(TF_MANIFEST)" $(TF_ARGS)
+
+lint-infra:
+	bash scripts/check_terraform.sh

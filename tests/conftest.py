@@ -5,9 +5,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers.fakes import drawing_png
 from sketchgen.schemas import Style
 from sketchgen.styles import StyleRegistry
+from tests.helpers.fakes import drawing_png
 
 
 @pytest.fixture(autouse=True)

@@ -8,7 +8,7 @@ from sketchgen import bootstrap
 from sketchgen.api.push import RegenerateMessage, decode_pubsub_data
 from sketchgen.logs import get_logger
 
-ROUTES = frozenset({"jobs", "blobs", "styles", "health"})
+ROUTES = frozenset({"jobs", "blobs", "styles", "health", "web"})
 log = get_logger("sketchgen.functions.regenerate")
 
 

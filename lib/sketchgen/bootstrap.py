@@ -7,9 +7,9 @@ request and get the instances built by the first one (warm instances reuse their
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
-from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from sketchgen.errors import InputError

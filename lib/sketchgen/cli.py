@@ -96,7 +96,9 @@ def _parser() -> _Parser:
     serve.add_argument("--offline", action="store_true", help="use the offline sketch model")
 
     styles = commands.add_parser("styles", help="list and show styles")
-    style_commands = styles.add_subparsers(dest="styles_command", required=True, parser_class=_Parser)
+    style_commands = styles.add_subparsers(
+        dest="styles_command", required=True, parser_class=_Parser
+    )
     listing = style_commands.add_parser("list")
     listing.add_argument("--json", action="store_true")
     show = style_commands.add_parser("show")
@@ -219,7 +221,13 @@ def _styles(args: argparse.Namespace) -> int:
     if args.styles_command == "list":
         styles = registry.list_styles()
         if args.json:
-            _emit({"styles": [{"id": s.id, "name": s.name, "description": s.description} for s in styles]})
+            _emit(
+                {
+                    "styles": [
+                        {"id": s.id, "name": s.name, "description": s.description} for s in styles
+                    ]
+                }
+            )
         else:
             for s in styles:
                 print(f"{s.id:24} {s.name}")
@@ -266,10 +274,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except (InputError, NotFoundError) as error:
         where = f"{error.field}: " if isinstance(error, InputError) and error.field else ""
-        print(f"sketchgen: error: {where}{error}", file=sys.stderr)
-        return 2
-    except InputError as error:
-        where = f"{error.field}: " if error.field else ""
         print(f"sketchgen: error: {where}{error}", file=sys.stderr)
         return 2
     except SketchgenError as error:

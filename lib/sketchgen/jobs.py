@@ -201,4 +201,3 @@ class FinishResult(_Model):
     accepted: bool
     finalize: bool = False
     job: JobRecord | None = None
-

@@ -17,8 +17,11 @@ from typing import Any
 
 __all__ = ["configure_logging", "get_logger", "log_context"]
 
+# An immutable default: each log_context() binds a new dict, never mutates a shared one.
+_EMPTY: dict[str, Any] = {}
 _context: contextvars.ContextVar[dict[str, Any]] = contextvars.ContextVar(
-    "sketchgen_log_context", default={}
+    "sketchgen_log_context",
+    default=_EMPTY,
 )
 
 

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import os
 import secrets
-import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from sketchgen._files import atomic_write_bytes
 from sketchgen.schemas import PromptSpec, RetrievalResult, Variation
 
 __all__ = [
@@ -26,22 +25,9 @@ SketchStatus = Literal["pending", "running", "ok", "failed", "cancelled"]
 
 
 def new_job_id(now: datetime | None = None) -> str:
-    """``YYYYMMDD_HHMMSS-xxxxxx``: time first so folders sort, a random suffix for same-second jobs."""
+    """``YYYYMMDD_HHMMSS-xxxxxx``: time first so folders sort; the suffix splits a second."""
     stamp = (now or datetime.now(UTC)).strftime("%Y%m%d_%H%M%S")
     return f"{stamp}-{secrets.token_hex(3)}"
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Readers see the old file or the new one, never half of either."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 class _Frozen(BaseModel):
@@ -151,7 +137,9 @@ class JobMetadata(_Frozen):
             reference_images=[rel(r.reference.path) for r in retrieval.items],
             retrieval_scores=[r.score for r in retrieval.items],
             references=[
-                ReferenceRecord(path=rel(r.reference.path), sha256=r.reference.sha256, score=r.score)
+                ReferenceRecord(
+                    path=rel(r.reference.path), sha256=r.reference.sha256, score=r.score
+                )
                 for r in retrieval.items
             ],
             config=config,

@@ -36,7 +36,8 @@ class ReferencePart:
 
 @dataclass(frozen=True, slots=True)
 class ImageRequest:
-    """One sketch to draw. ``prompt`` is complete; the rest lets a local model draw without parsing it."""
+    """One sketch to draw. ``prompt`` is complete; the rest lets a local model draw without
+    parsing it."""
 
     index: int
     prompt: str
@@ -75,6 +76,7 @@ class ImageModel(Protocol):
 
 
 # -- the service's ports ---------------------------------------------------------------------
+
 
 @dataclass(frozen=True, slots=True)
 class SketchTask:

@@ -51,7 +51,7 @@ EXAGGERATIONS: tuple[Exaggeration, ...] = ("subtle", "moderate", "extreme")
 
 
 def pixel_size(image_size: str, aspect_ratio: str) -> tuple[int, int]:
-    """(width, height) in pixels: the long side is the size's pixels, the other follows the ratio."""
+    """(width, height) in pixels: the long side is the size's, the other follows the ratio."""
     long_side = IMAGE_SIZES[image_size]
     w, h = (int(part) for part in aspect_ratio.split(":"))
     if w >= h:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 
@@ -53,7 +53,9 @@ class ServiceConfig:
     retention: timedelta = timedelta(days=30)
     # In one delivery a transient error gets one quick retry; beyond that the queue's own
     # backoff (Pub/Sub retry policy) spaces the attempts out without holding a worker.
-    retry: RetryPolicy = RetryPolicy(max_attempts=2, initial_delay_s=1.0, max_delay_s=10.0)
+    retry: RetryPolicy = field(
+        default_factory=lambda: RetryPolicy(max_attempts=2, initial_delay_s=1.0, max_delay_s=10.0)
+    )
 
 
 class SketchService:
@@ -185,7 +187,9 @@ class SketchService:
         state = parent.sketches.get(str(index))
         if state is None or state.status != "ok":
             made = [int(i) for i, s in parent.sketches.items() if s.status == "ok"]
-            raise InputError(f"job {job_id} has no finished sketch {index}", field="index", allowed=made)
+            raise InputError(
+                f"job {job_id} has no finished sketch {index}", field="index", allowed=made
+            )
         refinement = Refinement(
             parent=ParentRef(job_id=job_id, index=index, instruction=instruction),
             image=self.blobs.get(sketch_key(job_id, index)),
@@ -208,7 +212,7 @@ class SketchService:
     # -- the worker ------------------------------------------------------------------------
 
     def run_sketch(self, task: SketchTask) -> bool:
-        """Make one sketch. Returns True to acknowledge the message, False to have it redelivered."""
+        """Make one sketch. True acknowledges the message; False has it redelivered."""
         with log_context(job_id=task.job_id, sketch=task.index):
             claim = self.jobs.claim_sketch(
                 task.job_id, task.index, worker=self.worker_id, lease_s=self.config.lease_s

@@ -1,4 +1,4 @@
-"""Settings from the environment (``SKETCHGEN_*``, ``GEMINI_API_KEY``, ``GEMINI_MODEL``) and ``.env``."""
+"""Settings from the environment (``SKETCHGEN_*``, ``GEMINI_*``) and ``.env``."""
 
 from __future__ import annotations
 
@@ -41,7 +41,9 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
 
     # The service (functions/ and `sketchgen serve`).
-    job_store: str = "sqlite:///generated_outputs/jobs.sqlite3"  # memory:// | sqlite:///… | firestore
+    job_store: str = (
+        "sqlite:///generated_outputs/jobs.sqlite3"  # memory:// | sqlite:///… | firestore
+    )
     firestore_database: str = "(default)"
     sketch_topic: str | None = None  # full or short Pub/Sub topic; unset = in-process queue
     regenerate_topic: str | None = None

@@ -41,8 +41,12 @@ def envelope(payload: object, *, raw: bytes | None = None) -> dict[str, object]:
     }
 
 
-def test_push_draws_once_even_when_delivered_twice(worker: FlaskClient, service: SketchService) -> None:
-    job, _ = service.submit_job("alice", JobRequest(brief="golf mascot", style_id="loose-ink-mascot", num_images=2))
+def test_push_draws_once_even_when_delivered_twice(
+    worker: FlaskClient, service: SketchService
+) -> None:
+    job, _ = service.submit_job(
+        "alice", JobRequest(brief="golf mascot", style_id="loose-ink-mascot", num_images=2)
+    )
     for task in service.queue.tasks * 2:  # type: ignore[attr-defined]
         response = worker.post("/", json=envelope({"job_id": task.job_id, "index": task.index}))
         assert response.status_code == 204
@@ -51,7 +55,9 @@ def test_push_draws_once_even_when_delivered_twice(worker: FlaskClient, service:
 
 
 def test_leased_sketch_is_nacked(worker: FlaskClient, service: SketchService) -> None:
-    job, _ = service.submit_job("alice", JobRequest(brief="golf", style_id="loose-ink-mascot", num_images=1))
+    job, _ = service.submit_job(
+        "alice", JobRequest(brief="golf", style_id="loose-ink-mascot", num_images=1)
+    )
     service.jobs.claim_sketch(job.job_id, 0, worker="other", lease_s=60)
     response = worker.post("/", json=envelope({"job_id": job.job_id, "index": 0}))
     assert response.status_code == 429  # not 2xx: Pub/Sub redelivers later
@@ -68,7 +74,9 @@ def test_leased_sketch_is_nacked(worker: FlaskClient, service: SketchService) ->
         {},
     ],
 )
-def test_malformed_messages_are_refused_for_the_dead_letter_topic(worker: FlaskClient, body: object) -> None:
+def test_malformed_messages_are_refused_for_the_dead_letter_topic(
+    worker: FlaskClient, body: object
+) -> None:
     assert worker.post("/", json=body).status_code == 400
 
 

@@ -16,9 +16,19 @@ def read_events(client: FlaskClient, job_id: str, headers: dict[str, str]) -> li
     text = b"".join(response.response).decode()  # ends after `done`
     events = []
     for block in text.split("\n\n"):
-        fields = dict(line.split(": ", 1) for line in block.splitlines() if not line.startswith(":") and ": " in line)
+        fields = dict(
+            line.split(": ", 1)
+            for line in block.splitlines()
+            if not line.startswith(":") and ": " in line
+        )
         if "event" in fields:
-            events.append({"id": int(fields["id"]), "event": fields["event"], "data": json.loads(fields["data"])})
+            events.append(
+                {
+                    "id": int(fields["id"]),
+                    "event": fields["event"],
+                    "data": json.loads(fields["data"]),
+                }
+            )
     return events
 
 

@@ -44,7 +44,9 @@ def test_bad_input_exits_2_with_one_line(
     lines = err.strip().splitlines()
     assert len(lines) == 1, err
     assert lines[0].startswith("sketchgen: error:")
-    assert needle in lines[0] or needle.replace("_", "-") in lines[0] or "invalid choice" in lines[0]
+    assert (
+        needle in lines[0] or needle.replace("_", "-") in lines[0] or "invalid choice" in lines[0]
+    )
 
 
 def test_unwritable_output_dir_exits_2(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
@@ -67,7 +69,15 @@ def test_generate_json_lines(capsys: pytest.CaptureFixture[str], tmp_path: Path)
     assert all(Path(e["path"]).is_file() and e["elapsed_s"] >= 0 for e in sketches)
     assert done["event"] == "done" and done["errors"] == {}
     assert Path(done["metadata_path"]).is_file() and len(done["images"]) == 3
-    assert set(done) == {"event", "job_id", "output_dir", "metadata_path", "images", "errors", "elapsed_s"}
+    assert set(done) == {
+        "event",
+        "job_id",
+        "output_dir",
+        "metadata_path",
+        "images",
+        "errors",
+        "elapsed_s",
+    }
 
 
 def test_styles_list_and_show(capsys: pytest.CaptureFixture[str]) -> None:

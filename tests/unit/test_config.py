@@ -55,5 +55,5 @@ def test_invalid_values_name_field_and_allowed_values(
 
 def test_config_is_frozen() -> None:
     config = GenerationConfig()
-    with pytest.raises(Exception):  # noqa: B017,PT011 - pydantic's frozen error
+    with pytest.raises(Exception):  # noqa: B017 - pydantic's frozen error
         config.num_images = 5  # type: ignore[misc]

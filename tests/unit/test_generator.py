@@ -67,7 +67,9 @@ def test_sync_job_writes_sketches_and_complete_metadata(style: Style, tmp_path: 
 
 
 def test_one_failed_sketch_does_not_take_the_others_down(style: Style, tmp_path: Path) -> None:
-    model = FakeImageModel(failures={1: lambda: NoImageError("blocked", finish_reason="IMAGE_SAFETY")})
+    model = FakeImageModel(
+        failures={1: lambda: NoImageError("blocked", finish_reason="IMAGE_SAFETY")}
+    )
     result = ImageGenerator(model, retry=FAST_RETRY).generate(**_job(style, tmp_path))  # type: ignore[arg-type]
     assert set(result.errors) == {1} and "blocked" in result.errors[1]
     assert len(result.images) == 3
@@ -89,7 +91,9 @@ def test_transient_errors_are_retried_and_counted(style: Style, tmp_path: Path) 
                 raise TransientModelError("unavailable", status=503)
             return super().generate_image(request)
 
-    result = ImageGenerator(Flaky(), retry=FAST_RETRY).generate(**_job(style, tmp_path, num_images=2))  # type: ignore[arg-type]
+    result = ImageGenerator(Flaky(), retry=FAST_RETRY).generate(
+        **_job(style, tmp_path, num_images=2)
+    )  # type: ignore[arg-type]
     assert result.errors == {}
     assert result.sketches[0].attempts == 3 and result.sketches[1].attempts == 1
 

@@ -10,21 +10,21 @@ import pytest
 from sketchgen.adapters.local.blob_store import LocalBlobStore
 from sketchgen.adapters.local.job_store import MemoryJobStore
 from sketchgen.errors import ConflictError, NoImageError, NotFoundError, TransientModelError
+from sketchgen.generate.retry import RetryPolicy
 from sketchgen.jobs import JobRequest
 from sketchgen.metadata import JobMetadata
 from sketchgen.service import ServiceConfig, SketchService
 from sketchgen.styles import StyleRegistry
-from sketchgen.generate.retry import RetryPolicy
 from tests.helpers.fakes import CollectingQueue, CrashOnceBlobStore, FakeImageModel
 
 FAST = ServiceConfig(lease_s=30, max_deliveries=3, retry=RetryPolicy(max_attempts=1))
 
 
 @pytest.fixture
-def make_service(
-    tmp_path: Path, style_registry: StyleRegistry
-) -> Callable[..., SketchService]:
-    def make(model: FakeImageModel | None = None, config: ServiceConfig = FAST, blobs=None) -> SketchService:  # type: ignore[no-untyped-def]
+def make_service(tmp_path: Path, style_registry: StyleRegistry) -> Callable[..., SketchService]:
+    def make(
+        model: FakeImageModel | None = None, config: ServiceConfig = FAST, blobs=None
+    ) -> SketchService:  # type: ignore[no-untyped-def]
         return SketchService(
             jobs=MemoryJobStore(),
             blobs=blobs or LocalBlobStore(tmp_path / "blobs"),
@@ -38,7 +38,9 @@ def make_service(
 
 
 def _request(**overrides: object) -> JobRequest:
-    return JobRequest(**{"brief": "playful golf mascot", "style_id": "test-ink", "num_images": 4, **overrides})  # type: ignore[arg-type]
+    return JobRequest(
+        **{"brief": "playful golf mascot", "style_id": "test-ink", "num_images": 4, **overrides}
+    )  # type: ignore[arg-type]
 
 
 def _deliver_all(service: SketchService) -> list[bool]:
@@ -76,13 +78,17 @@ def test_every_message_delivered_twice_makes_n_calls_and_n_files(
     assert all(_deliver_all(service))
     assert len(model.requests) == 4
     root = Path(service.blobs.root) / "jobs" / job.job_id  # type: ignore[attr-defined]
-    assert sorted(p.name for p in root.glob("sketch_*.png")) == [f"sketch_{i}.png" for i in range(4)]
+    assert sorted(p.name for p in root.glob("sketch_*.png")) == [
+        f"sketch_{i}.png" for i in range(4)
+    ]
     metadata_bytes = service.blobs.get(f"jobs/{job.job_id}/metadata.json")
     service.finalize_job(job.job_id)  # a late duplicate finaliser writes the same bytes
     assert service.blobs.get(f"jobs/{job.job_id}/metadata.json") == metadata_bytes
 
 
-def test_a_leased_sketch_is_redelivered_not_redrawn(make_service: Callable[..., SketchService]) -> None:
+def test_a_leased_sketch_is_redelivered_not_redrawn(
+    make_service: Callable[..., SketchService],
+) -> None:
     model = FakeImageModel()
     service = make_service(model)
     job, _ = service.submit_job("alice", _request(num_images=1))
@@ -96,7 +102,9 @@ def test_worker_killed_before_the_write_is_taken_over(
 ) -> None:
     model = FakeImageModel()
     blobs = CrashOnceBlobStore(LocalBlobStore(tmp_path / "blobs"))
-    service = make_service(model, ServiceConfig(lease_s=0.05, retry=RetryPolicy(max_attempts=1)), blobs)
+    service = make_service(
+        model, ServiceConfig(lease_s=0.05, retry=RetryPolicy(max_attempts=1)), blobs
+    )
     job, _ = service.submit_job("alice", _request(num_images=2))
     task = service.queue.tasks[0]  # type: ignore[attr-defined]
     with pytest.raises(SystemExit):
@@ -109,8 +117,12 @@ def test_worker_killed_before_the_write_is_taken_over(
     assert len(model.requests) == 3  # the lost result had to be redrawn once
 
 
-def test_permanent_failure_is_recorded_and_acked(make_service: Callable[..., SketchService]) -> None:
-    model = FakeImageModel(failures={1: lambda: NoImageError("blocked", finish_reason="IMAGE_SAFETY")})
+def test_permanent_failure_is_recorded_and_acked(
+    make_service: Callable[..., SketchService],
+) -> None:
+    model = FakeImageModel(
+        failures={1: lambda: NoImageError("blocked", finish_reason="IMAGE_SAFETY")}
+    )
     service = make_service(model)
     job, _ = service.submit_job("alice", _request(num_images=2))
     assert _deliver_all(service) == [True, True]
@@ -121,7 +133,9 @@ def test_permanent_failure_is_recorded_and_acked(make_service: Callable[..., Ske
     assert meta["sketches"][1]["error"] == "blocked"
 
 
-def test_transient_failures_redeliver_then_give_up(make_service: Callable[..., SketchService]) -> None:
+def test_transient_failures_redeliver_then_give_up(
+    make_service: Callable[..., SketchService],
+) -> None:
     model = FakeImageModel(failures={0: lambda: TransientModelError("503", status=503)})
     service = make_service(model)
     job, _ = service.submit_job("alice", _request(num_images=1))

@@ -99,7 +99,7 @@ class FirebaseAuthenticator:
                 certs_url=_FIREBASE_CERTS,
                 clock_skew_in_seconds=10,
             )
-        except Exception:  # noqa: BLE001 - any verification failure is the same 401
+        except Exception:
             raise AuthError("invalid or expired ID token") from None
         issuer = f"https://securetoken.google.com/{self.project_id}"
         uid = claims.get("sub")

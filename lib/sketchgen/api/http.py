@@ -29,7 +29,7 @@ from sketchgen.jobs import JobRecord, JobRequest
 from sketchgen.logs import get_logger
 from sketchgen.service import SketchService, metadata_key, sketch_key
 
-__all__ = ["Api", "ApiError", "JOB_ID"]
+__all__ = ["JOB_ID", "Api", "ApiError"]
 
 log = get_logger(__name__)
 
@@ -63,7 +63,9 @@ class CreateJobBody(BaseModel):
     allow_text: bool = False
 
 
-def json_response(payload: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+def json_response(
+    payload: Any, status: int = 200, headers: dict[str, str] | None = None
+) -> Response:
     return Response(
         json.dumps(payload, default=str), status=status, headers=headers,
         mimetype="application/json",
@@ -165,7 +167,9 @@ class Api:
             code = "not_found" if isinstance(error, NotFound) else "method_not_allowed"
             response = error_response(ApiError(error.code or 404, code, error.description or code))
         except HTTPException as error:
-            response = error_response(ApiError(error.code or 400, "bad_request", str(error.description)))
+            response = error_response(
+                ApiError(error.code or 400, "bad_request", str(error.description))
+            )
         except AuthError as error:
             response = error_response(ApiError(401, error.code, str(error)))
         except NotFoundError as error:
@@ -226,7 +230,10 @@ class Api:
                     "error": state.error,
                     "finish_reason": state.finish_reason,
                     "attempts": state.attempts,
-                    "variation": {"layout": variation.layout, "exaggeration": variation.exaggeration},
+                    "variation": {
+                        "layout": variation.layout,
+                        "exaggeration": variation.exaggeration,
+                    },
                 }
             )
         metadata_url = None
@@ -245,12 +252,18 @@ class Api:
 
     def _read_json(self, request: Request) -> Any:
         if request.mimetype != "application/json":
-            raise ApiError(415, "unsupported_media_type", "send Content-Type: application/json", "Content-Type")
+            raise ApiError(
+                415, "unsupported_media_type", "send Content-Type: application/json", "Content-Type"
+            )
         if (request.content_length or 0) > self.max_body_bytes:
-            raise ApiError(413, "payload_too_large", f"body is over {self.max_body_bytes} bytes", "body")
+            raise ApiError(
+                413, "payload_too_large", f"body is over {self.max_body_bytes} bytes", "body"
+            )
         raw = request.stream.read(self.max_body_bytes + 1)
         if len(raw) > self.max_body_bytes:
-            raise ApiError(413, "payload_too_large", f"body is over {self.max_body_bytes} bytes", "body")
+            raise ApiError(
+                413, "payload_too_large", f"body is over {self.max_body_bytes} bytes", "body"
+            )
         try:
             return json.loads(raw)
         except (ValueError, UnicodeDecodeError):
@@ -422,7 +435,9 @@ class Api:
         page = resources.files("sketchgen.web").joinpath(name)
         if not page.is_file():
             raise ApiError(404, "not_found", f"no file {name!r}")
-        return Response(page.read_bytes(), mimetype=kinds[suffix], headers={"Cache-Control": "no-cache"})
+        return Response(
+            page.read_bytes(), mimetype=kinds[suffix], headers={"Cache-Control": "no-cache"}
+        )
 
     def _web_config(self, request: Request) -> Response:
         return json_response(self.web_config)

@@ -43,7 +43,7 @@ def _pump(jobs: JobStore, job_id: str, out: queue.Queue[object], stop: threading
                 out.put(snapshot)
                 if snapshot.is_final or stop.is_set():
                     break
-    except Exception as error:  # noqa: BLE001 - ends the stream; the client reconnects
+    except Exception as error:
         log.warning("job listener failed: %s", error)
     finally:
         out.put(_CLOSED)

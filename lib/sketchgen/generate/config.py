@@ -46,7 +46,9 @@ class GenerationConfig(BaseModel):
             first = error.errors()[0]
             field = ".".join(str(part) for part in first["loc"]) or "config"
             allowed = _ALLOWED.get(field)
-            raise ConfigError(f"invalid {field}: {first['msg']}", field=field, allowed=allowed) from None
+            raise ConfigError(
+                f"invalid {field}: {first['msg']}", field=field, allowed=allowed
+            ) from None
 
     @field_validator("image_size")
     @classmethod

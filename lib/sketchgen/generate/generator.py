@@ -115,7 +115,9 @@ class SketchStream:
     def __iter__(self) -> Iterator[SketchEvent]:
         plan = self._job.plan
         # One thread per sketch: the calls are I/O bound and must all be in flight at once.
-        with ThreadPoolExecutor(max_workers=len(plan.variations), thread_name_prefix="sketch") as pool:
+        with ThreadPoolExecutor(
+            max_workers=len(plan.variations), thread_name_prefix="sketch"
+        ) as pool:
             futures = [
                 pool.submit(draw_sketch, self._model, plan.request(i), self._policy, plan.job_id)
                 for i in range(len(plan.variations))
@@ -147,7 +149,9 @@ class AsyncSketchStream:
     async def __aiter__(self) -> AsyncIterator[SketchEvent]:
         plan = self._job.plan
         tasks = [
-            asyncio.ensure_future(adraw_sketch(self._model, plan.request(i), self._policy, plan.job_id))
+            asyncio.ensure_future(
+                adraw_sketch(self._model, plan.request(i), self._policy, plan.job_id)
+            )
             for i in range(len(plan.variations))
         ]
         try:

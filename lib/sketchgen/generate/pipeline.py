@@ -163,7 +163,9 @@ def _ok(
     )
 
 
-def _failed(request: ImageRequest, error: Exception, attempts: int, started: float) -> SketchOutcome:
+def _failed(
+    request: ImageRequest, error: Exception, attempts: int, started: float
+) -> SketchOutcome:
     if isinstance(error, ModelError):
         message, reason = str(error), error.finish_reason
         log.warning("sketch failed: %s", message)
@@ -183,7 +185,7 @@ def _failed(request: ImageRequest, error: Exception, attempts: int, started: flo
             variation=request.variation,
             prompt=request.prompt,
             seed=request.seed,
-        )
+        ),
     )
 
 
@@ -204,7 +206,7 @@ def draw_sketch(
                 lambda: model.generate_image(request), policy, on_attempt=count
             )
             png, qa = _finish(request, response)
-        except Exception as error:  # noqa: BLE001 - one sketch's failure stays its own
+        except Exception as error:
             return _failed(request, error, attempts, started)
         return _ok(request, response, png, qa, attempts, started)
 
@@ -228,6 +230,6 @@ async def adraw_sketch(
                 lambda: model.agenerate_image(request), policy, on_attempt=count
             )
             png, qa = await asyncio.to_thread(_finish, request, response)
-        except Exception as error:  # noqa: BLE001
+        except Exception as error:
             return _failed(request, error, attempts, started)
         return _ok(request, response, png, qa, attempts, started)

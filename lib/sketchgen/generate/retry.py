@@ -47,7 +47,7 @@ def call_with_retry(
     rng: random.Random | None = None,
 ) -> T:
     """Call ``fn`` until it succeeds, fails permanently or runs out of attempts."""
-    rng = rng or random.Random()  # noqa: S311 - jitter, not security
+    rng = rng or random.Random()
     attempt = 0
     while True:
         attempt += 1
@@ -69,7 +69,7 @@ async def acall_with_retry(
     rng: random.Random | None = None,
 ) -> T:
     """The async twin of :func:`call_with_retry`."""
-    rng = rng or random.Random()  # noqa: S311
+    rng = rng or random.Random()
     attempt = 0
     while True:
         attempt += 1

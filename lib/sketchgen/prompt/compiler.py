@@ -55,7 +55,27 @@ EXAGGERATION_PROMPTS: dict[str, str] = {
 }
 
 _WORD = re.compile(r"[^\W_]+(?:['-][^\W_]+)*", re.UNICODE)
-_STOPWORDS = frozenset("a an the of for with and or in on to at by from as is be".split())
+_STOPWORDS = frozenset(
+    [
+        "a",
+        "an",
+        "the",
+        "of",
+        "for",
+        "with",
+        "and",
+        "or",
+        "in",
+        "on",
+        "to",
+        "at",
+        "by",
+        "from",
+        "as",
+        "is",
+        "be",
+    ]
+)
 
 
 def clean_text(value: object, *, field: str, max_chars: int) -> str:
@@ -86,9 +106,7 @@ class PromptCompiler:
     def compile(self, brief: str, style: Style) -> PromptSpec:
         text = normalize_brief(brief)
         keywords = tuple(
-            dict.fromkeys(
-                w.lower() for w in _WORD.findall(text) if w.lower() not in _STOPWORDS
-            )
+            dict.fromkeys(w.lower() for w in _WORD.findall(text) if w.lower() not in _STOPWORDS)
         )
         lines = [
             f"Subject: {text}.",

@@ -20,10 +20,8 @@ def plan_variations(num_images: int, seed: int) -> tuple[Variation, ...]:
     eighteen are used.
     """
     if not 1 <= num_images <= MAX_VARIATIONS:
-        raise ConfigError(
-            f"num_images must be between 1 and {MAX_VARIATIONS}", field="num_images"
-        )
-    rng = random.Random(seed)  # noqa: S311 - a reproducible shuffle, not a secret
+        raise ConfigError(f"num_images must be between 1 and {MAX_VARIATIONS}", field="num_images")
+    rng = random.Random(seed)
     layouts = list(LAYOUTS)
     exaggerations = list(EXAGGERATIONS)
     rng.shuffle(layouts)

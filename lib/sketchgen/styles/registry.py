@@ -11,15 +11,14 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
-import tempfile
 import threading
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from sketchgen._files import atomic_write_bytes
 from sketchgen.errors import InputError, StyleDefinitionError, UnknownStyleError
 from sketchgen.schemas import ReferenceImage, Style
 
@@ -51,18 +50,6 @@ class _StyleFile(BaseModel):
 
 def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 class StyleRegistry:
@@ -176,7 +163,7 @@ class StyleRegistry:
         seen: set[str] = set()
         staged: list[tuple[str, bytes]] = []
         for item in references:
-            source, tags = (item if isinstance(item, tuple) else (item, ()))
+            source, tags = item if isinstance(item, tuple) else (item, ())
             data = Path(source).read_bytes()
             if len(data) > _MAX_REFERENCE_BYTES:
                 raise InputError(f"reference {source} is larger than 8 MiB", field="references")
@@ -189,7 +176,7 @@ class StyleRegistry:
             staged.append((rel, data))
             entries.append({"file": rel, "tags": list(tags), "description": Path(source).stem})
         for rel, data in staged:
-            _atomic_write(folder / rel, data)
+            atomic_write_bytes(folder / rel, data)
         document = {
             "id": style_id,
             "name": name,
@@ -198,7 +185,7 @@ class StyleRegistry:
             "references": entries,
             "do_not_use": list(do_not_use),
         }
-        _atomic_write(folder / STYLE_FILE, json.dumps(document, indent=2).encode() + b"\n")
+        atomic_write_bytes(folder / STYLE_FILE, json.dumps(document, indent=2).encode() + b"\n")
         with self._lock:
             self._cache.pop(style_id, None)
         return self.get_style(style_id)

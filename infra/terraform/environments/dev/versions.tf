@@ -1,0 +1,20 @@
+terraform {
+  required_version = ">= 1.5"
+
+  required_providers {
+    google = {
+      source  = "hashicorp/google"
+      version = "~> 6.50"
+    }
+  }
+
+  # State in a GCS bucket (create it once, versioned, outside Terraform):
+  #   gcloud storage buckets create gs://PROJECT_ID-tfstate --location=us-central1 \
+  #     --uniform-bucket-level-access --public-access-prevention
+  #   gcloud storage buckets update gs://PROJECT_ID-tfstate --versioning
+  # then `terraform init -backend-config="bucket=PROJECT_ID-tfstate"` (make plan/deploy pass
+  # TF_STATE_BUCKET). Partial configuration keeps the bucket name out of the repo.
+  backend "gcs" {
+    prefix = "sketchgen/dev"
+  }
+}

@@ -1,0 +1,80 @@
+# A Firestore database in native mode, the composite indexes the queries need, TTL policies,
+# and the security rules released for it.
+
+locals {
+  # The default database's rules release is "cloud.firestore"; a named one appends its id.
+  release_name = var.name == "(default)" ? "cloud.firestore" : "cloud.firestore/${var.name}"
+}
+
+resource "google_firestore_database" "this" {
+  project                           = var.project_id
+  name                              = var.name
+  location_id                       = var.location
+  type                              = "FIRESTORE_NATIVE"
+  concurrency_mode                  = "PESSIMISTIC"
+  app_engine_integration_mode       = "DISABLED"
+  point_in_time_recovery_enablement = var.point_in_time_recovery ? "POINT_IN_TIME_RECOVERY_ENABLED" : "POINT_IN_TIME_RECOVERY_DISABLED"
+  delete_protection_state           = var.deletion_protection ? "DELETE_PROTECTION_ENABLED" : "DELETE_PROTECTION_DISABLED"
+  # Without protection, terraform destroy really deletes the database (dev); with it, the
+  # database is only removed from state.
+  deletion_policy = var.deletion_protection ? "ABANDON" : "DELETE"
+}
+
+resource "google_firestore_index" "this" {
+  for_each = var.indexes
+
+  project     = var.project_id
+  database    = google_firestore_database.this.name
+  collection  = each.value.collection
+  query_scope = "COLLECTION"
+
+  dynamic "fields" {
+    for_each = each.value.fields
+    content {
+      field_path = fields.value.field_path
+      order      = fields.value.order
+    }
+  }
+}
+
+# TTL: Firestore deletes a document some time (typically within 24 h) after this timestamp.
+# index_config {} also drops the field's single-field indexes: nothing queries by it, and a
+# monotonically increasing indexed timestamp is a write hotspot.
+resource "google_firestore_field" "ttl" {
+  for_each = var.ttl_fields
+
+  project    = var.project_id
+  database   = google_firestore_database.this.name
+  collection = each.key
+  field      = each.value
+
+  ttl_config {}
+  index_config {}
+}
+
+resource "google_firebaserules_ruleset" "this" {
+  project = var.project_id
+
+  source {
+    files {
+      name    = "firestore.rules"
+      content = var.rules
+    }
+  }
+
+  lifecycle {
+    create_before_destroy = true
+  }
+
+  depends_on = [google_firestore_database.this]
+}
+
+resource "google_firebaserules_release" "this" {
+  project      = var.project_id
+  name         = local.release_name
+  ruleset_name = "projects/${var.project_id}/rulesets/${google_firebaserules_ruleset.this.name}"
+
+  lifecycle {
+    replace_triggered_by = [google_firebaserules_ruleset.this]
+  }
+}

@@ -1,0 +1,218 @@
+"""``make dev``: the cloud topology on one machine, with real parts.
+
+Firestore and Pub/Sub emulators (Google Cloud CLI), a Cloud Storage emulator (PyPI), the
+three functions under functions-framework, a push subscription from the sketch topic to the
+worker (with a dead-letter topic), and one public origin routing the same paths as in the
+cloud. Everything it starts, it stops.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import signal
+import sys
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
+
+from sketchgen.testing.processes import ManagedProcess, free_port, wait_for_http
+from sketchgen.testing.router import Router, serve_router
+
+__all__ = ["DevTopology", "main"]
+
+REPO = Path(__file__).resolve().parents[3]
+FUNCTIONS = {"generate": "generate", "sketch_worker": "sketch_worker", "stream": "stream"}
+
+
+@dataclass
+class DevTopology:
+    port: int = 8080
+    project: str = "sketchgen-dev"
+    bucket: str = "sketchgen-dev"
+    data_dir: Path = field(default_factory=lambda: REPO / "generated_outputs" / "dev")
+    functions_dir: Path = REPO / "functions"
+    extra_env: dict[str, str] = field(default_factory=dict)
+    lease_s: float = 300.0
+    processes: dict[str, ManagedProcess] = field(default_factory=dict)
+    ports: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def topic(self) -> str:
+        return f"projects/{self.project}/topics/sketches"
+
+    @property
+    def dead_letter_topic(self) -> str:
+        return f"projects/{self.project}/topics/sketches-dead-letter"
+
+    @property
+    def subscription(self) -> str:
+        return f"projects/{self.project}/subscriptions/sketch-worker"
+
+    def emulator_env(self) -> dict[str, str]:
+        return {
+            "FIRESTORE_EMULATOR_HOST": f"127.0.0.1:{self.ports['firestore']}",
+            "PUBSUB_EMULATOR_HOST": f"127.0.0.1:{self.ports['pubsub']}",
+            "STORAGE_EMULATOR_HOST": f"http://127.0.0.1:{self.ports['storage']}",
+            "GOOGLE_CLOUD_PROJECT": self.project,
+        }
+
+    def function_env(self) -> dict[str, str]:
+        return {
+            **self.emulator_env(),
+            "SKETCHGEN_PROJECT": self.project,
+            "SKETCHGEN_JOB_STORE": "firestore",
+            "SKETCHGEN_SKETCH_TOPIC": self.topic,
+            "SKETCHGEN_BLOB_URL": f"gs://{self.bucket}",
+            "SKETCHGEN_AUTH": "dev",
+            "SKETCHGEN_LEASE_S": str(self.lease_s),
+            "SKETCHGEN_LOG_FORMAT": "json",
+            "THREADS": "32",  # gunicorn threads: SSE clients and concurrent pushes each hold one
+            **self.extra_env,
+        }
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    def start(self) -> DevTopology:
+        logs = self.data_dir / "logs"
+        shutil.rmtree(self.data_dir / "emulators", ignore_errors=True)
+        try:
+            self._start_emulators(logs)
+            self._create_resources()
+            for name in FUNCTIONS:
+                self.start_function(name)
+            for name in FUNCTIONS:
+                wait_for_http(
+                    f"http://127.0.0.1:{self.ports[name]}/healthz",
+                    timeout_s=60, process=self.processes[name],
+                )  # fmt: skip
+            self._start_router()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _start_emulators(self, logs: Path) -> None:
+        for name in ("firestore", "pubsub", "storage"):
+            self.ports[name] = free_port()
+        data = self.data_dir / "emulators"
+        gcloud = shutil.which("gcloud") or "gcloud"
+        self.processes["firestore"] = ManagedProcess(
+            "firestore-emulator",
+            [gcloud, "beta", "emulators", "firestore", "start", "--quiet",
+             f"--host-port=127.0.0.1:{self.ports['firestore']}"],
+            log_dir=logs,
+        ).start()  # fmt: skip
+        self.processes["pubsub"] = ManagedProcess(
+            "pubsub-emulator",
+            [gcloud, "beta", "emulators", "pubsub", "start", "--quiet",
+             f"--host-port=127.0.0.1:{self.ports['pubsub']}", f"--project={self.project}",
+             f"--data-dir={data / 'pubsub'}"],
+            log_dir=logs,
+        ).start()  # fmt: skip
+        self.processes["storage"] = ManagedProcess(
+            "storage-emulator",
+            [sys.executable, "-m", "gcp_storage_emulator", "start", "--host=127.0.0.1",
+             f"--port={self.ports['storage']}", "--in-memory"],
+            log_dir=logs,
+        ).start()  # fmt: skip
+        for name in ("firestore", "pubsub", "storage"):
+            wait_for_http(
+                f"http://127.0.0.1:{self.ports[name]}/", timeout_s=90, process=self.processes[name]
+            )
+
+    def _create_resources(self) -> None:
+        from google.cloud import pubsub_v1, storage
+
+        os.environ.update(self.emulator_env())
+        publisher = pubsub_v1.PublisherClient()
+        subscriber = pubsub_v1.SubscriberClient()
+        for topic in (self.topic, self.dead_letter_topic):
+            publisher.create_topic(name=topic)
+        self.ports["sketch_worker"] = free_port()
+        subscriber.create_subscription(
+            request={
+                "name": self.subscription,
+                "topic": self.topic,
+                "push_config": {"push_endpoint": f"http://127.0.0.1:{self.ports['sketch_worker']}/"},
+                "ack_deadline_seconds": 600,
+                "retry_policy": {"minimum_backoff": "1s", "maximum_backoff": "10s"},
+                "dead_letter_policy": {
+                    "dead_letter_topic": self.dead_letter_topic,
+                    "max_delivery_attempts": 5,
+                },
+            }
+        )
+        subscriber.create_subscription(
+            request={
+                "name": f"projects/{self.project}/subscriptions/sketches-dead-letter",
+                "topic": self.dead_letter_topic,
+            }
+        )
+        storage.Client(project=self.project).create_bucket(self.bucket)
+
+    def start_function(self, name: str) -> ManagedProcess:
+        """(Re)start one function on its port, e.g. after a test killed the worker."""
+        self.ports.setdefault(name, free_port())
+        process = ManagedProcess(
+            name,
+            [str(Path(sys.executable).with_name("functions-framework")),
+             "--target", FUNCTIONS[name],
+             "--source", str(self.functions_dir / name / "main.py"),
+             "--host", "127.0.0.1", "--port", str(self.ports[name])],
+            log_dir=self.data_dir / "logs",
+            env=self.function_env(),
+            cwd=REPO,
+        ).start()  # fmt: skip
+        self.processes[name] = process
+        return process
+
+    def _start_router(self) -> None:
+        router = Router(
+            [(r"^/v1/jobs/[^/]+/events/?$", f"127.0.0.1:{self.ports['stream']}")],
+            default=f"127.0.0.1:{self.ports['generate']}",
+        )
+        self._router_server, _ = serve_router(router, "127.0.0.1", self.port)
+
+    def stop(self) -> None:
+        server = getattr(self, "_router_server", None)
+        if server is not None:
+            server.shutdown()
+            server.server_close()
+        for process in reversed(list(self.processes.values())):
+            process.stop()
+        self.processes.clear()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="make dev", description=__doc__)
+    parser.add_argument("--port", type=int, default=int(os.environ.get("SKETCHGEN_DEV_PORT", 8080)))
+    args = parser.parse_args(argv)
+    topology = DevTopology(port=args.port)
+    stopping = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        stopping.set()
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    topology.start()
+    model = "Gemini" if os.environ.get("GEMINI_API_KEY") else "offline sketch model"
+    print(
+        f"sketchgen dev ready on {topology.url} (auth: Bearer dev:<uid>, model: {model}; "
+        f"logs in {topology.data_dir / 'logs'})",
+        flush=True,
+    )
+    stopping.wait()
+    topology.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,140 @@
+"""firestore.rules against the real emulator: a job is readable by its owner only, and no
+client writes anything. Seed data is written as admin (rules bypassed), like the functions do."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.rules.conftest import Emulator
+
+ALICE, BOB = "alice-uid", "bob-uid"
+UserClient = Callable[[str | None], httpx.Client]
+
+
+def job_fields(owner_uid: str, status: str = "queued") -> dict[str, Any]:
+    return {
+        "fields": {
+            "owner_uid": {"stringValue": owner_uid},
+            "status": {"stringValue": status},
+            "created_at": {"timestampValue": "2025-01-01T00:00:00Z"},
+            "updated_at": {"timestampValue": "2025-01-01T00:00:00Z"},
+            "expire_at": {"timestampValue": "2025-02-01T00:00:00Z"},
+        }
+    }
+
+
+@pytest.fixture
+def job_id(admin: httpx.Client) -> str:
+    """Alice's job, written as admin."""
+    job_id = f"20250101_000000-{uuid.uuid4().hex[:6]}"
+    response = admin.patch(f"/jobs/{job_id}", json=job_fields(ALICE))
+    assert response.status_code == 200, response.text
+    return job_id
+
+
+def run_query(client: httpx.Client, emulator: Emulator, owner_uid: str | None) -> httpx.Response:
+    query: dict[str, Any] = {"from": [{"collectionId": "jobs"}]}
+    if owner_uid is not None:
+        query["where"] = {
+            "fieldFilter": {
+                "field": {"fieldPath": "owner_uid"},
+                "op": "EQUAL",
+                "value": {"stringValue": owner_uid},
+            }
+        }
+    return client.post(f"{emulator.documents}:runQuery", json={"structuredQuery": query})
+
+
+# -- reads ----------------------------------------------------------------------------------
+
+
+def test_owner_reads_their_job(as_user: UserClient, job_id: str) -> None:
+    response = as_user(ALICE).get(f"/jobs/{job_id}")
+    assert response.status_code == 200, response.text
+    assert response.json()["fields"]["owner_uid"]["stringValue"] == ALICE
+
+
+def test_another_signed_in_user_cannot_read_the_job(as_user: UserClient, job_id: str) -> None:
+    response = as_user(BOB).get(f"/jobs/{job_id}")
+    assert response.status_code == 403, response.text
+
+
+def test_anonymous_request_cannot_read_the_job(as_user: UserClient, job_id: str) -> None:
+    response = as_user(None).get(f"/jobs/{job_id}")
+    assert response.status_code == 403, response.text
+
+
+def test_owner_lists_only_with_a_filter_on_themselves(
+    as_user: UserClient, firestore_emulator: Emulator, job_id: str
+) -> None:
+    own = run_query(as_user(ALICE), firestore_emulator, ALICE)
+    assert own.status_code == 200, own.text
+    names = [row["document"]["name"] for row in own.json() if "document" in row]
+    assert any(name.endswith(f"/jobs/{job_id}") for name in names)
+
+    # Rules are not filters: a query that could return others' jobs is refused whole.
+    assert run_query(as_user(ALICE), firestore_emulator, None).status_code == 403
+    assert run_query(as_user(BOB), firestore_emulator, ALICE).status_code == 403
+    assert run_query(as_user(None), firestore_emulator, ALICE).status_code == 403
+
+
+def test_nothing_outside_jobs_is_readable(as_user: UserClient, admin: httpx.Client) -> None:
+    doc = f"/styles/{uuid.uuid4().hex}"
+    assert admin.patch(doc, json={"fields": {"owner_uid": {"stringValue": ALICE}}}).is_success
+    assert as_user(ALICE).get(doc).status_code == 403
+    assert as_user(None).get(doc).status_code == 403
+
+
+# -- writes ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("uid", [ALICE, BOB, None], ids=["owner", "other-user", "anonymous"])
+def test_no_client_creates_a_job(as_user: UserClient, admin: httpx.Client, uid: str | None) -> None:
+    new_id = f"20250101_000000-{uuid.uuid4().hex[:6]}"
+    response = as_user(uid).post("/jobs", params={"documentId": new_id}, json=job_fields(ALICE))
+    assert response.status_code == 403, response.text
+    assert admin.get(f"/jobs/{new_id}").status_code == 404
+
+
+@pytest.mark.parametrize("uid", [ALICE, BOB, None], ids=["owner", "other-user", "anonymous"])
+def test_no_client_updates_a_job(
+    as_user: UserClient, admin: httpx.Client, job_id: str, uid: str | None
+) -> None:
+    response = as_user(uid).patch(
+        f"/jobs/{job_id}",
+        params={"updateMask.fieldPaths": "status"},
+        json={"fields": {"status": {"stringValue": "ok"}}},
+    )
+    assert response.status_code == 403, response.text
+    stored = admin.get(f"/jobs/{job_id}").json()
+    assert stored["fields"]["status"]["stringValue"] == "queued"
+
+
+@pytest.mark.parametrize("uid", [ALICE, BOB, None], ids=["owner", "other-user", "anonymous"])
+def test_no_client_deletes_a_job(
+    as_user: UserClient, admin: httpx.Client, job_id: str, uid: str | None
+) -> None:
+    assert as_user(uid).delete(f"/jobs/{job_id}").status_code == 403
+    assert admin.get(f"/jobs/{job_id}").status_code == 200
+
+
+def test_no_client_writes_outside_jobs(as_user: UserClient) -> None:
+    response = as_user(ALICE).patch(
+        f"/users/{ALICE}", json={"fields": {"name": {"stringValue": "x"}}}
+    )
+    assert response.status_code == 403, response.text
+
+
+def test_admin_bypasses_the_rules(admin: httpx.Client, job_id: str) -> None:
+    """The functions' server SDK is not subject to the rules: it creates and updates jobs."""
+    response = admin.patch(
+        f"/jobs/{job_id}",
+        params={"updateMask.fieldPaths": "status"},
+        json={"fields": {"status": {"stringValue": "running"}}},
+    )
+    assert response.status_code == 200, response.text
