@@ -140,7 +140,9 @@ class DevTopology:
             request={
                 "name": self.subscription,
                 "topic": self.topic,
-                "push_config": {"push_endpoint": f"http://127.0.0.1:{self.ports['sketch_worker']}/"},
+                "push_config": {
+                    "push_endpoint": f"http://127.0.0.1:{self.ports['sketch_worker']}/"
+                },
                 "ack_deadline_seconds": 600,
                 "retry_policy": {"minimum_backoff": "1s", "maximum_backoff": "10s"},
                 "dead_letter_policy": {
