@@ -201,3 +201,120 @@ class FinishResult(_Model):
     accepted: bool
     finalize: bool = False
     job: JobRecord | None = None
+
+
+# -- transitions ------------------------------------------------------------------------------
+# Pure functions from a job to its next state. Every JobStore runs them inside its own
+# transaction (a lock, BEGIN IMMEDIATE, a Firestore transaction), so the rules live once.
+
+
+def _end_pending_as_cancelled(job: JobRecord, now: datetime) -> JobRecord:
+    sketches = dict(job.sketches)
+    seq = job.event_seq
+    for key in sorted(sketches, key=int):
+        if sketches[key].status == "pending":
+            seq += 1
+            sketches[key] = sketches[key].model_copy(
+                update={"status": "cancelled", "seq": seq, "ended_at": now, "error": "cancelled"}
+            )
+    return job.model_copy(update={"sketches": sketches, "event_seq": seq, "updated_at": now})
+
+
+def claim_transition(
+    job: JobRecord | None, index: int, worker: str, lease_s: float, now: datetime
+) -> tuple[JobRecord | None, ClaimResult]:
+    """(the job to write, or None for no change; the claim's result)."""
+    if job is None or str(index) not in job.sketches:
+        return None, ClaimResult(claim=Claim.MISSING)
+    expired = job.deadline is not None and now >= job.deadline
+    if (job.cancel_requested or expired) and job.sketch(index).status == "pending":
+        changed = _end_pending_as_cancelled(
+            job.model_copy(update={"cancel_requested": True}) if expired else job, now
+        )
+        return changed, ClaimResult(claim=Claim.ALREADY_ENDED, job=changed)
+    state = job.sketch(index)
+    if state.status in TERMINAL_SKETCH:
+        return None, ClaimResult(claim=Claim.ALREADY_ENDED, job=job)
+    if state.status == "running" and state.lease_expires_at and state.lease_expires_at > now:
+        return None, ClaimResult(claim=Claim.LEASED, job=job)
+    claimed = state.model_copy(
+        update={
+            "status": "running",
+            "lease_owner": worker,
+            "lease_expires_at": now + timedelta(seconds=lease_s),
+            "attempts": state.attempts + 1,
+        }
+    )
+    changed = job.model_copy(
+        update={
+            "sketches": {**job.sketches, str(index): claimed},
+            "status": "running" if job.status == "queued" else job.status,
+            "updated_at": now,
+        }
+    )
+    return changed, ClaimResult(claim=Claim.CLAIMED, attempt=claimed.attempts, job=changed)
+
+
+def finish_transition(
+    job: JobRecord | None, index: int, worker: str, state: SketchState, now: datetime
+) -> tuple[JobRecord | None, FinishResult]:
+    if job is None or str(index) not in job.sketches:
+        return None, FinishResult(accepted=False)
+    current = job.sketch(index)
+    if current.status != "running" or current.lease_owner != worker:
+        return None, FinishResult(accepted=False, job=job)
+    seq = job.event_seq + 1
+    ended = state.model_copy(
+        update={"seq": seq, "ended_at": now, "lease_owner": None, "lease_expires_at": None}
+    )
+    changed = job.model_copy(
+        update={
+            "sketches": {**job.sketches, str(index): ended},
+            "event_seq": seq,
+            "updated_at": now,
+        }
+    )
+    if changed.cancel_requested:
+        changed = _end_pending_as_cancelled(changed, now)
+    return changed, FinishResult(accepted=True, finalize=changed.all_ended, job=changed)
+
+
+def release_transition(
+    job: JobRecord | None, index: int, worker: str, error: str, now: datetime
+) -> JobRecord | None:
+    if job is None or str(index) not in job.sketches:
+        return None
+    current = job.sketch(index)
+    if current.status != "running" or current.lease_owner != worker:
+        return None
+    released = current.model_copy(
+        update={"status": "pending", "lease_owner": None, "lease_expires_at": None, "error": error}
+    )
+    return job.model_copy(
+        update={"sketches": {**job.sketches, str(index): released}, "updated_at": now}
+    )
+
+
+def cancel_transition(
+    job: JobRecord | None, now: datetime
+) -> tuple[JobRecord | None, FinishResult]:
+    if job is None:
+        return None, FinishResult(accepted=False)
+    if job.is_final or job.all_ended:
+        return None, FinishResult(accepted=False, job=job)
+    changed = _end_pending_as_cancelled(job.model_copy(update={"cancel_requested": True}), now)
+    return changed, FinishResult(accepted=True, finalize=changed.all_ended, job=changed)
+
+
+def complete_transition(
+    job: JobRecord, metadata_path: str | None, now: datetime
+) -> JobRecord | None:
+    if job.is_final and job.metadata_path == metadata_path:
+        return None
+    return job.model_copy(
+        update={
+            "status": job_status_for(job.sketches),
+            "metadata_path": metadata_path,
+            "updated_at": now,
+        }
+    )

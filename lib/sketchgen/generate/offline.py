@@ -62,7 +62,7 @@ class OfflineSketchAdapter(ImageModelAdapter):
     def generate_image(self, request: ImageRequest) -> ImageResponse:
         key = f"{request.seed}|{request.index}|{request.brief}|{request.variation.layout}|" \
               f"{request.variation.exaggeration}|{request.instruction or ''}"  # fmt: skip
-        rng = random.Random(hashlib.sha256(key.encode()).digest())  # noqa: S311 - not secret
+        rng = random.Random(hashlib.sha256(key.encode()).digest())
         width, height = pixel_size(request.image_size, request.aspect_ratio)
         scale = _WORK_LONG_SIDE / max(width, height)
         size = (max(1, round(width * scale)), max(1, round(height * scale)))

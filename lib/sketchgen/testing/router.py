@@ -19,8 +19,7 @@ from werkzeug.wrappers import Request, Response
 __all__ = ["Router", "serve_router"]
 
 _HOP_BY_HOP = frozenset(
-    "connection keep-alive proxy-authenticate proxy-authorization te trailers "
-    "transfer-encoding upgrade content-length".split()
+    ["connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailers", "transfer-encoding", "upgrade", "content-length"]
 )
 
 

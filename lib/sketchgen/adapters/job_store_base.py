@@ -1,0 +1,70 @@
+"""What every JobStore shares: the ports' methods over one atomic read-modify-write.
+
+A store only has to provide ``_update`` (atomically: read the job, apply a pure transition
+from :mod:`sketchgen.jobs`, write the result if there is one) plus creation, reads and
+watching. The rules of claiming, finishing and cancelling then hold the same everywhere.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from datetime import datetime
+from typing import TypeVar
+
+from sketchgen.errors import NotFoundError
+from sketchgen.jobs import (
+    ClaimResult,
+    FinishResult,
+    JobRecord,
+    SketchState,
+    cancel_transition,
+    claim_transition,
+    complete_transition,
+    finish_transition,
+    release_transition,
+    utcnow,
+)
+
+__all__ = ["TransactionalJobStore"]
+
+T = TypeVar("T")
+Transition = Callable[[JobRecord | None], tuple[JobRecord | None, T]]
+
+
+class TransactionalJobStore(ABC):
+    @abstractmethod
+    def _update(self, job_id: str, transition: Transition[T]) -> T:
+        """Atomically apply ``transition`` to the stored job and persist what it returns."""
+
+    def claim_sketch(
+        self, job_id: str, index: int, *, worker: str, lease_s: float, now: datetime | None = None
+    ) -> ClaimResult:
+        at = now or utcnow()
+        return self._update(job_id, lambda job: claim_transition(job, index, worker, lease_s, at))
+
+    def finish_sketch(
+        self, job_id: str, index: int, *, worker: str, state: SketchState,
+        now: datetime | None = None,
+    ) -> FinishResult:  # fmt: skip
+        at = now or utcnow()
+        return self._update(job_id, lambda job: finish_transition(job, index, worker, state, at))
+
+    def release_sketch(self, job_id: str, index: int, *, worker: str, error: str) -> None:
+        at = utcnow()
+        self._update(job_id, lambda job: (release_transition(job, index, worker, error, at), None))
+
+    def cancel_job(self, job_id: str, now: datetime | None = None) -> FinishResult:
+        at = now or utcnow()
+        return self._update(job_id, lambda job: cancel_transition(job, at))
+
+    def complete_job(self, job_id: str, *, metadata_path: str | None) -> JobRecord:
+        at = utcnow()
+
+        def complete(job: JobRecord | None) -> tuple[JobRecord | None, JobRecord]:
+            if job is None:
+                raise NotFoundError(f"no job {job_id!r}")
+            changed = complete_transition(job, metadata_path, at)
+            return changed, changed or job
+
+        return self._update(job_id, complete)

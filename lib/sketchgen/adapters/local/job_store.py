@@ -1,0 +1,253 @@
+"""Local job stores: ``MemoryJobStore`` (one process) and ``SqliteJobStore`` (a file).
+
+Both run the transitions of :mod:`sketchgen.jobs` inside a real transaction: a lock for
+memory, ``BEGIN IMMEDIATE`` for SQLite (safe across threads and processes sharing the file).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
+from pathlib import Path
+from typing import TypeVar
+
+from sketchgen.adapters.job_store_base import TransactionalJobStore, Transition
+from sketchgen.errors import ConflictError, StorageError
+from sketchgen.jobs import JobRecord
+
+__all__ = ["MemoryJobStore", "SqliteJobStore"]
+
+T = TypeVar("T")
+
+
+def _idempotent(existing: JobRecord | None, job: JobRecord) -> tuple[JobRecord, bool] | None:
+    if existing is None:
+        return None
+    if existing.request_hash != job.request_hash:
+        raise ConflictError("Idempotency-Key was already used with a different request")
+    return existing, False
+
+
+def _select(
+    jobs: Sequence[JobRecord], owner_uid: str | None, style_id: str | None,
+    job_ids: Sequence[str] | None, limit: int,
+) -> list[JobRecord]:  # fmt: skip
+    wanted = set(job_ids) if job_ids is not None else None
+    chosen = [
+        j for j in jobs
+        if (owner_uid is None or j.owner_uid == owner_uid)
+        and (style_id is None or j.request.style_id == style_id)
+        and (wanted is None or j.job_id in wanted)
+    ]  # fmt: skip
+    return sorted(chosen, key=lambda j: j.created_at, reverse=True)[:limit]
+
+
+class MemoryJobStore(TransactionalJobStore):
+    def __init__(self) -> None:
+        self._jobs: dict[str, JobRecord] = {}
+        self._keys: dict[tuple[str, str], str] = {}
+        self._changed = threading.Condition()
+
+    def create_job(self, job: JobRecord) -> tuple[JobRecord, bool]:
+        with self._changed:
+            if job.idempotency_key is not None:
+                key = (job.owner_uid, job.idempotency_key)
+                found = _idempotent(self._jobs.get(self._keys.get(key, "")), job)
+                if found:
+                    return found
+                self._keys[key] = job.job_id
+            self._jobs[job.job_id] = job
+            self._changed.notify_all()
+            return job, True
+
+    def get_job(self, job_id: str) -> JobRecord | None:
+        with self._changed:
+            return self._jobs.get(job_id)
+
+    def _update(self, job_id: str, transition: Transition[T]) -> T:
+        with self._changed:
+            changed, result = transition(self._jobs.get(job_id))
+            if changed is not None:
+                self._jobs[job_id] = changed
+                self._changed.notify_all()
+            return result
+
+    def watch_job(self, job_id: str) -> AbstractContextManager[Iterator[JobRecord]]:
+        return self._watch(job_id)
+
+    @contextmanager
+    def _watch(self, job_id: str) -> Iterator[Iterator[JobRecord]]:
+        closed = threading.Event()
+
+        def snapshots() -> Iterator[JobRecord]:
+            last = None
+            while not closed.is_set():
+                with self._changed:
+                    current = self._jobs.get(job_id)
+                    if current is last:
+                        # Wake now and then so a closed watch ends even if nothing changes.
+                        self._changed.wait(timeout=1.0)
+                        current = self._jobs.get(job_id)
+                if current is not None and current is not last:
+                    last = current
+                    yield current
+
+        try:
+            yield snapshots()
+        finally:
+            closed.set()
+
+    def list_jobs(
+        self, *, owner_uid: str | None = None, style_id: str | None = None,
+        job_ids: Sequence[str] | None = None, limit: int = 100,
+    ) -> list[JobRecord]:  # fmt: skip
+        with self._changed:
+            return _select(list(self._jobs.values()), owner_uid, style_id, job_ids, limit)
+
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS jobs (
+    job_id TEXT PRIMARY KEY,
+    owner_uid TEXT NOT NULL,
+    style_id TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    version INTEGER NOT NULL DEFAULT 0,
+    doc TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS idempotency (
+    owner_uid TEXT NOT NULL,
+    key TEXT NOT NULL,
+    job_id TEXT NOT NULL,
+    PRIMARY KEY (owner_uid, key)
+);
+CREATE INDEX IF NOT EXISTS jobs_by_owner ON jobs (owner_uid, created_at);
+CREATE INDEX IF NOT EXISTS jobs_by_style ON jobs (style_id, created_at);
+"""
+
+
+class SqliteJobStore(TransactionalJobStore):
+    """Jobs in one SQLite file; watchers poll the row's version every ``poll_s`` seconds."""
+
+    def __init__(self, path: Path | str, *, poll_s: float = 0.1) -> None:
+        self.path = Path(path)
+        self.poll_s = poll_s
+        self._local = threading.local()
+        self._db().executescript(_SCHEMA)  # idempotent; executescript manages its own commit
+
+    def _db(self) -> sqlite3.Connection:
+        db = getattr(self._local, "db", None)
+        if db is None:
+            # One connection per thread; autocommit mode so BEGIN IMMEDIATE is ours to issue.
+            db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+            db.execute("PRAGMA journal_mode=WAL")
+            self._local.db = db
+        return db
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        db = self._db()
+        try:
+            db.execute("BEGIN IMMEDIATE")
+            yield db
+            db.execute("COMMIT")
+        except sqlite3.Error as error:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            raise StorageError(f"sqlite: {error}") from error
+        except BaseException:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            raise
+
+    @staticmethod
+    def _load(row: tuple[str] | None) -> JobRecord | None:
+        return JobRecord.model_validate_json(row[0]) if row else None
+
+    def create_job(self, job: JobRecord) -> tuple[JobRecord, bool]:
+        with self._transaction() as db:
+            if job.idempotency_key is not None:
+                row = db.execute(
+                    "SELECT doc FROM jobs JOIN idempotency USING (job_id) "
+                    "WHERE idempotency.owner_uid = ? AND key = ?",
+                    (job.owner_uid, job.idempotency_key),
+                ).fetchone()
+                found = _idempotent(self._load(row), job)
+                if found:
+                    return found
+                db.execute(
+                    "INSERT INTO idempotency VALUES (?, ?, ?)",
+                    (job.owner_uid, job.idempotency_key, job.job_id),
+                )
+            db.execute(
+                "INSERT INTO jobs (job_id, owner_uid, style_id, created_at, doc) VALUES (?,?,?,?,?)",
+                (job.job_id, job.owner_uid, job.request.style_id, job.created_at.isoformat(),
+                 job.model_dump_json()),
+            )  # fmt: skip
+        return job, True
+
+    def get_job(self, job_id: str) -> JobRecord | None:
+        row = self._db().execute("SELECT doc FROM jobs WHERE job_id = ?", (job_id,)).fetchone()
+        return self._load(row)
+
+    def _update(self, job_id: str, transition: Transition[T]) -> T:
+        with self._transaction() as db:
+            row = db.execute("SELECT doc FROM jobs WHERE job_id = ?", (job_id,)).fetchone()
+            changed, result = transition(self._load(row))
+            if changed is not None:
+                db.execute(
+                    "UPDATE jobs SET doc = ?, version = version + 1 WHERE job_id = ?",
+                    (changed.model_dump_json(), job_id),
+                )
+            return result
+
+    def watch_job(self, job_id: str) -> AbstractContextManager[Iterator[JobRecord]]:
+        return self._watch(job_id)
+
+    @contextmanager
+    def _watch(self, job_id: str) -> Iterator[Iterator[JobRecord]]:
+        closed = threading.Event()
+
+        def snapshots() -> Iterator[JobRecord]:
+            version = -1
+            while not closed.is_set():
+                row = (
+                    self._db()
+                    .execute("SELECT version, doc FROM jobs WHERE job_id = ?", (job_id,))
+                    .fetchone()
+                )
+                if row and row[0] != version:
+                    version = row[0]
+                    yield JobRecord.model_validate_json(row[1])
+                else:
+                    time.sleep(self.poll_s)
+
+        try:
+            yield snapshots()
+        finally:
+            closed.set()
+
+    def list_jobs(
+        self, *, owner_uid: str | None = None, style_id: str | None = None,
+        job_ids: Sequence[str] | None = None, limit: int = 100,
+    ) -> list[JobRecord]:  # fmt: skip
+        clauses, args = [], []
+        for column, value in (("owner_uid", owner_uid), ("style_id", style_id)):
+            if value is not None:
+                clauses.append(f"{column} = ?")
+                args.append(value)
+        if job_ids is not None:
+            clauses.append(f"job_id IN ({','.join('?' * len(job_ids))})")
+            args.extend(job_ids)
+        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+        rows = (
+            self._db()
+            .execute(
+                f"SELECT doc FROM jobs {where} ORDER BY created_at DESC LIMIT ?",  # noqa: S608 - fixed columns
+                (*args, limit),
+            )
+            .fetchall()
+        )
+        return [JobRecord.model_validate_json(r[0]) for r in rows]
