@@ -20,22 +20,54 @@ EXAGGERATION_LEVEL = {"subtle": 0.0, "moderate": 1.0, "extreme": 2.0}
 # Brief words → what the figure carries or is. Small on purpose: enough to make a golf
 # mascot read as golf without pretending to understand every brief.
 PROPS: dict[str, tuple[str, ...]] = {
-    "golf": ("club", "ball", "cap"), "golfer": ("club", "ball", "cap"),
-    "coffee": ("cup_body", "steam"), "cup": ("cup_body", "steam"), "tea": ("cup_body", "steam"),
-    "space": ("helmet", "star"), "astronaut": ("helmet", "star"), "rocket": ("helmet", "star"),
-    "fox": ("pointy_ears", "tail"), "cat": ("pointy_ears", "tail"), "wolf": ("pointy_ears", "tail"),
-    "dog": ("round_ears", "tail"), "bear": ("round_ears",), "panda": ("round_ears",),
-    "robot": ("box_body", "antenna"), "chef": ("chef_hat",), "pizza": ("chef_hat",),
-    "music": ("guitar",), "guitar": ("guitar",), "rock": ("guitar",),
-    "soccer": ("ball_in_hand",), "basketball": ("ball_in_hand",), "tennis": ("ball_in_hand",),
-    "king": ("crown",), "queen": ("crown",), "royal": ("crown",),
-}  # fmt: skip
+    "golf": ("club", "ball", "cap"),
+    "golfer": ("club", "ball", "cap"),
+    "coffee": ("cup_body", "steam"),
+    "cup": ("cup_body", "steam"),
+    "tea": ("cup_body", "steam"),
+    "space": ("helmet", "star"),
+    "astronaut": ("helmet", "star"),
+    "rocket": ("helmet", "star"),
+    "fox": ("pointy_ears", "tail"),
+    "cat": ("pointy_ears", "tail"),
+    "wolf": ("pointy_ears", "tail"),
+    "dog": ("round_ears", "tail"),
+    "bear": ("round_ears",),
+    "panda": ("round_ears",),
+    "robot": ("box_body", "antenna"),
+    "chef": ("chef_hat",),
+    "pizza": ("chef_hat",),
+    "music": ("guitar",),
+    "guitar": ("guitar",),
+    "rock": ("guitar",),
+    "soccer": ("ball_in_hand",),
+    "basketball": ("ball_in_hand",),
+    "tennis": ("ball_in_hand",),
+    "king": ("crown",),
+    "queen": ("crown",),
+    "royal": ("crown",),
+}
 MOODS = {
-    "playful": "wave", "fun": "wave", "happy": "wave", "cheerful": "wave", "friendly": "wave",
-    "heroic": "hero", "brave": "hero", "strong": "hero", "bold": "hero", "epic": "hero",
-    "cute": "shy", "shy": "shy", "sweet": "shy", "tiny": "shy", "kawaii": "shy",
-    "serious": "stand", "calm": "stand", "grumpy": "stand", "cool": "stand",
-}  # fmt: skip
+    "playful": "wave",
+    "fun": "wave",
+    "happy": "wave",
+    "cheerful": "wave",
+    "friendly": "wave",
+    "heroic": "hero",
+    "brave": "hero",
+    "strong": "hero",
+    "bold": "hero",
+    "epic": "hero",
+    "cute": "shy",
+    "shy": "shy",
+    "sweet": "shy",
+    "tiny": "shy",
+    "kawaii": "shy",
+    "serious": "stand",
+    "calm": "stand",
+    "grumpy": "stand",
+    "cool": "stand",
+}
 
 
 @dataclass(frozen=True)
@@ -165,8 +197,15 @@ def _draw_face(pen: Pen, frame: _Frame, b: _Body, f: Figure) -> None:
         else:
             pen.dot(ex, ey, eye_r)
         if f.pose in {"hero", "stand"}:  # brows make a face determined
-            pen.stroke(frame.all([(x - r * 0.14, eye_y - r * 0.28 + side * r * 0.04),
-                                  (x + r * 0.14, eye_y - r * 0.28 - side * r * 0.04)]), weight=0.6)  # fmt: skip
+            pen.stroke(
+                frame.all(
+                    [
+                        (x - r * 0.14, eye_y - r * 0.28 + side * r * 0.04),
+                        (x + r * 0.14, eye_y - r * 0.28 - side * r * 0.04),
+                    ]
+                ),
+                weight=0.6,
+            )
     mouth_r = r * (0.28 + 0.08 * f.exaggeration)
     mouth_y = hy + r * 0.28
     if f.pose in {"wave", "run"}:  # an open grin
@@ -175,20 +214,41 @@ def _draw_face(pen: Pen, frame: _Frame, b: _Body, f: Figure) -> None:
         )
         pen.shape(frame.all([*grin, grin[0]]), weight=0.7)
     else:
-        pen.stroke(frame.all(arc_points(hx + shift, mouth_y - mouth_r * 0.5, mouth_r * 0.8, 0.25 * math.pi, 0.75 * math.pi)), weight=0.7)  # fmt: skip
+        pen.stroke(
+            frame.all(
+                arc_points(
+                    hx + shift,
+                    mouth_y - mouth_r * 0.5,
+                    mouth_r * 0.8,
+                    0.25 * math.pi,
+                    0.75 * math.pi,
+                )
+            ),
+            weight=0.7,
+        )
 
 
 def _head(pen: Pen, frame: _Frame, b: _Body, f: Figure) -> None:
     hx, hy = b.head_c
     r = b.head_r
     if "box_body" in f.props:
-        box = [(hx - r, hy - r * 0.9), (hx + r, hy - r * 0.9), (hx + r, hy + r * 0.9), (hx - r, hy + r * 0.9), (hx - r, hy - r * 0.9)]  # fmt: skip
+        box = [
+            (hx - r, hy - r * 0.9),
+            (hx + r, hy - r * 0.9),
+            (hx + r, hy + r * 0.9),
+            (hx - r, hy + r * 0.9),
+            (hx - r, hy - r * 0.9),
+        ]
         _outline(pen, frame, box, f)
     else:
         _outline(pen, frame, ellipse_points(hx, hy, r * (1 - 0.12 * abs(f.turn)), r, start=-1.2), f)
     if "pointy_ears" in f.props:
         for side in (-1, 1):
-            ear = [(hx + side * r * 0.35, hy - r * 0.85), (hx + side * r * 0.8, hy - r * 1.6), (hx + side * r * 0.9, hy - r * 0.45)]  # fmt: skip
+            ear = [
+                (hx + side * r * 0.35, hy - r * 0.85),
+                (hx + side * r * 0.8, hy - r * 1.6),
+                (hx + side * r * 0.9, hy - r * 0.45),
+            ]
             _outline(pen, frame, ear, f, closed=False)
     if "round_ears" in f.props:
         for side in (-1, 1):
@@ -212,12 +272,28 @@ def _head(pen: Pen, frame: _Frame, b: _Body, f: Figure) -> None:
             _outline(pen, frame, ellipse_points(hx + dx * r, hy - r * 1.45, r * 0.45, r * 0.4), f)
     if "crown" in f.props:
         top = hy - r * 0.95
-        crown = [(hx - r * 0.6, top), (hx - r * 0.6, top - r * 0.6), (hx - r * 0.3, top - r * 0.3), (hx, top - r * 0.7), (hx + r * 0.3, top - r * 0.3), (hx + r * 0.6, top - r * 0.6), (hx + r * 0.6, top)]  # fmt: skip
+        crown = [
+            (hx - r * 0.6, top),
+            (hx - r * 0.6, top - r * 0.6),
+            (hx - r * 0.3, top - r * 0.3),
+            (hx, top - r * 0.7),
+            (hx + r * 0.3, top - r * 0.3),
+            (hx + r * 0.6, top - r * 0.6),
+            (hx + r * 0.6, top),
+        ]
         _outline(pen, frame, crown, f, closed=False)
     if "helmet" in f.props:
         pen.shape(frame.all(ellipse_points(hx, hy, r * 1.4, r * 1.35)), weight=0.8)
     if "antenna" in f.props or "helmet" in f.props:
-        pen.stroke(frame.all([(hx, hy - r * (1.35 if "helmet" in f.props else 0.9)), (hx + r * 0.2, hy - r * 1.9)]), weight=0.7)  # fmt: skip
+        pen.stroke(
+            frame.all(
+                [
+                    (hx, hy - r * (1.35 if "helmet" in f.props else 0.9)),
+                    (hx + r * 0.2, hy - r * 1.9),
+                ]
+            ),
+            weight=0.7,
+        )
         tip = frame(hx + r * 0.2, hy - r * 1.95)
         pen.dot(*tip, frame.scale * r * 0.12)
     if not f.silhouette:
@@ -252,7 +328,11 @@ def _body(pen: Pen, frame: _Frame, b: _Body, f: Figure) -> None:
     else:
         _outline(pen, frame, ellipse_points(0, cy, b.half_w, height / 2 * 1.05, start=-1.9), f)
     if "tail" in f.props:
-        tail = [(b.half_w * 0.8, bottom - height * 0.1), (b.half_w * 1.8, bottom - height * 0.3), (b.half_w * 2.2, bottom - height * 0.9)]  # fmt: skip
+        tail = [
+            (b.half_w * 0.8, bottom - height * 0.1),
+            (b.half_w * 1.8, bottom - height * 0.3),
+            (b.half_w * 2.2, bottom - height * 0.9),
+        ]
         _outline(pen, frame, tail, f, closed=False)
 
 
@@ -298,8 +378,13 @@ def _props(pen: Pen, frame: _Frame, b: _Body, f: Figure) -> None:
             pen.stroke(frame.all(wave), weight=0.5)
     if "star" in f.props:
         sx, sy = 0.45, -0.95
-        star = [(sx + 0.06 * math.cos(a) * (1 if i % 2 == 0 else 0.45), sy + 0.06 * math.sin(a) * (1 if i % 2 == 0 else 0.45))
-                for i, a in enumerate(-math.pi / 2 + k * math.pi / 5 for k in range(11))]  # fmt: skip
+        star = [
+            (
+                sx + 0.06 * math.cos(a) * (1 if i % 2 == 0 else 0.45),
+                sy + 0.06 * math.sin(a) * (1 if i % 2 == 0 else 0.45),
+            )
+            for i, a in enumerate(-math.pi / 2 + k * math.pi / 5 for k in range(11))
+        ]
         _outline(pen, frame, star, f, closed=False)
 
 
@@ -310,23 +395,36 @@ def render(pen: Pen, f: Figure, layout: str, size: tuple[int, int], rng: random.
     body = _proportions(f)
     close_scale = short * 0.47 / (body.head_r * 2)
     layouts: dict[str, Callable[[], _Frame]] = {
-        "centered_full_figure": lambda: _Frame((width / 2, height * 0.9), short * 0.78 * tall ** 0.3),
-        "three_quarter_view": lambda: _Frame((width * 0.47, height * 0.9), short * 0.76 * tall ** 0.3),
+        "centered_full_figure": lambda: _Frame((width / 2, height * 0.9), short * 0.78 * tall**0.3),
+        "three_quarter_view": lambda: _Frame(
+            (width * 0.47, height * 0.9), short * 0.76 * tall**0.3
+        ),
         # Head and shoulders fill the frame: the head's centre sits just above the middle.
         "close_up": lambda: _Frame(
             (width / 2, height * 0.45 - close_scale * body.head_c[1]), close_scale
         ),
-        "dynamic_diagonal_action": lambda: _Frame((width * 0.55, height * 0.88), short * 0.72, angle=-0.38),
+        "dynamic_diagonal_action": lambda: _Frame(
+            (width * 0.55, height * 0.88), short * 0.72, angle=-0.38
+        ),
         "off_center_negative_space": lambda: _Frame(
             (width * rng.choice((0.28, 0.72)), height * 0.84), short * 0.4
         ),
         "silhouette_thumbnail": lambda: _Frame((width / 2, height * 0.78), short * 0.52),
-    }  # fmt: skip
+    }
     frame = layouts[layout]()
     frame.mirror = f.mirror
     frame.scale *= f.scale
     if layout == "silhouette_thumbnail":
-        pen.stroke([(width * 0.18, height * 0.1), (width * 0.82, height * 0.1), (width * 0.82, height * 0.84), (width * 0.18, height * 0.84), (width * 0.18, height * 0.1)], weight=0.45)  # fmt: skip
+        pen.stroke(
+            [
+                (width * 0.18, height * 0.1),
+                (width * 0.82, height * 0.1),
+                (width * 0.82, height * 0.84),
+                (width * 0.18, height * 0.84),
+                (width * 0.18, height * 0.1),
+            ],
+            weight=0.45,
+        )
     if layout not in {"close_up", "silhouette_thumbnail"}:
         gx, gy = frame(0, 0.01)
         pen.stroke(

@@ -19,7 +19,17 @@ from werkzeug.wrappers import Request, Response
 __all__ = ["Router", "serve_router"]
 
 _HOP_BY_HOP = frozenset(
-    ["connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailers", "transfer-encoding", "upgrade", "content-length"]
+    [
+        "connection",
+        "keep-alive",
+        "proxy-authenticate",
+        "proxy-authorization",
+        "te",
+        "trailers",
+        "transfer-encoding",
+        "upgrade",
+        "content-length",
+    ]
 )
 
 
@@ -47,8 +57,9 @@ class Router:
             connection.close()
             response = Response(
                 b'{"error": {"code": "unavailable", "message": "upstream is down", "field": null}}',
-                status=502, mimetype="application/json",
-            )  # fmt: skip
+                status=502,
+                mimetype="application/json",
+            )
             return response(environ, start_response)
 
         def relay() -> Iterator[bytes]:

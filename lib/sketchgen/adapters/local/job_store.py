@@ -32,16 +32,20 @@ def _idempotent(existing: JobRecord | None, job: JobRecord) -> tuple[JobRecord, 
 
 
 def _select(
-    jobs: Sequence[JobRecord], owner_uid: str | None, style_id: str | None,
-    job_ids: Sequence[str] | None, limit: int,
-) -> list[JobRecord]:  # fmt: skip
+    jobs: Sequence[JobRecord],
+    owner_uid: str | None,
+    style_id: str | None,
+    job_ids: Sequence[str] | None,
+    limit: int,
+) -> list[JobRecord]:
     wanted = set(job_ids) if job_ids is not None else None
     chosen = [
-        j for j in jobs
+        j
+        for j in jobs
         if (owner_uid is None or j.owner_uid == owner_uid)
         and (style_id is None or j.request.style_id == style_id)
         and (wanted is None or j.job_id in wanted)
-    ]  # fmt: skip
+    ]
     return sorted(chosen, key=lambda j: j.created_at, reverse=True)[:limit]
 
 
@@ -101,9 +105,13 @@ class MemoryJobStore(TransactionalJobStore):
             closed.set()
 
     def list_jobs(
-        self, *, owner_uid: str | None = None, style_id: str | None = None,
-        job_ids: Sequence[str] | None = None, limit: int = 100,
-    ) -> list[JobRecord]:  # fmt: skip
+        self,
+        *,
+        owner_uid: str | None = None,
+        style_id: str | None = None,
+        job_ids: Sequence[str] | None = None,
+        limit: int = 100,
+    ) -> list[JobRecord]:
         with self._changed:
             return _select(list(self._jobs.values()), owner_uid, style_id, job_ids, limit)
 
@@ -182,10 +190,16 @@ class SqliteJobStore(TransactionalJobStore):
                     (job.owner_uid, job.idempotency_key, job.job_id),
                 )
             db.execute(
-                "INSERT INTO jobs (job_id, owner_uid, style_id, created_at, doc) VALUES (?,?,?,?,?)",
-                (job.job_id, job.owner_uid, job.request.style_id, job.created_at.isoformat(),
-                 job.model_dump_json()),
-            )  # fmt: skip
+                "INSERT INTO jobs (job_id, owner_uid, style_id, created_at, doc) "
+                "VALUES (?, ?, ?, ?, ?)",
+                (
+                    job.job_id,
+                    job.owner_uid,
+                    job.request.style_id,
+                    job.created_at.isoformat(),
+                    job.model_dump_json(),
+                ),
+            )
         return job, True
 
     def get_job(self, job_id: str) -> JobRecord | None:
@@ -230,9 +244,13 @@ class SqliteJobStore(TransactionalJobStore):
             closed.set()
 
     def list_jobs(
-        self, *, owner_uid: str | None = None, style_id: str | None = None,
-        job_ids: Sequence[str] | None = None, limit: int = 100,
-    ) -> list[JobRecord]:  # fmt: skip
+        self,
+        *,
+        owner_uid: str | None = None,
+        style_id: str | None = None,
+        job_ids: Sequence[str] | None = None,
+        limit: int = 100,
+    ) -> list[JobRecord]:
         clauses, args = [], []
         for column, value in (("owner_uid", owner_uid), ("style_id", style_id)):
             if value is not None:
