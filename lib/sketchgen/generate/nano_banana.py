@@ -1,0 +1,193 @@
+"""``NanoBananaAdapter``: Gemini image models through the google-genai SDK.
+
+One ``genai.Client`` per adapter, built on first use and shared by the sync and async
+(``client.aio``) paths. The SDK's own retry is off (see ADR 0001); its errors are translated
+here and never leave this module.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import threading
+from typing import Any
+
+from sketchgen.errors import (
+    ModelError,
+    ModelNotFoundError,
+    ModelRequestError,
+    NoImageError,
+    TransientModelError,
+)
+from sketchgen.generate.base import ImageModelAdapter
+from sketchgen.generate.models import ModelInfo, known_models, resolve_model
+from sketchgen.ports import ImageRequest, ImageResponse
+
+__all__ = ["NanaBananaAdapter", "NanoBananaAdapter"]
+
+_TRANSIENT_STATUS = frozenset({408, 429, 500, 502, 503, 504})
+_DURATION = re.compile(r"^\s*([0-9.]+)s\s*$")
+
+
+def _retry_delay(details: Any) -> float | None:
+    """The ``google.rpc.RetryInfo`` delay in a Google error body, in seconds."""
+    error = details.get("error", details) if isinstance(details, dict) else {}
+    for detail in error.get("details", []) if isinstance(error, dict) else []:
+        if isinstance(detail, dict) and str(detail.get("@type", "")).endswith("RetryInfo"):
+            match = _DURATION.match(str(detail.get("retryDelay", "")))
+            if match:
+                return float(match.group(1))
+    return None
+
+
+def _is_transport_error(error: BaseException) -> bool:
+    # httpx, httpx2 and aiohttp raise their own timeout/connection types; all are transient.
+    module = type(error).__module__.split(".", 1)[0]
+    return isinstance(error, (TimeoutError, ConnectionError, asyncio.TimeoutError)) or module in {
+        "httpx", "httpx2", "httpcore", "aiohttp",
+    }  # fmt: skip
+
+
+class NanoBananaAdapter(ImageModelAdapter):
+    def __init__(
+        self,
+        api_key: str | None = None,
+        *,
+        base_url: str | None = None,
+        timeout_s: float = 120.0,
+        client: Any | None = None,
+    ) -> None:
+        self._api_key = api_key
+        self._base_url = base_url
+        self._timeout_s = timeout_s
+        self._client_instance = client
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:  # never show the key
+        return f"NanoBananaAdapter(base_url={self._base_url!r})"
+
+    @property
+    def name(self) -> str:
+        return "nano-banana"
+
+    def resolve_model(self, model: str) -> str:
+        return resolve_model(model).id
+
+    def max_reference_images(self, model: str) -> int:
+        return resolve_model(model).max_reference_images
+
+    @property
+    def client(self) -> Any:
+        if self._client_instance is None:
+            with self._lock:
+                if self._client_instance is None:
+                    from google import genai
+                    from google.genai import types
+
+                    self._client_instance = genai.Client(
+                        api_key=self._api_key,
+                        http_options=types.HttpOptions(
+                            base_url=self._base_url,
+                            timeout=int(self._timeout_s * 1000),  # the SDK wants milliseconds
+                            retry_options=types.HttpRetryOptions(attempts=1),
+                        ),
+                    )
+        return self._client_instance
+
+    # -- request -------------------------------------------------------------------------
+
+    def _arguments(self, request: ImageRequest) -> tuple[ModelInfo, list[Any], Any]:
+        from google.genai import types
+
+        info = resolve_model(request.model)
+        parts: list[Any] = []
+        if request.input_image is not None:
+            # Refinement: the sketch to change comes first, then what to do with it.
+            parts.append(types.Part.from_bytes(data=request.input_image, mime_type="image/png"))
+        parts.append(types.Part.from_text(text=request.prompt))
+        for ref in request.references[: info.max_reference_images]:
+            parts.append(types.Part.from_bytes(data=ref.data, mime_type=ref.reference.mime_type))
+        image_config = types.ImageConfig(
+            aspect_ratio=request.aspect_ratio,
+            image_size=request.image_size if info.supports_image_size else None,
+        )
+        config = types.GenerateContentConfig(
+            response_modalities=["IMAGE"], image_config=image_config, seed=request.seed
+        )
+        return info, parts, config
+
+    def generate_image(self, request: ImageRequest) -> ImageResponse:
+        info, parts, config = self._arguments(request)
+        try:
+            response = self.client.models.generate_content(
+                model=info.id, contents=parts, config=config
+            )
+        except Exception as error:  # noqa: BLE001 - translated right here
+            raise self._translate(error, info.id) from None
+        return self._image(response, info.id)
+
+    async def agenerate_image(self, request: ImageRequest) -> ImageResponse:
+        info, parts, config = self._arguments(request)
+        try:
+            response = await self.client.aio.models.generate_content(
+                model=info.id, contents=parts, config=config
+            )
+        except Exception as error:  # noqa: BLE001
+            raise self._translate(error, info.id) from None
+        return self._image(response, info.id)
+
+    # -- response ------------------------------------------------------------------------
+
+    @staticmethod
+    def _translate(error: Exception, model: str) -> ModelError:
+        from google.genai import errors
+
+        if isinstance(error, errors.APIError):
+            code = int(error.code or 0)
+            message = f"{code} {error.status}: {error.message}"
+            if code == 404:
+                return ModelNotFoundError(model, known_models())
+            if code in _TRANSIENT_STATUS:
+                return TransientModelError(
+                    message, status=code, retry_after=_retry_delay(error.details)
+                )
+            return ModelRequestError(message)
+        if _is_transport_error(error):
+            return TransientModelError(f"{type(error).__name__}: {error}".strip(": "))
+        return ModelRequestError(f"unexpected {type(error).__name__} from the Gemini SDK")
+
+    @staticmethod
+    def _image(response: Any, model: str) -> ImageResponse:
+        feedback = getattr(response, "prompt_feedback", None)
+        block = getattr(feedback, "block_reason", None)
+        candidates = response.candidates or []
+        if block and not candidates:
+            reason = getattr(block, "value", str(block))
+            raise NoImageError(
+                f"the prompt was blocked ({reason})", finish_reason=f"PROMPT_BLOCKED:{reason}"
+            )
+        texts: list[str] = []
+        finish = None
+        for candidate in candidates:
+            finish = getattr(candidate.finish_reason, "value", candidate.finish_reason)
+            for part in (candidate.content.parts if candidate.content else None) or []:
+                if part.inline_data is not None and part.inline_data.data:
+                    return ImageResponse(
+                        data=part.inline_data.data,
+                        mime_type=part.inline_data.mime_type or "image/png",
+                        model_used=response.model_version or model,
+                        finish_reason=finish,
+                    )
+                if part.text:
+                    texts.append(part.text)
+        if finish and finish != "STOP":
+            raise NoImageError(f"the model returned no image ({finish})", finish_reason=finish)
+        if texts:
+            excerpt = " ".join(texts)[:120]
+            raise NoImageError(
+                f"the model answered with text only: {excerpt!r}", finish_reason="TEXT_ONLY"
+            )
+        raise NoImageError("the model returned no image", finish_reason=finish or "NO_IMAGE")
+
+
+NanaBananaAdapter = NanoBananaAdapter  # the spelling in the original design

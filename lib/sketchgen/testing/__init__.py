@@ -1,0 +1,1 @@
+"""Test and development doubles that are real implementations (servers, topologies)."""

@@ -1,0 +1,325 @@
+"""A local server that speaks the Gemini REST protocol, for tests, benchmarks and ``make dev``.
+
+The real google-genai SDK talks to it through ``GOOGLE_GEMINI_BASE_URL`` (or
+``http_options.base_url``), so the whole SDK path — serialisation, errors, async — is
+exercised without a key or the network.
+
+What a request gets is decided, in order, by: the FIFO ``script``; the first ``when`` rule
+whose text occurs in the prompt; the random fault shares (``p_*``, seeded); the requests-per
+-minute limit; and finally ``default``. Behaviours::
+
+    image          an off-spec PNG (colour strokes, grey gradient, speckle) sized by imageConfig
+    rate_limit     429 RESOURCE_EXHAUSTED with RetryInfo (retry_delay_s)
+    unavailable    503 UNAVAILABLE          internal     500 INTERNAL
+    bad_request    400 INVALID_ARGUMENT     slow         sleeps slow_s, then an image
+    IMAGE_SAFETY | IMAGE_PROHIBITED_CONTENT | NO_IMAGE | IMAGE_OTHER   a candidate, no image
+    prompt_blocked promptFeedback.blockReason, no candidates
+    text_only      a STOP candidate with only a text part
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import io
+import json
+import random
+import re
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+__all__ = ["FakeGeminiServer", "RecordedRequest"]
+
+NO_IMAGE_REASONS = ("IMAGE_SAFETY", "IMAGE_PROHIBITED_CONTENT", "NO_IMAGE", "IMAGE_OTHER")
+_PATH = re.compile(r"^/(v1beta|v1|v1alpha)/models/([^/:]+):(generateContent|streamGenerateContent)")
+_SIZES = {"1K": 1024, "2K": 2048, "4K": 4096}
+DEFAULT_MODELS = (
+    "gemini-2.5-flash-image",
+    "gemini-3.1-flash-image-preview",
+    "gemini-3-pro-image-preview",
+)
+
+
+@dataclass(frozen=True)
+class RecordedRequest:
+    model: str
+    prompt: str
+    image_parts: int
+    generation_config: dict[str, Any]
+    headers: dict[str, str]
+    behaviour: str
+    at: float
+
+
+def offspec_png(prompt: str, aspect_ratio: str, image_size: str, seed: int) -> bytes:
+    """What a real model might return before finishing: colour, gradient paper, speckle.
+
+    Drawn at a modest size (the finisher scales): the server must stay fast under load.
+    """
+    w_ratio, h_ratio = (int(p) for p in aspect_ratio.split(":"))
+    long_side = min(_SIZES.get(image_size, 1024), 1024)
+    if w_ratio >= h_ratio:
+        size = (long_side, max(1, round(long_side * h_ratio / w_ratio)))
+    else:
+        size = (max(1, round(long_side * w_ratio / h_ratio)), long_side)
+    rng = random.Random(f"{seed}|{prompt}")  # noqa: S311 - test data
+    gradient = np.linspace(170, 240, size[1], dtype=np.float32)[:, None] * np.ones((1, size[0]))
+    pixels = np.stack([gradient, gradient * 0.98, gradient * 0.93], axis=-1).astype(np.uint8)
+    image = Image.fromarray(pixels, "RGB")
+    draw = ImageDraw.Draw(image)
+    s = min(size) / 1024
+    cx, cy = size[0] * rng.uniform(0.35, 0.65), size[1] * rng.uniform(0.4, 0.6)
+    colour = (rng.randrange(0, 160), rng.randrange(0, 120), rng.randrange(0, 200))
+    r = rng.uniform(140, 260) * s
+    draw.ellipse((cx - r, cy - r, cx + r, cy + r), outline=colour, width=max(3, int(14 * s)))
+    draw.line((cx - r, cy + r * 1.4, cx + r, cy + r * 0.9), fill=colour, width=max(3, int(12 * s)))
+    noise = np.asarray(image).copy()
+    count = size[0] * size[1] // 80
+    ys = np.random.default_rng(seed).integers(0, size[1], count)
+    xs = np.random.default_rng(seed + 1).integers(0, size[0], count)
+    noise[ys, xs] = 110
+    buffer = io.BytesIO()
+    Image.fromarray(noise).save(buffer, format="PNG", compress_level=1)
+    return buffer.getvalue()
+
+
+@dataclass
+class FakeGeminiServer:
+    latency_s: float = 0.0
+    host: str = "127.0.0.1"
+    port: int = 0
+    models: tuple[str, ...] = DEFAULT_MODELS
+    default: str = "image"
+    retry_delay_s: float = 1.5
+    slow_s: float = 5.0
+    p_unavailable: float = 0.0
+    p_no_image: float = 0.0
+    rpm_limit: int | None = None
+    seed: int = 0
+    requests: list[RecordedRequest] = field(default_factory=list)
+    _script: deque[str] = field(default_factory=deque)
+    _rules: list[list[Any]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self._lock = threading.Lock()
+        self._rng = random.Random(self.seed)  # noqa: S311
+        self._window: deque[float] = deque()
+        self._server: ThreadingHTTPServer | None = None
+
+    # -- control -------------------------------------------------------------------------
+
+    def script(self, behaviours: list[str]) -> None:
+        with self._lock:
+            self._script.extend(behaviours)
+
+    def when(self, text: str, behaviour: str, times: int | None = None) -> None:
+        with self._lock:
+            self._rules.append([text, behaviour, times])
+
+    def reset(self) -> None:
+        with self._lock:
+            self._script.clear()
+            self._rules.clear()
+            self.requests.clear()
+            self._window.clear()
+
+    def calls(self, text: str | None = None) -> int:
+        with self._lock:
+            return sum(1 for r in self.requests if text is None or text in r.prompt)
+
+    @property
+    def url(self) -> str:
+        assert self._server is not None, "start the server first"
+        return f"http://{self.host}:{self._server.server_address[1]}"
+
+    def start(self) -> FakeGeminiServer:
+        server = ThreadingHTTPServer((self.host, self.port), _handler_for(self))
+        server.daemon_threads = True
+        server.request_queue_size = 128
+        self._server = server
+        threading.Thread(target=server.serve_forever, daemon=True, name="fake-gemini").start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+    def __enter__(self) -> FakeGeminiServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # -- decisions -----------------------------------------------------------------------
+
+    def _choose(self, prompt: str) -> str:
+        with self._lock:
+            if self._script:
+                return self._script.popleft()
+            for rule in self._rules:
+                text, behaviour, times = rule
+                if text in prompt and (times is None or times > 0):
+                    if times is not None:
+                        rule[2] = times - 1
+                    return str(behaviour)
+            roll = self._rng.random()
+            if roll < self.p_unavailable:
+                return "unavailable"
+            if roll < self.p_unavailable + self.p_no_image:
+                return "NO_IMAGE"
+            if self.rpm_limit is not None:
+                now = time.monotonic()
+                while self._window and now - self._window[0] > 60:
+                    self._window.popleft()
+                if len(self._window) >= self.rpm_limit:
+                    return "rate_limit"
+                self._window.append(now)
+            return self.default
+
+    def answer(
+        self, model: str, body: dict[str, Any], headers: dict[str, str]
+    ) -> tuple[int, dict[str, Any]]:
+        parts = [p for c in body.get("contents", []) for p in c.get("parts", [])]
+        prompt = "\n".join(p["text"] for p in parts if "text" in p)
+        config = body.get("generationConfig", {})
+        behaviour = "not_found" if model not in self.models else self._choose(prompt)
+        with self._lock:
+            self.requests.append(
+                RecordedRequest(
+                    model=model,
+                    prompt=prompt,
+                    image_parts=sum(1 for p in parts if "inlineData" in p),
+                    generation_config=config,
+                    headers=headers,
+                    behaviour=behaviour,
+                    at=time.monotonic(),
+                )  # fmt: skip
+            )
+        time.sleep(self.latency_s + (self.slow_s if behaviour == "slow" else 0.0))
+        return _respond(self, model, behaviour, prompt, config)
+
+
+def _error(
+    code: int, status: str, message: str, details: list[Any] | None = None
+) -> dict[str, Any]:
+    return {"error": {"code": code, "status": status, "message": message, "details": details or []}}
+
+
+def _respond(
+    server: FakeGeminiServer, model: str, behaviour: str, prompt: str, config: dict[str, Any]
+) -> tuple[int, dict[str, Any]]:
+    if behaviour == "not_found":
+        return 404, _error(404, "NOT_FOUND", f"models/{model} is not found for API version v1beta")
+    if behaviour == "rate_limit":
+        retry = {"@type": "type.googleapis.com/google.rpc.RetryInfo",
+                 "retryDelay": f"{server.retry_delay_s}s"}  # fmt: skip
+        return 429, _error(429, "RESOURCE_EXHAUSTED", "Resource has been exhausted", [retry])
+    if behaviour == "unavailable":
+        return 503, _error(503, "UNAVAILABLE", "The model is overloaded. Please try again later.")
+    if behaviour == "internal":
+        return 500, _error(500, "INTERNAL", "An internal error has occurred.")
+    if behaviour == "bad_request":
+        return 400, _error(400, "INVALID_ARGUMENT", "Request contains an invalid argument.")
+    usage = {"promptTokenCount": len(prompt) // 4, "candidatesTokenCount": 1290}
+    if behaviour == "prompt_blocked":
+        return 200, {"promptFeedback": {"blockReason": "PROHIBITED_CONTENT"}, "modelVersion": model}
+    if behaviour in NO_IMAGE_REASONS:
+        return 200, {
+            "candidates": [{"content": {"role": "model", "parts": []}, "finishReason": behaviour}],
+            "modelVersion": model, "usageMetadata": usage,
+        }  # fmt: skip
+    if behaviour == "text_only":
+        text = "I can't draw that, but here is a description of a golf mascot instead."
+        return 200, {
+            "candidates": [{"content": {"role": "model", "parts": [{"text": text}]},
+                            "finishReason": "STOP"}],
+            "modelVersion": model, "usageMetadata": usage,
+        }  # fmt: skip
+    image_config = config.get("imageConfig", {})
+    png = offspec_png(
+        prompt, image_config.get("aspectRatio", "1:1"), image_config.get("imageSize", "1K"),
+        int(config.get("seed", 0)),
+    )  # fmt: skip
+    inline = {"mimeType": "image/png", "data": base64.b64encode(png).decode()}
+    return 200, {
+        "candidates": [{"content": {"role": "model", "parts": [{"inlineData": inline}]},
+                        "finishReason": "STOP", "index": 0}],
+        "modelVersion": model, "usageMetadata": usage,
+    }  # fmt: skip
+
+
+def _handler_for(server: FakeGeminiServer) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib's name
+            pass
+
+        def _send(self, status: int, payload: dict[str, Any], stream: bool = False) -> None:
+            data = json.dumps(payload).encode()
+            if stream:  # streamGenerateContent?alt=sse: one event with the whole answer
+                data = b"data: " + data + b"\r\n\r\n"
+            self.send_response(status)
+            self.send_header("Content-Type", "text/event-stream" if stream else "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            try:
+                self.wfile.write(data)
+            except (BrokenPipeError, ConnectionResetError):
+                pass  # the client gave up (its timeout): nothing to do
+
+        def do_GET(self) -> None:  # noqa: N802 - stdlib's name
+            self._send(200, {"models": [{"name": f"models/{m}"} for m in server.models]})
+
+        def do_POST(self) -> None:  # noqa: N802
+            match = _PATH.match(self.path)
+            length = int(self.headers.get("Content-Length", 0))
+            raw = self.rfile.read(length) if length else b"{}"
+            if not match:
+                self._send(404, _error(404, "NOT_FOUND", f"no route {self.path}"))
+                return
+            if not self.headers.get("x-goog-api-key") and "key=" not in self.path:
+                self._send(401, _error(401, "UNAUTHENTICATED", "API key missing"))
+                return
+            headers = {k: v for k, v in self.headers.items() if k.lower() != "x-goog-api-key"}
+            status, payload = server.answer(match.group(2), json.loads(raw), headers)
+            self._send(status, payload, stream=match.group(3) == "streamGenerateContent")
+
+    return Handler
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="A local Gemini-protocol server.")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8765)
+    parser.add_argument("--latency", type=float, default=0.0, help="seconds per request")
+    parser.add_argument("--fail", action="append", default=[], metavar="TEXT=BEHAVIOUR",
+                        help="answer prompts containing TEXT with BEHAVIOUR (repeatable)")  # fmt: skip
+    parser.add_argument("--p-unavailable", type=float, default=0.0)
+    parser.add_argument("--p-no-image", type=float, default=0.0)
+    parser.add_argument("--rpm-limit", type=int, default=None)
+    args = parser.parse_args(argv)
+    server = FakeGeminiServer(
+        latency_s=args.latency, host=args.host, port=args.port,
+        p_unavailable=args.p_unavailable, p_no_image=args.p_no_image, rpm_limit=args.rpm_limit,
+    )  # fmt: skip
+    for rule in args.fail:
+        text, _, behaviour = rule.partition("=")
+        server.when(text, behaviour)
+    server.start()
+    print(f"fake Gemini on {server.url} (latency {args.latency}s)", flush=True)
+    threading.Event().wait()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
