@@ -42,6 +42,10 @@ def save(name: str, data: dict[str, Any]) -> None:
 
 def run_python(code: str, env: dict[str, str] | None = None) -> str:
     return subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True,
-        env={**os.environ, **(env or {})}, cwd=ROOT,
-    ).stdout  # fmt: skip
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, **(env or {})},
+        cwd=ROOT,
+    ).stdout

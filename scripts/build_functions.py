@@ -122,9 +122,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         "names", nargs="*", default=list(FUNCTIONS), help=f"functions (default: {FUNCTIONS})"
     )
     parser.add_argument(
-        "--src-root", type=Path, default=repo_root,
+        "--src-root",
+        type=Path,
+        default=repo_root,
         help="tree with functions/<name>/ and lib/sketchgen/ (default: this repo)",
-    )  # fmt: skip
+    )
     parser.add_argument(
         "--out", type=Path, default=None, help="output folder (default: SRC_ROOT/build/functions)"
     )

@@ -59,22 +59,67 @@ STYLES = (
             "Simple dot eyes and a clear expression; no interior shading",
             "One character, no scenery beyond a ground line",
         ),
-        pen_width=10.0, passes=2, wobble=3.5,
+        pen_width=10.0,
+        passes=2,
+        wobble=3.5,
         refs=(
-            Ref("golf-mascot", "playful golf mascot", "centered_full_figure", "moderate",
-                ("golf", "mascot", "sports", "character"), "waving golfer mascot with cap and club"),
-            Ref("coffee-cup", "cute coffee cup character", "three_quarter_view", "moderate",
-                ("coffee", "food", "mascot", "character"), "coffee cup character with steam"),
-            Ref("space-fox", "heroic space fox", "centered_full_figure", "extreme",
-                ("space", "fox", "animal", "hero"), "fox astronaut, hands on hips"),
-            Ref("bear-head", "cute bear", "close_up", "moderate",
-                ("bear", "animal", "head", "mascot"), "bear mascot head, close-up"),
-            Ref("robot-action", "playful robot", "dynamic_diagonal_action", "extreme",
-                ("robot", "action", "pose", "character"), "running robot, diagonal action"),
-            Ref("chef-mascot", "happy chef mascot", "off_center_negative_space", "subtle",
-                ("chef", "food", "mascot"), "small chef in lots of white space"),
-            Ref("shaded-study", "serious golf mascot", "centered_full_figure", "subtle",
-                ("golf", "mascot", "shaded"), "hatched, shaded study: off-brand", shaded=True),
+            Ref(
+                "golf-mascot",
+                "playful golf mascot",
+                "centered_full_figure",
+                "moderate",
+                ("golf", "mascot", "sports", "character"),
+                "waving golfer mascot with cap and club",
+            ),
+            Ref(
+                "coffee-cup",
+                "cute coffee cup character",
+                "three_quarter_view",
+                "moderate",
+                ("coffee", "food", "mascot", "character"),
+                "coffee cup character with steam",
+            ),
+            Ref(
+                "space-fox",
+                "heroic space fox",
+                "centered_full_figure",
+                "extreme",
+                ("space", "fox", "animal", "hero"),
+                "fox astronaut, hands on hips",
+            ),
+            Ref(
+                "bear-head",
+                "cute bear",
+                "close_up",
+                "moderate",
+                ("bear", "animal", "head", "mascot"),
+                "bear mascot head, close-up",
+            ),
+            Ref(
+                "robot-action",
+                "playful robot",
+                "dynamic_diagonal_action",
+                "extreme",
+                ("robot", "action", "pose", "character"),
+                "running robot, diagonal action",
+            ),
+            Ref(
+                "chef-mascot",
+                "happy chef mascot",
+                "off_center_negative_space",
+                "subtle",
+                ("chef", "food", "mascot"),
+                "small chef in lots of white space",
+            ),
+            Ref(
+                "shaded-study",
+                "serious golf mascot",
+                "centered_full_figure",
+                "subtle",
+                ("golf", "mascot", "shaded"),
+                "hatched, shaded study: off-brand",
+                shaded=True,
+            ),
         ),
         duplicate=("golf-mascot", "golf-mascot-copy"),
     ),
@@ -88,35 +133,80 @@ STYLES = (
             "Thin-to-medium lines (3-5 px), no fills except silhouettes",
             "Minimal faces; shapes and action lines carry the idea",
         ),
-        pen_width=3.5, passes=3, wobble=4.5,
+        pen_width=3.5,
+        passes=3,
+        wobble=4.5,
         refs=(
-            Ref("gesture-golfer", "playful golfer", "dynamic_diagonal_action", "moderate",
-                ("golf", "action", "pose", "sports"), "golfer mid-swing gesture"),
-            Ref("silhouette-fox", "fox", "silhouette_thumbnail", "moderate",
-                ("fox", "animal", "silhouette"), "fox silhouette thumbnail"),
-            Ref("three-quarter-chef", "chef", "three_quarter_view", "subtle",
-                ("chef", "food", "character"), "chef, three-quarter view"),
-            Ref("rocket-kid", "heroic astronaut", "centered_full_figure", "extreme",
-                ("space", "astronaut", "hero", "character"), "astronaut kid, extreme proportions"),
-            Ref("guitar-cat", "playful music cat", "off_center_negative_space", "moderate",
-                ("music", "cat", "animal"), "cat with guitar, off-centre"),
-            Ref("shaded-portrait", "serious bear", "close_up", "subtle",
-                ("bear", "head", "shaded"), "tonal portrait study: off-brand", shaded=True),
+            Ref(
+                "gesture-golfer",
+                "playful golfer",
+                "dynamic_diagonal_action",
+                "moderate",
+                ("golf", "action", "pose", "sports"),
+                "golfer mid-swing gesture",
+            ),
+            Ref(
+                "silhouette-fox",
+                "fox",
+                "silhouette_thumbnail",
+                "moderate",
+                ("fox", "animal", "silhouette"),
+                "fox silhouette thumbnail",
+            ),
+            Ref(
+                "three-quarter-chef",
+                "chef",
+                "three_quarter_view",
+                "subtle",
+                ("chef", "food", "character"),
+                "chef, three-quarter view",
+            ),
+            Ref(
+                "rocket-kid",
+                "heroic astronaut",
+                "centered_full_figure",
+                "extreme",
+                ("space", "astronaut", "hero", "character"),
+                "astronaut kid, extreme proportions",
+            ),
+            Ref(
+                "guitar-cat",
+                "playful music cat",
+                "off_center_negative_space",
+                "moderate",
+                ("music", "cat", "animal"),
+                "cat with guitar, off-centre",
+            ),
+            Ref(
+                "shaded-portrait",
+                "serious bear",
+                "close_up",
+                "subtle",
+                ("bear", "head", "shaded"),
+                "tonal portrait study: off-brand",
+                shaded=True,
+            ),
         ),
     ),
-)  # fmt: skip
+)
 
 
 def _draw(style: StyleSpec, ref: Ref) -> bytes:
     seed = int.from_bytes(hashlib.sha256(f"{style.id}/{ref.name}".encode()).digest()[:8], "big")
-    rng = random.Random(seed)  # noqa: S311 - reproducible drawing, not a secret
+    rng = random.Random(seed)
     canvas = Image.new("L", (SIZE, SIZE), 255)
     draw = ImageDraw.Draw(canvas)
     scale = SIZE / 1024
-    pen = Pen(draw, rng, width=style.pen_width * scale * 2, passes=style.passes,
-              wobble=style.wobble * scale)  # fmt: skip
-    render(pen, figure_for(ref.brief, ref.layout, ref.exaggeration, rng), ref.layout,
-           (SIZE, SIZE), rng)  # fmt: skip
+    pen = Pen(
+        draw,
+        rng,
+        width=style.pen_width * scale * 2,
+        passes=style.passes,
+        wobble=style.wobble * scale,
+    )
+    render(
+        pen, figure_for(ref.brief, ref.layout, ref.exaggeration, rng), ref.layout, (SIZE, SIZE), rng
+    )
     if ref.shaded:
         # Diagonal hatching and a grey wash: exactly what the style must not imitate.
         for x in range(-SIZE, SIZE, 9):

@@ -73,9 +73,10 @@ def build_job_store(settings: Settings) -> JobStore:
 
         return FirestoreJobStore(project=settings.project, database=settings.firestore_database)
     raise InputError(
-        f"unknown job store {url!r}", field="SKETCHGEN_JOB_STORE",
+        f"unknown job store {url!r}",
+        field="SKETCHGEN_JOB_STORE",
         allowed=("memory://", "sqlite:///path", "firestore"),
-    )  # fmt: skip
+    )
 
 
 def build_service(settings: Settings | None = None) -> SketchService:

@@ -174,9 +174,12 @@ def _refine(args: argparse.Namespace) -> int:
     from sketchgen.generate.refine import prepare_refinement
 
     job = prepare_refinement(
-        args.job_dir, args.index, args.instruction,
-        num_images=args.num_images, output_dir=args.output_dir,
-    )  # fmt: skip
+        args.job_dir,
+        args.index,
+        args.instruction,
+        num_images=args.num_images,
+        output_dir=args.output_dir,
+    )
     model = build_image_model(offline=True if args.offline else None)
     stream = ImageGenerator(model).generate_streaming(**job.kwargs())
     return _report(stream, job.config.num_images, as_json=args.json)
@@ -191,9 +194,14 @@ def _report(stream: SketchStream, total: int, *, as_json: bool) -> int:
         if as_json:
             elapsed = round(time.perf_counter() - started, 3)
             _emit(
-                {"event": "sketch", "index": index, "path": str(path) if path else None,
-                 "error": error, "elapsed_s": elapsed}
-            )  # fmt: skip
+                {
+                    "event": "sketch",
+                    "index": index,
+                    "path": str(path) if path else None,
+                    "error": error,
+                    "elapsed_s": elapsed,
+                }
+            )
     result = stream.result
     if as_json:
         _emit(

@@ -140,9 +140,14 @@ class JobStore(Protocol):
         ...
 
     def finish_sketch(
-        self, job_id: str, index: int, *, worker: str, state: SketchState,
+        self,
+        job_id: str,
+        index: int,
+        *,
+        worker: str,
+        state: SketchState,
         now: datetime | None = None,
-    ) -> FinishResult:  # fmt: skip
+    ) -> FinishResult:
         """Record a terminal state (``ok`` or ``failed``) if ``worker`` still holds the lease.
 
         Accepted: the store sets ``seq = ++event_seq``, ``ended_at``, clears the lease and
@@ -170,8 +175,12 @@ class JobStore(Protocol):
         ...
 
     def list_jobs(
-        self, *, owner_uid: str | None = None, style_id: str | None = None,
-        job_ids: Sequence[str] | None = None, limit: int = 100,
-    ) -> list[JobRecord]:  # fmt: skip
+        self,
+        *,
+        owner_uid: str | None = None,
+        style_id: str | None = None,
+        job_ids: Sequence[str] | None = None,
+        limit: int = 100,
+    ) -> list[JobRecord]:
         """Newest first."""
         ...

@@ -27,8 +27,17 @@ ImageSize = Literal["1K", "2K", "4K"]
 IMAGE_SIZES: dict[str, int] = {"1K": 1024, "2K": 2048, "4K": 4096}
 # Gemini's image aspect ratios, in the order the API documents them.
 ASPECT_RATIOS: tuple[str, ...] = (
-    "1:1", "2:3", "3:2", "3:4", "4:3", "4:5", "5:4", "9:16", "16:9", "21:9",
-)  # fmt: skip
+    "1:1",
+    "2:3",
+    "3:2",
+    "3:4",
+    "4:3",
+    "4:5",
+    "5:4",
+    "9:16",
+    "16:9",
+    "21:9",
+)
 
 Layout = Literal[
     "centered_full_figure",

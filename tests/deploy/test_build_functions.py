@@ -18,8 +18,11 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = REPO_ROOT / "scripts" / "build_functions.py"
 NAMES = ("generate", "sketch_worker", "stream")
 # The entry points Terraform deploys from each folder (infra/terraform/environments/*/main.tf).
-ENTRY_POINTS = {"generate": ("generate", "regenerate"), "sketch_worker": ("sketch_worker",),
-                "stream": ("stream",)}  # fmt: skip
+ENTRY_POINTS = {
+    "generate": ("generate", "regenerate"),
+    "sketch_worker": ("sketch_worker",),
+    "stream": ("stream",),
+}
 
 
 def _load_script() -> ModuleType:
@@ -126,8 +129,10 @@ def test_cli_builds_into_out(src_root: Path, tmp_path: Path) -> None:
     out = tmp_path / "cli-out"
     result = subprocess.run(
         [sys.executable, str(SCRIPT), "--src-root", str(src_root), "--out", str(out), "stream"],
-        capture_output=True, text=True, check=False,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert result.returncode == 0, result.stderr
     assert list(json.loads((out / "manifest.json").read_text())) == ["stream"]
 
@@ -137,8 +142,10 @@ def test_missing_function_file_fails_clearly(src_root: Path, tmp_path: Path, mis
     (src_root / "functions" / "sketch_worker" / missing).unlink()
     result = subprocess.run(
         [sys.executable, str(SCRIPT), "--src-root", str(src_root), "--out", str(tmp_path / "o")],
-        capture_output=True, text=True, check=False,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert result.returncode == 2
     assert f"functions/sketch_worker/{missing} is missing" in result.stderr
     assert "Traceback" not in result.stderr
@@ -170,13 +177,23 @@ def test_staged_function_installs_and_imports(staged_repo: Path, tmp_path: Path,
     }
     install = subprocess.run(
         [str(python), "-m", "pip", "install", "--quiet", "-r", "requirements.txt"],
-        cwd=stage, env=env, capture_output=True, text=True, check=False, timeout=1200,
-    )  # fmt: skip
+        cwd=stage,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=1200,
+    )
     assert install.returncode == 0, install.stdout[-2000:] + install.stderr[-4000:]
 
     checks = "; ".join(f"assert callable(main.{entry})" for entry in ENTRY_POINTS[name])
     imported = subprocess.run(
         [str(python), "-c", f"import main; {checks}"],
-        cwd=stage, env=env, capture_output=True, text=True, check=False, timeout=300,
-    )  # fmt: skip
+        cwd=stage,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=300,
+    )
     assert imported.returncode == 0, imported.stderr[-4000:]

@@ -46,11 +46,17 @@ def _request(model: str = "gemini-2.5-flash-image", **kw: object) -> ImageReques
         for r in StyleRegistry().get_style("loose-ink-mascot").references
     )
     fields: dict[str, object] = {
-        "index": 0, "prompt": "a golf mascot, close-up", "brief": "golf mascot",
+        "index": 0,
+        "prompt": "a golf mascot, close-up",
+        "brief": "golf mascot",
         "variation": Variation(index=0, layout="close_up", exaggeration="subtle"),
-        "model": model, "aspect_ratio": "3:4", "image_size": "2K", "seed": 5, "references": refs,
+        "model": model,
+        "aspect_ratio": "3:4",
+        "image_size": "2K",
+        "seed": 5,
+        "references": refs,
         **kw,
-    }  # fmt: skip
+    }
     return ImageRequest(**fields)  # type: ignore[arg-type]
 
 
@@ -148,7 +154,7 @@ def test_the_key_never_appears_in_errors(
 ) -> None:
     for behaviour in ("rate_limit", "bad_request", "unavailable", "IMAGE_SAFETY", "slow"):
         server.script([behaviour])
-        with pytest.raises(Exception) as error:  # noqa: PT011 - any of them
+        with pytest.raises(Exception) as error:
             adapter.generate_image(_request())
         assert KEY not in str(error.value) and KEY not in repr(error.value)
     assert KEY not in repr(adapter)

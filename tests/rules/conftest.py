@@ -84,12 +84,20 @@ def firestore_emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Emu
     with log.open("wb") as out:
         process = subprocess.Popen(
             [
-                gcloud, "beta", "emulators", "firestore", "start",
-                f"--host-port=127.0.0.1:{port}", f"--rules={RULES}",
+                gcloud,
+                "beta",
+                "emulators",
+                "firestore",
+                "start",
+                f"--host-port=127.0.0.1:{port}",
+                f"--rules={RULES}",
             ],
-            stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            env=env, start_new_session=True,
-        )  # fmt: skip
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=env,
+            start_new_session=True,
+        )
     try:
         base_url = f"http://127.0.0.1:{port}"
         _wait_ready(base_url, process, log)

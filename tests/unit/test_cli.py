@@ -58,9 +58,18 @@ def test_unwritable_output_dir_exits_2(capsys: pytest.CaptureFixture[str], tmp_p
 
 def test_generate_json_lines(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     code, out, _ = _run(
-        capsys, "generate", "playful golf mascot", "--offline", "-n", "3", "--seed", "5",
-        "--json", "--output-dir", str(tmp_path),
-    )  # fmt: skip
+        capsys,
+        "generate",
+        "playful golf mascot",
+        "--offline",
+        "-n",
+        "3",
+        "--seed",
+        "5",
+        "--json",
+        "--output-dir",
+        str(tmp_path),
+    )
     assert code == 0
     events = [json.loads(line) for line in out.splitlines()]
     sketches, done = events[:-1], events[-1]
@@ -91,7 +100,10 @@ def test_styles_list_and_show(capsys: pytest.CaptureFixture[str]) -> None:
 def test_console_script_has_no_traceback_on_bad_input(tmp_path: Path) -> None:
     proc = subprocess.run(
         [sys.executable, "-m", "sketchgen.cli", "generate", "golf", "-n", "99"],
-        capture_output=True, text=True, check=False, cwd=tmp_path,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=tmp_path,
+    )
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) == 1

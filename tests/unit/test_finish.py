@@ -19,8 +19,9 @@ def _pixels(png: bytes) -> tuple[Image.Image, np.ndarray]:
 def _assert_rules(pixels: np.ndarray) -> None:
     h, w = pixels.shape
     bh, bw = round(h * 0.05), round(w * 0.05)
-    border = np.concatenate([pixels[:bh].ravel(), pixels[-bh:].ravel(),
-                             pixels[:, :bw].ravel(), pixels[:, -bw:].ravel()])  # fmt: skip
+    border = np.concatenate(
+        [pixels[:bh].ravel(), pixels[-bh:].ravel(), pixels[:, :bw].ravel(), pixels[:, -bw:].ravel()]
+    )
     assert np.mean(border >= 245) >= 0.95
     assert np.mean((pixels >= 40) & (pixels <= 215)) <= 0.12
     assert 0.005 <= np.mean(pixels < 128) <= 0.40

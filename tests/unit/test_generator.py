@@ -42,9 +42,14 @@ def test_sync_job_writes_sketches_and_complete_metadata(style: Style, tmp_path: 
     meta = json.loads(result.metadata_path.read_text())
     assert meta["job_id"] == result.job_id and meta["style_id"] == "test-ink"
     assert meta["config"] == {
-        "num_images": 4, "resolution": "1024x576", "model_name": "gemini-2.5-flash-image",
-        "seed": 11, "image_size": "1K", "aspect_ratio": "16:9", "allow_text": False,
-    }  # fmt: skip
+        "num_images": 4,
+        "resolution": "1024x576",
+        "model_name": "gemini-2.5-flash-image",
+        "seed": 11,
+        "image_size": "1K",
+        "aspect_ratio": "16:9",
+        "allow_text": False,
+    }
     assert meta["model"] == {
         "requested": "gemini-2.5-flash-image",
         "used": "gemini-2.5-flash-image-resolved",

@@ -15,10 +15,14 @@ def _request(
     layout: str = "centered_full_figure", exaggeration: str = "moderate", **kw: object
 ) -> ImageRequest:
     fields: dict[str, object] = {
-        "index": 0, "prompt": "", "brief": "playful golf mascot", "model": "offline", "seed": 7,
+        "index": 0,
+        "prompt": "",
+        "brief": "playful golf mascot",
+        "model": "offline",
+        "seed": 7,
         "variation": Variation(index=0, layout=layout, exaggeration=exaggeration),  # type: ignore[arg-type]
         **kw,
-    }  # fmt: skip
+    }
     return ImageRequest(**fields)  # type: ignore[arg-type]
 
 

@@ -33,6 +33,7 @@ def blob_store_from_url(url: str) -> BlobStore:
             Path(parsed.netloc + parsed.path) if parsed.netloc else Path(parsed.path)
         )
     raise InputError(
-        f"unsupported blob URL {url!r}", field="SKETCHGEN_BLOB_URL",
+        f"unsupported blob URL {url!r}",
+        field="SKETCHGEN_BLOB_URL",
         allowed=("gs://bucket/prefix", "s3://bucket/prefix", "file:///path"),
-    )  # fmt: skip
+    )

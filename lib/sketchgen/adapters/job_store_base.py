@@ -44,9 +44,14 @@ class TransactionalJobStore(ABC):
         return self._update(job_id, lambda job: claim_transition(job, index, worker, lease_s, at))
 
     def finish_sketch(
-        self, job_id: str, index: int, *, worker: str, state: SketchState,
+        self,
+        job_id: str,
+        index: int,
+        *,
+        worker: str,
+        state: SketchState,
         now: datetime | None = None,
-    ) -> FinishResult:  # fmt: skip
+    ) -> FinishResult:
         at = now or utcnow()
         return self._update(job_id, lambda job: finish_transition(job, index, worker, state, at))
 

@@ -67,9 +67,11 @@ def json_response(
     payload: Any, status: int = 200, headers: dict[str, str] | None = None
 ) -> Response:
     return Response(
-        json.dumps(payload, default=str), status=status, headers=headers,
+        json.dumps(payload, default=str),
+        status=status,
+        headers=headers,
         mimetype="application/json",
-    )  # fmt: skip
+    )
 
 
 def error_response(error: ApiError) -> Response:
@@ -292,9 +294,11 @@ class Api:
         key = request.headers.get("Idempotency-Key")
         if key is not None and not _IDEMPOTENCY_KEY.fullmatch(key):
             raise ApiError(
-                400, "invalid_argument", "Idempotency-Key must be 1-200 visible ASCII characters",
+                400,
+                "invalid_argument",
+                "Idempotency-Key must be 1-200 visible ASCII characters",
                 "Idempotency-Key",
-            )  # fmt: skip
+            )
         return key
 
     def _refine(self, request: Request, job_id: str, index: int) -> Response:
@@ -307,9 +311,13 @@ class Api:
         except ValidationError as error:
             raise _validation_error(error) from None
         job, _ = self._service().refine_sketch(
-            uid, self._job_id(job_id), index, parsed.instruction,
-            num_images=parsed.num_images, idempotency_key=self._idempotency_key(request),
-        )  # fmt: skip
+            uid,
+            self._job_id(job_id),
+            index,
+            parsed.instruction,
+            num_images=parsed.num_images,
+            idempotency_key=self._idempotency_key(request),
+        )
         return self._accepted(request, job)
 
     def _accepted(self, request: Request, job: JobRecord) -> Response:
@@ -351,10 +359,12 @@ class Api:
             # The client already has `done`; 204 tells an EventSource to stop reconnecting.
             return Response(status=204)
         body = event_stream(
-            self._service().jobs, job.job_id, last_id,
+            self._service().jobs,
+            job.job_id,
+            last_id,
             url_for=lambda key: self._blob_url(request, job.job_id, key),
             heartbeat_s=self.heartbeat_s,
-        )  # fmt: skip
+        )
         return Response(
             body,
             mimetype="text/event-stream",
@@ -366,9 +376,18 @@ class Api:
         self._uid(request)
         styles = self._service().styles.list_styles()
         return json_response(
-            {"styles": [{"id": s.id, "name": s.name, "description": s.description,
-                         "references": len(s.references)} for s in styles]}
-        )  # fmt: skip
+            {
+                "styles": [
+                    {
+                        "id": s.id,
+                        "name": s.name,
+                        "description": s.description,
+                        "references": len(s.references),
+                    }
+                    for s in styles
+                ]
+            }
+        )
 
     def _get_style(self, request: Request, style_id: str) -> Response:
         self._uid(request)
@@ -377,11 +396,17 @@ class Api:
         except UnknownStyleError as error:
             raise ApiError(404, "not_found", str(error), "style_id") from None
         return json_response(
-            {"id": style.id, "name": style.name, "description": style.description,
-             "visual_rules": list(style.visual_rules),
-             "references": [{"sha256": r.sha256, "tags": list(r.tags),
-                             "description": r.description} for r in style.references]}
-        )  # fmt: skip
+            {
+                "id": style.id,
+                "name": style.name,
+                "description": style.description,
+                "visual_rules": list(style.visual_rules),
+                "references": [
+                    {"sha256": r.sha256, "tags": list(r.tags), "description": r.description}
+                    for r in style.references
+                ],
+            }
+        )
 
     def _style_reference(self, request: Request, style_id: str, sha256: str) -> Response:
         # Thumbnails are the style's own published references, not user data: no auth, so a
@@ -394,9 +419,10 @@ class Api:
             if reference.sha256 == sha256:
                 data = self._service().styles.reference_bytes(reference)
                 return Response(
-                    data, mimetype=reference.mime_type,
+                    data,
+                    mimetype=reference.mime_type,
                     headers={"Cache-Control": "public, max-age=86400, immutable"},
-                )  # fmt: skip
+                )
         raise ApiError(404, "not_found", f"no reference {sha256!r} in style {style_id!r}")
 
     def _archive(self, request: Request, job_id: str) -> Response:
@@ -417,9 +443,10 @@ class Api:
             if job.metadata_path:
                 archive.writestr(f"{job_id}/metadata.json", service.blobs.get(metadata_key(job_id)))
         return Response(
-            buffer.getvalue(), mimetype="application/zip",
+            buffer.getvalue(),
+            mimetype="application/zip",
             headers={"Content-Disposition": f'attachment; filename="{job_id}.zip"'},
-        )  # fmt: skip
+        )
 
     def _web_index(self, request: Request) -> Response:
         return self._web_static(request, "index.html")
@@ -427,8 +454,12 @@ class Api:
     def _web_static(self, request: Request, name: str) -> Response:
         from importlib import resources
 
-        kinds = {".html": "text/html", ".js": "text/javascript", ".css": "text/css",
-                 ".svg": "image/svg+xml"}  # fmt: skip
+        kinds = {
+            ".html": "text/html",
+            ".js": "text/javascript",
+            ".css": "text/css",
+            ".svg": "image/svg+xml",
+        }
         suffix = name[name.rfind(".") :] if "." in name else ""
         if "/" in name or "\\" in name or name.startswith(".") or suffix not in kinds:
             raise ApiError(404, "not_found", f"no file {name!r}")

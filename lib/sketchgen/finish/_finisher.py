@@ -41,9 +41,13 @@ def measure(pixels: np.ndarray) -> SketchQA:
     height, width = pixels.shape
     bh, bw = max(1, round(height * _BORDER)), max(1, round(width * _BORDER))
     border = np.concatenate(
-        (pixels[:bh].ravel(), pixels[-bh:].ravel(), pixels[bh:-bh, :bw].ravel(),
-         pixels[bh:-bh, -bw:].ravel())
-    )  # fmt: skip
+        (
+            pixels[:bh].ravel(),
+            pixels[-bh:].ravel(),
+            pixels[bh:-bh, :bw].ravel(),
+            pixels[bh:-bh, -bw:].ravel(),
+        )
+    )
     total = pixels.size
     border_white = float(np.count_nonzero(border >= 245)) / border.size
     histogram = np.bincount(pixels.ravel(), minlength=256)
@@ -61,7 +65,7 @@ def measure(pixels: np.ndarray) -> SketchQA:
 
 def _decode(data: bytes) -> Image.Image:
     try:
-        image = Image.open(io.BytesIO(data))
+        image: Image.Image = Image.open(io.BytesIO(data))
         image.load()
     except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError):
         raise NoImageError(

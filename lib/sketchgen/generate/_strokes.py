@@ -19,9 +19,16 @@ Point = tuple[float, float]
 
 
 def ellipse_points(
-    cx: float, cy: float, rx: float, ry: float, *, start: float = 0.0, sweep: float = 2 * math.pi,
-    steps: int = 48, rotation: float = 0.0,
-) -> list[Point]:  # fmt: skip
+    cx: float,
+    cy: float,
+    rx: float,
+    ry: float,
+    *,
+    start: float = 0.0,
+    sweep: float = 2 * math.pi,
+    steps: int = 48,
+    rotation: float = 0.0,
+) -> list[Point]:
     cos_r, sin_r = math.cos(rotation), math.sin(rotation)
     points = []
     for i in range(steps + 1):

@@ -19,23 +19,33 @@ class ModelInfo(BaseModel):
 
 
 _FLASH_25 = ModelInfo(
-    id="gemini-2.5-flash-image", image_sizes=("1K",), max_reference_images=3,
+    id="gemini-2.5-flash-image",
+    image_sizes=("1K",),
+    max_reference_images=3,
     supports_image_size=False,
-)  # fmt: skip
+)
 _FLASH_31 = ModelInfo(
-    id="gemini-3.1-flash-image-preview", image_sizes=("1K", "2K", "4K"),
-    max_reference_images=10, supports_image_size=True,
-)  # fmt: skip
-_PRO_3 = ModelInfo(
-    id="gemini-3-pro-image-preview", image_sizes=("1K", "2K", "4K"), max_reference_images=14,
+    id="gemini-3.1-flash-image-preview",
+    image_sizes=("1K", "2K", "4K"),
+    max_reference_images=10,
     supports_image_size=True,
-)  # fmt: skip
+)
+_PRO_3 = ModelInfo(
+    id="gemini-3-pro-image-preview",
+    image_sizes=("1K", "2K", "4K"),
+    max_reference_images=14,
+    supports_image_size=True,
+)
 _TABLE = {m.id: m for m in (_FLASH_25, _FLASH_31, _PRO_3)}
 
 # `flash` is the GA model: cheapest, and 1K is what rough sketches need. `pro` is the model
 # that renders 2K/4K natively and takes the most references.
-ALIASES = {"flash": _FLASH_25.id, "pro": _PRO_3.id, "nano-banana": _FLASH_25.id,
-           "nano-banana-pro": _PRO_3.id}  # fmt: skip
+ALIASES = {
+    "flash": _FLASH_25.id,
+    "pro": _PRO_3.id,
+    "nano-banana": _FLASH_25.id,
+    "nano-banana-pro": _PRO_3.id,
+}
 # Successors inherit their family's abilities until the table learns them.
 _FAMILIES = (
     (re.compile(r"^gemini-\d+(\.\d+)?-pro-image"), _PRO_3),
@@ -56,6 +66,9 @@ def resolve_model(name: str) -> ModelInfo:
         if pattern.match(model_id):
             return family.model_copy(update={"id": model_id, "known": False})
     return ModelInfo(
-        id=model_id, image_sizes=("1K",), max_reference_images=3, supports_image_size=False,
+        id=model_id,
+        image_sizes=("1K",),
+        max_reference_images=3,
+        supports_image_size=False,
         known=False,
-    )  # fmt: skip
+    )

@@ -44,8 +44,11 @@ def _is_transport_error(error: BaseException) -> bool:
     # httpx, httpx2 and aiohttp raise their own timeout/connection types; all are transient.
     module = type(error).__module__.split(".", 1)[0]
     return isinstance(error, (TimeoutError, ConnectionError, asyncio.TimeoutError)) or module in {
-        "httpx", "httpx2", "httpcore", "aiohttp",
-    }  # fmt: skip
+        "httpx",
+        "httpx2",
+        "httpcore",
+        "aiohttp",
+    }
 
 
 class NanoBananaAdapter(ImageModelAdapter):
@@ -122,7 +125,7 @@ class NanoBananaAdapter(ImageModelAdapter):
             response = self.client.models.generate_content(
                 model=info.id, contents=parts, config=config
             )
-        except Exception as error:  # noqa: BLE001 - translated right here
+        except Exception as error:
             raise self._translate(error, info.id) from None
         return self._image(response, info.id)
 
@@ -132,7 +135,7 @@ class NanoBananaAdapter(ImageModelAdapter):
             response = await self.client.aio.models.generate_content(
                 model=info.id, contents=parts, config=config
             )
-        except Exception as error:  # noqa: BLE001
+        except Exception as error:
             raise self._translate(error, info.id) from None
         return self._image(response, info.id)
 

@@ -60,8 +60,10 @@ class OfflineSketchAdapter(ImageModelAdapter):
         return 3
 
     def generate_image(self, request: ImageRequest) -> ImageResponse:
-        key = f"{request.seed}|{request.index}|{request.brief}|{request.variation.layout}|" \
-              f"{request.variation.exaggeration}|{request.instruction or ''}"  # fmt: skip
+        key = (
+            f"{request.seed}|{request.index}|{request.brief}|{request.variation.layout}|"
+            f"{request.variation.exaggeration}|{request.instruction or ''}"
+        )
         rng = random.Random(hashlib.sha256(key.encode()).digest())
         width, height = pixel_size(request.image_size, request.aspect_ratio)
         scale = _WORK_LONG_SIDE / max(width, height)
@@ -73,8 +75,9 @@ class OfflineSketchAdapter(ImageModelAdapter):
             figure, _ = refine_figure(figure, request.instruction)
         pen_width, passes = _stroke_style(request.references)
         canvas = Image.new("L", size, 255)
-        pen = Pen(ImageDraw.Draw(canvas), rng, width=pen_width, passes=passes,
-                  wobble=pen_width * 0.45)  # fmt: skip
+        pen = Pen(
+            ImageDraw.Draw(canvas), rng, width=pen_width, passes=passes, wobble=pen_width * 0.45
+        )
         render(pen, figure, request.variation.layout, size, rng)
         buffer = io.BytesIO()
         canvas.save(buffer, format="PNG")

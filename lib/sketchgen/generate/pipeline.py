@@ -142,9 +142,13 @@ def _finish(request: ImageRequest, response: ImageResponse) -> tuple[bytes, dict
 
 
 def _ok(
-    request: ImageRequest, response: ImageResponse, png: bytes, qa: dict[str, object],
-    attempts: int, started: float,
-) -> SketchOutcome:  # fmt: skip
+    request: ImageRequest,
+    response: ImageResponse,
+    png: bytes,
+    qa: dict[str, object],
+    attempts: int,
+    started: float,
+) -> SketchOutcome:
     return SketchOutcome(
         png=png,
         record=SketchRecord(

@@ -42,9 +42,10 @@ def plan_refinement_variations(
 ) -> tuple[Variation, ...]:
     """A refinement keeps the chosen sketch's pair first; any extra sketches explore others."""
     others = [
-        v for v in plan_variations(MAX_VARIATIONS, seed)
+        v
+        for v in plan_variations(MAX_VARIATIONS, seed)
         if (v.layout, v.exaggeration) != (parent.layout, parent.exaggeration)
-    ]  # fmt: skip
+    ]
     chosen = [parent, *others[: num_images - 1]]
     return tuple(
         Variation(index=i, layout=v.layout, exaggeration=v.exaggeration)

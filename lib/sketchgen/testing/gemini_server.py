@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import contextlib
 import io
 import json
 import random
@@ -69,7 +70,7 @@ def offspec_png(prompt: str, aspect_ratio: str, image_size: str, seed: int) -> b
         size = (long_side, max(1, round(long_side * h_ratio / w_ratio)))
     else:
         size = (max(1, round(long_side * w_ratio / h_ratio)), long_side)
-    rng = random.Random(f"{seed}|{prompt}")  # noqa: S311 - test data
+    rng = random.Random(f"{seed}|{prompt}")
     gradient = np.linspace(170, 240, size[1], dtype=np.float32)[:, None] * np.ones((1, size[0]))
     pixels = np.stack([gradient, gradient * 0.98, gradient * 0.93], axis=-1).astype(np.uint8)
     image = Image.fromarray(pixels, "RGB")
@@ -109,7 +110,7 @@ class FakeGeminiServer:
 
     def __post_init__(self) -> None:
         self._lock = threading.Lock()
-        self._rng = random.Random(self.seed)  # noqa: S311
+        self._rng = random.Random(self.seed)
         self._window: deque[float] = deque()
         self._server: ThreadingHTTPServer | None = None
 
@@ -202,7 +203,7 @@ class FakeGeminiServer:
                     headers=headers,
                     behaviour=behaviour,
                     at=time.monotonic(),
-                )  # fmt: skip
+                )
             )
         time.sleep(self.latency_s + (self.slow_s if behaviour == "slow" else 0.0))
         return _respond(self, model, behaviour, prompt, config)
@@ -220,8 +221,10 @@ def _respond(
     if behaviour == "not_found":
         return 404, _error(404, "NOT_FOUND", f"models/{model} is not found for API version v1beta")
     if behaviour == "rate_limit":
-        retry = {"@type": "type.googleapis.com/google.rpc.RetryInfo",
-                 "retryDelay": f"{server.retry_delay_s}s"}  # fmt: skip
+        retry = {
+            "@type": "type.googleapis.com/google.rpc.RetryInfo",
+            "retryDelay": f"{server.retry_delay_s}s",
+        }
         return 429, _error(429, "RESOURCE_EXHAUSTED", "Resource has been exhausted", [retry])
     if behaviour == "unavailable":
         return 503, _error(503, "UNAVAILABLE", "The model is overloaded. Please try again later.")
@@ -235,33 +238,44 @@ def _respond(
     if behaviour in NO_IMAGE_REASONS:
         return 200, {
             "candidates": [{"content": {"role": "model", "parts": []}, "finishReason": behaviour}],
-            "modelVersion": model, "usageMetadata": usage,
-        }  # fmt: skip
+            "modelVersion": model,
+            "usageMetadata": usage,
+        }
     if behaviour == "text_only":
         text = "I can't draw that, but here is a description of a golf mascot instead."
         return 200, {
-            "candidates": [{"content": {"role": "model", "parts": [{"text": text}]},
-                            "finishReason": "STOP"}],
-            "modelVersion": model, "usageMetadata": usage,
-        }  # fmt: skip
+            "candidates": [
+                {"content": {"role": "model", "parts": [{"text": text}]}, "finishReason": "STOP"}
+            ],
+            "modelVersion": model,
+            "usageMetadata": usage,
+        }
     image_config = config.get("imageConfig", {})
     png = offspec_png(
-        prompt, image_config.get("aspectRatio", "1:1"), image_config.get("imageSize", "1K"),
+        prompt,
+        image_config.get("aspectRatio", "1:1"),
+        image_config.get("imageSize", "1K"),
         int(config.get("seed", 0)),
-    )  # fmt: skip
+    )
     inline = {"mimeType": "image/png", "data": base64.b64encode(png).decode()}
     return 200, {
-        "candidates": [{"content": {"role": "model", "parts": [{"inlineData": inline}]},
-                        "finishReason": "STOP", "index": 0}],
-        "modelVersion": model, "usageMetadata": usage,
-    }  # fmt: skip
+        "candidates": [
+            {
+                "content": {"role": "model", "parts": [{"inlineData": inline}]},
+                "finishReason": "STOP",
+                "index": 0,
+            }
+        ],
+        "modelVersion": model,
+        "usageMetadata": usage,
+    }
 
 
 def _handler_for(server: FakeGeminiServer) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
 
-        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib's name
+        def log_message(self, format: str, *args: Any) -> None:
             pass
 
         def _send(self, status: int, payload: dict[str, Any], stream: bool = False) -> None:
@@ -272,15 +286,14 @@ def _handler_for(server: FakeGeminiServer) -> type[BaseHTTPRequestHandler]:
             self.send_header("Content-Type", "text/event-stream" if stream else "application/json")
             self.send_header("Content-Length", str(len(data)))
             self.end_headers()
-            try:
+            # The client may have given up (its timeout): nothing left to do then.
+            with contextlib.suppress(BrokenPipeError, ConnectionResetError):
                 self.wfile.write(data)
-            except (BrokenPipeError, ConnectionResetError):
-                pass  # the client gave up (its timeout): nothing to do
 
-        def do_GET(self) -> None:  # noqa: N802 - stdlib's name
+        def do_GET(self) -> None:
             self._send(200, {"models": [{"name": f"models/{m}"} for m in server.models]})
 
-        def do_POST(self) -> None:  # noqa: N802
+        def do_POST(self) -> None:
             match = _PATH.match(self.path)
             length = int(self.headers.get("Content-Length", 0))
             raw = self.rfile.read(length) if length else b"{}"
@@ -302,16 +315,25 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8765)
     parser.add_argument("--latency", type=float, default=0.0, help="seconds per request")
-    parser.add_argument("--fail", action="append", default=[], metavar="TEXT=BEHAVIOUR",
-                        help="answer prompts containing TEXT with BEHAVIOUR (repeatable)")  # fmt: skip
+    parser.add_argument(
+        "--fail",
+        action="append",
+        default=[],
+        metavar="TEXT=BEHAVIOUR",
+        help="answer prompts containing TEXT with BEHAVIOUR (repeatable)",
+    )
     parser.add_argument("--p-unavailable", type=float, default=0.0)
     parser.add_argument("--p-no-image", type=float, default=0.0)
     parser.add_argument("--rpm-limit", type=int, default=None)
     args = parser.parse_args(argv)
     server = FakeGeminiServer(
-        latency_s=args.latency, host=args.host, port=args.port,
-        p_unavailable=args.p_unavailable, p_no_image=args.p_no_image, rpm_limit=args.rpm_limit,
-    )  # fmt: skip
+        latency_s=args.latency,
+        host=args.host,
+        port=args.port,
+        p_unavailable=args.p_unavailable,
+        p_no_image=args.p_no_image,
+        rpm_limit=args.rpm_limit,
+    )
     for rule in args.fail:
         text, _, behaviour = rule.partition("=")
         server.when(text, behaviour)

@@ -90,8 +90,9 @@ class DevTopology:
             for name in FUNCTIONS:
                 wait_for_http(
                     f"http://127.0.0.1:{self.ports[name]}/healthz",
-                    timeout_s=60, process=self.processes[name],
-                )  # fmt: skip
+                    timeout_s=60,
+                    process=self.processes[name],
+                )
             self._start_router()
         except BaseException:
             self.stop()
@@ -105,23 +106,45 @@ class DevTopology:
         gcloud = shutil.which("gcloud") or "gcloud"
         self.processes["firestore"] = ManagedProcess(
             "firestore-emulator",
-            [gcloud, "beta", "emulators", "firestore", "start", "--quiet",
-             f"--host-port=127.0.0.1:{self.ports['firestore']}"],
+            [
+                gcloud,
+                "beta",
+                "emulators",
+                "firestore",
+                "start",
+                "--quiet",
+                f"--host-port=127.0.0.1:{self.ports['firestore']}",
+            ],
             log_dir=logs,
-        ).start()  # fmt: skip
+        ).start()
         self.processes["pubsub"] = ManagedProcess(
             "pubsub-emulator",
-            [gcloud, "beta", "emulators", "pubsub", "start", "--quiet",
-             f"--host-port=127.0.0.1:{self.ports['pubsub']}", f"--project={self.project}",
-             f"--data-dir={data / 'pubsub'}"],
+            [
+                gcloud,
+                "beta",
+                "emulators",
+                "pubsub",
+                "start",
+                "--quiet",
+                f"--host-port=127.0.0.1:{self.ports['pubsub']}",
+                f"--project={self.project}",
+                f"--data-dir={data / 'pubsub'}",
+            ],
             log_dir=logs,
-        ).start()  # fmt: skip
+        ).start()
         self.processes["storage"] = ManagedProcess(
             "storage-emulator",
-            [sys.executable, "-m", "gcp_storage_emulator", "start", "--host=127.0.0.1",
-             f"--port={self.ports['storage']}", "--in-memory"],
+            [
+                sys.executable,
+                "-m",
+                "gcp_storage_emulator",
+                "start",
+                "--host=127.0.0.1",
+                f"--port={self.ports['storage']}",
+                "--in-memory",
+            ],
             log_dir=logs,
-        ).start()  # fmt: skip
+        ).start()
         for name in ("firestore", "pubsub", "storage"):
             wait_for_http(
                 f"http://127.0.0.1:{self.ports[name]}/", timeout_s=90, process=self.processes[name]
@@ -164,14 +187,21 @@ class DevTopology:
         self.ports.setdefault(name, free_port())
         process = ManagedProcess(
             name,
-            [str(Path(sys.executable).with_name("functions-framework")),
-             "--target", FUNCTIONS[name],
-             "--source", str(self.functions_dir / name / "main.py"),
-             "--host", "127.0.0.1", "--port", str(self.ports[name])],
+            [
+                str(Path(sys.executable).with_name("functions-framework")),
+                "--target",
+                FUNCTIONS[name],
+                "--source",
+                str(self.functions_dir / name / "main.py"),
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.ports[name]),
+            ],
             log_dir=self.data_dir / "logs",
             env=self.function_env(),
             cwd=REPO,
-        ).start()  # fmt: skip
+        ).start()
         self.processes[name] = process
         return process
 
