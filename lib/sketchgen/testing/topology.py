@@ -151,7 +151,7 @@ class DevTopology:
             )
 
     def _create_resources(self) -> None:
-        from google.cloud import pubsub_v1, storage
+        from google.cloud import pubsub_v1, storage  # type: ignore[attr-defined]
 
         os.environ.update(self.emulator_env())
         publisher = pubsub_v1.PublisherClient()

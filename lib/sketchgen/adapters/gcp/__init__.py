@@ -1,0 +1,1 @@
+"""Google Cloud adapters. Import each from its module; nothing here loads google.cloud."""

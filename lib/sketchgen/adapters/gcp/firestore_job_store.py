@@ -1,0 +1,190 @@
+"""``FirestoreJobStore``: the job document in Firestore (``jobs/{job_id}``).
+
+Mobile clients read these documents directly (``firestore.rules``), so the document is the
+plain JobRecord shape, datetimes as Firestore timestamps, plus a top-level ``style_id`` for
+queries. Every change is one transaction running a transition from :mod:`sketchgen.jobs`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import queue
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
+from typing import Any, TypeVar
+
+from sketchgen.adapters.job_store_base import TransactionalJobStore, Transition
+from sketchgen.errors import ConflictError, StorageError
+from sketchgen.jobs import JobRecord
+
+__all__ = ["FirestoreJobStore"]
+
+T = TypeVar("T")
+# Six workers finishing sketches of one job at once contend on one document; the SDK's
+# default of 5 attempts is too few for that, and each retry is cheap.
+_TRANSACTION_ATTEMPTS = 25
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+def to_doc(job: JobRecord) -> dict[str, Any]:
+    doc: dict[str, Any] = _plain(job.to_doc())
+    doc["style_id"] = job.request.style_id
+    return doc
+
+
+def from_doc(doc: dict[str, Any]) -> JobRecord:
+    return JobRecord.from_doc({k: v for k, v in doc.items() if k != "style_id"})
+
+
+class FirestoreJobStore(TransactionalJobStore):
+    def __init__(
+        self,
+        client: Any | None = None,
+        *,
+        project: str | None = None,
+        database: str = "(default)",
+        collection: str = "jobs",
+    ) -> None:
+        self._client = client
+        self._project = project
+        self._database = database
+        self.collection = collection
+        self._lock = threading.Lock()
+
+    @property
+    def client(self) -> Any:
+        if self._client is None:
+            with self._lock:
+                if self._client is None:
+                    from google.cloud import firestore
+
+                    self._client = firestore.Client(project=self._project, database=self._database)
+        return self._client
+
+    def _ref(self, job_id: str) -> Any:
+        return self.client.collection(self.collection).document(job_id)
+
+    def _run(self, body: Callable[[Any], T]) -> T:
+        from google.api_core import exceptions
+        from google.cloud import firestore
+
+        try:
+            transaction = self.client.transaction(max_attempts=_TRANSACTION_ATTEMPTS)
+            return firestore.transactional(body)(transaction)  # type: ignore[no-any-return]
+        except exceptions.GoogleAPICallError as error:
+            raise StorageError(f"firestore: {error.message}") from error
+        except ValueError as error:  # the SDK's "failed to commit after N attempts"
+            raise StorageError(f"firestore: {error}") from error
+
+    def create_job(self, job: JobRecord) -> tuple[JobRecord, bool]:
+        ref = self._ref(job.job_id)
+        key_ref = None
+        if job.idempotency_key is not None:
+            digest = hashlib.sha256(f"{job.owner_uid}\0{job.idempotency_key}".encode()).hexdigest()
+            key_ref = self.client.collection("idempotency").document(digest)
+
+        def create(transaction: Any) -> tuple[JobRecord, bool]:
+            if key_ref is not None:
+                claimed = key_ref.get(transaction=transaction)
+                if claimed.exists:
+                    existing = self._ref(claimed.get("job_id")).get(transaction=transaction)
+                    found = from_doc(existing.to_dict()) if existing.exists else None
+                    if found is not None and found.request_hash != job.request_hash:
+                        raise ConflictError(
+                            "Idempotency-Key was already used with a different request"
+                        )
+                    if found is not None:
+                        return found, False
+                transaction.set(
+                    key_ref,
+                    {"job_id": job.job_id, "owner_uid": job.owner_uid, "expire_at": job.expire_at},
+                )
+            transaction.create(ref, to_doc(job))
+            return job, True
+
+        return self._run(create)
+
+    def get_job(self, job_id: str) -> JobRecord | None:
+        from google.api_core import exceptions
+
+        try:
+            snapshot = self._ref(job_id).get()
+        except exceptions.GoogleAPICallError as error:
+            raise StorageError(f"firestore: {error.message}") from error
+        return from_doc(snapshot.to_dict()) if snapshot.exists else None
+
+    def _update(self, job_id: str, transition: Transition[T]) -> T:
+        ref = self._ref(job_id)
+
+        def update(transaction: Any) -> T:
+            snapshot = ref.get(transaction=transaction)
+            changed, result = transition(from_doc(snapshot.to_dict()) if snapshot.exists else None)
+            if changed is not None:
+                transaction.set(ref, to_doc(changed))
+            return result
+
+        return self._run(update)
+
+    def watch_job(self, job_id: str) -> AbstractContextManager[Iterator[JobRecord]]:
+        return self._watch(job_id)
+
+    @contextmanager
+    def _watch(self, job_id: str) -> Iterator[Iterator[JobRecord]]:
+        snapshots: queue.Queue[JobRecord] = queue.Queue()
+        closed = threading.Event()
+
+        def on_snapshot(documents: list[Any], changes: Any, read_time: Any) -> None:
+            for document in documents:
+                if document.exists:
+                    snapshots.put(from_doc(document.to_dict()))
+
+        watch = self._ref(job_id).on_snapshot(on_snapshot)
+
+        def iterate() -> Iterator[JobRecord]:
+            while not closed.is_set():
+                try:
+                    yield snapshots.get(timeout=1.0)
+                except queue.Empty:
+                    continue
+
+        try:
+            yield iterate()
+        finally:
+            closed.set()
+            watch.unsubscribe()
+
+    def list_jobs(
+        self,
+        *,
+        owner_uid: str | None = None,
+        style_id: str | None = None,
+        job_ids: Sequence[str] | None = None,
+        limit: int = 100,
+    ) -> list[JobRecord]:
+        from google.cloud import firestore
+
+        if job_ids is not None:
+            refs = [self._ref(j) for j in job_ids]
+            found = [from_doc(s.to_dict()) for s in self.client.get_all(refs) if s.exists]
+            jobs = [
+                j
+                for j in found
+                if (owner_uid is None or j.owner_uid == owner_uid)
+                and (style_id is None or j.request.style_id == style_id)
+            ]
+            return sorted(jobs, key=lambda j: j.created_at, reverse=True)[:limit]
+        query = self.client.collection(self.collection)
+        if owner_uid is not None:
+            query = query.where(filter=firestore.FieldFilter("owner_uid", "==", owner_uid))
+        if style_id is not None:
+            query = query.where(filter=firestore.FieldFilter("style_id", "==", style_id))
+        query = query.order_by("created_at", direction=firestore.Query.DESCENDING).limit(limit)
+        return [from_doc(s.to_dict()) for s in query.stream()]

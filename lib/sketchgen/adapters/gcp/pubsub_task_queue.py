@@ -1,0 +1,54 @@
+"""``PubSubTaskQueue``: one message per sketch on the sketch topic."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Sequence
+from typing import Any
+
+from sketchgen.errors import StorageError
+from sketchgen.ports import SketchTask
+
+__all__ = ["PubSubTaskQueue"]
+
+
+class PubSubTaskQueue:
+    def __init__(
+        self, topic_path: str, publisher: Any | None = None, timeout_s: float = 30
+    ) -> None:
+        self.topic_path = topic_path
+        self.timeout_s = timeout_s
+        self._publisher = publisher
+        self._lock = threading.Lock()
+
+    @property
+    def publisher(self) -> Any:
+        if self._publisher is None:
+            with self._lock:
+                if self._publisher is None:
+                    from google.cloud import pubsub_v1  # type: ignore[attr-defined]
+
+                    self._publisher = pubsub_v1.PublisherClient()
+        return self._publisher
+
+    def publish(self, tasks: Sequence[SketchTask]) -> None:
+        from google.api_core import exceptions
+
+        try:
+            futures = [
+                self.publisher.publish(
+                    self.topic_path,
+                    json.dumps(
+                        {"job_id": t.job_id, "index": t.index, "priority": t.priority}
+                    ).encode(),
+                    job_id=t.job_id,
+                    index=str(t.index),
+                    priority=t.priority,
+                )
+                for t in tasks
+            ]
+            for future in futures:  # all sent at once, then waited for together
+                future.result(timeout=self.timeout_s)
+        except (exceptions.GoogleAPICallError, TimeoutError) as error:
+            raise StorageError(f"pubsub: could not publish: {error}") from error

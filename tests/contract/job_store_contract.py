@@ -1,0 +1,191 @@
+"""The JobStore contract: every store (memory, SQLite, Firestore) must pass all of it."""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
+
+import pytest
+
+from sketchgen.errors import ConflictError
+from sketchgen.jobs import Claim, JobRecord, JobRequest, PlanRecord, SketchState, utcnow
+from sketchgen.metadata import new_job_id
+from sketchgen.ports import JobStore
+from sketchgen.prompt import plan_variations
+from sketchgen.schemas import PromptSpec
+
+SPEC = PromptSpec(
+    brief="golf",
+    style_id="ink",
+    subject="golf",
+    keywords=("golf",),
+    base_prompt="golf",
+    negative_rules=(),
+)
+
+
+def make_job(
+    owner: str = "alice",
+    n: int = 3,
+    key: str | None = None,
+    style: str = "ink",
+    brief: str = "golf",
+    deadline: timedelta | None = None,
+) -> JobRecord:
+    request = JobRequest(brief=brief, style_id=style, num_images=n)
+    plan = PlanRecord(
+        seed=1,
+        model_requested="m",
+        model_id="m",
+        adapter="fake",
+        prompt_spec=SPEC,
+        variations=plan_variations(n, 1),
+    )
+    job = JobRecord.new(
+        job_id=new_job_id(),
+        owner_uid=owner,
+        request=request,
+        plan=plan,
+        retention=timedelta(days=1),
+        idempotency_key=key,
+    )
+    if deadline is not None:
+        job = job.model_copy(update={"deadline": utcnow() + deadline})
+    return job
+
+
+def ok(path: str = "p") -> SketchState:
+    return SketchState(status="ok", path=path, attempts=1)
+
+
+class JobStoreContract:
+    @pytest.fixture
+    def store(self) -> JobStore:
+        raise NotImplementedError
+
+    def test_create_and_get(self, store: JobStore) -> None:
+        job = make_job()
+        assert store.create_job(job) == (job, True)
+        assert store.get_job(job.job_id) == job
+        assert store.get_job("20000101_000000-000000") is None
+
+    def test_idempotency(self, store: JobStore) -> None:
+        first = make_job(key="k")
+        store.create_job(first)
+        again, created = store.create_job(make_job(key="k"))
+        assert not created and again.job_id == first.job_id
+        with pytest.raises(ConflictError):
+            store.create_job(make_job(key="k", n=4))
+        other_owner, created = store.create_job(make_job(owner="bob", key="k"))
+        assert created and other_owner.job_id != first.job_id
+
+    def test_claim_lifecycle(self, store: JobStore) -> None:
+        job = make_job()
+        store.create_job(job)
+        first = store.claim_sketch(job.job_id, 0, worker="a", lease_s=60)
+        assert first.claim is Claim.CLAIMED and first.attempt == 1
+        assert first.job is not None and first.job.status == "running"
+        assert store.claim_sketch(job.job_id, 0, worker="b", lease_s=60).claim is Claim.LEASED
+        later = utcnow() + timedelta(seconds=61)
+        takeover = store.claim_sketch(job.job_id, 0, worker="b", lease_s=60, now=later)
+        assert takeover.claim is Claim.CLAIMED and takeover.attempt == 2
+        stale = store.finish_sketch(job.job_id, 0, worker="a", state=ok("stale"))
+        assert not stale.accepted
+        done = store.finish_sketch(job.job_id, 0, worker="b", state=ok("fresh"))
+        assert done.accepted and not done.finalize
+        stored = store.get_job(job.job_id)
+        assert stored is not None and stored.sketch(0).path == "fresh" and stored.sketch(0).seq == 1
+        assert (
+            store.claim_sketch(job.job_id, 0, worker="c", lease_s=60).claim is Claim.ALREADY_ENDED
+        )
+        assert store.claim_sketch(job.job_id, 9, worker="c", lease_s=60).claim is Claim.MISSING
+        assert (
+            store.claim_sketch("20000101_000000-000000", 0, worker="c", lease_s=60).claim
+            is Claim.MISSING
+        )
+
+    def test_release_goes_back_to_pending(self, store: JobStore) -> None:
+        job = make_job(n=1)
+        store.create_job(job)
+        store.claim_sketch(job.job_id, 0, worker="a", lease_s=60)
+        store.release_sketch(job.job_id, 0, worker="a", error="503")
+        state = store.get_job(job.job_id).sketch(0)  # type: ignore[union-attr]
+        assert state.status == "pending" and state.attempts == 1 and state.error == "503"
+        assert store.claim_sketch(job.job_id, 0, worker="b", lease_s=60).attempt == 2
+
+    def test_finalize_exactly_once_under_contention(self, store: JobStore) -> None:
+        n = 6
+        job = make_job(n=n)
+        store.create_job(job)
+        for i in range(n):
+            store.claim_sketch(job.job_id, i, worker=f"w{i}", lease_s=60)
+        barrier = threading.Barrier(n)
+
+        def finish(i: int) -> bool:
+            barrier.wait()
+            return store.finish_sketch(job.job_id, i, worker=f"w{i}", state=ok()).finalize
+
+        with ThreadPoolExecutor(n) as pool:
+            finals = list(pool.map(finish, range(n)))
+        assert finals.count(True) == 1
+        stored = store.get_job(job.job_id)
+        assert stored is not None and sorted(s.seq for s in stored.sketches.values()) == list(
+            range(1, n + 1)
+        )  # type: ignore[type-var]
+        assert stored.all_ended and stored.event_seq == n
+
+    def test_cancel(self, store: JobStore) -> None:
+        job = make_job(n=3)
+        store.create_job(job)
+        store.claim_sketch(job.job_id, 0, worker="a", lease_s=60)
+        result = store.cancel_job(job.job_id)
+        assert result.accepted and not result.finalize  # sketch 0 is still running
+        stored = store.get_job(job.job_id)
+        assert stored is not None and stored.cancel_requested
+        assert [stored.sketch(i).status for i in range(3)] == ["running", "cancelled", "cancelled"]
+        assert (
+            store.claim_sketch(job.job_id, 1, worker="b", lease_s=60).claim is Claim.ALREADY_ENDED
+        )
+        last = store.finish_sketch(job.job_id, 0, worker="a", state=ok())
+        assert last.accepted and last.finalize
+        final = store.complete_job(job.job_id, metadata_path="jobs/x/metadata.json")
+        assert final.status == "partial" and final.metadata_path == "jobs/x/metadata.json"
+        assert store.complete_job(job.job_id, metadata_path="jobs/x/metadata.json") == final
+
+    def test_deadline_cancels_unstarted_sketches(self, store: JobStore) -> None:
+        job = make_job(n=2, deadline=timedelta(seconds=-1))
+        store.create_job(job)
+        assert (
+            store.claim_sketch(job.job_id, 0, worker="a", lease_s=60).claim is Claim.ALREADY_ENDED
+        )
+        stored = store.get_job(job.job_id)
+        assert stored is not None and stored.all_ended
+        assert {s.status for s in stored.sketches.values()} == {"cancelled"}
+
+    def test_watch_sees_changes_in_order(self, store: JobStore) -> None:
+        job = make_job(n=3)
+        store.create_job(job)
+        seen: list[int] = []
+        with store.watch_job(job.job_id) as snapshots:
+            first = next(snapshots)
+            assert first.job_id == job.job_id
+            for i in range(3):
+                store.claim_sketch(job.job_id, i, worker="w", lease_s=60)
+                store.finish_sketch(job.job_id, i, worker="w", state=ok())
+            for snapshot in snapshots:
+                seen.append(snapshot.event_seq)
+                if snapshot.event_seq == 3:
+                    break
+        assert seen == sorted(seen) and seen[-1] == 3
+
+    def test_list_jobs(self, store: JobStore) -> None:
+        a1, a2 = make_job(style="s1"), make_job(style="s2")
+        b1 = make_job(owner="bob", style="s1")
+        for job in (a1, a2, b1):
+            store.create_job(job)
+        assert {j.job_id for j in store.list_jobs(owner_uid="alice")} >= {a1.job_id, a2.job_id}
+        assert b1.job_id not in {j.job_id for j in store.list_jobs(owner_uid="alice")}
+        by_style = {j.job_id for j in store.list_jobs(style_id="s1")}
+        assert {a1.job_id, b1.job_id} <= by_style and a2.job_id not in by_style
+        assert [j.job_id for j in store.list_jobs(job_ids=[a2.job_id, "nope"])] == [a2.job_id]
