@@ -62,7 +62,8 @@ class GcsBlobStore:
         if emulator:
             # The emulator cannot check signatures; its download URL serves the same bytes.
             host = emulator if emulator.startswith("http") else f"http://{emulator}"
-            return f"{host}/download/storage/v1/b/{self.bucket_name}/o/{quote(name, safe='')}?alt=media"
+            path = f"/download/storage/v1/b/{self.bucket_name}/o/{quote(name, safe='')}"
+            return f"{host}{path}?alt=media"
         blob = self.bucket.blob(name)
         credentials: Any = getattr(self._client, "_credentials", None)
         if hasattr(credentials, "sign_bytes"):
