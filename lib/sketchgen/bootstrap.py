@@ -103,6 +103,7 @@ def build_service(settings: Settings | None = None) -> SketchService:
         styles=StyleRegistry(),
         config=ServiceConfig(
             lease_s=settings.lease_s,
+            lease_wait_s=settings.lease_wait_s,
             max_deliveries=settings.max_deliveries,
             retention=timedelta(days=settings.job_retention_days),
         ),

@@ -7,6 +7,7 @@ the HTTP layer and the cloud functions are thin wrappers around these methods.
 from __future__ import annotations
 
 import hashlib
+import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -18,7 +19,15 @@ from sketchgen.generate.config import GenerationConfig
 from sketchgen.generate.pipeline import JobPlan, Refinement, draw_sketch, plan_job
 from sketchgen.generate.refine import MAX_INSTRUCTION_CHARS
 from sketchgen.generate.retry import RetryPolicy
-from sketchgen.jobs import Claim, JobRecord, JobRequest, PlanRecord, ReferenceEntry, SketchState
+from sketchgen.jobs import (
+    Claim,
+    ClaimResult,
+    JobRecord,
+    JobRequest,
+    PlanRecord,
+    ReferenceEntry,
+    SketchState,
+)
 from sketchgen.logs import get_logger, log_context
 from sketchgen.metadata import JobMetadata, ParentRef, SketchRecord, new_job_id
 from sketchgen.ports import BlobStore, JobStore, ReferencePart, SketchTask, TaskQueue
@@ -49,6 +58,11 @@ def input_key(job_id: str) -> str:
 @dataclass(frozen=True, slots=True)
 class ServiceConfig:
     lease_s: float = 300.0
+    # A delivery that finds the sketch leased waits (up to this long) for the lease to end
+    # rather than nacking at once: queues redeliver faster than a dead worker's lease runs
+    # out, and every nack would spend one of the message's few delivery attempts.
+    lease_wait_s: float = 330.0
+    lease_poll_s: float = 1.0
     max_deliveries: int = 5
     retention: timedelta = timedelta(days=30)
     # In one delivery a transient error gets one quick retry; beyond that the queue's own
@@ -214,14 +228,12 @@ class SketchService:
     def run_sketch(self, task: SketchTask) -> bool:
         """Make one sketch. True acknowledges the message; False has it redelivered."""
         with log_context(job_id=task.job_id, sketch=task.index):
-            claim = self.jobs.claim_sketch(
-                task.job_id, task.index, worker=self.worker_id, lease_s=self.config.lease_s
-            )
+            claim = self._claim_waiting_out_leases(task)
             if claim.claim is Claim.MISSING:
                 log.warning("dropping a task for a job or sketch that does not exist")
                 return True
             if claim.claim is Claim.LEASED:
-                return False  # another worker holds it; if it dies, this delivery takes over
+                return False  # still held after waiting: let the queue try again later
             job = claim.job
             assert job is not None
             if claim.claim is Claim.ALREADY_ENDED:
@@ -229,6 +241,22 @@ class SketchService:
                     self.finalize_job(job.job_id)  # the finaliser died before finishing
                 return True
             return self._draw_claimed(job, task.index, claim.attempt)
+
+    def _claim_waiting_out_leases(self, task: SketchTask) -> ClaimResult:
+        """Claim, and while another worker holds the lease, wait for it to end or expire.
+
+        A live holder finishes (this delivery then sees ALREADY_ENDED and acks); a dead one's
+        lease expires and this delivery takes the sketch over.
+        """
+        give_up = time.monotonic() + self.config.lease_wait_s
+        while True:
+            claim = self.jobs.claim_sketch(
+                task.job_id, task.index, worker=self.worker_id, lease_s=self.config.lease_s
+            )
+            remaining = give_up - time.monotonic()
+            if claim.claim is not Claim.LEASED or remaining <= 0:
+                return claim
+            time.sleep(min(self.config.lease_poll_s, remaining))
 
     def _draw_claimed(self, job: JobRecord, index: int, delivery: int) -> bool:
         plan = self._job_plan(job)

@@ -9,7 +9,7 @@ from sketchgen import bootstrap
 from sketchgen.adapters.local.blob_store import LocalBlobStore
 from sketchgen.adapters.local.job_store import MemoryJobStore
 from sketchgen.jobs import JobRequest
-from sketchgen.service import SketchService
+from sketchgen.service import ServiceConfig, SketchService
 from sketchgen.styles import StyleRegistry
 from tests.functions.conftest import function_client
 from tests.helpers.fakes import CollectingQueue, FakeImageModel
@@ -23,6 +23,7 @@ def service(local_env: Path, monkeypatch: pytest.MonkeyPatch) -> SketchService:
         queue=CollectingQueue(),
         model=FakeImageModel(),
         styles=StyleRegistry(),
+        config=ServiceConfig(lease_wait_s=0),
     )
     monkeypatch.setattr(bootstrap, "_service", built)
     return built

@@ -17,7 +17,9 @@ from sketchgen.service import ServiceConfig, SketchService
 from sketchgen.styles import StyleRegistry
 from tests.helpers.fakes import CollectingQueue, CrashOnceBlobStore, FakeImageModel
 
-FAST = ServiceConfig(lease_s=30, max_deliveries=3, retry=RetryPolicy(max_attempts=1))
+FAST = ServiceConfig(
+    lease_s=30, lease_wait_s=0, max_deliveries=3, retry=RetryPolicy(max_attempts=1)
+)
 
 
 @pytest.fixture
@@ -103,7 +105,7 @@ def test_worker_killed_before_the_write_is_taken_over(
     model = FakeImageModel()
     blobs = CrashOnceBlobStore(LocalBlobStore(tmp_path / "blobs"))
     service = make_service(
-        model, ServiceConfig(lease_s=0.05, retry=RetryPolicy(max_attempts=1)), blobs
+        model, ServiceConfig(lease_s=0.05, lease_wait_s=0, retry=RetryPolicy(max_attempts=1)), blobs
     )
     job, _ = service.submit_job("alice", _request(num_images=2))
     task = service.queue.tasks[0]  # type: ignore[attr-defined]
@@ -184,3 +186,20 @@ def test_regenerate_by_style_links_new_jobs(make_service: Callable[..., SketchSe
     assert regen.regenerated_from == original.job_id and regen.priority == "batch"
     assert regen.owner_uid == "alice"
     assert service.queue.tasks[0].priority == "batch"  # type: ignore[attr-defined]
+
+
+def test_a_duplicate_waits_out_a_live_lease_then_acks(
+    make_service: Callable[..., SketchService],
+) -> None:
+    import threading
+
+    model = FakeImageModel(delay_s=0.3)
+    service = make_service(model, ServiceConfig(lease_s=30, lease_wait_s=5, lease_poll_s=0.05))
+    job, _ = service.submit_job("alice", _request(num_images=1))
+    task = service.queue.tasks[0]  # type: ignore[attr-defined]
+    first = threading.Thread(target=service.run_sketch, args=(task,))
+    first.start()
+    time.sleep(0.1)  # the first delivery holds the lease and is drawing
+    assert service.run_sketch(task) is True  # waits for it, sees the sketch ended, acks
+    first.join()
+    assert len(model.requests) == 1

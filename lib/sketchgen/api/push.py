@@ -47,6 +47,8 @@ def decode_pubsub_data(data: str | bytes | None) -> Any:
 
 
 def handle_sketch_push(request: Request, service: SketchService) -> Response:
+    if request.method == "GET":
+        return Response("ok", mimetype="text/plain")  # health checks; Pub/Sub always POSTs
     try:
         envelope = json.loads(request.get_data(cache=False))
         task = _TaskMessage.model_validate(decode_pubsub_data(envelope["message"]["data"]))

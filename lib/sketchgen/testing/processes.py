@@ -66,7 +66,7 @@ class ManagedProcess:
 
     def start(self) -> ManagedProcess:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        log = self.log_path.open("wb")
+        log = self.log_path.open("ab")  # a restarted process keeps its earlier lines
         self._process = subprocess.Popen(  # noqa: S603 - our own fixed commands
             self.command,
             stdout=log,

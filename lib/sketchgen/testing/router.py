@@ -8,6 +8,7 @@ so Server-Sent Events arrive as they are sent.
 from __future__ import annotations
 
 import http.client
+import logging
 import re
 import threading
 from collections.abc import Iterable, Iterator
@@ -77,6 +78,7 @@ class Router:
 
 
 def serve_router(router: Router, host: str, port: int) -> tuple[BaseWSGIServer, threading.Thread]:
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no line per proxied request
     server = make_server(host, port, router, threaded=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True, name="dev-router")
     thread.start()

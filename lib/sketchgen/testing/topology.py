@@ -36,6 +36,7 @@ class DevTopology:
     functions_dir: Path = REPO / "functions"
     extra_env: dict[str, str] = field(default_factory=dict)
     lease_s: float = 300.0
+    ack_deadline_s: int = 600  # a push that dies without answering is redelivered after this
     processes: dict[str, ManagedProcess] = field(default_factory=dict)
     ports: dict[str, int] = field(default_factory=dict)
 
@@ -103,6 +104,7 @@ class DevTopology:
         for name in ("firestore", "pubsub", "storage"):
             self.ports[name] = free_port()
         data = self.data_dir / "emulators"
+        (data / "pubsub").mkdir(parents=True, exist_ok=True)
         gcloud = shutil.which("gcloud") or "gcloud"
         self.processes["firestore"] = ManagedProcess(
             "firestore-emulator",
@@ -166,7 +168,7 @@ class DevTopology:
                 "push_config": {
                     "push_endpoint": f"http://127.0.0.1:{self.ports['sketch_worker']}/"
                 },
-                "ack_deadline_seconds": 600,
+                "ack_deadline_seconds": self.ack_deadline_s,
                 "retry_policy": {"minimum_backoff": "1s", "maximum_backoff": "10s"},
                 "dead_letter_policy": {
                     "dead_letter_topic": self.dead_letter_topic,

@@ -1,0 +1,219 @@
+"""The whole service as deployed, locally: functions-framework processes, the Firestore and
+Pub/Sub emulators, the Cloud Storage emulator, a push subscription, and the real SDK talking
+to our Gemini-protocol server."""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from sketchgen.adapters.gcp.firestore_job_store import FirestoreJobStore
+from sketchgen.adapters.gcp.gcs_blob_store import GcsBlobStore
+from sketchgen.adapters.gcp.pubsub_task_queue import PubSubTaskQueue
+from sketchgen.ports import SketchTask
+from sketchgen.testing.gemini_server import FakeGeminiServer
+from sketchgen.testing.processes import free_port
+from sketchgen.testing.topology import DevTopology
+
+ALICE = {"Authorization": "Bearer dev:alice"}
+BOB = {"Authorization": "Bearer dev:bob"}
+
+
+@pytest.fixture(scope="module")
+def gemini() -> Iterator[FakeGeminiServer]:
+    with FakeGeminiServer(latency_s=0.5) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def topology(
+    gemini: FakeGeminiServer, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[DevTopology]:
+    topo = DevTopology(
+        port=free_port(),
+        data_dir=tmp_path_factory.mktemp("dev"),
+        lease_s=4.0,
+        ack_deadline_s=10,
+        extra_env={
+            "GEMINI_API_KEY": "test-key",
+            "GOOGLE_GEMINI_BASE_URL": gemini.url,
+            "SKETCHGEN_MODEL_TIMEOUT_S": "10",
+        },
+    )
+    topo.start()
+    yield topo
+    topo.stop()
+
+
+def call(
+    topo: DevTopology, method: str, path: str, body: Any = None, headers: dict[str, str] = ALICE
+) -> tuple[int, Any]:
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(
+        topo.url + path,
+        data=data,
+        method=method,
+        headers={**headers, **({"Content-Type": "application/json"} if data else {})},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            raw = response.read()
+            return response.status, json.loads(raw) if raw else None
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read() or b"null")
+
+
+def submit(topo: DevTopology, brief: str, n: int = 3, **extra: Any) -> str:
+    status, body = call(
+        topo,
+        "POST",
+        "/v1/jobs",
+        {"brief": brief, "style_id": "loose-ink-mascot", "num_images": n, **extra},
+    )
+    assert status == 202, body
+    return str(body["job_id"])
+
+
+def wait_final(topo: DevTopology, job_id: str, timeout: float = 90) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        _, body = call(topo, "GET", f"/v1/jobs/{job_id}")
+        if body["status"] in {"done", "partial", "failed", "cancelled"}:
+            return body  # type: ignore[no-any-return]
+        time.sleep(0.2)
+    raise AssertionError(f"job {job_id} never finished: {body}")
+
+
+def sse(
+    topo: DevTopology, job_id: str, last_id: int | None = None
+) -> list[tuple[int, str, dict[str, Any]]]:
+    headers = {**ALICE, **({"Last-Event-ID": str(last_id)} if last_id is not None else {})}
+    request = urllib.request.Request(f"{topo.url}/v1/jobs/{job_id}/events", headers=headers)
+    with urllib.request.urlopen(request, timeout=90) as response:
+        text = response.read().decode()
+    events = []
+    for block in text.split("\n\n"):
+        fields = dict(
+            line.split(": ", 1)
+            for line in block.splitlines()
+            if ": " in line and not line.startswith(":")
+        )
+        if "event" in fields:
+            events.append((int(fields["id"]), fields["event"], json.loads(fields["data"])))
+    return events
+
+
+def blobs(topo: DevTopology, job_id: str) -> list[str]:
+    from google.cloud import storage  # type: ignore[attr-defined]
+
+    client = storage.Client(project=topo.project)
+    return sorted(b.name for b in client.list_blobs(topo.bucket, prefix=f"jobs/{job_id}/"))
+
+
+def test_a_job_end_to_end_with_events(topology: DevTopology, gemini: FakeGeminiServer) -> None:
+    brief = f"playful golf mascot {uuid.uuid4().hex[:6]}"
+    job_id = submit(topology, brief, n=4)
+    events = sse(topology, job_id)
+    assert [e[0] for e in events] == [1, 2, 3, 4, 5]
+    assert [e[1] for e in events] == ["sketch"] * 4 + ["done"]
+    assert events[-1][2]["status"] == "done"
+    with urllib.request.urlopen(events[0][2]["url"], timeout=10) as image:
+        assert image.read()[:4] == b"\x89PNG"
+    assert blobs(topology, job_id) == [
+        f"jobs/{job_id}/{n}"
+        for n in ("metadata.json", "sketch_0.png", "sketch_1.png", "sketch_2.png", "sketch_3.png")
+    ]
+    assert gemini.calls(brief) == 4
+    metadata = json.loads(GcsBlobStore(topology.bucket).get(f"jobs/{job_id}/metadata.json"))
+    assert metadata["status"] == "done" and metadata["model"]["used"] == "gemini-2.5-flash-image"
+    resumed = sse(topology, job_id, last_id=2)
+    assert [e[0] for e in resumed] == [3, 4, 5]
+
+
+def test_every_message_twice_means_n_calls_and_n_files(
+    topology: DevTopology, gemini: FakeGeminiServer
+) -> None:
+    brief = f"heroic space fox {uuid.uuid4().hex[:6]}"
+    job_id = submit(topology, brief, n=3)
+    PubSubTaskQueue(topology.topic).publish([SketchTask(job_id, i) for i in range(3)])
+    body = wait_final(topology, job_id)
+    assert body["status"] == "done"
+    time.sleep(1.5)  # let any late duplicate land before counting
+    assert gemini.calls(brief) == 3
+    assert len([b for b in blobs(topology, job_id) if b.endswith(".png")]) == 3
+
+
+def test_worker_killed_mid_sketch_still_completes_once(
+    topology: DevTopology, gemini: FakeGeminiServer
+) -> None:
+    brief = f"cute coffee cup character {uuid.uuid4().hex[:6]}"
+    gemini.latency_s = 2.0
+    try:
+        job_id = submit(topology, brief, n=2)
+        deadline = time.monotonic() + 20
+        while gemini.calls(brief) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        topology.processes["sketch_worker"].kill()  # mid model call, before any write
+        topology.start_function("sketch_worker")
+        body = wait_final(topology, job_id, timeout=120)
+    finally:
+        gemini.latency_s = 0.5
+    assert body["status"] == "done"
+    assert [s["status"] for s in body["sketches"]] == ["ok", "ok"]
+    assert len([b for b in blobs(topology, job_id) if b.endswith(".png")]) == 2
+    assert gemini.calls(brief) == 4  # the two lost calls were made again, once each
+
+
+def test_firestore_listener_sees_progress_in_order(topology: DevTopology) -> None:
+    store = FirestoreJobStore(project=topology.project)
+    job_id = submit(topology, f"playful robot {uuid.uuid4().hex[:6]}", n=3)
+    seqs: list[int] = []
+    statuses: list[str] = []
+    with store.watch_job(job_id) as snapshots:  # what a mobile client's listener receives
+        for snapshot in snapshots:
+            seqs.append(snapshot.event_seq)
+            statuses.append(snapshot.status)
+            if snapshot.is_final:
+                break
+    assert seqs == sorted(seqs) and seqs[-1] == 3
+    assert statuses[-1] == "done" and "running" in statuses
+
+
+def test_isolation_idempotency_and_cancel(topology: DevTopology, gemini: FakeGeminiServer) -> None:
+    job_id = submit(topology, "golf mascot isolation", n=2)
+    assert call(topology, "GET", f"/v1/jobs/{job_id}", headers=BOB)[0] == 404
+    assert call(topology, "GET", f"/v1/jobs/{job_id}", headers={})[0] == 401
+    request = urllib.request.Request(f"{topology.url}/v1/jobs/{job_id}/events", headers=BOB)
+    with pytest.raises(urllib.error.HTTPError) as error:
+        urllib.request.urlopen(request, timeout=10)
+    assert error.value.code == 404
+
+    body = {"brief": "idempotent golf", "style_id": "loose-ink-mascot", "num_images": 2}
+    keyed = {**ALICE, "Idempotency-Key": f"key-{uuid.uuid4().hex}"}
+    first, again = (
+        call(topology, "POST", "/v1/jobs", body, keyed),
+        call(topology, "POST", "/v1/jobs", body, keyed),
+    )
+    assert first[1]["job_id"] == again[1]["job_id"]
+    assert call(topology, "POST", "/v1/jobs", {**body, "num_images": 3}, keyed)[0] == 409
+
+    gemini.latency_s = 3.0
+    try:
+        brief = f"cancelled golf {uuid.uuid4().hex[:6]}"
+        job_id = submit(topology, brief, n=6)
+        status, cancelled = call(topology, "POST", f"/v1/jobs/{job_id}/cancel")
+        assert status == 202
+        final = wait_final(topology, job_id, timeout=60)
+    finally:
+        gemini.latency_s = 0.5
+    statuses = [s["status"] for s in final["sketches"]]
+    assert "cancelled" in statuses
+    assert gemini.calls(brief) == statuses.count("ok") + statuses.count("failed")
