@@ -10,7 +10,6 @@ import urllib.error
 import urllib.request
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -209,7 +208,7 @@ def test_isolation_idempotency_and_cancel(topology: DevTopology, gemini: FakeGem
     try:
         brief = f"cancelled golf {uuid.uuid4().hex[:6]}"
         job_id = submit(topology, brief, n=6)
-        status, cancelled = call(topology, "POST", f"/v1/jobs/{job_id}/cancel")
+        status, _ = call(topology, "POST", f"/v1/jobs/{job_id}/cancel")
         assert status == 202
         final = wait_final(topology, job_id, timeout=60)
     finally:

@@ -195,7 +195,7 @@ def test_a_duplicate_waits_out_a_live_lease_then_acks(
 
     model = FakeImageModel(delay_s=0.3)
     service = make_service(model, ServiceConfig(lease_s=30, lease_wait_s=5, lease_poll_s=0.05))
-    job, _ = service.submit_job("alice", _request(num_images=1))
+    service.submit_job("alice", _request(num_images=1))
     task = service.queue.tasks[0]  # type: ignore[attr-defined]
     first = threading.Thread(target=service.run_sketch, args=(task,))
     first.start()
