@@ -1,9 +1,9 @@
 """``make dev``: the cloud topology on one machine, with real parts.
 
 Firestore and Pub/Sub emulators (Google Cloud CLI), a Cloud Storage emulator (PyPI), the
-three functions under functions-framework, a push subscription from the sketch topic to the
-worker (with a dead-letter topic), and one public origin routing the same paths as in the
-cloud. Everything it starts, it stops.
+three functions under functions-framework, the worker's subscription (retry policy and
+dead-letter topic) delivered to it as push, and one public origin routing the same paths as
+in the cloud. Everything it starts, it stops.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from pathlib import Path
 from types import FrameType
 
 from sketchgen.testing.processes import ManagedProcess, free_port, wait_for_http
+from sketchgen.testing.push_bridge import PushBridge
 from sketchgen.testing.router import Router, serve_router
 
 __all__ = ["DevTopology", "main"]
@@ -94,6 +95,9 @@ class DevTopology:
                     timeout_s=60,
                     process=self.processes[name],
                 )
+            self._bridge = PushBridge(
+                self.subscription, f"http://127.0.0.1:{self.ports['sketch_worker']}/"
+            ).start()
             self._start_router()
         except BaseException:
             self.stop()
@@ -215,6 +219,9 @@ class DevTopology:
         self._router_server, _ = serve_router(router, "127.0.0.1", self.port)
 
     def stop(self) -> None:
+        bridge = getattr(self, "_bridge", None)
+        if bridge is not None:
+            bridge.stop()
         server = getattr(self, "_router_server", None)
         if server is not None:
             server.shutdown()

@@ -1,0 +1,77 @@
+"""Deliver a pull subscription to an HTTP endpoint the way Pub/Sub push does.
+
+The Pub/Sub emulator's own push delivers at most two messages at a time (measured on this
+2-core machine: 8 messages to an endpoint that takes 2 s → peak concurrency 2, whatever the
+JVM is told), while Cloud Pub/Sub pushes a job's messages all at once. The bridge keeps the
+push contract — the same JSON envelope, 2xx acks, anything else nacks for redelivery under
+the subscription's retry and dead-letter policy — with real concurrency.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import threading
+import urllib.error
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from sketchgen.logs import get_logger
+
+__all__ = ["PushBridge"]
+
+log = get_logger(__name__)
+
+
+class PushBridge:
+    def __init__(self, subscription: str, endpoint: str, *, concurrency: int = 64) -> None:
+        self.subscription = subscription
+        self.endpoint = endpoint
+        self.concurrency = concurrency
+        self._future: Any = None
+        self._stopped = threading.Event()
+
+    def _push(self, message: Any) -> None:
+        envelope = {
+            "message": {
+                "data": base64.b64encode(message.data).decode(),
+                "attributes": dict(message.attributes),
+                "messageId": message.message_id,
+                "deliveryAttempt": message.delivery_attempt,
+            },
+            "subscription": self.subscription,
+        }
+        request = urllib.request.Request(
+            self.endpoint, data=json.dumps(envelope).encode(), method="POST",
+            headers={"Content-Type": "application/json"},
+        )  # fmt: skip
+        try:
+            with urllib.request.urlopen(request, timeout=900) as response:  # noqa: S310 - loopback
+                acked = 200 <= response.status < 300
+        except (urllib.error.URLError, OSError):
+            acked = False  # refused, reset, or a non-2xx status: all are nacks to Pub/Sub
+        if acked:
+            message.ack()
+        elif not self._stopped.is_set():
+            message.nack()
+
+    def start(self) -> PushBridge:
+        from google.cloud import pubsub_v1  # type: ignore[attr-defined]
+        from google.cloud.pubsub_v1.subscriber.scheduler import ThreadScheduler
+
+        subscriber = pubsub_v1.SubscriberClient()
+        scheduler = ThreadScheduler(ThreadPoolExecutor(self.concurrency, "push-bridge"))
+        self._future = subscriber.subscribe(
+            self.subscription,
+            callback=self._push,
+            scheduler=scheduler,
+            flow_control=pubsub_v1.types.FlowControl(max_messages=self.concurrency),
+        )
+        return self
+
+    def stop(self) -> None:
+        self._stopped.set()
+        if self._future is not None:
+            self._future.cancel()
+            self._future = None
