@@ -15,7 +15,7 @@ print(json.dumps(time.perf_counter() - t))
 """
 
 _JOB = """
-import json, resource, tempfile
+import json, re, tempfile
 from sketchgen.generate import GenerationConfig, ImageGenerator, OfflineSketchAdapter
 from sketchgen.prompt import PromptCompiler
 from sketchgen.references import ImageRetriever
@@ -26,7 +26,9 @@ with tempfile.TemporaryDirectory() as tmp:
     ImageGenerator(OfflineSketchAdapter()).generate(
         prompt_spec=spec, retrieval_result=ImageRetriever().retrieve(spec, style), style=style,
         config=GenerationConfig(num_images=6, image_size="{size}", seed=1, output_dir=tmp))
-print(json.dumps(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024))
+# VmHWM, not ru_maxrss: ru_maxrss survives exec and would report the parent's peak.
+status = open("/proc/self/status").read()
+print(json.dumps(int(re.search(r"VmHWM:\\s+(\\d+) kB", status).group(1)) / 1024))
 """
 
 

@@ -21,6 +21,8 @@ INK, PAPER = 130.0, 205.0
 # vignettes and paper tone vary slowly, strokes do not, so the brightest nearby cell is paper.
 _BACKGROUND_CELLS = 48
 _BORDER = 0.05
+# The float stage runs in bands of rows so a 4K image needs a few MiB of scratch, not hundreds.
+_BAND_ROWS = 256
 
 Image.MAX_IMAGE_PIXELS = 64_000_000  # a model never returns more; refuse decompression bombs
 
@@ -138,11 +140,17 @@ def finish_sketch_with_qa(
     # Speckle and paper grain are smaller than any stroke: a 3 px opening of the dark
     # removes them and leaves outlines (several px thick) intact.
     opened = _filter3(_filter3(np.asarray(gray), np.maximum), np.minimum)
-    pixels = opened.astype(np.float32)
-    paper = np.asarray(_paper(gray), dtype=np.float32)
-    # Relative darkness against the local paper flattens gradients and vignettes to white.
-    flat = pixels * (255.0 / np.maximum(paper, 1.0))
-    ramp = np.clip((flat - INK) * (255.0 / (PAPER - INK)), 0.0, 255.0).astype(np.uint8)
+    paper = np.asarray(_paper(gray))
+    ramp = np.empty_like(opened)
+    for top in range(0, height, _BAND_ROWS):
+        band = slice(top, top + _BAND_ROWS)
+        # Relative darkness against the local paper flattens gradients and vignettes to white.
+        flat = opened[band].astype(np.float32)
+        flat *= 255.0 / np.maximum(paper[band], 1).astype(np.float32)
+        flat -= INK
+        flat *= 255.0 / (PAPER - INK)
+        np.clip(flat, 0.0, 255.0, out=flat)
+        ramp[band] = flat
     buffer = io.BytesIO()
     Image.fromarray(ramp, "L").save(buffer, format="PNG", compress_level=6)
     return buffer.getvalue(), measure(ramp)

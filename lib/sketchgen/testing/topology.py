@@ -2,7 +2,8 @@
 
 Firestore and Pub/Sub emulators (Google Cloud CLI), a Cloud Storage emulator (PyPI), the
 three functions under functions-framework, the worker's subscription (retry policy and
-dead-letter topic) delivered to it as push, and one public origin routing the same paths as
+dead-letter topic) delivered to it as push (by `PushBridge`: the emulator pushes only two at a
+time), and one public origin routing the same paths as
 in the cloud. Everything it starts, it stops.
 """
 
@@ -169,9 +170,6 @@ class DevTopology:
             request={
                 "name": self.subscription,
                 "topic": self.topic,
-                "push_config": {
-                    "push_endpoint": f"http://127.0.0.1:{self.ports['sketch_worker']}/"
-                },
                 "ack_deadline_seconds": self.ack_deadline_s,
                 "retry_policy": {"minimum_backoff": "1s", "maximum_backoff": "10s"},
                 "dead_letter_policy": {

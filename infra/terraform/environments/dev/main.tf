@@ -224,7 +224,15 @@ module "firestore" {
     jobs_by_style = {
       collection = "jobs"
       fields = [
-        { field_path = "request.style_id", order = "ASCENDING" },
+        { field_path = "style_id", order = "ASCENDING" },
+        { field_path = "created_at", order = "DESCENDING" },
+      ]
+    }
+    jobs_by_owner_and_style = {
+      collection = "jobs"
+      fields = [
+        { field_path = "owner_uid", order = "ASCENDING" },
+        { field_path = "style_id", order = "ASCENDING" },
         { field_path = "created_at", order = "DESCENDING" },
       ]
     }
