@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo test test-unit test-integration lint format bench clean
+.PHONY: install browser demo test test-unit test-integration lint format bench clean
 
 install: $(STAMP)
 
@@ -15,10 +15,16 @@ $(STAMP): requirements.txt requirements-cloud.txt requirements-dev.txt pyproject
 	$(PY) -m pip install --quiet --no-deps -e .
 	touch $@
 
+# Headless Chromium for the web page tests: Debian's package (Playwright drives it; its own
+# browser download is not used).
+CHROMIUM ?= /usr/bin/chromium
+browser:
+	@test -x $(CHROMIUM) || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+
 demo: install
 	$(VENV)/bin/sketchgen generate "playful golf mascot" --offline -n 4 --seed 7
 
-test: install
+test: install browser
 	$(PY) -m pytest -q
 
 lint: install

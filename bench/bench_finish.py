@@ -37,8 +37,11 @@ def run() -> dict[str, Any]:
         data = offspec_drawing(px, px, seed=1)
         baseline = _time(_baseline, data)
         finish = _time(finish_sketch, data, size, "1:1")
-        rows[size] = {"baseline_s": round(baseline, 4), "finish_s": round(finish, 4),
-                      "ratio": round(finish / baseline, 2)}
+        rows[size] = {
+            "baseline_s": round(baseline, 4),
+            "finish_s": round(finish, 4),
+            "ratio": round(finish / baseline, 2),
+        }
     return {"runs": RUNS, "sizes": rows}
 
 
@@ -52,5 +55,6 @@ def markdown(results: dict[str, Any]) -> str:
         "|---|---|---|---|",
     ]
     for size, row in results["sizes"].items():
-        lines.append(f"| {size} | {row['baseline_s'] * 1000:.0f} ms | {row['finish_s'] * 1000:.0f} ms | {row['ratio']:.2f}× |")
+        baseline, finish = row["baseline_s"] * 1000, row["finish_s"] * 1000
+        lines.append(f"| {size} | {baseline:.0f} ms | {finish:.0f} ms | {row['ratio']:.2f}× |")
     return "\n".join(lines)

@@ -34,11 +34,21 @@ print(json.dumps(int(re.search(r"VmHWM:\\s+(\\d+) kB", status).group(1)) / 1024)
 
 def run() -> dict[str, Any]:
     imports = {}
-    for module in ("sketchgen", "sketchgen.generate", "sketchgen.cli", "sketchgen.generate.nano_banana"):
-        imports[module] = round(median([json.loads(run_python(_IMPORT.format(module=module)))
-                                        for _ in range(5)]) * 1000, 1)
-    memory = {size: round(json.loads(run_python(_JOB.replace("{size}", size))), 1)
-              for size in ("1K", "4K")}
+    for module in (
+        "sketchgen",
+        "sketchgen.generate",
+        "sketchgen.cli",
+        "sketchgen.generate.nano_banana",
+    ):
+        imports[module] = round(
+            median([json.loads(run_python(_IMPORT.format(module=module))) for _ in range(5)])
+            * 1000,
+            1,
+        )
+    memory = {
+        size: round(json.loads(run_python(_JOB.replace("{size}", size))), 1)
+        for size in ("1K", "4K")
+    }
     return {"import_ms": imports, "peak_rss_mib": memory}
 
 

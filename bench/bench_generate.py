@@ -35,7 +35,9 @@ def _job(output: Path) -> dict[str, Any]:
     }
 
 
-def _timed_sync(generator: ImageGenerator, job: dict[str, Any], streaming: bool) -> tuple[float, float]:
+def _timed_sync(
+    generator: ImageGenerator, job: dict[str, Any], streaming: bool
+) -> tuple[float, float]:
     start = time.perf_counter()
     first = None
     if streaming:
@@ -46,7 +48,9 @@ def _timed_sync(generator: ImageGenerator, job: dict[str, Any], streaming: bool)
     return time.perf_counter() - start, first or float("nan")
 
 
-async def _timed_async(generator: ImageGenerator, job: dict[str, Any], streaming: bool) -> tuple[float, float]:
+async def _timed_async(
+    generator: ImageGenerator, job: dict[str, Any], streaming: bool
+) -> tuple[float, float]:
     start = time.perf_counter()
     first = None
     if streaming:
@@ -58,7 +62,12 @@ async def _timed_async(generator: ImageGenerator, job: dict[str, Any], streaming
 
 
 def run() -> dict[str, Any]:
-    results: dict[str, Any] = {"latency_s": LATENCY_S, "sketches": SKETCHES, "runs": RUNS, "modes": {}}
+    results: dict[str, Any] = {
+        "latency_s": LATENCY_S,
+        "sketches": SKETCHES,
+        "runs": RUNS,
+        "modes": {},
+    }
     with FakeGeminiServer(latency_s=LATENCY_S) as server, tempfile.TemporaryDirectory() as tmp:
         generator = ImageGenerator(
             NanoBananaAdapter("bench-key", base_url=server.url), retry=RetryPolicy(max_attempts=1)
@@ -75,7 +84,9 @@ def run() -> dict[str, Any]:
             samples = [measure() for _ in range(RUNS)]
             results["modes"][name] = {
                 "wall_s": round(median([s[0] for s in samples]), 3),
-                "first_sketch_s": round(median([s[1] for s in samples]), 3) if "stream" in name else None,
+                "first_sketch_s": round(median([s[1] for s in samples]), 3)
+                if "stream" in name
+                else None,
             }
     return results
 
@@ -89,6 +100,10 @@ def markdown(results: dict[str, Any]) -> str:
         "|---|---|---|",
     ]
     for name, row in results["modes"].items():
-        first = f"{row['first_sketch_s']:.2f} s" if row["first_sketch_s"] is not None else "— (returns at the end)"
+        first = (
+            f"{row['first_sketch_s']:.2f} s"
+            if row["first_sketch_s"] is not None
+            else "— (returns at the end)"
+        )
         lines.append(f"| {name} | {row['wall_s']:.2f} s | {first} |")
     return "\n".join(lines)

@@ -22,10 +22,15 @@ AUTH = {"Authorization": "Bearer dev:bench"}
 
 
 def _post(url: str, sketches: int) -> tuple[float, dict[str, Any]]:
-    body = json.dumps({"brief": "playful golf mascot", "style_id": "loose-ink-mascot",
-                       "num_images": sketches}).encode()
-    request = urllib.request.Request(f"{url}/v1/jobs", data=body, method="POST",
-                                     headers={**AUTH, "Content-Type": "application/json"})
+    body = json.dumps(
+        {"brief": "playful golf mascot", "style_id": "loose-ink-mascot", "num_images": sketches}
+    ).encode()
+    request = urllib.request.Request(
+        f"{url}/v1/jobs",
+        data=body,
+        method="POST",
+        headers={**AUTH, "Content-Type": "application/json"},
+    )
     start = time.perf_counter()
     with urllib.request.urlopen(request, timeout=30) as response:
         payload = json.loads(response.read())
@@ -49,7 +54,8 @@ def _follow(events_url: str, start: float) -> tuple[float, float]:
 def run() -> dict[str, Any]:
     with FakeGeminiServer(latency_s=LATENCY_S) as gemini, tempfile.TemporaryDirectory() as tmp:
         topology = DevTopology(
-            port=free_port(), data_dir=Path(tmp),
+            port=free_port(),
+            data_dir=Path(tmp),
             extra_env={"GEMINI_API_KEY": "bench-key", "GOOGLE_GEMINI_BASE_URL": gemini.url},
         )
         topology.start()
@@ -70,7 +76,9 @@ def run() -> dict[str, Any]:
         finally:
             topology.stop()
     return {
-        "latency_s": LATENCY_S, "sketches": SKETCHES, "runs": RUNS,
+        "latency_s": LATENCY_S,
+        "sketches": SKETCHES,
+        "runs": RUNS,
         "accepted_ms_median": round(median(accepted) * 1000, 1),
         "accepted_ms_max": round(max(accepted) * 1000, 1),
         "first_sketch_s": round(median(firsts), 3),
@@ -80,14 +88,17 @@ def run() -> dict[str, Any]:
 
 def markdown(results: dict[str, Any]) -> str:
     latency = results["latency_s"]
-    return "\n".join([
-        f"`make dev` topology, model latency L = {latency} s, {results['sketches']} sketches, "
-        f"median of {results['runs']} jobs (202: median of {results['runs'] + 20} POSTs).",
-        "",
-        "| measure | result | target |",
-        "|---|---|---|",
-        f"| POST → 202 | {results['accepted_ms_median']:.0f} ms median "
-        f"(max {results['accepted_ms_max']:.0f} ms) | ≤ 100 ms median |",
-        f"| POST → first `sketch` event | {results['first_sketch_s']:.2f} s | ≤ {latency + 0.5:.1f} s |",
-        f"| POST → `done` | {results['done_s']:.2f} s | ≤ {latency + 1.0:.1f} s |",
-    ])
+    return "\n".join(
+        [
+            f"`make dev` topology, model latency L = {latency} s, {results['sketches']} sketches, "
+            f"median of {results['runs']} jobs (202: median of {results['runs'] + 20} POSTs).",
+            "",
+            "| measure | result | target |",
+            "|---|---|---|",
+            f"| POST → 202 | {results['accepted_ms_median']:.0f} ms median "
+            f"(max {results['accepted_ms_max']:.0f} ms) | ≤ 100 ms median |",
+            f"| POST → first `sketch` event | {results['first_sketch_s']:.2f} s "
+            f"| ≤ {latency + 0.5:.1f} s |",
+            f"| POST → `done` | {results['done_s']:.2f} s | ≤ {latency + 1.0:.1f} s |",
+        ]
+    )

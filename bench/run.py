@@ -19,7 +19,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.common import RESULTS, ROOT, machine, save  # noqa: E402
+from bench.common import RESULTS, ROOT, machine, save
 
 BENCHMARKS = {
     "generate": "Library: ImageGenerator modes",

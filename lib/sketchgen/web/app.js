@@ -1,0 +1,500 @@
+// sketchgen web page. Plain ES module, no build step.
+//
+// The page talks only to the public HTTP API (/v1/…). Progress comes from the job's
+// Server-Sent Events, read with fetch because EventSource cannot send an Authorization
+// header; on a dropped connection it resumes with Last-Event-ID, so no event is missed.
+
+const $ = (selector) => document.querySelector(selector);
+const FIREBASE_SDK = "https://www.gstatic.com/firebasejs/10.14.1";
+const TERMINAL_JOB = new Set(["done", "partial", "failed", "cancelled"]);
+const MAX_LINEAGE = 6;
+
+const state = {
+  auth: null, // { token(): Promise<string>, label: string }
+  job: null, // the job view last shown (GET /v1/jobs/{id})
+  stream: null, // AbortController of the events stream being read
+  urls: [], // object URLs to release when the grid is replaced
+  history: [],
+};
+
+// --- auth ------------------------------------------------------------------------------
+
+async function devAuth() {
+  let uid = localStorage.getItem("sketchgen.devUid") || "designer";
+  const account = $("#account");
+  const render = () => {
+    account.replaceChildren(
+      text("span", `local dev user: ${uid}`),
+      button("Switch user", () => {
+        const next = prompt("Dev user id (letters, digits, - and _)", uid);
+        if (next && /^[A-Za-z0-9_-]{1,64}$/.test(next)) {
+          localStorage.setItem("sketchgen.devUid", next);
+          location.reload();
+        }
+      }),
+    );
+  };
+  render();
+  return { token: async () => `dev:${uid}`, label: uid };
+}
+
+async function firebaseAuth(config) {
+  const { initializeApp } = await import(`${FIREBASE_SDK}/firebase-app.js`);
+  const auth = await import(`${FIREBASE_SDK}/firebase-auth.js`);
+  const app = initializeApp(config.firebase);
+  const client = auth.getAuth(app);
+  const user = await new Promise((resolve) => {
+    const stop = auth.onAuthStateChanged(client, (u) => { stop(); resolve(u); });
+  });
+  const account = $("#account");
+  if (!user) {
+    account.replaceChildren(
+      button("Sign in with Google", async () => {
+        await auth.signInWithPopup(client, new auth.GoogleAuthProvider());
+        location.reload();
+      }),
+    );
+    throw new SignInNeeded();
+  }
+  account.replaceChildren(
+    text("span", user.email || user.displayName || "signed in"),
+    button("Sign out", async () => { await auth.signOut(client); location.reload(); }),
+  );
+  // getIdToken refreshes the token itself when it is close to expiry.
+  return { token: () => user.getIdToken(), label: user.uid };
+}
+
+class SignInNeeded extends Error {}
+
+// --- API -------------------------------------------------------------------------------
+
+class ApiError extends Error {
+  constructor(status, body) {
+    const error = (body && body.error) || {};
+    super(error.message || `request failed (${status})`);
+    this.status = status;
+    this.field = error.field || null;
+  }
+}
+
+async function authHeaders(extra = {}) {
+  return { Authorization: `Bearer ${await state.auth.token()}`, ...extra };
+}
+
+async function api(path, { method = "GET", body, headers = {} } = {}) {
+  const init = { method, headers: await authHeaders(headers) };
+  if (body !== undefined) {
+    init.body = JSON.stringify(body);
+    init.headers["Content-Type"] = "application/json";
+  }
+  const response = await fetch(path, init);
+  const payload = response.status === 204 ? null : await response.json().catch(() => null);
+  if (!response.ok) throw new ApiError(response.status, payload);
+  return payload;
+}
+
+/** An image or file URL as a local blob URL (same-origin files need the token). */
+async function blobUrl(url) {
+  const sameOrigin = new URL(url, location.href).origin === location.origin;
+  const response = await fetch(url, sameOrigin ? { headers: await authHeaders() } : {});
+  if (!response.ok) throw new ApiError(response.status, await response.json().catch(() => null));
+  const objectUrl = URL.createObjectURL(await response.blob());
+  state.urls.push(objectUrl);
+  return objectUrl;
+}
+
+// --- styles ----------------------------------------------------------------------------
+
+async function loadStyles() {
+  const { styles } = await api("/v1/styles");
+  const details = await Promise.all(styles.map((s) => api(`/v1/styles/${encodeURIComponent(s.id)}`)));
+  const box = $("#styles");
+  box.replaceChildren(
+    ...details.map((style, i) => {
+      const label = document.createElement("label");
+      label.className = "style-card";
+      const radio = Object.assign(document.createElement("input"), {
+        type: "radio", name: "style_id", value: style.id, checked: i === 0,
+      });
+      const thumbs = document.createElement("span");
+      thumbs.className = "thumbs";
+      for (const ref of style.references.slice(0, 3)) {
+        const img = Object.assign(document.createElement("img"), {
+          src: `/v1/styles/${encodeURIComponent(style.id)}/references/${ref.sha256}.png`,
+          alt: ref.description || `${style.name} reference`,
+          loading: "lazy",
+        });
+        thumbs.append(img);
+      }
+      const words = document.createElement("span");
+      words.append(text("strong", style.name), text("small", style.description));
+      label.append(radio, thumbs, words);
+      return label;
+    }),
+  );
+}
+
+// --- jobs ------------------------------------------------------------------------------
+
+async function submitJob(event) {
+  event.preventDefault();
+  const form = $("#brief-form");
+  const brief = $("#brief").value.trim();
+  const style = form.querySelector("input[name=style_id]:checked");
+  if (!brief) return showFormError("Type a brief first, e.g. “playful golf mascot”.", "#brief");
+  if (!style) return showFormError("Pick a style.");
+  showFormError(null);
+  const submit = $("#generate");
+  submit.disabled = true;
+  try {
+    const accepted = await api("/v1/jobs", {
+      method: "POST",
+      headers: { "Idempotency-Key": crypto.randomUUID() },
+      body: {
+        brief,
+        style_id: style.value,
+        num_images: Number($("#num_images").value),
+        image_size: $("#image_size").value,
+        aspect_ratio: $("#aspect_ratio").value,
+      },
+    });
+    remember(accepted.job_id, brief);
+    await openJob(accepted.job_id, accepted.events_url);
+  } catch (error) {
+    showFormError(error.message, error.field && `#${error.field}`);
+  } finally {
+    submit.disabled = false;
+  }
+}
+
+function showFormError(message, focus) {
+  const box = $("#form-error");
+  box.hidden = !message;
+  box.textContent = message || "";
+  if (focus && document.querySelector(focus)) document.querySelector(focus).focus();
+}
+
+async function openJob(jobId, eventsUrl) {
+  if (state.stream) state.stream.abort();
+  for (const url of state.urls.splice(0)) URL.revokeObjectURL(url);
+  const job = await api(`/v1/jobs/${jobId}`);
+  state.job = job;
+  renderJob(job);
+  showLineage(job);
+  history.replaceState(null, "", `#job=${jobId}`);
+  if (TERMINAL_JOB.has(job.status)) {
+    // Nothing more will happen: draw what is there without opening a stream.
+    await Promise.all(job.sketches.map(updateSketch));
+    finish({ status: job.status, metadata_url: job.metadata_url });
+    return;
+  }
+  followEvents(eventsUrl || `/v1/jobs/${jobId}/events`, job.job_id);
+}
+
+function renderJob(job) {
+  $("#job").hidden = false;
+  $("#job-title").textContent = `“${job.request.brief}”`;
+  setStatus(job.status);
+  $("#download-zip").disabled = true;
+  $("#cancel").disabled = TERMINAL_JOB.has(job.status);
+  const [w, h] = job.request.aspect_ratio.split(":").map(Number);
+  const grid = $("#grid");
+  grid.style.setProperty("--ratio", `${w} / ${h}`);
+  grid.replaceChildren(
+    ...job.sketches.map((sketch) => {
+      const card = document.createElement("li");
+      card.className = "sketch";
+      card.dataset.index = sketch.index;
+      card.dataset.status = "pending";
+      const frame = document.createElement("div");
+      frame.className = "frame";
+      frame.textContent = "drawing…";
+      const v = sketch.variation;
+      const caption = text("div", `#${sketch.index + 1} · ${v.layout.replaceAll("_", " ")} · ${v.exaggeration}`);
+      caption.className = "caption";
+      const tools = document.createElement("div");
+      tools.className = "tools";
+      card.append(frame, caption, tools);
+      return card;
+    }),
+  );
+}
+
+async function updateSketch(sketch) {
+  const card = document.querySelector(`.sketch[data-index="${sketch.index}"]`);
+  if (!card || card.dataset.settled || !["ok", "failed", "cancelled"].includes(sketch.status)) return;
+  card.dataset.settled = "true"; // the event and the final job view may both report it
+  const frame = card.querySelector(".frame");
+  const tools = card.querySelector(".tools");
+  if (sketch.status !== "ok") {
+    card.dataset.status = sketch.status;
+    frame.replaceChildren(
+      text("strong", sketch.status === "cancelled" ? "Cancelled" : "This sketch failed"),
+      text("p", failureText(sketch)),
+    );
+    frame.querySelector("p").className = "reason";
+    return;
+  }
+  let src;
+  try {
+    src = await blobUrl(sketch.url);
+  } catch {
+    src = sketch.url; // a signed URL the browser may fetch itself
+  }
+  card.dataset.status = "ok";
+  const img = Object.assign(document.createElement("img"), {
+    src, alt: `Sketch ${sketch.index + 1}`,
+  });
+  img.addEventListener("click", () => openViewer(src, img.alt));
+  frame.replaceChildren(img);
+  const download = Object.assign(document.createElement("a"), {
+    href: src, download: `${state.job.job_id}_sketch_${sketch.index}.png`, textContent: "Download",
+    className: "button",
+  });
+  tools.replaceChildren(
+    button("Open", () => openViewer(src, img.alt)),
+    download,
+    button("Refine", () => openRefiner(sketch.index)),
+  );
+}
+
+const BLOCKED = new Set(["IMAGE_SAFETY", "IMAGE_PROHIBITED_CONTENT", "PROHIBITED_CONTENT", "SAFETY"]);
+
+/** What to tell a designer about a sketch that did not come back. */
+function failureText(sketch) {
+  if (sketch.status === "cancelled") return "Cancelled before it started.";
+  const reason = sketch.finish_reason;
+  const detail = sketch.error || "the model gave no image";
+  const withReason = reason && !detail.includes(reason) ? `${detail} (${reason})` : detail;
+  if (BLOCKED.has(reason)) {
+    return `The model's safety filter blocked this one: ${withReason}. Rewording the brief usually helps.`;
+  }
+  return withReason;
+}
+
+function setStatus(status) {
+  const badge = $("#job-status");
+  badge.textContent = status;
+  badge.dataset.status = status;
+}
+
+function finish(done) {
+  setStatus(done.status);
+  $("#cancel").disabled = true;
+  $("#download-zip").disabled = !done.metadata_url;
+}
+
+/** Read the job's SSE stream with fetch, resuming with Last-Event-ID until `done`. */
+async function followEvents(url, jobId) {
+  const controller = new AbortController();
+  state.stream = controller;
+  let lastId = "0";
+  let delay = 500;
+  while (!controller.signal.aborted) {
+    try {
+      const response = await fetch(url, {
+        headers: await authHeaders({ "Last-Event-ID": lastId, Accept: "text/event-stream" }),
+        signal: controller.signal,
+      });
+      if (response.status === 204) return; // nothing missed and the job is over
+      if (!response.ok) throw new ApiError(response.status, await response.json().catch(() => null));
+      setStatus("running");
+      for await (const event of parseEvents(response.body)) {
+        delay = 500;
+        if (event.id) lastId = event.id;
+        const data = JSON.parse(event.data);
+        if (event.event === "sketch") updateSketch(data);
+        if (event.event === "done") {
+          // The stream carries URLs that may have expired by now; the job view is fresh.
+          const job = await api(`/v1/jobs/${jobId}`);
+          state.job = job;
+          await Promise.all(job.sketches.map(updateSketch));
+          finish(data);
+          return;
+        }
+      }
+    } catch (error) {
+      if (controller.signal.aborted) return;
+      if (error instanceof ApiError && error.status < 500 && error.status !== 429) {
+        setStatus(`error: ${error.message}`);
+        return;
+      }
+    }
+    await new Promise((resolve) => setTimeout(resolve, delay));
+    delay = Math.min(delay * 2, 10_000);
+  }
+}
+
+/** Server-Sent Events from a byte stream: yields {id, event, data} per blank-line block. */
+async function* parseEvents(body) {
+  const reader = body.pipeThrough(new TextDecoderStream()).getReader();
+  let buffer = "";
+  while (true) {
+    const { value, done } = await reader.read();
+    if (done) return;
+    buffer += value.replaceAll("\r\n", "\n");
+    let end;
+    while ((end = buffer.indexOf("\n\n")) >= 0) {
+      const block = buffer.slice(0, end);
+      buffer = buffer.slice(end + 2);
+      const event = { id: null, event: "message", data: "" };
+      for (const line of block.split("\n")) {
+        if (!line || line.startsWith(":")) continue;
+        const colon = line.indexOf(":");
+        const field = colon < 0 ? line : line.slice(0, colon);
+        const val = colon < 0 ? "" : line.slice(colon + 1).replace(/^ /, "");
+        if (field === "data") event.data += (event.data ? "\n" : "") + val;
+        else if (field === "id") event.id = val;
+        else if (field === "event") event.event = val;
+      }
+      if (event.data) yield event;
+    }
+  }
+}
+
+async function cancelJob() {
+  if (!state.job) return;
+  $("#cancel").disabled = true;
+  try {
+    const job = await api(`/v1/jobs/${state.job.job_id}/cancel`, { method: "POST" });
+    setStatus(job.status);
+  } catch (error) {
+    setStatus(`error: ${error.message}`);
+  }
+}
+
+async function downloadZip() {
+  const button = $("#download-zip");
+  button.disabled = true;
+  try {
+    const link = Object.assign(document.createElement("a"), {
+      href: await blobUrl(`/v1/jobs/${state.job.job_id}/archive.zip`),
+      download: `${state.job.job_id}.zip`,
+    });
+    document.body.append(link);
+    link.click();
+    link.remove();
+  } catch (error) {
+    setStatus(`error: ${error.message}`);
+  } finally {
+    button.disabled = false;
+  }
+}
+
+// --- refinement ------------------------------------------------------------------------
+
+function openRefiner(index) {
+  $("#refine-index").textContent = `#${index + 1}`;
+  $("#refine-error").hidden = true;
+  $("#instruction").value = "";
+  const dialog = $("#refiner");
+  dialog.dataset.index = index;
+  dialog.showModal();
+}
+
+async function submitRefinement(event) {
+  if (event.submitter && event.submitter.value !== "refine") return;
+  event.preventDefault();
+  const instruction = $("#instruction").value.trim();
+  const errorBox = $("#refine-error");
+  if (!instruction) {
+    errorBox.hidden = false;
+    errorBox.textContent = "Say what should change, e.g. “more exaggerated”.";
+    return;
+  }
+  const index = Number($("#refiner").dataset.index);
+  const parent = state.job;
+  try {
+    const accepted = await api(`/v1/jobs/${parent.job_id}/sketches/${index}/refine`, {
+      method: "POST",
+      headers: { "Idempotency-Key": crypto.randomUUID() },
+      body: { instruction },
+    });
+    $("#refiner").close();
+    remember(accepted.job_id, `${parent.request.brief} — ${instruction}`);
+    await openJob(accepted.job_id, accepted.events_url);
+  } catch (error) {
+    errorBox.hidden = false;
+    errorBox.textContent = error.message;
+  }
+}
+
+/** "refined from …" back to the original job, each step a link. */
+async function showLineage(job) {
+  const box = $("#job-lineage");
+  box.replaceChildren();
+  box.hidden = !job.parent;
+  let current = job;
+  for (let depth = 0; current.parent && depth < MAX_LINEAGE; depth += 1) {
+    const { job_id: parentId, index, instruction } = current.parent;
+    const link = text("a", `job ${parentId.slice(0, 8)} sketch #${index + 1}`);
+    link.addEventListener("click", () => openJob(parentId));
+    box.append(depth ? " ← " : "Refined from ", link, instruction ? ` (“${instruction}”)` : "");
+    try {
+      current = await api(`/v1/jobs/${parentId}`);
+    } catch {
+      break;
+    }
+  }
+}
+
+// --- small helpers ---------------------------------------------------------------------
+
+function text(tag, content) {
+  const element = document.createElement(tag);
+  element.textContent = content;
+  return element;
+}
+
+function button(label, onClick) {
+  const element = text("button", label);
+  element.type = "button";
+  element.addEventListener("click", onClick);
+  return element;
+}
+
+function openViewer(src, alt) {
+  Object.assign($("#viewer-image"), { src, alt });
+  $("#viewer").showModal();
+}
+
+function remember(jobId, title) {
+  state.history.unshift({ jobId, title });
+  const list = $("#history-list");
+  list.replaceChildren(
+    ...state.history.map((entry) => {
+      const item = document.createElement("li");
+      const link = text("a", entry.title);
+      link.addEventListener("click", () => openJob(entry.jobId));
+      item.append(link);
+      return item;
+    }),
+  );
+  $("#history").hidden = false;
+}
+
+// --- start -----------------------------------------------------------------------------
+
+async function main() {
+  const config = await (await fetch("/config.json")).json();
+  try {
+    state.auth = config.auth === "dev" ? await devAuth() : await firebaseAuth(config);
+  } catch (error) {
+    if (error instanceof SignInNeeded) return;
+    throw error;
+  }
+  $("#brief-form").addEventListener("submit", submitJob);
+  $("#refine-form").addEventListener("submit", submitRefinement);
+  $("#cancel").addEventListener("click", cancelJob);
+  $("#download-zip").addEventListener("click", downloadZip);
+  try {
+    await loadStyles();
+  } catch (error) {
+    $("#styles").replaceChildren(text("p", `Could not load styles: ${error.message}`));
+  }
+  const linked = /^#job=([A-Za-z0-9_-]+)$/.exec(location.hash);
+  if (linked) openJob(linked[1]).catch((error) => showFormError(error.message));
+  document.body.dataset.ready = "true";
+}
+
+main();

@@ -1,0 +1,199 @@
+"""The web page in headless Chromium (Debian's package, driven by Playwright), against
+`sketchgen serve` with the model served by the local Gemini-protocol server.
+
+A screenshot of the finished grid is kept in ``test-artifacts/web/``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+import urllib.request
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from PIL import Image
+from playwright.sync_api import Browser, Page, sync_playwright
+
+from sketchgen.testing.gemini_server import FakeGeminiServer
+from sketchgen.testing.processes import ManagedProcess, free_port, wait_for_http
+
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "web"
+CHROMIUM = os.environ.get("SKETCHGEN_CHROMIUM", "/usr/bin/chromium")
+# Without these, Chromium keeps dialling Google's hosts, which this network refuses.
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+@pytest.fixture(scope="module")
+def gemini() -> Iterator[FakeGeminiServer]:
+    with FakeGeminiServer(latency_s=0.4, slow_s=2.5) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def server(gemini: FakeGeminiServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    data = tmp_path_factory.mktemp("serve")
+    port = free_port()
+    process = ManagedProcess(
+        "serve",
+        [sys.executable, "-m", "sketchgen.cli", "serve", "--port", str(port), "--data-dir",
+         str(data)],
+        log_dir=data,
+        env={"GEMINI_API_KEY": "web-test-key", "GOOGLE_GEMINI_BASE_URL": gemini.url,
+             "SKETCHGEN_AUTH": "dev"},
+    ).start()  # fmt: skip
+    try:
+        wait_for_http(f"http://127.0.0.1:{port}/healthz", timeout_s=60, process=process)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        process.stop()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"no Chromium at {CHROMIUM}: `make browser` installs Debian's package")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser: Browser, server: str, gemini: FakeGeminiServer) -> Iterator[Page]:
+    gemini.reset()
+    context = browser.new_context(accept_downloads=True, viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.goto(server)
+    page.wait_for_selector("body[data-ready=true]")
+    page.wait_for_selector(".style-card")
+    yield page
+    context.close()
+    assert errors == [], f"JavaScript errors on the page: {errors}"
+
+
+def _generate(page: Page, brief: str, sketches: int) -> None:
+    page.fill("#brief", brief)
+    page.select_option("#num_images", str(sketches))
+    page.click("#generate")
+    page.wait_for_selector(f".sketch[data-index='{sketches - 1}']")
+
+
+def _settled(page: Page) -> int:
+    return page.locator(".sketch[data-settled]").count()
+
+
+def test_grid_fills_progressively_shows_failures_and_downloads(
+    page: Page, gemini: FakeGeminiServer, tmp_path: Path
+) -> None:
+    # In arrival order: two quick images, a safety block, and one slow image.
+    gemini.script(["image", "image", "IMAGE_SAFETY", "slow"])
+    _generate(page, "playful golf mascot", 4)
+
+    seen = []
+    deadline = time.monotonic() + 30
+    while (count := _settled(page)) < 4 and time.monotonic() < deadline:
+        seen.append(count)
+        if count == 3 and not (ARTIFACTS / "grid-in-progress.png").exists():
+            ARTIFACTS.mkdir(parents=True, exist_ok=True)
+            page.screenshot(path=ARTIFACTS / "grid-in-progress.png", full_page=True)
+        time.sleep(0.05)
+    assert _settled(page) == 4
+    assert 3 in seen, f"the grid never showed three of four sketches done: {sorted(set(seen))}"
+    assert page.locator(".sketch[data-status=pending]").count() == 0
+    page.wait_for_selector("#job-status[data-status=partial]")
+
+    failed = page.locator(".sketch[data-status=failed]")
+    assert failed.count() == 1
+    assert "safety filter" in failed.inner_text() and "IMAGE_SAFETY" in failed.inner_text()
+
+    images = page.locator(".sketch[data-status=ok] img")
+    assert images.count() == 3
+    for i in range(3):  # every image decoded in the browser at the requested 1K size
+        assert images.nth(i).evaluate("img => img.complete && img.naturalWidth") == 1024
+
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=ARTIFACTS / "finished-grid.png", full_page=True)
+
+    with page.expect_download() as download_info:
+        page.locator(".sketch[data-status=ok] a[download]").first.click()
+    png = Image.open(download_info.value.path())
+    assert (png.format, png.mode, png.size) == ("PNG", "L", (1024, 1024))
+
+    with page.expect_download() as download_info:
+        page.click("#download-zip")
+    archive = zipfile.ZipFile(download_info.value.path())
+    names = sorted(Path(n).name for n in archive.namelist())
+    metadata = json.loads(next(archive.read(n) for n in archive.namelist() if n.endswith(".json")))
+    assert metadata["prompt_spec"]["brief"] == "playful golf mascot"
+    ok = sorted(f"sketch_{s['index']}.png" for s in metadata["sketches"] if s["status"] == "ok")
+    assert len(ok) == 3 and names == sorted(["metadata.json", *ok])
+
+
+def test_refine_opens_the_child_job_with_its_lineage(
+    page: Page, gemini: FakeGeminiServer, server: str
+) -> None:
+    _generate(page, "grumpy coffee cup", 3)
+    page.wait_for_selector("#job-status[data-status=done]")
+    parent_id = page.evaluate("location.hash").removeprefix("#job=")
+
+    page.locator(".sketch[data-index='1'] button", has_text="Refine").click()
+    page.fill("#instruction", "more exaggerated")
+    page.click("#refine-submit")
+    page.wait_for_function(f"location.hash !== '#job={parent_id}'")
+    child_id = page.evaluate("location.hash").removeprefix("#job=")
+    page.wait_for_selector("#job-status[data-status=done]")
+
+    lineage = page.inner_text("#job-lineage")
+    assert parent_id[:8] in lineage and "sketch #2" in lineage and "more exaggerated" in lineage
+    assert page.locator(".sketch[data-status=ok] img").count() == 1
+    # The model got the chosen sketch as its input image, with the instruction.
+    refine_call = gemini.requests[-1]
+    assert "more exaggerated" in refine_call.prompt and refine_call.image_parts >= 1
+
+    request = urllib.request.Request(
+        f"{server}/v1/jobs/{child_id}", headers={"Authorization": "Bearer dev:designer"}
+    )
+    with urllib.request.urlopen(request) as response:
+        child = json.loads(response.read())
+    assert child["parent"]["job_id"] == parent_id and child["parent"]["index"] == 1
+
+    page.locator("#job-lineage a").first.click()  # back to the parent through the lineage
+    page.wait_for_function(f"location.hash === '#job={parent_id}'")
+    page.wait_for_selector(".sketch[data-index='2'][data-status=ok]")
+
+
+def test_bad_input_is_explained_on_the_page(page: Page, gemini: FakeGeminiServer) -> None:
+    page.click("#generate")  # empty brief: the page says so and sends nothing
+    assert "brief" in page.inner_text("#form-error").lower()
+    assert gemini.calls() == 0
+    page.fill("#brief", "x" * 2001)  # past the API's limit: the server's 422 names the field
+    page.evaluate("document.querySelector('#brief').removeAttribute('maxlength')")
+    page.fill("#brief", "x" * 2001)
+    page.click("#generate")
+    page.wait_for_selector("#form-error:not([hidden])")
+    assert "2000" in page.inner_text("#form-error")
+    assert page.locator("#job").is_hidden()
+
+
+def test_page_assets_are_served_without_auth(server: str) -> None:
+    assets = {"/": "text/html", "/static/app.js": "text/javascript",
+              "/static/app.css": "text/css", "/config.json": "application/json"}  # fmt: skip
+    for path, kind in assets.items():
+        with urllib.request.urlopen(f"{server}{path}") as response:
+            assert response.headers["Content-Type"].startswith(kind)
+            assert response.read()
