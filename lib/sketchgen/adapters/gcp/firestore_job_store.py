@@ -134,7 +134,7 @@ class FirestoreJobStore(TransactionalJobStore):
         from google.api_core import exceptions
 
         ref = self._ref(job_id)
-        rng = random.Random()  # noqa: S311 - jitter
+        rng = random.Random()
         for attempt in range(_WRITE_ATTEMPTS):
             try:
                 snapshot = ref.get()
