@@ -5,11 +5,9 @@ from cloudevents.http import CloudEvent
 from flask import Request, Response
 
 from sketchgen import bootstrap
-from sketchgen.api.push import RegenerateMessage, decode_pubsub_data
-from sketchgen.logs import get_logger
+from sketchgen.api.push import handle_regenerate
 
 ROUTES = frozenset({"jobs", "blobs", "styles", "health", "web"})
-log = get_logger("sketchgen.functions.regenerate")
 
 
 @functions_framework.http
@@ -19,8 +17,5 @@ def generate(request: Request) -> Response:
 
 @functions_framework.cloud_event
 def regenerate(event: CloudEvent) -> None:
-    message = RegenerateMessage.model_validate(decode_pubsub_data(event.data["message"]["data"]))
-    jobs = bootstrap.service().regenerate(
-        style_id=message.style_id, job_ids=message.job_ids, limit=message.limit
-    )
-    log.info("regenerating %d jobs", len(jobs))
+    # The CloudEvent id is the Pub/Sub message id: a redelivered message re-runs idempotently.
+    handle_regenerate(event.data["message"]["data"], event["id"], bootstrap.service())

@@ -95,6 +95,23 @@ def _parser() -> _Parser:
     serve.add_argument("--data-dir", type=Path, default=Path("generated_outputs/serve"))
     serve.add_argument("--offline", action="store_true", help="use the offline sketch model")
 
+    regen = commands.add_parser(
+        "regenerate", help="re-run saved jobs of `sketchgen serve` as new linked jobs"
+    )
+    which = regen.add_mutually_exclusive_group(required=True)
+    which.add_argument("--style", dest="style_id", help="every original job of this style")
+    which.add_argument("--jobs", dest="job_ids", nargs="+", metavar="JOB_ID")
+    regen.add_argument(
+        "--batch", action="store_true", help="through the model's Batch API (half price, slower)"
+    )
+    regen.add_argument(
+        "--no-wait", dest="wait", action="store_false", help="submit and return; do not wait"
+    )
+    regen.add_argument("--poll", type=float, default=30.0, metavar="S", help="batch poll interval")
+    regen.add_argument("--limit", type=int, default=100, metavar="N")
+    regen.add_argument("--data-dir", type=Path, default=Path("generated_outputs/serve"))
+    regen.add_argument("--offline", action="store_true", help="use the offline sketch model")
+
     styles = commands.add_parser("styles", help="list and show styles")
     style_commands = styles.add_subparsers(
         dest="styles_command", required=True, parser_class=_Parser
@@ -245,21 +262,65 @@ def _styles(args: argparse.Namespace) -> int:
     return 0
 
 
-def _serve(args: argparse.Namespace) -> int:
-    """One process: SQLite jobs, a folder of blobs, an in-process queue, dev auth."""
+def _use_local_service(data_dir: Path, offline: bool) -> None:
+    """Point the service at local adapters in ``data_dir`` (SQLite jobs, a blob folder)."""
     import os
 
+    from sketchgen import bootstrap
+
+    data = data_dir.resolve()
+    os.environ.setdefault("SKETCHGEN_JOB_STORE", f"sqlite:///{data / 'jobs.sqlite3'}")
+    os.environ.setdefault("SKETCHGEN_BLOB_URL", f"file://{data / 'blobs'}")
+    os.environ.setdefault("SKETCHGEN_AUTH", "dev")
+    if offline:
+        os.environ["SKETCHGEN_OFFLINE"] = "1"
+    bootstrap.reset()
+
+
+def _regenerate(args: argparse.Namespace) -> int:
+    from sketchgen import bootstrap
+
+    _use_local_service(args.data_dir, args.offline)
+    service = bootstrap.service()
+    jobs = service.regenerate(
+        style_id=args.style_id, job_ids=args.job_ids, batch=args.batch, limit=args.limit
+    )
+    if not jobs:
+        print("sketchgen: nothing to regenerate", file=sys.stderr)
+        return 0
+    ids = [job.job_id for job in jobs]
+    if args.wait:
+        while True:
+            if args.batch:
+                service.collect_batches()
+            join = getattr(service.queue, "join", None)
+            if join is not None:
+                join()  # the in-process queue: sketches run in this process
+            current = service.jobs.list_jobs(job_ids=ids, limit=len(ids))
+            if all(job.is_final for job in current):
+                jobs = current
+                break
+            time.sleep(args.poll)
+    failed = False
+    for job in sorted(jobs, key=lambda j: j.job_id):
+        failed |= job.status in {"failed", "partial"}
+        record = {
+            "job_id": job.job_id,
+            "regenerated_from": job.regenerated_from,
+            "status": job.status,
+            "batch": job.batch.name if job.batch else None,
+        }
+        print(json.dumps(record), flush=True)
+    return 1 if failed else 0
+
+
+def _serve(args: argparse.Namespace) -> int:
+    """One process: SQLite jobs, a folder of blobs, an in-process queue, dev auth."""
     from werkzeug.serving import run_simple
 
     from sketchgen import bootstrap
 
-    data = args.data_dir.resolve()
-    os.environ.setdefault("SKETCHGEN_JOB_STORE", f"sqlite:///{data / 'jobs.sqlite3'}")
-    os.environ.setdefault("SKETCHGEN_BLOB_URL", f"file://{data / 'blobs'}")
-    os.environ.setdefault("SKETCHGEN_AUTH", "dev")
-    if args.offline:
-        os.environ["SKETCHGEN_OFFLINE"] = "1"
-    bootstrap.reset()
+    _use_local_service(args.data_dir, args.offline)
     app = bootstrap.api()
     bootstrap.service()  # build now so a bad setting fails before the port opens
     print(f"sketchgen API on http://{args.host}:{args.port} (auth: Bearer dev:<uid>)", flush=True)
@@ -276,6 +337,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _serve(args)
         if args.command == "refine":
             return _refine(args)
+        if args.command == "regenerate":
+            return _regenerate(args)
         return _styles(args)
     except _UsageError as error:
         print(f"sketchgen: error: {error}", file=sys.stderr)

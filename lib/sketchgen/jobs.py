@@ -19,6 +19,7 @@ from sketchgen.schemas import PromptSpec, Variation
 
 __all__ = [
     "TERMINAL_SKETCH",
+    "BatchRef",
     "Claim",
     "ClaimResult",
     "FinishResult",
@@ -27,6 +28,7 @@ __all__ = [
     "JobStatus",
     "PlanRecord",
     "SketchState",
+    "job_matches",
     "job_status_for",
     "request_hash",
     "utcnow",
@@ -97,6 +99,18 @@ class SketchState(_Model):
     ended_at: datetime | None = None
 
 
+class BatchRef(_Model):
+    """The model-side batch (Gemini Batch API) a job's sketches wait on.
+
+    The job's sketch i is request ``first + i`` of the batch. ``name`` is None between
+    creating the job and the batch being accepted, so a crash there is visible and healed.
+    """
+
+    name: str | None = None
+    first: int = 0
+    submitted_at: datetime
+
+
 class JobRecord(_Model):
     job_id: str
     owner_uid: str
@@ -116,6 +130,7 @@ class JobRecord(_Model):
     priority: Literal["interactive", "batch"] = "interactive"
     cancel_requested: bool = False
     deadline: datetime | None = None
+    batch: BatchRef | None = None  # waiting on a model-side batch instead of the queue
 
     @classmethod
     def new(
@@ -130,6 +145,7 @@ class JobRecord(_Model):
         parent: ParentRef | None = None,
         regenerated_from: str | None = None,
         priority: Literal["interactive", "batch"] = "interactive",
+        batch: BatchRef | None = None,
         now: datetime | None = None,
     ) -> JobRecord:
         now = now or utcnow()
@@ -147,6 +163,7 @@ class JobRecord(_Model):
             parent=parent,
             regenerated_from=regenerated_from,
             priority=priority,
+            batch=batch,
         )
 
     def sketch(self, index: int) -> SketchState:
@@ -317,4 +334,27 @@ def complete_transition(
             "metadata_path": metadata_path,
             "updated_at": now,
         }
+    )
+
+
+def set_batch_transition(
+    job: JobRecord | None, batch: BatchRef | None, now: datetime
+) -> JobRecord | None:
+    if job is None or job.batch == batch:
+        return None
+    return job.model_copy(update={"batch": batch, "updated_at": now})
+
+
+def job_matches(
+    job: JobRecord,
+    *,
+    owner_uid: str | None = None,
+    style_id: str | None = None,
+    statuses: Any = None,
+) -> bool:
+    """The ``list_jobs`` filter, for stores that filter in Python."""
+    return (
+        (owner_uid is None or job.owner_uid == owner_uid)
+        and (style_id is None or job.request.style_id == style_id)
+        and (statuses is None or job.status in statuses)
     )

@@ -9,12 +9,14 @@ from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Protocol, runtime_checkable
+from typing import Literal, Protocol, runtime_checkable
 
-from sketchgen.jobs import ClaimResult, FinishResult, JobRecord, SketchState
+from sketchgen.jobs import BatchRef, ClaimResult, FinishResult, JobRecord, SketchState
 from sketchgen.schemas import ReferenceImage, Variation
 
 __all__ = [
+    "BatchState",
+    "BatchStatus",
     "BlobStore",
     "ImageModel",
     "ImageRequest",
@@ -59,6 +61,23 @@ class ImageResponse:
     model_used: str
     finish_reason: str | None = None
     text: str | None = None
+
+
+BatchState = Literal["pending", "running", "succeeded", "failed", "cancelled", "expired"]
+
+
+@dataclass(frozen=True)
+class BatchStatus:
+    """Where a model-side batch (the Gemini Batch API) stands. ``results`` come in request
+    order once it succeeded: an image, or the error that sketch ended with."""
+
+    name: str
+    state: BatchState
+    results: tuple[ImageResponse | Exception, ...] | None = None
+
+    @property
+    def ended(self) -> bool:
+        return self.state not in {"pending", "running"}
 
 
 @runtime_checkable
@@ -161,6 +180,10 @@ class JobStore(Protocol):
         if ``worker`` still holds it."""
         ...
 
+    def set_batch(self, job_id: str, batch: BatchRef | None) -> None:
+        """Record (or clear) the model-side batch the job's sketches wait on."""
+        ...
+
     def cancel_job(self, job_id: str, now: datetime | None = None) -> FinishResult:
         """Set ``cancel_requested``; end every pending sketch as ``cancelled`` (each with a seq).
         ``finalize=True`` if that ended the job's last sketch (running sketches finish first)."""
@@ -180,6 +203,7 @@ class JobStore(Protocol):
         owner_uid: str | None = None,
         style_id: str | None = None,
         job_ids: Sequence[str] | None = None,
+        statuses: Sequence[str] | None = None,
         limit: int = 100,
     ) -> list[JobRecord]:
         """Newest first."""

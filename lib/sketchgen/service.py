@@ -13,13 +13,22 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 
-from sketchgen.errors import InputError, NotFoundError
+from sketchgen.errors import ConfigError, InputError, ModelError, NotFoundError
 from sketchgen.generate.base import ImageModelAdapter
 from sketchgen.generate.config import GenerationConfig
-from sketchgen.generate.pipeline import JobPlan, Refinement, draw_sketch, plan_job
+from sketchgen.generate.pipeline import (
+    JobPlan,
+    Refinement,
+    SketchOutcome,
+    draw_sketch,
+    plan_job,
+    settle_sketch,
+)
 from sketchgen.generate.refine import MAX_INSTRUCTION_CHARS
 from sketchgen.generate.retry import RetryPolicy
 from sketchgen.jobs import (
+    TERMINAL_JOB,
+    BatchRef,
     Claim,
     ClaimResult,
     JobRecord,
@@ -27,10 +36,20 @@ from sketchgen.jobs import (
     PlanRecord,
     ReferenceEntry,
     SketchState,
+    utcnow,
 )
 from sketchgen.logs import get_logger, log_context
 from sketchgen.metadata import JobMetadata, ParentRef, SketchRecord, new_job_id
-from sketchgen.ports import BlobStore, JobStore, ReferencePart, SketchTask, TaskQueue
+from sketchgen.ports import (
+    BatchStatus,
+    BlobStore,
+    ImageRequest,
+    ImageResponse,
+    JobStore,
+    ReferencePart,
+    SketchTask,
+    TaskQueue,
+)
 from sketchgen.prompt import PromptCompiler
 from sketchgen.prompt.compiler import clean_text
 from sketchgen.references import ImageRetriever
@@ -104,8 +123,13 @@ class SketchService:
         refinement: Refinement | None = None,
         regenerated_from: str | None = None,
         priority: str = "interactive",
+        batch: BatchRef | None = None,
     ) -> tuple[JobRecord, bool]:
-        """Plan the job, store it, queue one task per sketch. Returns ``(job, created)``."""
+        """Plan the job, store it, queue one task per sketch. Returns ``(job, created)``.
+
+        With ``batch`` nothing is queued: the sketches wait on a model-side batch instead
+        (:meth:`regenerate` submits it, :meth:`collect_batches` stores its results).
+        """
         style = self.styles.get_style(request.style_id)
         prompt_spec = PromptCompiler().compile(request.brief, style)
         config = GenerationConfig(
@@ -138,9 +162,10 @@ class SketchService:
             parent=plan.parent,
             regenerated_from=regenerated_from,
             priority="batch" if priority == "batch" else "interactive",
+            batch=batch,
         )
         job, created = self.jobs.create_job(record)
-        if created:
+        if created and batch is None:
             with log_context(job_id=job.job_id):
                 self.queue.publish(
                     [SketchTask(job.job_id, i, job.priority) for i in range(config.num_images)]
@@ -261,6 +286,10 @@ class SketchService:
     def _draw_claimed(self, job: JobRecord, index: int, delivery: int) -> bool:
         plan = self._job_plan(job)
         outcome = draw_sketch(self.model, plan.request(index), self.config.retry, job.job_id)
+        return self._record(job, index, delivery, outcome)
+
+    def _record(self, job: JobRecord, index: int, delivery: int, outcome: SketchOutcome) -> bool:
+        """Store a claimed sketch's outcome. False: released for another delivery."""
         record = outcome.record
         if outcome.transient and delivery < self.config.max_deliveries:
             self.jobs.release_sketch(
@@ -390,20 +419,127 @@ class SketchService:
     # -- regeneration ----------------------------------------------------------------------
 
     def regenerate(
-        self, *, style_id: str | None = None, job_ids: list[str] | None = None, limit: int = 100
+        self,
+        *,
+        style_id: str | None = None,
+        job_ids: list[str] | None = None,
+        batch: bool = False,
+        run_id: str | None = None,
+        limit: int = 100,
     ) -> list[JobRecord]:
-        """Re-run saved jobs as new batch-priority jobs linked to their originals."""
+        """Re-run saved jobs as new low-priority jobs linked to their originals.
+
+        By style, only original jobs are taken (not earlier regenerations: a nightly run
+        would otherwise double the chain every night). ``run_id`` makes a run idempotent:
+        the same run delivered twice makes each job once. With ``batch`` the sketches go to
+        the model's Batch API (half price, results within a day) instead of the queue.
+        """
         if not style_id and not job_ids:
             raise InputError("give a style_id or job_ids to regenerate", field="style_id")
-        originals = self.jobs.list_jobs(style_id=style_id, job_ids=job_ids, limit=limit)
-        made = []
+        if batch and not self.model.supports_batch:
+            raise ConfigError(f"the {self.model.name} model has no batch API", field="batch")
+        run_id = run_id or uuid.uuid4().hex[:12]
+        originals = [
+            job
+            for job in self.jobs.list_jobs(style_id=style_id, job_ids=job_ids, limit=limit)
+            if job.status in TERMINAL_JOB and (job_ids or job.regenerated_from is None)
+        ]
+        made, fresh = [], []
         for original in originals:
-            job, _ = self.submit_job(
+            job, created = self.submit_job(
                 original.owner_uid,
                 original.request,
-                idempotency_key=f"regenerate:{original.job_id}:{original.updated_at.isoformat()}",
+                idempotency_key=f"regenerate:{run_id}:{original.job_id}",
                 regenerated_from=original.job_id,
                 priority="batch",
+                batch=BatchRef(submitted_at=utcnow()) if batch else None,
             )
             made.append(job)
+            if created and batch:
+                fresh.append(job)
+        if fresh:
+            self._submit_batches(fresh, run_id)
         return made
+
+    def _submit_batches(self, jobs: list[JobRecord], run_id: str) -> None:
+        """One model-side batch per model; if the model refuses it, the queue takes over."""
+        by_model: dict[str, list[JobRecord]] = {}
+        for job in jobs:
+            by_model.setdefault(job.plan.model_id, []).append(job)
+        for group in by_model.values():
+            requests: list[ImageRequest] = []
+            refs: list[BatchRef] = []
+            for job in group:
+                plan = self._job_plan(job)
+                refs.append(BatchRef(first=len(requests), submitted_at=utcnow()))
+                requests.extend(plan.request(int(i)) for i in sorted(job.sketches, key=int))
+            try:
+                name = self.model.submit_batch(requests, display_name=f"sketchgen-{run_id}")
+            except ModelError as error:
+                log.warning("batch refused (%s); queueing %d jobs instead", error, len(group))
+                for job in group:
+                    self._requeue(job)
+                continue
+            for job, ref in zip(group, refs, strict=True):
+                self.jobs.set_batch(job.job_id, ref.model_copy(update={"name": name}))
+            log.info("batch %s: %d sketches of %d jobs", name, len(requests), len(group))
+
+    def collect_batches(self, *, stale_after: timedelta = timedelta(minutes=15)) -> dict[str, int]:
+        """Store the results of model-side batches that have ended; returns counts.
+
+        Safe to run at any time and more than once (each sketch is claimed before it is
+        stored). A batch that failed or expired, and a job whose batch was never accepted
+        (a crash between creating the job and submitting), go to the queue instead.
+        """
+        counts = {"batches_waiting": 0, "jobs_collected": 0, "jobs_requeued": 0}
+        groups: dict[str, list[JobRecord]] = {}
+        for job in self.jobs.list_jobs(statuses=("queued", "running"), limit=1000):
+            if job.batch is None:
+                continue
+            if job.batch.name is not None:
+                groups.setdefault(job.batch.name, []).append(job)
+            elif utcnow() - job.batch.submitted_at > stale_after:
+                self._requeue(job)
+                counts["jobs_requeued"] += 1
+        for name, waiting in groups.items():
+            status = self.model.batch_status(name)
+            if not status.ended:
+                counts["batches_waiting"] += 1
+                continue
+            for job in waiting:
+                if status.state == "succeeded" and status.results is not None:
+                    self._collect(job, status)
+                    counts["jobs_collected"] += 1
+                else:
+                    log.warning(
+                        "batch %s ended %s; queueing job %s", name, status.state, job.job_id
+                    )
+                    self._requeue(job)
+                    counts["jobs_requeued"] += 1
+        return counts
+
+    def _collect(self, job: JobRecord, status: BatchStatus) -> None:
+        assert job.batch is not None and status.results is not None
+        plan = self._job_plan(job, load_images=False)
+        with log_context(job_id=job.job_id):
+            for index in sorted(int(i) for i in job.sketches):
+                position = job.batch.first + index
+                result: ImageResponse | Exception = (
+                    status.results[position]
+                    if position < len(status.results)
+                    else ModelError(f"batch {status.name} has no answer for this sketch")
+                )
+                claim = self.jobs.claim_sketch(
+                    job.job_id, index, worker=self.worker_id, lease_s=self.config.lease_s
+                )
+                if claim.claim is not Claim.CLAIMED or claim.job is None:
+                    continue  # cancelled, or stored by an earlier collection
+                outcome = settle_sketch(plan.request(index), result, job.job_id)
+                if not self._record(claim.job, index, claim.attempt, outcome):
+                    self.queue.publish([SketchTask(job.job_id, index, "batch")])
+            self.jobs.set_batch(job.job_id, None)
+
+    def _requeue(self, job: JobRecord) -> None:
+        self.jobs.set_batch(job.job_id, None)
+        pending = [int(i) for i, s in job.sketches.items() if s.status == "pending"]
+        self.queue.publish([SketchTask(job.job_id, i, "batch") for i in sorted(pending)])

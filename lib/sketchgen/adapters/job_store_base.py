@@ -14,6 +14,7 @@ from typing import TypeVar
 
 from sketchgen.errors import NotFoundError
 from sketchgen.jobs import (
+    BatchRef,
     ClaimResult,
     FinishResult,
     JobRecord,
@@ -23,6 +24,7 @@ from sketchgen.jobs import (
     complete_transition,
     finish_transition,
     release_transition,
+    set_batch_transition,
     utcnow,
 )
 
@@ -58,6 +60,10 @@ class TransactionalJobStore(ABC):
     def release_sketch(self, job_id: str, index: int, *, worker: str, error: str) -> None:
         at = utcnow()
         self._update(job_id, lambda job: (release_transition(job, index, worker, error, at), None))
+
+    def set_batch(self, job_id: str, batch: BatchRef | None) -> None:
+        at = utcnow()
+        self._update(job_id, lambda job: (set_batch_transition(job, batch, at), None))
 
     def cancel_job(self, job_id: str, now: datetime | None = None) -> FinishResult:
         at = now or utcnow()

@@ -9,16 +9,17 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from werkzeug.wrappers import Request, Response
 
+from sketchgen.errors import InputError
 from sketchgen.logs import get_logger, log_context
 from sketchgen.ports import SketchTask
 from sketchgen.service import SketchService
 
-__all__ = ["RegenerateMessage", "decode_pubsub_data", "handle_sketch_push"]
+__all__ = ["RegenerateMessage", "decode_pubsub_data", "handle_regenerate", "handle_sketch_push"]
 
 log = get_logger(__name__)
 
@@ -31,11 +32,44 @@ class _TaskMessage(BaseModel):
 
 
 class RegenerateMessage(BaseModel):
+    """What Cloud Scheduler publishes to the regenerate topic.
+
+    ``{"style_id": "loose-ink-mascot", "batch": true}`` re-runs a style's jobs;
+    ``{"action": "maintain"}`` only does the upkeep every message starts with: storing the
+    results of Batch API batches that have ended.
+    """
+
     model_config = ConfigDict(extra="forbid", frozen=True)
-    style_id: str | None = None
+    action: Literal["regenerate", "maintain"] = "regenerate"
+    style_id: str | None = Field(default=None, max_length=64)
     job_ids: list[str] | None = Field(default=None, max_length=500)
     batch: bool = False
     limit: int = Field(default=100, ge=1, le=1000)
+
+
+def handle_regenerate(data: Any, run_id: str, service: SketchService) -> dict[str, Any]:
+    """One scheduled message. A malformed one is logged and dropped: retrying cannot fix it."""
+    try:
+        message = RegenerateMessage.model_validate(decode_pubsub_data(data))
+    except (TypeError, ValueError, binascii.Error, ValidationError) as error:
+        log.error("malformed regenerate message: %s", str(error)[:200])
+        return {"error": "malformed message"}
+    summary: dict[str, Any] = dict(service.collect_batches())
+    if message.action == "regenerate":
+        try:
+            jobs = service.regenerate(
+                style_id=message.style_id,
+                job_ids=message.job_ids,
+                batch=message.batch,
+                run_id=run_id,
+                limit=message.limit,
+            )
+        except InputError as error:
+            log.error("regenerate message refused: %s", error)
+            return {**summary, "error": str(error)}
+        summary["jobs_regenerated"] = len(jobs)
+    log.info("regenerate run %s: %s", run_id, summary)
+    return summary
 
 
 def decode_pubsub_data(data: str | bytes | None) -> Any:

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 
-from sketchgen.ports import ImageRequest, ImageResponse
+from sketchgen.errors import ConfigError
+from sketchgen.ports import BatchStatus, ImageRequest, ImageResponse
 
 __all__ = ["ImageModelAdapter"]
 
@@ -37,3 +39,15 @@ class ImageModelAdapter(ABC):
     async def agenerate_image(self, request: ImageRequest) -> ImageResponse:
         """Draw one sketch without blocking the event loop (default: on a worker thread)."""
         return await asyncio.to_thread(self.generate_image, request)
+
+    # -- batch (half price, results within a day); optional ------------------------------
+
+    supports_batch: bool = False
+
+    def submit_batch(self, requests: Sequence[ImageRequest], *, display_name: str) -> str:
+        """Queue many sketches (one model) as one model-side batch; returns its name."""
+        raise ConfigError(f"the {self.name} model has no batch API", field="batch")
+
+    def batch_status(self, name: str) -> BatchStatus:
+        """Poll a batch made by :meth:`submit_batch`."""
+        raise ConfigError(f"the {self.name} model has no batch API", field="batch")

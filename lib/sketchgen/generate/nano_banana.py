@@ -10,9 +10,11 @@ from __future__ import annotations
 import asyncio
 import re
 import threading
+from collections.abc import Sequence
 from typing import Any
 
 from sketchgen.errors import (
+    ConfigError,
     ModelError,
     ModelNotFoundError,
     ModelRequestError,
@@ -21,7 +23,7 @@ from sketchgen.errors import (
 )
 from sketchgen.generate.base import ImageModelAdapter
 from sketchgen.generate.models import ModelInfo, known_models, resolve_model
-from sketchgen.ports import ImageRequest, ImageResponse
+from sketchgen.ports import BatchState, BatchStatus, ImageRequest, ImageResponse
 
 __all__ = ["NanaBananaAdapter", "NanoBananaAdapter"]
 
@@ -139,6 +141,59 @@ class NanoBananaAdapter(ImageModelAdapter):
             raise self._translate(error, info.id) from None
         return self._image(response, info.id)
 
+    # -- the Batch API (inline requests) ---------------------------------------------------
+
+    supports_batch = True
+
+    def submit_batch(self, requests: Sequence[ImageRequest], *, display_name: str) -> str:
+        from google.genai import types
+
+        models = {resolve_model(r.model).id for r in requests}
+        if len(models) != 1:
+            raise ConfigError("a batch runs one model", field="model", allowed=sorted(models))
+        model = models.pop()
+        inlined = []
+        for position, request in enumerate(requests):
+            _info, parts, config = self._arguments(request)
+            inlined.append(
+                types.InlinedRequest(
+                    contents=[types.Content(role="user", parts=parts)],
+                    config=config,
+                    metadata={"key": str(position)},
+                )
+            )
+        try:
+            job = self.client.batches.create(
+                model=model,
+                src=inlined,
+                config=types.CreateBatchJobConfig(display_name=display_name),
+            )
+        except Exception as error:
+            raise self._translate(error, model) from None
+        return str(job.name)
+
+    def batch_status(self, name: str) -> BatchStatus:
+        try:
+            job = self.client.batches.get(name=name)
+        except Exception as error:
+            raise self._translate(error, name) from None
+        state = _BATCH_STATES.get(getattr(job.state, "value", str(job.state)), "running")
+        if state != "succeeded":
+            return BatchStatus(name, state)
+        model = (job.model or "").removeprefix("models/")
+        answers = (job.dest.inlined_responses if job.dest else None) or []
+        ordered = sorted(answers, key=lambda a: int((a.metadata or {}).get("key", 0)))
+        results: list[ImageResponse | Exception] = []
+        for answer in ordered:
+            if answer.error is not None:
+                results.append(ModelRequestError(f"batch request failed: {answer.error}"))
+                continue
+            try:
+                results.append(self._image(answer.response, model))
+            except ModelError as error:
+                results.append(error)
+        return BatchStatus(name, state, tuple(results))
+
     # -- response ------------------------------------------------------------------------
 
     @staticmethod
@@ -192,5 +247,15 @@ class NanoBananaAdapter(ImageModelAdapter):
             )
         raise NoImageError("the model returned no image", finish_reason=finish or "NO_IMAGE")
 
+
+_BATCH_STATES: dict[str, BatchState] = {
+    "JOB_STATE_PENDING": "pending",
+    "JOB_STATE_QUEUED": "pending",
+    "JOB_STATE_RUNNING": "running",
+    "JOB_STATE_SUCCEEDED": "succeeded",
+    "JOB_STATE_FAILED": "failed",
+    "JOB_STATE_CANCELLED": "cancelled",
+    "JOB_STATE_EXPIRED": "expired",
+}
 
 NanaBananaAdapter = NanoBananaAdapter  # the spelling in the original design

@@ -11,14 +11,18 @@ from __future__ import annotations
 import hashlib
 import io
 import random
+import threading
+import uuid
+from collections.abc import Sequence
 
 import numpy as np
 from PIL import Image, ImageDraw
 
+from sketchgen.errors import ModelError, NotFoundError
 from sketchgen.generate._figure import figure_for, refine_figure, render
 from sketchgen.generate._strokes import Pen
 from sketchgen.generate.base import ImageModelAdapter
-from sketchgen.ports import ImageRequest, ImageResponse, ReferencePart
+from sketchgen.ports import BatchStatus, ImageRequest, ImageResponse, ReferencePart
 from sketchgen.schemas import pixel_size
 
 __all__ = ["OfflineSketchAdapter"]
@@ -49,9 +53,36 @@ def _stroke_style(references: tuple[ReferencePart, ...]) -> tuple[float, int]:
 
 
 class OfflineSketchAdapter(ImageModelAdapter):
+    def __init__(self) -> None:
+        self._batches: dict[str, tuple[ImageResponse | Exception, ...]] = {}
+        self._lock = threading.Lock()
+
     @property
     def name(self) -> str:
         return "offline"
+
+    # A local batch: drawn at once and kept in this process until polled, so `--batch`
+    # runs the same path with no key. (Gemini's batches live on Google's side.)
+    supports_batch = True
+
+    def submit_batch(self, requests: Sequence[ImageRequest], *, display_name: str) -> str:
+        results: list[ImageResponse | Exception] = []
+        for request in requests:
+            try:
+                results.append(self.generate_image(request))
+            except ModelError as error:
+                results.append(error)
+        name = f"batches/offline-{uuid.uuid4().hex[:12]}"
+        with self._lock:
+            self._batches[name] = tuple(results)
+        return name
+
+    def batch_status(self, name: str) -> BatchStatus:
+        with self._lock:
+            results = self._batches.get(name)
+        if results is None:
+            raise NotFoundError(f"no offline batch {name!r} in this process")
+        return BatchStatus(name, "succeeded", results)
 
     def resolve_model(self, model: str) -> str:
         return MODEL_ID

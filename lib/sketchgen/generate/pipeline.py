@@ -28,6 +28,7 @@ __all__ = [
     "adraw_sketch",
     "draw_sketch",
     "plan_job",
+    "settle_sketch",
 ]
 
 log = get_logger(__name__)
@@ -213,6 +214,21 @@ def draw_sketch(
         except Exception as error:
             return _failed(request, error, attempts, started)
         return _ok(request, response, png, qa, attempts, started)
+
+
+def settle_sketch(
+    request: ImageRequest, result: ImageResponse | Exception, job_id: str = ""
+) -> SketchOutcome:
+    """Finish a model answer that came another way (a Batch API result), or record its error."""
+    started = time.perf_counter()
+    with log_context(job_id=job_id, sketch=request.index):
+        if isinstance(result, Exception):
+            return _failed(request, result, 1, started)
+        try:
+            png, qa = _finish(request, result)
+        except Exception as error:
+            return _failed(request, error, 1, started)
+        return _ok(request, result, png, qa, 1, started)
 
 
 async def adraw_sketch(

@@ -39,7 +39,12 @@ from PIL import Image, ImageDraw
 __all__ = ["FakeGeminiServer", "RecordedRequest"]
 
 NO_IMAGE_REASONS = ("IMAGE_SAFETY", "IMAGE_PROHIBITED_CONTENT", "NO_IMAGE", "IMAGE_OTHER")
-_PATH = re.compile(r"^/(v1beta|v1|v1alpha)/models/([^/:]+):(generateContent|streamGenerateContent)")
+_PATH = re.compile(
+    r"^/(v1beta|v1|v1alpha)/models/([^/:]+):"
+    r"(generateContent|streamGenerateContent|batchGenerateContent)$"
+)
+_BATCH_TYPE = "type.googleapis.com/google.ai.generativelanguage.v1main.GenerateContentBatch"
+_BATCH_PATH = re.compile(r"^/(v1beta|v1|v1alpha)/batches/([A-Za-z0-9_-]+)(:cancel)?$")
 _SIZES = {"1K": 1024, "2K": 2048, "4K": 4096}
 DEFAULT_MODELS = (
     "gemini-2.5-flash-image",
@@ -104,7 +109,9 @@ class FakeGeminiServer:
     p_no_image: float = 0.0
     rpm_limit: int | None = None
     seed: int = 0
+    batch_delay_s: float = 0.0  # a batch stays PENDING/RUNNING this long before it succeeds
     requests: list[RecordedRequest] = field(default_factory=list)
+    batches: dict[str, dict[str, Any]] = field(default_factory=dict)
     _script: deque[str] = field(default_factory=deque)
     _rules: list[list[Any]] = field(default_factory=list)
 
@@ -129,6 +136,7 @@ class FakeGeminiServer:
             self._script.clear()
             self._rules.clear()
             self.requests.clear()
+            self.batches.clear()
             self._window.clear()
 
     def calls(self, text: str | None = None) -> int:
@@ -187,7 +195,7 @@ class FakeGeminiServer:
             return self.default
 
     def answer(
-        self, model: str, body: dict[str, Any], headers: dict[str, str]
+        self, model: str, body: dict[str, Any], headers: dict[str, str], *, sleep: bool = True
     ) -> tuple[int, dict[str, Any]]:
         parts = [p for c in body.get("contents", []) for p in c.get("parts", [])]
         prompt = "\n".join(p["text"] for p in parts if "text" in p)
@@ -205,8 +213,73 @@ class FakeGeminiServer:
                     at=time.monotonic(),
                 )
             )
-        time.sleep(self.latency_s + (self.slow_s if behaviour == "slow" else 0.0))
+        if sleep:
+            time.sleep(self.latency_s + (self.slow_s if behaviour == "slow" else 0.0))
         return _respond(self, model, behaviour, prompt, config)
+
+    # -- the Batch API (inline requests) ---------------------------------------------------
+
+    def create_batch(
+        self, model: str, body: dict[str, Any], headers: dict[str, str]
+    ) -> tuple[int, dict[str, Any]]:
+        if model not in self.models:
+            return 404, _error(404, "NOT_FOUND", f"models/{model} is not found")
+        batch = body.get("batch", {})
+        inlined = batch.get("inputConfig", {}).get("requests", {}).get("requests")
+        if not isinstance(inlined, list) or not inlined:
+            return 400, _error(400, "INVALID_ARGUMENT", "batch.inputConfig.requests is empty")
+        responses = []
+        for item in inlined:  # answered now, released when the batch "finishes"
+            status, payload = self.answer(model, item.get("request", {}), headers, sleep=False)
+            entry: dict[str, Any] = {"metadata": item.get("metadata", {})}
+            if status == 200:
+                entry["response"] = payload
+            else:
+                entry["error"] = {"code": status, "message": payload["error"]["message"]}
+            responses.append(entry)
+        with self._lock:
+            name = f"batches/b{len(self.batches) + 1}-{self._rng.randrange(16**6):06x}"
+            self.batches[name] = {
+                "model": model,
+                "display_name": batch.get("displayName", ""),
+                "created": time.monotonic(),
+                "responses": responses,
+                "state": "BATCH_STATE_PENDING",
+                "polls": 0,
+            }
+        return 200, self._batch_view(name)
+
+    def batch(self, batch_id: str, *, cancel: bool = False) -> tuple[int, dict[str, Any]]:
+        name = f"batches/{batch_id}"
+        with self._lock:
+            batch = self.batches.get(name)
+            if batch is None:
+                return 404, _error(404, "NOT_FOUND", f"{name} is not found")
+            batch["polls"] += 1
+            if cancel and batch["state"] in {"BATCH_STATE_PENDING", "BATCH_STATE_RUNNING"}:
+                batch["state"] = "BATCH_STATE_CANCELLED"
+        return 200, ({} if cancel else self._batch_view(name))
+
+    def _batch_view(self, name: str) -> dict[str, Any]:
+        with self._lock:
+            batch = self.batches[name]
+            if batch["state"] in {"BATCH_STATE_PENDING", "BATCH_STATE_RUNNING"}:
+                age = time.monotonic() - batch["created"]
+                if age >= self.batch_delay_s and batch["polls"] > 0:
+                    batch["state"] = "BATCH_STATE_SUCCEEDED"
+                elif batch["polls"] > 0:
+                    batch["state"] = "BATCH_STATE_RUNNING"
+            metadata: dict[str, Any] = {
+                "@type": _BATCH_TYPE,
+                "name": name,
+                "displayName": batch["display_name"],
+                "model": f"models/{batch['model']}",
+                "state": batch["state"],
+            }
+            done = batch["state"] == "BATCH_STATE_SUCCEEDED"
+            if done:
+                metadata["output"] = {"inlinedResponses": {"inlinedResponses": batch["responses"]}}
+        return {"name": name, "metadata": metadata, "done": done}
 
 
 def _error(
@@ -290,22 +363,42 @@ def _handler_for(server: FakeGeminiServer) -> type[BaseHTTPRequestHandler]:
             with contextlib.suppress(BrokenPipeError, ConnectionResetError):
                 self.wfile.write(data)
 
+        def _authorised(self) -> bool:
+            if self.headers.get("x-goog-api-key") or "key=" in self.path:
+                return True
+            self._send(401, _error(401, "UNAUTHENTICATED", "API key missing"))
+            return False
+
         def do_GET(self) -> None:
+            path = self.path.split("?", 1)[0]
+            batch = _BATCH_PATH.match(path)
+            if batch and not batch.group(3):
+                if self._authorised():
+                    self._send(*server.batch(batch.group(2)))
+                return
             self._send(200, {"models": [{"name": f"models/{m}"} for m in server.models]})
 
         def do_POST(self) -> None:
-            match = _PATH.match(self.path)
+            path = self.path.split("?", 1)[0]
+            match = _PATH.match(path)
+            batch = _BATCH_PATH.match(path)
             length = int(self.headers.get("Content-Length", 0))
             raw = self.rfile.read(length) if length else b"{}"
-            if not match:
+            if not match and not (batch and batch.group(3)):
                 self._send(404, _error(404, "NOT_FOUND", f"no route {self.path}"))
                 return
-            if not self.headers.get("x-goog-api-key") and "key=" not in self.path:
-                self._send(401, _error(401, "UNAUTHENTICATED", "API key missing"))
+            if not self._authorised():
+                return
+            if batch:
+                self._send(*server.batch(batch.group(2), cancel=True))
                 return
             headers = {k: v for k, v in self.headers.items() if k.lower() != "x-goog-api-key"}
-            status, payload = server.answer(match.group(2), json.loads(raw), headers)
-            self._send(status, payload, stream=match.group(3) == "streamGenerateContent")
+            model, method = match.group(2), match.group(3)  # type: ignore[union-attr]
+            if method == "batchGenerateContent":
+                self._send(*server.create_batch(model, json.loads(raw), headers))
+                return
+            status, payload = server.answer(model, json.loads(raw), headers)
+            self._send(status, payload, stream=method == "streamGenerateContent")
 
     return Handler
 

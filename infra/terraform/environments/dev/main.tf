@@ -240,7 +240,7 @@ module "firestore" {
       collection = "jobs"
       fields = [
         { field_path = "status", order = "ASCENDING" },
-        { field_path = "updated_at", order = "ASCENDING" },
+        { field_path = "created_at", order = "DESCENDING" },
       ]
     }
   }
@@ -330,6 +330,23 @@ resource "google_cloud_scheduler_job" "regenerate" {
       limit    = var.regenerate_limit
       batch    = var.regenerate_batch
     }))
+  }
+
+  depends_on = [google_project_service.this]
+}
+
+# Upkeep every few minutes: stores the results of Batch API batches that have ended.
+resource "google_cloud_scheduler_job" "maintain" {
+  project     = var.project_id
+  region      = var.region
+  name        = "${local.prefix}-maintain"
+  description = "Collects ended Gemini batches (functions/generate: regenerate, action maintain)."
+  schedule    = var.maintain_schedule
+  time_zone   = var.regenerate_time_zone
+
+  pubsub_target {
+    topic_name = module.regenerate_topic.topic_id
+    data       = base64encode(jsonencode({ action = "maintain" }))
   }
 
   depends_on = [google_project_service.this]

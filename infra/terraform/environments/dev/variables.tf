@@ -159,6 +159,12 @@ variable "regenerate_styles" {
   default     = []
 }
 
+variable "maintain_schedule" {
+  description = "Cron schedule of the upkeep run (collecting ended Gemini batches)."
+  type        = string
+  default     = "*/10 * * * *"
+}
+
 variable "regenerate_schedule" {
   description = "Cron schedule of the regeneration."
   type        = string

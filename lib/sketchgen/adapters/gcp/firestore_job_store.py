@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 
 from sketchgen.adapters.job_store_base import TransactionalJobStore, Transition
 from sketchgen.errors import ConflictError, StorageError
-from sketchgen.jobs import JobRecord
+from sketchgen.jobs import JobRecord, job_matches
 
 __all__ = ["FirestoreJobStore"]
 
@@ -186,6 +186,7 @@ class FirestoreJobStore(TransactionalJobStore):
         owner_uid: str | None = None,
         style_id: str | None = None,
         job_ids: Sequence[str] | None = None,
+        statuses: Sequence[str] | None = None,
         limit: int = 100,
     ) -> list[JobRecord]:
         from google.cloud import firestore
@@ -196,8 +197,7 @@ class FirestoreJobStore(TransactionalJobStore):
             jobs = [
                 j
                 for j in found
-                if (owner_uid is None or j.owner_uid == owner_uid)
-                and (style_id is None or j.request.style_id == style_id)
+                if job_matches(j, owner_uid=owner_uid, style_id=style_id, statuses=statuses)
             ]
             return sorted(jobs, key=lambda j: j.created_at, reverse=True)[:limit]
         query = self.client.collection(self.collection)
@@ -205,5 +205,7 @@ class FirestoreJobStore(TransactionalJobStore):
             query = query.where(filter=firestore.FieldFilter("owner_uid", "==", owner_uid))
         if style_id is not None:
             query = query.where(filter=firestore.FieldFilter("style_id", "==", style_id))
+        if statuses is not None:
+            query = query.where(filter=firestore.FieldFilter("status", "in", list(statuses)))
         query = query.order_by("created_at", direction=firestore.Query.DESCENDING).limit(limit)
         return [from_doc(s.to_dict()) for s in query.stream()]

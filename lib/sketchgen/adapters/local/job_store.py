@@ -16,7 +16,7 @@ from typing import TypeVar
 
 from sketchgen.adapters.job_store_base import TransactionalJobStore, Transition
 from sketchgen.errors import ConflictError, StorageError
-from sketchgen.jobs import JobRecord
+from sketchgen.jobs import JobRecord, job_matches
 
 __all__ = ["MemoryJobStore", "SqliteJobStore"]
 
@@ -36,14 +36,14 @@ def _select(
     owner_uid: str | None,
     style_id: str | None,
     job_ids: Sequence[str] | None,
+    statuses: Sequence[str] | None,
     limit: int,
 ) -> list[JobRecord]:
     wanted = set(job_ids) if job_ids is not None else None
     chosen = [
         j
         for j in jobs
-        if (owner_uid is None or j.owner_uid == owner_uid)
-        and (style_id is None or j.request.style_id == style_id)
+        if job_matches(j, owner_uid=owner_uid, style_id=style_id, statuses=statuses)
         and (wanted is None or j.job_id in wanted)
     ]
     return sorted(chosen, key=lambda j: j.created_at, reverse=True)[:limit]
@@ -110,10 +110,12 @@ class MemoryJobStore(TransactionalJobStore):
         owner_uid: str | None = None,
         style_id: str | None = None,
         job_ids: Sequence[str] | None = None,
+        statuses: Sequence[str] | None = None,
         limit: int = 100,
     ) -> list[JobRecord]:
         with self._changed:
-            return _select(list(self._jobs.values()), owner_uid, style_id, job_ids, limit)
+            jobs = list(self._jobs.values())
+        return _select(jobs, owner_uid, style_id, job_ids, statuses, limit)
 
 
 _SCHEMA = """
@@ -249,6 +251,7 @@ class SqliteJobStore(TransactionalJobStore):
         owner_uid: str | None = None,
         style_id: str | None = None,
         job_ids: Sequence[str] | None = None,
+        statuses: Sequence[str] | None = None,
         limit: int = 100,
     ) -> list[JobRecord]:
         clauses, args = [], []
@@ -256,9 +259,13 @@ class SqliteJobStore(TransactionalJobStore):
             if value is not None:
                 clauses.append(f"{column} = ?")
                 args.append(value)
-        if job_ids is not None:
-            clauses.append(f"job_id IN ({','.join('?' * len(job_ids))})")
-            args.extend(job_ids)
+        for expression, values in (
+            ("job_id", job_ids),
+            ("json_extract(doc, '$.status')", statuses),
+        ):
+            if values is not None:
+                clauses.append(f"{expression} IN ({','.join('?' * len(values))})")
+                args.extend(values)
         where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
         rows = (
             self._db()
