@@ -6,12 +6,13 @@ same way whichever runs it.
 
 from __future__ import annotations
 
+import dataclasses
 import secrets
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sketchgen.errors import ModelError
+from sketchgen.errors import ModelError, NoImageError
 from sketchgen.generate.base import ImageModelAdapter
 from sketchgen.generate.config import GenerationConfig
 from sketchgen.generate.retry import RetryPolicy, acall_with_retry, call_with_retry
@@ -194,6 +195,20 @@ def _failed(
     )
 
 
+# The policy per finish reason. Safety and prohibited-content blocks (and a blocked prompt)
+# fail at once with their reason: asking again is not going to change the answer. An answer
+# that simply has no image gets one more try with a prompt that insists on the image.
+RETRY_STRICTER = frozenset({"NO_IMAGE", "IMAGE_OTHER", "TEXT_ONLY"})
+_STRICTER = (
+    "\n\nImportant: answer with the image only, one single drawing, no text reply. "
+    "Keep it a plain black-and-white line sketch on a white background."
+)
+
+
+def _stricter(request: ImageRequest) -> ImageRequest:
+    return dataclasses.replace(request, prompt=request.prompt + _STRICTER)
+
+
 def draw_sketch(
     model: ImageModelAdapter, request: ImageRequest, policy: RetryPolicy, job_id: str = ""
 ) -> SketchOutcome:
@@ -207,9 +222,21 @@ def draw_sketch(
     started = time.perf_counter()
     with log_context(job_id=job_id, sketch=request.index):
         try:
-            response = call_with_retry(
-                lambda: model.generate_image(request), policy, on_attempt=count
-            )
+            try:
+                response = call_with_retry(
+                    lambda: model.generate_image(request), policy, on_attempt=count
+                )
+            except NoImageError as error:
+                if error.finish_reason not in RETRY_STRICTER:
+                    raise
+                earlier = attempts
+                log.info("no image (%s): one retry with a stricter prompt", error.finish_reason)
+                stricter = _stricter(request)
+                response = call_with_retry(
+                    lambda: model.generate_image(stricter),
+                    policy,
+                    on_attempt=lambda n: count(earlier + n),
+                )
             png, qa = _finish(request, response)
         except Exception as error:
             return _failed(request, error, attempts, started)
@@ -246,9 +273,21 @@ async def adraw_sketch(
     started = time.perf_counter()
     with log_context(job_id=job_id, sketch=request.index):
         try:
-            response = await acall_with_retry(
-                lambda: model.agenerate_image(request), policy, on_attempt=count
-            )
+            try:
+                response = await acall_with_retry(
+                    lambda: model.agenerate_image(request), policy, on_attempt=count
+                )
+            except NoImageError as error:
+                if error.finish_reason not in RETRY_STRICTER:
+                    raise
+                earlier = attempts
+                log.info("no image (%s): one retry with a stricter prompt", error.finish_reason)
+                stricter = _stricter(request)
+                response = await acall_with_retry(
+                    lambda: model.agenerate_image(stricter),
+                    policy,
+                    on_attempt=lambda n: count(earlier + n),
+                )
             png, qa = await asyncio.to_thread(_finish, request, response)
         except Exception as error:
             return _failed(request, error, attempts, started)
