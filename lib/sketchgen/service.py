@@ -124,6 +124,7 @@ class SketchService:
         regenerated_from: str | None = None,
         priority: str = "interactive",
         batch: BatchRef | None = None,
+        deadline_s: float | None = None,
     ) -> tuple[JobRecord, bool]:
         """Plan the job, store it, queue one task per sketch. Returns ``(job, created)``.
 
@@ -164,6 +165,11 @@ class SketchService:
             priority="batch" if priority == "batch" else "interactive",
             batch=batch,
         )
+        if deadline_s is not None:
+            # Sketches not started by then are cancelled, not run (checked at every claim).
+            record = record.model_copy(
+                update={"deadline": record.created_at + timedelta(seconds=deadline_s)}
+            )
         job, created = self.jobs.create_job(record)
         if created and batch is None:
             with log_context(job_id=job.job_id):
@@ -538,6 +544,46 @@ class SketchService:
                 if not self._record(claim.job, index, claim.attempt, outcome):
                     self.queue.publish([SketchTask(job.job_id, index, "batch")])
             self.jobs.set_batch(job.job_id, None)
+
+    # -- upkeep ----------------------------------------------------------------------------
+
+    def sweep(self, *, stale_after: timedelta = timedelta(minutes=10)) -> dict[str, int]:
+        """Nothing stuck: run on a schedule, safe to repeat and to run beside the workers.
+
+        A job whose sketches have all ended is finalised; a job past its deadline has its
+        unstarted sketches cancelled; a sketch whose lease expired (its worker died and the
+        message is gone) or that has waited ``stale_after`` with no progress on the job is
+        queued again (claims make a duplicate harmless). Jobs waiting on a Batch API batch
+        are left to :meth:`collect_batches`.
+        """
+        now = utcnow()
+        counts = {"finalized": 0, "deadline_cancelled": 0, "requeued": 0}
+        for job in self.jobs.list_jobs(statuses=("queued", "running"), limit=1000):
+            with log_context(job_id=job.job_id):
+                if job.deadline is not None and now >= job.deadline and not job.all_ended:
+                    result = self.jobs.cancel_job(job.job_id)
+                    counts["deadline_cancelled"] += result.accepted
+                    job = result.job or job
+                if job.all_ended:
+                    self.finalize_job(job.job_id)
+                    counts["finalized"] += 1
+                    continue
+                if job.batch is not None:
+                    continue
+                stale = now - job.updated_at > stale_after
+                lost = [
+                    int(i)
+                    for i, s in job.sketches.items()
+                    if (s.status == "running" and s.lease_expires_at and s.lease_expires_at <= now)
+                    or (s.status == "pending" and stale)
+                ]
+                if lost:
+                    log.warning("re-queueing sketches %s", sorted(lost))
+                    self.queue.publish(
+                        [SketchTask(job.job_id, i, job.priority) for i in sorted(lost)]
+                    )
+                    counts["requeued"] += len(lost)
+        return counts
 
     def _requeue(self, job: JobRecord) -> None:
         self.jobs.set_batch(job.job_id, None)

@@ -203,3 +203,53 @@ def test_a_duplicate_waits_out_a_live_lease_then_acks(
     assert service.run_sketch(task) is True  # waits for it, sees the sketch ended, acks
     first.join()
     assert len(model.requests) == 1
+
+
+def test_sweep_requeues_lost_sketches_and_finalizes(
+    make_service: Callable[..., SketchService],
+) -> None:
+    from datetime import timedelta
+
+    from sketchgen.jobs import utcnow
+
+    service = make_service()
+    job, _ = service.submit_job("alice", _request(num_images=3))
+    queue = service.queue
+    assert isinstance(queue, CollectingQueue)
+    first = queue.tasks[0]
+    queue.tasks = []
+    assert service.run_sketch(first)
+    # A worker claims sketch 1 and dies: its lease runs out. Sketch 2's message is lost.
+    service.jobs.claim_sketch(job.job_id, 1, worker="dead", lease_s=0.01)
+    time.sleep(0.02)
+    assert service.sweep() == {"finalized": 0, "deadline_cancelled": 0, "requeued": 1}
+    assert [t.index for t in queue.tasks] == [1]
+    queue.tasks = []
+    assert service.sweep(stale_after=timedelta(0))["requeued"] == 2  # 1 again, and pending 2
+    assert sorted(t.index for t in queue.tasks) == [1, 2]
+    _deliver_all(service)
+    assert service.get_job("alice", job.job_id).status == "done"
+    assert service.sweep() == {"finalized": 0, "deadline_cancelled": 0, "requeued": 0}
+    assert utcnow() > job.created_at
+
+
+def test_deadline_cancels_unstarted_sketches(make_service: Callable[..., SketchService]) -> None:
+    model = FakeImageModel()
+    service = make_service(model)
+    job, _ = service.submit_job("alice", _request(num_images=3), deadline_s=0.05)
+    queue = service.queue
+    assert isinstance(queue, CollectingQueue)
+    assert service.run_sketch(queue.tasks[0])  # before the deadline: drawn
+    time.sleep(0.06)
+    assert service.run_sketch(queue.tasks[1])  # after it: cancelled, never drawn
+    assert len(model.requests) == 1
+    done = service.get_job("alice", job.job_id)  # every unstarted sketch ended at once
+    assert done.status == "partial" and done.metadata_path
+    assert [done.sketch(i).status for i in range(3)] == ["ok", "cancelled", "cancelled"]
+
+    # A job none of whose messages arrive in time is ended by the sweep.
+    late, _ = service.submit_job("alice", _request(num_images=2, seed=9), deadline_s=0.01)
+    time.sleep(0.02)
+    assert service.sweep() == {"finalized": 1, "deadline_cancelled": 1, "requeued": 0}
+    assert service.get_job("alice", late.job_id).status == "cancelled"
+    assert len(model.requests) == 1

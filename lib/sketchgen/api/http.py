@@ -61,6 +61,7 @@ class CreateJobBody(BaseModel):
     model: str | None = Field(default=None, max_length=100)
     seed: int | None = None
     allow_text: bool = False
+    deadline_s: int | None = Field(default=None, ge=10, le=86_400)
 
 
 def json_response(
@@ -245,6 +246,7 @@ class Api:
             "job_id": job.job_id,
             "status": job.status,
             "created_at": job.created_at.isoformat(),
+            "deadline": job.deadline.isoformat() if job.deadline else None,
             "request": job.request.model_dump(),
             "sketches": sketches,
             "metadata_url": metadata_url,
@@ -286,8 +288,10 @@ class Api:
         except ValidationError as error:
             raise _validation_error(error) from None
         key = self._idempotency_key(request)
-        job_request = JobRequest(**parsed.model_dump())
-        job, _ = self._service().submit_job(uid, job_request, idempotency_key=key)
+        job_request = JobRequest(**parsed.model_dump(exclude={"deadline_s"}))
+        job, _ = self._service().submit_job(
+            uid, job_request, idempotency_key=key, deadline_s=parsed.deadline_s
+        )
         return self._accepted(request, job)
 
     def _idempotency_key(self, request: Request) -> str | None:

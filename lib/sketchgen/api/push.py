@@ -36,7 +36,7 @@ class RegenerateMessage(BaseModel):
 
     ``{"style_id": "loose-ink-mascot", "batch": true}`` re-runs a style's jobs;
     ``{"action": "maintain"}`` only does the upkeep every message starts with: storing the
-    results of Batch API batches that have ended.
+    results of Batch API batches that have ended, and the sweep (``SketchService.sweep``).
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -54,7 +54,7 @@ def handle_regenerate(data: Any, run_id: str, service: SketchService) -> dict[st
     except (TypeError, ValueError, binascii.Error, ValidationError) as error:
         log.error("malformed regenerate message: %s", str(error)[:200])
         return {"error": "malformed message"}
-    summary: dict[str, Any] = dict(service.collect_batches())
+    summary: dict[str, Any] = {**service.collect_batches(), **service.sweep()}
     if message.action == "regenerate":
         try:
             jobs = service.regenerate(

@@ -335,12 +335,13 @@ resource "google_cloud_scheduler_job" "regenerate" {
   depends_on = [google_project_service.this]
 }
 
-# Upkeep every few minutes: stores the results of Batch API batches that have ended.
+# Upkeep every few minutes: stores ended Batch API results, re-queues lost sketches, ends
+# jobs past their deadline (SketchService.collect_batches and sweep).
 resource "google_cloud_scheduler_job" "maintain" {
   project     = var.project_id
   region      = var.region
   name        = "${local.prefix}-maintain"
-  description = "Collects ended Gemini batches (functions/generate: regenerate, action maintain)."
+  description = "Collects ended Gemini batches and sweeps stuck jobs (regenerate, action maintain)."
   schedule    = var.maintain_schedule
   time_zone   = var.regenerate_time_zone
 
