@@ -328,6 +328,13 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _fail(message: str, code: int) -> int:
+    """One line on stderr, whatever the message quotes (control characters are escaped)."""
+    line = "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in message)
+    print(f"sketchgen: error: {line}", file=sys.stderr)
+    return code
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = _parser().parse_args(argv)
@@ -341,19 +348,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _regenerate(args)
         return _styles(args)
     except _UsageError as error:
-        print(f"sketchgen: error: {error}", file=sys.stderr)
-        return 2
+        return _fail(str(error), 2)
     except (InputError, NotFoundError) as error:
         where = f"{error.field}: " if isinstance(error, InputError) and error.field else ""
-        print(f"sketchgen: error: {where}{error}", file=sys.stderr)
-        return 2
+        return _fail(f"{where}{error}", 2)
     except SketchgenError as error:
-        print(f"sketchgen: error: {error}", file=sys.stderr)
-        return 1
+        return _fail(str(error), 1)
     except OSError as error:
         # Almost always an output folder we cannot write: the user's to fix, not a crash.
-        print(f"sketchgen: error: {error.strerror}: {error.filename}", file=sys.stderr)
-        return 2
+        return _fail(f"{error.strerror}: {error.filename}", 2)
     except KeyboardInterrupt:
         return 130
 
