@@ -91,7 +91,8 @@ def _keys_stay_in_their_job(blobs: WatchedBlobs) -> None:
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False)
     | st.text(max_size=50),
-    lambda inner: st.lists(inner, max_size=5) | st.dictionaries(st.text(max_size=12), inner, max_size=5),
+    lambda inner: st.lists(inner, max_size=5)
+    | st.dictionaries(st.text(max_size=12), inner, max_size=5),
     max_leaves=20,
 )  # fmt: skip
 fields = st.sampled_from(
@@ -125,7 +126,8 @@ def test_create_job_fuzz(world: tuple[Client, WatchedBlobs, str], body: Any,
 
 @FUZZ
 @given(raw=st.binary(max_size=300), content_type=st.sampled_from(
-    ["application/json", "text/plain", "application/json; charset=latin-1", "", "multipart/form-data"]))  # fmt: skip
+    ["application/json", "text/plain", "application/json; charset=latin-1", "",
+     "multipart/form-data"]))  # fmt: skip
 def test_raw_bodies(world: tuple[Client, WatchedBlobs, str], raw: bytes, content_type: str) -> None:
     client, blobs, job_id = world
     for path in ("/v1/jobs", f"/v1/jobs/{job_id}/sketches/0/refine"):
