@@ -28,13 +28,13 @@ test: install browser
 	$(PY) -m pytest -q
 
 lint: install
-	$(VENV)/bin/ruff check lib tests bench scripts
-	$(VENV)/bin/ruff format --check lib tests bench scripts
+	$(VENV)/bin/ruff check lib tests bench scripts examples
+	$(VENV)/bin/ruff format --check lib tests bench scripts examples
 	$(VENV)/bin/mypy
 
 format: install
-	$(VENV)/bin/ruff check --fix lib tests bench scripts
-	$(VENV)/bin/ruff format lib tests bench scripts
+	$(VENV)/bin/ruff check --fix lib tests bench scripts examples
+	$(VENV)/bin/ruff format lib tests bench scripts examples
 
 bench: install
 	$(PY) bench/run.py
