@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Lint the Terraform under infra/terraform (make lint-infra):
 #   1. terraform fmt -check
-#   2. environments/dev and environments/prod share main.tf and outputs.tf byte for byte
+#   2. environments/dev and environments/prod use environments/_shared/{main,outputs}.tf
+#      (symlinks), so the two can never drift apart
 #   3. checkov, offline, with zero failed checks (skips are inline, each with its reason)
 #   4. terraform init -backend=false && terraform validate in each environment, when the
 #      google provider can be installed here; otherwise one line says it was skipped.
@@ -39,12 +40,13 @@ if [[ $have_terraform == 1 ]]; then
 fi
 
 echo "== environments share main.tf and outputs.tf"
-for file in main.tf outputs.tf; do
-  if ! cmp -s "$TF_DIR/environments/dev/$file" "$TF_DIR/environments/prod/$file"; then
-    echo "check_terraform: environments/{dev,prod}/$file differ; put differences in variables.tf defaults" >&2
-    diff -u "$TF_DIR/environments/dev/$file" "$TF_DIR/environments/prod/$file" >&2 || true
-    exit 1
-  fi
+for env in dev prod; do
+  for file in main.tf outputs.tf; do
+    if [[ "$(readlink "$TF_DIR/environments/$env/$file")" != "../_shared/$file" ]]; then
+      echo "check_terraform: environments/$env/$file must be a symlink to ../_shared/$file; put differences in variables.tf defaults" >&2
+      exit 1
+    fi
+  done
 done
 
 echo "== checkov"

@@ -1,0 +1,499 @@
+# sketchgen on Google Cloud. environments/dev and environments/prod both use this file through
+# a symlink (scripts/check_terraform.sh checks it): the environments differ only in their
+# variables.tf defaults, their tfvars and their state prefix (versions.tf).
+#
+#   generate (HTTPS, public, app auth) --publish--> sketch topic --push (OIDC)--> sketch_worker
+#   regenerate (Eventarc) <-- regenerate topic <-- Cloud Scheduler        |  \--> dead letters
+#   stream (HTTPS SSE, public, app auth) <-- Firestore <-- worker --> outputs bucket (jobs/...)
+
+provider "google" {
+  project = var.project_id
+  region  = var.region
+  # Bill API quota to this project: the Firebase Rules API refuses user credentials (gcloud
+  # auth application-default login) that carry no quota project.
+  user_project_override = true
+  billing_project       = var.project_id
+
+  default_labels = {
+    app = "sketchgen"
+    env = var.environment
+  }
+}
+
+data "google_project" "this" {
+  project_id = var.project_id
+}
+
+locals {
+  prefix = "sketchgen"
+
+  # Source zips from `make build` (scripts/build_functions.py): { name = "NAME-SHA256[:12].zip" },
+  # paths relative to the manifest.
+  manifest_dir = dirname(var.functions_manifest)
+  manifest     = jsondecode(file(var.functions_manifest))
+
+  # The worker makes up to 2 model calls per delivery (docs/decisions/0001); then Pub/Sub's
+  # backoff spaces the next delivery. The request timeout covers both calls plus finishing and
+  # upload; the push ack deadline is the time Pub/Sub waits for the HTTP answer (at most 600 s);
+  # the sketch lease outlives the request so a live worker never loses it.
+  worker_timeout_s = var.model_timeout_s * 2 + 60
+  ack_deadline_s   = min(600, local.worker_timeout_s)
+  lease_s          = local.worker_timeout_s + 30
+
+  # Little's law: requests in flight = request rate x latency. At gemini_rpm requests a minute
+  # taking model_latency_s each, about gemini_rpm * model_latency_s / 60 calls are open at once;
+  # each worker instance holds worker_concurrency of them. More instances than that would only
+  # collect 429s from the model quota (which the worker hands back to Pub/Sub's backoff).
+  worker_max_instances = max(1, ceil(var.gemini_rpm * var.model_latency_s / 60 / var.worker_concurrency))
+
+  # Public by design (it identifies the Firebase web app); see sketchgen.bootstrap.web_config.
+  firebase_env = var.firebase_web_api_key == "" ? {} : { SKETCHGEN_FIREBASE_WEB_API_KEY = var.firebase_web_api_key }
+
+  common_env = merge(local.firebase_env, {
+    SKETCHGEN_PROJECT            = var.project_id
+    SKETCHGEN_AUTH               = "firebase"
+    SKETCHGEN_JOB_STORE          = "firestore"
+    SKETCHGEN_FIRESTORE_DATABASE = module.firestore.name
+    # Blob keys already start with jobs/ (sketchgen.service), so the store is the bucket root.
+    SKETCHGEN_BLOB_URL           = "gs://${module.outputs_bucket.name}"
+    SKETCHGEN_SKETCH_TOPIC       = module.sketch_topic.topic_id
+    SKETCHGEN_REGENERATE_TOPIC   = module.regenerate_topic.topic_id
+    SKETCHGEN_JOB_RETENTION_DAYS = tostring(var.output_retention_days)
+    SKETCHGEN_MAX_DELIVERIES     = tostring(var.max_delivery_attempts)
+    SKETCHGEN_MODEL_TIMEOUT_S    = tostring(var.model_timeout_s)
+    SKETCHGEN_LEASE_S            = tostring(local.lease_s)
+    SKETCHGEN_CORS_ORIGINS       = join(",", var.cors_origins)
+    SKETCHGEN_LOG_LEVEL          = var.log_level
+    GEMINI_MODEL                 = var.gemini_model
+  })
+
+  gemini_secret = {
+    GEMINI_API_KEY = { secret = google_secret_manager_secret.gemini_api_key.secret_id }
+  }
+}
+
+# --- APIs --------------------------------------------------------------------------------------
+
+resource "google_project_service" "this" {
+  for_each = toset([
+    "artifactregistry.googleapis.com",
+    "cloudbuild.googleapis.com",
+    "cloudfunctions.googleapis.com",
+    "cloudresourcemanager.googleapis.com",
+    "cloudscheduler.googleapis.com",
+    "eventarc.googleapis.com",
+    "firebaserules.googleapis.com",
+    "firestore.googleapis.com",
+    "iam.googleapis.com",
+    "iamcredentials.googleapis.com",
+    "logging.googleapis.com",
+    "pubsub.googleapis.com",
+    "run.googleapis.com",
+    "secretmanager.googleapis.com",
+    "storage.googleapis.com",
+  ])
+
+  project = var.project_id
+  service = each.value
+  # Turning an API off on destroy would break anything else in the project that uses it.
+  disable_on_destroy = false
+}
+
+# --- Secrets -----------------------------------------------------------------------------------
+
+# Only the secret is managed here; its value is added out of band so it never enters the state:
+#   printf %s "$KEY" | gcloud secrets versions add gemini-api-key --data-file=-
+resource "google_secret_manager_secret" "gemini_api_key" {
+  project   = var.project_id
+  secret_id = "gemini-api-key"
+
+  replication {
+    auto {}
+  }
+
+  depends_on = [google_project_service.this]
+}
+
+# --- Storage -----------------------------------------------------------------------------------
+
+module "outputs_bucket" {
+  source = "../../modules/bucket"
+
+  project_id    = var.project_id
+  name          = "${var.project_id}-${local.prefix}-outputs"
+  location      = var.region
+  force_destroy = !var.deletion_protection
+  # Off: outputs are regenerable and must really be gone after their retention; with
+  # versioning a lifecycle delete only makes them noncurrent.
+  versioning                    = false
+  soft_delete_retention_seconds = var.deletion_protection ? 604800 : 0
+  delete_after_days             = { "jobs/" = var.output_retention_days }
+
+  members = {
+    # The worker writes sketches and metadata.json; generate and regenerate read them (signed
+    # URLs, downloads) and write a refinement's input.png when they create the job.
+    worker     = { role = "roles/storage.objectUser", member = module.sketch_worker.service_account_member }
+    generate   = { role = "roles/storage.objectUser", member = module.generate.service_account_member }
+    regenerate = { role = "roles/storage.objectUser", member = module.regenerate.service_account_member }
+  }
+
+  depends_on = [google_project_service.this]
+}
+
+# Function source zips, named by content hash: only changed code uploads and redeploys, and
+# every deployed version stays here to roll back to.
+module "sources_bucket" {
+  source = "../../modules/bucket"
+
+  project_id                    = var.project_id
+  name                          = "${var.project_id}-${local.prefix}-sources"
+  location                      = var.region
+  force_destroy                 = !var.deletion_protection
+  versioning                    = false
+  soft_delete_retention_seconds = 0
+
+  members = {
+    build = { role = "roles/storage.objectViewer", member = google_service_account.build.member }
+  }
+
+  depends_on = [google_project_service.this]
+}
+
+resource "google_storage_bucket_object" "source" {
+  for_each = local.manifest
+
+  bucket       = module.sources_bucket.name
+  name         = "functions/${basename(each.value)}"
+  source       = "${local.manifest_dir}/${each.value}"
+  content_type = "application/zip"
+}
+
+# Cloud Build runs as its own account instead of the project default (which new projects no
+# longer grant Editor), with the roles Cloud Functions documents for a custom build account.
+resource "google_service_account" "build" {
+  project      = var.project_id
+  account_id   = "${local.prefix}-build"
+  display_name = "sketchgen function builds"
+
+  depends_on = [google_project_service.this]
+}
+
+resource "google_project_iam_member" "build" {
+  for_each = toset(["roles/logging.logWriter", "roles/artifactregistry.writer"])
+
+  project = var.project_id
+  role    = each.value
+  member  = google_service_account.build.member
+}
+
+# Builds read the staged source and write their cache in the buckets Cloud Functions manages
+# (gcf-v2-sources-*, gcf-v2-uploads-*); the condition keeps them out of the outputs bucket.
+resource "google_project_iam_member" "build_storage" {
+  project = var.project_id
+  role    = "roles/storage.objectAdmin"
+  member  = google_service_account.build.member
+
+  condition {
+    title       = "gcf-buckets-only"
+    description = "Cloud Functions source and upload buckets"
+    expression  = "resource.name.startsWith(\"projects/_/buckets/gcf-v2-\")"
+  }
+}
+
+# --- Firestore ---------------------------------------------------------------------------------
+
+module "firestore" {
+  source = "../../modules/firestore"
+
+  project_id             = var.project_id
+  name                   = var.firestore_database
+  location               = var.firestore_location
+  deletion_protection    = var.deletion_protection
+  point_in_time_recovery = var.firestore_pitr
+  rules                  = file("${path.module}/../../../../firestore.rules")
+
+  # The queries the service runs (FirestoreJobStore); equality first, then the order.
+  indexes = {
+    jobs_by_owner = {
+      collection = "jobs"
+      fields = [
+        { field_path = "owner_uid", order = "ASCENDING" },
+        { field_path = "created_at", order = "DESCENDING" },
+      ]
+    }
+    jobs_by_style = {
+      collection = "jobs"
+      fields = [
+        { field_path = "style_id", order = "ASCENDING" },
+        { field_path = "created_at", order = "DESCENDING" },
+      ]
+    }
+    jobs_by_owner_and_style = {
+      collection = "jobs"
+      fields = [
+        { field_path = "owner_uid", order = "ASCENDING" },
+        { field_path = "style_id", order = "ASCENDING" },
+        { field_path = "created_at", order = "DESCENDING" },
+      ]
+    }
+    jobs_by_status = {
+      collection = "jobs"
+      fields = [
+        { field_path = "status", order = "ASCENDING" },
+        { field_path = "created_at", order = "DESCENDING" },
+      ]
+    }
+  }
+
+  ttl_fields = { jobs = "expire_at" }
+
+  depends_on = [google_project_service.this]
+}
+
+# --- Pub/Sub -----------------------------------------------------------------------------------
+
+# Pub/Sub signs push requests to the worker as this account; it may invoke the worker only.
+resource "google_service_account" "push_invoker" {
+  project      = var.project_id
+  account_id   = "${local.prefix}-push-invoker"
+  display_name = "sketchgen Pub/Sub push to sketch_worker"
+
+  depends_on = [google_project_service.this]
+}
+
+# The Pub/Sub service agent mints the OIDC tokens for push and Eventarc deliveries (needed
+# explicitly on projects created before April 2021; harmless after).
+resource "google_service_account_iam_member" "pubsub_token_creator" {
+  for_each = {
+    push_invoker = google_service_account.push_invoker.name
+    regenerate   = module.regenerate.service_account_name
+  }
+
+  service_account_id = each.value
+  role               = "roles/iam.serviceAccountTokenCreator"
+  member             = "serviceAccount:service-${data.google_project.this.number}@gcp-sa-pubsub.iam.gserviceaccount.com"
+}
+
+module "sketch_topic" {
+  source = "../../modules/pubsub"
+
+  project_id     = var.project_id
+  project_number = data.google_project.this.number
+  name           = "${local.prefix}-sketch"
+
+  publishers = {
+    generate   = module.generate.service_account_member
+    regenerate = module.regenerate.service_account_member
+  }
+
+  push = {
+    subscription_name          = "${local.prefix}-sketch-worker"
+    endpoint                   = module.sketch_worker.uri # run.app: the URL internal ingress accepts
+    oidc_service_account_email = google_service_account.push_invoker.email
+    ack_deadline_seconds       = local.ack_deadline_s
+    minimum_backoff            = "10s"
+    maximum_backoff            = "600s"
+    max_delivery_attempts      = var.max_delivery_attempts
+  }
+
+  dead_letter_retention = var.dead_letter_retention
+
+  depends_on = [google_project_service.this]
+}
+
+module "regenerate_topic" {
+  source = "../../modules/pubsub"
+
+  project_id     = var.project_id
+  project_number = data.google_project.this.number
+  name           = "${local.prefix}-regenerate"
+
+  depends_on = [google_project_service.this]
+}
+
+# One nightly job per style to refresh (sketchgen.api.push.RegenerateMessage needs a style_id
+# or job_ids): re-runs that style's saved jobs, through the Batch API when regenerate_batch.
+resource "google_cloud_scheduler_job" "regenerate" {
+  for_each = toset(var.regenerate_styles)
+
+  project     = var.project_id
+  region      = var.region
+  name        = "${local.prefix}-regenerate-${each.value}"
+  description = "Re-runs saved jobs of style ${each.value} (functions/generate: regenerate)."
+  schedule    = var.regenerate_schedule
+  time_zone   = var.regenerate_time_zone
+
+  pubsub_target {
+    topic_name = module.regenerate_topic.topic_id
+    data = base64encode(jsonencode({
+      style_id = each.value
+      limit    = var.regenerate_limit
+      batch    = var.regenerate_batch
+    }))
+  }
+
+  depends_on = [google_project_service.this]
+}
+
+# Upkeep every few minutes: stores ended Batch API results, re-queues lost sketches, ends
+# jobs past their deadline (SketchService.collect_batches and sweep).
+resource "google_cloud_scheduler_job" "maintain" {
+  project     = var.project_id
+  region      = var.region
+  name        = "${local.prefix}-maintain"
+  description = "Collects ended Gemini batches and sweeps stuck jobs (regenerate, action maintain)."
+  schedule    = var.maintain_schedule
+  time_zone   = var.regenerate_time_zone
+
+  pubsub_target {
+    topic_name = module.regenerate_topic.topic_id
+    data       = base64encode(jsonencode({ action = "maintain" }))
+  }
+
+  depends_on = [google_project_service.this]
+}
+
+# --- Functions ---------------------------------------------------------------------------------
+
+module "generate" {
+  #checkov:skip=CKV_GCP_124:Public API for browsers and phones; the app verifies a Firebase ID token on every request (see public_invoker).
+  source = "../../modules/function"
+
+  project_id            = var.project_id
+  region                = var.region
+  name                  = "${local.prefix}-generate"
+  description           = "sketchgen public JSON API (/v1/jobs, /v1/styles, /healthz)."
+  service_account_id    = "${local.prefix}-generate"
+  entry_point           = "generate"
+  runtime               = var.runtime
+  source_bucket         = module.sources_bucket.name
+  source_object         = google_storage_bucket_object.source["generate"].name
+  build_service_account = google_service_account.build.id
+
+  environment = merge(local.common_env, {
+    SKETCHGEN_EVENTS_BASE_URL = module.stream.url
+  })
+  project_roles = ["roles/datastore.user"]
+
+  # The API verifies a Firebase ID token on every request itself; Cloud Run IAM in front of it
+  # would reject browsers and phones, which hold Firebase tokens, not Google OIDC tokens.
+  ingress        = "ALLOW_ALL"
+  public_invoker = true
+
+  min_instances   = var.generate_min_instances
+  max_instances   = var.generate_max_instances
+  concurrency     = 16
+  cpu             = "1"
+  memory          = "512Mi"
+  timeout_seconds = 60
+
+  depends_on = [google_project_service.this, google_project_iam_member.build, google_project_iam_member.build_storage]
+}
+
+# Signed URLs are V4 signatures made through IAM signBlob as the function's own account.
+resource "google_service_account_iam_member" "generate_signs_urls" {
+  service_account_id = module.generate.service_account_name
+  role               = "roles/iam.serviceAccountTokenCreator"
+  member             = module.generate.service_account_member
+}
+
+module "regenerate" {
+  source = "../../modules/function"
+
+  project_id            = var.project_id
+  region                = var.region
+  name                  = "${local.prefix}-regenerate"
+  description           = "sketchgen scheduled regeneration (Cloud Scheduler -> Pub/Sub)."
+  service_account_id    = "${local.prefix}-regenerate"
+  entry_point           = "regenerate"
+  runtime               = var.runtime
+  source_bucket         = module.sources_bucket.name
+  source_object         = google_storage_bucket_object.source["generate"].name
+  build_service_account = google_service_account.build.id
+
+  environment = local.common_env
+  # The key is mounted because a regeneration run may go through the Gemini Batch API (half
+  # price) from this function instead of fanning out to the worker.
+  secret_environment = local.gemini_secret
+  project_roles      = ["roles/datastore.user", "roles/eventarc.eventReceiver"]
+
+  event_trigger = {
+    event_type   = "google.cloud.pubsub.topic.v1.messagePublished"
+    pubsub_topic = module.regenerate_topic.topic_id
+    retry        = false # a missed run is redone by the next schedule
+  }
+
+  ingress         = "ALLOW_INTERNAL_ONLY"
+  min_instances   = 0
+  max_instances   = 1
+  concurrency     = 1
+  memory          = "512Mi"
+  timeout_seconds = 540
+
+  depends_on = [google_project_service.this, google_project_iam_member.build, google_project_iam_member.build_storage]
+}
+
+module "sketch_worker" {
+  source = "../../modules/function"
+
+  project_id            = var.project_id
+  region                = var.region
+  name                  = "${local.prefix}-sketch-worker"
+  description           = "sketchgen worker: draws one sketch per Pub/Sub push."
+  service_account_id    = "${local.prefix}-worker"
+  entry_point           = "sketch_worker"
+  runtime               = var.runtime
+  source_bucket         = module.sources_bucket.name
+  source_object         = google_storage_bucket_object.source["sketch_worker"].name
+  build_service_account = google_service_account.build.id
+
+  environment        = local.common_env
+  secret_environment = local.gemini_secret
+  project_roles      = ["roles/datastore.user"]
+
+  # Reached only by the push subscription (same project counts as internal), signed as
+  # push_invoker.
+  ingress         = "ALLOW_INTERNAL_ONLY"
+  invoker_members = { push = google_service_account.push_invoker.member }
+
+  min_instances   = 0
+  max_instances   = local.worker_max_instances
+  concurrency     = var.worker_concurrency
+  cpu             = "1"
+  memory          = "1Gi" # 4K images are finished in memory (Pillow + NumPy)
+  timeout_seconds = local.worker_timeout_s
+
+  depends_on = [google_project_service.this, google_project_iam_member.build, google_project_iam_member.build_storage]
+}
+
+module "stream" {
+  #checkov:skip=CKV_GCP_124:Public SSE endpoint for browsers; the app verifies a Firebase ID token and the job owner on every request.
+  source = "../../modules/function"
+
+  project_id            = var.project_id
+  region                = var.region
+  name                  = "${local.prefix}-stream"
+  description           = "sketchgen Server-Sent Events for one job."
+  service_account_id    = "${local.prefix}-stream"
+  entry_point           = "stream"
+  runtime               = var.runtime
+  source_bucket         = module.sources_bucket.name
+  source_object         = google_storage_bucket_object.source["stream"].name
+  build_service_account = google_service_account.build.id
+
+  environment   = local.common_env
+  project_roles = ["roles/datastore.viewer"]
+
+  # Same as generate: the SSE endpoint checks the Firebase ID token and the job's owner itself.
+  ingress        = "ALLOW_ALL"
+  public_invoker = true
+
+  min_instances   = 0
+  max_instances   = var.stream_max_instances
+  concurrency     = 50 # each open stream holds a thread and waits on a Firestore listener
+  cpu             = "1"
+  memory          = "512Mi"
+  timeout_seconds = 3600
+
+  depends_on = [google_project_service.this, google_project_iam_member.build, google_project_iam_member.build_storage]
+}

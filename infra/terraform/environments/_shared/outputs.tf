@@ -1,0 +1,72 @@
+# What the clients and the operators need. Nothing secret: the Gemini key is only in Secret
+# Manager, and the Firebase web config (public) comes from the Firebase console.
+
+output "project_id" {
+  description = "Google Cloud project id."
+  value       = var.project_id
+}
+
+output "firebase_project_id" {
+  description = "Firebase project id for the web and mobile apps (same project); their Firebase config comes from the Firebase console."
+  value       = var.project_id
+}
+
+output "api_url" {
+  description = "Base URL of the JSON API (generate): POST /v1/jobs, GET /v1/jobs/{id}, GET /v1/styles, /healthz."
+  value       = module.generate.url
+}
+
+output "events_url" {
+  description = "Base URL of the SSE endpoint (stream): GET /v1/jobs/{id}/events."
+  value       = module.stream.url
+}
+
+output "bucket" {
+  description = "Outputs bucket (sketches under jobs/{job_id}/; clients get signed URLs from the API)."
+  value       = module.outputs_bucket.name
+}
+
+output "firestore_database" {
+  description = "Firestore database id; mobile clients listen on jobs/{job_id} in it."
+  value       = module.firestore.name
+}
+
+output "sketch_topic" {
+  description = "Pub/Sub topic the API publishes one message per sketch to."
+  value       = module.sketch_topic.topic_id
+}
+
+output "dead_letter_subscription" {
+  description = "Pull subscription with sketch messages that exhausted their deliveries."
+  value       = module.sketch_topic.dead_letter_subscription_name
+}
+
+output "regenerate_topic" {
+  description = "Pub/Sub topic that triggers regeneration (Cloud Scheduler publishes to it)."
+  value       = module.regenerate_topic.topic_id
+}
+
+output "gemini_secret" {
+  description = "Secret Manager secret to add the Gemini API key to (gcloud secrets versions add)."
+  value       = google_secret_manager_secret.gemini_api_key.secret_id
+}
+
+output "worker_max_instances" {
+  description = "Worker max instances derived from gemini_rpm and model_latency_s."
+  value       = local.worker_max_instances
+}
+
+output "function_services" {
+  description = "Cloud Run services behind the functions (for revisions and traffic during a rollback)."
+  value = {
+    generate      = module.generate.service
+    regenerate    = module.regenerate.service
+    sketch_worker = module.sketch_worker.service
+    stream        = module.stream.service
+  }
+}
+
+output "deployed_sources" {
+  description = "Source zip deployed for each function folder (content hash in the name)."
+  value       = { for name, object in google_storage_bucket_object.source : name => object.name }
+}
