@@ -135,6 +135,8 @@ module "outputs_bucket" {
     worker     = { role = "roles/storage.objectUser", member = module.sketch_worker.service_account_member }
     generate   = { role = "roles/storage.objectUser", member = module.generate.service_account_member }
     regenerate = { role = "roles/storage.objectUser", member = module.regenerate.service_account_member }
+    # The stream signs the URLs in its events: a V4 URL opens only what its signer can read.
+    stream = { role = "roles/storage.objectViewer", member = module.stream.service_account_member }
   }
 
   depends_on = [google_project_service.this]
@@ -395,6 +397,12 @@ resource "google_service_account_iam_member" "generate_signs_urls" {
   service_account_id = module.generate.service_account_name
   role               = "roles/iam.serviceAccountTokenCreator"
   member             = module.generate.service_account_member
+}
+
+resource "google_service_account_iam_member" "stream_signs_urls" {
+  service_account_id = module.stream.service_account_name
+  role               = "roles/iam.serviceAccountTokenCreator"
+  member             = module.stream.service_account_member
 }
 
 module "regenerate" {
