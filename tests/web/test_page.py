@@ -94,7 +94,8 @@ def _generate(page: Page, brief: str, sketches: int) -> None:
 
 
 def _settled(page: Page) -> int:
-    return page.locator(".sketch[data-settled]").count()
+    """Cards showing their outcome (an image, a failure or a cancellation)."""
+    return page.locator(".sketch:not([data-status=pending])").count()
 
 
 def test_grid_fills_progressively_shows_failures_and_downloads(
