@@ -62,8 +62,10 @@ def test_ten_jobs_under_503s_and_missing_images(
             assert (png in stored) == (sketch["status"] == "ok")  # no file without a status
             if sketch["status"] == "failed":
                 assert sketch["error"] and sketch["finish_reason"]  # failed with its reason
-            answered = [r for r in gemini.requests
-                        if r.prompt.startswith(record["prompt"]) and r.behaviour == "image"]  # fmt: skip
+            prompt = record["prompt"]
+            answered = [
+                r for r in gemini.requests if r.prompt.startswith(prompt) and r.behaviour == "image"
+            ]
             # One image answer per ok sketch: none drawn twice, none lost.
             assert len(answered) == (1 if sketch["status"] == "ok" else 0), record["prompt"]
             assert record["attempts"] >= 1
