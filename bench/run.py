@@ -24,6 +24,7 @@ from bench.common import RESULTS, ROOT, machine, save
 BENCHMARKS = {
     "generate": "Library: ImageGenerator modes",
     "service": "Service on the `make dev` topology",
+    "faults": "Faults: 503s and missing images on the `make dev` topology",
     "finish": "Finisher",
     "footprint": "Import time and memory",
 }
