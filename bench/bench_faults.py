@@ -28,8 +28,10 @@ def _job(url: str, job_id: str) -> dict[str, Any]:
 
 def _submit(url: str, brief: str) -> str:
     body = json.dumps({"brief": brief, "style_id": "loose-ink-mascot", "num_images": SKETCHES})
-    request = urllib.request.Request(f"{url}/v1/jobs", data=body.encode(), method="POST",
-                                     headers={**AUTH, "Content-Type": "application/json"})  # fmt: skip
+    headers = {**AUTH, "Content-Type": "application/json"}
+    request = urllib.request.Request(
+        f"{url}/v1/jobs", data=body.encode(), method="POST", headers=headers
+    )
     with urllib.request.urlopen(request, timeout=30) as response:
         return str(json.loads(response.read())["job_id"])
 
@@ -94,7 +96,8 @@ def markdown(results: dict[str, Any]) -> str:
         "| measure | result | target |",
         "|---|---|---|",
         f"| sketches lost (no file and no reason) | {results['lost']} of {total} | 0 |",
-        f"| duplicate model calls for a sketch already made | {results['duplicate_model_calls']} | 0 |",
+        "| duplicate model calls for a sketch already made | "
+        f"{results['duplicate_model_calls']} | 0 |",
         f"| sketches ok / failed with a reason | {results['ok']} / {results['failed']} | — |",
         f"| model calls (503s, no-image) | {results['model_calls']} ({results['calls_503']}, "
         f"{results['calls_no_image']}) | — |",
