@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from sketchgen.api.auth import Authenticator
     from sketchgen.api.http import Api
     from sketchgen.ports import JobStore, TaskQueue
+    from sketchgen.quota import QuotaGate
     from sketchgen.service import SketchService
 
 __all__ = ["api", "build_api", "build_image_model", "build_service", "reset", "service"]
@@ -79,6 +80,24 @@ def build_job_store(settings: Settings) -> JobStore:
     )
 
 
+def build_quota_gate(settings: Settings) -> QuotaGate | None:
+    """The model's quota, shared where the jobs are: Firestore across instances, else memory."""
+    if settings.model_rpm is None:
+        return None
+    from sketchgen.quota import QuotaPolicy
+
+    policy = QuotaPolicy(rpm=settings.model_rpm, horizon_s=settings.quota_horizon_s)
+    if settings.job_store == "firestore":
+        from sketchgen.adapters.gcp.firestore_quota_gate import FirestoreQuotaGate
+
+        return FirestoreQuotaGate(
+            policy, project=settings.project, database=settings.firestore_database
+        )
+    from sketchgen.adapters.local.quota_gate import MemoryQuotaGate
+
+    return MemoryQuotaGate(policy)
+
+
 def build_service(settings: Settings | None = None) -> SketchService:
     from sketchgen.adapters.blob_url import blob_store_from_url
     from sketchgen.service import ServiceConfig, SketchService
@@ -106,7 +125,9 @@ def build_service(settings: Settings | None = None) -> SketchService:
             lease_wait_s=settings.lease_wait_s,
             max_deliveries=settings.max_deliveries,
             retention=timedelta(days=settings.job_retention_days),
+            quota_wait_s=settings.quota_wait_s,
         ),
+        gate=build_quota_gate(settings),
     )
     if inline is not None:
         inline.bind(built.run_sketch)

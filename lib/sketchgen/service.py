@@ -20,6 +20,7 @@ from sketchgen.generate.pipeline import (
     JobPlan,
     Refinement,
     SketchOutcome,
+    SyncImageModel,
     draw_sketch,
     plan_job,
     settle_sketch,
@@ -28,6 +29,7 @@ from sketchgen.generate.refine import MAX_INSTRUCTION_CHARS
 from sketchgen.generate.retry import RetryPolicy
 from sketchgen.jobs import (
     TERMINAL_JOB,
+    TERMINAL_SKETCH,
     BatchRef,
     Claim,
     ClaimResult,
@@ -52,6 +54,7 @@ from sketchgen.ports import (
 )
 from sketchgen.prompt import PromptCompiler
 from sketchgen.prompt.compiler import clean_text
+from sketchgen.quota import GatedModel, QuotaGate
 from sketchgen.references import ImageRetriever
 from sketchgen.schemas import ReferenceImage, RetrievalResult, ScoredReference
 from sketchgen.styles import StyleRegistry
@@ -89,6 +92,9 @@ class ServiceConfig:
     retry: RetryPolicy = field(
         default_factory=lambda: RetryPolicy(max_attempts=2, initial_delay_s=1.0, max_delay_s=10.0)
     )
+    # With a quota gate, how long a delivery waits for a model slot before it goes back to
+    # the queue as a fresh message (waiting for quota is not a failed delivery).
+    quota_wait_s: float = 60.0
 
 
 class SketchService:
@@ -102,6 +108,7 @@ class SketchService:
         styles: StyleRegistry,
         retriever: ImageRetriever | None = None,
         config: ServiceConfig | None = None,
+        gate: QuotaGate | None = None,
     ) -> None:
         self.jobs = jobs
         self.blobs = blobs
@@ -110,6 +117,7 @@ class SketchService:
         self.styles = styles
         self.retriever = retriever or ImageRetriever()
         self.config = config or ServiceConfig()
+        self.gate = gate
         self.worker_id = f"worker-{uuid.uuid4().hex[:12]}"
 
     # -- submitting ------------------------------------------------------------------------
@@ -259,6 +267,10 @@ class SketchService:
     def run_sketch(self, task: SketchTask) -> bool:
         """Make one sketch. True acknowledges the message; False has it redelivered."""
         with log_context(job_id=task.job_id, sketch=task.index):
+            if not self._admitted(task):
+                log.info("no model slot yet: back in the queue")
+                self.queue.publish([task])
+                return True
             claim = self._claim_waiting_out_leases(task)
             if claim.claim is Claim.MISSING:
                 log.warning("dropping a task for a job or sketch that does not exist")
@@ -272,6 +284,28 @@ class SketchService:
                     self.finalize_job(job.job_id)  # the finaliser died before finishing
                 return True
             return self._draw_claimed(job, task.index, claim.attempt)
+
+    def _admitted(self, task: SketchTask) -> bool:
+        """Wait for a model slot before claiming, so a sketch waiting on quota stays pending.
+
+        No slot is taken for a task that will not call the model (ended, cancelled, past its
+        deadline, or leased by a live worker): the claim sorts those out.
+        """
+        if self.gate is None:
+            return True
+        job = self.jobs.get_job(task.job_id)
+        if job is None or str(task.index) not in job.sketches:
+            return True
+        state, now = job.sketch(task.index), utcnow()
+        if job.cancel_requested or (job.deadline is not None and now >= job.deadline):
+            return True
+        leased = state.lease_expires_at is not None and state.lease_expires_at > now
+        if state.status in TERMINAL_SKETCH or (state.status == "running" and leased):
+            return True
+        slot = self.gate.acquire(
+            job.plan.model_id, job.owner_uid, max_wait_s=self.config.quota_wait_s
+        )
+        return slot is not None
 
     def _claim_waiting_out_leases(self, task: SketchTask) -> ClaimResult:
         """Claim, and while another worker holds the lease, wait for it to end or expire.
@@ -291,7 +325,12 @@ class SketchService:
 
     def _draw_claimed(self, job: JobRecord, index: int, delivery: int) -> bool:
         plan = self._job_plan(job)
-        outcome = draw_sketch(self.model, plan.request(index), self.config.retry, job.job_id)
+        model: SyncImageModel = self.model
+        if self.gate is not None:
+            model = GatedModel(
+                self.model, self.gate, job.owner_uid, self.config.quota_wait_s, admitted=True
+            )
+        outcome = draw_sketch(model, plan.request(index), self.config.retry, job.job_id)
         return self._record(job, index, delivery, outcome)
 
     def _record(self, job: JobRecord, index: int, delivery: int, outcome: SketchOutcome) -> bool:

@@ -55,6 +55,10 @@ class Settings(BaseSettings):
     job_retention_days: int = 30
     signed_url_ttl_s: int = 900
     max_body_bytes: int = 16 * 1024
+    # Admission: the model's requests-per-minute quota, shared by every worker (unset: none).
+    model_rpm: float | None = Field(default=None, gt=0)
+    quota_horizon_s: float = Field(default=10.0, gt=0)  # how far ahead model slots are handed out
+    quota_wait_s: float = Field(default=60.0, gt=0)  # then the sketch goes back to the queue
     firebase_web_api_key: str | None = None  # public by design: identifies the Firebase app
 
     @property

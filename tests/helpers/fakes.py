@@ -104,3 +104,16 @@ class CrashOnceBlobStore:
 
     def signed_url(self, key: str, *, expires_s: int) -> str | None:
         return self.inner.signed_url(key, expires_s=expires_s)
+
+
+class FakeClock:
+    """Simulated epoch time for the quota gate: ``sleep`` advances it instantly."""
+
+    def __init__(self, now: float = 1000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds

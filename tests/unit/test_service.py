@@ -1,5 +1,6 @@
 """The service over local adapters, delivering queue messages by hand."""
 
+import itertools
 import json
 import time
 from collections.abc import Callable
@@ -9,13 +10,16 @@ import pytest
 
 from sketchgen.adapters.local.blob_store import LocalBlobStore
 from sketchgen.adapters.local.job_store import MemoryJobStore
+from sketchgen.adapters.local.quota_gate import MemoryQuotaGate
 from sketchgen.errors import ConflictError, NoImageError, NotFoundError, TransientModelError
 from sketchgen.generate.retry import RetryPolicy
 from sketchgen.jobs import JobRequest
 from sketchgen.metadata import JobMetadata
+from sketchgen.ports import ImageRequest, ImageResponse
+from sketchgen.quota import QuotaPolicy, reserve_transition
 from sketchgen.service import ServiceConfig, SketchService
 from sketchgen.styles import StyleRegistry
-from tests.helpers.fakes import CollectingQueue, CrashOnceBlobStore, FakeImageModel
+from tests.helpers.fakes import CollectingQueue, CrashOnceBlobStore, FakeClock, FakeImageModel
 
 FAST = ServiceConfig(
     lease_s=30, lease_wait_s=0, max_deliveries=3, retry=RetryPolicy(max_attempts=1)
@@ -25,9 +29,10 @@ FAST = ServiceConfig(
 @pytest.fixture
 def make_service(tmp_path: Path, style_registry: StyleRegistry) -> Callable[..., SketchService]:
     def make(
-        model: FakeImageModel | None = None, config: ServiceConfig = FAST, blobs=None
+        model: FakeImageModel | None = None, config: ServiceConfig = FAST, blobs=None, gate=None
     ) -> SketchService:  # type: ignore[no-untyped-def]
         return SketchService(
+            gate=gate,
             jobs=MemoryJobStore(),
             blobs=blobs or LocalBlobStore(tmp_path / "blobs"),
             queue=CollectingQueue(),
@@ -253,3 +258,53 @@ def test_deadline_cancels_unstarted_sketches(make_service: Callable[..., SketchS
     assert service.sweep() == {"finalized": 1, "deadline_cancelled": 1, "requeued": 0}
     assert service.get_job("alice", late.job_id).status == "cancelled"
     assert len(model.requests) == 1
+
+
+class ClockedModel(FakeImageModel):
+    """Notes the (simulated) time of every call."""
+
+    def __init__(self, clock: FakeClock, **kwargs: object) -> None:
+        super().__init__(**kwargs)  # type: ignore[arg-type]
+        self.clock = clock
+        self.times: list[float] = []
+
+    def generate_image(self, request: ImageRequest) -> ImageResponse:
+        self.times.append(self.clock.now)
+        return super().generate_image(request)
+
+
+def test_the_quota_gate_spaces_every_model_call(
+    make_service: Callable[..., SketchService],
+) -> None:
+    clock = FakeClock()
+    gate = MemoryQuotaGate(QuotaPolicy(rpm=30), clock=clock, sleep=clock.sleep)
+    model = ClockedModel(clock, failures={1: lambda: TransientModelError("503", status=503)})
+    config = ServiceConfig(lease_s=30, lease_wait_s=0, retry=RetryPolicy(max_attempts=2))
+    service = make_service(model, config=config, gate=gate)
+    service.submit_job("alice", _request())
+    _deliver_all(service)
+    # 4 sketches, sketch 1 retried in its delivery: 5 calls then redeliveries, each 2 s apart
+    gaps = [b - a for a, b in itertools.pairwise(model.times)]
+    assert len(model.times) >= 5 and min(gaps) >= 2.0 - 1e-9
+
+
+def test_a_sketch_waiting_for_quota_goes_back_to_the_queue_unspent(
+    make_service: Callable[..., SketchService],
+) -> None:
+    clock = FakeClock()
+    policy = QuotaPolicy(rpm=60, horizon_s=5)
+    gate = MemoryQuotaGate(policy, clock=clock, sleep=clock.sleep)
+    model = FakeImageModel()
+    service = make_service(model, config=ServiceConfig(quota_wait_s=1.0), gate=gate)
+    job, _ = service.submit_job("alice", _request(num_images=3))
+    key = job.plan.model_id
+    for _ in range(20):  # someone else's batch holds every slot in the horizon
+        gate._update(key, lambda s: reserve_transition(s, "other", clock.now, policy))
+    assert _deliver_all(service) == [True, True, True]  # acked: nothing is lost or failed...
+    assert [t.index for t in service.queue.tasks] == [0, 1, 2]  # type: ignore[attr-defined]
+    waiting = service.get_job("alice", job.job_id)
+    assert {s.status for s in waiting.sketches.values()} == {"pending"}
+    assert all(s.attempts == 0 for s in waiting.sketches.values()) and not model.requests
+    clock.now += 60  # ...and once the horizon clears, the same tasks run
+    assert _deliver_all(service) == [True, True, True]
+    assert service.get_job("alice", job.job_id).status == "done"

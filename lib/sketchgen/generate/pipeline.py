@@ -11,6 +11,7 @@ import secrets
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 from sketchgen.errors import ModelError, NoImageError
 from sketchgen.generate.base import ImageModelAdapter
@@ -26,6 +27,7 @@ __all__ = [
     "JobPlan",
     "Refinement",
     "SketchOutcome",
+    "SyncImageModel",
     "adraw_sketch",
     "draw_sketch",
     "plan_job",
@@ -209,8 +211,14 @@ def _stricter(request: ImageRequest) -> ImageRequest:
     return dataclasses.replace(request, prompt=request.prompt + _STRICTER)
 
 
+class SyncImageModel(Protocol):
+    """What :func:`draw_sketch` calls: an adapter, or one wrapped in a quota gate."""
+
+    def generate_image(self, request: ImageRequest) -> ImageResponse: ...
+
+
 def draw_sketch(
-    model: ImageModelAdapter, request: ImageRequest, policy: RetryPolicy, job_id: str = ""
+    model: SyncImageModel, request: ImageRequest, policy: RetryPolicy, job_id: str = ""
 ) -> SketchOutcome:
     """Make one finished sketch, or a failed record saying why. Never raises for model errors."""
     attempts = 0

@@ -6,7 +6,9 @@ exercised without a key or the network.
 
 What a request gets is decided, in order, by: the FIFO ``script``; the first ``when`` rule
 whose text occurs in the prompt; the random fault shares (``p_*``, seeded); the requests-per
--minute limit; and finally ``default``. Behaviours::
+-minute limit (a token bucket refilled at ``rpm_limit / 60`` a second that holds
+``rpm_burst_s`` seconds of it: short bursts pass, a faster sustained rate gets 429s); and
+finally ``default``. Behaviours::
 
     image          an off-spec PNG (colour strokes, grey gradient, speckle) sized by imageConfig
     rate_limit     429 RESOURCE_EXHAUSTED with RetryInfo (retry_delay_s)
@@ -108,6 +110,7 @@ class FakeGeminiServer:
     p_unavailable: float = 0.0
     p_no_image: float = 0.0
     rpm_limit: int | None = None
+    rpm_burst_s: float = 2.0
     seed: int = 0
     batch_delay_s: float = 0.0  # a batch stays PENDING/RUNNING this long before it succeeds
     requests: list[RecordedRequest] = field(default_factory=list)
@@ -118,7 +121,8 @@ class FakeGeminiServer:
     def __post_init__(self) -> None:
         self._lock = threading.Lock()
         self._rng = random.Random(self.seed)
-        self._window: deque[float] = deque()
+        self._tokens: float | None = None  # the rpm bucket; full at the first request
+        self._refilled = 0.0
         self._server: ThreadingHTTPServer | None = None
 
     # -- control -------------------------------------------------------------------------
@@ -137,7 +141,7 @@ class FakeGeminiServer:
             self._rules.clear()
             self.requests.clear()
             self.batches.clear()
-            self._window.clear()
+            self._tokens = None
 
     def calls(self, text: str | None = None) -> int:
         with self._lock:
@@ -185,14 +189,22 @@ class FakeGeminiServer:
                 return "unavailable"
             if roll < self.p_unavailable + self.p_no_image:
                 return "NO_IMAGE"
-            if self.rpm_limit is not None:
-                now = time.monotonic()
-                while self._window and now - self._window[0] > 60:
-                    self._window.popleft()
-                if len(self._window) >= self.rpm_limit:
-                    return "rate_limit"
-                self._window.append(now)
+            if self.rpm_limit is not None and not self._take_token():
+                return "rate_limit"
             return self.default
+
+    def _take_token(self) -> bool:
+        now, rate = time.monotonic(), self.rpm_limit / 60 if self.rpm_limit else 0.0
+        capacity = max(1.0, rate * self.rpm_burst_s)
+        if self._tokens is None:
+            self._tokens = capacity
+        else:
+            self._tokens = min(capacity, self._tokens + (now - self._refilled) * rate)
+        self._refilled = now
+        if self._tokens < 1:
+            return False
+        self._tokens -= 1
+        return True
 
     def answer(
         self, model: str, body: dict[str, Any], headers: dict[str, str], *, sleep: bool = True

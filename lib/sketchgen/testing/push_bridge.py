@@ -10,10 +10,12 @@ the subscription's retry and dead-letter policy — with real concurrency.
 from __future__ import annotations
 
 import base64
+import itertools
 import json
 import threading
 import urllib.error
 import urllib.request
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -25,10 +27,14 @@ log = get_logger(__name__)
 
 
 class PushBridge:
-    def __init__(self, subscription: str, endpoint: str, *, concurrency: int = 64) -> None:
+    def __init__(
+        self, subscription: str, endpoints: str | Sequence[str], *, concurrency: int = 64
+    ) -> None:
         self.subscription = subscription
-        self.endpoint = endpoint
+        self.endpoints = [endpoints] if isinstance(endpoints, str) else list(endpoints)
         self.concurrency = concurrency
+        self._next = itertools.cycle(self.endpoints)  # several instances: round robin
+        self._lock = threading.Lock()
         self._future: Any = None
         self._stopped = threading.Event()
 
@@ -42,8 +48,10 @@ class PushBridge:
             },
             "subscription": self.subscription,
         }
+        with self._lock:
+            endpoint = next(self._next)
         request = urllib.request.Request(  # noqa: S310 - the endpoint is ours, on loopback
-            self.endpoint, data=json.dumps(envelope).encode(), method="POST",
+            endpoint, data=json.dumps(envelope).encode(), method="POST",
             headers={"Content-Type": "application/json"},
         )  # fmt: skip
         try:

@@ -39,6 +39,7 @@ class DevTopology:
     extra_env: dict[str, str] = field(default_factory=dict)
     lease_s: float = 300.0
     ack_deadline_s: int = 600  # a push that dies without answering is redelivered after this
+    workers: int = 1  # sketch_worker processes, like instances sharing one subscription
     processes: dict[str, ManagedProcess] = field(default_factory=dict)
     ports: dict[str, int] = field(default_factory=dict)
 
@@ -57,6 +58,12 @@ class DevTopology:
     @property
     def subscription(self) -> str:
         return f"projects/{self.project}/subscriptions/sketch-worker"
+
+    @property
+    def functions(self) -> dict[str, str]:
+        """Process name → the function it runs: the worker may run as several processes."""
+        extra = {f"sketch_worker_{n}": "sketch_worker" for n in range(2, self.workers + 1)}
+        return {**FUNCTIONS, **extra}
 
     def emulator_env(self) -> dict[str, str]:
         return {
@@ -88,16 +95,17 @@ class DevTopology:
         try:
             self._start_emulators(logs)
             self._create_resources()
-            for name in FUNCTIONS:
+            for name in self.functions:
                 self.start_function(name)
-            for name in FUNCTIONS:
+            for name in self.functions:
                 wait_for_http(
                     f"http://127.0.0.1:{self.ports[name]}/healthz",
                     timeout_s=60,
                     process=self.processes[name],
                 )
+            workers = [n for n, f in self.functions.items() if f == "sketch_worker"]
             self._bridge = PushBridge(
-                self.subscription, f"http://127.0.0.1:{self.ports['sketch_worker']}/"
+                self.subscription, [f"http://127.0.0.1:{self.ports[n]}/" for n in workers]
             ).start()
             self._start_router()
         except BaseException:
@@ -189,14 +197,15 @@ class DevTopology:
     def start_function(self, name: str) -> ManagedProcess:
         """(Re)start one function on its port, e.g. after a test killed the worker."""
         self.ports.setdefault(name, free_port())
+        function = self.functions[name]
         process = ManagedProcess(
             name,
             [
                 str(Path(sys.executable).with_name("functions-framework")),
                 "--target",
-                FUNCTIONS[name],
+                function,
                 "--source",
-                str(self.functions_dir / name / "main.py"),
+                str(self.functions_dir / function / "main.py"),
                 "--host",
                 "127.0.0.1",
                 "--port",

@@ -3,20 +3,20 @@
 Mobile clients read these documents directly (``firestore.rules``), so the document is the
 plain JobRecord shape, datetimes as Firestore timestamps, plus a top-level ``style_id`` for
 queries. Every change runs a transition from :mod:`sketchgen.jobs` and is written back
-under an ``update_time`` precondition, so concurrent workers never overwrite each other.
+under an ``update_time`` precondition (:mod:`._optimistic`), so concurrent workers never
+overwrite each other.
 """
 
 from __future__ import annotations
 
 import hashlib
 import queue
-import random
 import threading
-import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from typing import Any, TypeVar
 
+from sketchgen.adapters.gcp._optimistic import optimistic_update
 from sketchgen.adapters.job_store_base import TransactionalJobStore, Transition
 from sketchgen.errors import ConflictError, StorageError
 from sketchgen.jobs import JobRecord, job_matches
@@ -25,7 +25,6 @@ __all__ = ["FirestoreJobStore"]
 
 T = TypeVar("T")
 _TRANSACTION_ATTEMPTS = 10  # job creation (two documents); contention there is rare
-_WRITE_ATTEMPTS = 50  # optimistic updates of one job document; each retry costs one read
 
 
 def _plain(value: Any) -> Any:
@@ -124,33 +123,11 @@ class FirestoreJobStore(TransactionalJobStore):
         return from_doc(snapshot.to_dict()) if snapshot.exists else None
 
     def _update(self, job_id: str, transition: Transition[T]) -> T:
-        """Read, transform, and write back only if nobody wrote in between.
+        def transform(doc: dict[str, Any] | None) -> tuple[dict[str, Any] | None, T]:
+            changed, result = transition(from_doc(doc) if doc is not None else None)
+            return (to_doc(changed) if changed is not None else None), result
 
-        Optimistic (an ``update_time`` precondition) rather than a transaction: a job's
-        sketches all write the one document within a second or two, and transactions on a
-        hot document wait on each other's locks (seconds each on the emulator), where a
-        failed precondition costs a re-read of a few milliseconds.
-        """
-        from google.api_core import exceptions
-
-        ref = self._ref(job_id)
-        rng = random.Random()
-        for attempt in range(_WRITE_ATTEMPTS):
-            try:
-                snapshot = ref.get()
-                changed, result = transition(
-                    from_doc(snapshot.to_dict()) if snapshot.exists else None
-                )
-                if changed is None:
-                    return result
-                guard = self.client.write_option(last_update_time=snapshot.update_time)
-                ref.update(to_doc(changed), option=guard)
-                return result
-            except (exceptions.FailedPrecondition, exceptions.Aborted):
-                time.sleep(rng.uniform(0, 0.01 * 2 ** min(attempt, 6)))
-            except exceptions.GoogleAPICallError as error:
-                raise StorageError(f"firestore: {error.message}") from error
-        raise StorageError(f"firestore: job {job_id} is too contended to update, retry")
+        return optimistic_update(self.client, self._ref(job_id), transform, what=f"job {job_id}")
 
     def watch_job(self, job_id: str) -> AbstractContextManager[Iterator[JobRecord]]:
         return self._watch(job_id)
