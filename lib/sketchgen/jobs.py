@@ -297,7 +297,13 @@ def finish_transition(
 
 
 def release_transition(
-    job: JobRecord | None, index: int, worker: str, error: str, now: datetime
+    job: JobRecord | None,
+    index: int,
+    worker: str,
+    error: str | None,
+    now: datetime,
+    *,
+    refund: bool = False,
 ) -> JobRecord | None:
     if job is None or str(index) not in job.sketches:
         return None
@@ -305,7 +311,13 @@ def release_transition(
     if current.status != "running" or current.lease_owner != worker:
         return None
     released = current.model_copy(
-        update={"status": "pending", "lease_owner": None, "lease_expires_at": None, "error": error}
+        update={
+            "status": "pending",
+            "lease_owner": None,
+            "lease_expires_at": None,
+            "error": current.error if refund else error,
+            "attempts": current.attempts - 1 if refund else current.attempts,
+        }
     )
     return job.model_copy(
         update={"sketches": {**job.sketches, str(index): released}, "updated_at": now}

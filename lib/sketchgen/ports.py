@@ -175,9 +175,12 @@ class JobStore(Protocol):
         """
         ...
 
-    def release_sketch(self, job_id: str, index: int, *, worker: str, error: str) -> None:
-        """A transient failure: back to ``pending`` (lease cleared, attempts and error kept),
-        if ``worker`` still holds it."""
+    def release_sketch(
+        self, job_id: str, index: int, *, worker: str, error: str | None, refund: bool = False
+    ) -> None:
+        """Back to ``pending`` (lease cleared) if ``worker`` still holds it: after a transient
+        failure (attempts and error kept), or with ``refund`` when the model was never called
+        (no model slot came in time: the claim's attempt is given back, the error kept)."""
         ...
 
     def set_batch(self, job_id: str, batch: BatchRef | None) -> None:

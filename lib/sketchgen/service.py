@@ -29,7 +29,6 @@ from sketchgen.generate.refine import MAX_INSTRUCTION_CHARS
 from sketchgen.generate.retry import RetryPolicy
 from sketchgen.jobs import (
     TERMINAL_JOB,
-    TERMINAL_SKETCH,
     BatchRef,
     Claim,
     ClaimResult,
@@ -267,10 +266,6 @@ class SketchService:
     def run_sketch(self, task: SketchTask) -> bool:
         """Make one sketch. True acknowledges the message; False has it redelivered."""
         with log_context(job_id=task.job_id, sketch=task.index):
-            if not self._admitted(task):
-                log.info("no model slot yet: back in the queue")
-                self.queue.publish([task])
-                return True
             claim = self._claim_waiting_out_leases(task)
             if claim.claim is Claim.MISSING:
                 log.warning("dropping a task for a job or sketch that does not exist")
@@ -284,28 +279,6 @@ class SketchService:
                     self.finalize_job(job.job_id)  # the finaliser died before finishing
                 return True
             return self._draw_claimed(job, task.index, claim.attempt)
-
-    def _admitted(self, task: SketchTask) -> bool:
-        """Wait for a model slot before claiming, so a sketch waiting on quota stays pending.
-
-        No slot is taken for a task that will not call the model (ended, cancelled, past its
-        deadline, or leased by a live worker): the claim sorts those out.
-        """
-        if self.gate is None:
-            return True
-        job = self.jobs.get_job(task.job_id)
-        if job is None or str(task.index) not in job.sketches:
-            return True
-        state, now = job.sketch(task.index), utcnow()
-        if job.cancel_requested or (job.deadline is not None and now >= job.deadline):
-            return True
-        leased = state.lease_expires_at is not None and state.lease_expires_at > now
-        if state.status in TERMINAL_SKETCH or (state.status == "running" and leased):
-            return True
-        slot = self.gate.acquire(
-            job.plan.model_id, job.owner_uid, max_wait_s=self.config.quota_wait_s
-        )
-        return slot is not None
 
     def _claim_waiting_out_leases(self, task: SketchTask) -> ClaimResult:
         """Claim, and while another worker holds the lease, wait for it to end or expire.
@@ -324,14 +297,29 @@ class SketchService:
             time.sleep(min(self.config.lease_poll_s, remaining))
 
     def _draw_claimed(self, job: JobRecord, index: int, delivery: int) -> bool:
-        plan = self._job_plan(job)
+        request = self._job_plan(job).request(index)
         model: SyncImageModel = self.model
         if self.gate is not None:
-            model = GatedModel(
-                self.model, self.gate, job.owner_uid, self.config.quota_wait_s, admitted=True
-            )
-        outcome = draw_sketch(model, plan.request(index), self.config.retry, job.job_id)
+            # The slot is taken last, right before the call: whatever ran before it (claim,
+            # plan, references) would otherwise bunch calls that were spaced as slots.
+            wait_s = self.config.quota_wait_s
+            self.model.prepare()
+            if self.gate.acquire(request.model, job.owner_uid, max_wait_s=wait_s) is None:
+                return self._requeue_for_quota(job, index)
+            model = GatedModel(self.model, self.gate, job.owner_uid, wait_s, admitted=True)
+        outcome = draw_sketch(model, request, self.config.retry, job.job_id)
         return self._record(job, index, delivery, outcome)
+
+    def _requeue_for_quota(self, job: JobRecord, index: int) -> bool:
+        """No model slot in time: give the sketch back unspent and queue it as a new message.
+
+        Acked rather than nacked: waiting for quota is not a failed delivery (nacks count
+        towards the dead-letter limit), and the worker is freed for other users' sketches.
+        """
+        log.info("no model slot within %.0f s: back in the queue", self.config.quota_wait_s)
+        self.jobs.release_sketch(job.job_id, index, worker=self.worker_id, error=None, refund=True)
+        self.queue.publish([SketchTask(job.job_id, index, job.priority)])
+        return True
 
     def _record(self, job: JobRecord, index: int, delivery: int, outcome: SketchOutcome) -> bool:
         """Store a claimed sketch's outcome. False: released for another delivery."""

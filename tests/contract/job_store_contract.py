@@ -114,6 +114,18 @@ class JobStoreContract:
         assert state.status == "pending" and state.attempts == 1 and state.error == "503"
         assert store.claim_sketch(job.job_id, 0, worker="b", lease_s=60).attempt == 2
 
+    def test_a_refunded_release_gives_the_attempt_back(self, store: JobStore) -> None:
+        job = make_job(n=1)
+        store.create_job(job)
+        store.claim_sketch(job.job_id, 0, worker="a", lease_s=60)
+        store.release_sketch(job.job_id, 0, worker="a", error="503")
+        store.claim_sketch(job.job_id, 0, worker="b", lease_s=60)
+        store.release_sketch(job.job_id, 0, worker="b", error=None, refund=True)  # no slot came
+        state = store.get_job(job.job_id).sketch(0)  # type: ignore[union-attr]
+        assert state.status == "pending" and state.attempts == 1 and state.error == "503"
+        store.release_sketch(job.job_id, 0, worker="b", error=None, refund=True)  # not held: no-op
+        assert store.get_job(job.job_id).sketch(0).attempts == 1  # type: ignore[union-attr]
+
     def test_finalize_exactly_once_under_contention(self, store: JobStore) -> None:
         n = 6
         job = make_job(n=n)

@@ -81,10 +81,12 @@ def submit(topo: DevTopology, brief: str, n: int = 3, **extra: Any) -> str:
     return str(body["job_id"])
 
 
-def wait_final(topo: DevTopology, job_id: str, timeout: float = 90) -> dict[str, Any]:
+def wait_final(
+    topo: DevTopology, job_id: str, timeout: float = 90, headers: dict[str, str] = ALICE
+) -> dict[str, Any]:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        _, body = call(topo, "GET", f"/v1/jobs/{job_id}")
+        _, body = call(topo, "GET", f"/v1/jobs/{job_id}", headers=headers)
         if body["status"] in {"done", "partial", "failed", "cancelled"}:
             return body  # type: ignore[no-any-return]
         time.sleep(0.2)

@@ -57,9 +57,14 @@ class TransactionalJobStore(ABC):
         at = now or utcnow()
         return self._update(job_id, lambda job: finish_transition(job, index, worker, state, at))
 
-    def release_sketch(self, job_id: str, index: int, *, worker: str, error: str) -> None:
+    def release_sketch(
+        self, job_id: str, index: int, *, worker: str, error: str | None, refund: bool = False
+    ) -> None:
         at = utcnow()
-        self._update(job_id, lambda job: (release_transition(job, index, worker, error, at), None))
+        self._update(
+            job_id,
+            lambda job: (release_transition(job, index, worker, error, at, refund=refund), None),
+        )
 
     def set_batch(self, job_id: str, batch: BatchRef | None) -> None:
         at = utcnow()

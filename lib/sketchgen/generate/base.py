@@ -32,6 +32,10 @@ class ImageModelAdapter(ABC):
         """The model id that will actually be called for ``model`` (aliases resolved)."""
         return model
 
+    def prepare(self) -> None:  # noqa: B027 - optional: most adapters have nothing to load
+        """Load what the first call needs (SDK, client), so that it is not paid inside a
+        quota slot: calls spaced as slots would otherwise arrive bunched after a cold start."""
+
     @abstractmethod
     def generate_image(self, request: ImageRequest) -> ImageResponse:
         """Draw one sketch, blocking."""

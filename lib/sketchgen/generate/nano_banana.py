@@ -81,6 +81,9 @@ class NanoBananaAdapter(ImageModelAdapter):
     def max_reference_images(self, model: str) -> int:
         return resolve_model(model).max_reference_images
 
+    def prepare(self) -> None:
+        self.client  # noqa: B018 - builds the client (and imports the SDK) once
+
     @property
     def client(self) -> Any:
         if self._client_instance is None:

@@ -110,7 +110,7 @@ class FakeGeminiServer:
     p_unavailable: float = 0.0
     p_no_image: float = 0.0
     rpm_limit: int | None = None
-    rpm_burst_s: float = 2.0
+    rpm_burst_s: float = 5.0
     seed: int = 0
     batch_delay_s: float = 0.0  # a batch stays PENDING/RUNNING this long before it succeeds
     requests: list[RecordedRequest] = field(default_factory=list)

@@ -40,6 +40,7 @@ class DevTopology:
     lease_s: float = 300.0
     ack_deadline_s: int = 600  # a push that dies without answering is redelivered after this
     workers: int = 1  # sketch_worker processes, like instances sharing one subscription
+    push_concurrency: int = 64  # deliveries in flight (Cloud Run: instances x concurrency)
     processes: dict[str, ManagedProcess] = field(default_factory=dict)
     ports: dict[str, int] = field(default_factory=dict)
 
@@ -105,7 +106,9 @@ class DevTopology:
                 )
             workers = [n for n, f in self.functions.items() if f == "sketch_worker"]
             self._bridge = PushBridge(
-                self.subscription, [f"http://127.0.0.1:{self.ports[n]}/" for n in workers]
+                self.subscription,
+                [f"http://127.0.0.1:{self.ports[n]}/" for n in workers],
+                concurrency=self.push_concurrency,
             ).start()
             self._start_router()
         except BaseException:
