@@ -25,6 +25,8 @@ BENCHMARKS = {
     "generate": "Library: ImageGenerator modes",
     "service": "Service on the `make dev` topology",
     "faults": "Faults: 503s and missing images on the `make dev` topology",
+    "quota": "Quota: the model's rate limit shared by every worker",
+    "load": "Load: the generate endpoint and the event stream",
     "finish": "Finisher",
     "footprint": "Import time and memory",
 }

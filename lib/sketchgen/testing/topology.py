@@ -41,6 +41,7 @@ class DevTopology:
     ack_deadline_s: int = 600  # a push that dies without answering is redelivered after this
     workers: int = 1  # sketch_worker processes, like instances sharing one subscription
     push_concurrency: int = 64  # deliveries in flight (Cloud Run: instances x concurrency)
+    deliver: bool = True  # False: sketches stay queued (benchmarks of the endpoints alone)
     processes: dict[str, ManagedProcess] = field(default_factory=dict)
     ports: dict[str, int] = field(default_factory=dict)
 
@@ -104,12 +105,13 @@ class DevTopology:
                     timeout_s=60,
                     process=self.processes[name],
                 )
-            workers = [n for n, f in self.functions.items() if f == "sketch_worker"]
-            self._bridge = PushBridge(
-                self.subscription,
-                [f"http://127.0.0.1:{self.ports[n]}/" for n in workers],
-                concurrency=self.push_concurrency,
-            ).start()
+            if self.deliver:
+                workers = [n for n, f in self.functions.items() if f == "sketch_worker"]
+                self._bridge = PushBridge(
+                    self.subscription,
+                    [f"http://127.0.0.1:{self.ports[n]}/" for n in workers],
+                    concurrency=self.push_concurrency,
+                ).start()
             self._start_router()
         except BaseException:
             self.stop()

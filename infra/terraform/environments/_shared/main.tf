@@ -32,19 +32,22 @@ locals {
   manifest_dir = dirname(var.functions_manifest)
   manifest     = jsondecode(file(var.functions_manifest))
 
-  # The worker makes up to 2 model calls per delivery (docs/decisions/0001); then Pub/Sub's
-  # backoff spaces the next delivery. The request timeout covers both calls plus finishing and
-  # upload; the push ack deadline is the time Pub/Sub waits for the HTTP answer (at most 600 s);
-  # the sketch lease outlives the request so a live worker never loses it.
-  worker_timeout_s = var.model_timeout_s * 2 + 60
+  # The worker waits up to quota_wait_s for a model slot (docs/decisions/0006), then makes up
+  # to 2 model calls per delivery (docs/decisions/0001); then Pub/Sub's backoff spaces the next
+  # delivery. The request timeout covers the wait, both calls, finishing and upload; the push
+  # ack deadline is the time Pub/Sub waits for the HTTP answer (at most 600 s); the sketch
+  # lease outlives the request so a live worker never loses it.
+  quota_wait_s     = 60
+  worker_timeout_s = local.quota_wait_s + var.model_timeout_s * 2 + 60
   ack_deadline_s   = min(600, local.worker_timeout_s)
   lease_s          = local.worker_timeout_s + 30
 
   # Little's law: requests in flight = request rate x latency. At gemini_rpm requests a minute
-  # taking model_latency_s each, about gemini_rpm * model_latency_s / 60 calls are open at once;
-  # each worker instance holds worker_concurrency of them. More instances than that would only
-  # collect 429s from the model quota (which the worker hands back to Pub/Sub's backoff).
-  worker_max_instances = max(1, ceil(var.gemini_rpm * var.model_latency_s / 60 / var.worker_concurrency))
+  # taking model_latency_s each, about gemini_rpm * model_latency_s / 60 calls are open at once.
+  # The quota gate (SKETCHGEN_MODEL_RPM) holds the rate itself; deliveries waiting for a slot
+  # are sleeping requests, so instances get twice the room: waiting sketches of other users
+  # must reach a worker to ask for their fair share.
+  worker_max_instances = max(1, ceil(2 * var.gemini_rpm * var.model_latency_s / 60 / var.worker_concurrency))
 
   # Public by design (it identifies the Firebase web app); see sketchgen.bootstrap.web_config.
   firebase_env = var.firebase_web_api_key == "" ? {} : { SKETCHGEN_FIREBASE_WEB_API_KEY = var.firebase_web_api_key }
@@ -455,7 +458,10 @@ module "sketch_worker" {
   source_object         = google_storage_bucket_object.source["sketch_worker"].name
   build_service_account = google_service_account.build.id
 
-  environment        = local.common_env
+  environment = merge(local.common_env, {
+    SKETCHGEN_MODEL_RPM    = tostring(var.gemini_rpm) # shared by every instance (Firestore)
+    SKETCHGEN_QUOTA_WAIT_S = tostring(local.quota_wait_s)
+  })
   secret_environment = local.gemini_secret
   project_roles      = ["roles/datastore.user"]
 
@@ -468,7 +474,7 @@ module "sketch_worker" {
   max_instances   = local.worker_max_instances
   concurrency     = var.worker_concurrency
   cpu             = "1"
-  memory          = "1Gi" # 4K images are finished in memory (Pillow + NumPy)
+  memory          = "2Gi" # 4K images are finished in memory (Pillow + NumPy), ~170 MiB each
   timeout_seconds = local.worker_timeout_s
 
   depends_on = [google_project_service.this, google_project_iam_member.build, google_project_iam_member.build_storage]

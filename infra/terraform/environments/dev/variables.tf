@@ -113,9 +113,9 @@ variable "model_timeout_s" {
 }
 
 variable "worker_concurrency" {
-  description = "Sketches one worker instance draws at once."
+  description = "Deliveries one worker instance holds at once (drawing, or waiting for a model slot)."
   type        = number
-  default     = 1
+  default     = 8
 }
 
 variable "max_delivery_attempts" {

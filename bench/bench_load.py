@@ -1,0 +1,177 @@
+"""Load: how many job requests a second the generate function answers on this machine, and
+how many Server-Sent Events clients one stream function holds, with the memory each costs.
+
+Both run on the `make dev` topology (emulators included, on the same 2 cores) with delivery
+off, so the workers do not compete for the CPU: in the cloud they are separate instances.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import statistics
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from sketchgen.testing.processes import free_port
+from sketchgen.testing.topology import DevTopology
+
+CLIENTS = (4, 16, 32)
+DURATION_S = 15.0
+SSE_CLIENTS = 100
+AUTH = {"Authorization": "Bearer dev:bench", "Content-Type": "application/json"}
+BODY = json.dumps({"brief": "playful golf mascot", "style_id": "loose-ink-mascot", "num_images": 3})
+
+
+def _post_loop(port: int, until: float, latencies: list[float], errors: list[int]) -> None:
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    while time.perf_counter() < until:
+        started = time.perf_counter()
+        connection.request("POST", "/v1/jobs", body=BODY, headers=AUTH)
+        response = connection.getresponse()
+        response.read()
+        if response.status == 202:
+            latencies.append(time.perf_counter() - started)
+        else:
+            errors.append(response.status)
+    connection.close()
+
+
+def _generate(port: int, clients: int) -> dict[str, Any]:
+    latencies: list[float] = []
+    errors: list[int] = []
+    until = time.perf_counter() + DURATION_S
+    threads = [
+        threading.Thread(target=_post_loop, args=(port, until, latencies, errors))
+        for _ in range(clients)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    cuts = statistics.quantiles(latencies, n=100)
+    return {
+        "clients": clients,
+        "requests_per_s": round(len(latencies) / DURATION_S, 1),
+        "p50_ms": round(cuts[49] * 1000, 1),
+        "p99_ms": round(cuts[98] * 1000, 1),
+        "errors": len(errors),
+    }
+
+
+def _rss_mib(session: int) -> float:
+    """Resident memory of every process in a session (functions-framework and gunicorn)."""
+    total = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            if int(fields[3]) == session:  # the session id (ManagedProcess starts a new one)
+                for line in (stat.parent / "status").read_text().splitlines():
+                    if line.startswith("VmRSS:"):
+                        total += int(line.split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+    return total / 1024
+
+
+def _listen(port: int, job_id: str, opened: threading.Barrier, seen: dict[int, float]) -> None:
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+    connection.request("GET", f"/v1/jobs/{job_id}/events", headers=AUTH)
+    response = connection.getresponse()
+    response.readline()  # "retry: …": the stream is open
+    opened.wait()
+    while line := response.readline():
+        if line.startswith(b"event: done"):
+            seen[threading.get_ident()] = time.perf_counter()
+            break
+    connection.close()
+
+
+def _stream(topology: DevTopology) -> dict[str, Any]:
+    port, session = topology.ports["stream"], topology.processes["stream"].pid
+    assert session is not None
+    job_id = _create(topology)
+    idle = _rss_mib(session)
+    opened = threading.Barrier(SSE_CLIENTS + 1)
+    seen: dict[int, float] = {}
+    threads = [
+        threading.Thread(target=_listen, args=(port, job_id, opened, seen), daemon=True)
+        for _ in range(SSE_CLIENTS)
+    ]
+    for thread in threads:
+        thread.start()
+    opened.wait(timeout=120)
+    time.sleep(2.0)  # every listener attached
+    held = _rss_mib(session)
+    cancelled = time.perf_counter()
+    connection = http.client.HTTPConnection("127.0.0.1", topology.ports["generate"], timeout=30)
+    connection.request("POST", f"/v1/jobs/{job_id}/cancel", headers=AUTH)
+    connection.getresponse().read()
+    for thread in threads:
+        thread.join(timeout=60)
+    fan_out = sorted(at - cancelled for at in seen.values())
+    return {
+        "sse_clients": SSE_CLIENTS,
+        "clients_got_done": len(seen),
+        "rss_idle_mib": round(idle, 1),
+        "rss_held_mib": round(held, 1),
+        "kib_per_client": round((held - idle) * 1024 / SSE_CLIENTS, 1),
+        "fan_out_p50_ms": round(fan_out[len(fan_out) // 2] * 1000, 1) if fan_out else None,
+        "fan_out_max_ms": round(fan_out[-1] * 1000, 1) if fan_out else None,
+    }
+
+
+def _create(topology: DevTopology) -> str:
+    connection = http.client.HTTPConnection("127.0.0.1", topology.ports["generate"], timeout=30)
+    connection.request("POST", "/v1/jobs", body=BODY, headers=AUTH)
+    return str(json.loads(connection.getresponse().read())["job_id"])
+
+
+def run() -> dict[str, Any]:
+    with tempfile.TemporaryDirectory() as tmp:
+        topology = DevTopology(
+            port=free_port(), data_dir=Path(tmp), deliver=False,
+            extra_env={"THREADS": str(SSE_CLIENTS + 28)},
+        ).start()  # fmt: skip
+        try:
+            port = topology.ports["generate"]
+            _generate(port, 4)  # warm-up: imports, clients, first Firestore writes
+            generate = [_generate(port, clients) for clients in CLIENTS]
+            stream = _stream(topology)
+        finally:
+            topology.stop()
+    return {"duration_s": DURATION_S, "generate": generate, "stream": stream}
+
+
+def markdown(results: dict[str, Any]) -> str:
+    stream = results["stream"]
+    lines = [
+        "`make dev` topology, delivery off (sketches stay queued), emulators on the same cores. "
+        f"**Generate**: N clients each POST a 3-sketch job in a loop for "
+        f"{results['duration_s']:.0f} s, straight to the generate function (one process, "
+        "gunicorn threads). A request authenticates, validates, compiles the prompt, retrieves "
+        "references, writes the job document and publishes 3 Pub/Sub messages.",
+        "",
+        "| clients | requests/s | p50 | p99 | errors |",
+        "|---|---|---|---|---|",
+    ]
+    for row in results["generate"]:
+        lines.append(
+            f"| {row['clients']} | {row['requests_per_s']} | {row['p50_ms']:.0f} ms | "
+            f"{row['p99_ms']:.0f} ms | {row['errors']} |"
+        )
+    lines += [
+        "",
+        f"**Stream**: {stream['sse_clients']} SSE clients on one job, held open by one stream "
+        f"function process; then the job is cancelled and every client waits for its `done` "
+        f"event. {stream['clients_got_done']} of {stream['sse_clients']} got it, "
+        f"p50 {stream['fan_out_p50_ms']:.0f} ms / max {stream['fan_out_max_ms']:.0f} ms after "
+        f"the cancel request. Memory: {stream['rss_idle_mib']:.0f} MiB idle, "
+        f"{stream['rss_held_mib']:.0f} MiB holding them: **{stream['kib_per_client']:.0f} KiB "
+        "per client** (a gunicorn thread and a Firestore listener each). Clients per instance "
+        "are bounded by its threads (`THREADS`, Cloud Run concurrency), not by memory.",
+    ]
+    return "\n".join(lines)
