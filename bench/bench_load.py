@@ -131,18 +131,14 @@ def _create(topology: DevTopology) -> str:
 
 
 def run() -> dict[str, Any]:
-    with tempfile.TemporaryDirectory() as tmp:
-        topology = DevTopology(
-            port=free_port(), data_dir=Path(tmp), deliver=False,
-            extra_env={"THREADS": str(SSE_CLIENTS + 28)},
-        ).start()  # fmt: skip
-        try:
-            port = topology.ports["generate"]
-            _generate(port, 4)  # warm-up: imports, clients, first Firestore writes
-            generate = [_generate(port, clients) for clients in CLIENTS]
-            stream = _stream(topology)
-        finally:
-            topology.stop()
+    with tempfile.TemporaryDirectory() as tmp, DevTopology(
+        port=free_port(), data_dir=Path(tmp), deliver=False,
+        extra_env={"THREADS": str(SSE_CLIENTS + 28)},
+    ) as topology:  # fmt: skip
+        port = topology.ports["generate"]
+        _generate(port, 4)  # warm-up: imports, clients, first Firestore writes
+        generate = [_generate(port, clients) for clients in CLIENTS]
+        stream = _stream(topology)
     return {"duration_s": DURATION_S, "generate": generate, "stream": stream}
 
 

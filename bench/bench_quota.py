@@ -65,8 +65,7 @@ def _load_run(gated: bool) -> dict[str, Any]:
         FakeGeminiServer(latency_s=LATENCY_S, rpm_limit=RPM, seed=5) as gemini,
         tempfile.TemporaryDirectory() as tmp,
     ):
-        topology = _topology(tmp, gemini, gated).start()
-        try:
+        with _topology(tmp, gemini, gated) as topology:
             started = time.perf_counter()
             jobs = [
                 _submit(topology.url, f"user{u}", f"mascot {u}-{j}", SKETCHES)
@@ -74,8 +73,6 @@ def _load_run(gated: bool) -> dict[str, Any]:
                 for u in range(USERS)
             ]
             done, views = _wait(topology.url, jobs, started)
-        finally:
-            topology.stop()
         calls = sorted(gemini.requests, key=lambda r: r.at)
     sketches = [s for v in views.values() for s in v["sketches"]]
     images = [r for r in calls if r.behaviour == "image"]
@@ -94,16 +91,13 @@ def _fair_run() -> dict[str, Any]:
     with (
         FakeGeminiServer(latency_s=LATENCY_S, rpm_limit=RPM, seed=6) as gemini,
         tempfile.TemporaryDirectory() as tmp,
+        _topology(tmp, gemini, gated=True) as topology,
     ):
-        topology = _topology(tmp, gemini, gated=True).start()
-        try:
-            started = time.perf_counter()
-            big = [_submit(topology.url, "alice", f"batch {j}", SKETCHES) for j in range(BIG_JOBS)]
-            time.sleep(1.0)
-            small = _submit(topology.url, "bob", "small job", SMALL_SKETCHES)
-            done, _ = _wait(topology.url, [*big, small], started)
-        finally:
-            topology.stop()
+        started = time.perf_counter()
+        big = [_submit(topology.url, "alice", f"batch {j}", SKETCHES) for j in range(BIG_JOBS)]
+        time.sleep(1.0)
+        small = _submit(topology.url, "bob", "small job", SMALL_SKETCHES)
+        done, _ = _wait(topology.url, [*big, small], started)
     return {
         "big_sketches": BIG_JOBS * SKETCHES,
         "small_done_s": round(done[small[1]], 2),

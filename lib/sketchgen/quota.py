@@ -28,9 +28,10 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Any, Protocol, TypeVar
+from typing import Any, TypeVar
 
 from sketchgen.errors import TransientModelError
+from sketchgen.generate.pipeline import SyncImageModel
 from sketchgen.logs import get_logger
 from sketchgen.ports import ImageRequest, ImageResponse
 
@@ -209,10 +210,6 @@ class QuotaGate(ABC):
         self._update(key, lambda state: (hold_transition(state, until), None))
 
 
-class _Generates(Protocol):
-    def generate_image(self, request: ImageRequest) -> ImageResponse: ...
-
-
 class GatedModel:
     """A model whose every call first takes a slot from ``gate`` for user ``uid``.
 
@@ -223,7 +220,7 @@ class GatedModel:
 
     def __init__(
         self,
-        model: _Generates,
+        model: SyncImageModel,
         gate: QuotaGate,
         uid: str,
         max_wait_s: float,

@@ -13,8 +13,8 @@ import pytest
 
 from sketchgen.adapters.gcp.gcs_blob_store import GcsBlobStore
 from sketchgen.testing.gemini_server import FakeGeminiServer
-from sketchgen.testing.processes import free_port
 from sketchgen.testing.topology import DevTopology
+from tests.helpers.topology import dev_topology
 from tests.integration.test_service_on_emulators import blobs, call, submit, wait_final
 
 JOBS, SKETCHES = 10, 6
@@ -30,15 +30,7 @@ def gemini() -> Iterator[FakeGeminiServer]:
 def topology(
     gemini: FakeGeminiServer, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[DevTopology]:
-    topo = DevTopology(
-        port=free_port(),
-        data_dir=tmp_path_factory.mktemp("faults"),
-        lease_s=10.0,
-        extra_env={"GEMINI_API_KEY": "test-key", "GOOGLE_GEMINI_BASE_URL": gemini.url},
-    )
-    topo.start()
-    yield topo
-    topo.stop()
+    yield from dev_topology(gemini, tmp_path_factory.mktemp("faults"), lease_s=10.0)
 
 
 def test_ten_jobs_under_503s_and_missing_images(

@@ -16,13 +16,12 @@ from collections.abc import Iterator
 import pytest
 
 from sketchgen.testing.gemini_server import FakeGeminiServer
-from sketchgen.testing.processes import free_port
 from sketchgen.testing.topology import DevTopology
-from tests.integration.test_service_on_emulators import call, submit, wait_final
+from tests.helpers.topology import dev_topology
+from tests.integration.test_service_on_emulators import BOB, call, submit, wait_final
 
 RPM = 240  # the model's quota: 4 calls a second
 A_JOBS, SKETCHES, B_SKETCHES = 12, 6, 4
-BOB = {"Authorization": "Bearer dev:bob"}
 
 _ASK = """
 import json, sys, threading
@@ -74,24 +73,19 @@ def gemini() -> Iterator[FakeGeminiServer]:
 def topology(
     gemini: FakeGeminiServer, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[DevTopology]:
-    topo = DevTopology(
-        port=free_port(),
-        data_dir=tmp_path_factory.mktemp("quota"),
+    yield from dev_topology(
+        gemini,
+        tmp_path_factory.mktemp("quota"),
         workers=2,
         # Deliveries waiting for a slot are sleeping threads: room for the whole backlog, so
         # the other user's sketches reach a worker (and ask) at once.
         push_concurrency=160,
-        extra_env={
-            "GEMINI_API_KEY": "test-key",
-            "GOOGLE_GEMINI_BASE_URL": gemini.url,
+        env={
             "SKETCHGEN_MODEL_RPM": str(RPM),
             "SKETCHGEN_QUOTA_HORIZON_S": "3",
             "THREADS": "80",
         },
     )
-    topo.start()
-    yield topo
-    topo.stop()
 
 
 def test_the_quota_is_held_and_a_small_job_is_not_starved(

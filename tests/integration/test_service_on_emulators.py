@@ -19,8 +19,8 @@ from sketchgen.adapters.gcp.gcs_blob_store import GcsBlobStore
 from sketchgen.adapters.gcp.pubsub_task_queue import PubSubTaskQueue
 from sketchgen.ports import SketchTask
 from sketchgen.testing.gemini_server import FakeGeminiServer
-from sketchgen.testing.processes import free_port
 from sketchgen.testing.topology import DevTopology
+from tests.helpers.topology import dev_topology
 
 ALICE = {"Authorization": "Bearer dev:alice"}
 BOB = {"Authorization": "Bearer dev:bob"}
@@ -36,20 +36,13 @@ def gemini() -> Iterator[FakeGeminiServer]:
 def topology(
     gemini: FakeGeminiServer, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[DevTopology]:
-    topo = DevTopology(
-        port=free_port(),
-        data_dir=tmp_path_factory.mktemp("dev"),
+    yield from dev_topology(
+        gemini,
+        tmp_path_factory.mktemp("dev"),
         lease_s=4.0,
         ack_deadline_s=10,
-        extra_env={
-            "GEMINI_API_KEY": "test-key",
-            "GOOGLE_GEMINI_BASE_URL": gemini.url,
-            "SKETCHGEN_MODEL_TIMEOUT_S": "10",
-        },
+        env={"SKETCHGEN_MODEL_TIMEOUT_S": "10"},
     )
-    topo.start()
-    yield topo
-    topo.stop()
 
 
 def call(

@@ -223,6 +223,12 @@ class DevTopology:
         self.processes[name] = process
         return process
 
+    def __enter__(self) -> DevTopology:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
     def _start_router(self) -> None:
         router = Router(
             [(r"^/v1/jobs/[^/]+/events/?$", f"127.0.0.1:{self.ports['stream']}")],

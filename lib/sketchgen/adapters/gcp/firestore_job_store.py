@@ -3,7 +3,7 @@
 Mobile clients read these documents directly (``firestore.rules``), so the document is the
 plain JobRecord shape, datetimes as Firestore timestamps, plus a top-level ``style_id`` for
 queries. Every change runs a transition from :mod:`sketchgen.jobs` and is written back
-under an ``update_time`` precondition (:mod:`._optimistic`), so concurrent workers never
+under an ``update_time`` precondition (:mod:`._firestore`), so concurrent workers never
 overwrite each other.
 """
 
@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from typing import Any, TypeVar
 
-from sketchgen.adapters.gcp._optimistic import optimistic_update
+from sketchgen.adapters.gcp._firestore import client_for, optimistic_update
 from sketchgen.adapters.job_store_base import TransactionalJobStore, Transition
 from sketchgen.errors import ConflictError, StorageError
 from sketchgen.jobs import JobRecord, job_matches
@@ -58,17 +58,10 @@ class FirestoreJobStore(TransactionalJobStore):
         self._project = project
         self._database = database
         self.collection = collection
-        self._lock = threading.Lock()
 
     @property
     def client(self) -> Any:
-        if self._client is None:
-            with self._lock:
-                if self._client is None:
-                    from google.cloud import firestore
-
-                    self._client = firestore.Client(project=self._project, database=self._database)
-        return self._client
+        return self._client or client_for(self._project, self._database)
 
     def _ref(self, job_id: str) -> Any:
         return self.client.collection(self.collection).document(job_id)

@@ -11,11 +11,10 @@ quota of a few hundred requests a minute, which is where Gemini image models' ti
 from __future__ import annotations
 
 import re
-import threading
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from sketchgen.adapters.gcp._optimistic import optimistic_update
+from sketchgen.adapters.gcp._firestore import client_for, optimistic_update
 from sketchgen.quota import QuotaGate, QuotaPolicy, QuotaState
 
 __all__ = ["FirestoreQuotaGate"]
@@ -40,17 +39,10 @@ class FirestoreQuotaGate(QuotaGate):
         self._project = project
         self._database = database
         self.collection = collection
-        self._lock = threading.Lock()
 
     @property
     def client(self) -> Any:
-        if self._client is None:
-            with self._lock:
-                if self._client is None:
-                    from google.cloud import firestore
-
-                    self._client = firestore.Client(project=self._project, database=self._database)
-        return self._client
+        return self._client or client_for(self._project, self._database)
 
     def _ref(self, key: str) -> Any:
         return self.client.collection(self.collection).document(_UNSAFE.sub("_", key))

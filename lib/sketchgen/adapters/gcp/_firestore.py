@@ -1,5 +1,6 @@
-"""Read, transform, write back only if nobody wrote in between: one Firestore document.
+"""What the Firestore adapters share: one client per database, and optimistic updates.
 
+``optimistic_update``: read, transform, write back only if nobody wrote in between.
 Optimistic (an ``update_time`` precondition) rather than a transaction: the documents this
 serves (a job, a model's quota) are written by many workers within the same second, and
 transactions on a hot document wait on each other's locks (seconds each on the emulator),
@@ -8,17 +9,32 @@ where a failed precondition costs a re-read of a few milliseconds.
 
 from __future__ import annotations
 
+import os
 import random
 import time
 from collections.abc import Callable
+from functools import cache
 from typing import Any, TypeVar
 
 from sketchgen.errors import StorageError
 
-__all__ = ["optimistic_update"]
+__all__ = ["client_for", "optimistic_update"]
 
 T = TypeVar("T")
 Doc = dict[str, Any]
+
+
+def client_for(project: str | None, database: str) -> Any:
+    """The process's client for a database, shared by every adapter (the job store and the
+    quota gate hold one channel). An emulator address is part of what a client is bound to."""
+    return _client(project, database, os.environ.get("FIRESTORE_EMULATOR_HOST"))
+
+
+@cache
+def _client(project: str | None, database: str, emulator: str | None) -> Any:
+    from google.cloud import firestore
+
+    return firestore.Client(project=project, database=database)
 
 
 def optimistic_update(

@@ -1,0 +1,20 @@
+"""The `make dev` topology against the local Gemini server, for module-scoped fixtures."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from sketchgen.testing.gemini_server import FakeGeminiServer
+from sketchgen.testing.processes import free_port
+from sketchgen.testing.topology import DevTopology
+
+
+def dev_topology(
+    gemini: FakeGeminiServer, data_dir: Path, *, env: dict[str, str] | None = None, **options: Any
+) -> Iterator[DevTopology]:
+    """Started, yielded, stopped: ``yield from dev_topology(...)`` in a fixture."""
+    extra_env = {"GEMINI_API_KEY": "test-key", "GOOGLE_GEMINI_BASE_URL": gemini.url, **(env or {})}
+    with DevTopology(port=free_port(), data_dir=data_dir, extra_env=extra_env, **options) as topo:
+        yield topo
