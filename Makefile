@@ -28,13 +28,13 @@ test: install browser
 	$(PY) -m pytest -q
 
 lint: install
-	$(VENV)/bin/ruff check lib tests bench scripts examples
-	$(VENV)/bin/ruff format --check lib tests bench scripts examples
+	$(VENV)/bin/ruff check lib dev tests bench scripts examples
+	$(VENV)/bin/ruff format --check lib dev tests bench scripts examples
 	$(VENV)/bin/mypy
 
 format: install
-	$(VENV)/bin/ruff check --fix lib tests bench scripts examples
-	$(VENV)/bin/ruff format lib tests bench scripts examples
+	$(VENV)/bin/ruff check --fix lib dev tests bench scripts examples
+	$(VENV)/bin/ruff format lib dev tests bench scripts examples
 
 bench: install
 	$(PY) bench/run.py
@@ -45,7 +45,7 @@ clean:
 # --- local cloud topology ----------------------------------------------------------------------
 .PHONY: dev serve
 dev: install
-	$(PY) -m sketchgen.testing.topology
+	$(PY) -m dev.topology
 
 serve: install
 	$(VENV)/bin/sketchgen serve

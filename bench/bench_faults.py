@@ -11,10 +11,10 @@ from pathlib import Path
 from typing import Any
 
 from bench.bench_service import AUTH
+from dev.processes import free_port
+from dev.topology import DevTopology
 from sketchgen.adapters.gcp.gcs_blob_store import GcsBlobStore
 from sketchgen.testing.gemini_server import FakeGeminiServer
-from sketchgen.testing.processes import free_port
-from sketchgen.testing.topology import DevTopology
 
 JOBS, SKETCHES = 10, 6
 P_UNAVAILABLE, P_NO_IMAGE, LATENCY_S = 0.3, 0.1, 0.5
@@ -44,7 +44,7 @@ def run() -> dict[str, Any]:
     ):  # fmt: skip
         topology = DevTopology(
             port=free_port(), data_dir=Path(tmp),
-            extra_env={"GEMINI_API_KEY": "bench-key", "GOOGLE_GEMINI_BASE_URL": gemini.url},
+            values={"GEMINI_API_KEY": "bench-key", "GOOGLE_GEMINI_BASE_URL": gemini.url},
         )  # fmt: skip
         topology.start()
         try:

@@ -16,8 +16,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from sketchgen.testing.processes import free_port
-from sketchgen.testing.topology import DevTopology
+from dev.processes import free_port
+from dev.topology import DevTopology
 
 CLIENTS = (4, 16, 32)
 DURATION_S = 15.0
@@ -133,7 +133,7 @@ def _create(topology: DevTopology) -> str:
 def run() -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp, DevTopology(
         port=free_port(), data_dir=Path(tmp), deliver=False,
-        extra_env={"THREADS": str(SSE_CLIENTS + 28)},
+        threads=SSE_CLIENTS + 28,
     ) as topology:  # fmt: skip
         port = topology.ports["generate"]
         _generate(port, 4)  # warm-up: imports, clients, first Firestore writes

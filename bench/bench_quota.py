@@ -12,9 +12,9 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from dev.processes import free_port
+from dev.topology import DevTopology
 from sketchgen.testing.gemini_server import FakeGeminiServer
-from sketchgen.testing.processes import free_port
-from sketchgen.testing.topology import DevTopology
 
 RPM, LATENCY_S = 240, 1.0
 USERS, JOBS_PER_USER, SKETCHES = 4, 5, 6
@@ -52,12 +52,13 @@ def _wait(
 
 
 def _topology(tmp: str, gemini: FakeGeminiServer, gated: bool) -> DevTopology:
-    env = {"GEMINI_API_KEY": "bench-key", "GOOGLE_GEMINI_BASE_URL": gemini.url, "THREADS": "80"}
+    env = {"GEMINI_API_KEY": "bench-key", "GOOGLE_GEMINI_BASE_URL": gemini.url}
     if gated:
         env["SKETCHGEN_MODEL_RPM"] = str(RPM)
     return DevTopology(
-        port=free_port(), data_dir=Path(tmp), workers=2, push_concurrency=160, extra_env=env
-    )
+        port=free_port(), data_dir=Path(tmp), workers=2, push_concurrency=160, threads=80,
+        values=env,
+    )  # fmt: skip
 
 
 def _load_run(gated: bool) -> dict[str, Any]:

@@ -11,9 +11,9 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import median
+from dev.processes import free_port
+from dev.topology import DevTopology
 from sketchgen.testing.gemini_server import FakeGeminiServer
-from sketchgen.testing.processes import free_port
-from sketchgen.testing.topology import DevTopology
 
 LATENCY_S = 2.0
 SKETCHES = 6
@@ -56,7 +56,7 @@ def run() -> dict[str, Any]:
         topology = DevTopology(
             port=free_port(),
             data_dir=Path(tmp),
-            extra_env={"GEMINI_API_KEY": "bench-key", "GOOGLE_GEMINI_BASE_URL": gemini.url},
+            values={"GEMINI_API_KEY": "bench-key", "GOOGLE_GEMINI_BASE_URL": gemini.url},
         )
         topology.start()
         try:

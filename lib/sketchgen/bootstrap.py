@@ -161,7 +161,26 @@ def build_api(
         max_body_bytes=settings.max_body_bytes,
         signed_url_ttl_s=settings.signed_url_ttl_s,
         web_config=web_config(settings),
+        connect_origins=_connect_origins(settings),
     )
+
+
+def _connect_origins(settings: Settings) -> list[str]:
+    """Origins the page fetches from besides its own: the stream function, and blob stores
+    that are not on HTTPS (the local emulators)."""
+    import os
+    from urllib.parse import urlsplit
+
+    urls = [
+        settings.events_base_url,
+        os.environ.get("STORAGE_EMULATOR_HOST"),
+        os.environ.get("SKETCHGEN_S3_ENDPOINT_URL"),
+    ]
+    origins = []
+    for url in filter(None, urls):
+        parts = urlsplit(url if "://" in url else f"http://{url}")
+        origins.append(f"{parts.scheme}://{parts.netloc}")
+    return origins
 
 
 def web_config(settings: Settings) -> dict[str, object]:

@@ -95,6 +95,7 @@ class SketchState(_Model):
     seq: int | None = None  # event order among ended sketches; the SSE event id
     latency_s: float | None = None
     model_used: str | None = None
+    adapter: str | None = None  # the adapter that drew it (the plan's is the planner's)
     qa: dict[str, Any] | None = None
     ended_at: datetime | None = None
 

@@ -16,6 +16,7 @@ from pathlib import Path
 from sketchgen.errors import ConfigError, InputError, ModelError, NotFoundError
 from sketchgen.generate.base import ImageModelAdapter
 from sketchgen.generate.config import GenerationConfig
+from sketchgen.generate.models import resolve_model
 from sketchgen.generate.pipeline import (
     JobPlan,
     Refinement,
@@ -280,6 +281,38 @@ class SketchService:
                 return True
             return self._draw_claimed(job, task.index, claim.attempt)
 
+    def fail_undeliverable(self, task: SketchTask, deliveries: int | None) -> bool:
+        """A task Pub/Sub gave up on (its dead-letter topic): the sketch ends ``failed`` with
+        the reason, instead of waiting for a sweep that would only queue it again.
+        True acknowledges the dead letter; False (a live worker still holds it) retries."""
+        with log_context(job_id=task.job_id, sketch=task.index):
+            claim = self.jobs.claim_sketch(
+                task.job_id, task.index, worker=self.worker_id, lease_s=self.config.lease_s
+            )
+            if claim.claim is Claim.LEASED:
+                return False
+            job = claim.job
+            if claim.claim is Claim.MISSING or job is None:
+                return True
+            if claim.claim is Claim.ALREADY_ENDED:
+                if job.all_ended and not job.is_final:
+                    self.finalize_job(job.job_id)
+                return True
+            tries = f"{deliveries} deliveries" if deliveries else "every delivery"
+            log.error("dead letter: the worker failed %s of this sketch", tries)
+            state = SketchState(
+                status="failed",
+                error=f"undeliverable: the worker failed {tries}; see the worker's logs",
+                finish_reason="UNDELIVERABLE",
+                attempts=max(0, claim.attempt - 1),  # this claim made no model call
+            )
+            result = self.jobs.finish_sketch(
+                job.job_id, task.index, worker=self.worker_id, state=state
+            )
+            if result.accepted and result.finalize:
+                self.finalize_job(job.job_id)
+            return True
+
     def _claim_waiting_out_leases(self, task: SketchTask) -> ClaimResult:
         """Claim, and while another worker holds the lease, wait for it to end or expire.
 
@@ -342,6 +375,7 @@ class SketchService:
             attempts=previous_calls + record.attempts,
             latency_s=record.latency_s,
             model_used=record.model_used,
+            adapter=self.model.name if record.model_used else None,
             qa=record.qa,
         )
         result = self.jobs.finish_sketch(job.job_id, index, worker=self.worker_id, state=state)
@@ -366,7 +400,7 @@ class SketchService:
         references: tuple[ReferencePart, ...] = ()
         input_image = None
         if load_images:
-            cap = self.model.max_reference_images(job.plan.model_id)
+            cap = resolve_model(job.plan.model_id).max_reference_images
             references = tuple(
                 ReferencePart(reference=r.reference, data=Path(r.reference.path).read_bytes())
                 for r in retrieval.items[:cap]
@@ -424,7 +458,9 @@ class SketchService:
             prompt_spec=job.plan.prompt_spec,
             retrieval=plan.retrieval,
             config=plan.config_record(),
-            model=plan.model_record(sketches),
+            model=plan.model_record(
+                sketches, next((s.adapter for s in job.sketches.values() if s.adapter), None)
+            ),
             sketches=sketches,
             parent=job.parent,
             regenerated_from=job.regenerated_from,

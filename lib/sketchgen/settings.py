@@ -2,21 +2,27 @@
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field, SecretStr
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from sketchgen.errors import ConfigError
 
 __all__ = ["DEFAULT_MODEL", "Settings", "get_settings"]
 
 DEFAULT_MODEL = "gemini-2.5-flash-image"
+_KEY = re.compile(r"[\x21-\x7e]+")  # what an HTTP header (x-goog-api-key) can carry
 
 
 class Settings(BaseSettings):
+    # An empty variable is an unset one: `GEMINI_API_KEY=` in a .env template, or an unset
+    # secret, must not count as a key (nor an empty URL as a URL).
     model_config = SettingsConfigDict(
-        env_prefix="SKETCHGEN_", env_file=".env", extra="ignore", frozen=True
+        env_prefix="SKETCHGEN_", env_file=".env", extra="ignore", frozen=True, env_ignore_empty=True
     )
 
     gemini_api_key: SecretStr | None = Field(
@@ -61,6 +67,23 @@ class Settings(BaseSettings):
     quota_wait_s: float = Field(default=60.0, gt=0)  # then the sketch goes back to the queue
     firebase_web_api_key: str | None = None  # public by design: identifies the Firebase app
 
+    @field_validator("gemini_api_key")
+    @classmethod
+    def _usable_key(cls, key: SecretStr | None) -> SecretStr | None:
+        """Refused here, once, rather than as a ValueError from the SDK on every sketch. A
+        newline around a key (a secret saved from a file) is trimmed; one inside is not."""
+        if key is None:
+            return None
+        value = key.get_secret_value().strip()
+        if not value:
+            return None
+        if not _KEY.fullmatch(value):
+            raise ValueError(
+                "not a usable API key: it has spaces, control or non-ASCII characters "
+                "(the key itself is not shown)"
+            )
+        return SecretStr(value)
+
     @property
     def use_offline_model(self) -> bool:
         return self.offline or self.gemini_api_key is None
@@ -68,4 +91,12 @@ class Settings(BaseSettings):
 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
-    return Settings()
+    """The process's settings; a bad value is one :class:`ConfigError` naming its variable."""
+    try:
+        return Settings()
+    except ValidationError as error:
+        first = error.errors()[0]
+        name = str(first["loc"][0]) if first["loc"] else "settings"
+        variable = name if name.isupper() else f"SKETCHGEN_{name.upper()}"
+        message = str(first["msg"]).removeprefix("Value error, ")
+        raise ConfigError(message, field=variable) from None

@@ -32,11 +32,9 @@ class FakeImageModel(ImageModelAdapter):
         self,
         failures: dict[int, Callable[[], ModelError]] | None = None,
         delay_s: float = 0.0,
-        max_refs: int = 3,
     ) -> None:
         self.failures = failures or {}
         self.delay_s = delay_s
-        self.max_refs = max_refs
         self.requests: list[ImageRequest] = []
         self.in_flight = 0
         self.max_in_flight = 0
@@ -45,12 +43,6 @@ class FakeImageModel(ImageModelAdapter):
     @property
     def name(self) -> str:
         return "fake"
-
-    def max_reference_images(self, model: str) -> int:
-        return self.max_refs
-
-    def resolve_model(self, model: str) -> str:
-        return f"{model}-resolved"
 
     def generate_image(self, request: ImageRequest) -> ImageResponse:
         with self._lock:

@@ -6,15 +6,15 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from dev.processes import free_port
+from dev.topology import DevTopology
 from sketchgen.testing.gemini_server import FakeGeminiServer
-from sketchgen.testing.processes import free_port
-from sketchgen.testing.topology import DevTopology
 
 
 def dev_topology(
     gemini: FakeGeminiServer, data_dir: Path, *, env: dict[str, str] | None = None, **options: Any
 ) -> Iterator[DevTopology]:
     """Started, yielded, stopped: ``yield from dev_topology(...)`` in a fixture."""
-    extra_env = {"GEMINI_API_KEY": "test-key", "GOOGLE_GEMINI_BASE_URL": gemini.url, **(env or {})}
-    with DevTopology(port=free_port(), data_dir=data_dir, extra_env=extra_env, **options) as topo:
+    values = {"GEMINI_API_KEY": "test-key", "GOOGLE_GEMINI_BASE_URL": gemini.url, **(env or {})}
+    with DevTopology(port=free_port(), data_dir=data_dir, values=values, **options) as topo:
         yield topo

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from sketchgen.testing.processes import ManagedProcess, free_port, wait_for_http
+from dev.processes import ManagedProcess, free_port, wait_for_http
 
 PROJECT = "sketchgen-test"
 

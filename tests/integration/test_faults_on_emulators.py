@@ -11,9 +11,9 @@ from collections.abc import Iterator
 
 import pytest
 
+from dev.topology import DevTopology
 from sketchgen.adapters.gcp.gcs_blob_store import GcsBlobStore
 from sketchgen.testing.gemini_server import FakeGeminiServer
-from sketchgen.testing.topology import DevTopology
 from tests.helpers.topology import dev_topology
 from tests.integration.test_service_on_emulators import blobs, call, submit, wait_final
 

@@ -228,3 +228,46 @@ async def test_a_whole_job_through_the_sdk(
     for path in result.images:
         with Image.open(path) as image:
             assert image.mode == "L" and image.size == (1024, 1024)
+
+
+def test_the_server_refuses_what_the_api_refuses(server: FakeGeminiServer) -> None:
+    """Through the bare SDK: an imageConfig the model does not take is a 400, an unknown model
+    a 404 — so a request our adapter would get wrong fails here, not first in production."""
+    from google import genai
+    from google.genai import errors, types
+
+    client = genai.Client(api_key=KEY, http_options=types.HttpOptions(base_url=server.url))
+    cases = [
+        ("gemini-2.5-flash-image", types.ImageConfig(image_size="2K"), 400, "imageSize"),
+        ("gemini-3-pro-image-preview", types.ImageConfig(image_size="8K"), 400, "8K"),
+        ("gemini-3-pro-image-preview", types.ImageConfig(aspect_ratio="7:3"), 400, "7:3"),
+        ("offline-sketch-v1", types.ImageConfig(aspect_ratio="1:1"), 404, "offline-sketch-v1"),
+    ]
+    for model, image_config, code, named in cases:
+        config = types.GenerateContentConfig(
+            response_modalities=["IMAGE"], image_config=image_config
+        )
+        with pytest.raises(errors.APIError) as error:
+            client.models.generate_content(model=model, contents="a fox", config=config)
+        assert error.value.code == code and named in str(error.value.message)
+
+
+def test_our_requests_pass_the_refusals_for_every_model_and_size(
+    adapter: NanoBananaAdapter, server: FakeGeminiServer
+) -> None:
+    for model in known_models():
+        for size in ("1K", "2K", "4K"):
+            response = adapter.generate_image(_request(model, image_size=size, aspect_ratio="16:9"))
+            assert response.data
+    assert {r.behaviour for r in server.requests} == {"image"}
+
+
+def test_refusals_end_the_sketch_as_a_permanent_clear_failure(
+    adapter: NanoBananaAdapter,
+) -> None:
+    from sketchgen.generate.pipeline import draw_sketch
+
+    outcome = draw_sketch(adapter, _request("offline-sketch-v1"), RetryPolicy(max_attempts=3))
+    assert outcome.record.status == "failed" and not outcome.transient
+    assert outcome.record.attempts == 1  # permanent: not retried
+    assert "offline-sketch-v1" in (outcome.record.error or "")

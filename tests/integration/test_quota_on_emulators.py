@@ -15,8 +15,8 @@ from collections.abc import Iterator
 
 import pytest
 
+from dev.topology import DevTopology
 from sketchgen.testing.gemini_server import FakeGeminiServer
-from sketchgen.testing.topology import DevTopology
 from tests.helpers.topology import dev_topology
 from tests.integration.test_service_on_emulators import BOB, call, submit, wait_final
 
@@ -80,11 +80,8 @@ def topology(
         # Deliveries waiting for a slot are sleeping threads: room for the whole backlog, so
         # the other user's sketches reach a worker (and ask) at once.
         push_concurrency=160,
-        env={
-            "SKETCHGEN_MODEL_RPM": str(RPM),
-            "SKETCHGEN_QUOTA_HORIZON_S": "3",
-            "THREADS": "80",
-        },
+        threads=80,
+        env={"SKETCHGEN_MODEL_RPM": str(RPM), "SKETCHGEN_QUOTA_HORIZON_S": "3"},
     )
 
 

@@ -14,12 +14,12 @@ from typing import Any
 
 import pytest
 
+from dev.topology import DevTopology
 from sketchgen.adapters.gcp.firestore_job_store import FirestoreJobStore
 from sketchgen.adapters.gcp.gcs_blob_store import GcsBlobStore
 from sketchgen.adapters.gcp.pubsub_task_queue import PubSubTaskQueue
 from sketchgen.ports import SketchTask
 from sketchgen.testing.gemini_server import FakeGeminiServer
-from sketchgen.testing.topology import DevTopology
 from tests.helpers.topology import dev_topology
 
 ALICE = {"Authorization": "Bearer dev:alice"}
@@ -137,7 +137,7 @@ def test_every_message_twice_means_n_calls_and_n_files(
 ) -> None:
     brief = f"heroic space fox {uuid.uuid4().hex[:6]}"
     job_id = submit(topology, brief, n=3)
-    PubSubTaskQueue(topology.topic).publish([SketchTask(job_id, i) for i in range(3)])
+    PubSubTaskQueue(topology.topic()).publish([SketchTask(job_id, i) for i in range(3)])
     body = wait_final(topology, job_id)
     assert body["status"] == "done"
     time.sleep(1.5)  # let any late duplicate land before counting

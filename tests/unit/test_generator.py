@@ -52,7 +52,7 @@ def test_sync_job_writes_sketches_and_complete_metadata(style: Style, tmp_path: 
     }
     assert meta["model"] == {
         "requested": "gemini-2.5-flash-image",
-        "used": "gemini-2.5-flash-image-resolved",
+        "used": "gemini-2.5-flash-image",
         "adapter": "fake",
     }
     assert meta["images"] == [f"sketch_{i}.png" for i in range(4)]
@@ -174,7 +174,31 @@ def test_two_jobs_in_one_second_get_distinct_folders(style: Style, tmp_path: Pat
     assert a.output_dir != b.output_dir
 
 
-def test_references_are_capped_at_the_model_limit(style: Style, tmp_path: Path) -> None:
-    model = FakeImageModel(max_refs=1)
-    ImageGenerator(model, retry=FAST_RETRY).generate(**_job(style, tmp_path, num_images=1))  # type: ignore[arg-type]
-    assert len(model.requests[0].references) == 1
+def test_the_plan_comes_from_the_model_table_not_the_planning_adapter(style: Style) -> None:
+    """Regression (issue 12): the API plans with no key (offline adapter), the worker draws
+    with one. The plan must name the real model and its reference cap either way."""
+    from sketchgen.generate.offline import OfflineSketchAdapter
+    from sketchgen.generate.pipeline import plan_job
+    from sketchgen.schemas import RetrievalResult
+
+    spec = PromptCompiler().compile("playful golf mascot", style)
+    refs = ImageRetriever().retrieve(spec, style, top_k=3)
+    many = RetrievalResult(style_id=refs.style_id, items=refs.items * 5)
+    for name, model_id, cap in (
+        ("flash", "gemini-2.5-flash-image", 3),
+        ("pro", "gemini-3-pro-image-preview", 14),
+    ):
+        plans = [
+            plan_job(
+                job_id="20260101_000000-abcdef",
+                prompt_spec=spec,
+                retrieval=many,
+                config=GenerationConfig(num_images=2, model_name=name, seed=1),
+                model=adapter,
+            )
+            for adapter in (OfflineSketchAdapter(), FakeImageModel())
+        ]
+        for plan in plans:
+            assert plan.model_id == model_id
+            assert plan.request(0).model == model_id
+            assert len(plan.references) == min(cap, len(many.items))

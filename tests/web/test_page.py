@@ -1,5 +1,6 @@
 """The web page in headless Chromium (Debian's package, driven by Playwright), against
-`sketchgen serve` with the model served by the local Gemini-protocol server.
+`sketchgen serve` and against `make dev` under the deployed URL layout (a function prefix),
+with the model served by the local Gemini-protocol server.
 
 A screenshot of the finished grid is kept in ``test-artifacts/web/``.
 """
@@ -12,15 +13,17 @@ import sys
 import time
 import urllib.request
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 from PIL import Image
 from playwright.sync_api import Browser, Page, sync_playwright
 
+from dev.processes import ManagedProcess, free_port, wait_for_http
+from dev.router import Router, serve_router
+from dev.topology import DevTopology
 from sketchgen.testing.gemini_server import FakeGeminiServer
-from sketchgen.testing.processes import ManagedProcess, free_port, wait_for_http
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "web"
 CHROMIUM = os.environ.get("SKETCHGEN_CHROMIUM", "/usr/bin/chromium")
@@ -42,9 +45,8 @@ def gemini() -> Iterator[FakeGeminiServer]:
         yield server
 
 
-@pytest.fixture(scope="module")
-def server(gemini: FakeGeminiServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    data = tmp_path_factory.mktemp("serve")
+def _serve(gemini: FakeGeminiServer, data: Path) -> Iterator[str]:
+    """`sketchgen serve`: the page and API at the host's root."""
     port = free_port()
     process = ManagedProcess(
         "serve",
@@ -56,9 +58,40 @@ def server(gemini: FakeGeminiServer, tmp_path_factory: pytest.TempPathFactory) -
     ).start()  # fmt: skip
     try:
         wait_for_http(f"http://127.0.0.1:{port}/healthz", timeout_s=60, process=process)
-        yield f"http://127.0.0.1:{port}"
+        yield f"http://127.0.0.1:{port}/"
     finally:
         process.stop()
+
+
+def _deployed(gemini: FakeGeminiServer, data: Path) -> Iterator[str]:
+    """`make dev` (each function with its cloud environment) behind the deployed URL layout:
+    https://REGION-PROJECT.cloudfunctions.net/<function>/..., the prefix stripped before the
+    function sees the path, the page at the generate function's URL."""
+    port = free_port()
+    front = f"http://127.0.0.1:{port}"
+    values = {"GEMINI_API_KEY": "web-test-key", "GOOGLE_GEMINI_BASE_URL": gemini.url,
+              "SKETCHGEN_EVENTS_BASE_URL": f"{front}/sketchgen-stream"}  # fmt: skip
+    with DevTopology(port=free_port(), data_dir=data, values=values) as topology:
+        functions = {
+            f"sketchgen-{name}": f"127.0.0.1:{topology.ports[name]}"
+            for name in ("generate", "stream")
+        }
+        server, _ = serve_router(Router(prefixes=functions), "127.0.0.1", port)
+        try:
+            yield f"{front}/sketchgen-generate/"
+        finally:
+            server.shutdown()
+            server.server_close()
+
+
+@pytest.fixture(scope="module", params=["serve", "deployed"])
+def server(
+    request: pytest.FixtureRequest,
+    gemini: FakeGeminiServer,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[str]:
+    data = tmp_path_factory.mktemp(request.param)
+    yield from (_serve if request.param == "serve" else _deployed)(gemini, data)
 
 
 @pytest.fixture(scope="module")
@@ -91,6 +124,14 @@ def _generate(page: Page, brief: str, sketches: int) -> None:
     page.select_option("#num_images", str(sketches))
     page.click("#generate")
     page.wait_for_selector(f".sketch[data-index='{sketches - 1}']")
+
+
+def _wait_for_hash(page: Page, check: Callable[[str], bool], timeout_s: float = 15.0) -> None:
+    """Polled from here: the page's CSP (no eval) refuses Playwright's wait_for_function."""
+    deadline = time.monotonic() + timeout_s
+    while not check(hash_ := page.evaluate("location.hash")):
+        assert time.monotonic() < deadline, f"location.hash stayed {hash_!r}"
+        time.sleep(0.05)
 
 
 def _settled(page: Page) -> int:
@@ -155,7 +196,7 @@ def test_refine_opens_the_child_job_with_its_lineage(
     page.locator(".sketch[data-index='1'] button", has_text="Refine").click()
     page.fill("#instruction", "more exaggerated")
     page.click("#refine-submit")
-    page.wait_for_function(f"location.hash !== '#job={parent_id}'")
+    _wait_for_hash(page, lambda h: h != f"#job={parent_id}")
     child_id = page.evaluate("location.hash").removeprefix("#job=")
     page.wait_for_selector("#job-status[data-status=done]")
 
@@ -167,14 +208,14 @@ def test_refine_opens_the_child_job_with_its_lineage(
     assert "more exaggerated" in refine_call.prompt and refine_call.image_parts >= 1
 
     request = urllib.request.Request(
-        f"{server}/v1/jobs/{child_id}", headers={"Authorization": "Bearer dev:designer"}
+        f"{server}v1/jobs/{child_id}", headers={"Authorization": "Bearer dev:designer"}
     )
     with urllib.request.urlopen(request) as response:
         child = json.loads(response.read())
     assert child["parent"]["job_id"] == parent_id and child["parent"]["index"] == 1
 
     page.locator("#job-lineage a").first.click()  # back to the parent through the lineage
-    page.wait_for_function(f"location.hash === '#job={parent_id}'")
+    _wait_for_hash(page, lambda h: h == f"#job={parent_id}")
     page.wait_for_selector(".sketch[data-index='2'][data-status=ok]")
 
 
@@ -192,9 +233,14 @@ def test_bad_input_is_explained_on_the_page(page: Page, gemini: FakeGeminiServer
 
 
 def test_page_assets_are_served_without_auth(server: str) -> None:
-    assets = {"/": "text/html", "/static/app.js": "text/javascript",
-              "/static/app.css": "text/css", "/config.json": "application/json"}  # fmt: skip
+    assets = {"": "text/html", "assets/app.js": "text/javascript",
+              "assets/app.css": "text/css", "config.json": "application/json"}  # fmt: skip
     for path, kind in assets.items():
         with urllib.request.urlopen(f"{server}{path}") as response:
+            assert response.headers.get_all("Content-Type") == [response.headers["Content-Type"]]
             assert response.headers["Content-Type"].startswith(kind)
+            assert response.headers["X-Content-Type-Options"] == "nosniff"
             assert response.read()
+    with urllib.request.urlopen(server) as response:
+        policy = response.headers["Content-Security-Policy"]
+    assert "frame-ancestors 'none'" in policy and "default-src 'self'" in policy

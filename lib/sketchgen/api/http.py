@@ -10,6 +10,7 @@ import json
 import re
 from collections.abc import Callable, Iterable
 from typing import Any
+from urllib.parse import quote
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
@@ -64,6 +65,33 @@ class CreateJobBody(BaseModel):
     deadline_s: int | None = Field(default=None, ge=10, le=86_400)
 
 
+def page_headers(connect_origins: Iterable[str] = ()) -> dict[str, str]:
+    """The page loads only its own assets (and, until it is bundled, the Firebase SDK); it
+    talks to the API, the stream, signed blob URLs and Google's sign-in over HTTPS, plus any
+    non-HTTPS origin the deployment names (local emulators); nobody may frame it."""
+    connect = " ".join(["'self'", "https:", *sorted(set(connect_origins))])
+    policy = "; ".join(
+        [
+            "default-src 'self'",
+            "script-src 'self' https://www.gstatic.com",
+            "style-src 'self'",
+            "img-src 'self' blob: data:",
+            f"connect-src {connect}",
+            "frame-src https://*.firebaseapp.com",
+            "frame-ancestors 'none'",
+            "base-uri 'self'",
+            "form-action 'self'",
+            "object-src 'none'",
+        ]
+    )
+    return {
+        "Cache-Control": "no-cache",
+        "Content-Security-Policy": policy,
+        "X-Content-Type-Options": "nosniff",
+        "Referrer-Policy": "no-referrer",
+    }
+
+
 def json_response(
     payload: Any, status: int = 200, headers: dict[str, str] | None = None
 ) -> Response:
@@ -104,7 +132,9 @@ class Api:
         signed_url_ttl_s: int = 900,
         heartbeat_s: float = 15.0,
         web_config: dict[str, Any] | None = None,
+        connect_origins: Iterable[str] = (),
     ) -> None:
+        self.page_headers = page_headers(connect_origins)
         self._service = service
         self._authenticator = authenticator
         self.events_base_url = events_base_url.rstrip("/") if events_base_url else None
@@ -136,7 +166,9 @@ class Api:
         if "web" in enabled:
             rules += [
                 Rule("/", endpoint="web_index", methods=["GET"]),
-                Rule("/static/<name>", endpoint="web_static", methods=["GET"]),
+                # Not /static/: functions-framework is a Flask app and Flask's own static
+                # route owns that path on the deployed function.
+                Rule("/assets/<name>", endpoint="web_static", methods=["GET"]),
                 Rule("/config.json", endpoint="web_config", methods=["GET"]),
             ]
         if "events" in enabled:
@@ -187,6 +219,7 @@ class Api:
         except SketchgenError:
             log.exception("unexpected service error")
             response = error_response(ApiError(500, "internal", "internal error"))
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
         return self._cors(request, response)
 
     def _cors(self, request: Request, response: Response) -> Response:
@@ -211,7 +244,10 @@ class Api:
         return job_id
 
     def _base(self, request: Request) -> str:
-        return request.host_url.rstrip("/")
+        # Behind a prefix (a function URL, a proxy that strips it) the proxy says which.
+        prefix = request.headers.get("X-Forwarded-Prefix", "").strip("/")
+        base = request.host_url.rstrip("/")
+        return f"{base}/{quote(prefix)}" if prefix else base
 
     def _blob_url(self, request: Request, job_id: str, key: str) -> str:
         signed = self._service().blobs.signed_url(key, expires_s=self.signed_url_ttl_s)
@@ -470,9 +506,7 @@ class Api:
         page = resources.files("sketchgen.web").joinpath(name)
         if not page.is_file():
             raise ApiError(404, "not_found", f"no file {name!r}")
-        return Response(
-            page.read_bytes(), mimetype=kinds[suffix], headers={"Cache-Control": "no-cache"}
-        )
+        return Response(page.read_bytes(), mimetype=kinds[suffix], headers=self.page_headers)
 
     def _web_config(self, request: Request) -> Response:
         return json_response(self.web_config)

@@ -19,7 +19,13 @@ from sketchgen.logs import get_logger, log_context
 from sketchgen.ports import SketchTask
 from sketchgen.service import SketchService
 
-__all__ = ["RegenerateMessage", "decode_pubsub_data", "handle_regenerate", "handle_sketch_push"]
+__all__ = [
+    "DEAD_LETTER_PATH",
+    "RegenerateMessage",
+    "decode_pubsub_data",
+    "handle_regenerate",
+    "handle_sketch_push",
+]
 
 log = get_logger(__name__)
 
@@ -80,16 +86,29 @@ def decode_pubsub_data(data: str | bytes | None) -> Any:
     return json.loads(raw)
 
 
+DEAD_LETTER_PATH = "/dead-letter"  # infra/functions.yaml: sketch_worker.trigger.dead_letter_path
+
+
 def handle_sketch_push(request: Request, service: SketchService) -> Response:
+    """A sketch task pushed by the subscription, or at ``/dead-letter`` one it gave up on."""
     if request.method == "GET":
         return Response("ok", mimetype="text/plain")  # health checks; Pub/Sub always POSTs
     try:
         envelope = json.loads(request.get_data(cache=False))
-        task = _TaskMessage.model_validate(decode_pubsub_data(envelope["message"]["data"]))
+        message = envelope["message"]
+        task = _TaskMessage.model_validate(decode_pubsub_data(message["data"]))
     except (KeyError, TypeError, ValueError, binascii.Error, ValidationError) as error:
         # Not ours to fix by retrying, but kept: after the last attempt it lands in the DLQ.
         log.error("malformed push message: %s", str(error)[:200])
         return Response(status=400)
+    sketch = SketchTask(task.job_id, task.index, task.priority)
     with log_context(job_id=task.job_id, sketch=task.index):
-        ack = service.run_sketch(SketchTask(task.job_id, task.index, task.priority))
+        if request.path.rstrip("/") == DEAD_LETTER_PATH:
+            # Forwarded messages keep the source subscription's count in an attribute.
+            attributes = message.get("attributes") or {}
+            count = str(attributes.get("CloudPubSubDeadLetterSourceDeliveryCount", ""))
+            deliveries = int(count) if count.isdigit() else None
+            ack = service.fail_undeliverable(sketch, deliveries)
+        else:
+            ack = service.run_sketch(sketch)
     return Response(status=204 if ack else 429)

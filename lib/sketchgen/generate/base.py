@@ -24,14 +24,6 @@ class ImageModelAdapter(ABC):
     def name(self) -> str:
         """Short adapter name recorded in metadata (``nano-banana``, ``offline``)."""
 
-    def max_reference_images(self, model: str) -> int:
-        """How many reference images the model accepts as image parts."""
-        return 3
-
-    def resolve_model(self, model: str) -> str:
-        """The model id that will actually be called for ``model`` (aliases resolved)."""
-        return model
-
     def prepare(self) -> None:  # noqa: B027 - optional: most adapters have nothing to load
         """Load what the first call needs (SDK, client), so that it is not paid inside a
         quota slot: calls spaced as slots would otherwise arrive bunched after a cold start."""

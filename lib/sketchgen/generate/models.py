@@ -6,7 +6,17 @@ import re
 
 from pydantic import BaseModel, ConfigDict
 
-__all__ = ["ALIASES", "ModelInfo", "known_models", "resolve_model"]
+__all__ = [
+    "ALIASES",
+    "OFFLINE_MODEL_ID",
+    "ModelInfo",
+    "adapter_for",
+    "known_models",
+    "resolve_model",
+]
+
+# What the offline sketch model reports as the model that drew (it stands in for any model).
+OFFLINE_MODEL_ID = "offline-sketch-v1"
 
 
 class ModelInfo(BaseModel):
@@ -55,6 +65,11 @@ _FAMILIES = (
 
 def known_models() -> list[str]:
     return list(_TABLE)
+
+
+def adapter_for(model_used: str) -> str:
+    """The adapter that answers as ``model_used``: the offline stand-in, or Gemini."""
+    return "offline" if model_used == OFFLINE_MODEL_ID else "nano-banana"
 
 
 def resolve_model(name: str) -> ModelInfo:

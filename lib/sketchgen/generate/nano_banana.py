@@ -75,12 +75,6 @@ class NanoBananaAdapter(ImageModelAdapter):
     def name(self) -> str:
         return "nano-banana"
 
-    def resolve_model(self, model: str) -> str:
-        return resolve_model(model).id
-
-    def max_reference_images(self, model: str) -> int:
-        return resolve_model(model).max_reference_images
-
     def prepare(self) -> None:
         self.client  # noqa: B018 - builds the client (and imports the SDK) once
 

@@ -22,12 +22,13 @@ from sketchgen.errors import ModelError, NotFoundError
 from sketchgen.generate._figure import figure_for, refine_figure, render
 from sketchgen.generate._strokes import Pen
 from sketchgen.generate.base import ImageModelAdapter
+from sketchgen.generate.models import OFFLINE_MODEL_ID
 from sketchgen.ports import BatchStatus, ImageRequest, ImageResponse, ReferencePart
 from sketchgen.schemas import pixel_size
 
 __all__ = ["OfflineSketchAdapter"]
 
-MODEL_ID = "offline-sketch-v1"
+MODEL_ID = OFFLINE_MODEL_ID
 _WORK_LONG_SIDE = 1024  # drawn at 1K; the finisher scales to 2K/4K without new detail
 
 
@@ -83,12 +84,6 @@ class OfflineSketchAdapter(ImageModelAdapter):
         if results is None:
             raise NotFoundError(f"no offline batch {name!r} in this process")
         return BatchStatus(name, "succeeded", results)
-
-    def resolve_model(self, model: str) -> str:
-        return MODEL_ID
-
-    def max_reference_images(self, model: str) -> int:
-        return 3
 
     def generate_image(self, request: ImageRequest) -> ImageResponse:
         key = (

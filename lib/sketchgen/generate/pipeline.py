@@ -16,6 +16,7 @@ from typing import Protocol
 from sketchgen.errors import ModelError, NoImageError
 from sketchgen.generate.base import ImageModelAdapter
 from sketchgen.generate.config import GenerationConfig
+from sketchgen.generate.models import resolve_model
 from sketchgen.generate.retry import RetryPolicy, acall_with_retry, call_with_retry
 from sketchgen.logs import get_logger, log_context
 from sketchgen.metadata import ConfigRecord, ModelUsed, ParentRef, SketchRecord
@@ -91,9 +92,12 @@ class JobPlan:
             allow_text=c.allow_text,
         )
 
-    def model_record(self, sketches: list[SketchRecord]) -> ModelUsed:
+    def model_record(self, sketches: list[SketchRecord], adapter: str | None = None) -> ModelUsed:
+        """``adapter``: the one that drew, where another process planned (the service)."""
         used = next((s.model_used for s in sketches if s.model_used), None)
-        return ModelUsed(requested=self.config.model_name, used=used, adapter=self.adapter)
+        return ModelUsed(
+            requested=self.config.model_name, used=used, adapter=adapter or self.adapter
+        )
 
 
 def plan_job(
@@ -110,11 +114,12 @@ def plan_job(
         variations = plan_refinement_variations(refinement.variation, config.num_images, seed)
     else:
         variations = plan_variations(config.num_images, seed)
-    model_id = model.resolve_model(config.model_name)
-    cap = model.max_reference_images(model_id)
+    # The model table decides, not the planning process's adapter: a job planned where no key
+    # is configured (the API) is drawn by the real model where one is (the worker).
+    info = resolve_model(config.model_name)
     references = tuple(
         ReferencePart(reference=item.reference, data=Path(item.reference.path).read_bytes())
-        for item in retrieval.items[:cap]
+        for item in retrieval.items[: info.max_reference_images]
     )
     return JobPlan(
         job_id=job_id,
@@ -123,7 +128,7 @@ def plan_job(
         config=config,
         seed=seed,
         variations=variations,
-        model_id=model_id,
+        model_id=info.id,
         adapter=model.name,
         references=references,
         parent=refinement.parent if refinement else None,

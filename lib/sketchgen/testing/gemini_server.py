@@ -38,7 +38,7 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageDraw
 
-__all__ = ["FakeGeminiServer", "RecordedRequest"]
+__all__ = ["FakeGeminiServer", "RecordedRequest", "refuse"]
 
 NO_IMAGE_REASONS = ("IMAGE_SAFETY", "IMAGE_PROHIBITED_CONTENT", "NO_IMAGE", "IMAGE_OTHER")
 _PATH = re.compile(
@@ -212,7 +212,13 @@ class FakeGeminiServer:
         parts = [p for c in body.get("contents", []) for p in c.get("parts", [])]
         prompt = "\n".join(p["text"] for p in parts if "text" in p)
         config = body.get("generationConfig", {})
-        behaviour = "not_found" if model not in self.models else self._choose(prompt)
+        refusal = refuse(model, config, parts) if model in self.models else None
+        if model not in self.models:
+            behaviour = "not_found"
+        elif refusal is not None:
+            behaviour = "invalid_argument"
+        else:
+            behaviour = self._choose(prompt)
         with self._lock:
             self.requests.append(
                 RecordedRequest(
@@ -225,6 +231,8 @@ class FakeGeminiServer:
                     at=time.monotonic(),
                 )
             )
+        if refusal is not None:
+            return 400, _error(400, "INVALID_ARGUMENT", refusal)
         if sleep:
             time.sleep(self.latency_s + (self.slow_s if behaviour == "slow" else 0.0))
         return _respond(self, model, behaviour, prompt, config)
@@ -292,6 +300,27 @@ class FakeGeminiServer:
             if done:
                 metadata["output"] = {"inlinedResponses": {"inlinedResponses": batch["responses"]}}
         return {"name": name, "metadata": metadata, "done": done}
+
+
+def refuse(model: str, config: dict[str, Any], parts: list[dict[str, Any]]) -> str | None:
+    """What the API answers 400 INVALID_ARGUMENT for, per the model table: an ``imageConfig``
+    the model does not take, or more image parts than it accepts. None: the request is fine."""
+    from sketchgen.generate.models import resolve_model
+    from sketchgen.schemas import ASPECT_RATIOS
+
+    info = resolve_model(model)
+    image_config = config.get("imageConfig") or {}
+    size, ratio = image_config.get("imageSize"), image_config.get("aspectRatio")
+    if size is not None and not info.supports_image_size:
+        return f"imageConfig.imageSize is not supported by models/{model}"
+    if size is not None and size not in info.image_sizes:
+        return f"imageConfig.imageSize {size!r} is not one of {', '.join(info.image_sizes)}"
+    if ratio is not None and ratio not in ASPECT_RATIOS:
+        return f"imageConfig.aspectRatio {ratio!r} is not one of {', '.join(ASPECT_RATIOS)}"
+    images = sum(1 for p in parts if "inlineData" in p)
+    if images > info.max_reference_images + 1:  # the references, plus a sketch to refine
+        return f"models/{model} accepts at most {info.max_reference_images + 1} images"
+    return None
 
 
 def _error(

@@ -1,6 +1,8 @@
 // sketchgen web page. Plain ES module, no build step.
 //
-// The page talks only to the public HTTP API (/v1/…). Progress comes from the job's
+// The page talks only to the public HTTP API (v1/…), by paths relative to the page: it works
+// at a host's root (sketchgen serve, make dev) and under a function's prefix
+// (https://REGION-PROJECT.cloudfunctions.net/sketchgen-generate/) alike. Progress comes from the job's
 // Server-Sent Events, read with fetch because EventSource cannot send an Authorization
 // header; on a dropped connection it resumes with Last-Event-ID, so no event is missed.
 
@@ -106,8 +108,8 @@ async function blobUrl(url) {
 // --- styles ----------------------------------------------------------------------------
 
 async function loadStyles() {
-  const { styles } = await api("/v1/styles");
-  const details = await Promise.all(styles.map((s) => api(`/v1/styles/${encodeURIComponent(s.id)}`)));
+  const { styles } = await api("v1/styles");
+  const details = await Promise.all(styles.map((s) => api(`v1/styles/${encodeURIComponent(s.id)}`)));
   const box = $("#styles");
   box.replaceChildren(
     ...details.map((style, i) => {
@@ -120,7 +122,7 @@ async function loadStyles() {
       thumbs.className = "thumbs";
       for (const ref of style.references.slice(0, 3)) {
         const img = Object.assign(document.createElement("img"), {
-          src: `/v1/styles/${encodeURIComponent(style.id)}/references/${ref.sha256}.png`,
+          src: `v1/styles/${encodeURIComponent(style.id)}/references/${ref.sha256}.png`,
           alt: ref.description || `${style.name} reference`,
           loading: "lazy",
         });
@@ -147,7 +149,7 @@ async function submitJob(event) {
   const submit = $("#generate");
   submit.disabled = true;
   try {
-    const accepted = await api("/v1/jobs", {
+    const accepted = await api("v1/jobs", {
       method: "POST",
       headers: { "Idempotency-Key": crypto.randomUUID() },
       body: {
@@ -177,7 +179,7 @@ function showFormError(message, focus) {
 async function openJob(jobId, eventsUrl) {
   if (state.stream) state.stream.abort();
   for (const url of state.urls.splice(0)) URL.revokeObjectURL(url);
-  const job = await api(`/v1/jobs/${jobId}`);
+  const job = await api(`v1/jobs/${jobId}`);
   state.job = job;
   renderJob(job);
   showLineage(job);
@@ -188,7 +190,7 @@ async function openJob(jobId, eventsUrl) {
     finish({ status: job.status, metadata_url: job.metadata_url });
     return;
   }
-  followEvents(eventsUrl || `/v1/jobs/${jobId}/events`, job.job_id);
+  followEvents(eventsUrl || `v1/jobs/${jobId}/events`, job.job_id);
 }
 
 function renderJob(job) {
@@ -306,7 +308,7 @@ async function followEvents(url, jobId) {
         if (event.event === "sketch") updateSketch(data);
         if (event.event === "done") {
           // The stream carries URLs that may have expired by now; the job view is fresh.
-          const job = await api(`/v1/jobs/${jobId}`);
+          const job = await api(`v1/jobs/${jobId}`);
           state.job = job;
           await Promise.all(job.sketches.map(updateSketch));
           finish(data);
@@ -356,7 +358,7 @@ async function cancelJob() {
   if (!state.job) return;
   $("#cancel").disabled = true;
   try {
-    const job = await api(`/v1/jobs/${state.job.job_id}/cancel`, { method: "POST" });
+    const job = await api(`v1/jobs/${state.job.job_id}/cancel`, { method: "POST" });
     setStatus(job.status);
   } catch (error) {
     setStatus(`error: ${error.message}`);
@@ -368,7 +370,7 @@ async function downloadZip() {
   button.disabled = true;
   try {
     const link = Object.assign(document.createElement("a"), {
-      href: await blobUrl(`/v1/jobs/${state.job.job_id}/archive.zip`),
+      href: await blobUrl(`v1/jobs/${state.job.job_id}/archive.zip`),
       download: `${state.job.job_id}.zip`,
     });
     document.body.append(link);
@@ -405,7 +407,7 @@ async function submitRefinement(event) {
   const index = Number($("#refiner").dataset.index);
   const parent = state.job;
   try {
-    const accepted = await api(`/v1/jobs/${parent.job_id}/sketches/${index}/refine`, {
+    const accepted = await api(`v1/jobs/${parent.job_id}/sketches/${index}/refine`, {
       method: "POST",
       headers: { "Idempotency-Key": crypto.randomUUID() },
       body: { instruction },
@@ -431,7 +433,7 @@ async function showLineage(job) {
     link.addEventListener("click", () => openJob(parentId));
     box.append(depth ? " ← " : "Refined from ", link, instruction ? ` (“${instruction}”)` : "");
     try {
-      current = await api(`/v1/jobs/${parentId}`);
+      current = await api(`v1/jobs/${parentId}`);
     } catch {
       break;
     }
@@ -476,7 +478,7 @@ function remember(jobId, title) {
 // --- start -----------------------------------------------------------------------------
 
 async function main() {
-  const config = await (await fetch("/config.json")).json();
+  const config = await (await fetch("config.json")).json();
   try {
     state.auth = config.auth === "dev" ? await devAuth() : await firebaseAuth(config);
   } catch (error) {

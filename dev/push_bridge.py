@@ -5,6 +5,9 @@ The Pub/Sub emulator's own push delivers at most two messages at a time (measure
 JVM is told), while Cloud Pub/Sub pushes a job's messages all at once. The bridge keeps the
 push contract — the same JSON envelope, 2xx acks, anything else nacks for redelivery under
 the subscription's retry and dead-letter policy — with real concurrency.
+
+With ``cloudevent=True`` it delivers as Eventarc does to a Pub/Sub-triggered function: an
+HTTP CloudEvent in binary mode (``ce-*`` headers) whose data is the same envelope.
 """
 
 from __future__ import annotations
@@ -28,9 +31,15 @@ log = get_logger(__name__)
 
 class PushBridge:
     def __init__(
-        self, subscription: str, endpoints: str | Sequence[str], *, concurrency: int = 64
+        self,
+        subscription: str,
+        endpoints: str | Sequence[str],
+        *,
+        concurrency: int = 64,
+        cloudevent: bool = False,
     ) -> None:
         self.subscription = subscription
+        self.cloudevent = cloudevent
         self.endpoints = [endpoints] if isinstance(endpoints, str) else list(endpoints)
         self.concurrency = concurrency
         self._next = itertools.cycle(self.endpoints)  # several instances: round robin
@@ -50,10 +59,20 @@ class PushBridge:
         }
         with self._lock:
             endpoint = next(self._next)
+        headers = {"Content-Type": "application/json"}
+        if self.cloudevent:
+            topic = self.subscription.replace("/subscriptions/", "/topics/")
+            headers.update(
+                {
+                    "ce-specversion": "1.0",
+                    "ce-id": message.message_id,
+                    "ce-source": f"//pubsub.googleapis.com/{topic}",
+                    "ce-type": "google.cloud.pubsub.topic.v1.messagePublished",
+                }
+            )
         request = urllib.request.Request(  # noqa: S310 - the endpoint is ours, on loopback
-            endpoint, data=json.dumps(envelope).encode(), method="POST",
-            headers={"Content-Type": "application/json"},
-        )  # fmt: skip
+            endpoint, data=json.dumps(envelope).encode(), method="POST", headers=headers
+        )
         try:
             with urllib.request.urlopen(request, timeout=900) as response:  # noqa: S310
                 acked = 200 <= response.status < 300

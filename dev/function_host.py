@@ -1,0 +1,36 @@
+"""Run one function of ``infra/functions.yaml`` as Cloud Functions runs it.
+
+``python -m dev.function_host NAME --port N``: functions-framework loads the function's
+``main.py`` and serves it with gunicorn, as the deployed runtime does. The environment is the
+one ``make dev`` built from the definition; nothing here adds a variable.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from dev.definition import REPO, load_definition
+
+__all__ = ["main"]
+
+_SIGNATURES = {"http": "http", "push": "http", "event": "cloudevent"}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m dev.function_host", description=__doc__)
+    parser.add_argument("function")
+    parser.add_argument("--port", type=int, required=True)
+    args = parser.parse_args(argv)
+    spec = load_definition().functions[args.function]
+
+    from functions_framework import create_app
+    from functions_framework._http import create_server
+
+    source = REPO / "functions" / spec.source / "main.py"
+    app = create_app(spec.entry_point, str(source), _SIGNATURES[spec.trigger.type])
+    create_server(app, False).run("127.0.0.1", args.port)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

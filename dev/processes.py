@@ -1,0 +1,210 @@
+"""Start, wait for and stop the local processes of the dev topology and the tests.
+
+Each child runs in its own session, so stopping it stops what it spawned too, and is told by
+the kernel to die with its parent (``PR_SET_PDEATHSIG``): a supervisor killed outright leaves
+no emulator or function behind. The emulators run as their JVMs directly, not under gcloud's
+Python wrapper, so that signal reaches the process that holds the port.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+__all__ = [
+    "ManagedProcess",
+    "emulator_command",
+    "free_port",
+    "reap_stale",
+    "stop_all",
+    "wait_for_http",
+]
+
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+def _sdk_platform() -> Path:
+    gcloud = shutil.which("gcloud")
+    if gcloud is None:
+        raise RuntimeError(
+            "the Google Cloud CLI (gcloud) with the Firestore and Pub/Sub emulators is needed: "
+            "https://cloud.google.com/sdk/docs/install, then "
+            "`gcloud components install cloud-firestore-emulator pubsub-emulator`"
+        )
+    return Path(gcloud).resolve().parents[1] / "platform"
+
+
+def emulator_command(name: str, port: int, *, rules: Path | None = None) -> list[str]:
+    """The JVM command line of a Google Cloud CLI emulator (what ``gcloud beta emulators``
+    runs under a wrapper process)."""
+    platform = _sdk_platform()
+    java = os.environ.get("JAVA", "java")
+    if name == "firestore":
+        jar = platform / "cloud-firestore-emulator" / "cloud-firestore-emulator.jar"
+        command = [
+            java, "-Duser.language=en", "-cp", str(jar),
+            "com.google.cloud.datastore.emulator.firestore.CloudFirestore", "start",
+            "--host=127.0.0.1", f"--port={port}",
+        ]  # fmt: skip
+        return command + ([f"--rules={rules}"] if rules else [])
+    if name == "pubsub":
+        script = platform / "pubsub-emulator" / "bin" / "cloud-pubsub-emulator"
+        return [str(script), "--host=127.0.0.1", f"--port={port}"]  # the script execs java
+    raise ValueError(f"no emulator {name!r}")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_for_http(url: str, *, timeout_s: float, process: ManagedProcess | None = None) -> None:
+    """Poll ``url`` until it answers anything below 500, the process dies, or time runs out."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            raise RuntimeError(f"{process.name} exited early; see {process.log_path}")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310 - loopback
+                if response.status < 500:
+                    return
+        except urllib.error.HTTPError as error:
+            if error.code < 500:
+                return
+        except OSError:
+            pass
+        time.sleep(0.2)
+    where = f"; see {process.log_path}" if process else ""
+    raise TimeoutError(f"{url} did not answer within {timeout_s:.0f} s{where}")
+
+
+class ManagedProcess:
+    def __init__(
+        self,
+        name: str,
+        command: Sequence[str],
+        *,
+        log_dir: Path,
+        env: Mapping[str, str] | None = None,
+        inherit_env: bool = True,
+        cwd: Path | None = None,
+    ) -> None:
+        self.name = name
+        self.command = list(command)
+        self.log_path = log_dir / f"{name}.log"
+        self.env = {**(os.environ if inherit_env else {}), **(env or {})}
+        self.cwd = cwd
+        self._process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> ManagedProcess:
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        log = self.log_path.open("ab")  # a restarted process keeps its earlier lines
+        self._process = subprocess.Popen(  # noqa: S603 - our own fixed commands
+            self.command,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=self.env,
+            cwd=self.cwd,
+            start_new_session=True,
+            preexec_fn=_die_with_parent,
+        )
+        log.close()
+        return self
+
+    def poll(self) -> int | None:
+        return None if self._process is None else self._process.poll()
+
+    @property
+    def pid(self) -> int | None:
+        return None if self._process is None else self._process.pid
+
+    def signal_group(self, signum: int) -> None:
+        if self._process is not None and self._process.poll() is None:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(self._process.pid, signum)
+
+    def stop(self, timeout_s: float = 10.0) -> None:
+        stop_all([self], timeout_s)
+
+    def kill(self) -> None:
+        """Die at once, like a crashed instance (no graceful shutdown)."""
+        if self._process is not None and self._process.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self._process.pid, signal.SIGKILL)
+            self._process.wait()
+
+
+def stop_all(processes: Sequence[ManagedProcess], timeout_s: float = 8.0) -> None:
+    """SIGTERM every group at once, wait together, SIGKILL what is left: bounded by
+    ``timeout_s`` whatever the number of processes."""
+    for process in processes:
+        process.signal_group(signal.SIGTERM)
+    deadline = time.monotonic() + timeout_s
+    for process in processes:
+        if process._process is None:
+            continue
+        try:
+            process._process.wait(timeout=max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            process.signal_group(signal.SIGKILL)
+            process._process.wait()
+    for process in processes:
+        # The group may outlive its leader (a JVM under a wrapper): leave nothing behind.
+        if process.pid is not None:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(process.pid, signal.SIGKILL)
+
+
+def reap_stale(manifest: Path) -> None:
+    """Stop what an earlier supervisor, killed before it could clean up, left running."""
+    try:
+        stale = json.loads(manifest.read_text())
+    except (OSError, ValueError):
+        return
+    supervisor = stale.get("supervisor_pid")
+    if isinstance(supervisor, int) and _alive(supervisor) and supervisor != os.getpid():
+        raise RuntimeError(f"make dev is already running (pid {supervisor}); see {manifest}")
+    for pid in stale.get("pids", []):
+        if isinstance(pid, int) and _is_ours(pid):
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(pid, signal.SIGKILL)
+    manifest.unlink(missing_ok=True)
+
+
+_OURS = (b"dev.function_host", b"gcp_storage_emulator", b"emulator")
+
+
+def _is_ours(pid: int) -> bool:
+    """Only a process that still runs one of our commands (pids are reused)."""
+    try:
+        command = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
+    return any(marker in command for marker in _OURS)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

@@ -1,0 +1,385 @@
+"""``make dev``: the cloud topology on one machine, with real parts, in the deployed shape.
+
+Firestore (with ``firestore.rules``) and Pub/Sub emulators from the Google Cloud CLI, a Cloud
+Storage emulator from PyPI, and every function in ``infra/functions.yaml`` under
+functions-framework with exactly the variables, secrets and permissions its cloud twin gets.
+The sketch subscription has the cloud's retry and dead-letter policy and is delivered as push
+(by :class:`PushBridge`: the emulator pushes only two at a time); the regenerate topic reaches
+the regenerate function as CloudEvents, as Eventarc delivers it. One public origin routes the
+same paths as the cloud. While it runs, ``generated_outputs/dev/topology.json`` says how to
+reach every part; everything it starts, it stops.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import signal
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
+
+from dev.definition import REPO, Definition, Function, load_definition
+from dev.processes import (
+    ManagedProcess,
+    emulator_command,
+    free_port,
+    reap_stale,
+    stop_all,
+    wait_for_http,
+)
+from dev.push_bridge import PushBridge
+from dev.router import Router, serve_router
+
+__all__ = ["DevTopology", "main"]
+
+# Variables every process needs from its machine (a function's own are set from the definition).
+_SYSTEM_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "TZ", "TMPDIR", "JAVA_HOME", "PYTHONPATH")
+# Secrets a developer may have in their shell, by the variable the definition mounts.
+_SECRET_SOURCES = {"GEMINI_API_KEY": ("GEMINI_API_KEY", "GOOGLE_API_KEY")}
+
+
+@dataclass
+class DevTopology:
+    port: int = 8080
+    project: str = "sketchgen-dev"
+    bucket: str = "sketchgen-dev"
+    data_dir: Path = field(default_factory=lambda: REPO / "generated_outputs" / "dev")
+    functions_dir: Path = REPO / "functions"
+    # Values for variables the definition names (plain or secret), e.g. a test's model URL.
+    values: dict[str, str] = field(default_factory=dict)
+    lease_s: float = 300.0
+    ack_deadline_s: int = 600  # a push that dies without answering is redelivered after this
+    max_delivery_attempts: int = 5  # then the dead-letter topic, as in the cloud
+    workers: int = 1  # sketch_worker processes, like instances sharing one subscription
+    threads: int = 32  # per function process (Terraform: THREADS = the function's concurrency)
+    push_concurrency: int = 64  # deliveries in flight (Cloud Run: instances x concurrency)
+    deliver: bool = True  # False: sketches stay queued (benchmarks of the endpoints alone)
+    definition: Definition = field(default_factory=load_definition)
+    processes: dict[str, ManagedProcess] = field(default_factory=dict)
+    ports: dict[str, int] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        known = self.definition.all_env_names() | self._secret_names()
+        unknown = sorted(set(self.values) - known)
+        if unknown:
+            raise ValueError(
+                f"{', '.join(unknown)} reach no function in infra/functions.yaml: "
+                "a variable only a local process has would hide a deployed bug"
+            )
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def manifest_path(self) -> Path:
+        return self.data_dir / "topology.json"
+
+    def topic(self, key: str = "sketch") -> str:
+        return f"projects/{self.project}/topics/sketchgen-{key}"
+
+    def subscription(self, key: str) -> str:
+        return f"projects/{self.project}/subscriptions/sketchgen-{key}"
+
+    @property
+    def dead_letter_topic(self) -> str:
+        return self.topic("sketch-dead-letter")
+
+    @property
+    def processes_by_function(self) -> dict[str, str]:
+        """Process name → the function it runs: the worker may run as several processes."""
+        names = {name: name for name in self.definition.functions}
+        extra = {f"sketch_worker_{n}": "sketch_worker" for n in range(2, self.workers + 1)}
+        return {**names, **extra}
+
+    def _secret_names(self) -> set[str]:
+        return {s for f in self.definition.functions.values() for s in f.secrets}
+
+    # -- one environment per function, as Terraform gives it --------------------------------
+
+    def local_values(self) -> dict[str, str]:
+        """A value for every variable name in the definition: local stand-ins for the cloud's
+        (Terraform's counterpart is local.env_values). Empty means unset, on both sides."""
+        from sketchgen.settings import DEFAULT_MODEL
+
+        values = {
+            "SKETCHGEN_PROJECT": self.project,
+            "SKETCHGEN_AUTH": "dev",
+            "SKETCHGEN_JOB_STORE": "firestore",
+            "SKETCHGEN_FIRESTORE_DATABASE": "(default)",
+            "SKETCHGEN_BLOB_URL": f"gs://{self.bucket}",
+            "SKETCHGEN_SKETCH_TOPIC": self.topic("sketch"),
+            "SKETCHGEN_REGENERATE_TOPIC": self.topic("regenerate"),
+            "SKETCHGEN_JOB_RETENTION_DAYS": "30",
+            "SKETCHGEN_MAX_DELIVERIES": str(self.max_delivery_attempts),
+            "SKETCHGEN_MODEL_TIMEOUT_S": "120",
+            "SKETCHGEN_LEASE_S": str(self.lease_s),
+            "SKETCHGEN_CORS_ORIGINS": "",
+            "SKETCHGEN_LOG_LEVEL": "INFO",
+            "SKETCHGEN_FIREBASE_WEB_API_KEY": "",
+            "SKETCHGEN_EVENTS_BASE_URL": self.url,  # the stream, behind the same origin
+            "SKETCHGEN_MODEL_RPM": "",
+            "SKETCHGEN_QUOTA_WAIT_S": "60",
+            "SKETCHGEN_QUOTA_HORIZON_S": "10",
+            "GEMINI_MODEL": os.environ.get("GEMINI_MODEL") or DEFAULT_MODEL,
+            "GOOGLE_GEMINI_BASE_URL": os.environ.get("GOOGLE_GEMINI_BASE_URL", ""),
+        }
+        for name, sources in _SECRET_SOURCES.items():
+            values[name] = next((os.environ[s] for s in sources if os.environ.get(s)), "")
+        return {**values, **self.values}
+
+    def emulator_env(self) -> dict[str, str]:
+        """What the client libraries read to find the emulators (the cloud needs none)."""
+        return {
+            "FIRESTORE_EMULATOR_HOST": f"127.0.0.1:{self.ports['firestore']}",
+            "PUBSUB_EMULATOR_HOST": f"127.0.0.1:{self.ports['pubsub']}",
+            # Through the bucket's CORS rule, as browsers reach the bucket in the cloud.
+            "STORAGE_EMULATOR_HOST": f"http://127.0.0.1:{self.ports['storage_front']}",
+            "GOOGLE_CLOUD_PROJECT": self.project,
+        }
+
+    def function_env(self, function: str) -> dict[str, str]:
+        """Exactly the function's cloud variables and secrets, plus where the emulators are."""
+        spec = self.definition.functions[function]
+        values = self.local_values()
+        names = (*self.definition.env_names(function), *spec.secrets)
+        own = {name: values[name] for name in names if values[name] != ""}
+        system = {k: os.environ[k] for k in _SYSTEM_ENV if k in os.environ}
+        return {**system, **self.emulator_env(), "THREADS": str(self.threads), **own}
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    def start(self) -> DevTopology:
+        reap_stale(self.manifest_path)
+        try:
+            self._start_emulators()
+            self._create_resources()
+            for name in self.processes_by_function:
+                self.start_function(name)
+            for name in self.processes_by_function:
+                wait_for_http(
+                    f"http://127.0.0.1:{self.ports[name]}/healthz",
+                    timeout_s=60,
+                    process=self.processes[name],
+                )
+            if self.deliver:
+                self._start_bridges()
+            self._start_router()
+            self.write_manifest()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _start_emulators(self) -> None:
+        for name in ("firestore", "pubsub", "storage", "storage_front"):
+            self.ports[name] = free_port()
+        logs = self.data_dir / "logs"
+        commands = {
+            "firestore": emulator_command(
+                "firestore", self.ports["firestore"], rules=REPO / "firestore.rules"
+            ),
+            "pubsub": emulator_command("pubsub", self.ports["pubsub"]),
+            "storage": [
+                sys.executable, "-m", "gcp_storage_emulator", "start", "--host=127.0.0.1",
+                f"--port={self.ports['storage']}", "--in-memory",
+            ],
+        }  # fmt: skip
+        for name, command in commands.items():
+            self.processes[name] = ManagedProcess(f"{name}-emulator", command, log_dir=logs).start()
+        for name in commands:
+            wait_for_http(
+                f"http://127.0.0.1:{self.ports[name]}/", timeout_s=90, process=self.processes[name]
+            )
+        bucket_cors = Router(default=f"127.0.0.1:{self.ports['storage']}", cors_any_origin=True)
+        self._servers = [serve_router(bucket_cors, "127.0.0.1", self.ports["storage_front"])[0]]
+
+    def _create_resources(self) -> None:
+        from google.cloud import pubsub_v1, storage  # type: ignore[attr-defined]
+
+        os.environ.update(self.emulator_env())
+        publisher = pubsub_v1.PublisherClient()
+        subscriber = pubsub_v1.SubscriberClient()
+        for key in self.definition.topics:
+            publisher.create_topic(name=self.topic(key))
+        publisher.create_topic(name=self.dead_letter_topic)
+        # The cloud's sketch subscription: retry with backoff, then the dead-letter topic.
+        subscriber.create_subscription(
+            request={
+                "name": self.subscription("sketch-worker"),
+                "topic": self.topic("sketch"),
+                "ack_deadline_seconds": self.ack_deadline_s,
+                "retry_policy": {"minimum_backoff": "1s", "maximum_backoff": "10s"},
+                "dead_letter_policy": {
+                    "dead_letter_topic": self.dead_letter_topic,
+                    "max_delivery_attempts": self.max_delivery_attempts,
+                },
+            }
+        )
+        for key, topic in (
+            ("sketch-dead-letter", self.dead_letter_topic),
+            ("regenerate", self.topic("regenerate")),
+        ):
+            subscriber.create_subscription(request={"name": self.subscription(key), "topic": topic})
+        storage.Client(project=self.project).create_bucket(self.bucket)
+
+    def start_function(self, name: str) -> ManagedProcess:
+        """(Re)start one function process on its port, e.g. after a test killed the worker."""
+        self.ports.setdefault(name, free_port())
+        function = self.processes_by_function[name]
+        process = ManagedProcess(
+            name,
+            [sys.executable, "-m", "dev.function_host", function, "--port", str(self.ports[name])],
+            log_dir=self.data_dir / "logs",
+            env=self.function_env(function),
+            inherit_env=False,
+            cwd=REPO,
+        ).start()
+        self.processes[name] = process
+        return process
+
+    def _endpoints(self, function: str, path: str = "/") -> list[str]:
+        names = [n for n, f in self.processes_by_function.items() if f == function]
+        return [f"http://127.0.0.1:{self.ports[n]}{path}" for n in names]
+
+    def _start_bridges(self) -> None:
+        bridges = []
+        for spec in self.definition.functions.values():
+            trigger = spec.trigger
+            if trigger.type == "push":
+                bridges.append(
+                    PushBridge(
+                        self.subscription("sketch-worker"),
+                        self._endpoints(spec.name),
+                        concurrency=self.push_concurrency,
+                    )
+                )
+                if trigger.dead_letter_path:
+                    bridges.append(
+                        PushBridge(
+                            self.subscription("sketch-dead-letter"),
+                            self._endpoints(spec.name, trigger.dead_letter_path),
+                            concurrency=4,
+                        )
+                    )
+            elif trigger.type == "event":
+                assert trigger.topic is not None
+                bridges.append(
+                    PushBridge(
+                        self.subscription(trigger.topic),
+                        self._endpoints(spec.name),
+                        concurrency=1,  # Terraform: one instance, one request
+                        cloudevent=True,
+                    )
+                )
+        self._bridges = [bridge.start() for bridge in bridges]
+
+    def _start_router(self) -> None:
+        http = [f for f in self.definition.functions.values() if f.trigger.type == "http"]
+        stream = next(f.name for f in http if f.entry_point == "stream")
+        api = next(f.name for f in http if f.entry_point == "generate")
+        router = Router(
+            [(r"^/v1/jobs/[^/]+/events/?$", f"127.0.0.1:{self.ports[stream]}")],
+            default=f"127.0.0.1:{self.ports[api]}",
+        )
+        self._servers.append(serve_router(router, "127.0.0.1", self.port)[0])
+
+    def manifest(self) -> dict[str, object]:
+        """How to reach every part (in the spirit of the Firebase emulator hub's /emulators)."""
+        return {
+            "api_url": self.url,
+            "project_id": self.project,
+            "bucket": self.bucket,
+            "firestore_emulator_host": f"127.0.0.1:{self.ports['firestore']}",
+            "pubsub_emulator_host": f"127.0.0.1:{self.ports['pubsub']}",
+            "storage_emulator_host": f"http://127.0.0.1:{self.ports['storage_front']}",
+            "functions": {
+                name: {
+                    "function": function,
+                    "url": f"http://127.0.0.1:{self.ports[name]}",
+                    "pid": self.processes[name].pid,
+                }
+                for name, function in self.processes_by_function.items()
+            },
+            "pids": [p.pid for p in self.processes.values() if p.pid is not None],
+            "supervisor_pid": os.getpid(),
+        }
+
+    def write_manifest(self) -> None:
+        self.manifest_path.parent.mkdir(parents=True, exist_ok=True)
+        temporary = self.manifest_path.with_suffix(".json.tmp")
+        temporary.write_text(json.dumps(self.manifest(), indent=2) + "\n")
+        temporary.replace(self.manifest_path)
+
+    def __enter__(self) -> DevTopology:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def stop(self) -> None:
+        for bridge in getattr(self, "_bridges", []):
+            bridge.stop()
+        self._bridges = []
+        for server in getattr(self, "_servers", []):
+            server.shutdown()
+            server.server_close()
+        self._servers = []
+        stop_all(list(self.processes.values()))
+        self.processes.clear()
+        with contextlib.suppress(FileNotFoundError):
+            self.manifest_path.unlink()
+
+
+class _StopSignal(Exception):  # noqa: N818 - a signal, not an error
+    """Raised in the main thread by SIGINT/SIGTERM: nothing else runs in a signal handler."""
+
+
+def _on_signal(signum: int, frame: FrameType | None) -> None:
+    # Ignore repeats while stopping: a second Ctrl-C must not interrupt the clean-up.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    raise _StopSignal
+
+
+def _describe(topology: DevTopology, functions: Mapping[str, Function]) -> str:
+    keyed = [f for f in functions.values() if "GEMINI_API_KEY" in f.secrets]
+    has_key = bool(topology.local_values().get("GEMINI_API_KEY"))
+    model = "Gemini" if has_key else "offline sketch model (no GEMINI_API_KEY)"
+    return (
+        f"sketchgen dev ready on {topology.url} (auth: Bearer dev:<uid>; "
+        f"{', '.join(f.name for f in keyed)}: {model}); "
+        f"how to connect: {topology.manifest_path}; logs in {topology.data_dir / 'logs'}"
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="make dev", description=__doc__)
+    parser.add_argument("--port", type=int, default=int(os.environ.get("SKETCHGEN_DEV_PORT", 8080)))
+    parser.add_argument("--data-dir", type=Path, default=None)
+    args = parser.parse_args(argv)
+    topology = DevTopology(port=args.port)
+    if args.data_dir is not None:
+        topology.data_dir = args.data_dir
+    signal.signal(signal.SIGINT, _on_signal)
+    signal.signal(signal.SIGTERM, _on_signal)
+    try:
+        topology.start()
+        print(_describe(topology, topology.definition.functions), flush=True)
+        while True:
+            signal.pause()
+    except _StopSignal:
+        pass
+    finally:
+        topology.stop()
+    print("sketchgen dev stopped", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
