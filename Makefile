@@ -25,6 +25,7 @@ demo: install
 	$(VENV)/bin/sketchgen generate "playful golf mascot" --offline -n 4 --seed 7
 
 test: install browser
+	$(PY) scripts/check_prerequisites.py
 	$(PY) -m pytest -q
 
 lint: install
@@ -59,8 +60,8 @@ TF_ARGS         ?=
 
 .PHONY: build tf-init plan deploy lint-infra
 
-build:
-	$(PYTHON) scripts/build_functions.py
+build: install
+	$(PY) scripts/build_functions.py
 
 tf-init:
 	@case "$(ENV)" in dev|prod) ;; *) echo "ENV must be dev or prod" >&2; exit 2;; esac

@@ -80,7 +80,10 @@ def wait_for_http(url: str, *, timeout_s: float, process: ManagedProcess | None 
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if process is not None and process.poll() is not None:
-            raise RuntimeError(f"{process.name} exited early; see {process.log_path}")
+            raise RuntimeError(
+                f"{process.name} exited early with {process.poll()}; see {process.log_path}:\n"
+                + process.log_tail()
+            )
         try:
             with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310 - loopback
                 if response.status < 500:
@@ -127,6 +130,12 @@ class ManagedProcess:
         )
         log.close()
         return self
+
+    def log_tail(self, lines: int = 20) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
 
     def poll(self) -> int | None:
         return None if self._process is None else self._process.poll()

@@ -28,9 +28,24 @@ from pathlib import Path
 
 __all__ = ["FUNCTIONS", "BuildError", "build", "main"]
 
-FUNCTIONS = ("generate", "sketch_worker", "stream")
+
+DEFINITION = Path(__file__).resolve().parents[1] / "infra" / "functions.yaml"
+
+
+def _sources(definition: Path = DEFINITION) -> tuple[str, ...]:
+    """The function folders the deployment uses (infra/functions.yaml: each function's source)."""
+    import yaml
+
+    functions = yaml.safe_load(definition.read_text())["functions"]
+    return tuple(sorted({spec["source"] for spec in functions.values()}))
+
+
+FUNCTIONS = _sources()
 PACKAGE = "sketchgen"
-_EXCLUDED_DIRS = frozenset({"__pycache__", "tests", ".mypy_cache", ".pytest_cache", ".ruff_cache"})
+# sketchgen.testing (the local Gemini server) is for tests: nothing in the cloud imports it.
+_EXCLUDED_DIRS = frozenset(
+    {"__pycache__", "tests", "testing", ".mypy_cache", ".pytest_cache", ".ruff_cache"}
+)
 _EXCLUDED_SUFFIXES = (".pyc", ".pyo")
 _EXCLUDED_NAMES = frozenset({".DS_Store"})
 _ZIP_DATE = (1980, 1, 1, 0, 0, 0)  # the earliest date a zip entry can hold

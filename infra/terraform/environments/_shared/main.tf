@@ -49,10 +49,18 @@ locals {
   # must reach a worker to ask for their fair share.
   worker_max_instances = max(1, ceil(2 * var.gemini_rpm * var.model_latency_s / 60 / var.worker_concurrency))
 
-  # Public by design (it identifies the Firebase web app); see sketchgen.bootstrap.web_config.
-  firebase_env = var.firebase_web_api_key == "" ? {} : { SKETCHGEN_FIREBASE_WEB_API_KEY = var.firebase_web_api_key }
+  # The functions, defined once (infra/functions.yaml; docs/decisions/0007): sources, triggers,
+  # the variable names each gets, its secrets and what it may do. make dev reads the same file.
+  definition = yamldecode(file("${path.module}/../../../functions.yaml"))
 
-  common_env = merge(local.firebase_env, {
+  # gen2 functions answer at https://REGION-PROJECT.cloudfunctions.net/NAME (the function's own
+  # URL is an output of the module, but a module cannot feed one instance's URL to another).
+  functions_host = "https://${var.region}-${var.project_id}.cloudfunctions.net"
+  function_names = { for name, _ in local.definition.functions : name => "${local.prefix}-${replace(name, "_", "-")}" }
+
+  # One value per variable name in the definition (make dev: dev.topology local_values).
+  # An empty value is not set, here and locally (sketchgen's settings treat both alike).
+  env_values = {
     SKETCHGEN_PROJECT            = var.project_id
     SKETCHGEN_AUTH               = "firebase"
     SKETCHGEN_JOB_STORE          = "firestore"
@@ -67,12 +75,72 @@ locals {
     SKETCHGEN_LEASE_S            = tostring(local.lease_s)
     SKETCHGEN_CORS_ORIGINS       = join(",", var.cors_origins)
     SKETCHGEN_LOG_LEVEL          = var.log_level
-    GEMINI_MODEL                 = var.gemini_model
-  })
-
-  gemini_secret = {
-    GEMINI_API_KEY = { secret = google_secret_manager_secret.gemini_api_key.secret_id }
+    # Public by design (it identifies the Firebase web app); see sketchgen.bootstrap.web_config.
+    SKETCHGEN_FIREBASE_WEB_API_KEY = var.firebase_web_api_key
+    SKETCHGEN_EVENTS_BASE_URL      = "${local.functions_host}/${local.function_names["stream"]}"
+    SKETCHGEN_MODEL_RPM            = tostring(var.gemini_rpm) # shared by every instance (Firestore)
+    SKETCHGEN_QUOTA_WAIT_S         = tostring(local.quota_wait_s)
+    SKETCHGEN_QUOTA_HORIZON_S      = "10"
+    GEMINI_MODEL                   = var.gemini_model
+    GOOGLE_GEMINI_BASE_URL         = "https://generativelanguage.googleapis.com"
   }
+
+  secrets   = { "gemini-api-key" = google_secret_manager_secret.gemini_api_key.secret_id }
+  topic_ids = { sketch = module.sketch_topic.topic_id, regenerate = module.regenerate_topic.topic_id }
+
+  # Per function, from the definition: its environment and secrets, and the project roles and
+  # invokers its trigger and grants need.
+  functions = {
+    for name, f in local.definition.functions : name => {
+      environment = {
+        for variable in concat(local.definition.shared_env, try(f.env, [])) :
+        variable => local.env_values[variable] if local.env_values[variable] != ""
+      }
+      secrets = { for variable, secret in try(f.secrets, {}) : variable => { secret = local.secrets[secret] } }
+      project_roles = compact([
+        lookup({ read = "roles/datastore.viewer", read_write = "roles/datastore.user" }, try(f.may.firestore, ""), ""),
+        f.trigger.type == "event" ? "roles/eventarc.eventReceiver" : "",
+      ])
+      public = f.trigger.type == "http" && try(f.trigger.public, false)
+    }
+  }
+
+  # Sizing depends on this environment's variables, so it lives here, keyed like the definition
+  # (a function missing here fails the plan: local.sizing[name]).
+  sizing = {
+    generate = {
+      min_instances = var.generate_min_instances, max_instances = var.generate_max_instances
+      concurrency   = 16, memory = "512Mi", timeout_seconds = 60
+    }
+    sketch_worker = {
+      min_instances = 0, max_instances = local.worker_max_instances, concurrency = var.worker_concurrency
+      memory        = "2Gi", timeout_seconds = local.worker_timeout_s # 4K images: ~170 MiB each in memory
+    }
+    stream = {
+      min_instances = 0, max_instances = var.stream_max_instances
+      concurrency   = 50, memory = "512Mi", timeout_seconds = 3600 # an open stream holds a thread
+    }
+    regenerate = {
+      min_instances = 0, max_instances = 1, concurrency = 1, memory = "512Mi", timeout_seconds = 540
+    }
+  }
+
+  # IAM from the grants in the definition.
+  publishers = {
+    for topic, _ in local.definition.topics : topic => {
+      for name, f in local.definition.functions : name => module.function[name].service_account_member
+      if contains(try(f.may.publish, []), topic)
+    }
+  }
+  outputs_bucket_members = {
+    for name, f in local.definition.functions : name => {
+      role   = f.may.buckets.outputs == "read_write" ? "roles/storage.objectUser" : "roles/storage.objectViewer"
+      member = module.function[name].service_account_member
+    } if can(f.may.buckets.outputs)
+  }
+  url_signers     = { for name, f in local.definition.functions : name => f if try(f.may.sign_urls, false) }
+  push_function   = one([for name, f in local.definition.functions : name if f.trigger.type == "push"])
+  event_functions = { for name, f in local.definition.functions : name => f if f.trigger.type == "event" }
 }
 
 # --- APIs --------------------------------------------------------------------------------------
@@ -132,17 +200,14 @@ module "outputs_bucket" {
   soft_delete_retention_seconds = var.deletion_protection ? 604800 : 0
   delete_after_days             = { "jobs/" = var.output_retention_days }
 
-  members = {
-    # The worker writes sketches and metadata.json; generate and regenerate read them (signed
-    # URLs, downloads) and write a refinement's input.png when they create the job.
-    worker     = { role = "roles/storage.objectUser", member = module.sketch_worker.service_account_member }
-    generate   = { role = "roles/storage.objectUser", member = module.generate.service_account_member }
-    regenerate = { role = "roles/storage.objectUser", member = module.regenerate.service_account_member }
-    # The stream signs the URLs in its events: a V4 URL opens only what its signer can read.
-    stream = { role = "roles/storage.objectViewer", member = module.stream.service_account_member }
-  }
+  # From infra/functions.yaml (may.buckets.outputs): read -> objectViewer, read_write ->
+  # objectUser. The stream signs the URLs in its events: a V4 URL opens only what its signer
+  # can read.
+  members = local.outputs_bucket_members
 
-  depends_on = [google_project_service.this]
+  # The page fetches sketches by their signed URLs (the URL is the authorisation, no cookies).
+  cors_origins = ["*"]
+  depends_on   = [google_project_service.this]
 }
 
 # Function source zips, named by content hash: only changed code uploads and redeploys, and
@@ -269,10 +334,10 @@ resource "google_service_account" "push_invoker" {
 # The Pub/Sub service agent mints the OIDC tokens for push and Eventarc deliveries (needed
 # explicitly on projects created before April 2021; harmless after).
 resource "google_service_account_iam_member" "pubsub_token_creator" {
-  for_each = {
-    push_invoker = google_service_account.push_invoker.name
-    regenerate   = module.regenerate.service_account_name
-  }
+  for_each = merge(
+    { push_invoker = google_service_account.push_invoker.name },
+    { for name, _ in local.event_functions : name => module.function[name].service_account_name },
+  )
 
   service_account_id = each.value
   role               = "roles/iam.serviceAccountTokenCreator"
@@ -286,19 +351,18 @@ module "sketch_topic" {
   project_number = data.google_project.this.number
   name           = "${local.prefix}-sketch"
 
-  publishers = {
-    generate   = module.generate.service_account_member
-    regenerate = module.regenerate.service_account_member
-  }
+  publishers = local.publishers["sketch"]
 
   push = {
     subscription_name          = "${local.prefix}-sketch-worker"
-    endpoint                   = module.sketch_worker.uri # run.app: the URL internal ingress accepts
+    endpoint                   = module.function[local.push_function].uri # run.app: what internal ingress accepts
     oidc_service_account_email = google_service_account.push_invoker.email
     ack_deadline_seconds       = local.ack_deadline_s
     minimum_backoff            = "10s"
     maximum_backoff            = "600s"
     max_delivery_attempts      = var.max_delivery_attempts
+    # Dead letters go back to the worker, which ends their sketch as failed with the reason.
+    dead_letter_endpoint = "${module.function[local.push_function].uri}${local.definition.functions[local.push_function].trigger.dead_letter_path}"
   }
 
   dead_letter_retention = var.dead_letter_retention
@@ -312,6 +376,7 @@ module "regenerate_topic" {
   project_id     = var.project_id
   project_number = data.google_project.this.number
   name           = "${local.prefix}-regenerate"
+  publishers     = local.publishers["regenerate"]
 
   depends_on = [google_project_service.this]
 }
@@ -360,154 +425,88 @@ resource "google_cloud_scheduler_job" "maintain" {
 
 # --- Functions ---------------------------------------------------------------------------------
 
-module "generate" {
-  #checkov:skip=CKV_GCP_124:Public API for browsers and phones; the app verifies a Firebase ID token on every request (see public_invoker).
-  source = "../../modules/function"
+# Every function in infra/functions.yaml, with its own service account and only what its
+# grants say. Public HTTP functions verify a Firebase ID token on every request themselves:
+# Cloud Run IAM in front of them would reject browsers and phones, which hold Firebase tokens,
+# not Google OIDC tokens.
+module "function" {
+  #checkov:skip=CKV_GCP_124:The public API and SSE endpoint verify a Firebase ID token (and the job owner) on every request; see public_invoker.
+  for_each = local.definition.functions
+  source   = "../../modules/function"
 
-  project_id            = var.project_id
-  region                = var.region
-  name                  = "${local.prefix}-generate"
-  description           = "sketchgen public JSON API (/v1/jobs, /v1/styles, /healthz)."
-  service_account_id    = "${local.prefix}-generate"
-  entry_point           = "generate"
+  project_id  = var.project_id
+  region      = var.region
+  name        = local.function_names[each.key]
+  description = each.value.description
+  # Account ids kept from before the definition existed: sketchgen-worker, not -sketch-worker.
+  service_account_id    = "${local.prefix}-${replace(replace(each.key, "sketch_", ""), "_", "-")}"
+  entry_point           = each.value.entry_point
   runtime               = var.runtime
   source_bucket         = module.sources_bucket.name
-  source_object         = google_storage_bucket_object.source["generate"].name
+  source_object         = google_storage_bucket_object.source[each.value.source].name
   build_service_account = google_service_account.build.id
 
-  environment = merge(local.common_env, {
-    SKETCHGEN_EVENTS_BASE_URL = module.stream.url
-  })
-  project_roles = ["roles/datastore.user"]
+  environment        = local.functions[each.key].environment
+  secret_environment = local.functions[each.key].secrets
+  project_roles      = local.functions[each.key].project_roles
 
-  # The API verifies a Firebase ID token on every request itself; Cloud Run IAM in front of it
-  # would reject browsers and phones, which hold Firebase tokens, not Google OIDC tokens.
-  ingress        = "ALLOW_ALL"
-  public_invoker = true
-
-  min_instances   = var.generate_min_instances
-  max_instances   = var.generate_max_instances
-  concurrency     = 16
-  cpu             = "1"
-  memory          = "512Mi"
-  timeout_seconds = 60
-
-  depends_on = [google_project_service.this, google_project_iam_member.build, google_project_iam_member.build_storage]
-}
-
-# Signed URLs are V4 signatures made through IAM signBlob as the function's own account.
-resource "google_service_account_iam_member" "generate_signs_urls" {
-  service_account_id = module.generate.service_account_name
-  role               = "roles/iam.serviceAccountTokenCreator"
-  member             = module.generate.service_account_member
-}
-
-resource "google_service_account_iam_member" "stream_signs_urls" {
-  service_account_id = module.stream.service_account_name
-  role               = "roles/iam.serviceAccountTokenCreator"
-  member             = module.stream.service_account_member
-}
-
-module "regenerate" {
-  source = "../../modules/function"
-
-  project_id            = var.project_id
-  region                = var.region
-  name                  = "${local.prefix}-regenerate"
-  description           = "sketchgen scheduled regeneration (Cloud Scheduler -> Pub/Sub)."
-  service_account_id    = "${local.prefix}-regenerate"
-  entry_point           = "regenerate"
-  runtime               = var.runtime
-  source_bucket         = module.sources_bucket.name
-  source_object         = google_storage_bucket_object.source["generate"].name
-  build_service_account = google_service_account.build.id
-
-  environment = local.common_env
-  # The key is mounted because a regeneration run may go through the Gemini Batch API (half
-  # price) from this function instead of fanning out to the worker.
-  secret_environment = local.gemini_secret
-  project_roles      = ["roles/datastore.user", "roles/eventarc.eventReceiver"]
-
-  event_trigger = {
+  ingress         = local.functions[each.key].public ? "ALLOW_ALL" : "ALLOW_INTERNAL_ONLY"
+  public_invoker  = local.functions[each.key].public
+  invoker_members = each.value.trigger.type == "push" ? { push = google_service_account.push_invoker.member } : {}
+  event_trigger = each.value.trigger.type != "event" ? null : {
     event_type   = "google.cloud.pubsub.topic.v1.messagePublished"
-    pubsub_topic = module.regenerate_topic.topic_id
+    pubsub_topic = local.topic_ids[each.value.trigger.topic]
     retry        = false # a missed run is redone by the next schedule
   }
 
-  ingress         = "ALLOW_INTERNAL_ONLY"
-  min_instances   = 0
-  max_instances   = 1
-  concurrency     = 1
-  memory          = "512Mi"
-  timeout_seconds = 540
+  min_instances   = local.sizing[each.key].min_instances
+  max_instances   = local.sizing[each.key].max_instances
+  concurrency     = local.sizing[each.key].concurrency
+  cpu             = "1"
+  memory          = local.sizing[each.key].memory
+  timeout_seconds = local.sizing[each.key].timeout_seconds
 
   depends_on = [google_project_service.this, google_project_iam_member.build, google_project_iam_member.build_storage]
 }
 
-module "sketch_worker" {
-  source = "../../modules/function"
+# Signed URLs are V4 signatures made through IAM signBlob as the function's own account
+# (may.sign_urls in the definition).
+resource "google_service_account_iam_member" "signs_urls" {
+  for_each = local.url_signers
 
-  project_id            = var.project_id
-  region                = var.region
-  name                  = "${local.prefix}-sketch-worker"
-  description           = "sketchgen worker: draws one sketch per Pub/Sub push."
-  service_account_id    = "${local.prefix}-worker"
-  entry_point           = "sketch_worker"
-  runtime               = var.runtime
-  source_bucket         = module.sources_bucket.name
-  source_object         = google_storage_bucket_object.source["sketch_worker"].name
-  build_service_account = google_service_account.build.id
-
-  environment = merge(local.common_env, {
-    SKETCHGEN_MODEL_RPM    = tostring(var.gemini_rpm) # shared by every instance (Firestore)
-    SKETCHGEN_QUOTA_WAIT_S = tostring(local.quota_wait_s)
-  })
-  secret_environment = local.gemini_secret
-  project_roles      = ["roles/datastore.user"]
-
-  # Reached only by the push subscription (same project counts as internal), signed as
-  # push_invoker.
-  ingress         = "ALLOW_INTERNAL_ONLY"
-  invoker_members = { push = google_service_account.push_invoker.member }
-
-  min_instances   = 0
-  max_instances   = local.worker_max_instances
-  concurrency     = var.worker_concurrency
-  cpu             = "1"
-  memory          = "2Gi" # 4K images are finished in memory (Pillow + NumPy), ~170 MiB each
-  timeout_seconds = local.worker_timeout_s
-
-  depends_on = [google_project_service.this, google_project_iam_member.build, google_project_iam_member.build_storage]
+  service_account_id = module.function[each.key].service_account_name
+  role               = "roles/iam.serviceAccountTokenCreator"
+  member             = module.function[each.key].service_account_member
 }
 
-module "stream" {
-  #checkov:skip=CKV_GCP_124:Public SSE endpoint for browsers; the app verifies a Firebase ID token and the job owner on every request.
-  source = "../../modules/function"
+# The functions had a module each before infra/functions.yaml; their state moves, nothing is
+# recreated.
+moved {
+  from = module.generate
+  to   = module.function["generate"]
+}
 
-  project_id            = var.project_id
-  region                = var.region
-  name                  = "${local.prefix}-stream"
-  description           = "sketchgen Server-Sent Events for one job."
-  service_account_id    = "${local.prefix}-stream"
-  entry_point           = "stream"
-  runtime               = var.runtime
-  source_bucket         = module.sources_bucket.name
-  source_object         = google_storage_bucket_object.source["stream"].name
-  build_service_account = google_service_account.build.id
+moved {
+  from = module.sketch_worker
+  to   = module.function["sketch_worker"]
+}
 
-  environment   = local.common_env
-  project_roles = ["roles/datastore.viewer"]
+moved {
+  from = module.stream
+  to   = module.function["stream"]
+}
 
-  # Same as generate: the SSE endpoint checks the Firebase ID token and the job's owner itself.
-  ingress        = "ALLOW_ALL"
-  public_invoker = true
+moved {
+  from = module.regenerate
+  to   = module.function["regenerate"]
+}
 
-  min_instances   = 0
-  max_instances   = var.stream_max_instances
-  concurrency     = 50 # each open stream holds a thread and waits on a Firestore listener
-  cpu             = "1"
-  memory          = "512Mi"
-  timeout_seconds = 3600
+moved {
+  from = google_service_account_iam_member.generate_signs_urls
+  to   = google_service_account_iam_member.signs_urls["generate"]
+}
 
-  depends_on = [google_project_service.this, google_project_iam_member.build, google_project_iam_member.build_storage]
+moved {
+  from = google_service_account_iam_member.stream_signs_urls
+  to   = google_service_account_iam_member.signs_urls["stream"]
 }

@@ -13,12 +13,17 @@ output "firebase_project_id" {
 
 output "api_url" {
   description = "Base URL of the JSON API (generate): POST /v1/jobs, GET /v1/jobs/{id}, GET /v1/styles, /healthz."
-  value       = module.generate.url
+  value       = module.function["generate"].url
+}
+
+output "web_url" {
+  description = "The web page: the API's URL with a trailing slash (the page's paths are relative to it)."
+  value       = "${module.function["generate"].url}/"
 }
 
 output "events_url" {
   description = "Base URL of the SSE endpoint (stream): GET /v1/jobs/{id}/events."
-  value       = module.stream.url
+  value       = module.function["stream"].url
 }
 
 output "bucket" {
@@ -58,12 +63,7 @@ output "worker_max_instances" {
 
 output "function_services" {
   description = "Cloud Run services behind the functions (for revisions and traffic during a rollback)."
-  value = {
-    generate      = module.generate.service
-    regenerate    = module.regenerate.service
-    sketch_worker = module.sketch_worker.service
-    stream        = module.stream.service
-  }
+  value       = { for name, function in module.function : name => function.service }
 }
 
 output "deployed_sources" {

@@ -17,6 +17,17 @@ resource "google_storage_bucket" "this" {
     enabled = var.versioning
   }
 
+  # Browsers fetch objects by signed URL (GET only; the signature is the authorisation).
+  dynamic "cors" {
+    for_each = length(var.cors_origins) > 0 ? [var.cors_origins] : []
+    content {
+      origin          = cors.value
+      method          = ["GET", "HEAD"]
+      response_header = ["Content-Type", "Content-Length"]
+      max_age_seconds = 3600
+    }
+  }
+
   soft_delete_policy {
     retention_duration_seconds = var.soft_delete_retention_seconds
   }

@@ -61,3 +61,9 @@ variable "members" {
     error_message = "This module makes private buckets: no allUsers / allAuthenticatedUsers grants."
   }
 }
+
+variable "cors_origins" {
+  description = "Origins a browser may GET objects from (signed URLs); empty = no CORS rule."
+  type        = list(string)
+  default     = []
+}

@@ -76,6 +76,37 @@ resource "google_pubsub_subscription" "push" {
   depends_on = [google_pubsub_topic_iam_member.dead_letter_publisher]
 }
 
+# Dead letters pushed to the application too (it ends their work as failed, with the reason),
+# signed like the main push; the pull subscription above keeps them for inspection either way.
+resource "google_pubsub_subscription" "dead_letter_push" {
+  for_each = { for key, push in local.push : key => push if push.dead_letter_endpoint != null }
+
+  project                    = var.project_id
+  name                       = "${each.value.subscription_name}-dead-letter"
+  topic                      = google_pubsub_topic.dead_letter[each.key].id
+  labels                     = var.labels
+  ack_deadline_seconds       = 60
+  message_retention_duration = var.dead_letter_retention
+
+  push_config {
+    push_endpoint = each.value.dead_letter_endpoint
+
+    oidc_token {
+      service_account_email = each.value.oidc_service_account_email
+      audience              = coalesce(each.value.audience, each.value.endpoint)
+    }
+  }
+
+  retry_policy {
+    minimum_backoff = each.value.minimum_backoff
+    maximum_backoff = each.value.maximum_backoff
+  }
+
+  expiration_policy {
+    ttl = ""
+  }
+}
+
 # The Pub/Sub service agent forwards undeliverable messages: it must publish to the dead-letter
 # topic and acknowledge on the source subscription.
 resource "google_pubsub_topic_iam_member" "dead_letter_publisher" {

@@ -44,6 +44,7 @@ variable "push" {
     oidc_service_account_email = string
     audience                   = optional(string)
     ack_deadline_seconds       = optional(number, 60)
+    dead_letter_endpoint       = optional(string) # also push the dead letters here
     message_retention_duration = optional(string, "604800s")
     minimum_backoff            = optional(string, "10s")
     maximum_backoff            = optional(string, "600s")

@@ -1,0 +1,243 @@
+"""`make dev` as a developer runs it: started, used, stopped, in the deployed shape.
+
+The supervisor runs as its own process (``python -m dev.topology``, what ``make dev`` runs);
+the tests read ``topology.json`` to find its parts, look at each function process's real
+environment, and stop it the ways a developer does (SIGTERM, Ctrl-C, a kill -9).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from dev.definition import REPO, load_definition
+from dev.processes import free_port
+from dev.topology import DevTopology
+from sketchgen.testing.gemini_server import FakeGeminiServer
+from tests.helpers.topology import dev_topology
+from tests.rules.conftest import user_token
+
+AUTH = {"Authorization": "Bearer dev:alice"}
+STOP_WITHIN_S = 15.0
+_PLATFORM_ENV = {"THREADS", "GOOGLE_CLOUD_PROJECT"}
+_EMULATOR_ENV = {"FIRESTORE_EMULATOR_HOST", "PUBSUB_EMULATOR_HOST", "STORAGE_EMULATOR_HOST"}
+_SYSTEM_ENV = {"PATH", "HOME", "LANG", "LC_ALL", "TZ", "TMPDIR", "JAVA_HOME", "PYTHONPATH"}
+
+
+class Supervisor:
+    """`make dev` in a process of its own, as a developer starts it."""
+
+    def __init__(self, data_dir: Path, env: dict[str, str]) -> None:
+        self.data_dir = data_dir
+        self.port = free_port()
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "dev.topology", "--port", str(self.port),
+             "--data-dir", str(data_dir)],
+            cwd=REPO, env={**os.environ, **env}, stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT, text=True, start_new_session=True,
+        )  # fmt: skip
+        assert self.process.stdout is not None
+        self.ready_line = self.process.stdout.readline()
+        assert "ready" in self.ready_line, self.ready_line + self.process.stdout.read()
+        self.manifest: dict[str, Any] = json.loads((data_dir / "topology.json").read_text())
+
+    def pids(self) -> list[int]:
+        return [int(p) for p in self.manifest["pids"]]
+
+    def stop(self, signum: int) -> float:
+        started = time.monotonic()
+        os.kill(self.process.pid, signum)
+        self.process.wait(timeout=60)
+        return time.monotonic() - started
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    stat = Path(f"/proc/{pid}/stat")
+    return stat.exists() and stat.read_text().split(") ")[1][0] != "Z"  # zombies are gone
+
+
+def _left(pids: list[int], within_s: float) -> list[int]:
+    deadline = time.monotonic() + within_s
+    while (alive := [p for p in pids if _alive(p)]) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return alive
+
+
+def _environ(pid: int) -> dict[str, str]:
+    raw = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    pairs = (item.decode().split("=", 1) for item in raw if b"=" in item)
+    return dict(pairs)  # type: ignore[arg-type]
+
+
+def test_it_says_how_to_connect_runs_each_function_as_deployed_and_always_stops(
+    tmp_path: Path,
+) -> None:
+    env = {"GEMINI_API_KEY": "developer-key", "GOOGLE_API_KEY": "", "SKETCHGEN_AUTH": "leak"}
+    definition = load_definition()
+    for round_, signum in enumerate((signal.SIGTERM, signal.SIGINT, signal.SIGTERM)):
+        supervisor = Supervisor(tmp_path / f"round{round_}", env)
+        manifest = supervisor.manifest
+        assert str(tmp_path / f"round{round_}" / "topology.json") in supervisor.ready_line
+        for key in ("api_url", "project_id", "firestore_emulator_host", "pubsub_emulator_host",
+                    "storage_emulator_host"):  # fmt: skip
+            assert manifest[key], key
+        assert set(manifest["functions"]) == set(definition.functions)
+        assert httpx.get(f"{manifest['api_url']}/healthz").status_code == 200
+
+        if round_ == 0:  # each function gets exactly its cloud variables, nothing of the shell
+            for name, entry in manifest["functions"].items():
+                function = definition.functions[name]
+                seen = set(_environ(entry["pid"])) - _SYSTEM_ENV - _EMULATOR_ENV - _PLATFORM_ENV
+                expected = set(definition.env_names(name)) | set(function.secrets)
+                assert seen <= expected, f"{name} has variables its cloud twin lacks"
+                assert ("GEMINI_API_KEY" in seen) == ("GEMINI_API_KEY" in function.secrets)
+                assert _environ(entry["pid"])["SKETCHGEN_AUTH"] == "dev"  # not the shell's
+
+        pids = supervisor.pids()
+        assert supervisor.stop(signum) < STOP_WITHIN_S
+        assert _left(pids, 2.0) == [], f"left running after {signal.Signals(signum).name}"
+        assert not (tmp_path / f"round{round_}" / "topology.json").exists()
+
+
+def test_a_killed_supervisor_leaves_nothing_running(tmp_path: Path) -> None:
+    supervisor = Supervisor(tmp_path, {})
+    pids = supervisor.pids()
+    supervisor.stop(signal.SIGKILL)  # no clean-up code runs
+    assert _left(pids, 10.0) == [], "processes outlived a killed make dev"
+
+
+# -- the deployed shape, on one long-lived topology ---------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def gemini() -> Iterator[FakeGeminiServer]:
+    with FakeGeminiServer(latency_s=0.2) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def topology(
+    gemini: FakeGeminiServer, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[DevTopology]:
+    yield from dev_topology(gemini, tmp_path_factory.mktemp("e2e"))
+
+
+def _submit(topology: DevTopology, n: int = 2, **fields: object) -> str:
+    body = {"brief": f"playful golf mascot {uuid.uuid4().hex[:6]}", "style_id": "loose-ink-mascot",
+            "num_images": n, **fields}  # fmt: skip
+    response = httpx.post(f"{topology.url}/v1/jobs", json=body, headers=AUTH, timeout=30)
+    assert response.status_code == 202, response.text
+    return str(response.json()["job_id"])
+
+
+def _final(topology: DevTopology, job_id: str, timeout_s: float = 60.0) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        job = httpx.get(f"{topology.url}/v1/jobs/{job_id}", headers=AUTH, timeout=10).json()
+        if job["status"] in {"done", "partial", "failed", "cancelled"}:
+            return dict(job)
+        time.sleep(0.2)
+    raise AssertionError(f"job {job_id} did not end: {job}")
+
+
+def test_a_job_planned_without_a_key_is_drawn_by_the_real_model(
+    topology: DevTopology, gemini: FakeGeminiServer
+) -> None:
+    """Regression for issue 12: generate has no key (as in Terraform), the worker has one. The
+    plan used to name the planning process's offline model and the worker then asked Gemini
+    for `offline-sketch-v1` — a 404 on every sketch."""
+    job_id = _submit(topology, n=2)
+    job = _final(topology, job_id)
+    assert job["status"] == "done", job
+    assert {r.model for r in gemini.requests} == {"gemini-2.5-flash-image"}
+    metadata = httpx.get(job["metadata_url"], headers=AUTH, timeout=10).json()
+    assert {s["model_used"] for s in metadata["sketches"]} == {"gemini-2.5-flash-image"}
+    assert metadata["model"]["used"] == "gemini-2.5-flash-image"
+    assert metadata["model"]["adapter"] == "nano-banana"  # the worker's, not the planner's
+
+
+def test_the_firestore_rules_are_loaded(topology: DevTopology) -> None:
+    job_id = _submit(topology, n=1)
+    documents = (
+        f"http://{topology.manifest()['firestore_emulator_host']}/v1/projects/"
+        f"{topology.project}/databases/(default)/documents"
+    )
+
+    def as_user(uid: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {user_token(uid, topology.project)}"}
+
+    owner = httpx.get(f"{documents}/jobs/{job_id}", headers=as_user("alice"))
+    assert owner.status_code == 200
+    assert httpx.get(f"{documents}/jobs/{job_id}", headers=as_user("bob")).status_code == 403
+    write = httpx.patch(
+        f"{documents}/jobs/{job_id}",
+        params={"updateMask.fieldPaths": "status"},
+        json={"fields": {"status": {"stringValue": "cancelled"}}},
+        headers=as_user("bob"),
+    )
+    assert write.status_code == 403
+    own_write = httpx.patch(
+        f"{documents}/jobs/{job_id}",
+        params={"updateMask.fieldPaths": "status"},
+        json={"fields": {"status": {"stringValue": "cancelled"}}},
+        headers=as_user("alice"),
+    )
+    assert own_write.status_code == 403  # nobody writes through a client, not even the owner
+
+
+def test_malformed_paths_are_4xx_through_the_public_origin(topology: DevTopology) -> None:
+    for method, path in (("GET", "/v1/jobs/%00"), ("GET", "/v1/jobs/%00/events"),
+                         ("POST", "/v1/jobs/%00/cancel"), ("GET", "/v1/jobs/%ff%fe"),
+                         ("GET", "/v1/jobs/a%0d%0aX-Injected:%201")):  # fmt: skip
+        response = httpx.request(method, f"{topology.url}{path}", headers=AUTH)
+        assert 400 <= response.status_code < 500, (path, response.status_code, response.text)
+        assert len(response.headers.get_list("content-type")) == 1
+        if "%0a" not in path:  # Flask's catch-all route takes no newline: its own HTML 404
+            assert response.json()["error"]["code"]
+
+
+def test_the_page_is_served_once_with_one_content_type(topology: DevTopology) -> None:
+    for path, kind in (("/", "text/html"), ("/assets/app.js", "text/javascript"),
+                       ("/assets/app.css", "text/css")):  # fmt: skip
+        response = httpx.get(f"{topology.url}{path}")
+        assert response.status_code == 200
+        assert len(response.headers.get_list("content-type")) == 1
+        assert response.headers["content-type"].startswith(kind)
+        for single in ("server", "date", "content-length"):
+            assert len(response.headers.get_list(single)) <= 1, single
+
+
+def test_a_sketch_that_fails_every_delivery_is_dead_lettered_and_failed(
+    topology: DevTopology,
+) -> None:
+    """The worker is down for the whole retry policy (a crash loop looks the same to Pub/Sub):
+    after max_delivery_attempts the message moves to the dead-letter topic, whose push to the
+    worker's /dead-letter ends the sketch as failed, with the reason, once it is back."""
+    worker = topology.processes["sketch_worker"]
+    worker.kill()
+    try:
+        job_id = _submit(topology, n=1)
+        # 5 deliveries with 1-10 s backoff, all refused: then it is a dead letter.
+        time.sleep(25)
+    finally:
+        topology.start_function("sketch_worker")
+    job = _final(topology, job_id, timeout_s=90)
+    sketch = job["sketches"][0]
+    assert job["status"] == "failed"
+    assert sketch["status"] == "failed" and sketch["finish_reason"] == "UNDELIVERABLE"
+    assert "deliveries" in sketch["error"]
