@@ -98,9 +98,9 @@ def inverted_silhouette(size: int = 1024) -> bytes:
 
 
 def colour_gradients(size: int = 1024) -> bytes:
-    """Flat-design shapes filled with colour gradients on a coloured gradient background."""
+    """Flat-design shapes filled with colour gradients on a dark gradient poster ground."""
     y, x = np.mgrid[0:size, 0:size].astype(np.float32) / size
-    background = np.stack([60 + 120 * x, 90 + 100 * y, 200 - 80 * x], axis=-1)
+    background = np.stack([20 + 50 * x, 30 + 70 * y, 70 + 90 * x], axis=-1)
     image = Image.fromarray(background.astype(np.uint8))
     s = size / 1024
     for box, top, bottom in (
@@ -128,7 +128,6 @@ OFF_STYLE: dict[str, Callable[[], bytes]] = {
     "coins": _skimage("coins"),
     "clock": _skimage("clock"),
     "text": _skimage("text"),
-    "moon": _skimage("moon"),
     "shaded-sphere": shaded_sphere,
     "textured-illustration": textured_illustration,
     "inverted-silhouette": inverted_silhouette,
