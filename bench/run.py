@@ -28,6 +28,7 @@ BENCHMARKS = {
     "quota": "Quota: the model's rate limit shared by every worker",
     "load": "Load: the generate endpoint and the event stream",
     "finish": "Finisher",
+    "guard": "Style guard",
     "footprint": "Import time and memory",
 }
 PAGE = ROOT / "docs" / "BENCHMARKS.md"

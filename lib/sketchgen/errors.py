@@ -14,6 +14,7 @@ SDK, HTTP and storage errors are translated into it at the adapter edge.
     ├── ConflictError              e.g. an Idempotency-Key reused with another body
     ├── ModelError                 one sketch failed at the image model
     │   ├── NoImageError           answered without an image (finish_reason says why)
+    │   ├── OffStyleError          an image that breaks the visual rules even as line art
     │   ├── ModelNotFoundError     the API does not know the model (lists alternatives)
     │   ├── ModelRequestError      any other 4xx: permanent, never retried
     │   └── TransientModelError    429 / 500 / 503 / timeout: retried with backoff
@@ -23,6 +24,7 @@ SDK, HTTP and storage errors are translated into it at the adapter edge.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 __all__ = [
     "ConfigError",
@@ -33,6 +35,7 @@ __all__ = [
     "ModelRequestError",
     "NoImageError",
     "NotFoundError",
+    "OffStyleError",
     "SketchgenError",
     "StorageError",
     "StyleDefinitionError",
@@ -105,6 +108,20 @@ class NoImageError(ModelError):
     """The model answered, but without an image (safety block, NO_IMAGE, text only…)."""
 
     code = "no_image"
+
+
+class OffStyleError(ModelError):
+    """The model's image breaks the visual rules and the style guard could not redraw it.
+
+    Permanent: asking the same way again is not going to change the picture (the pipeline
+    asks once more with a stricter prompt, like a missing image). ``qa`` holds the figures.
+    """
+
+    code = "off_style"
+
+    def __init__(self, message: str, *, qa: dict[str, Any] | None = None) -> None:
+        super().__init__(message, finish_reason="OFF_STYLE")
+        self.qa = qa or {}
 
 
 class ModelNotFoundError(ModelError):

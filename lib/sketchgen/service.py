@@ -603,7 +603,19 @@ class SketchService:
                 )
                 if claim.claim is not Claim.CLAIMED or claim.job is None:
                     continue  # cancelled, or stored by an earlier collection
-                outcome = settle_sketch(plan.request(index), result, job.job_id)
+                # A missing or off-style answer gets its one stricter request here, directly
+                # (through the quota gate when there is one), as a worker would make it.
+                model: SyncImageModel = self.model
+                if self.gate is not None:
+                    wait_s = self.config.quota_wait_s
+                    model = GatedModel(self.model, self.gate, job.owner_uid, wait_s)
+                outcome = settle_sketch(
+                    plan.request(index),
+                    result,
+                    job.job_id,
+                    model=model,
+                    policy=self.config.retry,
+                )
                 if not self._record(claim.job, index, claim.attempt, outcome):
                     self.queue.publish([SketchTask(job.job_id, index, "batch")])
             self.jobs.set_batch(job.job_id, None)

@@ -109,3 +109,20 @@ class FakeClock:
 
     def sleep(self, seconds: float) -> None:
         self.now += seconds
+
+
+class ScriptedImageModel(FakeImageModel):
+    """Answers with the given images in turn (the last one from then on): what a model
+    that ignores the style returns. ``requests`` records every prompt it was asked."""
+
+    def __init__(self, answers: Sequence[bytes]) -> None:
+        super().__init__()
+        self.answers = list(answers)
+
+    def generate_image(self, request: ImageRequest) -> ImageResponse:
+        with self._lock:
+            self.requests.append(request)
+            data = self.answers[min(len(self.requests), len(self.answers)) - 1]
+        return ImageResponse(
+            data=data, mime_type="image/png", model_used=request.model, finish_reason="STOP"
+        )

@@ -203,3 +203,20 @@ def test_cli_regenerate_batch_offline(tmp_path: Path) -> None:
     bad = subprocess.run([sys.executable, "-m", "sketchgen.cli", "regenerate", "--batch"],
                          capture_output=True, text=True)  # fmt: skip
     assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1
+
+
+def test_an_off_style_batch_answer_gets_one_stricter_request_when_collected(
+    service: SketchService, gemini: FakeGeminiServer
+) -> None:
+    from tests.helpers.corpus import HOPELESS, OFF_STYLE
+
+    _finished_job(service, "alice", "playful golf mascot", n=1)
+    gemini.script_image(HOPELESS["pure-noise"]())  # the batch's answer: nothing to draw over
+    gemini.script_image(OFF_STYLE["portrait"]())  # the stricter request's: a photograph
+    (made,) = service.regenerate(style_id="loose-ink-mascot", batch=True)
+    assert service.collect_batches()["jobs_collected"] == 1
+    stored = service.get_job("alice", made.job_id)
+    sketch = stored.sketch(0)
+    assert stored.status == "done" and sketch.status == "ok" and sketch.attempts == 2
+    assert sketch.qa and sketch.qa["converted"] == "line-art" and sketch.qa["passed"]
+    assert "no shading" in gemini.requests[-1].prompt

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import io
 from collections.abc import Iterator
 
+import numpy as np
 import pytest
+from PIL import Image
 
 from sketchgen.generate.nano_banana import NanoBananaAdapter
 from sketchgen.generate.pipeline import adraw_sketch, draw_sketch
@@ -61,3 +64,41 @@ async def test_policy(
         assert second.startswith(first) and "image only" in second
     if status == "failed":
         assert record.error and reason.split(":")[-1] in record.error
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+@pytest.mark.parametrize(
+    ("answers", "status", "calls"),
+    [
+        # A photograph: redrawn as line art, delivered on the first answer.
+        (["portrait"], "ok", 1),
+        # Hopeless twice: the stricter request, then failed OFF_STYLE with its figures.
+        (["pure-noise", "all-black"], "failed", 2),
+    ],
+)
+async def test_an_off_style_answer_is_converted_or_fails_off_style(
+    server: FakeGeminiServer, mode: str, answers: list[str], status: str, calls: int
+) -> None:
+    from sketchgen.finish import measure
+    from tests.helpers.corpus import HOPELESS, OFF_STYLE
+
+    adapter = NanoBananaAdapter("test-key", base_url=server.url)
+    for name in answers:
+        server.script_image({**OFF_STYLE, **HOPELESS}[name]())
+    if mode == "sync":
+        outcome = draw_sketch(adapter, _request(), FAST)
+    else:
+        outcome = await adraw_sketch(adapter, _request(), FAST)
+    record = outcome.record
+    assert (record.status, record.attempts, len(server.requests)) == (status, calls, calls)
+    assert record.qa is not None
+    if status == "ok":
+        assert outcome.png is not None and record.qa["converted"] == "line-art"
+        assert (
+            record.qa["passed"] and measure(np.asarray(Image.open(io.BytesIO(outcome.png)))).passed
+        )
+    else:
+        assert record.finish_reason == "OFF_STYLE" and outcome.png is None
+        assert record.qa["passed"] is False and record.error and "visual rules" in record.error
+        first, second = (r.prompt for r in server.requests)
+        assert second.startswith(first) and "no shading" in second

@@ -10,6 +10,7 @@ from PIL import Image, ImageFilter, UnidentifiedImageError
 from pydantic import BaseModel, ConfigDict
 
 from sketchgen.errors import ConfigError, NoImageError
+from sketchgen.finish._rules import RULES, VisualRules
 from sketchgen.schemas import ASPECT_RATIOS, IMAGE_SIZES, pixel_size
 
 __all__ = ["SketchQA", "finish_sketch", "finish_sketch_with_qa", "measure"]
@@ -20,7 +21,6 @@ INK, PAPER = 130.0, 205.0
 # The paper estimate is taken on a coarse grid (about 48 cells on the long side): gradients,
 # vignettes and paper tone vary slowly, strokes do not, so the brightest nearby cell is paper.
 _BACKGROUND_CELLS = 48
-_BORDER = 0.05
 # The float stage runs in bands of rows so a 4K image needs a few MiB of scratch, not hundreds.
 _BAND_ROWS = 256
 
@@ -28,7 +28,12 @@ Image.MAX_IMAGE_PIXELS = 64_000_000  # a model never returns more; refuse decomp
 
 
 class SketchQA(BaseModel):
-    """The visual-rule figures of one finished sketch (recorded per sketch in metadata)."""
+    """The visual-rule figures of one finished sketch (recorded per sketch in metadata).
+
+    The thresholds behind ``passed`` are :class:`VisualRules` (``sketchgen.finish.RULES``).
+    ``converted``, ``before`` and ``structure`` are set only when the style guard redrew an
+    off-style image as line art (they are left out of the recorded dict otherwise).
+    """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
     width: int
@@ -37,11 +42,23 @@ class SketchQA(BaseModel):
     midtone_ratio: float  # share of pixels in 40..215 (grey areas): must stay <= 12 %
     dark_ratio: float  # share of pixels < 128 (strokes): must be 0.5 %..40 %
     passed: bool
+    fill_ratio: float = 0.0  # share of 1/32-side cells that are >= 75 % ink: <= 2 %
+    converted: str | None = None  # "line-art" when the guard redrew the image
+    before: dict[str, float | int | bool] | None = None  # the figures it had before
+    structure: float | None = None  # share of found lines kept as shapes (not texture)
+
+    def figures(self) -> str:
+        """The figures in words, for error messages and logs."""
+        return (
+            f"border white {self.border_white_ratio:.1%}, midtone {self.midtone_ratio:.1%}, "
+            f"ink {self.dark_ratio:.1%}, solid fill {self.fill_ratio:.1%}"
+        )
 
 
-def measure(pixels: np.ndarray) -> SketchQA:
+def measure(pixels: np.ndarray, rules: VisualRules = RULES) -> SketchQA:
+    """The visual-rule figures of a finished grayscale image (``uint8``, 2-D)."""
     height, width = pixels.shape
-    bh, bw = max(1, round(height * _BORDER)), max(1, round(width * _BORDER))
+    bh, bw = max(1, round(height * rules.border)), max(1, round(width * rules.border))
     border = np.concatenate(
         (
             pixels[:bh].ravel(),
@@ -51,21 +68,28 @@ def measure(pixels: np.ndarray) -> SketchQA:
         )
     )
     total = pixels.size
-    border_white = float(np.count_nonzero(border >= 245)) / border.size
+    border_white = float(np.count_nonzero(border >= rules.paper_level)) / border.size
     histogram = np.bincount(pixels.ravel(), minlength=256)
-    midtone = float(histogram[40:216].sum()) / total
-    dark = float(histogram[:128].sum()) / total
+    midtone = float(histogram[rules.midtone_low : rules.midtone_high + 1].sum()) / total
+    dark = float(histogram[: rules.ink_level].sum()) / total
+    # Solid fills (silhouettes, shadows, stippled shading) show as coarse cells that are
+    # mostly ink; a stroke of the rules' weight never fills three quarters of a cell.
+    factor = max(1, max(width, height) // rules.fill_cells)
+    cells = np.asarray(Image.fromarray(pixels).reduce(factor)) if factor > 1 else pixels
+    fill = float(np.count_nonzero(cells < rules.fill_level)) / cells.size
     return SketchQA(
         width=width,
         height=height,
         border_white_ratio=round(border_white, 4),
         midtone_ratio=round(midtone, 4),
         dark_ratio=round(dark, 4),
-        passed=border_white >= 0.95 and midtone <= 0.12 and 0.005 <= dark <= 0.40,
+        fill_ratio=round(fill, 4),
+        passed=rules.passes(border_white, midtone, dark, fill),
     )
 
 
-def _decode(data: bytes) -> Image.Image:
+def _open(data: bytes) -> Image.Image:
+    """Decode, transparent areas onto white paper, 16-bit down to 8; colour is kept."""
     try:
         image: Image.Image = Image.open(io.BytesIO(data))
         image.load()
@@ -80,7 +104,11 @@ def _decode(data: bytes) -> Image.Image:
         image = Image.alpha_composite(paper, rgba)
     if image.mode in {"I;16", "I;16B", "I;16L", "I"}:
         image = Image.fromarray((np.asarray(image, dtype=np.uint32) >> 8).astype(np.uint8))
-    return image.convert("L")
+    return image
+
+
+def _decode(data: bytes) -> Image.Image:
+    return _open(data).convert("L")
 
 
 def _fit(gray: Image.Image, width: int, height: int) -> Image.Image:
@@ -132,11 +160,9 @@ def _check(image_size: str, aspect_ratio: str) -> tuple[int, int]:
     return pixel_size(image_size, aspect_ratio)
 
 
-def finish_sketch_with_qa(
-    data: bytes, image_size: str = "1K", aspect_ratio: str = "1:1"
-) -> tuple[bytes, SketchQA]:
-    width, height = _check(image_size, aspect_ratio)
-    gray = _fit(_decode(data), width, height)
+def _finish(gray: Image.Image, width: int, height: int) -> np.ndarray:
+    """Paper to white, strokes to solid ink: the finisher proper, on decoded grayscale."""
+    gray = _fit(gray, width, height)
     # Speckle and paper grain are smaller than any stroke: a 3 px opening of the dark
     # removes them and leaves outlines (several px thick) intact.
     opened = _filter3(_filter3(np.asarray(gray), np.maximum), np.minimum)
@@ -151,9 +177,23 @@ def finish_sketch_with_qa(
         flat *= 255.0 / (PAPER - INK)
         np.clip(flat, 0.0, 255.0, out=flat)
         ramp[band] = flat
+    return ramp
+
+
+def _encode(pixels: np.ndarray) -> bytes:
     buffer = io.BytesIO()
-    Image.fromarray(ramp, "L").save(buffer, format="PNG", compress_level=6)
-    return buffer.getvalue(), measure(ramp)
+    Image.fromarray(pixels, "L").save(buffer, format="PNG", compress_level=6)
+    return buffer.getvalue()
+
+
+def finish_sketch_with_qa(
+    data: bytes, image_size: str = "1K", aspect_ratio: str = "1:1"
+) -> tuple[bytes, SketchQA]:
+    """The finished PNG and its figures. An image can come out breaking the rules (see
+    ``qa.passed``); :func:`~sketchgen.finish.guard_sketch` is what the pipeline delivers."""
+    width, height = _check(image_size, aspect_ratio)
+    ramp = _finish(_decode(data), width, height)
+    return _encode(ramp), measure(ramp)
 
 
 def finish_sketch(data: bytes, image_size: str = "1K", aspect_ratio: str = "1:1") -> bytes:

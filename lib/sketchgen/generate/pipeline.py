@@ -9,11 +9,12 @@ from __future__ import annotations
 import dataclasses
 import secrets
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-from sketchgen.errors import ModelError, NoImageError
+from sketchgen.errors import ModelError, NoImageError, OffStyleError
 from sketchgen.generate.base import ImageModelAdapter
 from sketchgen.generate.config import GenerationConfig
 from sketchgen.generate.models import resolve_model
@@ -144,10 +145,15 @@ class SketchOutcome:
 
 
 def _finish(request: ImageRequest, response: ImageResponse) -> tuple[bytes, dict[str, object]]:
-    from sketchgen.finish import finish_sketch_with_qa
+    """Finish and guard the model's image: line art that meets the visual rules, or
+    :class:`OffStyleError`."""
+    from sketchgen.finish import guard_sketch
 
-    png, qa = finish_sketch_with_qa(response.data, request.image_size, request.aspect_ratio)
-    return png, qa.model_dump()
+    png, qa = guard_sketch(response.data, request.image_size, request.aspect_ratio)
+    if qa.converted:
+        log.info("off-style image redrawn as %s (was %s)", qa.converted, qa.before)
+    # Left out when unset, so a sketch that passed as finished records what it always did.
+    return png, qa.model_dump(exclude_none=True)
 
 
 def _ok(
@@ -179,6 +185,7 @@ def _ok(
 def _failed(
     request: ImageRequest, error: Exception, attempts: int, started: float
 ) -> SketchOutcome:
+    qa = error.qa if isinstance(error, OffStyleError) else None
     if isinstance(error, ModelError):
         message, reason = str(error), error.finish_reason
         log.warning("sketch failed: %s", message)
@@ -198,22 +205,39 @@ def _failed(
             variation=request.variation,
             prompt=request.prompt,
             seed=request.seed,
+            qa=qa,
         ),
     )
 
 
 # The policy per finish reason. Safety and prohibited-content blocks (and a blocked prompt)
 # fail at once with their reason: asking again is not going to change the answer. An answer
-# that simply has no image gets one more try with a prompt that insists on the image.
-RETRY_STRICTER = frozenset({"NO_IMAGE", "IMAGE_OTHER", "TEXT_ONLY"})
+# that simply has no image, or whose image breaks the visual rules even redrawn as line art
+# (OFF_STYLE, from the style guard), gets one more try with a prompt that insists.
+RETRY_STRICTER = frozenset({"NO_IMAGE", "IMAGE_OTHER", "TEXT_ONLY", "OFF_STYLE"})
 _STRICTER = (
     "\n\nImportant: answer with the image only, one single drawing, no text reply. "
-    "Keep it a plain black-and-white line sketch on a white background."
+    "Keep it a plain black-and-white line sketch on a white background: black outlines "
+    "only, no shading, no grey or solid fills, no texture, no photographic detail, "
+    "no dark background."
 )
 
 
 def _stricter(request: ImageRequest) -> ImageRequest:
     return dataclasses.replace(request, prompt=request.prompt + _STRICTER)
+
+
+def _ask_again(request: ImageRequest, asked: ImageRequest, error: Exception) -> ImageRequest:
+    """The one place that decides on a second request after a bad answer: the stricter
+    prompt, once, for a missing or off-style image; anything else re-raises ``error``."""
+    if (
+        not isinstance(error, NoImageError | OffStyleError)
+        or error.finish_reason not in RETRY_STRICTER
+        or asked is not request
+    ):
+        raise error
+    log.info("%s: one retry with a stricter prompt", error.finish_reason)
+    return _stricter(request)
 
 
 class SyncImageModel(Protocol):
@@ -222,86 +246,116 @@ class SyncImageModel(Protocol):
     def generate_image(self, request: ImageRequest) -> ImageResponse: ...
 
 
+@dataclass(slots=True)
+class _Attempts:
+    """Model calls so far, across the retries of the first request and the stricter one."""
+
+    done: int = 0
+    earlier: int = 0
+
+    def count(self, n: int) -> None:
+        self.done = self.earlier + n
+
+    def next_request(self) -> None:
+        self.earlier = self.done
+
+
+Ask = Callable[[ImageRequest, Callable[[int], None]], ImageResponse]
+AskAsync = Callable[[ImageRequest, Callable[[int], None]], Awaitable[ImageResponse]]
+
+
+def _draw(
+    request: ImageRequest, ask: Ask, job_id: str, *, can_ask_again: bool = True
+) -> SketchOutcome:
+    attempts = _Attempts()
+    started = time.perf_counter()
+    asked = request
+    with log_context(job_id=job_id, sketch=request.index):
+        while True:
+            try:
+                response = ask(asked, attempts.count)
+                png, qa = _finish(request, response)
+            except Exception as error:
+                try:
+                    if not can_ask_again:
+                        raise
+                    asked = _ask_again(request, asked, error)
+                except Exception:
+                    return _failed(request, error, attempts.done, started)
+                attempts.next_request()
+                continue
+            return _ok(request, response, png, qa, attempts.done, started)
+
+
+async def _adraw(request: ImageRequest, ask: AskAsync, job_id: str) -> SketchOutcome:
+    """:func:`_draw` awaiting the model; the finisher and guard run on a worker thread."""
+    import asyncio
+
+    attempts = _Attempts()
+    started = time.perf_counter()
+    asked = request
+    with log_context(job_id=job_id, sketch=request.index):
+        while True:
+            try:
+                response = await ask(asked, attempts.count)
+                png, qa = await asyncio.to_thread(_finish, request, response)
+            except Exception as error:
+                try:
+                    asked = _ask_again(request, asked, error)
+                except Exception:
+                    return _failed(request, error, attempts.done, started)
+                attempts.next_request()
+                continue
+            return _ok(request, response, png, qa, attempts.done, started)
+
+
 def draw_sketch(
     model: SyncImageModel, request: ImageRequest, policy: RetryPolicy, job_id: str = ""
 ) -> SketchOutcome:
     """Make one finished sketch, or a failed record saying why. Never raises for model errors."""
-    attempts = 0
 
-    def count(n: int) -> None:
-        nonlocal attempts
-        attempts = n
+    def ask(asked: ImageRequest, count: Callable[[int], None]) -> ImageResponse:
+        return call_with_retry(lambda: model.generate_image(asked), policy, on_attempt=count)
 
-    started = time.perf_counter()
-    with log_context(job_id=job_id, sketch=request.index):
-        try:
-            try:
-                response = call_with_retry(
-                    lambda: model.generate_image(request), policy, on_attempt=count
-                )
-            except NoImageError as error:
-                if error.finish_reason not in RETRY_STRICTER:
-                    raise
-                earlier = attempts
-                log.info("no image (%s): one retry with a stricter prompt", error.finish_reason)
-                stricter = _stricter(request)
-                response = call_with_retry(
-                    lambda: model.generate_image(stricter),
-                    policy,
-                    on_attempt=lambda n: count(earlier + n),
-                )
-            png, qa = _finish(request, response)
-        except Exception as error:
-            return _failed(request, error, attempts, started)
-        return _ok(request, response, png, qa, attempts, started)
+    return _draw(request, ask, job_id)
 
 
 def settle_sketch(
-    request: ImageRequest, result: ImageResponse | Exception, job_id: str = ""
+    request: ImageRequest,
+    result: ImageResponse | Exception,
+    job_id: str = "",
+    *,
+    model: SyncImageModel | None = None,
+    policy: RetryPolicy | None = None,
 ) -> SketchOutcome:
-    """Finish a model answer that came another way (a Batch API result), or record its error."""
-    started = time.perf_counter()
-    with log_context(job_id=job_id, sketch=request.index):
-        if isinstance(result, Exception):
-            return _failed(request, result, 1, started)
-        try:
-            png, qa = _finish(request, result)
-        except Exception as error:
-            return _failed(request, error, 1, started)
-        return _ok(request, result, png, qa, 1, started)
+    """Finish a model answer that came another way (a Batch API result), or record its error.
+
+    With ``model``, a missing or off-style answer gets the same one stricter request as in
+    :func:`draw_sketch`, made directly; without, it is recorded as it is.
+    """
+
+    def ask(asked: ImageRequest, count: Callable[[int], None]) -> ImageResponse:
+        if asked is request:
+            count(1)
+            if isinstance(result, Exception):
+                raise result
+            return result
+        assert model is not None
+        return call_with_retry(
+            lambda: model.generate_image(asked), policy or RetryPolicy(), on_attempt=count
+        )
+
+    return _draw(request, ask, job_id, can_ask_again=model is not None)
 
 
 async def adraw_sketch(
     model: ImageModelAdapter, request: ImageRequest, policy: RetryPolicy, job_id: str = ""
 ) -> SketchOutcome:
-    """The async twin of :func:`draw_sketch`; the finisher runs on a worker thread."""
-    import asyncio
+    """The async twin of :func:`draw_sketch`."""
 
-    attempts = 0
+    async def ask(asked: ImageRequest, count: Callable[[int], None]) -> ImageResponse:
+        return await acall_with_retry(
+            lambda: model.agenerate_image(asked), policy, on_attempt=count
+        )
 
-    def count(n: int) -> None:
-        nonlocal attempts
-        attempts = n
-
-    started = time.perf_counter()
-    with log_context(job_id=job_id, sketch=request.index):
-        try:
-            try:
-                response = await acall_with_retry(
-                    lambda: model.agenerate_image(request), policy, on_attempt=count
-                )
-            except NoImageError as error:
-                if error.finish_reason not in RETRY_STRICTER:
-                    raise
-                earlier = attempts
-                log.info("no image (%s): one retry with a stricter prompt", error.finish_reason)
-                stricter = _stricter(request)
-                response = await acall_with_retry(
-                    lambda: model.agenerate_image(stricter),
-                    policy,
-                    on_attempt=lambda n: count(earlier + n),
-                )
-            png, qa = await asyncio.to_thread(_finish, request, response)
-        except Exception as error:
-            return _failed(request, error, attempts, started)
-        return _ok(request, response, png, qa, attempts, started)
+    return await _adraw(request, ask, job_id)

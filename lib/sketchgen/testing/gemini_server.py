@@ -17,6 +17,8 @@ finally ``default``. Behaviours::
     IMAGE_SAFETY | IMAGE_PROHIBITED_CONTENT | NO_IMAGE | IMAGE_OTHER   a candidate, no image
     prompt_blocked promptFeedback.blockReason, no candidates
     text_only      a STOP candidate with only a text part
+    scripted_image the next image given to ``script_image`` (a photograph, a shaded render:
+                   whatever a test needs the model to have drawn)
 """
 
 from __future__ import annotations
@@ -117,6 +119,7 @@ class FakeGeminiServer:
     batches: dict[str, dict[str, Any]] = field(default_factory=dict)
     _script: deque[str] = field(default_factory=deque)
     _rules: list[list[Any]] = field(default_factory=list)
+    _images: deque[bytes] = field(default_factory=deque)
 
     def __post_init__(self) -> None:
         self._lock = threading.Lock()
@@ -131,6 +134,16 @@ class FakeGeminiServer:
         with self._lock:
             self._script.extend(behaviours)
 
+    def script_image(self, data: bytes) -> None:
+        """Answer the next scripted request with exactly these image bytes."""
+        with self._lock:
+            self._images.append(data)
+            self._script.append("scripted_image")
+
+    def _next_image(self) -> bytes:
+        with self._lock:
+            return self._images.popleft()
+
     def when(self, text: str, behaviour: str, times: int | None = None) -> None:
         with self._lock:
             self._rules.append([text, behaviour, times])
@@ -138,6 +151,7 @@ class FakeGeminiServer:
     def reset(self) -> None:
         with self._lock:
             self._script.clear()
+            self._images.clear()
             self._rules.clear()
             self.requests.clear()
             self.batches.clear()
@@ -365,12 +379,15 @@ def _respond(
             "usageMetadata": usage,
         }
     image_config = config.get("imageConfig", {})
-    png = offspec_png(
-        prompt,
-        image_config.get("aspectRatio", "1:1"),
-        image_config.get("imageSize", "1K"),
-        int(config.get("seed", 0)),
-    )
+    if behaviour == "scripted_image":
+        png = server._next_image()
+    else:
+        png = offspec_png(
+            prompt,
+            image_config.get("aspectRatio", "1:1"),
+            image_config.get("imageSize", "1K"),
+            int(config.get("seed", 0)),
+        )
     inline = {"mimeType": "image/png", "data": base64.b64encode(png).decode()}
     return 200, {
         "candidates": [
