@@ -2,14 +2,18 @@
 
 ``python -m dev.function_host NAME --port N``: functions-framework loads the function's
 ``main.py`` and serves it with gunicorn, as the deployed runtime does. The environment is the
-one ``make dev`` built from the definition; nothing here adds a variable.
+one ``make dev`` built from the definition; nothing here adds a variable. Before the function
+loads, the process is held to the definition's grants (:mod:`dev.permissions`), as IAM holds
+the deployed function; ``--resources`` names the topics and buckets behind the grants' keys.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 
 from dev.definition import REPO, load_definition
+from dev.permissions import Resources, install
 
 __all__ = ["main"]
 
@@ -20,8 +24,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m dev.function_host", description=__doc__)
     parser.add_argument("function")
     parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--resources", type=json.loads, required=True)
     args = parser.parse_args(argv)
     spec = load_definition().functions[args.function]
+    install(spec.name, spec.may, Resources(**args.resources))
 
     from functions_framework import create_app
     from functions_framework._http import create_server

@@ -97,6 +97,13 @@ class DevTopology:
         extra = {f"sketch_worker_{n}": "sketch_worker" for n in range(2, self.workers + 1)}
         return {**names, **extra}
 
+    def resources(self) -> dict[str, dict[str, str]]:
+        """The topics and buckets behind the definition's keys (what Terraform creates)."""
+        return {
+            "topics": {key: self.topic(key) for key in self.definition.topics},
+            "buckets": {"outputs": self.bucket},
+        }
+
     def _secret_names(self) -> set[str]:
         return {s for f in self.definition.functions.values() for s in f.secrets}
 
@@ -234,7 +241,16 @@ class DevTopology:
         function = self.processes_by_function[name]
         process = ManagedProcess(
             name,
-            [sys.executable, "-m", "dev.function_host", function, "--port", str(self.ports[name])],
+            [
+                sys.executable,
+                "-m",
+                "dev.function_host",
+                function,
+                "--port",
+                str(self.ports[name]),
+                "--resources",
+                json.dumps(self.resources()),
+            ],
             log_dir=self.data_dir / "logs",
             env=self.function_env(function),
             inherit_env=False,

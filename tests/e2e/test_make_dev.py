@@ -241,3 +241,79 @@ def test_a_sketch_that_fails_every_delivery_is_dead_lettered_and_failed(
     assert job["status"] == "failed"
     assert sketch["status"] == "failed" and sketch["finish_reason"] == "UNDELIVERABLE"
     assert "deliveries" in sketch["error"]
+
+
+# -- the cloud's IAM, locally ------------------------------------------------------------------
+
+_AS_STREAM = """
+import json, sys
+from dev.definition import load_definition
+from dev.permissions import Resources, install
+from google.api_core import exceptions
+from google.cloud import firestore, pubsub_v1, storage
+
+resources = json.loads(sys.argv[1])
+install("stream", load_definition().functions["stream"].may, Resources(**resources))
+outcome = {}
+try:
+    pubsub_v1.PublisherClient().publish(resources["topics"]["sketch"], b"{}").result(timeout=10)
+    outcome["publish"] = "ok"
+except exceptions.PermissionDenied as error:
+    outcome["publish"] = "denied: " + error.message
+db = firestore.Client()
+try:
+    db.collection("jobs").document("probe").set({"x": 1})
+    outcome["firestore_write"] = "ok"
+except exceptions.PermissionDenied as error:
+    outcome["firestore_write"] = "denied: " + error.message
+outcome["firestore_read"] = "ok" if db.collection("jobs").document("probe").get() else "?"
+bucket = storage.Client().bucket(resources["buckets"]["outputs"])
+try:
+    bucket.blob("jobs/probe.txt").upload_from_string(b"x")
+    outcome["upload"] = "ok"
+except exceptions.Forbidden as error:
+    outcome["upload"] = "denied: " + error.message
+print(json.dumps(outcome))
+"""
+
+
+def test_a_function_may_do_only_what_the_definition_grants(topology: DevTopology) -> None:
+    """The stream function reads jobs and blobs and signs URLs; anything more is refused with
+    the error the cloud gives, before it reaches the (permissive) emulators."""
+    result = subprocess.run(
+        [sys.executable, "-c", _AS_STREAM, json.dumps(topology.resources())],
+        env={**os.environ, **topology.emulator_env()}, cwd=REPO,
+        capture_output=True, text=True, timeout=60, check=True,
+    )  # fmt: skip
+    outcome = json.loads(result.stdout.strip().splitlines()[-1])
+    assert outcome["publish"].startswith("denied: User not authorized")
+    assert outcome["firestore_write"].startswith("denied: Missing or insufficient permissions")
+    assert outcome["firestore_read"] == "ok"
+    assert (
+        outcome["upload"].startswith("denied: ") and "storage.objects.create" in outcome["upload"]
+    )
+
+
+@pytest.fixture(scope="module")
+def quota_topology(
+    gemini: FakeGeminiServer, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[DevTopology]:
+    # One model call every 6 s and a 1 s wait for a slot: the second sketch of a job finds no
+    # slot in time and the worker puts it back on the queue (it publishes to the sketch topic).
+    yield from dev_topology(
+        gemini,
+        tmp_path_factory.mktemp("requeue"),
+        env={"SKETCHGEN_MODEL_RPM": "10", "SKETCHGEN_QUOTA_WAIT_S": "1"},
+    )
+
+
+def test_the_quota_requeue_has_the_permission_it_needs(quota_topology: DevTopology) -> None:
+    """Regression for issue 19: the worker re-queues by publishing, and the deployment did not
+    let it publish. The local IAM refuses exactly that, so this fails where the grant is
+    missing (a PermissionDenied in the worker, the sketch retried by nack until dead-lettered)."""
+    job_id = _submit(quota_topology, n=3)
+    job = _final(quota_topology, job_id, timeout_s=90)
+    assert job["status"] == "done", job
+    log = (quota_topology.data_dir / "logs" / "sketch_worker.log").read_text()
+    assert "back in the queue" in log  # the path ran
+    assert "not authorized" not in log and "PermissionDenied" not in log

@@ -20,6 +20,13 @@ provider "google" {
   }
 }
 
+provider "google-beta" {
+  project               = var.project_id
+  region                = var.region
+  user_project_override = true
+  billing_project       = var.project_id
+}
+
 data "google_project" "this" {
   project_id = var.project_id
 }
@@ -32,15 +39,22 @@ locals {
   manifest_dir = dirname(var.functions_manifest)
   manifest     = jsondecode(file(var.functions_manifest))
 
-  # The worker waits up to quota_wait_s for a model slot (docs/decisions/0006), then makes up
-  # to 2 model calls per delivery (docs/decisions/0001); then Pub/Sub's backoff spaces the next
-  # delivery. The request timeout covers the wait, both calls, finishing and upload; the push
-  # ack deadline is the time Pub/Sub waits for the HTTP answer (at most 600 s); the sketch
-  # lease outlives the request so a live worker never loses it.
-  quota_wait_s     = 60
-  worker_timeout_s = local.quota_wait_s + var.model_timeout_s * 2 + 60
-  ack_deadline_s   = min(600, local.worker_timeout_s)
-  lease_s          = local.worker_timeout_s + 30
+  # The worker's time budget, in one place. A delivery waits up to quota_wait_s for a model
+  # slot (docs/decisions/0006), then makes up to 2 model calls (docs/decisions/0001), then
+  # finishes and uploads (worker_overhead_s). Pub/Sub waits at most 600 s for a push's answer
+  # (the ack deadline's ceiling); a request still running past it is delivered again while it
+  # runs. So the request timeout must fit in 600 s, and that bounds model_timeout_s:
+  #   quota_wait_s + 2 * model_timeout_s + worker_overhead_s <= 600
+  #   => model_timeout_s <= (600 - 60 - 60) / 2 = 240
+  # (checked below, before anything is deployed). The lease outlives the request so a live
+  # worker never loses its sketch to a duplicate delivery.
+  ack_deadline_max_s = 600
+  quota_wait_s       = 60
+  worker_overhead_s  = 60
+  model_timeout_max  = floor((local.ack_deadline_max_s - local.quota_wait_s - local.worker_overhead_s) / 2)
+  worker_timeout_s   = local.quota_wait_s + var.model_timeout_s * 2 + local.worker_overhead_s
+  ack_deadline_s     = local.worker_timeout_s
+  lease_s            = local.worker_timeout_s + 30
 
   # Little's law: requests in flight = request rate x latency. At gemini_rpm requests a minute
   # taking model_latency_s each, about gemini_rpm * model_latency_s / 60 calls are open at once.
@@ -143,6 +157,36 @@ locals {
   event_functions = { for name, f in local.definition.functions : name => f if f.trigger.type == "event" }
 }
 
+# Domain restricted sharing would refuse the allUsers invoker of the public functions halfway
+# through the first apply; read it first, and stop with what to do.
+data "google_project_organization_policy" "member_domains" {
+  project    = var.project_id
+  constraint = "constraints/iam.allowedPolicyMemberDomains"
+}
+
+locals {
+  member_domains    = try(data.google_project_organization_policy.member_domains.list_policy[0].allow[0], null)
+  domain_restricted = local.member_domains != null && !try(local.member_domains.all, false) && length(try(local.member_domains.values, [])) > 0
+}
+
+# Limits that span variables, checked at plan time with the arithmetic above.
+resource "terraform_data" "limits" {
+  lifecycle {
+    precondition {
+      condition     = var.model_timeout_s <= local.model_timeout_max
+      error_message = "model_timeout_s = ${var.model_timeout_s} does not fit: ${local.quota_wait_s} s quota wait + 2 calls + ${local.worker_overhead_s} s must stay within Pub/Sub's ${local.ack_deadline_max_s} s ack deadline, so model_timeout_s <= ${local.model_timeout_max}."
+    }
+    precondition {
+      condition     = !local.domain_restricted
+      error_message = "This project's organisation policy iam.allowedPolicyMemberDomains (domain restricted sharing) refuses allUsers, which the public API and stream functions need: they check a Firebase ID token themselves. Ask for an exception for this project (docs/DEPLOY.md, 'Organisation policies'), then apply again."
+    }
+    precondition {
+      condition     = var.regenerate_schedule != var.maintain_schedule
+      error_message = "regenerate_schedule and maintain_schedule must differ: both run on the one regenerate instance."
+    }
+  }
+}
+
 # --- APIs --------------------------------------------------------------------------------------
 
 resource "google_project_service" "this" {
@@ -168,6 +212,31 @@ resource "google_project_service" "this" {
   service = each.value
   # Turning an API off on destroy would break anything else in the project that uses it.
   disable_on_destroy = false
+}
+
+# Service agents that are granted roles below exist only after their API's first use on a new
+# project; create them now so the grants do not fail (Pub/Sub: push OIDC tokens and dead
+# letters; Eventarc: the regenerate trigger).
+resource "google_project_service_identity" "agents" {
+  provider = google-beta
+  for_each = toset(["pubsub.googleapis.com", "eventarc.googleapis.com"])
+
+  project = var.project_id
+  service = each.value
+
+  depends_on = [google_project_service.this]
+}
+
+# New IAM grants take up to a couple of minutes to be seen everywhere: the first build (as the
+# build account) and the first deliveries wait for them.
+resource "time_sleep" "iam_propagation" {
+  create_duration = "90s"
+
+  depends_on = [
+    google_project_iam_member.build,
+    google_project_iam_member.build_storage,
+    google_project_service_identity.agents,
+  ]
 }
 
 # --- Secrets -----------------------------------------------------------------------------------
@@ -215,11 +284,14 @@ module "outputs_bucket" {
 module "sources_bucket" {
   source = "../../modules/bucket"
 
-  project_id                    = var.project_id
-  name                          = "${var.project_id}-${local.prefix}-sources"
-  location                      = var.region
-  force_destroy                 = !var.deletion_protection
-  versioning                    = false
+  project_id    = var.project_id
+  name          = "${var.project_id}-${local.prefix}-sources"
+  location      = var.region
+  force_destroy = !var.deletion_protection
+  # A new zip replaces the old object in Terraform; with versioning the old one stays as a
+  # noncurrent version to roll back to (docs/DEPLOY.md, "Rolling back").
+  versioning                    = true
+  noncurrent_versions_kept      = var.source_versions_kept
   soft_delete_retention_seconds = 0
 
   members = {
@@ -315,7 +387,8 @@ module "firestore" {
     }
   }
 
-  ttl_fields = { jobs = "expire_at" }
+  # Jobs and their idempotency records expire together (both carry the job's expire_at).
+  ttl_fields = { jobs = "expire_at", idempotency = "expire_at" }
 
   depends_on = [google_project_service.this]
 }
@@ -341,7 +414,7 @@ resource "google_service_account_iam_member" "pubsub_token_creator" {
 
   service_account_id = each.value
   role               = "roles/iam.serviceAccountTokenCreator"
-  member             = "serviceAccount:service-${data.google_project.this.number}@gcp-sa-pubsub.iam.gserviceaccount.com"
+  member             = google_project_service_identity.agents["pubsub.googleapis.com"].member
 }
 
 module "sketch_topic" {
@@ -367,7 +440,7 @@ module "sketch_topic" {
 
   dead_letter_retention = var.dead_letter_retention
 
-  depends_on = [google_project_service.this]
+  depends_on = [google_project_service.this, google_project_service_identity.agents]
 }
 
 module "regenerate_topic" {
@@ -456,7 +529,9 @@ module "function" {
   event_trigger = each.value.trigger.type != "event" ? null : {
     event_type   = "google.cloud.pubsub.topic.v1.messagePublished"
     pubsub_topic = local.topic_ids[each.value.trigger.topic]
-    retry        = false # a missed run is redone by the next schedule
+    # Retried when the one instance is busy (a run in progress): runs are idempotent per
+    # message id, and a malformed message is acknowledged, not retried (api/push.py).
+    retry = true
   }
 
   min_instances   = local.sizing[each.key].min_instances
@@ -466,7 +541,7 @@ module "function" {
   memory          = local.sizing[each.key].memory
   timeout_seconds = local.sizing[each.key].timeout_seconds
 
-  depends_on = [google_project_service.this, google_project_iam_member.build, google_project_iam_member.build_storage]
+  depends_on = [google_project_service.this, time_sleep.iam_propagation, terraform_data.limits]
 }
 
 # Signed URLs are V4 signatures made through IAM signBlob as the function's own account

@@ -56,9 +56,24 @@ output "gemini_secret" {
   value       = google_secret_manager_secret.gemini_api_key.secret_id
 }
 
-output "worker_max_instances" {
-  description = "Worker max instances derived from gemini_rpm and model_latency_s."
-  value       = local.worker_max_instances
+output "worker_sizing" {
+  description = "The worker's sizing and time budget as computed in main.tf (docs/DEPLOY.md, 'Sizing the worker')."
+  value = {
+    max_instances     = local.worker_max_instances
+    concurrency       = var.worker_concurrency
+    memory            = local.sizing["sketch_worker"].memory
+    timeout_s         = local.worker_timeout_s
+    ack_deadline_s    = local.ack_deadline_s
+    lease_s           = local.lease_s
+    quota_wait_s      = local.quota_wait_s
+    model_timeout_s   = var.model_timeout_s
+    model_timeout_max = local.model_timeout_max
+  }
+}
+
+output "firebase_web_api_key" {
+  description = "The Firebase web app's API key (public by design: it identifies the app)."
+  value       = var.firebase_web_api_key
 }
 
 output "function_services" {

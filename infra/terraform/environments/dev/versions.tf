@@ -6,6 +6,15 @@ terraform {
       source  = "hashicorp/google"
       version = "~> 6.50"
     }
+    # google_project_service_identity (service agents created before IAM is granted to them).
+    google-beta = {
+      source  = "hashicorp/google-beta"
+      version = "~> 6.50"
+    }
+    time = {
+      source  = "hashicorp/time"
+      version = "~> 0.13"
+    }
   }
 
   # State in a GCS bucket (create it once, versioned, outside Terraform):

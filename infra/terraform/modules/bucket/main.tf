@@ -33,6 +33,19 @@ resource "google_storage_bucket" "this" {
   }
 
   dynamic "lifecycle_rule" {
+    for_each = var.versioning && var.noncurrent_versions_kept != null ? [var.noncurrent_versions_kept] : []
+    content {
+      condition {
+        num_newer_versions = lifecycle_rule.value
+        with_state         = "ARCHIVED"
+      }
+      action {
+        type = "Delete"
+      }
+    }
+  }
+
+  dynamic "lifecycle_rule" {
     for_each = var.delete_after_days
     content {
       condition {

@@ -67,3 +67,9 @@ variable "cors_origins" {
   type        = list(string)
   default     = []
 }
+
+variable "noncurrent_versions_kept" {
+  description = "With versioning: how many noncurrent versions of an object to keep (older ones are deleted); null keeps all."
+  type        = number
+  default     = null
+}
