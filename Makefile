@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: install browser demo test test-unit test-integration lint format bench clean
+.PHONY: install browser web demo test test-unit test-integration lint format bench clean
 
 install: $(STAMP)
 
@@ -21,10 +21,23 @@ CHROMIUM ?= /usr/bin/chromium
 browser:
 	@test -x $(CHROMIUM) || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
 
+# The web page's Firebase SDK bundle and the Firebase Auth emulator (firebase-tools), from npm,
+# pinned by web/package-lock.json; Node.js 20+ from the system.
+WEB_STAMP := web/node_modules/.installed
+web: $(WEB_STAMP) lib/sketchgen/web/firebase-sdk.js
+
+$(WEB_STAMP): web/package.json web/package-lock.json
+	@command -v npm >/dev/null || { echo "make web: Node.js 20+ with npm is needed (apt-get install nodejs npm)" >&2; exit 1; }
+	cd web && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+lib/sketchgen/web/firebase-sdk.js: $(WEB_STAMP) web/src/firebase.js
+	cd web && npm run --silent build
+
 demo: install
 	$(VENV)/bin/sketchgen generate "playful golf mascot" --offline -n 4 --seed 7
 
-test: install browser
+test: install browser web
 	$(PY) scripts/check_prerequisites.py
 	$(PY) -m pytest -q
 
@@ -41,11 +54,11 @@ bench: install
 	$(PY) bench/run.py
 
 clean:
-	rm -rf $(VENV) build generated_outputs .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) build generated_outputs .pytest_cache .mypy_cache .ruff_cache web/node_modules lib/sketchgen/web/firebase-sdk.js*
 
 # --- local cloud topology ----------------------------------------------------------------------
 .PHONY: dev serve
-dev: install
+dev: install web
 	$(PY) -m dev.topology
 
 serve: install
@@ -60,7 +73,7 @@ TF_ARGS         ?=
 
 .PHONY: build tf-init plan deploy lint-infra
 
-build: install
+build: install web
 	$(PY) scripts/build_functions.py
 
 tf-init:

@@ -18,11 +18,12 @@ from typing import Any
 
 from dev.processes import free_port
 from dev.topology import DevTopology
+from tests.helpers.auth import bearer
 
 CLIENTS = (4, 16, 32)
 DURATION_S = 15.0
 SSE_CLIENTS = 100
-AUTH = {"Authorization": "Bearer dev:bench", "Content-Type": "application/json"}
+AUTH = {**bearer("bench"), "Content-Type": "application/json"}
 BODY = json.dumps({"brief": "playful golf mascot", "style_id": "loose-ink-mascot", "num_images": 3})
 
 

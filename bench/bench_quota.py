@@ -15,6 +15,7 @@ from typing import Any
 from dev.processes import free_port
 from dev.topology import DevTopology
 from sketchgen.testing.gemini_server import FakeGeminiServer
+from tests.helpers.auth import bearer
 
 RPM, LATENCY_S = 240, 1.0
 USERS, JOBS_PER_USER, SKETCHES = 4, 5, 6
@@ -24,7 +25,7 @@ FINAL = {"done", "partial", "failed", "cancelled"}
 
 def _call(url: str, uid: str, method: str, path: str, body: Any = None) -> Any:
     data = json.dumps(body).encode() if body is not None else None
-    headers = {"Authorization": f"Bearer dev:{uid}", "Content-Type": "application/json"}
+    headers = {**bearer(uid), "Content-Type": "application/json"}
     request = urllib.request.Request(f"{url}{path}", data=data, method=method, headers=headers)
     with urllib.request.urlopen(request, timeout=30) as response:
         return json.loads(response.read())

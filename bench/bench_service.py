@@ -14,11 +14,12 @@ from bench.common import median
 from dev.processes import free_port
 from dev.topology import DevTopology
 from sketchgen.testing.gemini_server import FakeGeminiServer
+from tests.helpers.auth import bearer
 
 LATENCY_S = 2.0
 SKETCHES = 6
 RUNS = 5
-AUTH = {"Authorization": "Bearer dev:bench"}
+AUTH = bearer("bench")
 
 
 def _post(url: str, sketches: int) -> tuple[float, dict[str, Any]]:

@@ -1,8 +1,10 @@
 """``make dev``: the cloud topology on one machine, with real parts, in the deployed shape.
 
 Firestore (with ``firestore.rules``) and Pub/Sub emulators from the Google Cloud CLI, a Cloud
-Storage emulator from PyPI, and every function in ``infra/functions.yaml`` under
-functions-framework with exactly the variables, secrets and permissions its cloud twin gets.
+Storage emulator from PyPI, the Firebase Auth emulator (npm ``firebase-tools``, the only
+sign-in: functions verify its ID tokens as they verify Google's), and every function in
+``infra/functions.yaml`` under functions-framework with exactly the variables, secrets and
+permissions its cloud twin gets.
 The sketch subscription has the cloud's retry and dead-letter policy and is delivered as push
 (by :class:`PushBridge`: the emulator pushes only two at a time); the regenerate topic reaches
 the regenerate function as CloudEvents, as Eventarc delivers it. One public origin routes the
@@ -116,7 +118,7 @@ class DevTopology:
 
         values = {
             "SKETCHGEN_PROJECT": self.project,
-            "SKETCHGEN_AUTH": "dev",
+            "SKETCHGEN_AUTH": "firebase",  # the cloud's: tokens from the Auth emulator
             "SKETCHGEN_JOB_STORE": "firestore",
             "SKETCHGEN_FIRESTORE_DATABASE": "(default)",
             "SKETCHGEN_BLOB_URL": f"gs://{self.bucket}",
@@ -147,6 +149,8 @@ class DevTopology:
             "PUBSUB_EMULATOR_HOST": f"127.0.0.1:{self.ports['pubsub']}",
             # Through the bucket's CORS rule, as browsers reach the bucket in the cloud.
             "STORAGE_EMULATOR_HOST": f"http://127.0.0.1:{self.ports['storage_front']}",
+            # As the Firebase Admin SDKs do: only with this set are emulator tokens accepted.
+            "FIREBASE_AUTH_EMULATOR_HOST": f"127.0.0.1:{self.ports['auth']}",
             "GOOGLE_CLOUD_PROJECT": self.project,
         }
 
@@ -184,7 +188,7 @@ class DevTopology:
         return self
 
     def _start_emulators(self) -> None:
-        for name in ("firestore", "pubsub", "storage", "storage_front"):
+        for name in ("firestore", "pubsub", "storage", "storage_front", "auth", "hub", "logging"):
             self.ports[name] = free_port()
         logs = self.data_dir / "logs"
         commands = {
@@ -196,15 +200,38 @@ class DevTopology:
                 sys.executable, "-m", "gcp_storage_emulator", "start", "--host=127.0.0.1",
                 f"--port={self.ports['storage']}", "--in-memory",
             ],
+            "auth": self._auth_emulator_command(),
         }  # fmt: skip
         for name, command in commands.items():
-            self.processes[name] = ManagedProcess(f"{name}-emulator", command, log_dir=logs).start()
+            self.processes[name] = ManagedProcess(
+                f"{name}-emulator", command, log_dir=logs, cwd=self.data_dir
+            ).start()
         for name in commands:
             wait_for_http(
                 f"http://127.0.0.1:{self.ports[name]}/", timeout_s=90, process=self.processes[name]
             )
         bucket_cors = Router(default=f"127.0.0.1:{self.ports['storage']}", cors_any_origin=True)
         self._servers = [serve_router(bucket_cors, "127.0.0.1", self.ports["storage_front"])[0]]
+
+    def _auth_emulator_command(self) -> list[str]:
+        """firebase-tools from web/node_modules (make web), Auth emulator only, on our ports."""
+        firebase = REPO / "web" / "node_modules" / ".bin" / "firebase"
+        if not firebase.exists():
+            raise RuntimeError(f"{firebase} is missing: `make web` installs firebase-tools")
+        config = self.data_dir / "firebase.json"
+        config.parent.mkdir(parents=True, exist_ok=True)
+        loopback = {"host": "127.0.0.1"}
+        emulators = {
+            "auth": {**loopback, "port": self.ports["auth"]},
+            "hub": {**loopback, "port": self.ports["hub"]},
+            "logging": {**loopback, "port": self.ports["logging"]},
+            "ui": {"enabled": False},
+        }
+        config.write_text(json.dumps({"emulators": emulators}, indent=2))
+        return [
+            str(firebase), "emulators:start", "--only", "auth", "--project", self.project,
+            "--config", str(config),
+        ]  # fmt: skip
 
     def _create_resources(self) -> None:
         from google.cloud import pubsub_v1, storage  # type: ignore[attr-defined]
@@ -314,6 +341,7 @@ class DevTopology:
             "firestore_emulator_host": f"127.0.0.1:{self.ports['firestore']}",
             "pubsub_emulator_host": f"127.0.0.1:{self.ports['pubsub']}",
             "storage_emulator_host": f"http://127.0.0.1:{self.ports['storage_front']}",
+            "auth_emulator_host": f"127.0.0.1:{self.ports['auth']}",
             "functions": {
                 name: {
                     "function": function,
@@ -368,9 +396,10 @@ def _describe(topology: DevTopology, functions: Mapping[str, Function]) -> str:
     has_key = bool(topology.local_values().get("GEMINI_API_KEY"))
     model = "Gemini" if has_key else "offline sketch model (no GEMINI_API_KEY)"
     return (
-        f"sketchgen dev ready on {topology.url} (auth: Bearer dev:<uid>; "
-        f"{', '.join(f.name for f in keyed)}: {model}); "
-        f"how to connect: {topology.manifest_path}; logs in {topology.data_dir / 'logs'}"
+        f"sketchgen dev ready on {topology.url} (sign-in: Firebase Auth emulator at "
+        f"http://127.0.0.1:{topology.ports['auth']}; {', '.join(f.name for f in keyed)}: "
+        f"{model}); how to connect: {topology.manifest_path}; "
+        f"logs in {topology.data_dir / 'logs'}"
     )
 
 

@@ -59,6 +59,20 @@ def missing() -> list[str]:
             f"Java 17+ is needed by the emulators ({found} found): "
             "`apt-get install openjdk-17-jre-headless`"
         )
+    node = shutil.which("node")
+    version = (
+        subprocess.run(  # noqa: S603 - the machine's own node, fixed arguments
+            [node, "--version"], capture_output=True, text=True, check=False
+        ).stdout
+        if node
+        else ""
+    )
+    found_node = re.match(r"v(\d+)", version.strip())
+    if not found_node or int(found_node.group(1)) < 20 or shutil.which("npm") is None:
+        problems.append(
+            "Node.js 20+ with npm is needed to bundle the page's Firebase SDK and run the "
+            "Firebase Auth emulator (`make web`): `apt-get install nodejs npm`"
+        )
     if not Path(CHROMIUM).exists():
         problems.append(f"Chromium is needed at {CHROMIUM} for the page tests: `make browser`")
     return problems

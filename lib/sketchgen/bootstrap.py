@@ -175,6 +175,7 @@ def _connect_origins(settings: Settings) -> list[str]:
         settings.events_base_url,
         os.environ.get("STORAGE_EMULATOR_HOST"),
         os.environ.get("SKETCHGEN_S3_ENDPOINT_URL"),
+        os.environ.get("FIREBASE_AUTH_EMULATOR_HOST"),
     ]
     origins = []
     for url in filter(None, urls):
@@ -184,17 +185,25 @@ def _connect_origins(settings: Settings) -> list[str]:
 
 
 def web_config(settings: Settings) -> dict[str, object]:
-    """What the web page needs to sign in; public values only (Firebase web config is public)."""
+    """What the web page needs to sign in; public values only (Firebase web config is public).
+    With the Auth emulator (``make dev``) the page signs in against it, as the SDKs do."""
+    import os
+
     if settings.auth == "dev":
         return {"auth": "dev"}
-    return {
+    emulator = os.environ.get("FIREBASE_AUTH_EMULATOR_HOST")
+    config: dict[str, object] = {
         "auth": "firebase",
         "firebase": {
-            "apiKey": settings.firebase_web_api_key,
+            # The emulator takes any API key; the SDK only needs one to be there.
+            "apiKey": settings.firebase_web_api_key or ("emulator" if emulator else None),
             "authDomain": f"{settings.project}.firebaseapp.com",
             "projectId": settings.project,
         },
     }
+    if emulator:
+        config["authEmulator"] = f"http://{emulator}"
+    return config
 
 
 def service() -> SketchService:

@@ -25,13 +25,18 @@ from dev.definition import REPO, load_definition
 from dev.processes import free_port
 from dev.topology import DevTopology
 from sketchgen.testing.gemini_server import FakeGeminiServer
+from tests.helpers.auth import bearer, sign_up, unsigned_token
 from tests.helpers.topology import dev_topology
-from tests.rules.conftest import user_token
 
-AUTH = {"Authorization": "Bearer dev:alice"}
+AUTH = bearer("alice")
 STOP_WITHIN_S = 15.0
 _PLATFORM_ENV = {"THREADS", "GOOGLE_CLOUD_PROJECT"}
-_EMULATOR_ENV = {"FIRESTORE_EMULATOR_HOST", "PUBSUB_EMULATOR_HOST", "STORAGE_EMULATOR_HOST"}
+_EMULATOR_ENV = {
+    "FIRESTORE_EMULATOR_HOST",
+    "PUBSUB_EMULATOR_HOST",
+    "STORAGE_EMULATOR_HOST",
+    "FIREBASE_AUTH_EMULATOR_HOST",
+}
 _SYSTEM_ENV = {"PATH", "HOME", "LANG", "LC_ALL", "TZ", "TMPDIR", "JAVA_HOME", "PYTHONPATH"}
 
 
@@ -94,7 +99,7 @@ def test_it_says_how_to_connect_runs_each_function_as_deployed_and_always_stops(
         manifest = supervisor.manifest
         assert str(tmp_path / f"round{round_}" / "topology.json") in supervisor.ready_line
         for key in ("api_url", "project_id", "firestore_emulator_host", "pubsub_emulator_host",
-                    "storage_emulator_host"):  # fmt: skip
+                    "storage_emulator_host", "auth_emulator_host"):  # fmt: skip
             assert manifest[key], key
         assert set(manifest["functions"]) == set(definition.functions)
         assert httpx.get(f"{manifest['api_url']}/healthz").status_code == 200
@@ -106,7 +111,8 @@ def test_it_says_how_to_connect_runs_each_function_as_deployed_and_always_stops(
                 expected = set(definition.env_names(name)) | set(function.secrets)
                 assert seen <= expected, f"{name} has variables its cloud twin lacks"
                 assert ("GEMINI_API_KEY" in seen) == ("GEMINI_API_KEY" in function.secrets)
-                assert _environ(entry["pid"])["SKETCHGEN_AUTH"] == "dev"  # not the shell's
+                # The cloud's sign-in, not the shell's value nor a local-only mode.
+                assert _environ(entry["pid"])["SKETCHGEN_AUTH"] == "firebase"
 
         pids = supervisor.pids()
         assert supervisor.stop(signum) < STOP_WITHIN_S
@@ -179,7 +185,7 @@ def test_the_firestore_rules_are_loaded(topology: DevTopology) -> None:
     )
 
     def as_user(uid: str) -> dict[str, str]:
-        return {"Authorization": f"Bearer {user_token(uid, topology.project)}"}
+        return {"Authorization": f"Bearer {unsigned_token(uid, topology.project)}"}
 
     owner = httpx.get(f"{documents}/jobs/{job_id}", headers=as_user("alice"))
     assert owner.status_code == 200
@@ -317,3 +323,58 @@ def test_the_quota_requeue_has_the_permission_it_needs(quota_topology: DevTopolo
     log = (quota_topology.data_dir / "logs" / "sketch_worker.log").read_text()
     assert "back in the queue" in log  # the path ran
     assert "not authorized" not in log and "PermissionDenied" not in log
+
+
+# -- sign-in and mobile listeners with the real SDKs -------------------------------------------
+
+
+def test_make_dev_takes_only_the_auth_emulators_tokens(topology: DevTopology) -> None:
+    auth_host = topology.manifest()["auth_emulator_host"]
+    _, token = sign_up(auth_host, f"carol-{uuid.uuid4().hex[:6]}@example.com")
+    real = httpx.get(f"{topology.url}/v1/styles", headers={"Authorization": f"Bearer {token}"})
+    assert real.status_code == 200
+    dev = httpx.get(f"{topology.url}/v1/styles", headers={"Authorization": "Bearer dev:alice"})
+    assert dev.status_code == 401 and dev.json()["error"]["code"] == "unauthenticated"
+
+
+def _listen(topology: DevTopology, job_id: str, email: str, *extra: str) -> tuple[int, list[Any]]:
+    manifest = topology.data_dir / "topology.json"
+    result = subprocess.run(
+        ["node", str(REPO / "examples" / "mobile_listener.mjs"), job_id, "--topology",
+         str(manifest), "--email", email, "--password", "a-long-test-password", *extra],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    lines = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
+    return result.returncode, lines
+
+
+def test_a_mobile_listener_follows_its_job_and_nothing_else(topology: DevTopology) -> None:
+    """The Firebase JS SDK (npm, as a React Native or web app has it), signed in on the Auth
+    emulator, listening on the Firestore emulator under firestore.rules."""
+    auth_host = topology.manifest()["auth_emulator_host"]
+    owner = f"owner-{uuid.uuid4().hex[:6]}@example.com"
+    other = f"other-{uuid.uuid4().hex[:6]}@example.com"
+    _, token = sign_up(auth_host, owner)
+    sign_up(auth_host, other)
+    body = {"brief": "cute coffee cup character", "style_id": "loose-ink-mascot", "num_images": 2}
+    response = httpx.post(
+        f"{topology.url}/v1/jobs", json=body, headers={"Authorization": f"Bearer {token}"}
+    )
+    assert response.status_code == 202, response.text
+    job_id = response.json()["job_id"]
+
+    code, lines = _listen(topology, job_id, owner, "--try-write")
+    assert lines[0] == {"write": "permission-denied"}  # jobs change only through the API
+    snapshots = lines[1:]
+    assert code == 0 and snapshots[-1]["status"] == "done", lines
+    assert set(snapshots[-1]["sketches"].values()) == {"ok"}
+    # Never a regression: each snapshot ends at least as many sketches as the one before.
+    ended = [
+        sum(s != "pending" and s != "running" for s in x["sketches"].values()) for x in snapshots
+    ]
+    assert ended == sorted(ended)
+
+    code, lines = _listen(topology, job_id, other)
+    assert code == 3 and lines == [{"error": "permission-denied"}]
+    code, lines = _listen(topology, "20200101_000000-000000", owner)
+    assert code == 3 and lines == [{"error": "permission-denied"}]  # missing: refused, not empty

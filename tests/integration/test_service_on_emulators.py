@@ -20,10 +20,12 @@ from sketchgen.adapters.gcp.gcs_blob_store import GcsBlobStore
 from sketchgen.adapters.gcp.pubsub_task_queue import PubSubTaskQueue
 from sketchgen.ports import SketchTask
 from sketchgen.testing.gemini_server import FakeGeminiServer
+from tests.helpers.auth import bearer
 from tests.helpers.topology import dev_topology
 
-ALICE = {"Authorization": "Bearer dev:alice"}
-BOB = {"Authorization": "Bearer dev:bob"}
+# make dev signs in only through the Firebase Auth emulator, as the cloud signs in with Firebase.
+ALICE = bearer("alice")
+BOB = bearer("bob")
 
 
 @pytest.fixture(scope="module")

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import json
 import os
 import shutil
 import signal
@@ -17,6 +15,8 @@ from typing import Any
 
 import httpx
 import pytest
+
+from tests.helpers.auth import unsigned_token
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 RULES = REPO_ROOT / "firestore.rules"
@@ -108,26 +108,7 @@ def firestore_emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Emu
 
 def user_token(uid: str, project: str = PROJECT) -> str:
     """A Firebase ID token for ``uid``, unsigned (``alg: none``), as the emulator accepts."""
-
-    def b64(data: dict[str, Any]) -> str:
-        raw = json.dumps(data, separators=(",", ":")).encode()
-        return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
-
-    now = int(time.time())
-    header = {"alg": "none", "typ": "JWT"}
-    claims = {
-        "iss": f"https://securetoken.google.com/{project}",
-        "aud": project,
-        "auth_time": now,
-        "user_id": uid,
-        "sub": uid,
-        "iat": now,
-        "exp": now + 3600,
-        "email": f"{uid}@example.com",
-        "email_verified": True,
-        "firebase": {"sign_in_provider": "password", "identities": {}},
-    }
-    return f"{b64(header)}.{b64(claims)}."
+    return unsigned_token(uid, project)
 
 
 @pytest.fixture

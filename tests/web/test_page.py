@@ -14,6 +14,7 @@ import time
 import urllib.request
 import zipfile
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -24,6 +25,7 @@ from dev.processes import ManagedProcess, free_port, wait_for_http
 from dev.router import Router, serve_router
 from dev.topology import DevTopology
 from sketchgen.testing.gemini_server import FakeGeminiServer
+from tests.helpers.auth import sign_up
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "web"
 CHROMIUM = os.environ.get("SKETCHGEN_CHROMIUM", "/usr/bin/chromium")
@@ -45,7 +47,18 @@ def gemini() -> Iterator[FakeGeminiServer]:
         yield server
 
 
-def _serve(gemini: FakeGeminiServer, data: Path) -> Iterator[str]:
+@dataclass(frozen=True)
+class Site:
+    """Where the page is, and the account to sign in with (None: `sketchgen serve`'s dev auth)."""
+
+    url: str
+    headers: dict[str, str]
+    email: str | None = None
+    password: str | None = None
+    auth_host: str | None = None
+
+
+def _serve(gemini: FakeGeminiServer, data: Path) -> Iterator[Site]:
     """`sketchgen serve`: the page and API at the host's root."""
     port = free_port()
     process = ManagedProcess(
@@ -58,15 +71,16 @@ def _serve(gemini: FakeGeminiServer, data: Path) -> Iterator[str]:
     ).start()  # fmt: skip
     try:
         wait_for_http(f"http://127.0.0.1:{port}/healthz", timeout_s=60, process=process)
-        yield f"http://127.0.0.1:{port}/"
+        yield Site(f"http://127.0.0.1:{port}/", {"Authorization": "Bearer dev:designer"})
     finally:
         process.stop()
 
 
-def _deployed(gemini: FakeGeminiServer, data: Path) -> Iterator[str]:
-    """`make dev` (each function with its cloud environment) behind the deployed URL layout:
-    https://REGION-PROJECT.cloudfunctions.net/<function>/..., the prefix stripped before the
-    function sees the path, the page at the generate function's URL."""
+def _deployed(gemini: FakeGeminiServer, data: Path) -> Iterator[Site]:
+    """`make dev` (each function with its cloud environment, sign-in through the Firebase Auth
+    emulator only) behind the deployed URL layout: https://REGION-PROJECT.cloudfunctions.net/
+    <function>/..., the prefix stripped before the function sees the path, the page at the
+    generate function's URL."""
     port = free_port()
     front = f"http://127.0.0.1:{port}"
     values = {"GEMINI_API_KEY": "web-test-key", "GOOGLE_GEMINI_BASE_URL": gemini.url,
@@ -77,8 +91,17 @@ def _deployed(gemini: FakeGeminiServer, data: Path) -> Iterator[str]:
             for name in ("generate", "stream")
         }
         server, _ = serve_router(Router(prefixes=functions), "127.0.0.1", port)
+        auth_host = f"127.0.0.1:{topology.ports['auth']}"
+        email, password = "designer@example.com", "a-long-test-password"
+        _, token = sign_up(auth_host, email, password)
         try:
-            yield f"{front}/sketchgen-generate/"
+            yield Site(
+                f"{front}/sketchgen-generate/",
+                {"Authorization": f"Bearer {token}"},
+                email=email,
+                password=password,
+                auth_host=auth_host,
+            )
         finally:
             server.shutdown()
             server.server_close()
@@ -89,7 +112,7 @@ def server(
     request: pytest.FixtureRequest,
     gemini: FakeGeminiServer,
     tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[str]:
+) -> Iterator[Site]:
     data = tmp_path_factory.mktemp(request.param)
     yield from (_serve if request.param == "serve" else _deployed)(gemini, data)
 
@@ -104,14 +127,24 @@ def browser() -> Iterator[Browser]:
         browser.close()
 
 
+def _sign_in(page: Page, email: str, password: str, *, new: bool = False) -> None:
+    page.wait_for_selector("body[data-ready=signed-out]")
+    assert page.locator("#app").is_hidden() and page.locator("#sign-in").is_visible()
+    page.fill("#email", email)
+    page.fill("#password", password)
+    page.click("#sign-up" if new else "#sign-in-submit")
+
+
 @pytest.fixture
-def page(browser: Browser, server: str, gemini: FakeGeminiServer) -> Iterator[Page]:
+def page(browser: Browser, server: Site, gemini: FakeGeminiServer) -> Iterator[Page]:
     gemini.reset()
     context = browser.new_context(accept_downloads=True, viewport={"width": 1280, "height": 900})
     page = context.new_page()
     errors: list[str] = []
     page.on("pageerror", lambda error: errors.append(str(error)))
-    page.goto(server)
+    page.goto(server.url)
+    if server.email and server.password:
+        _sign_in(page, server.email, server.password)
     page.wait_for_selector("body[data-ready=true]")
     page.wait_for_selector(".style-card")
     yield page
@@ -187,7 +220,7 @@ def test_grid_fills_progressively_shows_failures_and_downloads(
 
 
 def test_refine_opens_the_child_job_with_its_lineage(
-    page: Page, gemini: FakeGeminiServer, server: str
+    page: Page, gemini: FakeGeminiServer, server: Site
 ) -> None:
     _generate(page, "grumpy coffee cup", 3)
     page.wait_for_selector("#job-status[data-status=done]")
@@ -207,9 +240,7 @@ def test_refine_opens_the_child_job_with_its_lineage(
     refine_call = gemini.requests[-1]
     assert "more exaggerated" in refine_call.prompt and refine_call.image_parts >= 1
 
-    request = urllib.request.Request(
-        f"{server}v1/jobs/{child_id}", headers={"Authorization": "Bearer dev:designer"}
-    )
+    request = urllib.request.Request(f"{server.url}v1/jobs/{child_id}", headers=server.headers)
     with urllib.request.urlopen(request) as response:
         child = json.loads(response.read())
     assert child["parent"]["job_id"] == parent_id and child["parent"]["index"] == 1
@@ -232,15 +263,47 @@ def test_bad_input_is_explained_on_the_page(page: Page, gemini: FakeGeminiServer
     assert page.locator("#job").is_hidden()
 
 
-def test_page_assets_are_served_without_auth(server: str) -> None:
+def test_a_new_user_signs_up_through_the_page_and_runs_a_job(
+    browser: Browser, server: Site, gemini: FakeGeminiServer
+) -> None:
+    gemini.reset()
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.goto(server.url)
+    if server.auth_host is None:  # `sketchgen serve`: local dev auth, no sign-in view at all
+        page.wait_for_selector("body[data-ready=true]")
+        assert page.locator("#sign-in").is_hidden() and "designer" in page.inner_text("#account")
+        context.close()
+        return
+    _sign_in(page, "wrong-password@example.com", "nope", new=False)  # no such account
+    page.wait_for_selector("#sign-in-error:not([hidden])")
+    email = f"new-{time.monotonic_ns()}@example.com"
+    page.fill("#email", email)
+    page.fill("#password", "a-long-test-password")
+    page.click("#sign-up")
+    page.wait_for_selector("body[data-ready=true]")
+    assert email in page.inner_text("#account")
+    page.wait_for_selector(".style-card")
+    _generate(page, "heroic space fox", 3)
+    page.wait_for_selector("#job-status[data-status=done]")
+    assert page.locator(".sketch[data-status=ok] img").count() == 3
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=ARTIFACTS / "signed-up-job.png", full_page=True)
+    context.close()
+    assert errors == [], f"JavaScript errors on the page: {errors}"
+
+
+def test_page_assets_are_served_without_auth(server: Site) -> None:
     assets = {"": "text/html", "assets/app.js": "text/javascript",
               "assets/app.css": "text/css", "config.json": "application/json"}  # fmt: skip
     for path, kind in assets.items():
-        with urllib.request.urlopen(f"{server}{path}") as response:
+        with urllib.request.urlopen(f"{server.url}{path}") as response:
             assert response.headers.get_all("Content-Type") == [response.headers["Content-Type"]]
             assert response.headers["Content-Type"].startswith(kind)
             assert response.headers["X-Content-Type-Options"] == "nosniff"
             assert response.read()
-    with urllib.request.urlopen(server) as response:
+    with urllib.request.urlopen(server.url) as response:
         policy = response.headers["Content-Security-Policy"]
     assert "frame-ancestors 'none'" in policy and "default-src 'self'" in policy

@@ -66,14 +66,14 @@ class CreateJobBody(BaseModel):
 
 
 def page_headers(connect_origins: Iterable[str] = ()) -> dict[str, str]:
-    """The page loads only its own assets (and, until it is bundled, the Firebase SDK); it
-    talks to the API, the stream, signed blob URLs and Google's sign-in over HTTPS, plus any
-    non-HTTPS origin the deployment names (local emulators); nobody may frame it."""
+    """The page loads only its own assets (the Firebase SDK is bundled with them); it talks to
+    the API, the stream, signed blob URLs and Google's sign-in over HTTPS, plus any non-HTTPS
+    origin the deployment names (local emulators); nobody may frame it."""
     connect = " ".join(["'self'", "https:", *sorted(set(connect_origins))])
     policy = "; ".join(
         [
             "default-src 'self'",
-            "script-src 'self' https://www.gstatic.com",
+            "script-src 'self'",
             "style-src 'self'",
             "img-src 'self' blob: data:",
             f"connect-src {connect}",

@@ -7,7 +7,6 @@
 // header; on a dropped connection it resumes with Last-Event-ID, so no event is missed.
 
 const $ = (selector) => document.querySelector(selector);
-const FIREBASE_SDK = "https://www.gstatic.com/firebasejs/10.14.1";
 const TERMINAL_JOB = new Set(["done", "partial", "failed", "cancelled"]);
 const MAX_LINEAGE = 6;
 
@@ -41,29 +40,65 @@ async function devAuth() {
 }
 
 async function firebaseAuth(config) {
-  const { initializeApp } = await import(`${FIREBASE_SDK}/firebase-app.js`);
-  const auth = await import(`${FIREBASE_SDK}/firebase-auth.js`);
-  const app = initializeApp(config.firebase);
-  const client = auth.getAuth(app);
+  // The Firebase JS SDK, bundled from npm by `make web` and served with the page.
+  const sdk = await import("./firebase-sdk.js");
+  const app = sdk.initializeApp(config.firebase);
+  const client = sdk.getAuth(app);
+  if (config.authEmulator) sdk.connectAuthEmulator(client, config.authEmulator, { disableWarnings: true });
   const user = await new Promise((resolve) => {
-    const stop = auth.onAuthStateChanged(client, (u) => { stop(); resolve(u); });
+    const stop = sdk.onAuthStateChanged(client, (u) => { stop(); resolve(u); });
   });
-  const account = $("#account");
   if (!user) {
-    account.replaceChildren(
-      button("Sign in with Google", async () => {
-        await auth.signInWithPopup(client, new auth.GoogleAuthProvider());
-        location.reload();
-      }),
-    );
+    showSignIn(sdk, client);
     throw new SignInNeeded();
   }
-  account.replaceChildren(
+  $("#account").replaceChildren(
     text("span", user.email || user.displayName || "signed in"),
-    button("Sign out", async () => { await auth.signOut(client); location.reload(); }),
+    button("Sign out", async () => { await sdk.signOut(client); location.reload(); }),
   );
   // getIdToken refreshes the token itself when it is close to expiry.
   return { token: () => user.getIdToken(), label: user.uid };
+}
+
+/** Signed-out visitors get a sign-in view, not a form that cannot work. */
+function showSignIn(sdk, client) {
+  $("#app").hidden = true;
+  $("#sign-in").hidden = false;
+  const error = $("#sign-in-error");
+  const attempt = (signIn) => async (event) => {
+    event.preventDefault();
+    error.hidden = true;
+    const email = $("#email").value.trim();
+    const password = $("#password").value;
+    try {
+      await signIn(email, password);
+      location.reload();
+    } catch (failure) {
+      error.textContent = signInMessage(failure);
+      error.hidden = false;
+    }
+  };
+  $("#sign-in-form").addEventListener(
+    "submit", attempt((email, password) => sdk.signInWithEmailAndPassword(client, email, password)));
+  $("#sign-up").addEventListener(
+    "click", attempt((email, password) => sdk.createUserWithEmailAndPassword(client, email, password)));
+  $("#sign-in-google").addEventListener(
+    "click", attempt(() => sdk.signInWithPopup(client, new sdk.GoogleAuthProvider())));
+  document.body.dataset.ready = "signed-out";
+}
+
+function signInMessage(failure) {
+  const messages = {
+    "auth/invalid-email": "That email address does not look right.",
+    "auth/missing-password": "Type a password.",
+    "auth/weak-password": "Use a password of at least 6 characters.",
+    "auth/email-already-in-use": "There is already an account with that email: sign in instead.",
+    "auth/invalid-credential": "Wrong email or password.",
+    "auth/user-not-found": "No account with that email: create one.",
+    "auth/wrong-password": "Wrong email or password.",
+    "auth/popup-closed-by-user": "The sign-in window was closed.",
+  };
+  return messages[failure.code] || `Could not sign in: ${failure.message}`;
 }
 
 class SignInNeeded extends Error {}
