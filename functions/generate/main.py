@@ -7,6 +7,9 @@ from flask import Request, Response
 from sketchgen import bootstrap
 from sketchgen.api.push import handle_regenerate
 
+# Before serving anything: no dev or emulator sign-in in the cloud.
+bootstrap.exit_if_unsafe_deployment()
+
 ROUTES = frozenset({"jobs", "blobs", "styles", "health", "web"})
 
 

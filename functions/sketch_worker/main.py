@@ -6,6 +6,9 @@ from flask import Request, Response
 from sketchgen import bootstrap
 from sketchgen.api.push import handle_sketch_push
 
+# Before serving anything: no dev or emulator sign-in in the cloud.
+bootstrap.exit_if_unsafe_deployment()
+
 
 @functions_framework.http
 def sketch_worker(request: Request) -> Response:

@@ -5,6 +5,9 @@ from flask import Request, Response
 
 from sketchgen import bootstrap
 
+# Before serving anything: no dev or emulator sign-in in the cloud.
+bootstrap.exit_if_unsafe_deployment()
+
 ROUTES = frozenset({"events", "health"})
 
 

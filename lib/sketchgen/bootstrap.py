@@ -12,7 +12,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from sketchgen.errors import InputError
+from sketchgen.errors import ConfigError, InputError
 from sketchgen.generate.base import ImageModelAdapter
 from sketchgen.settings import Settings, get_settings
 
@@ -23,7 +23,17 @@ if TYPE_CHECKING:
     from sketchgen.quota import QuotaGate
     from sketchgen.service import SketchService
 
-__all__ = ["api", "build_api", "build_image_model", "build_service", "reset", "service"]
+__all__ = [
+    "api",
+    "build_api",
+    "build_authenticator",
+    "build_image_model",
+    "build_service",
+    "check_deployment_safety",
+    "exit_if_unsafe_deployment",
+    "reset",
+    "service",
+]
 
 _lock = threading.Lock()
 _service: SketchService | None = None
@@ -134,13 +144,57 @@ def build_service(settings: Settings | None = None) -> SketchService:
     return built
 
 
+def check_deployment_safety(settings: Settings | None = None) -> None:
+    """Refuse the local-only ways of signing in where the process runs in the cloud.
+
+    Cloud Run and Cloud Functions (gen2) set ``K_SERVICE`` in every instance; there, dev auth
+    (anyone can claim any uid) and the Auth emulator's unsigned tokens (anyone can mint one)
+    would hand every job to whoever asks. Raises :class:`ConfigError` naming the variable.
+    An empty ``FIREBASE_AUTH_EMULATOR_HOST`` is unset, as it is to :func:`build_authenticator`.
+    """
+    import os
+
+    if not os.environ.get("K_SERVICE"):
+        return
+    settings = settings or get_settings()
+    where = "where K_SERVICE is set (Cloud Run, Cloud Functions)"
+    if settings.auth == "dev":
+        raise ConfigError(f"dev auth is refused {where}", field="SKETCHGEN_AUTH")
+    if os.environ.get("FIREBASE_AUTH_EMULATOR_HOST"):
+        raise ConfigError(
+            f"the Auth emulator's unsigned tokens are refused {where}",
+            field="FIREBASE_AUTH_EMULATOR_HOST",
+        )
+
+
+def exit_if_unsafe_deployment() -> None:
+    """:func:`check_deployment_safety` for the function entry points, called as
+    functions-framework imports ``main.py``: one log line naming the variable and a non-zero
+    exit, so the instance never starts serving (a traceback would bury the reason)."""
+    try:
+        check_deployment_safety()
+    except ConfigError as error:
+        from sketchgen.logs import configure_logging, get_logger
+
+        configure_logging()
+        get_logger(__name__).critical("refusing to start: %s: %s", error.field, error)
+        raise SystemExit(1) from None
+
+
 def build_authenticator(settings: Settings | None = None) -> Authenticator:
+    import os
+
     from sketchgen.api.auth import DevAuthenticator, FirebaseAuthenticator
 
     settings = settings or get_settings()
+    # Here too, not only at start-up: whatever builds an API gets the same refusal.
+    check_deployment_safety(settings)
     if settings.auth == "dev":
         return DevAuthenticator()
-    return FirebaseAuthenticator(settings.project or "")
+    return FirebaseAuthenticator(
+        settings.project or "",
+        emulator_host=os.environ.get("FIREBASE_AUTH_EMULATOR_HOST") or None,
+    )
 
 
 def build_api(

@@ -321,6 +321,7 @@ def _serve(args: argparse.Namespace) -> int:
     from sketchgen import bootstrap
 
     _use_local_service(args.data_dir, args.offline)
+    bootstrap.check_deployment_safety()  # dev auth is the default here: never in the cloud
     app = bootstrap.api()
     bootstrap.service()  # build now so a bad setting fails before the port opens
     print(f"sketchgen API on http://{args.host}:{args.port} (auth: Bearer dev:<uid>)", flush=True)

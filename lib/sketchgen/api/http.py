@@ -17,7 +17,7 @@ from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
 from werkzeug.routing import Map, Rule
 from werkzeug.wrappers import Request, Response
 
-from sketchgen.api.auth import Authenticator, AuthError
+from sketchgen.api.auth import Authenticator, AuthError, AuthUnavailableError
 from sketchgen.errors import (
     ConflictError,
     InputError,
@@ -207,6 +207,8 @@ class Api:
             )
         except AuthError as error:
             response = error_response(ApiError(401, error.code, str(error)))
+        except AuthUnavailableError as error:
+            response = error_response(ApiError(503, error.code, str(error)))
         except NotFoundError as error:
             response = error_response(ApiError(404, error.code, str(error)))
         except ConflictError as error:
