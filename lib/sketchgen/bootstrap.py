@@ -151,12 +151,14 @@ def check_deployment_safety(settings: Settings | None = None) -> None:
     (anyone can claim any uid) and the Auth emulator's unsigned tokens (anyone can mint one)
     would hand every job to whoever asks. Raises :class:`ConfigError` naming the variable.
     An empty ``FIREBASE_AUTH_EMULATOR_HOST`` is unset, as it is to :func:`build_authenticator`.
+    The settings are read first, everywhere: a value that cannot work (a key the SDK cannot
+    send) is refused here, once, at start-up, not on every sketch.
     """
     import os
 
+    settings = settings or get_settings()
     if not os.environ.get("K_SERVICE"):
         return
-    settings = settings or get_settings()
     where = "where K_SERVICE is set (Cloud Run, Cloud Functions)"
     if settings.auth == "dev":
         raise ConfigError(f"dev auth is refused {where}", field="SKETCHGEN_AUTH")

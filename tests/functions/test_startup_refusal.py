@@ -76,6 +76,23 @@ def test_a_function_refuses_to_start(name: str, variable: str, tmp_path: Path) -
     assert variable in lines[0] and "K_SERVICE" in lines[0] and "refusing to start" in lines[0]
 
 
+@pytest.mark.parametrize("name", FUNCTIONS)
+def test_a_key_the_sdk_cannot_use_stops_the_function_at_start(name: str, tmp_path: Path) -> None:
+    """Refused once, as the instance starts, naming the variable: not a per-sketch
+    'unexpected ValueError from the Gemini SDK' (issue 12). The key itself is never printed."""
+    env = _env(SKETCHGEN_AUTH="firebase", GEMINI_API_KEY="AIza with spaces")
+    process = _function(name, _free_port(), env, tmp_path)
+    try:
+        out, err = process.communicate(timeout=60)
+    finally:
+        process.kill()
+    assert process.returncode != 0
+    lines = _lines(out, err)
+    assert len(lines) == 1, lines
+    assert "GEMINI_API_KEY" in lines[0] and "not a usable API key" in lines[0]
+    assert "with spaces" not in lines[0]
+
+
 def test_the_refusal_is_one_json_line_with_cloud_logging(tmp_path: Path) -> None:
     env = _env(K_SERVICE="generate", SKETCHGEN_AUTH="dev", SKETCHGEN_LOG_FORMAT="json")
     process = _function("generate", _free_port(), env, tmp_path)
