@@ -1,9 +1,12 @@
 """Start, wait for and stop the local processes of the dev topology and the tests.
 
 Each child runs in its own session, so stopping it stops what it spawned too, and is told by
-the kernel to die with its parent (``PR_SET_PDEATHSIG``): a supervisor killed outright leaves
-no emulator or function behind. The emulators run as their JVMs directly, not under gcloud's
-Python wrapper, so that signal reaches the process that holds the port.
+the kernel to die with its parent (``PR_SET_PDEATHSIG``, set by util-linux's ``setpriv``
+before it execs the command): a supervisor killed outright leaves no emulator or function
+behind. Not with a ``preexec_fn``: that makes Python fork instead of vfork, and a process
+that already holds gRPC clients (the test runner) then runs gRPC's fork handlers in the
+child, which abort it. The emulators run as their JVMs directly, not under gcloud's Python
+wrapper, so the signal reaches the process that holds the port.
 """
 
 from __future__ import annotations
@@ -31,12 +34,9 @@ __all__ = [
     "wait_for_http",
 ]
 
-_PR_SET_PDEATHSIG = 1
-
-
-def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+def _dying_with_parent(command: list[str]) -> list[str]:
+    setpriv = shutil.which("setpriv")
+    return [setpriv, "--pdeathsig", "KILL", "--", *command] if setpriv else command
 
 
 def _sdk_platform() -> Path:
@@ -120,7 +120,7 @@ class ManagedProcess:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         log = self.log_path.open("ab")  # a restarted process keeps its earlier lines
         self._process = subprocess.Popen(  # noqa: S603 - our own fixed commands
-            self.command,
+            _dying_with_parent(self.command),
             stdout=log,
             stderr=subprocess.STDOUT,
             env=self.env,

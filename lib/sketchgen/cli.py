@@ -324,7 +324,10 @@ def _serve(args: argparse.Namespace) -> int:
     bootstrap.check_deployment_safety()  # dev auth is the default here: never in the cloud
     app = bootstrap.api()
     bootstrap.service()  # build now so a bad setting fails before the port opens
-    print(f"sketchgen API on http://{args.host}:{args.port} (auth: Bearer dev:<uid>)", flush=True)
+    from sketchgen.settings import get_settings
+
+    auth = "Bearer dev:<uid>" if get_settings().auth == "dev" else "Firebase ID tokens"
+    print(f"sketchgen API on http://{args.host}:{args.port} (auth: {auth})", flush=True)
     run_simple(args.host, args.port, app, threaded=True, use_reloader=False)
     return 0
 
