@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import re
 import secrets
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from sketchgen._files import atomic_write_bytes
 from sketchgen.schemas import PromptSpec, RetrievalResult, Variation
@@ -69,12 +70,23 @@ class ReferenceRecord(_Frozen):
 
 class ConfigRecord(_Frozen):
     num_images: int
-    resolution: str
+    # [width, height] in JSON: the shape the original (seed) metadata.json has.
+    resolution: tuple[int, int]
     model_name: str
     seed: int
     image_size: str
     aspect_ratio: str
     allow_text: bool
+
+    @field_validator("resolution", mode="before")
+    @classmethod
+    def _older_string_form(cls, value: object) -> object:
+        # Metadata written between the two shapes said "1024x576"; it still loads, so
+        # those jobs can still be refined.
+        if isinstance(value, str) and re.fullmatch(r"\d+x\d+", value):
+            width, height = value.split("x")
+            return int(width), int(height)
+        return value
 
 
 class JobMetadata(_Frozen):

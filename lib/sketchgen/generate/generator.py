@@ -37,6 +37,13 @@ SketchEvent = tuple[int, Path | None, str | None]
 
 @dataclass(frozen=True, slots=True)
 class GenerationResult:
+    """One finished job: where its files are, which sketches failed and why.
+
+    ``output_dir`` is ``<config.output_dir>/<job_id>``; ``timestamp`` is when the job started,
+    as the folder's name spells it (``YYYYMMDD_HHMMSS``, UTC). ``metadata.json`` has the same
+    instant in ISO form.
+    """
+
     job_id: str
     output_dir: Path
     images: list[Path]
@@ -50,17 +57,22 @@ class GenerationResult:
     def ok(self) -> bool:
         return not self.errors
 
+    @property
+    def timestamp(self) -> str:
+        # The job id is the timestamp plus a suffix that splits a second (new_job_id).
+        return self.job_id.split("-", 1)[0]
+
 
 class _Job:
     """One running job: its plan, its folder, and the records as they come in."""
 
-    def __init__(self, plan: JobPlan, output_root: Path) -> None:
+    def __init__(self, plan: JobPlan, output_root: Path, started_at: datetime) -> None:
         self.plan = plan
         self.folder = output_root / plan.job_id
         self.folder.mkdir(parents=True, exist_ok=False)
         self.records: dict[int, SketchRecord] = {}
         self.started = time.perf_counter()
-        self.started_at = datetime.now(UTC)
+        self.started_at = started_at
 
     def store(self, outcome: SketchOutcome) -> SketchEvent:
         record = outcome.record
@@ -203,15 +215,17 @@ class ImageGenerator:
                 "prompt_spec, retrieval_result and style must be for the same style",
                 field="style_id",
             )
+        # One instant names the folder (the job id) and stamps metadata.json.
+        started_at = datetime.now(UTC)
         plan = plan_job(
-            job_id=new_job_id(),
+            job_id=new_job_id(started_at),
             prompt_spec=prompt_spec,
             retrieval=retrieval_result,
             config=config,
             model=self.model,
             refinement=refinement,
         )
-        return _Job(plan, Path(config.output_dir))
+        return _Job(plan, Path(config.output_dir), started_at)
 
     def generate_streaming(
         self,
