@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, NoReturn
 
+from sketchgen._front import DEFAULT_STYLE
 from sketchgen.errors import InputError, NotFoundError, SketchgenError
 from sketchgen.schemas import ASPECT_RATIOS, IMAGE_SIZES
 
@@ -20,8 +21,6 @@ if TYPE_CHECKING:
     from sketchgen.generate import SketchStream
 
 __all__ = ["main"]
-
-DEFAULT_STYLE = "loose-ink-mascot"
 
 
 class _UsageError(Exception):
@@ -158,8 +157,8 @@ def _emit(payload: dict[str, Any]) -> None:
 
 
 def _generate(args: argparse.Namespace) -> int:
-    from sketchgen.bootstrap import build_image_model
-    from sketchgen.generate import GenerationConfig, ImageGenerator
+    from sketchgen.bootstrap import build_generator
+    from sketchgen.generate import GenerationConfig
     from sketchgen.prompt import PromptCompiler
     from sketchgen.references import ImageRetriever
     from sketchgen.settings import get_settings
@@ -178,16 +177,15 @@ def _generate(args: argparse.Namespace) -> int:
         **({"model_name": args.model} if args.model else {}),
     )
     retrieval = ImageRetriever().retrieve(prompt_spec, style, top_k=3)
-    model = build_image_model(settings, offline=True if args.offline else None)
-    stream = ImageGenerator(model).generate_streaming(
+    generator = build_generator(settings, offline=True if args.offline else None)
+    stream = generator.generate_streaming(
         prompt_spec=prompt_spec, retrieval_result=retrieval, style=style, config=config
     )
     return _report(stream, config.num_images, as_json=args.json)
 
 
 def _refine(args: argparse.Namespace) -> int:
-    from sketchgen.bootstrap import build_image_model
-    from sketchgen.generate import ImageGenerator
+    from sketchgen.bootstrap import build_generator
     from sketchgen.generate.refine import prepare_refinement
 
     job = prepare_refinement(
@@ -197,8 +195,8 @@ def _refine(args: argparse.Namespace) -> int:
         num_images=args.num_images,
         output_dir=args.output_dir,
     )
-    model = build_image_model(offline=True if args.offline else None)
-    stream = ImageGenerator(model).generate_streaming(**job.kwargs())
+    generator = build_generator(offline=True if args.offline else None)
+    stream = generator.generate_streaming(**job.kwargs())
     return _report(stream, job.config.num_images, as_json=args.json)
 
 

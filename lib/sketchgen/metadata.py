@@ -122,7 +122,7 @@ class JobMetadata(_Frozen):
         elapsed_s: float | None = None,
         timestamp: datetime | None = None,
     ) -> JobMetadata:
-        from sketchgen import __version__
+        from sketchgen._version import __version__
 
         def rel(path: str) -> str:
             # <style_id>/references/<file>: the same under any styles root or machine.
