@@ -11,14 +11,18 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any, NoReturn
+from typing import IO, TYPE_CHECKING, Any, NoReturn, TypeVar
 
 from sketchgen._front import DEFAULT_STYLE
 from sketchgen.errors import InputError, NotFoundError, SketchgenError
-from sketchgen.schemas import ASPECT_RATIOS, IMAGE_SIZES
+from sketchgen.schemas import ASPECT_RATIOS, IMAGE_SIZES, MAX_REFINE_IMAGES
 
 if TYPE_CHECKING:
+    from pydantic import BaseModel
+
     from sketchgen.generate import SketchStream
+
+    _Request = TypeVar("_Request", bound=BaseModel)
 
 __all__ = ["main"]
 
@@ -47,9 +51,21 @@ def _num_images(text: str) -> int:
 
 def _refine_count(text: str) -> int:
     value = _num_images(text)
-    if value > 4:
-        raise argparse.ArgumentTypeError(f"must be between 1 and 4, not {value}")
+    if value > MAX_REFINE_IMAGES:
+        raise argparse.ArgumentTypeError(f"must be between 1 and {MAX_REFINE_IMAGES}, not {value}")
     return value
+
+
+def _validated(kind: type[_Request], /, **fields: Any) -> _Request:
+    """The request as the HTTP API would take it: its limits, its messages (InputError)."""
+    from pydantic import ValidationError
+
+    try:
+        return kind(**fields)
+    except ValidationError as error:
+        first = error.errors()[0]
+        field = ".".join(str(part) for part in first["loc"]) or None
+        raise InputError(str(first["msg"]), field=field) from None
 
 
 def _seed(text: str) -> int:
@@ -159,22 +175,34 @@ def _emit(payload: dict[str, Any]) -> None:
 def _generate(args: argparse.Namespace) -> int:
     from sketchgen.bootstrap import build_generator
     from sketchgen.generate import GenerationConfig
+    from sketchgen.jobs import JobRequest
     from sketchgen.prompt import PromptCompiler
     from sketchgen.references import ImageRetriever
     from sketchgen.settings import get_settings
     from sketchgen.styles import StyleRegistry
 
     settings = get_settings()
-    style = StyleRegistry().get_style(args.style)
-    prompt_spec = PromptCompiler().compile(args.brief, style)
-    config = GenerationConfig(
+    request = _validated(
+        JobRequest,
+        brief=args.brief,
+        style_id=args.style,
         num_images=args.num_images,
         image_size=args.image_size,
         aspect_ratio=args.aspect_ratio,
+        model=args.model,
         seed=args.seed,
         allow_text=args.allow_text,
+    )
+    style = StyleRegistry().get_style(request.style_id)
+    prompt_spec = PromptCompiler().compile(request.brief, style)
+    config = GenerationConfig(
+        num_images=request.num_images,
+        image_size=request.image_size,
+        aspect_ratio=request.aspect_ratio,
+        seed=request.seed,
+        allow_text=request.allow_text,
         output_dir=args.output_dir or settings.output_dir,
-        **({"model_name": args.model} if args.model else {}),
+        **({"model_name": request.model} if request.model else {}),
     )
     retrieval = ImageRetriever().retrieve(prompt_spec, style, top_k=3)
     generator = build_generator(settings, offline=True if args.offline else None)
@@ -187,12 +215,14 @@ def _generate(args: argparse.Namespace) -> int:
 def _refine(args: argparse.Namespace) -> int:
     from sketchgen.bootstrap import build_generator
     from sketchgen.generate.refine import prepare_refinement
+    from sketchgen.jobs import RefineRequest
 
+    request = _validated(RefineRequest, instruction=args.instruction, num_images=args.num_images)
     job = prepare_refinement(
         args.job_dir,
         args.index,
-        args.instruction,
-        num_images=args.num_images,
+        request.instruction,
+        num_images=request.num_images,
         output_dir=args.output_dir,
     )
     generator = build_generator(offline=True if args.offline else None)

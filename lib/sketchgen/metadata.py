@@ -14,6 +14,8 @@ from sketchgen._files import atomic_write_bytes
 from sketchgen.schemas import PromptSpec, RetrievalResult, Variation
 
 __all__ = [
+    "JOB_ID",
+    "JOB_ID_PATTERN",
     "JobMetadata",
     "ModelUsed",
     "ParentRef",
@@ -23,6 +25,11 @@ __all__ = [
 ]
 
 SketchStatus = Literal["pending", "running", "ok", "failed", "cancelled"]
+
+
+# What new_job_id makes; anything else is not a job id (routes answer 404, messages are dropped).
+JOB_ID_PATTERN = r"^\d{8}_\d{6}-[0-9a-f]{6}$"
+JOB_ID = re.compile(JOB_ID_PATTERN)
 
 
 def new_job_id(now: datetime | None = None) -> str:

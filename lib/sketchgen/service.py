@@ -26,7 +26,6 @@ from sketchgen.generate.pipeline import (
     plan_job,
     settle_sketch,
 )
-from sketchgen.generate.refine import MAX_INSTRUCTION_CHARS
 from sketchgen.generate.retry import RetryPolicy
 from sketchgen.jobs import (
     TERMINAL_JOB,
@@ -53,10 +52,15 @@ from sketchgen.ports import (
     TaskQueue,
 )
 from sketchgen.prompt import PromptCompiler
-from sketchgen.prompt.compiler import clean_text
 from sketchgen.quota import GatedModel, QuotaGate
 from sketchgen.references import ImageRetriever
-from sketchgen.schemas import ReferenceImage, RetrievalResult, ScoredReference
+from sketchgen.schemas import (
+    MAX_INSTRUCTION_CHARS,
+    ReferenceImage,
+    RetrievalResult,
+    ScoredReference,
+    clean_text,
+)
 from sketchgen.styles import StyleRegistry
 
 __all__ = ["ServiceConfig", "SketchService", "input_key", "metadata_key", "sketch_key"]

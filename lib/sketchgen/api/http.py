@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 from urllib.parse import quote
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import ConfigDict, Field, ValidationError
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
 from werkzeug.routing import Map, Rule
 from werkzeug.wrappers import Request, Response
@@ -26,15 +26,15 @@ from sketchgen.errors import (
     StorageError,
     UnknownStyleError,
 )
-from sketchgen.jobs import JobRecord, JobRequest
+from sketchgen.jobs import JobRecord, JobRequest, RefineRequest
 from sketchgen.logs import get_logger
+from sketchgen.metadata import JOB_ID
 from sketchgen.service import SketchService, metadata_key, sketch_key
 
 __all__ = ["JOB_ID", "Api", "ApiError"]
 
 log = get_logger(__name__)
 
-JOB_ID = re.compile(r"^\d{8}_\d{6}-[0-9a-f]{6}$")
 _IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,200}$")
 
 
@@ -44,24 +44,19 @@ class ApiError(Exception):
         self.status, self.code, self.message, self.field = status, code, message, field
 
 
-class RefineBody(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
-    instruction: str = Field(max_length=2000)
-    num_images: int = Field(default=1, ge=1, le=4)
+class RefineBody(RefineRequest):
+    """``POST /v1/jobs/{id}/sketches/{i}/refine``. Strict, like :class:`CreateJobBody`."""
+
+    model_config = ConfigDict(strict=True)
 
 
-class CreateJobBody(BaseModel):
-    """``POST /v1/jobs``. Strict: ``"4"`` is not a number and unknown fields are refused."""
+class CreateJobBody(JobRequest):
+    """``POST /v1/jobs``: a :class:`JobRequest` (its limits) plus how long the job may wait.
 
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
-    brief: str = Field(max_length=2000)
-    style_id: str = Field(max_length=64)
-    num_images: int = 4
-    image_size: str = "1K"
-    aspect_ratio: str = "1:1"
-    model: str | None = Field(default=None, max_length=100)
-    seed: int | None = None
-    allow_text: bool = False
+    Strict: ``"4"`` is not a number and unknown fields are refused.
+    """
+
+    model_config = ConfigDict(strict=True)
     deadline_s: int | None = Field(default=None, ge=10, le=86_400)
 
 

@@ -13,8 +13,15 @@ from sketchgen.generate.config import GenerationConfig
 from sketchgen.generate.generator import GenerationResult, ImageGenerator
 from sketchgen.generate.pipeline import Refinement
 from sketchgen.metadata import JobMetadata, ParentRef
-from sketchgen.prompt.compiler import clean_text
-from sketchgen.schemas import PromptSpec, ReferenceImage, RetrievalResult, ScoredReference, Style
+from sketchgen.schemas import (
+    MAX_INSTRUCTION_CHARS,
+    PromptSpec,
+    ReferenceImage,
+    RetrievalResult,
+    ScoredReference,
+    Style,
+    clean_text,
+)
 from sketchgen.styles import StyleRegistry
 
 __all__ = [
@@ -24,8 +31,6 @@ __all__ = [
     "prepare_refinement",
     "refine_sketch",
 ]
-
-MAX_INSTRUCTION_CHARS = 300
 
 
 def load_job_metadata(job_dir: Path) -> JobMetadata:

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import re
-import unicodedata
 
-from sketchgen.errors import InputError
-from sketchgen.schemas import PromptSpec, Style, Variation
+from sketchgen.schemas import MAX_BRIEF_CHARS, PromptSpec, Style, Variation, clean_text
 
 __all__ = [
     "MAX_BRIEF_CHARS",
@@ -15,8 +13,6 @@ __all__ = [
     "normalize_brief",
     "render_sketch_prompt",
 ]
-
-MAX_BRIEF_CHARS = 500
 
 SKETCH_RULES: tuple[str, ...] = (
     "Rough concept sketch for a designer to draw over, not finished art.",
@@ -76,24 +72,6 @@ _STOPWORDS = frozenset(
         "be",
     ]
 )
-
-
-def clean_text(value: object, *, field: str, max_chars: int) -> str:
-    """User text as one clean line, or an :class:`InputError` naming ``field``."""
-    if not isinstance(value, str):
-        raise InputError(f"{field} must be a string", field=field)
-    # Control and format characters never belong in a prompt; whitespace collapses to spaces.
-    cleaned = "".join(
-        " " if ch.isspace() else ch
-        for ch in unicodedata.normalize("NFC", value)
-        if ch.isspace() or unicodedata.category(ch)[0] != "C"
-    )
-    cleaned = " ".join(cleaned.split())
-    if not cleaned:
-        raise InputError(f"{field} must not be empty", field=field)
-    if len(cleaned) > max_chars:
-        raise InputError(f"{field} must be at most {max_chars} characters", field=field)
-    return cleaned
 
 
 def normalize_brief(brief: object) -> str:
