@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, NoReturn, TypeVar
 
 from sketchgen._front import DEFAULT_STYLE
-from sketchgen.errors import InputError, NotFoundError, SketchgenError
+from sketchgen.errors import InputError, SketchgenError
 from sketchgen.schemas import ASPECT_RATIOS, IMAGE_SIZES, MAX_REFINE_IMAGES
 
 if TYPE_CHECKING:
@@ -27,8 +27,8 @@ if TYPE_CHECKING:
 __all__ = ["main"]
 
 
-class _UsageError(Exception):
-    pass
+class _UsageError(InputError):
+    """A command line argparse refuses; its message already names the argument."""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -375,13 +375,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "regenerate":
             return _regenerate(args)
         return _styles(args)
-    except _UsageError as error:
-        return _fail(str(error), 2)
-    except (InputError, NotFoundError) as error:
-        where = f"{error.field}: " if isinstance(error, InputError) and error.field else ""
-        return _fail(f"{where}{error}", 2)
     except SketchgenError as error:
-        return _fail(str(error), 1)
+        # The one mapping from the error tree to the command line: the class's exit code.
+        where = f"{error.field}: " if isinstance(error, InputError) and error.field else ""
+        return _fail(f"{where}{error}", error.exit_code)
     except OSError as error:
         # Almost always an output folder we cannot write: the user's to fix, not a crash.
         return _fail(f"{error.strerror}: {error.filename}", 2)
