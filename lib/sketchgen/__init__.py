@@ -39,12 +39,11 @@ from sketchgen.errors import (
 )
 
 if TYPE_CHECKING:
+    from sketchgen._configured import GenerationConfig, ImageGenerator, StyleRegistry
     from sketchgen.finish import finish_sketch
-    from sketchgen.generate.config import GenerationConfig
-    from sketchgen.generate.generator import GenerationResult, ImageGenerator
+    from sketchgen.generate.generator import GenerationResult
     from sketchgen.prompt import PromptCompiler
     from sketchgen.references import ImageRetriever
-    from sketchgen.styles import StyleRegistry
 
 __all__ = [
     "ConfigError",
@@ -92,12 +91,13 @@ _generate_package.__class__ = _CallableGenerate
 generate = _generate_package
 
 _LAZY = {
-    "GenerationConfig": "sketchgen.generate.config",
+    # The configured subclasses: defaults from the settings (see sketchgen._configured).
+    "GenerationConfig": "sketchgen._configured",
+    "ImageGenerator": "sketchgen._configured",
+    "StyleRegistry": "sketchgen._configured",
     "GenerationResult": "sketchgen.generate.generator",
-    "ImageGenerator": "sketchgen.generate.generator",
     "ImageRetriever": "sketchgen.references",
     "PromptCompiler": "sketchgen.prompt",
-    "StyleRegistry": "sketchgen.styles",
     "finish_sketch": "sketchgen.finish",
 }
 

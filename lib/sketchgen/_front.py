@@ -1,9 +1,11 @@
 """The front door: ``sketchgen.generate("playful golf mascot", n=4)`` runs a whole job.
 
-Like the CLI this is an entry point, not library: it takes the configured model (Nano Banana
-when ``GEMINI_API_KEY`` is set, else the offline sketch model), styles folder and output
-folder from the settings, through :mod:`sketchgen.bootstrap`, and then runs exactly the
-library calls the CLI runs.
+Like the CLI this is an entry point, not library: it takes the model (Nano Banana when
+``GEMINI_API_KEY`` is set, else the offline sketch model), ``GEMINI_MODEL``, the styles
+folder and the output folder from the settings, through :mod:`sketchgen.bootstrap` and
+:mod:`sketchgen._configured`, and runs exactly the library calls the CLI runs.
+
+``import sketchgen`` imports this module; everything else loads on first call.
 """
 
 from __future__ import annotations
@@ -36,8 +38,8 @@ def generate(
     """
     from pathlib import Path
 
+    from sketchgen._configured import GenerationConfig
     from sketchgen.bootstrap import build_generator, build_style_registry
-    from sketchgen.generate.config import GenerationConfig
     from sketchgen.prompt import PromptCompiler
     from sketchgen.references import ImageRetriever
     from sketchgen.settings import get_settings

@@ -159,6 +159,7 @@ def build_service(settings: Settings | None = None) -> SketchService:
             max_deliveries=settings.max_deliveries,
             retention=timedelta(days=settings.job_retention_days),
             quota_wait_s=settings.quota_wait_s,
+            default_model=settings.gemini_model,
         ),
         gate=build_quota_gate(settings),
     )

@@ -173,13 +173,12 @@ def _emit(payload: dict[str, Any]) -> None:
 
 
 def _generate(args: argparse.Namespace) -> int:
-    from sketchgen.bootstrap import build_generator
+    from sketchgen.bootstrap import build_generator, build_style_registry
     from sketchgen.generate import GenerationConfig
     from sketchgen.jobs import JobRequest
     from sketchgen.prompt import PromptCompiler
     from sketchgen.references import ImageRetriever
     from sketchgen.settings import get_settings
-    from sketchgen.styles import StyleRegistry
 
     settings = get_settings()
     request = _validated(
@@ -193,7 +192,7 @@ def _generate(args: argparse.Namespace) -> int:
         seed=args.seed,
         allow_text=args.allow_text,
     )
-    style = StyleRegistry().get_style(request.style_id)
+    style = build_style_registry(settings).get_style(request.style_id)
     prompt_spec = PromptCompiler().compile(request.brief, style)
     config = GenerationConfig(
         num_images=request.num_images,
@@ -202,7 +201,7 @@ def _generate(args: argparse.Namespace) -> int:
         seed=request.seed,
         allow_text=request.allow_text,
         output_dir=args.output_dir or settings.output_dir,
-        **({"model_name": request.model} if request.model else {}),
+        model_name=request.model or settings.gemini_model,
     )
     retrieval = ImageRetriever().retrieve(prompt_spec, style, top_k=3)
     generator = build_generator(settings, offline=True if args.offline else None)
@@ -213,7 +212,7 @@ def _generate(args: argparse.Namespace) -> int:
 
 
 def _refine(args: argparse.Namespace) -> int:
-    from sketchgen.bootstrap import build_generator
+    from sketchgen.bootstrap import build_generator, build_style_registry
     from sketchgen.generate.refine import prepare_refinement
     from sketchgen.jobs import RefineRequest
 
@@ -222,6 +221,7 @@ def _refine(args: argparse.Namespace) -> int:
         args.job_dir,
         args.index,
         request.instruction,
+        styles=build_style_registry(),
         num_images=request.num_images,
         output_dir=args.output_dir,
     )
@@ -268,9 +268,9 @@ def _report(stream: SketchStream, total: int, *, as_json: bool) -> int:
 
 
 def _styles(args: argparse.Namespace) -> int:
-    from sketchgen.styles import StyleRegistry
+    from sketchgen.bootstrap import build_style_registry
 
-    registry = StyleRegistry()
+    registry = build_style_registry()
     if args.styles_command == "list":
         styles = registry.list_styles()
         if args.json:

@@ -159,7 +159,7 @@ class PromptSpec(_Frozen):
 
     def prompt_for(self, variation: Variation, *, allow_text: bool = False) -> str:
         """The full text prompt for one sketch of the variation plan."""
-        from sketchgen.prompt.compiler import render_sketch_prompt
+        from sketchgen.prompt.render import render_sketch_prompt
 
         return render_sketch_prompt(self, variation, allow_text=allow_text)
 

@@ -13,12 +13,20 @@ def test_defaults() -> None:
     assert str(config.output_dir) == "generated_outputs"
 
 
-def test_model_defaults_to_gemini_model_env(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_gemini_model_env_reaches_the_front_door_config_not_the_library(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import sketchgen
     from sketchgen.settings import get_settings
 
     monkeypatch.setenv("GEMINI_MODEL", "gemini-3-pro-image-preview")
     get_settings.cache_clear()
-    assert GenerationConfig().model_name == "gemini-3-pro-image-preview"
+    try:
+        assert sketchgen.GenerationConfig().model_name == "gemini-3-pro-image-preview"
+        # The library reads no settings: its default is a constant (DESIGN.md, imports).
+        assert GenerationConfig().model_name == "gemini-2.5-flash-image"
+    finally:
+        get_settings.cache_clear()
 
 
 @pytest.mark.parametrize(

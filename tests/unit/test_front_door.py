@@ -23,7 +23,8 @@ def test_generate_is_callable_and_still_the_package() -> None:
     import sketchgen.generate.config  # binds the subpackage to sketchgen.generate, as Python does
 
     assert callable(sketchgen.generate)
-    assert sketchgen.generate.GenerationConfig is sketchgen.GenerationConfig
+    # The front door's classes are the library's with the configured defaults.
+    assert issubclass(sketchgen.GenerationConfig, sketchgen.generate.GenerationConfig)
     from sketchgen import generate
 
     assert generate is sketchgen.generate
@@ -75,3 +76,38 @@ def test_fake_model_still_plugs_into_the_seed_shaped_generator(tmp_path: Path) -
         prompt_spec=spec, retrieval_result=retrieval, style=style, config=config
     )
     assert result.ok
+
+
+def test_the_library_generator_takes_its_model_the_front_door_fills_it_in(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from sketchgen.generate import ImageGenerator as LibraryGenerator
+    from sketchgen.settings import get_settings
+
+    with pytest.raises(sketchgen.ConfigError, match=r"sketchgen\.ImageGenerator\(\)"):
+        LibraryGenerator()
+    monkeypatch.setenv("SKETCHGEN_OFFLINE", "1")
+    monkeypatch.setenv("SKETCHGEN_MAX_ATTEMPTS", "2")
+    get_settings.cache_clear()
+    try:
+        generator = sketchgen.ImageGenerator()
+    finally:
+        get_settings.cache_clear()
+    assert isinstance(generator, LibraryGenerator)
+    assert generator.model.name == "offline" and generator.retry.max_attempts == 2
+
+
+def test_the_front_door_registry_reads_the_styles_dir(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sketchgen.settings import get_settings
+    from sketchgen.styles import PACKAGED_STYLES_DIR
+    from sketchgen.styles import StyleRegistry as LibraryRegistry
+
+    monkeypatch.setenv("SKETCHGEN_STYLES_DIR", str(tmp_path))
+    get_settings.cache_clear()
+    try:
+        assert sketchgen.StyleRegistry().root == tmp_path
+        assert LibraryRegistry().root == PACKAGED_STYLES_DIR
+    finally:
+        get_settings.cache_clear()

@@ -25,9 +25,10 @@ from sketchgen.errors import (
     UnknownStyleError,
 )
 from sketchgen.jobs import JobRecord, JobRequest, RefineRequest
+from sketchgen.layout import METADATA_FILE, metadata_key, sketch_file, sketch_key
 from sketchgen.logs import get_logger
 from sketchgen.metadata import JOB_ID
-from sketchgen.service import SketchService, metadata_key, sketch_key
+from sketchgen.service import SketchService
 
 __all__ = ["JOB_ID", "Api", "error_response"]
 
@@ -460,11 +461,13 @@ class Api:
             for index, state in sorted(job.sketches.items(), key=lambda kv: int(kv[0])):
                 if state.status == "ok":
                     archive.writestr(
-                        f"{job_id}/sketch_{index}.png",
+                        f"{job_id}/{sketch_file(int(index))}",
                         service.blobs.get(sketch_key(job_id, int(index))),
                     )
             if job.metadata_path:
-                archive.writestr(f"{job_id}/metadata.json", service.blobs.get(metadata_key(job_id)))
+                archive.writestr(
+                    f"{job_id}/{METADATA_FILE}", service.blobs.get(metadata_key(job_id))
+                )
         return Response(
             buffer.getvalue(),
             mimetype="application/zip",

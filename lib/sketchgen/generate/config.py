@@ -16,6 +16,7 @@ from pydantic import (
 )
 
 from sketchgen.errors import ConfigError
+from sketchgen.generate.models import DEFAULT_MODEL
 from sketchgen.schemas import ASPECT_RATIOS, IMAGE_SIZES, pixel_size
 
 __all__ = ["MAX_IMAGES", "RESOLUTIONS", "GenerationConfig"]
@@ -33,12 +34,6 @@ _ALLOWED: dict[str, tuple[object, ...]] = {
     "aspect_ratio": ASPECT_RATIOS,
     "resolution": tuple(f"{w}x{h}" for w, h in RESOLUTIONS),
 }
-
-
-def _default_model() -> str:
-    from sketchgen.settings import get_settings
-
-    return get_settings().gemini_model
 
 
 def _as_resolution(value: object) -> tuple[int, int]:
@@ -70,7 +65,9 @@ class GenerationConfig(BaseModel):
     num_images: int = Field(default=4, ge=1, le=MAX_IMAGES, strict=True)
     image_size: str = "1K"
     aspect_ratio: str = "1:1"
-    model_name: str = Field(default_factory=_default_model, min_length=1, max_length=100)
+    # The library's default is a constant; GEMINI_MODEL reaches a job through whoever reads
+    # the settings (the CLI, the service's bootstrap, ``sketchgen.GenerationConfig``).
+    model_name: str = Field(default=DEFAULT_MODEL, min_length=1, max_length=100)
     seed: int | None = Field(default=None, ge=0, le=2**31 - 1)
     allow_text: bool = False
     output_dir: Path = Path("generated_outputs")

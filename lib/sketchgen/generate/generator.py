@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from sketchgen.errors import InputError
+from sketchgen.errors import ConfigError, InputError
 from sketchgen.generate.base import ImageModelAdapter
 from sketchgen.generate.config import GenerationConfig
 from sketchgen.generate.pipeline import (
@@ -27,6 +27,7 @@ from sketchgen.generate.pipeline import (
     plan_job,
 )
 from sketchgen.generate.retry import RetryPolicy
+from sketchgen.layout import METADATA_FILE
 from sketchgen.metadata import JobMetadata, SketchRecord, atomic_write_bytes, new_job_id
 from sketchgen.schemas import PromptSpec, RetrievalResult, Style
 
@@ -97,7 +98,7 @@ class _Job:
             elapsed_s=elapsed,
             timestamp=self.started_at,
         )
-        metadata_path = self.folder / "metadata.json"
+        metadata_path = self.folder / METADATA_FILE
         atomic_write_bytes(metadata_path, metadata.to_json())
         return GenerationResult(
             job_id=self.plan.job_id,
@@ -181,8 +182,9 @@ class AsyncSketchStream:
 class ImageGenerator:
     """Makes a job's sketches concurrently; one failed sketch never takes the others down.
 
-    ``model`` defaults to what the settings choose: Nano Banana with a Gemini key, else the
-    offline sketch model.
+    The library does not read settings: ``model`` is an adapter you give it. To have the
+    configured one (Nano Banana with a Gemini key, else the offline sketch model), use
+    ``sketchgen.ImageGenerator()``, which fills it in.
     """
 
     def __init__(
@@ -192,15 +194,14 @@ class ImageGenerator:
         retry: RetryPolicy | None = None,
     ) -> None:
         if model is None:
-            from sketchgen.bootstrap import build_image_model
-
-            model = build_image_model()
+            raise ConfigError(
+                "ImageGenerator needs an image model: pass an adapter (OfflineSketchAdapter(), "
+                "NanoBananaAdapter(api_key=...)), or use sketchgen.ImageGenerator(), which "
+                "picks the configured one",
+                field="model",
+            )
         self.model = model
-        if retry is None:
-            from sketchgen.settings import get_settings
-
-            retry = RetryPolicy(max_attempts=get_settings().max_attempts)
-        self.retry = retry
+        self.retry = retry or RetryPolicy()
 
     def _start(
         self,

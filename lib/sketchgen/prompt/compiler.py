@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import re
 
-from sketchgen.schemas import MAX_BRIEF_CHARS, PromptSpec, Style, Variation, clean_text
+from sketchgen.prompt.render import render_sketch_prompt
+from sketchgen.schemas import MAX_BRIEF_CHARS, PromptSpec, Style, clean_text
 
 __all__ = [
     "MAX_BRIEF_CHARS",
@@ -27,29 +28,6 @@ NEGATIVE_RULES: tuple[str, ...] = (
     "no photorealism",
     "no background scenery or drop shadows",
 )
-NO_TEXT_RULE = "no text, letters, numbers, logos or watermarks"
-TEXT_ALLOWED_RULE = "lettering is allowed where the brief asks for it; keep it hand-drawn and rough"
-
-LAYOUT_PROMPTS: dict[str, str] = {
-    "centered_full_figure": "Composition: the whole subject, centred, full figure in frame.",
-    "three_quarter_view": "Composition: three-quarter view, subject turned slightly to one side.",
-    "close_up": "Composition: close-up on the head and shoulders, filling the frame.",
-    "dynamic_diagonal_action": (
-        "Composition: dynamic action pose along a strong diagonal, with motion lines."
-    ),
-    "off_center_negative_space": (
-        "Composition: subject placed off-centre on a third, generous empty white space."
-    ),
-    "silhouette_thumbnail": (
-        "Composition: small solid black silhouette thumbnail; the shape must read on its own."
-    ),
-}
-EXAGGERATION_PROMPTS: dict[str, str] = {
-    "subtle": "Proportions: subtle stylisation, close to natural.",
-    "moderate": "Proportions: moderately exaggerated, cartoon-like.",
-    "extreme": "Proportions: extreme exaggeration: oversized head, squash and stretch.",
-}
-
 _WORD = re.compile(r"[^\W_]+(?:['-][^\W_]+)*", re.UNICODE)
 _STOPWORDS = frozenset(
     [
@@ -100,16 +78,3 @@ class PromptCompiler:
             base_prompt="\n".join(lines),
             negative_rules=NEGATIVE_RULES,
         )
-
-
-def render_sketch_prompt(spec: PromptSpec, variation: Variation, *, allow_text: bool) -> str:
-    negatives = (*spec.negative_rules, TEXT_ALLOWED_RULE if allow_text else NO_TEXT_RULE)
-    return "\n".join(
-        (
-            spec.base_prompt,
-            LAYOUT_PROMPTS[variation.layout],
-            EXAGGERATION_PROMPTS[variation.exaggeration],
-            "Avoid: " + "; ".join(negatives) + ".",
-            "Use the attached reference images for line quality and proportions only.",
-        )
-    )
