@@ -12,7 +12,6 @@ wrapper, so the signal reaches the process that holds the port.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import json
 import os
 import shutil
@@ -33,6 +32,7 @@ __all__ = [
     "stop_all",
     "wait_for_http",
 ]
+
 
 def _dying_with_parent(command: list[str]) -> list[str]:
     setpriv = shutil.which("setpriv")
@@ -126,7 +126,6 @@ class ManagedProcess:
             env=self.env,
             cwd=self.cwd,
             start_new_session=True,
-            preexec_fn=_die_with_parent,
         )
         log.close()
         return self

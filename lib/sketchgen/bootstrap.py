@@ -19,16 +19,20 @@ from sketchgen.settings import Settings, get_settings
 if TYPE_CHECKING:
     from sketchgen.api.auth import Authenticator
     from sketchgen.api.http import Api
+    from sketchgen.generate.generator import ImageGenerator
     from sketchgen.ports import JobStore, TaskQueue
     from sketchgen.quota import QuotaGate
     from sketchgen.service import SketchService
+    from sketchgen.styles import StyleRegistry
 
 __all__ = [
     "api",
     "build_api",
     "build_authenticator",
+    "build_generator",
     "build_image_model",
     "build_service",
+    "build_style_registry",
     "check_deployment_safety",
     "exit_if_unsafe_deployment",
     "reset",
@@ -57,6 +61,29 @@ def build_image_model(
         base_url=settings.gemini_base_url,
         timeout_s=settings.model_timeout_s,
     )
+
+
+def build_generator(
+    settings: Settings | None = None, *, offline: bool | None = None
+) -> ImageGenerator:
+    """The library's generator on the configured model and retry policy: what the CLI and
+    ``sketchgen.generate(...)`` run."""
+    from sketchgen.generate.generator import ImageGenerator
+    from sketchgen.generate.retry import RetryPolicy
+
+    settings = settings or get_settings()
+    return ImageGenerator(
+        build_image_model(settings, offline=offline),
+        retry=RetryPolicy(max_attempts=settings.max_attempts),
+    )
+
+
+def build_style_registry(settings: Settings | None = None) -> StyleRegistry:
+    """``SKETCHGEN_STYLES_DIR`` when set, else the styles shipped with the package."""
+    from sketchgen.styles import PACKAGED_STYLES_DIR, StyleRegistry
+
+    settings = settings or get_settings()
+    return StyleRegistry(settings.styles_dir or PACKAGED_STYLES_DIR)
 
 
 def _topic_path(settings: Settings, topic: str) -> str:
@@ -111,7 +138,6 @@ def build_quota_gate(settings: Settings) -> QuotaGate | None:
 def build_service(settings: Settings | None = None) -> SketchService:
     from sketchgen.adapters.blob_url import blob_store_from_url
     from sketchgen.service import ServiceConfig, SketchService
-    from sketchgen.styles import StyleRegistry
 
     settings = settings or get_settings()
     queue: TaskQueue
@@ -129,13 +155,14 @@ def build_service(settings: Settings | None = None) -> SketchService:
         blobs=blob_store_from_url(settings.blob_url),
         queue=queue,
         model=build_image_model(settings),
-        styles=StyleRegistry(),
+        styles=build_style_registry(settings),
         config=ServiceConfig(
             lease_s=settings.lease_s,
             lease_wait_s=settings.lease_wait_s,
             max_deliveries=settings.max_deliveries,
             retention=timedelta(days=settings.job_retention_days),
             quota_wait_s=settings.quota_wait_s,
+            default_model=settings.gemini_model,
         ),
         gate=build_quota_gate(settings),
     )

@@ -11,21 +11,24 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any, NoReturn
+from typing import IO, TYPE_CHECKING, Any, NoReturn, TypeVar
 
-from sketchgen.errors import InputError, NotFoundError, SketchgenError
-from sketchgen.schemas import ASPECT_RATIOS, IMAGE_SIZES
+from sketchgen._front import DEFAULT_STYLE
+from sketchgen.errors import InputError, SketchgenError
+from sketchgen.schemas import ASPECT_RATIOS, IMAGE_SIZES, MAX_REFINE_IMAGES
 
 if TYPE_CHECKING:
+    from pydantic import BaseModel
+
     from sketchgen.generate import SketchStream
+
+    _Request = TypeVar("_Request", bound=BaseModel)
 
 __all__ = ["main"]
 
-DEFAULT_STYLE = "loose-ink-mascot"
 
-
-class _UsageError(Exception):
-    pass
+class _UsageError(InputError):
+    """A command line argparse refuses; its message already names the argument."""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -48,9 +51,21 @@ def _num_images(text: str) -> int:
 
 def _refine_count(text: str) -> int:
     value = _num_images(text)
-    if value > 4:
-        raise argparse.ArgumentTypeError(f"must be between 1 and 4, not {value}")
+    if value > MAX_REFINE_IMAGES:
+        raise argparse.ArgumentTypeError(f"must be between 1 and {MAX_REFINE_IMAGES}, not {value}")
     return value
+
+
+def _validated(kind: type[_Request], /, **fields: Any) -> _Request:
+    """The request as the HTTP API would take it: its limits, its messages (InputError)."""
+    from pydantic import ValidationError
+
+    try:
+        return kind(**fields)
+    except ValidationError as error:
+        first = error.errors()[0]
+        field = ".".join(str(part) for part in first["loc"]) or None
+        raise InputError(str(first["msg"]), field=field) from None
 
 
 def _seed(text: str) -> int:
@@ -158,47 +173,60 @@ def _emit(payload: dict[str, Any]) -> None:
 
 
 def _generate(args: argparse.Namespace) -> int:
-    from sketchgen.bootstrap import build_image_model
-    from sketchgen.generate import GenerationConfig, ImageGenerator
+    from sketchgen.bootstrap import build_generator, build_style_registry
+    from sketchgen.generate import GenerationConfig
+    from sketchgen.jobs import JobRequest
     from sketchgen.prompt import PromptCompiler
     from sketchgen.references import ImageRetriever
     from sketchgen.settings import get_settings
-    from sketchgen.styles import StyleRegistry
 
     settings = get_settings()
-    style = StyleRegistry().get_style(args.style)
-    prompt_spec = PromptCompiler().compile(args.brief, style)
-    config = GenerationConfig(
+    request = _validated(
+        JobRequest,
+        brief=args.brief,
+        style_id=args.style,
         num_images=args.num_images,
         image_size=args.image_size,
         aspect_ratio=args.aspect_ratio,
+        model=args.model,
         seed=args.seed,
         allow_text=args.allow_text,
+    )
+    style = build_style_registry(settings).get_style(request.style_id)
+    prompt_spec = PromptCompiler().compile(request.brief, style)
+    config = GenerationConfig(
+        num_images=request.num_images,
+        image_size=request.image_size,
+        aspect_ratio=request.aspect_ratio,
+        seed=request.seed,
+        allow_text=request.allow_text,
         output_dir=args.output_dir or settings.output_dir,
-        **({"model_name": args.model} if args.model else {}),
+        model_name=request.model or settings.gemini_model,
     )
     retrieval = ImageRetriever().retrieve(prompt_spec, style, top_k=3)
-    model = build_image_model(settings, offline=True if args.offline else None)
-    stream = ImageGenerator(model).generate_streaming(
+    generator = build_generator(settings, offline=True if args.offline else None)
+    stream = generator.generate_streaming(
         prompt_spec=prompt_spec, retrieval_result=retrieval, style=style, config=config
     )
     return _report(stream, config.num_images, as_json=args.json)
 
 
 def _refine(args: argparse.Namespace) -> int:
-    from sketchgen.bootstrap import build_image_model
-    from sketchgen.generate import ImageGenerator
+    from sketchgen.bootstrap import build_generator, build_style_registry
     from sketchgen.generate.refine import prepare_refinement
+    from sketchgen.jobs import RefineRequest
 
+    request = _validated(RefineRequest, instruction=args.instruction, num_images=args.num_images)
     job = prepare_refinement(
         args.job_dir,
         args.index,
-        args.instruction,
-        num_images=args.num_images,
+        request.instruction,
+        styles=build_style_registry(),
+        num_images=request.num_images,
         output_dir=args.output_dir,
     )
-    model = build_image_model(offline=True if args.offline else None)
-    stream = ImageGenerator(model).generate_streaming(**job.kwargs())
+    generator = build_generator(offline=True if args.offline else None)
+    stream = generator.generate_streaming(**job.kwargs())
     return _report(stream, job.config.num_images, as_json=args.json)
 
 
@@ -240,9 +268,9 @@ def _report(stream: SketchStream, total: int, *, as_json: bool) -> int:
 
 
 def _styles(args: argparse.Namespace) -> int:
-    from sketchgen.styles import StyleRegistry
+    from sketchgen.bootstrap import build_style_registry
 
-    registry = StyleRegistry()
+    registry = build_style_registry()
     if args.styles_command == "list":
         styles = registry.list_styles()
         if args.json:
@@ -351,13 +379,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "regenerate":
             return _regenerate(args)
         return _styles(args)
-    except _UsageError as error:
-        return _fail(str(error), 2)
-    except (InputError, NotFoundError) as error:
-        where = f"{error.field}: " if isinstance(error, InputError) and error.field else ""
-        return _fail(f"{where}{error}", 2)
     except SketchgenError as error:
-        return _fail(str(error), 1)
+        # The one mapping from the error tree to the command line: the class's exit code.
+        where = f"{error.field}: " if isinstance(error, InputError) and error.field else ""
+        return _fail(f"{where}{error}", error.exit_code)
     except OSError as error:
         # Almost always an output folder we cannot write: the user's to fix, not a crash.
         return _fail(f"{error.strerror}: {error.filename}", 2)

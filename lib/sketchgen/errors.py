@@ -1,24 +1,34 @@
 """One error tree for sketchgen.
 
-Everything the library raises on purpose derives from :class:`SketchgenError`;
-SDK, HTTP and storage errors are translated into it at the adapter edge.
+Everything sketchgen raises on purpose derives from :class:`SketchgenError`; SDK, HTTP and
+storage errors are translated into it at the adapter edge. Each class says what every surface
+makes of it, so each surface maps errors in one place: ``http_status`` (the HTTP API, in
+``Api.handle``), ``exit_code`` (the CLI, in ``cli.main``) and ``code`` (the JSON error body,
+``{"error": {code, message, field}}``). A 500 is reported as ``internal`` whatever the class.
 
 ::
 
-    SketchgenError
-    ├── InputError                 bad input: CLI exit 2, HTTP 4xx; names ``field``
-    │   ├── ConfigError            an invalid GenerationConfig / request value
-    │   ├── UnknownStyleError      no style with that id (lists the ids there are)
-    │   └── StyleDefinitionError   a style.json that does not hold together
-    ├── NotFoundError              a job (or blob) that is not there, or not yours
-    ├── ConflictError              e.g. an Idempotency-Key reused with another body
-    ├── ModelError                 one sketch failed at the image model
-    │   ├── NoImageError           answered without an image (finish_reason says why)
-    │   ├── OffStyleError          an image that breaks the visual rules even as line art
-    │   ├── ModelNotFoundError     the API does not know the model (lists alternatives)
-    │   ├── ModelRequestError      any other 4xx: permanent, never retried
-    │   └── TransientModelError    429 / 500 / 503 / timeout: retried with backoff
-    └── StorageError               a blob or job store failed
+    SketchgenError                 500 / exit 1   internal (message not shown over HTTP)
+    ├── InputError                 422 / exit 2   invalid_argument; names ``field``
+    │   ├── ConfigError            422 / exit 2   an invalid GenerationConfig / request value
+    │   ├── UnknownStyleError      422 / exit 2   unknown_style (lists the ids there are)
+    │   └── StyleDefinitionError   422 / exit 2   a style.json that does not hold together
+    ├── RequestError               4xx / exit 2   the HTTP request itself (media type, size,
+    │                                              JSON, route): status and code per instance
+    ├── AuthenticationError        401 / exit 2   unauthenticated (no or a bad credential)
+    ├── NotFoundError              404 / exit 2   a job (or blob) that is not there, or not yours
+    ├── ConflictError              409 / exit 1   an Idempotency-Key reused with another body
+    ├── ModelError                 500 / exit 1   one sketch failed at the image model
+    │   ├── NoImageError                          answered without an image (finish_reason)
+    │   ├── OffStyleError                         breaks the visual rules even as line art
+    │   ├── ModelNotFoundError                    the API does not know the model
+    │   ├── ModelRequestError                     any other 4xx: permanent, never retried
+    │   └── TransientModelError                   429 / 500 / 503 / timeout: retried
+    └── StorageError               503 / exit 1   storage_error: a blob or job store failed
+                                                  (message not shown over HTTP)
+
+``api.auth.AuthError`` is an :class:`AuthenticationError`; ``api.auth.AuthUnavailableError``
+(Google's signing keys unreachable) is a 503 ``unavailable``, so clients do not sign out.
 """
 
 from __future__ import annotations
@@ -27,6 +37,7 @@ from collections.abc import Iterable
 from typing import Any
 
 __all__ = [
+    "AuthenticationError",
     "ConfigError",
     "ConflictError",
     "InputError",
@@ -36,6 +47,7 @@ __all__ = [
     "NoImageError",
     "NotFoundError",
     "OffStyleError",
+    "RequestError",
     "SketchgenError",
     "StorageError",
     "StyleDefinitionError",
@@ -48,12 +60,31 @@ class SketchgenError(Exception):
     """Base of every error sketchgen raises on purpose."""
 
     code = "internal"
+    http_status = 500
+    exit_code = 1
+    # What an API client is told instead of the message where the message may carry
+    # internals (paths, SDK or database text); None: the message is written for the client.
+    public_message: str | None = "internal error"
+    field: str | None = None
+
+    @property
+    def message(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+    def public(self) -> tuple[str, str, str | None]:
+        """``(code, message, field)`` as a client of the HTTP API is told them."""
+        if self.public_message is not None:
+            return ("internal" if self.http_status == 500 else self.code), self.public_message, None
+        return self.code, self.message, self.field
 
 
 class InputError(SketchgenError):
     """Input that can never succeed as given. ``field`` names the culprit."""
 
     code = "invalid_argument"
+    http_status = 422
+    exit_code = 2
+    public_message = None
 
     def __init__(
         self, message: str, *, field: str | None = None, allowed: Iterable[object] | None = None
@@ -63,10 +94,6 @@ class InputError(SketchgenError):
         if self.allowed:
             message = f"{message} (allowed: {', '.join(map(str, self.allowed))})"
         super().__init__(message)
-
-    @property
-    def message(self) -> str:
-        return str(self.args[0])
 
 
 class ConfigError(InputError):
@@ -85,12 +112,39 @@ class StyleDefinitionError(InputError):
     """A style folder whose style.json is missing, malformed or inconsistent."""
 
 
+class RequestError(SketchgenError):
+    """An HTTP request refused before it reaches the service (wrong media type, too large,
+    malformed JSON, no such route); the HTTP layer decides the status and code."""
+
+    exit_code = 2
+    public_message = None
+
+    def __init__(self, status: int, code: str, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.http_status, self.code, self.field = status, code, field
+
+
+class AuthenticationError(SketchgenError):
+    code = "unauthenticated"
+    http_status = 401
+    exit_code = 2
+    public_message = None
+
+
 class NotFoundError(SketchgenError):
     code = "not_found"
+    http_status = 404
+    exit_code = 2
+    public_message = None
 
 
 class ConflictError(SketchgenError):
+    """Only ever an Idempotency-Key reused with another request, hence the field."""
+
     code = "conflict"
+    http_status = 409
+    public_message = None
+    field = "Idempotency-Key"
 
 
 class ModelError(SketchgenError):
@@ -158,3 +212,5 @@ class TransientModelError(ModelError):
 
 class StorageError(SketchgenError):
     code = "storage_error"
+    http_status = 503
+    public_message = "storage is unavailable, retry"

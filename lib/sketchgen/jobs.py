@@ -12,10 +12,10 @@ from datetime import UTC, datetime, timedelta
 from enum import Enum
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from sketchgen.metadata import ParentRef
-from sketchgen.schemas import PromptSpec, Variation
+from sketchgen.schemas import MAX_REFINE_IMAGES, Brief, Instruction, PromptSpec, Variation
 
 __all__ = [
     "TERMINAL_SKETCH",
@@ -27,6 +27,7 @@ __all__ = [
     "JobRequest",
     "JobStatus",
     "PlanRecord",
+    "RefineRequest",
     "SketchState",
     "job_matches",
     "job_status_for",
@@ -49,16 +50,27 @@ class _Model(BaseModel):
 
 
 class JobRequest(_Model):
-    """What the client asked for, as validated. Stored so a job can be re-run."""
+    """What the client asked for, as validated. Stored so a job can be re-run.
 
-    brief: str
-    style_id: str
+    The one statement of a request's limits: the HTTP body extends it, the CLI builds it
+    (num_images, sizes and the model are checked by ``GenerationConfig``, as planned).
+    """
+
+    brief: Brief
+    style_id: str = Field(max_length=64)
     num_images: int = 4
     image_size: str = "1K"
     aspect_ratio: str = "1:1"
-    model: str | None = None
+    model: str | None = Field(default=None, max_length=100)
     seed: int | None = None
     allow_text: bool = False
+
+
+class RefineRequest(_Model):
+    """Redraw one sketch: the instruction and how many new sketches (HTTP body, CLI)."""
+
+    instruction: Instruction
+    num_images: int = Field(default=1, ge=1, le=MAX_REFINE_IMAGES)
 
 
 def request_hash(request: JobRequest) -> str:

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import re
 import secrets
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from sketchgen._files import atomic_write_bytes
 from sketchgen.schemas import PromptSpec, RetrievalResult, Variation
 
 __all__ = [
+    "JOB_ID",
+    "JOB_ID_PATTERN",
     "JobMetadata",
     "ModelUsed",
     "ParentRef",
@@ -22,6 +25,11 @@ __all__ = [
 ]
 
 SketchStatus = Literal["pending", "running", "ok", "failed", "cancelled"]
+
+
+# What new_job_id makes; anything else is not a job id (routes answer 404, messages are dropped).
+JOB_ID_PATTERN = r"^\d{8}_\d{6}-[0-9a-f]{6}$"
+JOB_ID = re.compile(JOB_ID_PATTERN)
 
 
 def new_job_id(now: datetime | None = None) -> str:
@@ -69,12 +77,23 @@ class ReferenceRecord(_Frozen):
 
 class ConfigRecord(_Frozen):
     num_images: int
-    resolution: str
+    # [width, height] in JSON: the shape the original (seed) metadata.json has.
+    resolution: tuple[int, int]
     model_name: str
     seed: int
     image_size: str
     aspect_ratio: str
     allow_text: bool
+
+    @field_validator("resolution", mode="before")
+    @classmethod
+    def _older_string_form(cls, value: object) -> object:
+        # Metadata written between the two shapes said "1024x576"; it still loads, so
+        # those jobs can still be refined.
+        if isinstance(value, str) and re.fullmatch(r"\d+x\d+", value):
+            width, height = value.split("x")
+            return int(width), int(height)
+        return value
 
 
 class JobMetadata(_Frozen):
@@ -110,7 +129,7 @@ class JobMetadata(_Frozen):
         elapsed_s: float | None = None,
         timestamp: datetime | None = None,
     ) -> JobMetadata:
-        from sketchgen import __version__
+        from sketchgen._version import __version__
 
         def rel(path: str) -> str:
             # <style_id>/references/<file>: the same under any styles root or machine.

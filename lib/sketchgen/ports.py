@@ -24,6 +24,7 @@ __all__ = [
     "JobStore",
     "ReferencePart",
     "SketchTask",
+    "SyncImageModel",
     "TaskQueue",
 ]
 
@@ -90,6 +91,12 @@ class ImageModel(Protocol):
     def generate_image(self, request: ImageRequest) -> ImageResponse: ...
 
     async def agenerate_image(self, request: ImageRequest) -> ImageResponse: ...
+
+
+class SyncImageModel(Protocol):
+    """What drawing one sketch calls: an adapter, or one wrapped in a quota gate."""
+
+    def generate_image(self, request: ImageRequest) -> ImageResponse: ...
 
 
 # -- the service's ports ---------------------------------------------------------------------

@@ -31,9 +31,8 @@ from functools import partial
 from typing import Any, TypeVar
 
 from sketchgen.errors import TransientModelError
-from sketchgen.generate.pipeline import SyncImageModel
 from sketchgen.logs import get_logger
-from sketchgen.ports import ImageRequest, ImageResponse
+from sketchgen.ports import ImageRequest, ImageResponse, SyncImageModel
 
 __all__ = [
     "GatedModel",

@@ -2,17 +2,25 @@
 
 from __future__ import annotations
 
-from typing import Literal
+import unicodedata
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+from sketchgen.errors import InputError
 
 __all__ = [
     "ASPECT_RATIOS",
     "EXAGGERATIONS",
     "IMAGE_SIZES",
     "LAYOUTS",
+    "MAX_BRIEF_CHARS",
+    "MAX_INSTRUCTION_CHARS",
+    "MAX_REFINE_IMAGES",
+    "Brief",
     "Exaggeration",
     "ImageSize",
+    "Instruction",
     "Layout",
     "PromptSpec",
     "ReferenceImage",
@@ -20,8 +28,48 @@ __all__ = [
     "ScoredReference",
     "Style",
     "Variation",
+    "clean_text",
     "pixel_size",
 ]
+
+# The limits on user text, for every surface (library, CLI, HTTP, the web page's maxlength):
+# 2000 is the public API's documented limit.
+MAX_BRIEF_CHARS = 2000
+MAX_INSTRUCTION_CHARS = 2000
+MAX_REFINE_IMAGES = 4
+
+
+def clean_text(value: object, *, field: str, max_chars: int) -> str:
+    """User text as one clean line, or an :class:`InputError` naming ``field``."""
+    if not isinstance(value, str):
+        raise InputError(f"{field} must be a string", field=field)
+    # Control and format characters never belong in a prompt; whitespace collapses to spaces.
+    cleaned = "".join(
+        " " if ch.isspace() else ch
+        for ch in unicodedata.normalize("NFC", value)
+        if ch.isspace() or unicodedata.category(ch)[0] != "C"
+    )
+    cleaned = " ".join(cleaned.split())
+    if not cleaned:
+        raise InputError(f"{field} must not be empty", field=field)
+    if len(cleaned) > max_chars:
+        raise InputError(f"{field} must be at most {max_chars} characters", field=field)
+    return cleaned
+
+
+def _checked(field: str, max_chars: int) -> AfterValidator:
+    # Raises InputError itself (pydantic passes it through): the same error, with the same
+    # message, whether a request model, the CLI or the prompt compiler meets the text first.
+    # The text is kept as given; the compiler cleans it when it builds the prompt.
+    def check(value: str) -> str:
+        clean_text(value, field=field, max_chars=max_chars)
+        return value
+
+    return AfterValidator(check)
+
+
+Brief = Annotated[str, _checked("brief", MAX_BRIEF_CHARS)]
+Instruction = Annotated[str, _checked("instruction", MAX_INSTRUCTION_CHARS)]
 
 ImageSize = Literal["1K", "2K", "4K"]
 IMAGE_SIZES: dict[str, int] = {"1K": 1024, "2K": 2048, "4K": 4096}
@@ -111,7 +159,7 @@ class PromptSpec(_Frozen):
 
     def prompt_for(self, variation: Variation, *, allow_text: bool = False) -> str:
         """The full text prompt for one sketch of the variation plan."""
-        from sketchgen.prompt.compiler import render_sketch_prompt
+        from sketchgen.prompt.render import render_sketch_prompt
 
         return render_sketch_prompt(self, variation, allow_text=allow_text)
 

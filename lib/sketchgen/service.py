@@ -16,17 +16,15 @@ from pathlib import Path
 from sketchgen.errors import ConfigError, InputError, ModelError, NotFoundError
 from sketchgen.generate.base import ImageModelAdapter
 from sketchgen.generate.config import GenerationConfig
-from sketchgen.generate.models import resolve_model
+from sketchgen.generate.models import DEFAULT_MODEL, resolve_model
 from sketchgen.generate.pipeline import (
     JobPlan,
     Refinement,
     SketchOutcome,
-    SyncImageModel,
     draw_sketch,
     plan_job,
     settle_sketch,
 )
-from sketchgen.generate.refine import MAX_INSTRUCTION_CHARS
 from sketchgen.generate.retry import RetryPolicy
 from sketchgen.jobs import (
     TERMINAL_JOB,
@@ -40,6 +38,7 @@ from sketchgen.jobs import (
     SketchState,
     utcnow,
 )
+from sketchgen.layout import METADATA_FILE, input_key, metadata_key, sketch_file, sketch_key
 from sketchgen.logs import get_logger, log_context
 from sketchgen.metadata import JobMetadata, ParentRef, SketchRecord, new_job_id
 from sketchgen.ports import (
@@ -50,31 +49,24 @@ from sketchgen.ports import (
     JobStore,
     ReferencePart,
     SketchTask,
+    SyncImageModel,
     TaskQueue,
 )
 from sketchgen.prompt import PromptCompiler
-from sketchgen.prompt.compiler import clean_text
 from sketchgen.quota import GatedModel, QuotaGate
 from sketchgen.references import ImageRetriever
-from sketchgen.schemas import ReferenceImage, RetrievalResult, ScoredReference
+from sketchgen.schemas import (
+    MAX_INSTRUCTION_CHARS,
+    ReferenceImage,
+    RetrievalResult,
+    ScoredReference,
+    clean_text,
+)
 from sketchgen.styles import StyleRegistry
 
 __all__ = ["ServiceConfig", "SketchService", "input_key", "metadata_key", "sketch_key"]
 
 log = get_logger(__name__)
-
-
-def sketch_key(job_id: str, index: int) -> str:
-    return f"jobs/{job_id}/sketch_{index}.png"
-
-
-def metadata_key(job_id: str) -> str:
-    return f"jobs/{job_id}/metadata.json"
-
-
-def input_key(job_id: str) -> str:
-    """A refinement job's input: the parent's sketch, copied so the job stands on its own."""
-    return f"jobs/{job_id}/input.png"
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,6 +87,8 @@ class ServiceConfig:
     # With a quota gate, how long a delivery waits for a model slot before it goes back to
     # the queue as a fresh message (waiting for quota is not a failed delivery).
     quota_wait_s: float = 60.0
+    # What a request that names no model gets (GEMINI_MODEL, through the bootstrap).
+    default_model: str = DEFAULT_MODEL
 
 
 class SketchService:
@@ -147,7 +141,7 @@ class SketchService:
             aspect_ratio=request.aspect_ratio,
             seed=request.seed,
             allow_text=request.allow_text,
-            **({"model_name": request.model} if request.model else {}),
+            model_name=request.model or self.config.default_model,
         )
         retrieval = self.retriever.retrieve(prompt_spec, style, top_k=3)
         job_id = new_job_id()
@@ -255,10 +249,10 @@ class SketchService:
 
     def read_blob(self, owner_uid: str, job_id: str, name: str) -> bytes:
         job = self.get_job(owner_uid, job_id)
-        if name == "metadata.json" and job.metadata_path:
+        if name == METADATA_FILE and job.metadata_path:
             return self.blobs.get(metadata_key(job_id))
         for index, state in job.sketches.items():
-            if name == f"sketch_{index}.png" and state.status == "ok":
+            if name == sketch_file(int(index)) and state.status == "ok":
                 return self.blobs.get(sketch_key(job_id, int(index)))
         raise NotFoundError(f"no {name!r} in job {job_id!r}")
 
@@ -472,7 +466,7 @@ class SketchService:
         variation = job.plan.variations[index]
         return SketchRecord(
             index=index,
-            file=f"sketch_{index}.png" if state.status == "ok" else None,
+            file=sketch_file(index) if state.status == "ok" else None,
             status=state.status,
             error=state.error,
             finish_reason=state.finish_reason,

@@ -11,10 +11,10 @@ from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_vali
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from sketchgen.errors import ConfigError
+from sketchgen.generate.models import DEFAULT_MODEL
 
 __all__ = ["DEFAULT_MODEL", "Settings", "get_settings"]
 
-DEFAULT_MODEL = "gemini-2.5-flash-image"
 _KEY = re.compile(r"[\x21-\x7e]+")  # what an HTTP header (x-goog-api-key) can carry
 
 

@@ -104,7 +104,7 @@ def test_each_function_source_and_entry_point_exist() -> None:
 
 def test_secrets_reach_only_the_functions_that_mount_them() -> None:
     topology = DevTopology(values={"GEMINI_API_KEY": "developer-key"})
-    topology.ports.update({"firestore": 1, "pubsub": 2, "storage_front": 3})
+    topology.ports.update({"firestore": 1, "pubsub": 2, "storage_front": 3, "auth": 4})
     for name, function in DEFINITION.functions.items():
         env = topology.function_env(name)
         assert ("GEMINI_API_KEY" in env) == ("GEMINI_API_KEY" in function.secrets), name

@@ -29,7 +29,7 @@ def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]
         (["generate", "golf", "--style", "nope"], "style_id"),
         (["generate", "golf", "--style", "../../etc"], "style_id"),
         (["generate", "   ", "--offline"], "brief"),
-        (["generate", "x" * 501, "--offline"], "brief"),
+        (["generate", "x" * 2001, "--offline"], "brief"),  # MAX_BRIEF_CHARS is 2000
         (["generate", "golf", "--bogus"], "--bogus"),
         (["styles", "show", "nope"], "style_id"),
         (["styles", "frobnicate"], "styles_command"),

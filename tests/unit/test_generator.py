@@ -1,6 +1,7 @@
 import asyncio
 import json
 import re
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -8,6 +9,7 @@ from PIL import Image
 
 from sketchgen.errors import NoImageError, TransientModelError
 from sketchgen.generate import GenerationConfig, ImageGenerator, RetryPolicy
+from sketchgen.metadata import JobMetadata
 from sketchgen.prompt import PromptCompiler
 from sketchgen.references import ImageRetriever
 from sketchgen.schemas import Style
@@ -33,6 +35,8 @@ def test_sync_job_writes_sketches_and_complete_metadata(style: Style, tmp_path: 
     )
     assert re.fullmatch(r"\d{8}_\d{6}-[0-9a-f]{6}", result.job_id)
     assert result.output_dir == tmp_path / "out" / result.job_id
+    assert result.output_dir.name.startswith(result.timestamp)
+    assert re.fullmatch(r"\d{8}_\d{6}", result.timestamp)
     assert result.errors == {}
     assert [p.name for p in result.images] == [f"sketch_{i}.png" for i in range(4)]
     for path in result.images:
@@ -41,9 +45,11 @@ def test_sync_job_writes_sketches_and_complete_metadata(style: Style, tmp_path: 
 
     meta = json.loads(result.metadata_path.read_text())
     assert meta["job_id"] == result.job_id and meta["style_id"] == "test-ink"
+    started = datetime.fromisoformat(meta["timestamp"])
+    assert started.strftime("%Y%m%d_%H%M%S") == result.timestamp
     assert meta["config"] == {
         "num_images": 4,
-        "resolution": "1024x576",
+        "resolution": [1024, 576],  # [w, h], as the seed's metadata.json has it
         "model_name": "gemini-2.5-flash-image",
         "seed": 11,
         "image_size": "1K",
@@ -69,6 +75,17 @@ def test_sync_job_writes_sketches_and_complete_metadata(style: Style, tmp_path: 
     # Each sketch's prompt carried its own variation.
     prompts = {r.index: r.prompt for r in model.requests}
     assert len(set(prompts.values())) == 4
+
+
+def test_metadata_with_the_older_resolution_string_still_loads(
+    style: Style, tmp_path: Path
+) -> None:
+    result = ImageGenerator(FakeImageModel(), retry=FAST_RETRY).generate(
+        **_job(style, tmp_path, num_images=1, aspect_ratio="16:9")  # type: ignore[arg-type]
+    )
+    meta = json.loads(result.metadata_path.read_text())
+    meta["config"]["resolution"] = "1024x576"
+    assert JobMetadata.model_validate(meta).config.resolution == (1024, 576)
 
 
 def test_one_failed_sketch_does_not_take_the_others_down(style: Style, tmp_path: Path) -> None:

@@ -20,7 +20,7 @@ from typing import Any, Protocol
 
 from google.auth import crypt
 
-from sketchgen.errors import SketchgenError
+from sketchgen.errors import AuthenticationError, SketchgenError
 from sketchgen.logs import get_logger
 
 __all__ = [
@@ -42,10 +42,8 @@ _MAX_AGE = re.compile(r"max-age=(\d+)")
 _SEGMENT = re.compile(r"[A-Za-z0-9_-]*")
 
 
-class AuthError(SketchgenError):
+class AuthError(AuthenticationError):
     """The caller is not signed in: no token, or one that does not verify (HTTP 401)."""
-
-    code = "unauthenticated"
 
 
 class AuthUnavailableError(SketchgenError):
@@ -56,6 +54,7 @@ class AuthUnavailableError(SketchgenError):
     """
 
     code = "unavailable"
+    http_status = 503
 
 
 def bearer_token(header: str | None) -> str:

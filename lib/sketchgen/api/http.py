@@ -12,56 +12,43 @@ from collections.abc import Callable, Iterable
 from typing import Any
 from urllib.parse import quote
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import ConfigDict, Field, ValidationError
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
 from werkzeug.routing import Map, Rule
 from werkzeug.wrappers import Request, Response
 
-from sketchgen.api.auth import Authenticator, AuthError, AuthUnavailableError
+from sketchgen.api.auth import Authenticator
 from sketchgen.errors import (
-    ConflictError,
-    InputError,
-    NotFoundError,
+    RequestError,
     SketchgenError,
-    StorageError,
     UnknownStyleError,
 )
-from sketchgen.jobs import JobRecord, JobRequest
+from sketchgen.jobs import JobRecord, JobRequest, RefineRequest
+from sketchgen.layout import METADATA_FILE, metadata_key, sketch_file, sketch_key
 from sketchgen.logs import get_logger
-from sketchgen.service import SketchService, metadata_key, sketch_key
+from sketchgen.metadata import JOB_ID
+from sketchgen.service import SketchService
 
-__all__ = ["JOB_ID", "Api", "ApiError"]
+__all__ = ["JOB_ID", "Api", "error_response"]
 
 log = get_logger(__name__)
 
-JOB_ID = re.compile(r"^\d{8}_\d{6}-[0-9a-f]{6}$")
 _IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,200}$")
 
 
-class ApiError(Exception):
-    def __init__(self, status: int, code: str, message: str, field: str | None = None) -> None:
-        super().__init__(message)
-        self.status, self.code, self.message, self.field = status, code, message, field
+class RefineBody(RefineRequest):
+    """``POST /v1/jobs/{id}/sketches/{i}/refine``. Strict, like :class:`CreateJobBody`."""
+
+    model_config = ConfigDict(strict=True)
 
 
-class RefineBody(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
-    instruction: str = Field(max_length=2000)
-    num_images: int = Field(default=1, ge=1, le=4)
+class CreateJobBody(JobRequest):
+    """``POST /v1/jobs``: a :class:`JobRequest` (its limits) plus how long the job may wait.
 
+    Strict: ``"4"`` is not a number and unknown fields are refused.
+    """
 
-class CreateJobBody(BaseModel):
-    """``POST /v1/jobs``. Strict: ``"4"`` is not a number and unknown fields are refused."""
-
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
-    brief: str = Field(max_length=2000)
-    style_id: str = Field(max_length=64)
-    num_images: int = 4
-    image_size: str = "1K"
-    aspect_ratio: str = "1:1"
-    model: str | None = Field(default=None, max_length=100)
-    seed: int | None = None
-    allow_text: bool = False
+    model_config = ConfigDict(strict=True)
     deadline_s: int | None = Field(default=None, ge=10, le=86_400)
 
 
@@ -103,16 +90,20 @@ def json_response(
     )
 
 
-def error_response(error: ApiError) -> Response:
-    body = {"error": {"code": error.code, "message": error.message, "field": error.field}}
-    headers = {"WWW-Authenticate": "Bearer"} if error.status == 401 else None
-    return json_response(body, error.status, headers)
+def error_response(error: SketchgenError) -> Response:
+    """The one mapping from the error tree to HTTP: status, code and message from the class."""
+    if error.http_status >= 500:
+        log.exception("%s (%s)", error.code, type(error).__name__)
+    code, message, field = error.public()
+    body = {"error": {"code": code, "message": message, "field": field}}
+    headers = {"WWW-Authenticate": "Bearer"} if error.http_status == 401 else None
+    return json_response(body, error.http_status, headers)
 
 
-def _validation_error(error: ValidationError) -> ApiError:
+def _validation_error(error: ValidationError) -> RequestError:
     first = error.errors()[0]
     field = ".".join(str(p) for p in first["loc"]) or "body"
-    return ApiError(422, "invalid_argument", f"{field}: {first['msg']}", field)
+    return RequestError(422, "invalid_argument", f"{field}: {first['msg']}", field)
 
 
 class Api:
@@ -196,31 +187,17 @@ class Api:
         try:
             endpoint, args = self.url_map.bind_to_environ(request.environ).match()
             response = getattr(self, f"_{endpoint}")(request, **args)
-        except ApiError as error:
-            response = error_response(error)
         except (NotFound, MethodNotAllowed) as error:
             code = "not_found" if isinstance(error, NotFound) else "method_not_allowed"
-            response = error_response(ApiError(error.code or 404, code, error.description or code))
+            response = error_response(
+                RequestError(error.code or 404, code, error.description or code)
+            )
         except HTTPException as error:
             response = error_response(
-                ApiError(error.code or 400, "bad_request", str(error.description))
+                RequestError(error.code or 400, "bad_request", str(error.description))
             )
-        except AuthError as error:
-            response = error_response(ApiError(401, error.code, str(error)))
-        except AuthUnavailableError as error:
-            response = error_response(ApiError(503, error.code, str(error)))
-        except NotFoundError as error:
-            response = error_response(ApiError(404, error.code, str(error)))
-        except ConflictError as error:
-            response = error_response(ApiError(409, error.code, str(error), "Idempotency-Key"))
-        except InputError as error:
-            response = error_response(ApiError(422, error.code, str(error), error.field))
-        except StorageError as error:
-            log.exception("storage failure")
-            response = error_response(ApiError(503, error.code, "storage is unavailable, retry"))
-        except SketchgenError:
-            log.exception("unexpected service error")
-            response = error_response(ApiError(500, "internal", "internal error"))
+        except SketchgenError as error:  # AuthError included: it is an AuthenticationError
+            response = error_response(error)
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
         return self._cors(request, response)
 
@@ -242,7 +219,7 @@ class Api:
     @staticmethod
     def _job_id(job_id: str) -> str:
         if not JOB_ID.fullmatch(job_id):
-            raise ApiError(404, "not_found", f"no job {job_id!r}")
+            raise RequestError(404, "not_found", f"no job {job_id!r}")
         return job_id
 
     def _base(self, request: Request) -> str:
@@ -294,22 +271,22 @@ class Api:
 
     def _read_json(self, request: Request) -> Any:
         if request.mimetype != "application/json":
-            raise ApiError(
+            raise RequestError(
                 415, "unsupported_media_type", "send Content-Type: application/json", "Content-Type"
             )
         if (request.content_length or 0) > self.max_body_bytes:
-            raise ApiError(
+            raise RequestError(
                 413, "payload_too_large", f"body is over {self.max_body_bytes} bytes", "body"
             )
         raw = request.stream.read(self.max_body_bytes + 1)
         if len(raw) > self.max_body_bytes:
-            raise ApiError(
+            raise RequestError(
                 413, "payload_too_large", f"body is over {self.max_body_bytes} bytes", "body"
             )
         try:
             return json.loads(raw)
         except (ValueError, UnicodeDecodeError):
-            raise ApiError(400, "invalid_json", "body is not valid JSON", "body") from None
+            raise RequestError(400, "invalid_json", "body is not valid JSON", "body") from None
 
     # -- endpoints -------------------------------------------------------------------------
 
@@ -320,7 +297,7 @@ class Api:
         uid = self._uid(request)
         body = self._read_json(request)
         if not isinstance(body, dict):
-            raise ApiError(400, "invalid_json", "body must be a JSON object", "body")
+            raise RequestError(400, "invalid_json", "body must be a JSON object", "body")
         try:
             parsed = CreateJobBody.model_validate(body)
         except ValidationError as error:
@@ -335,7 +312,7 @@ class Api:
     def _idempotency_key(self, request: Request) -> str | None:
         key = request.headers.get("Idempotency-Key")
         if key is not None and not _IDEMPOTENCY_KEY.fullmatch(key):
-            raise ApiError(
+            raise RequestError(
                 400,
                 "invalid_argument",
                 "Idempotency-Key must be 1-200 visible ASCII characters",
@@ -347,7 +324,7 @@ class Api:
         uid = self._uid(request)
         body = self._read_json(request)
         if not isinstance(body, dict):
-            raise ApiError(400, "invalid_json", "body must be a JSON object", "body")
+            raise RequestError(400, "invalid_json", "body must be a JSON object", "body")
         try:
             parsed = RefineBody.model_validate(body)
         except ValidationError as error:
@@ -436,7 +413,7 @@ class Api:
         try:
             style = self._service().styles.get_style(style_id)
         except UnknownStyleError as error:
-            raise ApiError(404, "not_found", str(error), "style_id") from None
+            raise RequestError(404, "not_found", str(error), "style_id") from None
         return json_response(
             {
                 "id": style.id,
@@ -456,7 +433,7 @@ class Api:
         try:
             style = self._service().styles.get_style(style_id)
         except UnknownStyleError as error:
-            raise ApiError(404, "not_found", str(error), "style_id") from None
+            raise RequestError(404, "not_found", str(error), "style_id") from None
         for reference in style.references:
             if reference.sha256 == sha256:
                 data = self._service().styles.reference_bytes(reference)
@@ -465,7 +442,7 @@ class Api:
                     mimetype=reference.mime_type,
                     headers={"Cache-Control": "public, max-age=86400, immutable"},
                 )
-        raise ApiError(404, "not_found", f"no reference {sha256!r} in style {style_id!r}")
+        raise RequestError(404, "not_found", f"no reference {sha256!r} in style {style_id!r}")
 
     def _archive(self, request: Request, job_id: str) -> Response:
         import io
@@ -479,11 +456,13 @@ class Api:
             for index, state in sorted(job.sketches.items(), key=lambda kv: int(kv[0])):
                 if state.status == "ok":
                     archive.writestr(
-                        f"{job_id}/sketch_{index}.png",
+                        f"{job_id}/{sketch_file(int(index))}",
                         service.blobs.get(sketch_key(job_id, int(index))),
                     )
             if job.metadata_path:
-                archive.writestr(f"{job_id}/metadata.json", service.blobs.get(metadata_key(job_id)))
+                archive.writestr(
+                    f"{job_id}/{METADATA_FILE}", service.blobs.get(metadata_key(job_id))
+                )
         return Response(
             buffer.getvalue(),
             mimetype="application/zip",
@@ -504,10 +483,10 @@ class Api:
         }
         suffix = name[name.rfind(".") :] if "." in name else ""
         if "/" in name or "\\" in name or name.startswith(".") or suffix not in kinds:
-            raise ApiError(404, "not_found", f"no file {name!r}")
+            raise RequestError(404, "not_found", f"no file {name!r}")
         page = resources.files("sketchgen.web").joinpath(name)
         if not page.is_file():
-            raise ApiError(404, "not_found", f"no file {name!r}")
+            raise RequestError(404, "not_found", f"no file {name!r}")
         return Response(page.read_bytes(), mimetype=kinds[suffix], headers=self.page_headers)
 
     def _web_config(self, request: Request) -> Response:

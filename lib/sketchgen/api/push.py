@@ -16,6 +16,7 @@ from werkzeug.wrappers import Request, Response
 
 from sketchgen.errors import InputError
 from sketchgen.logs import get_logger, log_context
+from sketchgen.metadata import JOB_ID_PATTERN
 from sketchgen.ports import SketchTask
 from sketchgen.service import SketchService
 
@@ -32,7 +33,7 @@ log = get_logger(__name__)
 
 class _TaskMessage(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True)
-    job_id: str = Field(pattern=r"^\d{8}_\d{6}-[0-9a-f]{6}$")
+    job_id: str = Field(pattern=JOB_ID_PATTERN)
     index: int = Field(ge=0, lt=64)
     priority: str = "interactive"
 

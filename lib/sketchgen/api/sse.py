@@ -13,9 +13,9 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from sketchgen.jobs import TERMINAL_SKETCH, JobRecord
+from sketchgen.layout import metadata_key, sketch_key
 from sketchgen.logs import get_logger
 from sketchgen.ports import JobStore
-from sketchgen.service import metadata_key, sketch_key
 
 __all__ = ["event_stream", "format_event", "parse_last_event_id"]
 

@@ -1,27 +1,27 @@
 """The generate API: ``ImageGenerator`` over an image-model adapter.
 
-Adapters load lazily so importing the API does not pull in the Gemini SDK.
+Everything loads on first use, so ``import sketchgen`` (which makes this package callable,
+see :mod:`sketchgen`) does not pull in pydantic, Pillow or the Gemini SDK.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from sketchgen.generate.base import ImageModelAdapter
-from sketchgen.generate.config import GenerationConfig
-from sketchgen.generate.generator import (
-    AsyncSketchStream,
-    GenerationResult,
-    ImageGenerator,
-    SketchStream,
-)
-from sketchgen.generate.pipeline import Refinement
-from sketchgen.generate.refine import refine_sketch
-from sketchgen.generate.retry import RetryPolicy
-
 if TYPE_CHECKING:
+    from sketchgen.generate.base import ImageModelAdapter
+    from sketchgen.generate.config import GenerationConfig
+    from sketchgen.generate.generator import (
+        AsyncSketchStream,
+        GenerationResult,
+        ImageGenerator,
+        SketchStream,
+    )
     from sketchgen.generate.nano_banana import NanaBananaAdapter, NanoBananaAdapter
     from sketchgen.generate.offline import OfflineSketchAdapter
+    from sketchgen.generate.pipeline import Refinement
+    from sketchgen.generate.refine import refine_sketch
+    from sketchgen.generate.retry import RetryPolicy
 
 __all__ = [
     "AsyncSketchStream",
@@ -39,9 +39,18 @@ __all__ = [
 ]
 
 _LAZY = {
+    "AsyncSketchStream": "sketchgen.generate.generator",
+    "GenerationConfig": "sketchgen.generate.config",
+    "GenerationResult": "sketchgen.generate.generator",
+    "ImageGenerator": "sketchgen.generate.generator",
+    "ImageModelAdapter": "sketchgen.generate.base",
     "NanoBananaAdapter": "sketchgen.generate.nano_banana",
     "NanaBananaAdapter": "sketchgen.generate.nano_banana",
     "OfflineSketchAdapter": "sketchgen.generate.offline",
+    "Refinement": "sketchgen.generate.pipeline",
+    "RetryPolicy": "sketchgen.generate.retry",
+    "SketchStream": "sketchgen.generate.generator",
+    "refine_sketch": "sketchgen.generate.refine",
 }
 
 
@@ -51,3 +60,7 @@ def __getattr__(name: str) -> Any:
 
         return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(f"module 'sketchgen.generate' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

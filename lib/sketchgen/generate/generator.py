@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from sketchgen.errors import InputError
+from sketchgen.errors import ConfigError, InputError
 from sketchgen.generate.base import ImageModelAdapter
 from sketchgen.generate.config import GenerationConfig
 from sketchgen.generate.pipeline import (
@@ -27,6 +27,7 @@ from sketchgen.generate.pipeline import (
     plan_job,
 )
 from sketchgen.generate.retry import RetryPolicy
+from sketchgen.layout import METADATA_FILE
 from sketchgen.metadata import JobMetadata, SketchRecord, atomic_write_bytes, new_job_id
 from sketchgen.schemas import PromptSpec, RetrievalResult, Style
 
@@ -37,6 +38,13 @@ SketchEvent = tuple[int, Path | None, str | None]
 
 @dataclass(frozen=True, slots=True)
 class GenerationResult:
+    """One finished job: where its files are, which sketches failed and why.
+
+    ``output_dir`` is ``<config.output_dir>/<job_id>``; ``timestamp`` is when the job started,
+    as the folder's name spells it (``YYYYMMDD_HHMMSS``, UTC). ``metadata.json`` has the same
+    instant in ISO form.
+    """
+
     job_id: str
     output_dir: Path
     images: list[Path]
@@ -50,17 +58,22 @@ class GenerationResult:
     def ok(self) -> bool:
         return not self.errors
 
+    @property
+    def timestamp(self) -> str:
+        # The job id is the timestamp plus a suffix that splits a second (new_job_id).
+        return self.job_id.split("-", 1)[0]
+
 
 class _Job:
     """One running job: its plan, its folder, and the records as they come in."""
 
-    def __init__(self, plan: JobPlan, output_root: Path) -> None:
+    def __init__(self, plan: JobPlan, output_root: Path, started_at: datetime) -> None:
         self.plan = plan
         self.folder = output_root / plan.job_id
         self.folder.mkdir(parents=True, exist_ok=False)
         self.records: dict[int, SketchRecord] = {}
         self.started = time.perf_counter()
-        self.started_at = datetime.now(UTC)
+        self.started_at = started_at
 
     def store(self, outcome: SketchOutcome) -> SketchEvent:
         record = outcome.record
@@ -85,7 +98,7 @@ class _Job:
             elapsed_s=elapsed,
             timestamp=self.started_at,
         )
-        metadata_path = self.folder / "metadata.json"
+        metadata_path = self.folder / METADATA_FILE
         atomic_write_bytes(metadata_path, metadata.to_json())
         return GenerationResult(
             job_id=self.plan.job_id,
@@ -169,8 +182,9 @@ class AsyncSketchStream:
 class ImageGenerator:
     """Makes a job's sketches concurrently; one failed sketch never takes the others down.
 
-    ``model`` defaults to what the settings choose: Nano Banana with a Gemini key, else the
-    offline sketch model.
+    The library does not read settings: ``model`` is an adapter you give it. To have the
+    configured one (Nano Banana with a Gemini key, else the offline sketch model), use
+    ``sketchgen.ImageGenerator()``, which fills it in.
     """
 
     def __init__(
@@ -180,15 +194,14 @@ class ImageGenerator:
         retry: RetryPolicy | None = None,
     ) -> None:
         if model is None:
-            from sketchgen.bootstrap import build_image_model
-
-            model = build_image_model()
+            raise ConfigError(
+                "ImageGenerator needs an image model: pass an adapter (OfflineSketchAdapter(), "
+                "NanoBananaAdapter(api_key=...)), or use sketchgen.ImageGenerator(), which "
+                "picks the configured one",
+                field="model",
+            )
         self.model = model
-        if retry is None:
-            from sketchgen.settings import get_settings
-
-            retry = RetryPolicy(max_attempts=get_settings().max_attempts)
-        self.retry = retry
+        self.retry = retry or RetryPolicy()
 
     def _start(
         self,
@@ -203,15 +216,17 @@ class ImageGenerator:
                 "prompt_spec, retrieval_result and style must be for the same style",
                 field="style_id",
             )
+        # One instant names the folder (the job id) and stamps metadata.json.
+        started_at = datetime.now(UTC)
         plan = plan_job(
-            job_id=new_job_id(),
+            job_id=new_job_id(started_at),
             prompt_spec=prompt_spec,
             retrieval=retrieval_result,
             config=config,
             model=self.model,
             refinement=refinement,
         )
-        return _Job(plan, Path(config.output_dir))
+        return _Job(plan, Path(config.output_dir), started_at)
 
     def generate_streaming(
         self,

@@ -8,6 +8,7 @@ from pydantic import BaseModel, ConfigDict
 
 __all__ = [
     "ALIASES",
+    "DEFAULT_MODEL",
     "OFFLINE_MODEL_ID",
     "ModelInfo",
     "adapter_for",
@@ -15,6 +16,8 @@ __all__ = [
     "resolve_model",
 ]
 
+# Without GEMINI_MODEL (the settings') or an explicit model_name, jobs ask for this one.
+DEFAULT_MODEL = "gemini-2.5-flash-image"
 # What the offline sketch model reports as the model that drew (it stands in for any model).
 OFFLINE_MODEL_ID = "offline-sketch-v1"
 

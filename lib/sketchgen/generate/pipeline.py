@@ -12,16 +12,16 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
 
 from sketchgen.errors import ModelError, NoImageError, OffStyleError
 from sketchgen.generate.base import ImageModelAdapter
 from sketchgen.generate.config import GenerationConfig
 from sketchgen.generate.models import resolve_model
 from sketchgen.generate.retry import RetryPolicy, acall_with_retry, call_with_retry
+from sketchgen.layout import sketch_file
 from sketchgen.logs import get_logger, log_context
 from sketchgen.metadata import ConfigRecord, ModelUsed, ParentRef, SketchRecord
-from sketchgen.ports import ImageRequest, ImageResponse, ReferencePart
+from sketchgen.ports import ImageRequest, ImageResponse, ReferencePart, SyncImageModel
 from sketchgen.prompt.variation import plan_refinement_variations, plan_variations
 from sketchgen.schemas import PromptSpec, RetrievalResult, Variation
 
@@ -168,7 +168,7 @@ def _ok(
         png=png,
         record=SketchRecord(
             index=request.index,
-            file=f"sketch_{request.index}.png",
+            file=sketch_file(request.index),
             status="ok",
             finish_reason=response.finish_reason,
             attempts=attempts,
@@ -238,12 +238,6 @@ def _ask_again(request: ImageRequest, asked: ImageRequest, error: Exception) -> 
         raise error
     log.info("%s: one retry with a stricter prompt", error.finish_reason)
     return _stricter(request)
-
-
-class SyncImageModel(Protocol):
-    """What :func:`draw_sketch` calls: an adapter, or one wrapped in a quota gate."""
-
-    def generate_image(self, request: ImageRequest) -> ImageResponse: ...
 
 
 @dataclass(slots=True)

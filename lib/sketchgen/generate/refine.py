@@ -12,9 +12,17 @@ from sketchgen.errors import InputError, NotFoundError
 from sketchgen.generate.config import GenerationConfig
 from sketchgen.generate.generator import GenerationResult, ImageGenerator
 from sketchgen.generate.pipeline import Refinement
+from sketchgen.layout import METADATA_FILE
 from sketchgen.metadata import JobMetadata, ParentRef
-from sketchgen.prompt.compiler import clean_text
-from sketchgen.schemas import PromptSpec, ReferenceImage, RetrievalResult, ScoredReference, Style
+from sketchgen.schemas import (
+    MAX_INSTRUCTION_CHARS,
+    PromptSpec,
+    ReferenceImage,
+    RetrievalResult,
+    ScoredReference,
+    Style,
+    clean_text,
+)
 from sketchgen.styles import StyleRegistry
 
 __all__ = [
@@ -25,15 +33,18 @@ __all__ = [
     "refine_sketch",
 ]
 
-MAX_INSTRUCTION_CHARS = 300
-
 
 def load_job_metadata(job_dir: Path) -> JobMetadata:
-    path = Path(job_dir) / "metadata.json"
+    path = Path(job_dir) / METADATA_FILE
     try:
-        return JobMetadata.model_validate_json(path.read_bytes())
+        raw = path.read_bytes()
     except FileNotFoundError:
         raise NotFoundError(f"{path} does not exist: is {job_dir} a job folder?") from None
+    except ValueError:
+        # A NUL in the path (the OS refuses it outright): no folder can have that name.
+        raise InputError(f"{str(job_dir)!r} is not a usable path", field="job_dir") from None
+    try:
+        return JobMetadata.model_validate_json(raw)
     except ValidationError:
         raise InputError(f"{path} is not sketchgen metadata", field="job_dir") from None
 

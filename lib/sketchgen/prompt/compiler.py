@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import re
-import unicodedata
 
-from sketchgen.errors import InputError
-from sketchgen.schemas import PromptSpec, Style, Variation
+from sketchgen.prompt.render import render_sketch_prompt
+from sketchgen.schemas import MAX_BRIEF_CHARS, PromptSpec, Style, clean_text
 
 __all__ = [
     "MAX_BRIEF_CHARS",
@@ -15,8 +14,6 @@ __all__ = [
     "normalize_brief",
     "render_sketch_prompt",
 ]
-
-MAX_BRIEF_CHARS = 500
 
 SKETCH_RULES: tuple[str, ...] = (
     "Rough concept sketch for a designer to draw over, not finished art.",
@@ -31,29 +28,6 @@ NEGATIVE_RULES: tuple[str, ...] = (
     "no photorealism",
     "no background scenery or drop shadows",
 )
-NO_TEXT_RULE = "no text, letters, numbers, logos or watermarks"
-TEXT_ALLOWED_RULE = "lettering is allowed where the brief asks for it; keep it hand-drawn and rough"
-
-LAYOUT_PROMPTS: dict[str, str] = {
-    "centered_full_figure": "Composition: the whole subject, centred, full figure in frame.",
-    "three_quarter_view": "Composition: three-quarter view, subject turned slightly to one side.",
-    "close_up": "Composition: close-up on the head and shoulders, filling the frame.",
-    "dynamic_diagonal_action": (
-        "Composition: dynamic action pose along a strong diagonal, with motion lines."
-    ),
-    "off_center_negative_space": (
-        "Composition: subject placed off-centre on a third, generous empty white space."
-    ),
-    "silhouette_thumbnail": (
-        "Composition: small solid black silhouette thumbnail; the shape must read on its own."
-    ),
-}
-EXAGGERATION_PROMPTS: dict[str, str] = {
-    "subtle": "Proportions: subtle stylisation, close to natural.",
-    "moderate": "Proportions: moderately exaggerated, cartoon-like.",
-    "extreme": "Proportions: extreme exaggeration: oversized head, squash and stretch.",
-}
-
 _WORD = re.compile(r"[^\W_]+(?:['-][^\W_]+)*", re.UNICODE)
 _STOPWORDS = frozenset(
     [
@@ -76,24 +50,6 @@ _STOPWORDS = frozenset(
         "be",
     ]
 )
-
-
-def clean_text(value: object, *, field: str, max_chars: int) -> str:
-    """User text as one clean line, or an :class:`InputError` naming ``field``."""
-    if not isinstance(value, str):
-        raise InputError(f"{field} must be a string", field=field)
-    # Control and format characters never belong in a prompt; whitespace collapses to spaces.
-    cleaned = "".join(
-        " " if ch.isspace() else ch
-        for ch in unicodedata.normalize("NFC", value)
-        if ch.isspace() or unicodedata.category(ch)[0] != "C"
-    )
-    cleaned = " ".join(cleaned.split())
-    if not cleaned:
-        raise InputError(f"{field} must not be empty", field=field)
-    if len(cleaned) > max_chars:
-        raise InputError(f"{field} must be at most {max_chars} characters", field=field)
-    return cleaned
 
 
 def normalize_brief(brief: object) -> str:
@@ -122,16 +78,3 @@ class PromptCompiler:
             base_prompt="\n".join(lines),
             negative_rules=NEGATIVE_RULES,
         )
-
-
-def render_sketch_prompt(spec: PromptSpec, variation: Variation, *, allow_text: bool) -> str:
-    negatives = (*spec.negative_rules, TEXT_ALLOWED_RULE if allow_text else NO_TEXT_RULE)
-    return "\n".join(
-        (
-            spec.base_prompt,
-            LAYOUT_PROMPTS[variation.layout],
-            EXAGGERATION_PROMPTS[variation.exaggeration],
-            "Avoid: " + "; ".join(negatives) + ".",
-            "Use the attached reference images for line quality and proportions only.",
-        )
-    )

@@ -55,16 +55,13 @@ def _sha256(path: Path) -> str:
 class StyleRegistry:
     """Reads (and, for a writable root, adds and deletes) styles.
 
-    ``root`` defaults to ``SKETCHGEN_STYLES_DIR`` when set, else the styles shipped with
-    the package. Loaded styles are cached; ``add_style``/``delete_style`` keep it current.
+    ``root`` defaults to the styles shipped with the package (``sketchgen.StyleRegistry`` and
+    the bootstrap use ``SKETCHGEN_STYLES_DIR`` when it is set). Loaded styles are cached;
+    ``add_style``/``delete_style`` keep it current.
     """
 
     def __init__(self, root: Path | str | None = None) -> None:
-        if root is None:
-            from sketchgen.settings import get_settings
-
-            root = get_settings().styles_dir or PACKAGED_STYLES_DIR
-        self.root = Path(root)
+        self.root = Path(root if root is not None else PACKAGED_STYLES_DIR)
         self._cache: dict[str, Style] = {}
         self._lock = threading.Lock()
 

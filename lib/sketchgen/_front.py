@@ -1,0 +1,56 @@
+"""The front door: ``sketchgen.generate("playful golf mascot", n=4)`` runs a whole job.
+
+Like the CLI this is an entry point, not library: it takes the model (Nano Banana when
+``GEMINI_API_KEY`` is set, else the offline sketch model), ``GEMINI_MODEL``, the styles
+folder and the output folder from the settings, through :mod:`sketchgen.bootstrap` and
+:mod:`sketchgen._configured`, and runs exactly the library calls the CLI runs.
+
+``import sketchgen`` imports this module; everything else loads on first call.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from sketchgen.generate.generator import GenerationResult
+
+__all__ = ["DEFAULT_STYLE", "generate"]
+
+DEFAULT_STYLE = "loose-ink-mascot"  # the CLI's too
+
+
+def generate(
+    brief: str,
+    *,
+    style: str = DEFAULT_STYLE,
+    n: int = 4,
+    offline: bool | None = None,
+    top_k: int = 3,
+    **options: Any,
+) -> GenerationResult:
+    """Make ``n`` sketches of ``brief`` in ``style``; returns when every sketch has ended.
+
+    ``options`` are :class:`~sketchgen.generate.GenerationConfig` fields (``resolution``,
+    ``image_size``, ``aspect_ratio``, ``seed``, ``allow_text``, ``model_name``,
+    ``output_dir``). ``offline=True`` uses the offline model even with a key. Bad input
+    raises the same :class:`~sketchgen.errors.InputError` the CLI and the HTTP API report.
+    """
+    from pathlib import Path
+
+    from sketchgen._configured import GenerationConfig
+    from sketchgen.bootstrap import build_generator, build_style_registry
+    from sketchgen.prompt import PromptCompiler
+    from sketchgen.references import ImageRetriever
+    from sketchgen.settings import get_settings
+
+    settings = get_settings()
+    options.setdefault("model_name", settings.gemini_model)
+    options.setdefault("output_dir", Path(settings.output_dir))
+    config = GenerationConfig(num_images=n, **options)
+    chosen = build_style_registry(settings).get_style(style)
+    prompt_spec = PromptCompiler().compile(brief, chosen)
+    retrieval = ImageRetriever().retrieve(prompt_spec, chosen, top_k=top_k)
+    return build_generator(settings, offline=offline).generate(
+        prompt_spec=prompt_spec, retrieval_result=retrieval, style=chosen, config=config
+    )
