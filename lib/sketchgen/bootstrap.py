@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from sketchgen.api.auth import Authenticator
     from sketchgen.api.http import Api
     from sketchgen.generate.generator import ImageGenerator
-    from sketchgen.ports import JobStore, TaskQueue
+    from sketchgen.ports import BlobStore, JobStore, TaskQueue
     from sketchgen.quota import QuotaGate
     from sketchgen.service import SketchService
     from sketchgen.styles import StyleRegistry
@@ -34,12 +34,15 @@ __all__ = [
     "build_service",
     "build_style_registry",
     "check_deployment_safety",
+    "configure",
+    "current_settings",
     "exit_if_unsafe_deployment",
     "reset",
     "service",
 ]
 
 _lock = threading.Lock()
+_settings: Settings | None = None  # set by configure(); else the environment's
 _service: SketchService | None = None
 _apis: dict[frozenset[str], Api] = {}
 
@@ -135,27 +138,37 @@ def build_quota_gate(settings: Settings) -> QuotaGate | None:
     return MemoryQuotaGate(policy)
 
 
-def build_service(settings: Settings | None = None) -> SketchService:
+def build_service(
+    settings: Settings | None = None,
+    *,
+    jobs: JobStore | None = None,
+    blobs: BlobStore | None = None,
+    queue: TaskQueue | None = None,
+    model: ImageModelAdapter | None = None,
+    styles: StyleRegistry | None = None,
+    gate: QuotaGate | None = None,
+) -> SketchService:
+    """The service from ``settings``; any part handed in is used instead of building one
+    (tests, the CLI, a caller with its own store), as cosmicpython's ``bootstrap`` does."""
     from sketchgen.adapters.blob_url import blob_store_from_url
     from sketchgen.service import ServiceConfig, SketchService
 
     settings = settings or get_settings()
-    queue: TaskQueue
     inline = None
-    if settings.sketch_topic:
+    if queue is None and settings.sketch_topic:
         from sketchgen.adapters.gcp.pubsub_task_queue import PubSubTaskQueue
 
         queue = PubSubTaskQueue(_topic_path(settings, settings.sketch_topic))
-    else:
+    elif queue is None:
         from sketchgen.adapters.local.task_queue import InlineTaskQueue
 
         queue = inline = InlineTaskQueue(max_deliveries=settings.max_deliveries)
     built = SketchService(
-        jobs=build_job_store(settings),
-        blobs=blob_store_from_url(settings.blob_url),
+        jobs=jobs or build_job_store(settings),
+        blobs=blobs or blob_store_from_url(settings.blob_url),
         queue=queue,
-        model=build_image_model(settings),
-        styles=build_style_registry(settings),
+        model=model or build_image_model(settings),
+        styles=styles or build_style_registry(settings),
         config=ServiceConfig(
             lease_s=settings.lease_s,
             lease_wait_s=settings.lease_wait_s,
@@ -164,7 +177,7 @@ def build_service(settings: Settings | None = None) -> SketchService:
             quota_wait_s=settings.quota_wait_s,
             default_model=settings.gemini_model,
         ),
-        gate=build_quota_gate(settings),
+        gate=gate or build_quota_gate(settings),
     )
     if inline is not None:
         inline.bind(built.run_sketch)
@@ -183,7 +196,7 @@ def check_deployment_safety(settings: Settings | None = None) -> None:
     """
     import os
 
-    settings = settings or get_settings()
+    settings = settings or current_settings()
     if not os.environ.get("K_SERVICE"):
         return
     where = "where K_SERVICE is set (Cloud Run, Cloud Functions)"
@@ -289,6 +302,22 @@ def web_config(settings: Settings) -> dict[str, object]:
     return config
 
 
+def configure(settings: Settings) -> None:
+    """Build this process's service and API from ``settings`` rather than the environment's
+    (the CLI's local service). Anything built before is forgotten."""
+    global _settings, _service
+    with _lock:
+        _settings = settings
+        _service = None
+        _apis.clear()
+
+
+def current_settings() -> Settings:
+    """The settings this process builds from: those given to :func:`configure`, else the
+    environment's."""
+    return _settings or get_settings()
+
+
 def service() -> SketchService:
     """The process-wide service, built on first use."""
     global _service
@@ -298,7 +327,7 @@ def service() -> SketchService:
                 from sketchgen.logs import configure_logging
 
                 configure_logging()
-                _service = build_service()
+                _service = build_service(current_settings())
     return _service
 
 
@@ -308,14 +337,15 @@ def api(routes: frozenset[str] | None = None) -> Api:
     if key not in _apis:
         with _lock:
             if key not in _apis:
-                _apis[key] = build_api(service, routes=routes)
+                _apis[key] = build_api(service, current_settings(), routes=routes)
     return _apis[key]
 
 
 def reset() -> None:
     """Forget the built instances (tests change settings between cases)."""
-    global _service
+    global _service, _settings
     with _lock:
         _service = None
+        _settings = None
         _apis.clear()
     get_settings.cache_clear()

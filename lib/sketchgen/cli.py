@@ -291,18 +291,24 @@ def _styles(args: argparse.Namespace) -> int:
 
 
 def _use_local_service(data_dir: Path, offline: bool) -> None:
-    """Point the service at local adapters in ``data_dir`` (SQLite jobs, a blob folder)."""
-    import os
-
+    """Point the service at local adapters in ``data_dir`` (SQLite jobs, a blob folder) and
+    dev auth, unless the environment chose otherwise; handed to bootstrap as Settings."""
     from sketchgen import bootstrap
+    from sketchgen.settings import get_settings
 
+    settings = get_settings()
     data = data_dir.resolve()
-    os.environ.setdefault("SKETCHGEN_JOB_STORE", f"sqlite:///{data / 'jobs.sqlite3'}")
-    os.environ.setdefault("SKETCHGEN_BLOB_URL", f"file://{data / 'blobs'}")
-    os.environ.setdefault("SKETCHGEN_AUTH", "dev")
+    local = {
+        "job_store": f"sqlite:///{data / 'jobs.sqlite3'}",
+        "blob_url": f"file://{data / 'blobs'}",
+        "auth": "dev",
+    }
+    update: dict[str, object] = {
+        name: value for name, value in local.items() if name not in settings.model_fields_set
+    }
     if offline:
-        os.environ["SKETCHGEN_OFFLINE"] = "1"
-    bootstrap.reset()
+        update["offline"] = True
+    bootstrap.configure(settings.model_copy(update=update))
 
 
 def _regenerate(args: argparse.Namespace) -> int:
@@ -352,9 +358,9 @@ def _serve(args: argparse.Namespace) -> int:
     bootstrap.check_deployment_safety()  # dev auth is the default here: never in the cloud
     app = bootstrap.api()
     bootstrap.service()  # build now so a bad setting fails before the port opens
-    from sketchgen.settings import get_settings
-
-    auth = "Bearer dev:<uid>" if get_settings().auth == "dev" else "Firebase ID tokens"
+    auth = (
+        "Bearer dev:<uid>" if bootstrap.current_settings().auth == "dev" else "Firebase ID tokens"
+    )
     print(f"sketchgen API on http://{args.host}:{args.port} (auth: {auth})", flush=True)
     run_simple(args.host, args.port, app, threaded=True, use_reloader=False)
     return 0
