@@ -216,9 +216,12 @@ def exit_if_unsafe_deployment() -> None:
     try:
         check_deployment_safety()
     except ConfigError as error:
+        import os
+
         from sketchgen.logs import configure_logging, get_logger
 
-        configure_logging()
+        # The settings may be what is wrong: take the log format from the variable itself.
+        configure_logging(fmt=os.environ.get("SKETCHGEN_LOG_FORMAT", "text"))
         get_logger(__name__).critical("refusing to start: %s: %s", error.field, error)
         raise SystemExit(1) from None
 
@@ -326,8 +329,9 @@ def service() -> SketchService:
             if _service is None:
                 from sketchgen.logs import configure_logging
 
-                configure_logging()
-                _service = build_service(current_settings())
+                settings = current_settings()
+                configure_logging(settings.log_level, settings.log_format)
+                _service = build_service(settings)
     return _service
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextvars
 import json
 import logging
-import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -60,15 +59,15 @@ class _TextFormatter(logging.Formatter):
         return f"{line} {fields}" if fields else line
 
 
-def configure_logging(level: str | None = None, fmt: str | None = None) -> None:
-    """Idempotent; called by entry points, never at import time."""
+def configure_logging(level: str = "INFO", fmt: str = "text") -> None:
+    """Idempotent; called by the composition root (from the settings), never at import."""
     root = logging.getLogger("sketchgen")
-    root.setLevel((level or os.environ.get("SKETCHGEN_LOG_LEVEL", "INFO")).upper())
+    root.setLevel(level.upper())
     if any(getattr(h, "_sketchgen", False) for h in root.handlers):
         return
     handler = logging.StreamHandler(sys.stderr)
     handler._sketchgen = True  # type: ignore[attr-defined]
-    use_json = (fmt or os.environ.get("SKETCHGEN_LOG_FORMAT", "text")) == "json"
+    use_json = fmt == "json"
     handler.setFormatter(
         _JsonFormatter() if use_json else _TextFormatter("%(levelname)s %(name)s: %(message)s")
     )

@@ -45,6 +45,7 @@ class Settings(BaseSettings):
         default=None, validation_alias=AliasChoices("SKETCHGEN_PROJECT", "GOOGLE_CLOUD_PROJECT")
     )
     log_level: str = "INFO"
+    log_format: Literal["text", "json"] = "text"  # json: one object a line (Cloud Logging)
 
     # The service (functions/ and `sketchgen serve`).
     job_store: str = (
