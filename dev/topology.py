@@ -130,6 +130,7 @@ class DevTopology:
             "SKETCHGEN_LEASE_S": str(self.lease_s),
             "SKETCHGEN_CORS_ORIGINS": "",
             "SKETCHGEN_LOG_LEVEL": "INFO",
+            "SKETCHGEN_LOG_FORMAT": "json",
             "SKETCHGEN_FIREBASE_WEB_API_KEY": "",
             "SKETCHGEN_EVENTS_BASE_URL": self.url,  # the stream, behind the same origin
             "SKETCHGEN_MODEL_RPM": "",
