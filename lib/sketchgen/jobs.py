@@ -238,14 +238,27 @@ class FinishResult(_Model):
 # transaction (a lock, BEGIN IMMEDIATE, a Firestore transaction), so the rules live once.
 
 
-def _end_pending_as_cancelled(job: JobRecord, now: datetime) -> JobRecord:
+def _end_pending_as_cancelled(job: JobRecord, now: datetime, *, running: bool = False) -> JobRecord:
+    """End the job's pending sketches (and with ``running`` the ones in flight) as cancelled.
+
+    A running sketch loses its lease here: the worker's late ``finish_sketch`` is refused
+    because the sketch has already ended, so a result that lands after a cancel is dropped.
+    """
+    ending = {"pending", "running"} if running else {"pending"}
     sketches = dict(job.sketches)
     seq = job.event_seq
     for key in sorted(sketches, key=int):
-        if sketches[key].status == "pending":
+        if sketches[key].status in ending:
             seq += 1
             sketches[key] = sketches[key].model_copy(
-                update={"status": "cancelled", "seq": seq, "ended_at": now, "error": "cancelled"}
+                update={
+                    "status": "cancelled",
+                    "seq": seq,
+                    "ended_at": now,
+                    "error": "cancelled",
+                    "lease_owner": None,
+                    "lease_expires_at": None,
+                }
             )
     return job.model_copy(update={"sketches": sketches, "event_seq": seq, "updated_at": now})
 
@@ -338,13 +351,18 @@ def release_transition(
 
 
 def cancel_transition(
-    job: JobRecord | None, now: datetime
+    job: JobRecord | None, now: datetime, *, running: bool = True
 ) -> tuple[JobRecord | None, FinishResult]:
+    """A user's cancel ends the running sketches too (``running``), so the job ends at once
+    rather than when model calls already in flight return (10-40 s); a deadline passes
+    ``running=False``: work started in time may finish."""
     if job is None:
         return None, FinishResult(accepted=False)
     if job.is_final or job.all_ended:
         return None, FinishResult(accepted=False, job=job)
-    changed = _end_pending_as_cancelled(job.model_copy(update={"cancel_requested": True}), now)
+    changed = _end_pending_as_cancelled(
+        job.model_copy(update={"cancel_requested": True}), now, running=running
+    )
     return changed, FinishResult(accepted=True, finalize=changed.all_ended, job=changed)
 
 

@@ -172,7 +172,8 @@ class JobStore(Protocol):
         state: SketchState,
         now: datetime | None = None,
     ) -> FinishResult:
-        """Record a terminal state (``ok`` or ``failed``) if ``worker`` still holds the lease.
+        """Record a terminal state (``ok`` or ``failed``) if ``worker`` still holds the lease
+        (a cancel ends a running sketch and so takes the lease away).
 
         Accepted: the store sets ``seq = ++event_seq``, ``ended_at``, clears the lease and
         returns ``accepted=True``; ``finalize=True`` only for the call that ended the job's
@@ -192,9 +193,16 @@ class JobStore(Protocol):
         """Record (or clear) the model-side batch the job's sketches wait on."""
         ...
 
-    def cancel_job(self, job_id: str, now: datetime | None = None) -> FinishResult:
-        """Set ``cancel_requested``; end every pending sketch as ``cancelled`` (each with a seq).
-        ``finalize=True`` if that ended the job's last sketch (running sketches finish first)."""
+    def cancel_job(
+        self, job_id: str, now: datetime | None = None, *, running: bool = True
+    ) -> FinishResult:
+        """Set ``cancel_requested``; end every pending sketch, and with ``running`` (the
+        default: a user's cancel) every running one too, as ``cancelled`` (each with a seq,
+        its lease cleared). A running sketch's worker is not waited for: its later
+        ``finish_sketch`` is refused (the sketch already ended), so its result is discarded.
+        ``finalize=True`` if that ended the job's last sketch — with ``running`` always, unless
+        the job had already ended (``accepted=False``). ``running=False`` (a deadline) leaves
+        sketches in flight to finish; the last of them finalises."""
         ...
 
     def complete_job(self, job_id: str, *, metadata_path: str | None) -> JobRecord:

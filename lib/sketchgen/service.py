@@ -358,6 +358,12 @@ class SketchService:
             return False
         path = None
         if outcome.png is not None:
+            if not self._still_held(job.job_id, index):
+                # Cancelled (or taken over) during the model call: the sketch already ended
+                # without this result, and its PNG must not land under the sketch's key —
+                # a cancelled sketch has no file, and a takeover's winner owns that key.
+                log.info("result discarded: the sketch ended while the model was drawing it")
+                return True
             path = sketch_key(job.job_id, index)
             self.blobs.put(path, outcome.png, "image/png")
         previous_calls = job.sketch(index).attempts - 1
@@ -374,10 +380,21 @@ class SketchService:
         )
         result = self.jobs.finish_sketch(job.job_id, index, worker=self.worker_id, state=state)
         if not result.accepted:
-            log.warning("lease lost before the result was recorded; the other worker's wins")
+            # Lost in the few milliseconds between the check above and this write: the PNG
+            # may be stored, but nothing references it (the job, metadata.json and read_blob
+            # only name the files of ``ok`` sketches) and the bucket's lifecycle rule expires it.
+            log.warning("result discarded: the sketch ended (cancelled, or another worker won)")
         elif result.finalize:
             self.finalize_job(job.job_id)
         return True
+
+    def _still_held(self, job_id: str, index: int) -> bool:
+        """One read before the PNG is written: does this worker still hold the sketch?"""
+        current = self.jobs.get_job(job_id)
+        if current is None or str(index) not in current.sketches:
+            return False
+        state = current.sketch(index)
+        return state.status == "running" and state.lease_owner == self.worker_id
 
     def _job_plan(self, job: JobRecord, *, load_images: bool = True) -> JobPlan:
         """The stored plan as the pipeline's ``JobPlan``; images are read only when drawing."""
@@ -630,7 +647,8 @@ class SketchService:
         for job in self.jobs.list_jobs(statuses=("queued", "running"), limit=1000):
             with log_context(job_id=job.job_id):
                 if job.deadline is not None and now >= job.deadline and not job.all_ended:
-                    result = self.jobs.cancel_job(job.job_id)
+                    # Sketches started in time may finish: only the unstarted ones end.
+                    result = self.jobs.cancel_job(job.job_id, running=False)
                     counts["deadline_cancelled"] += result.accepted
                     job = result.job or job
                 if job.all_ended:

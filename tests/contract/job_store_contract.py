@@ -147,23 +147,46 @@ class JobStoreContract:
         )  # type: ignore[type-var]
         assert stored.all_ended and stored.event_seq == n
 
-    def test_cancel(self, store: JobStore) -> None:
+    def test_cancel_ends_running_sketches_at_once(self, store: JobStore) -> None:
         job = make_job(n=3)
         store.create_job(job)
         store.claim_sketch(job.job_id, 0, worker="a", lease_s=60)
+        store.claim_sketch(job.job_id, 1, worker="b", lease_s=60)
+        store.finish_sketch(job.job_id, 1, worker="b", state=ok())
         result = store.cancel_job(job.job_id)
+        assert result.accepted and result.finalize  # nothing is left to wait for
+        stored = store.get_job(job.job_id)
+        assert stored is not None and stored.cancel_requested and stored.all_ended
+        assert [stored.sketch(i).status for i in range(3)] == ["cancelled", "ok", "cancelled"]
+        assert stored.sketch(0).lease_owner is None and stored.sketch(0).attempts == 1
+        assert [stored.sketch(i).seq for i in range(3)] == [2, 1, 3] and stored.event_seq == 3
+        # The worker whose model call lands afterwards is refused: the cancel stands.
+        late = store.finish_sketch(job.job_id, 0, worker="a", state=ok("late"))
+        assert not late.accepted and not late.finalize
+        store.release_sketch(job.job_id, 0, worker="a", error="503")  # a no-op as well
+        assert store.get_job(job.job_id) == stored
+        assert (
+            store.claim_sketch(job.job_id, 2, worker="c", lease_s=60).claim is Claim.ALREADY_ENDED
+        )
+        final = store.complete_job(job.job_id, metadata_path="jobs/x/metadata.json")
+        assert final.status == "partial" and final.metadata_path == "jobs/x/metadata.json"
+        assert store.complete_job(job.job_id, metadata_path="jobs/x/metadata.json") == final
+        again = store.cancel_job(job.job_id)
+        assert not again.accepted and not again.finalize
+
+    def test_cancel_without_running_lets_started_sketches_finish(self, store: JobStore) -> None:
+        job = make_job(n=3)
+        store.create_job(job)
+        store.claim_sketch(job.job_id, 0, worker="a", lease_s=60)
+        result = store.cancel_job(job.job_id, running=False)  # what a deadline does
         assert result.accepted and not result.finalize  # sketch 0 is still running
         stored = store.get_job(job.job_id)
         assert stored is not None and stored.cancel_requested
         assert [stored.sketch(i).status for i in range(3)] == ["running", "cancelled", "cancelled"]
-        assert (
-            store.claim_sketch(job.job_id, 1, worker="b", lease_s=60).claim is Claim.ALREADY_ENDED
-        )
         last = store.finish_sketch(job.job_id, 0, worker="a", state=ok())
         assert last.accepted and last.finalize
         final = store.complete_job(job.job_id, metadata_path="jobs/x/metadata.json")
-        assert final.status == "partial" and final.metadata_path == "jobs/x/metadata.json"
-        assert store.complete_job(job.job_id, metadata_path="jobs/x/metadata.json") == final
+        assert final.status == "partial"
 
     def test_deadline_cancels_unstarted_sketches(self, store: JobStore) -> None:
         job = make_job(n=2, deadline=timedelta(seconds=-1))

@@ -26,15 +26,22 @@ def drawing_png(width: int = 600, height: int = 400, seed: int = 0) -> bytes:
 
 
 class FakeImageModel(ImageModelAdapter):
-    """Draws a simple figure; ``failures`` maps a sketch index to the error it raises."""
+    """Draws a simple figure; ``failures`` maps a sketch index to the error it raises.
+
+    With ``hold`` every call waits until the event is set (a model call in flight for as long
+    as a test needs); ``entered`` counts the calls that have started.
+    """
 
     def __init__(
         self,
         failures: dict[int, Callable[[], ModelError]] | None = None,
         delay_s: float = 0.0,
+        hold: threading.Event | None = None,
     ) -> None:
         self.failures = failures or {}
         self.delay_s = delay_s
+        self.hold = hold
+        self.entered = threading.Semaphore(0)
         self.requests: list[ImageRequest] = []
         self.in_flight = 0
         self.max_in_flight = 0
@@ -49,7 +56,10 @@ class FakeImageModel(ImageModelAdapter):
             self.requests.append(request)
             self.in_flight += 1
             self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        self.entered.release()
         try:
+            if self.hold is not None:
+                assert self.hold.wait(timeout=60), "the test never released the model call"
             if self.delay_s:
                 time.sleep(self.delay_s)
         finally:

@@ -213,3 +213,49 @@ def test_isolation_idempotency_and_cancel(topology: DevTopology, gemini: FakeGem
     statuses = [s["status"] for s in final["sketches"]]
     assert "cancelled" in statuses
     assert gemini.calls(brief) == statuses.count("ok") + statuses.count("failed")
+
+
+def test_cancel_mid_call_ends_the_job_before_the_model_answers(
+    topology: DevTopology, gemini: FakeGeminiServer
+) -> None:
+    """Cancel does not wait for model calls in flight: the calls are held at the model until
+    every assertion about the cancelled job has passed, then let go, and their late results
+    change nothing."""
+    brief = f"held golf mascot {uuid.uuid4().hex[:6]}"
+    gemini.when(brief, "held")
+    worker_log = topology.processes["sketch_worker"].log_path
+    discarded_before = worker_log.read_text(errors="replace").count("result discarded")
+    store = FirestoreJobStore(project=topology.project)
+    try:
+        job_id = submit(topology, brief, n=2)
+        deadline = time.monotonic() + 30
+        while gemini.calls(brief) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert gemini.calls(brief) == 2  # both sketches are being drawn
+        with store.watch_job(job_id) as snapshots:  # a mobile client's listener
+            assert call(topology, "POST", f"/v1/jobs/{job_id}/cancel")[0] == 202
+            seen = next(s for s in snapshots if s.is_final)
+        assert seen.status == "cancelled" and seen.metadata_path
+        events = sse(topology, job_id)
+        assert [(e[0], e[1], e[2]["status"]) for e in events] == [
+            (1, "sketch", "cancelled"),
+            (2, "sketch", "cancelled"),
+            (3, "done", "cancelled"),
+        ]
+        assert events[-1][2]["metadata_url"]
+        final = wait_final(topology, job_id, timeout=5)
+        assert [s["status"] for s in final["sketches"]] == ["cancelled", "cancelled"]
+        assert not [r for r in gemini.answered if brief in r.prompt]  # still held
+    finally:
+        gemini.release_held()
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        discarded = worker_log.read_text(errors="replace").count("result discarded")
+        if discarded - discarded_before >= 2:
+            break
+        time.sleep(0.1)
+    assert discarded - discarded_before >= 2, "the worker never handled the late results"
+    assert call(topology, "GET", f"/v1/jobs/{job_id}")[1] == final
+    assert blobs(topology, job_id) == [f"jobs/{job_id}/metadata.json"]
+    metadata = json.loads(GcsBlobStore(topology.bucket).get(f"jobs/{job_id}/metadata.json"))
+    assert metadata["status"] == "cancelled" and metadata["images"] == []

@@ -167,6 +167,70 @@ def test_cancel_stops_unstarted_sketches(make_service: Callable[..., SketchServi
     assert len(model.requests) == 1
 
 
+def test_cancel_ends_the_job_while_model_calls_are_in_flight(
+    make_service: Callable[..., SketchService],
+) -> None:
+    import threading
+
+    from sketchgen.api.sse import event_stream
+
+    hold = threading.Event()
+    model = FakeImageModel(hold=hold)
+    service = make_service(model)
+    job, _ = service.submit_job("alice", _request(num_images=3))
+    tasks = list(service.queue.tasks)  # type: ignore[attr-defined]
+    workers = [threading.Thread(target=service.run_sketch, args=(t,)) for t in tasks[:2]]
+    for worker in workers:
+        worker.start()
+    for _ in workers:
+        assert model.entered.acquire(timeout=10)  # both calls are in the model now
+    try:
+        cancelled = service.cancel_job("alice", job.job_id)
+        # Ended and finalised before either call returned (they are still held).
+        assert cancelled.status == "cancelled" and cancelled.metadata_path
+        assert [cancelled.sketch(i).status for i in range(3)] == ["cancelled"] * 3
+        assert sorted(cancelled.sketch(i).seq for i in range(3)) == [1, 2, 3]  # type: ignore[type-var]
+        meta = JobMetadata.model_validate_json(service.blobs.get(cancelled.metadata_path))
+        assert meta.status == "cancelled" and meta.images == []
+        events = list(event_stream(service.jobs, job.job_id, 0, url_for=str, heartbeat_s=5))
+        assert events[-1].startswith(b"id: 4\nevent: done\n")
+        assert b'"status": "cancelled"' in events[-1]
+        assert model.in_flight == 2
+    finally:
+        hold.set()
+    for worker in workers:
+        worker.join(timeout=10)
+    # The late results are discarded: the job is as the cancel left it, no PNG was written.
+    assert service.get_job("alice", job.job_id) == cancelled
+    for i in range(3):
+        assert not service.blobs.exists(f"jobs/{job.job_id}/sketch_{i}.png")
+    assert service.run_sketch(tasks[2]) and len(model.requests) == 2
+
+
+def test_a_result_that_loses_the_race_with_cancel_is_not_referenced(
+    make_service: Callable[..., SketchService],
+) -> None:
+    """The cancel lands between the worker's last check and its write: the PNG may be in the
+    bucket, but the job, its metadata and the API do not name it."""
+
+    class CancelOnPut(LocalBlobStore):
+        def put(self, key: str, data: bytes, content_type: str) -> None:
+            super().put(key, data, content_type)
+            if key.endswith(".png"):
+                service.cancel_job("alice", key.split("/")[1])
+
+    service = make_service(blobs=None)
+    service.blobs = CancelOnPut(service.blobs.root)  # type: ignore[attr-defined]
+    job, _ = service.submit_job("alice", _request(num_images=1))
+    assert service.run_sketch(service.queue.tasks[0])  # type: ignore[attr-defined]
+    final = service.get_job("alice", job.job_id)
+    assert final.status == "cancelled" and final.sketch(0).path is None
+    meta = JobMetadata.model_validate_json(service.blobs.get(f"jobs/{job.job_id}/metadata.json"))
+    assert meta.images == [] and meta.sketches[0].file is None
+    with pytest.raises(NotFoundError):
+        service.read_blob("alice", job.job_id, "sketch_0.png")
+
+
 def test_idempotency_and_ownership(make_service: Callable[..., SketchService]) -> None:
     service = make_service()
     first, created = service.submit_job("alice", _request(), idempotency_key="k1")

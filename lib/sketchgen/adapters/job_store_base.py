@@ -70,9 +70,11 @@ class TransactionalJobStore(ABC):
         at = utcnow()
         self._update(job_id, lambda job: (set_batch_transition(job, batch, at), None))
 
-    def cancel_job(self, job_id: str, now: datetime | None = None) -> FinishResult:
+    def cancel_job(
+        self, job_id: str, now: datetime | None = None, *, running: bool = True
+    ) -> FinishResult:
         at = now or utcnow()
-        return self._update(job_id, lambda job: cancel_transition(job, at))
+        return self._update(job_id, lambda job: cancel_transition(job, at, running=running))
 
     def complete_job(self, job_id: str, *, metadata_path: str | None) -> JobRecord:
         at = utcnow()

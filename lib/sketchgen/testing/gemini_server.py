@@ -14,6 +14,8 @@ finally ``default``. Behaviours::
     rate_limit     429 RESOURCE_EXHAUSTED with RetryInfo (retry_delay_s)
     unavailable    503 UNAVAILABLE          internal     500 INTERNAL
     bad_request    400 INVALID_ARGUMENT     slow         sleeps slow_s, then an image
+    held           waits until ``release_held()`` (or ``held_timeout_s``), then an image: a
+                   call kept in flight for exactly as long as a test needs (cancel mid-call)
     IMAGE_SAFETY | IMAGE_PROHIBITED_CONTENT | NO_IMAGE | IMAGE_OTHER   a candidate, no image
     prompt_blocked promptFeedback.blockReason, no candidates
     text_only      a STOP candidate with only a text part
@@ -115,6 +117,7 @@ class FakeGeminiServer:
     rpm_burst_s: float = 5.0
     seed: int = 0
     batch_delay_s: float = 0.0  # a batch stays PENDING/RUNNING this long before it succeeds
+    held_timeout_s: float = 120.0  # a ``held`` call answers by itself after this long
     requests: list[RecordedRequest] = field(default_factory=list)
     batches: dict[str, dict[str, Any]] = field(default_factory=dict)
     _script: deque[str] = field(default_factory=deque)
@@ -127,6 +130,12 @@ class FakeGeminiServer:
         self._tokens: float | None = None  # the rpm bucket; full at the first request
         self._refilled = 0.0
         self._server: ThreadingHTTPServer | None = None
+        self._release = threading.Event()
+        self.answered: list[RecordedRequest] = []  # requests whose answer has been sent
+
+    def release_held(self) -> None:
+        """Let every ``held`` call (now and later) answer."""
+        self._release.set()
 
     # -- control -------------------------------------------------------------------------
 
@@ -155,7 +164,9 @@ class FakeGeminiServer:
             self._rules.clear()
             self.requests.clear()
             self.batches.clear()
+            self.answered.clear()
             self._tokens = None
+        self._release.clear()
 
     def calls(self, text: str | None = None) -> int:
         with self._lock:
@@ -233,23 +244,27 @@ class FakeGeminiServer:
             behaviour = "invalid_argument"
         else:
             behaviour = self._choose(prompt)
+        recorded = RecordedRequest(
+            model=model,
+            prompt=prompt,
+            image_parts=sum(1 for p in parts if "inlineData" in p),
+            generation_config=config,
+            headers=headers,
+            behaviour=behaviour,
+            at=time.monotonic(),
+        )
         with self._lock:
-            self.requests.append(
-                RecordedRequest(
-                    model=model,
-                    prompt=prompt,
-                    image_parts=sum(1 for p in parts if "inlineData" in p),
-                    generation_config=config,
-                    headers=headers,
-                    behaviour=behaviour,
-                    at=time.monotonic(),
-                )
-            )
+            self.requests.append(recorded)
         if refusal is not None:
             return 400, _error(400, "INVALID_ARGUMENT", refusal)
         if sleep:
             time.sleep(self.latency_s + (self.slow_s if behaviour == "slow" else 0.0))
-        return _respond(self, model, behaviour, prompt, config)
+        if behaviour == "held":
+            self._release.wait(timeout=self.held_timeout_s)
+        answer = _respond(self, model, behaviour, prompt, config)
+        with self._lock:
+            self.answered.append(recorded)
+        return answer
 
     # -- the Batch API (inline requests) ---------------------------------------------------
 
