@@ -21,4 +21,5 @@ def generate(request: Request) -> Response:
 @functions_framework.cloud_event
 def regenerate(event: CloudEvent) -> None:
     # The CloudEvent id is the Pub/Sub message id: a redelivered message re-runs idempotently.
-    handle_regenerate(event.data["message"]["data"], event["id"], bootstrap.service())
+    service = bootstrap.service()
+    handle_regenerate(event.data["message"]["data"], event["id"], service.batch, service.upkeep)

@@ -12,4 +12,4 @@ bootstrap.exit_if_unsafe_deployment()
 
 @functions_framework.http
 def sketch_worker(request: Request) -> Response:
-    return handle_sketch_push(request, bootstrap.service())
+    return handle_sketch_push(request, bootstrap.service().worker)

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from sketchgen.generate.generator import ImageGenerator
     from sketchgen.ports import BlobStore, JobStore, TaskQueue
     from sketchgen.quota import QuotaGate
-    from sketchgen.service import SketchService
+    from sketchgen.services import SketchService
     from sketchgen.styles import StyleRegistry
 
 __all__ = [
@@ -148,10 +148,11 @@ def build_service(
     styles: StyleRegistry | None = None,
     gate: QuotaGate | None = None,
 ) -> SketchService:
-    """The service from ``settings``; any part handed in is used instead of building one
-    (tests, the CLI, a caller with its own store), as cosmicpython's ``bootstrap`` does."""
+    """The service's capabilities from ``settings``; any part handed in is used instead of
+    building one (tests, the CLI, a caller with its own store), as cosmicpython's ``bootstrap``
+    does."""
     from sketchgen.adapters.blob_url import blob_store_from_url
-    from sketchgen.service import ServiceConfig, SketchService
+    from sketchgen.services import ServiceConfig, SketchService
 
     settings = settings or get_settings()
     inline = None
@@ -163,7 +164,7 @@ def build_service(
         from sketchgen.adapters.local.task_queue import InlineTaskQueue
 
         queue = inline = InlineTaskQueue(max_deliveries=settings.max_deliveries)
-    built = SketchService(
+    built = SketchService.from_ports(
         jobs=jobs or build_job_store(settings),
         blobs=blobs or blob_store_from_url(settings.blob_url),
         queue=queue,
@@ -180,7 +181,8 @@ def build_service(
         gate=gate or build_quota_gate(settings),
     )
     if inline is not None:
-        inline.bind(built.run_sketch)
+        # The in-process queue delivers straight to this process's worker.
+        inline.bind(built.worker.run_sketch)
     return built
 
 

@@ -316,7 +316,7 @@ def _regenerate(args: argparse.Namespace) -> int:
 
     _use_local_service(args.data_dir, args.offline)
     service = bootstrap.service()
-    jobs = service.regenerate(
+    jobs = service.batch.regenerate(
         style_id=args.style_id, job_ids=args.job_ids, batch=args.batch, limit=args.limit
     )
     if not jobs:
@@ -326,7 +326,7 @@ def _regenerate(args: argparse.Namespace) -> int:
     if args.wait:
         while True:
             if args.batch:
-                service.collect_batches()
+                service.batch.collect_batches()
             join = getattr(service.queue, "join", None)
             if join is not None:
                 join()  # the in-process queue: sketches run in this process

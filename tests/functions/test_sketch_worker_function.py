@@ -9,7 +9,7 @@ from sketchgen import bootstrap
 from sketchgen.adapters.local.blob_store import LocalBlobStore
 from sketchgen.adapters.local.job_store import MemoryJobStore
 from sketchgen.jobs import JobRequest
-from sketchgen.service import ServiceConfig, SketchService
+from sketchgen.services import ServiceConfig, SketchService
 from sketchgen.styles import StyleRegistry
 from tests.functions.conftest import function_client
 from tests.helpers.fakes import CollectingQueue, FakeImageModel
@@ -17,7 +17,7 @@ from tests.helpers.fakes import CollectingQueue, FakeImageModel
 
 @pytest.fixture
 def service(local_env: Path, monkeypatch: pytest.MonkeyPatch) -> SketchService:
-    built = SketchService(
+    built = SketchService.from_ports(
         jobs=MemoryJobStore(),
         blobs=LocalBlobStore(local_env / "blobs"),
         queue=CollectingQueue(),
@@ -45,18 +45,18 @@ def envelope(payload: object, *, raw: bytes | None = None) -> dict[str, object]:
 def test_push_draws_once_even_when_delivered_twice(
     worker: FlaskClient, service: SketchService
 ) -> None:
-    job, _ = service.submit_job(
+    job, _ = service.submission.submit_job(
         "alice", JobRequest(brief="golf mascot", style_id="loose-ink-mascot", num_images=2)
     )
     for task in service.queue.tasks * 2:  # type: ignore[attr-defined]
         response = worker.post("/", json=envelope({"job_id": task.job_id, "index": task.index}))
         assert response.status_code == 204
     assert len(service.model.requests) == 2  # type: ignore[attr-defined]
-    assert service.get_job("alice", job.job_id).status == "done"
+    assert service.submission.get_job("alice", job.job_id).status == "done"
 
 
 def test_leased_sketch_is_nacked(worker: FlaskClient, service: SketchService) -> None:
-    job, _ = service.submit_job(
+    job, _ = service.submission.submit_job(
         "alice", JobRequest(brief="golf", style_id="loose-ink-mascot", num_images=1)
     )
     service.jobs.claim_sketch(job.job_id, 0, worker="other", lease_s=60)

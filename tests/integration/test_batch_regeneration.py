@@ -21,7 +21,7 @@ from sketchgen.jobs import JobRequest
 from sketchgen.metadata import JobMetadata
 from sketchgen.ports import ImageRequest
 from sketchgen.schemas import Variation
-from sketchgen.service import ServiceConfig, SketchService
+from sketchgen.services import ServiceConfig, SketchService
 from sketchgen.styles import StyleRegistry
 from sketchgen.testing.gemini_server import FakeGeminiServer
 from tests.helpers.fakes import CollectingQueue
@@ -35,7 +35,7 @@ def gemini() -> Iterator[FakeGeminiServer]:
 
 @pytest.fixture
 def service(gemini: FakeGeminiServer, tmp_path: Path) -> SketchService:
-    return SketchService(
+    return SketchService.from_ports(
         jobs=MemoryJobStore(),
         blobs=LocalBlobStore(tmp_path / "blobs"),
         queue=CollectingQueue(),
@@ -47,13 +47,13 @@ def service(gemini: FakeGeminiServer, tmp_path: Path) -> SketchService:
 
 def _finished_job(service: SketchService, owner: str, brief: str, n: int = 2) -> str:
     request = JobRequest(brief=brief, style_id="loose-ink-mascot", num_images=n, seed=5)
-    job, _ = service.submit_job(owner, request)
+    job, _ = service.submission.submit_job(owner, request)
     queue = service.queue
     assert isinstance(queue, CollectingQueue)
     for task in queue.tasks:
-        service.run_sketch(task)
+        service.worker.run_sketch(task)
     queue.tasks.clear()
-    assert service.get_job(owner, job.job_id).status == "done"
+    assert service.submission.get_job(owner, job.job_id).status == "done"
     return job.job_id
 
 
@@ -98,22 +98,22 @@ def test_regenerate_in_batch_stores_results_like_any_sketch(
     interactive_calls = gemini.calls()
     gemini.batch_delay_s = 3600  # "results within a day": still running at the first poll
 
-    made = service.regenerate(style_id="loose-ink-mascot", batch=True, run_id="nightly-1")
+    made = service.batch.regenerate(style_id="loose-ink-mascot", batch=True, run_id="nightly-1")
     assert sorted(j.regenerated_from for j in made) == sorted(originals)  # type: ignore[type-var]
     assert service.queue.tasks == []  # type: ignore[attr-defined]  # nothing went to the queue
     assert len(gemini.batches) == 1 and gemini.calls() == interactive_calls + 5
     assert all(service.jobs.get_job(j.job_id).batch.name for j in made)  # type: ignore[union-attr]
 
     # The same scheduled run delivered again makes nothing new.
-    again = service.regenerate(style_id="loose-ink-mascot", batch=True, run_id="nightly-1")
+    again = service.batch.regenerate(style_id="loose-ink-mascot", batch=True, run_id="nightly-1")
     assert sorted(j.job_id for j in again) == sorted(j.job_id for j in made)
     assert len(gemini.batches) == 1
 
-    assert service.collect_batches()["batches_waiting"] == 1
+    assert service.batch.collect_batches()["batches_waiting"] == 1
     gemini.batch_delay_s = 0
-    assert service.collect_batches()["jobs_collected"] == 2
+    assert service.batch.collect_batches()["jobs_collected"] == 2
     for job in made:
-        stored = service.get_job(job.owner_uid, job.job_id)
+        stored = service.submission.get_job(job.owner_uid, job.job_id)
         assert stored.status == "done" and stored.batch is None
         assert all(service.blobs.exists(f"jobs/{job.job_id}/sketch_{i}.png")
                    for i in range(len(stored.sketches)))  # fmt: skip
@@ -123,12 +123,14 @@ def test_regenerate_in_batch_stores_results_like_any_sketch(
         assert meta.regenerated_from == job.regenerated_from
         assert all(s.qa and s.qa["passed"] for s in meta.sketches)
     assert gemini.calls() == interactive_calls + 5  # collecting never calls the model
-    assert service.collect_batches() == {
+    assert service.batch.collect_batches() == {
         "batches_waiting": 0, "jobs_collected": 0, "jobs_requeued": 0,
     }  # fmt: skip
 
     # Regenerations are not regenerated again by style (the chain does not grow nightly).
-    next_night = service.regenerate(style_id="loose-ink-mascot", batch=True, run_id="nightly-2")
+    next_night = service.batch.regenerate(
+        style_id="loose-ink-mascot", batch=True, run_id="nightly-2"
+    )
     assert sorted(j.regenerated_from for j in next_night) == sorted(originals)  # type: ignore[type-var]
 
 
@@ -136,28 +138,28 @@ def test_a_failed_batch_falls_back_to_the_queue(
     service: SketchService, gemini: FakeGeminiServer
 ) -> None:
     original = _finished_job(service, "alice", "playful golf mascot")
-    (job,) = service.regenerate(job_ids=[original], batch=True, run_id="r1")
+    (job,) = service.batch.regenerate(job_ids=[original], batch=True, run_id="r1")
     (batch,) = gemini.batches.values()
     batch["state"] = "BATCH_STATE_EXPIRED"
-    assert service.collect_batches()["jobs_requeued"] == 1
+    assert service.batch.collect_batches()["jobs_requeued"] == 1
     queue = service.queue
     assert isinstance(queue, CollectingQueue)
     assert [(t.job_id, t.index, t.priority) for t in queue.tasks] == [
         (job.job_id, 0, "batch"), (job.job_id, 1, "batch"),
     ]  # fmt: skip
     for task in queue.tasks:
-        service.run_sketch(task)
-    assert service.get_job("alice", job.job_id).status == "done"
+        service.worker.run_sketch(task)
+    assert service.submission.get_job("alice", job.job_id).status == "done"
 
 
 def test_cancelled_while_waiting_on_the_batch(
     service: SketchService, gemini: FakeGeminiServer
 ) -> None:
     original = _finished_job(service, "alice", "playful golf mascot")
-    (job,) = service.regenerate(job_ids=[original], batch=True)
-    service.cancel_job("alice", job.job_id)
-    service.collect_batches()
-    stored = service.get_job("alice", job.job_id)
+    (job,) = service.batch.regenerate(job_ids=[original], batch=True)
+    service.submission.cancel_job("alice", job.job_id)
+    service.batch.collect_batches()
+    stored = service.submission.get_job("alice", job.job_id)
     assert stored.status == "cancelled"
     assert not service.blobs.exists(f"jobs/{job.job_id}/sketch_0.png")
 
@@ -166,14 +168,25 @@ def test_scheduled_message_handler(service: SketchService, gemini: FakeGeminiSer
     original = _finished_job(service, "alice", "playful golf mascot")
     gemini.batch_delay_s = 3600
     data = json.dumps({"job_ids": [original], "batch": True}).encode()
-    summary = handle_regenerate(data, "message-1", service)
+    summary = handle_regenerate(data, "message-1", service.batch, service.upkeep)
     assert summary["jobs_regenerated"] == 1
-    assert handle_regenerate(data, "message-1", service)["jobs_regenerated"] == 1
+    assert (
+        handle_regenerate(data, "message-1", service.batch, service.upkeep)["jobs_regenerated"] == 1
+    )
     assert len(gemini.batches) == 1  # redelivered message: same run, no second batch
     gemini.batch_delay_s = 0
-    assert handle_regenerate(b'{"action": "maintain"}', "m2", service)["jobs_collected"] == 1
-    assert handle_regenerate(b'{"style_id": 5}', "m3", service) == {"error": "malformed message"}
-    assert "error" in handle_regenerate(b"{}", "m4", service)  # neither style nor jobs
+    assert (
+        handle_regenerate(b'{"action": "maintain"}', "m2", service.batch, service.upkeep)[
+            "jobs_collected"
+        ]
+        == 1
+    )
+    assert handle_regenerate(b'{"style_id": 5}', "m3", service.batch, service.upkeep) == {
+        "error": "malformed message"
+    }
+    assert "error" in handle_regenerate(
+        b"{}", "m4", service.batch, service.upkeep
+    )  # neither style nor jobs
 
 
 def test_cli_regenerate_batch_offline(tmp_path: Path) -> None:
@@ -183,7 +196,7 @@ def test_cli_regenerate_batch_offline(tmp_path: Path) -> None:
         "from sketchgen import cli; cli._use_local_service(Path(sys.argv[1]), True);"
         "from sketchgen import bootstrap; from sketchgen.jobs import JobRequest;"
         "s = bootstrap.service();"
-        "j, _ = s.submit_job('alice', JobRequest(brief='golf mascot',"
+        "j, _ = s.submission.submit_job('alice', JobRequest(brief='golf mascot',"
         " style_id='pencil-thumbnail', num_images=2));"
         "s.queue.join(); print(j.job_id)"
     )
@@ -213,9 +226,9 @@ def test_an_off_style_batch_answer_gets_one_stricter_request_when_collected(
     _finished_job(service, "alice", "playful golf mascot", n=1)
     gemini.script_image(HOPELESS["pure-noise"]())  # the batch's answer: nothing to draw over
     gemini.script_image(OFF_STYLE["portrait"]())  # the stricter request's: a photograph
-    (made,) = service.regenerate(style_id="loose-ink-mascot", batch=True)
-    assert service.collect_batches()["jobs_collected"] == 1
-    stored = service.get_job("alice", made.job_id)
+    (made,) = service.batch.regenerate(style_id="loose-ink-mascot", batch=True)
+    assert service.batch.collect_batches()["jobs_collected"] == 1
+    stored = service.submission.get_job("alice", made.job_id)
     sketch = stored.sketch(0)
     assert stored.status == "done" and sketch.status == "ok" and sketch.attempts == 2
     assert sketch.qa and sketch.qa["converted"] == "line-art" and sketch.qa["passed"]

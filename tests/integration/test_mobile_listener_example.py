@@ -12,7 +12,7 @@ from typing import Any
 
 from sketchgen.adapters.gcp.firestore_job_store import FirestoreJobStore
 from sketchgen.jobs import JobRequest, SketchState
-from sketchgen.service import SketchService
+from sketchgen.services import SketchService
 from sketchgen.styles import StyleRegistry
 from tests.helpers.fakes import CollectingQueue, FakeImageModel
 
@@ -36,11 +36,11 @@ def test_listener_sees_each_sketch_end_then_the_final_state(
     from sketchgen.adapters.local.blob_store import LocalBlobStore
 
     client = firestore.Client(project=PROJECT)
-    service = SketchService(
+    service = SketchService.from_ports(
         jobs=FirestoreJobStore(client), blobs=LocalBlobStore(tmp_path), queue=CollectingQueue(),
         model=FakeImageModel(), styles=StyleRegistry(),
     )  # fmt: skip
-    job, _ = service.submit_job(
+    job, _ = service.submission.submit_job(
         "phone-user", JobRequest(brief="golf mascot", style_id="loose-ink-mascot", num_images=3)
     )
     example = _example()
@@ -55,7 +55,7 @@ def test_listener_sees_each_sketch_end_then_the_final_state(
     listener.start()
     time.sleep(0.5)
     for task in service.queue.tasks:  # type: ignore[attr-defined]
-        assert service.run_sketch(task)
+        assert service.worker.run_sketch(task)
         time.sleep(0.3)  # let each change reach the listener on its own
     listener.join(30)
     assert result["status"] == "done" and result["owner_uid"] == "phone-user"

@@ -27,7 +27,7 @@ LIBRARY = (
 SERVICE_LAYERS = (
     "sketchgen.bootstrap",
     "sketchgen.settings",
-    "sketchgen.service",
+    "sketchgen.services",
     "sketchgen.api",
     "sketchgen.cli",
 )
@@ -156,7 +156,7 @@ def _path(graph: dict[str, set[str]], start: str, goal: tuple[str, ...]) -> list
 def test_the_walk_sees_the_package() -> None:
     graph = _graph()
     assert "sketchgen.generate.generator" in graph and "sketchgen.api.http" in graph
-    assert "sketchgen.service" in graph["sketchgen.api.http"]
+    assert "sketchgen.services" in graph["sketchgen.api.http"]
 
 
 def test_there_are_no_import_cycles() -> None:

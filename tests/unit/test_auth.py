@@ -30,7 +30,7 @@ from sketchgen.adapters.local.job_store import MemoryJobStore
 from sketchgen.api.auth import AuthError, AuthUnavailableError, FirebaseAuthenticator
 from sketchgen.api.http import Api
 from sketchgen.errors import ConfigError
-from sketchgen.service import SketchService
+from sketchgen.services import SketchService
 from sketchgen.styles import StyleRegistry
 from tests.helpers.fakes import CollectingQueue, FakeImageModel
 
@@ -239,7 +239,7 @@ REFUSED: dict[str, tuple[Callable[[dict[str, Key]], str], str]] = {
 
 @pytest.fixture
 def world(tmp_path: Path) -> SketchService:
-    return SketchService(
+    return SketchService.from_ports(
         jobs=MemoryJobStore(),
         blobs=LocalBlobStore(tmp_path / "blobs"),
         queue=CollectingQueue(),

@@ -25,14 +25,21 @@ JOB = "/v1/jobs/20250101_120000-abcdef"
 ALICE = {"Authorization": "Bearer dev:alice"}
 
 
-class _Raising:
-    """A service whose every read fails with the given error."""
+class _RaisingSubmission:
+    """Job reads that all fail with the given error."""
 
     def __init__(self, error: Exception) -> None:
         self.error = error
 
     def get_job(self, owner_uid: str, job_id: str) -> object:
         raise self.error
+
+
+class _Raising:
+    """A service whose every read fails with the given error."""
+
+    def __init__(self, error: Exception) -> None:
+        self.submission = _RaisingSubmission(error)
 
 
 @pytest.mark.parametrize(

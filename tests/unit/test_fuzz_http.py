@@ -20,7 +20,7 @@ from sketchgen.adapters.local.job_store import MemoryJobStore
 from sketchgen.api.auth import DevAuthenticator
 from sketchgen.api.http import Api
 from sketchgen.jobs import JobRequest
-from sketchgen.service import SketchService
+from sketchgen.services import SketchService
 from sketchgen.styles import StyleRegistry
 from tests.helpers.fakes import CollectingQueue, FakeImageModel
 
@@ -54,15 +54,15 @@ class WatchedBlobs:
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Client, WatchedBlobs, str]]:
     root = tmp_path_factory.mktemp("fuzz")
     blobs = WatchedBlobs(LocalBlobStore(root / "blobs"))
-    service = SketchService(
+    service = SketchService.from_ports(
         jobs=MemoryJobStore(), blobs=blobs, queue=CollectingQueue(),  # type: ignore[arg-type]
         model=FakeImageModel(), styles=StyleRegistry(),
     )  # fmt: skip
-    job, _ = service.submit_job(
+    job, _ = service.submission.submit_job(
         "alice", JobRequest(brief="golf mascot", style_id="loose-ink-mascot", num_images=2)
     )
     for task in service.queue.tasks:  # type: ignore[attr-defined]
-        service.run_sketch(task)
+        service.worker.run_sketch(task)
     api = Api(lambda: service, DevAuthenticator, web_config={"auth": "dev"})
     yield Client(api), blobs, job.job_id
 

@@ -17,7 +17,7 @@ from sketchgen.jobs import JobRequest
 from sketchgen.metadata import JobMetadata
 from sketchgen.ports import ImageRequest, ImageResponse
 from sketchgen.quota import QuotaPolicy, reserve_transition
-from sketchgen.service import ServiceConfig, SketchService
+from sketchgen.services import ServiceConfig, SketchService
 from sketchgen.styles import StyleRegistry
 from tests.helpers.fakes import CollectingQueue, CrashOnceBlobStore, FakeClock, FakeImageModel
 
@@ -31,7 +31,7 @@ def make_service(tmp_path: Path, style_registry: StyleRegistry) -> Callable[...,
     def make(
         model: FakeImageModel | None = None, config: ServiceConfig = FAST, blobs=None, gate=None
     ) -> SketchService:  # type: ignore[no-untyped-def]
-        return SketchService(
+        return SketchService.from_ports(
             gate=gate,
             jobs=MemoryJobStore(),
             blobs=blobs or LocalBlobStore(tmp_path / "blobs"),
@@ -54,16 +54,16 @@ def _deliver_all(service: SketchService) -> list[bool]:
     queue = service.queue
     assert isinstance(queue, CollectingQueue)
     tasks, queue.tasks = list(queue.tasks), []
-    return [service.run_sketch(task) for task in tasks]
+    return [service.worker.run_sketch(task) for task in tasks]
 
 
 def test_a_job_runs_to_done_with_metadata(make_service: Callable[..., SketchService]) -> None:
     service = make_service()
-    job, created = service.submit_job("alice", _request(seed=3))
+    job, created = service.submission.submit_job("alice", _request(seed=3))
     assert created and job.status == "queued" and len(job.sketches) == 4
     assert [t.index for t in service.queue.tasks] == [0, 1, 2, 3]  # type: ignore[attr-defined]
     assert _deliver_all(service) == [True] * 4
-    done = service.get_job("alice", job.job_id)
+    done = service.submission.get_job("alice", job.job_id)
     assert done.status == "done" and done.metadata_path
     assert sorted(s.seq for s in done.sketches.values()) == [1, 2, 3, 4]  # type: ignore[type-var]
     for i in range(4):
@@ -79,7 +79,7 @@ def test_every_message_delivered_twice_makes_n_calls_and_n_files(
 ) -> None:
     model = FakeImageModel()
     service = make_service(model)
-    job, _ = service.submit_job("alice", _request())
+    job, _ = service.submission.submit_job("alice", _request())
     tasks = list(service.queue.tasks)  # type: ignore[attr-defined]
     service.queue.tasks = tasks + tasks  # type: ignore[attr-defined]
     assert all(_deliver_all(service))
@@ -89,7 +89,7 @@ def test_every_message_delivered_twice_makes_n_calls_and_n_files(
         f"sketch_{i}.png" for i in range(4)
     ]
     metadata_bytes = service.blobs.get(f"jobs/{job.job_id}/metadata.json")
-    service.finalize_job(job.job_id)  # a late duplicate finaliser writes the same bytes
+    service.stored.finalize_job(job.job_id)  # a late duplicate finaliser writes the same bytes
     assert service.blobs.get(f"jobs/{job.job_id}/metadata.json") == metadata_bytes
 
 
@@ -98,7 +98,7 @@ def test_a_leased_sketch_is_redelivered_not_redrawn(
 ) -> None:
     model = FakeImageModel()
     service = make_service(model)
-    job, _ = service.submit_job("alice", _request(num_images=1))
+    job, _ = service.submission.submit_job("alice", _request(num_images=1))
     service.jobs.claim_sketch(job.job_id, 0, worker="someone-else", lease_s=60)
     assert _deliver_all(service) == [False]
     assert model.requests == []
@@ -112,13 +112,13 @@ def test_worker_killed_before_the_write_is_taken_over(
     service = make_service(
         model, ServiceConfig(lease_s=0.05, lease_wait_s=0, retry=RetryPolicy(max_attempts=1)), blobs
     )
-    job, _ = service.submit_job("alice", _request(num_images=2))
+    job, _ = service.submission.submit_job("alice", _request(num_images=2))
     task = service.queue.tasks[0]  # type: ignore[attr-defined]
     with pytest.raises(SystemExit):
-        service.run_sketch(task)
+        service.worker.run_sketch(task)
     time.sleep(0.1)  # the dead worker's lease runs out
     assert all(_deliver_all(service))  # both messages, incl. the redelivered one
-    final = service.get_job("alice", job.job_id)
+    final = service.submission.get_job("alice", job.job_id)
     assert final.status == "done"
     assert final.sketch(0).attempts == 2 and final.sketch(1).attempts == 1
     assert len(model.requests) == 3  # the lost result had to be redrawn once
@@ -131,9 +131,9 @@ def test_permanent_failure_is_recorded_and_acked(
         failures={1: lambda: NoImageError("blocked", finish_reason="IMAGE_SAFETY")}
     )
     service = make_service(model)
-    job, _ = service.submit_job("alice", _request(num_images=2))
+    job, _ = service.submission.submit_job("alice", _request(num_images=2))
     assert _deliver_all(service) == [True, True]
-    final = service.get_job("alice", job.job_id)
+    final = service.submission.get_job("alice", job.job_id)
     assert final.status == "partial"
     assert final.sketch(1).status == "failed" and final.sketch(1).finish_reason == "IMAGE_SAFETY"
     meta = json.loads(service.blobs.get(f"jobs/{job.job_id}/metadata.json"))
@@ -145,25 +145,25 @@ def test_transient_failures_redeliver_then_give_up(
 ) -> None:
     model = FakeImageModel(failures={0: lambda: TransientModelError("503", status=503)})
     service = make_service(model)
-    job, _ = service.submit_job("alice", _request(num_images=1))
+    job, _ = service.submission.submit_job("alice", _request(num_images=1))
     task = service.queue.tasks[0]  # type: ignore[attr-defined]
-    assert service.run_sketch(task) is False
-    assert service.get_job("alice", job.job_id).sketch(0).status == "pending"
-    assert service.run_sketch(task) is False
-    assert service.run_sketch(task) is True  # third delivery = max_deliveries: give up
-    final = service.get_job("alice", job.job_id)
+    assert service.worker.run_sketch(task) is False
+    assert service.submission.get_job("alice", job.job_id).sketch(0).status == "pending"
+    assert service.worker.run_sketch(task) is False
+    assert service.worker.run_sketch(task) is True  # third delivery = max_deliveries: give up
+    final = service.submission.get_job("alice", job.job_id)
     assert final.status == "failed" and final.sketch(0).attempts == 3
 
 
 def test_cancel_stops_unstarted_sketches(make_service: Callable[..., SketchService]) -> None:
     model = FakeImageModel()
     service = make_service(model)
-    job, _ = service.submit_job("alice", _request(num_images=3))
+    job, _ = service.submission.submit_job("alice", _request(num_images=3))
     tasks = list(service.queue.tasks)  # type: ignore[attr-defined]
-    assert service.run_sketch(tasks[0])
-    cancelled = service.cancel_job("alice", job.job_id)
+    assert service.worker.run_sketch(tasks[0])
+    cancelled = service.submission.cancel_job("alice", job.job_id)
     assert cancelled.status == "partial"  # one made, two cancelled, and it is final
-    assert service.run_sketch(tasks[1]) and service.run_sketch(tasks[2])
+    assert service.worker.run_sketch(tasks[1]) and service.worker.run_sketch(tasks[2])
     assert len(model.requests) == 1
 
 
@@ -177,15 +177,15 @@ def test_cancel_ends_the_job_while_model_calls_are_in_flight(
     hold = threading.Event()
     model = FakeImageModel(hold=hold)
     service = make_service(model)
-    job, _ = service.submit_job("alice", _request(num_images=3))
+    job, _ = service.submission.submit_job("alice", _request(num_images=3))
     tasks = list(service.queue.tasks)  # type: ignore[attr-defined]
-    workers = [threading.Thread(target=service.run_sketch, args=(t,)) for t in tasks[:2]]
+    workers = [threading.Thread(target=service.worker.run_sketch, args=(t,)) for t in tasks[:2]]
     for worker in workers:
         worker.start()
     for _ in workers:
         assert model.entered.acquire(timeout=10)  # both calls are in the model now
     try:
-        cancelled = service.cancel_job("alice", job.job_id)
+        cancelled = service.submission.cancel_job("alice", job.job_id)
         # Ended and finalised before either call returned (they are still held).
         assert cancelled.status == "cancelled" and cancelled.metadata_path
         assert [cancelled.sketch(i).status for i in range(3)] == ["cancelled"] * 3
@@ -201,14 +201,14 @@ def test_cancel_ends_the_job_while_model_calls_are_in_flight(
     for worker in workers:
         worker.join(timeout=10)
     # The late results are discarded: the job is as the cancel left it, no PNG was written.
-    assert service.get_job("alice", job.job_id) == cancelled
+    assert service.submission.get_job("alice", job.job_id) == cancelled
     for i in range(3):
         assert not service.blobs.exists(f"jobs/{job.job_id}/sketch_{i}.png")
-    assert service.run_sketch(tasks[2]) and len(model.requests) == 2
+    assert service.worker.run_sketch(tasks[2]) and len(model.requests) == 2
 
 
 def test_a_result_that_loses_the_race_with_cancel_is_not_referenced(
-    make_service: Callable[..., SketchService],
+    make_service: Callable[..., SketchService], tmp_path: Path
 ) -> None:
     """The cancel lands between the worker's last check and its write: the PNG may be in the
     bucket, but the job, its metadata and the API do not name it."""
@@ -217,41 +217,41 @@ def test_a_result_that_loses_the_race_with_cancel_is_not_referenced(
         def put(self, key: str, data: bytes, content_type: str) -> None:
             super().put(key, data, content_type)
             if key.endswith(".png"):
-                service.cancel_job("alice", key.split("/")[1])
+                service.submission.cancel_job("alice", key.split("/")[1])
 
-    service = make_service(blobs=None)
-    service.blobs = CancelOnPut(service.blobs.root)  # type: ignore[attr-defined]
-    job, _ = service.submit_job("alice", _request(num_images=1))
-    assert service.run_sketch(service.queue.tasks[0])  # type: ignore[attr-defined]
-    final = service.get_job("alice", job.job_id)
+    # Handed in at construction: the bundle is frozen and its capabilities hold their ports.
+    service = make_service(blobs=CancelOnPut(tmp_path / "blobs"))
+    job, _ = service.submission.submit_job("alice", _request(num_images=1))
+    assert service.worker.run_sketch(service.queue.tasks[0])  # type: ignore[attr-defined]
+    final = service.submission.get_job("alice", job.job_id)
     assert final.status == "cancelled" and final.sketch(0).path is None
     meta = JobMetadata.model_validate_json(service.blobs.get(f"jobs/{job.job_id}/metadata.json"))
     assert meta.images == [] and meta.sketches[0].file is None
     with pytest.raises(NotFoundError):
-        service.read_blob("alice", job.job_id, "sketch_0.png")
+        service.submission.read_blob("alice", job.job_id, "sketch_0.png")
 
 
 def test_idempotency_and_ownership(make_service: Callable[..., SketchService]) -> None:
     service = make_service()
-    first, created = service.submit_job("alice", _request(), idempotency_key="k1")
-    again, created_again = service.submit_job("alice", _request(), idempotency_key="k1")
+    first, created = service.submission.submit_job("alice", _request(), idempotency_key="k1")
+    again, created_again = service.submission.submit_job("alice", _request(), idempotency_key="k1")
     assert created and not created_again and again.job_id == first.job_id
     assert len(service.queue.tasks) == 4  # type: ignore[attr-defined]
     with pytest.raises(ConflictError):
-        service.submit_job("alice", _request(num_images=3), idempotency_key="k1")
-    bobs, created = service.submit_job("bob", _request(), idempotency_key="k1")
+        service.submission.submit_job("alice", _request(num_images=3), idempotency_key="k1")
+    bobs, created = service.submission.submit_job("bob", _request(), idempotency_key="k1")
     assert created and bobs.job_id != first.job_id
     with pytest.raises(NotFoundError):
-        service.get_job("bob", first.job_id)
+        service.submission.get_job("bob", first.job_id)
     with pytest.raises(NotFoundError):
-        service.cancel_job("bob", first.job_id)
+        service.submission.cancel_job("bob", first.job_id)
 
 
 def test_regenerate_by_style_links_new_jobs(make_service: Callable[..., SketchService]) -> None:
     service = make_service()
-    original, _ = service.submit_job("alice", _request(num_images=1))
+    original, _ = service.submission.submit_job("alice", _request(num_images=1))
     _deliver_all(service)
-    (regen,) = service.regenerate(style_id="test-ink")
+    (regen,) = service.batch.regenerate(style_id="test-ink")
     assert regen.regenerated_from == original.job_id and regen.priority == "batch"
     assert regen.owner_uid == "alice"
     assert service.queue.tasks[0].priority == "batch"  # type: ignore[attr-defined]
@@ -264,12 +264,12 @@ def test_a_duplicate_waits_out_a_live_lease_then_acks(
 
     model = FakeImageModel(delay_s=0.3)
     service = make_service(model, ServiceConfig(lease_s=30, lease_wait_s=5, lease_poll_s=0.05))
-    service.submit_job("alice", _request(num_images=1))
+    service.submission.submit_job("alice", _request(num_images=1))
     task = service.queue.tasks[0]  # type: ignore[attr-defined]
-    first = threading.Thread(target=service.run_sketch, args=(task,))
+    first = threading.Thread(target=service.worker.run_sketch, args=(task,))
     first.start()
     time.sleep(0.1)  # the first delivery holds the lease and is drawing
-    assert service.run_sketch(task) is True  # waits for it, sees the sketch ended, acks
+    assert service.worker.run_sketch(task) is True  # waits for it, sees the sketch ended, acks
     first.join()
     assert len(model.requests) == 1
 
@@ -282,45 +282,47 @@ def test_sweep_requeues_lost_sketches_and_finalizes(
     from sketchgen.jobs import utcnow
 
     service = make_service()
-    job, _ = service.submit_job("alice", _request(num_images=3))
+    job, _ = service.submission.submit_job("alice", _request(num_images=3))
     queue = service.queue
     assert isinstance(queue, CollectingQueue)
     first = queue.tasks[0]
     queue.tasks = []
-    assert service.run_sketch(first)
+    assert service.worker.run_sketch(first)
     # A worker claims sketch 1 and dies: its lease runs out. Sketch 2's message is lost.
     service.jobs.claim_sketch(job.job_id, 1, worker="dead", lease_s=0.01)
     time.sleep(0.02)
-    assert service.sweep() == {"finalized": 0, "deadline_cancelled": 0, "requeued": 1}
+    assert service.upkeep.sweep() == {"finalized": 0, "deadline_cancelled": 0, "requeued": 1}
     assert [t.index for t in queue.tasks] == [1]
     queue.tasks = []
-    assert service.sweep(stale_after=timedelta(0))["requeued"] == 2  # 1 again, and pending 2
+    assert service.upkeep.sweep(stale_after=timedelta(0))["requeued"] == 2  # 1 again, and pending 2
     assert sorted(t.index for t in queue.tasks) == [1, 2]
     _deliver_all(service)
-    assert service.get_job("alice", job.job_id).status == "done"
-    assert service.sweep() == {"finalized": 0, "deadline_cancelled": 0, "requeued": 0}
+    assert service.submission.get_job("alice", job.job_id).status == "done"
+    assert service.upkeep.sweep() == {"finalized": 0, "deadline_cancelled": 0, "requeued": 0}
     assert utcnow() > job.created_at
 
 
 def test_deadline_cancels_unstarted_sketches(make_service: Callable[..., SketchService]) -> None:
     model = FakeImageModel()
     service = make_service(model)
-    job, _ = service.submit_job("alice", _request(num_images=3), deadline_s=0.05)
+    job, _ = service.submission.submit_job("alice", _request(num_images=3), deadline_s=0.05)
     queue = service.queue
     assert isinstance(queue, CollectingQueue)
-    assert service.run_sketch(queue.tasks[0])  # before the deadline: drawn
+    assert service.worker.run_sketch(queue.tasks[0])  # before the deadline: drawn
     time.sleep(0.06)
-    assert service.run_sketch(queue.tasks[1])  # after it: cancelled, never drawn
+    assert service.worker.run_sketch(queue.tasks[1])  # after it: cancelled, never drawn
     assert len(model.requests) == 1
-    done = service.get_job("alice", job.job_id)  # every unstarted sketch ended at once
+    done = service.submission.get_job("alice", job.job_id)  # every unstarted sketch ended at once
     assert done.status == "partial" and done.metadata_path
     assert [done.sketch(i).status for i in range(3)] == ["ok", "cancelled", "cancelled"]
 
     # A job none of whose messages arrive in time is ended by the sweep.
-    late, _ = service.submit_job("alice", _request(num_images=2, seed=9), deadline_s=0.01)
+    late, _ = service.submission.submit_job(
+        "alice", _request(num_images=2, seed=9), deadline_s=0.01
+    )
     time.sleep(0.02)
-    assert service.sweep() == {"finalized": 1, "deadline_cancelled": 1, "requeued": 0}
-    assert service.get_job("alice", late.job_id).status == "cancelled"
+    assert service.upkeep.sweep() == {"finalized": 1, "deadline_cancelled": 1, "requeued": 0}
+    assert service.submission.get_job("alice", late.job_id).status == "cancelled"
     assert len(model.requests) == 1
 
 
@@ -345,7 +347,7 @@ def test_the_quota_gate_spaces_every_model_call(
     model = ClockedModel(clock, failures={1: lambda: TransientModelError("503", status=503)})
     config = ServiceConfig(lease_s=30, lease_wait_s=0, retry=RetryPolicy(max_attempts=2))
     service = make_service(model, config=config, gate=gate)
-    service.submit_job("alice", _request())
+    service.submission.submit_job("alice", _request())
     _deliver_all(service)
     # 4 sketches, sketch 1 retried in its delivery: 5 calls then redeliveries, each 2 s apart
     gaps = [b - a for a, b in itertools.pairwise(model.times)]
@@ -360,15 +362,15 @@ def test_a_sketch_waiting_for_quota_goes_back_to_the_queue_unspent(
     gate = MemoryQuotaGate(policy, clock=clock, sleep=clock.sleep)
     model = FakeImageModel()
     service = make_service(model, config=ServiceConfig(quota_wait_s=1.0), gate=gate)
-    job, _ = service.submit_job("alice", _request(num_images=3))
+    job, _ = service.submission.submit_job("alice", _request(num_images=3))
     key = job.plan.model_id
     for _ in range(20):  # someone else's batch holds every slot in the horizon
         gate._update(key, lambda s: reserve_transition(s, "other", clock.now, policy))
     assert _deliver_all(service) == [True, True, True]  # acked: nothing is lost or failed...
     assert [t.index for t in service.queue.tasks] == [0, 1, 2]  # type: ignore[attr-defined]
-    waiting = service.get_job("alice", job.job_id)
+    waiting = service.submission.get_job("alice", job.job_id)
     assert {s.status for s in waiting.sketches.values()} == {"pending"}
     assert all(s.attempts == 0 for s in waiting.sketches.values()) and not model.requests
     clock.now += 60  # ...and once the horizon clears, the same tasks run
     assert _deliver_all(service) == [True, True, True]
-    assert service.get_job("alice", job.job_id).status == "done"
+    assert service.submission.get_job("alice", job.job_id).status == "done"

@@ -29,7 +29,7 @@ from sketchgen.ports import ImageRequest, ImageResponse
 from sketchgen.prompt import PromptCompiler
 from sketchgen.references import ImageRetriever
 from sketchgen.schemas import Style, Variation
-from sketchgen.service import ServiceConfig, SketchService
+from sketchgen.services import ServiceConfig, SketchService
 from sketchgen.styles import StyleRegistry
 from tests.helpers.corpus import HOPELESS, OFF_STYLE
 from tests.helpers.fakes import CollectingQueue, ScriptedImageModel, drawing_png
@@ -240,7 +240,7 @@ def test_the_service_worker_records_converted_and_off_style_sketches(
             self.requests = [r for r in self.requests if r.index == request.index]
             return super().generate_image(request)
 
-    service = SketchService(
+    service = SketchService.from_ports(
         jobs=MemoryJobStore(),
         blobs=LocalBlobStore(tmp_path / "blobs"),
         queue=CollectingQueue(),
@@ -249,11 +249,11 @@ def test_the_service_worker_records_converted_and_off_style_sketches(
         config=ServiceConfig(lease_s=30, lease_wait_s=0, retry=RetryPolicy(max_attempts=1)),
     )
     request = JobRequest(brief="playful golf mascot", style_id="test-ink", num_images=2)
-    job, _ = service.submit_job("alice", request)
+    job, _ = service.submission.submit_job("alice", request)
     queue = service.queue
     assert isinstance(queue, CollectingQueue)
     for task in list(queue.tasks):
-        assert service.run_sketch(task)
+        assert service.worker.run_sketch(task)
     meta = JobMetadata.model_validate_json(service.blobs.get(f"jobs/{job.job_id}/metadata.json"))
     converted, failed = meta.sketches
     assert converted.status == "ok" and converted.qa and converted.qa["converted"] == "line-art"

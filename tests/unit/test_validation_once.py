@@ -19,7 +19,7 @@ from sketchgen.errors import InputError
 from sketchgen.jobs import JobRequest, RefineRequest
 from sketchgen.prompt import PromptCompiler
 from sketchgen.schemas import MAX_BRIEF_CHARS, MAX_INSTRUCTION_CHARS
-from sketchgen.service import SketchService
+from sketchgen.services import SketchService
 from sketchgen.styles import StyleRegistry
 from tests.helpers.fakes import CollectingQueue, FakeImageModel
 
@@ -34,7 +34,7 @@ REFUSED = {
 
 @pytest.fixture
 def http(tmp_path: Path) -> Iterator[Client]:
-    service = SketchService(
+    service = SketchService.from_ports(
         jobs=MemoryJobStore(), blobs=LocalBlobStore(tmp_path / "blobs"), queue=CollectingQueue(),
         model=FakeImageModel(), styles=StyleRegistry(),
     )  # fmt: skip

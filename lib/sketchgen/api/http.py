@@ -1,4 +1,4 @@
-"""The public HTTP API, as one WSGI app over :class:`SketchService`.
+"""The public HTTP API, as one WSGI app over the capabilities in :mod:`sketchgen.services`.
 
 Cloud functions hand their Flask request to :meth:`Api.handle`; ``sketchgen serve`` and
 ``make dev`` serve the same routes. Errors are always ``{"error": {code, message, field}}``.
@@ -27,7 +27,7 @@ from sketchgen.jobs import JobRecord, JobRequest, RefineRequest
 from sketchgen.layout import METADATA_FILE, metadata_key, sketch_file, sketch_key
 from sketchgen.logs import get_logger
 from sketchgen.metadata import JOB_ID
-from sketchgen.service import SketchService
+from sketchgen.services import SketchService
 
 __all__ = ["JOB_ID", "Api", "error_response"]
 
@@ -304,7 +304,7 @@ class Api:
             raise _validation_error(error) from None
         key = self._idempotency_key(request)
         job_request = JobRequest(**parsed.model_dump(exclude={"deadline_s"}))
-        job, _ = self._service().submit_job(
+        job, _ = self._service().submission.submit_job(
             uid, job_request, idempotency_key=key, deadline_s=parsed.deadline_s
         )
         return self._accepted(request, job)
@@ -329,7 +329,7 @@ class Api:
             parsed = RefineBody.model_validate(body)
         except ValidationError as error:
             raise _validation_error(error) from None
-        job, _ = self._service().refine_sketch(
+        job, _ = self._service().submission.refine_sketch(
             uid,
             self._job_id(job_id),
             index,
@@ -354,17 +354,17 @@ class Api:
 
     def _get_job(self, request: Request, job_id: str) -> Response:
         uid = self._uid(request)
-        job = self._service().get_job(uid, self._job_id(job_id))
+        job = self._service().submission.get_job(uid, self._job_id(job_id))
         return json_response(self.job_view(request, job))
 
     def _cancel_job(self, request: Request, job_id: str) -> Response:
         uid = self._uid(request)
-        job = self._service().cancel_job(uid, self._job_id(job_id))
+        job = self._service().submission.cancel_job(uid, self._job_id(job_id))
         return json_response(self.job_view(request, job), 202)
 
     def _get_file(self, request: Request, job_id: str, name: str) -> Response:
         uid = self._uid(request)
-        data = self._service().read_blob(uid, self._job_id(job_id), name)
+        data = self._service().submission.read_blob(uid, self._job_id(job_id), name)
         mimetype = "application/json" if name.endswith(".json") else "image/png"
         return Response(data, mimetype=mimetype, headers={"Cache-Control": "private, max-age=300"})
 
@@ -372,7 +372,7 @@ class Api:
         from sketchgen.api.sse import event_stream, parse_last_event_id
 
         uid = self._uid(request)
-        job = self._service().get_job(uid, self._job_id(job_id))
+        job = self._service().submission.get_job(uid, self._job_id(job_id))
         last_id = parse_last_event_id(request.headers.get("Last-Event-ID"))
         if job.is_final and last_id > job.event_seq:
             # The client already has `done`; 204 tells an EventSource to stop reconnecting.
@@ -450,7 +450,7 @@ class Api:
 
         uid = self._uid(request)
         service = self._service()
-        job = service.get_job(uid, self._job_id(job_id))
+        job = service.submission.get_job(uid, self._job_id(job_id))
         buffer = io.BytesIO()
         with zipfile.ZipFile(buffer, "w", zipfile.ZIP_STORED) as archive:  # PNGs don't deflate
             for index, state in sorted(job.sketches.items(), key=lambda kv: int(kv[0])):

@@ -18,7 +18,7 @@ from sketchgen.errors import InputError
 from sketchgen.logs import get_logger, log_context
 from sketchgen.metadata import JOB_ID_PATTERN
 from sketchgen.ports import SketchTask
-from sketchgen.service import SketchService
+from sketchgen.services import BatchRegeneration, SketchWorker, Upkeep
 
 __all__ = [
     "DEAD_LETTER_PATH",
@@ -43,7 +43,7 @@ class RegenerateMessage(BaseModel):
 
     ``{"style_id": "loose-ink-mascot", "batch": true}`` re-runs a style's jobs;
     ``{"action": "maintain"}`` only does the upkeep every message starts with: storing the
-    results of Batch API batches that have ended, and the sweep (``SketchService.sweep``).
+    results of Batch API batches that have ended, and the sweep (:meth:`Upkeep.sweep`).
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -54,17 +54,19 @@ class RegenerateMessage(BaseModel):
     limit: int = Field(default=100, ge=1, le=1000)
 
 
-def handle_regenerate(data: Any, run_id: str, service: SketchService) -> dict[str, Any]:
+def handle_regenerate(
+    data: Any, run_id: str, batch: BatchRegeneration, upkeep: Upkeep
+) -> dict[str, Any]:
     """One scheduled message. A malformed one is logged and dropped: retrying cannot fix it."""
     try:
         message = RegenerateMessage.model_validate(decode_pubsub_data(data))
     except (TypeError, ValueError, binascii.Error, ValidationError) as error:
         log.error("malformed regenerate message: %s", str(error)[:200])
         return {"error": "malformed message"}
-    summary: dict[str, Any] = {**service.collect_batches(), **service.sweep()}
+    summary: dict[str, Any] = {**batch.collect_batches(), **upkeep.sweep()}
     if message.action == "regenerate":
         try:
-            jobs = service.regenerate(
+            jobs = batch.regenerate(
                 style_id=message.style_id,
                 job_ids=message.job_ids,
                 batch=message.batch,
@@ -90,7 +92,7 @@ def decode_pubsub_data(data: str | bytes | None) -> Any:
 DEAD_LETTER_PATH = "/dead-letter"  # infra/functions.yaml: sketch_worker.trigger.dead_letter_path
 
 
-def handle_sketch_push(request: Request, service: SketchService) -> Response:
+def handle_sketch_push(request: Request, worker: SketchWorker) -> Response:
     """A sketch task pushed by the subscription, or at ``/dead-letter`` one it gave up on."""
     if request.method == "GET":
         return Response("ok", mimetype="text/plain")  # health checks; Pub/Sub always POSTs
@@ -109,7 +111,7 @@ def handle_sketch_push(request: Request, service: SketchService) -> Response:
             attributes = message.get("attributes") or {}
             count = str(attributes.get("CloudPubSubDeadLetterSourceDeliveryCount", ""))
             deliveries = int(count) if count.isdigit() else None
-            ack = service.fail_undeliverable(sketch, deliveries)
+            ack = worker.fail_undeliverable(sketch, deliveries)
         else:
-            ack = service.run_sketch(sketch)
+            ack = worker.run_sketch(sketch)
     return Response(status=204 if ack else 429)

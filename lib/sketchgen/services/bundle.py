@@ -1,0 +1,108 @@
+"""The four capabilities built over one set of ports: what bootstrap builds and the entry
+points receive. A bundle, not a facade: callers name the capability they use
+(``service.worker.run_sketch``), so each caller's real dependencies stay visible
+(docs/decisions/0009).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sketchgen.generate.base import ImageModelAdapter
+from sketchgen.ports import BlobStore, JobStore, TaskQueue
+from sketchgen.quota import QuotaGate
+from sketchgen.references import ImageRetriever
+from sketchgen.services.batch import BatchRegeneration
+from sketchgen.services.config import ServiceConfig
+from sketchgen.services.stored import SketchRecorder, StoredJobs
+from sketchgen.services.submission import JobService
+from sketchgen.services.upkeep import Upkeep
+from sketchgen.services.worker import SketchWorker
+from sketchgen.styles import StyleRegistry
+
+__all__ = ["SketchService"]
+
+
+@dataclass(frozen=True, slots=True)
+class SketchService:
+    """The capabilities, and the ports they were built over (the HTTP layer signs blob URLs,
+    lists styles and watches jobs; tests and the CLI look at the queue).
+
+    Frozen: replacing a port here would not reach the capabilities already holding it — build
+    a new bundle with :meth:`from_ports` instead.
+    """
+
+    submission: JobService
+    worker: SketchWorker
+    batch: BatchRegeneration
+    upkeep: Upkeep
+    stored: StoredJobs
+    jobs: JobStore
+    blobs: BlobStore
+    queue: TaskQueue
+    model: ImageModelAdapter
+    styles: StyleRegistry
+
+    @classmethod
+    def from_ports(
+        cls,
+        *,
+        jobs: JobStore,
+        blobs: BlobStore,
+        queue: TaskQueue,
+        model: ImageModelAdapter,
+        styles: StyleRegistry,
+        retriever: ImageRetriever | None = None,
+        config: ServiceConfig | None = None,
+        gate: QuotaGate | None = None,
+    ) -> SketchService:
+        config = config or ServiceConfig()
+        stored = StoredJobs(jobs=jobs, blobs=blobs, styles=styles)
+        # One worker identity per process: the worker and the batch collection claim with it,
+        # and the recorder's lease checks must see their own claims.
+        recorder = SketchRecorder(
+            jobs=jobs,
+            blobs=blobs,
+            stored=stored,
+            adapter=model.name,
+            max_deliveries=config.max_deliveries,
+        )
+        submission = JobService(
+            jobs=jobs,
+            blobs=blobs,
+            queue=queue,
+            model=model,
+            styles=styles,
+            stored=stored,
+            retriever=retriever,
+            config=config,
+        )
+        return cls(
+            submission=submission,
+            worker=SketchWorker(
+                jobs=jobs,
+                queue=queue,
+                model=model,
+                stored=stored,
+                recorder=recorder,
+                config=config,
+                gate=gate,
+            ),
+            batch=BatchRegeneration(
+                jobs=jobs,
+                queue=queue,
+                model=model,
+                submission=submission,
+                stored=stored,
+                recorder=recorder,
+                config=config,
+                gate=gate,
+            ),
+            upkeep=Upkeep(jobs=jobs, queue=queue, stored=stored),
+            stored=stored,
+            jobs=jobs,
+            blobs=blobs,
+            queue=queue,
+            model=model,
+            styles=styles,
+        )

@@ -1,0 +1,33 @@
+"""The service's tunables, shared by every capability (each reads only the ones it needs)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from sketchgen.generate.models import DEFAULT_MODEL
+from sketchgen.generate.retry import RetryPolicy
+
+__all__ = ["ServiceConfig"]
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceConfig:
+    lease_s: float = 300.0
+    # A delivery that finds the sketch leased waits (up to this long) for the lease to end
+    # rather than nacking at once: queues redeliver faster than a dead worker's lease runs
+    # out, and every nack would spend one of the message's few delivery attempts.
+    lease_wait_s: float = 330.0
+    lease_poll_s: float = 1.0
+    max_deliveries: int = 5
+    retention: timedelta = timedelta(days=30)
+    # In one delivery a transient error gets one quick retry; beyond that the queue's own
+    # backoff (Pub/Sub retry policy) spaces the attempts out without holding a worker.
+    retry: RetryPolicy = field(
+        default_factory=lambda: RetryPolicy(max_attempts=2, initial_delay_s=1.0, max_delay_s=10.0)
+    )
+    # With a quota gate, how long a delivery waits for a model slot before it goes back to
+    # the queue as a fresh message (waiting for quota is not a failed delivery).
+    quota_wait_s: float = 60.0
+    # What a request that names no model gets (GEMINI_MODEL, through the bootstrap).
+    default_model: str = DEFAULT_MODEL

@@ -1,0 +1,173 @@
+"""What a client does with its jobs: submit, read, cancel, refine, and read their files.
+
+Every read is scoped to the owner: another user's job is reported exactly like a missing one.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sketchgen.errors import InputError, NotFoundError
+from sketchgen.generate.base import ImageModelAdapter
+from sketchgen.generate.config import GenerationConfig
+from sketchgen.generate.pipeline import Refinement, plan_job
+from sketchgen.jobs import BatchRef, JobRecord, JobRequest
+from sketchgen.layout import METADATA_FILE, input_key, metadata_key, sketch_file, sketch_key
+from sketchgen.logs import get_logger, log_context
+from sketchgen.metadata import ParentRef, new_job_id
+from sketchgen.ports import BlobStore, JobStore, SketchTask, TaskQueue
+from sketchgen.prompt import PromptCompiler
+from sketchgen.references import ImageRetriever
+from sketchgen.schemas import MAX_INSTRUCTION_CHARS, clean_text
+from sketchgen.services.config import ServiceConfig
+from sketchgen.services.stored import StoredJobs, plan_record
+from sketchgen.styles import StyleRegistry
+
+__all__ = ["JobService"]
+
+log = get_logger(__name__)
+
+
+class JobService:
+    def __init__(
+        self,
+        *,
+        jobs: JobStore,
+        blobs: BlobStore,
+        queue: TaskQueue,
+        model: ImageModelAdapter,
+        styles: StyleRegistry,
+        stored: StoredJobs,
+        retriever: ImageRetriever | None = None,
+        config: ServiceConfig | None = None,
+    ) -> None:
+        self.jobs = jobs
+        self.blobs = blobs
+        self.queue = queue
+        # Never called here: the plan records its name; the worker is the one that draws.
+        self.model = model
+        self.styles = styles
+        self.stored = stored
+        self.retriever = retriever or ImageRetriever()
+        self.config = config or ServiceConfig()
+
+    def submit_job(
+        self,
+        owner_uid: str,
+        request: JobRequest,
+        *,
+        idempotency_key: str | None = None,
+        refinement: Refinement | None = None,
+        regenerated_from: str | None = None,
+        priority: str = "interactive",
+        batch: BatchRef | None = None,
+        deadline_s: float | None = None,
+    ) -> tuple[JobRecord, bool]:
+        """Plan the job, store it, queue one task per sketch. Returns ``(job, created)``.
+
+        With ``batch`` nothing is queued: the sketches wait on a model-side batch instead
+        (:class:`~sketchgen.services.batch.BatchRegeneration` submits it and stores its
+        results).
+        """
+        style = self.styles.get_style(request.style_id)
+        prompt_spec = PromptCompiler().compile(request.brief, style)
+        config = GenerationConfig(
+            num_images=request.num_images,
+            image_size=request.image_size,
+            aspect_ratio=request.aspect_ratio,
+            seed=request.seed,
+            allow_text=request.allow_text,
+            model_name=request.model or self.config.default_model,
+        )
+        retrieval = self.retriever.retrieve(prompt_spec, style, top_k=3)
+        job_id = new_job_id()
+        plan = plan_job(
+            job_id=job_id,
+            prompt_spec=prompt_spec,
+            retrieval=retrieval,
+            config=config,
+            model=self.model,
+            refinement=refinement,
+        )
+        if refinement is not None:
+            self.blobs.put(input_key(job_id), refinement.image, "image/png")
+        record = JobRecord.new(
+            job_id=job_id,
+            owner_uid=owner_uid,
+            request=request,
+            plan=plan_record(plan),
+            retention=self.config.retention,
+            idempotency_key=idempotency_key,
+            parent=plan.parent,
+            regenerated_from=regenerated_from,
+            priority="batch" if priority == "batch" else "interactive",
+            batch=batch,
+        )
+        if deadline_s is not None:
+            # Sketches not started by then are cancelled, not run (checked at every claim).
+            record = record.model_copy(
+                update={"deadline": record.created_at + timedelta(seconds=deadline_s)}
+            )
+        job, created = self.jobs.create_job(record)
+        if created and batch is None:
+            with log_context(job_id=job.job_id):
+                self.queue.publish(
+                    [SketchTask(job.job_id, i, job.priority) for i in range(config.num_images)]
+                )
+                log.info("job queued with %d sketches", config.num_images)
+        return job, created
+
+    def get_job(self, owner_uid: str, job_id: str) -> JobRecord:
+        """The job, if it exists and belongs to ``owner_uid``; otherwise NotFoundError.
+
+        Another user's job is reported exactly like a missing one, so ids cannot be probed.
+        """
+        job = self.jobs.get_job(job_id)
+        if job is None or job.owner_uid != owner_uid:
+            raise NotFoundError(f"no job {job_id!r}")
+        return job
+
+    def cancel_job(self, owner_uid: str, job_id: str) -> JobRecord:
+        self.get_job(owner_uid, job_id)
+        result = self.jobs.cancel_job(job_id)
+        if result.finalize:
+            return self.stored.finalize_job(job_id)
+        return result.job or self.get_job(owner_uid, job_id)
+
+    def refine_sketch(
+        self,
+        owner_uid: str,
+        job_id: str,
+        index: int,
+        instruction: str,
+        *,
+        num_images: int = 1,
+        idempotency_key: str | None = None,
+    ) -> tuple[JobRecord, bool]:
+        """A new job that redraws sketch ``index`` of ``job_id`` as instructed."""
+        parent = self.get_job(owner_uid, job_id)
+        instruction = clean_text(instruction, field="instruction", max_chars=MAX_INSTRUCTION_CHARS)
+        state = parent.sketches.get(str(index))
+        if state is None or state.status != "ok":
+            made = [int(i) for i, s in parent.sketches.items() if s.status == "ok"]
+            raise InputError(
+                f"job {job_id} has no finished sketch {index}", field="index", allowed=made
+            )
+        refinement = Refinement(
+            parent=ParentRef(job_id=job_id, index=index, instruction=instruction),
+            image=self.blobs.get(sketch_key(job_id, index)),
+            variation=parent.plan.variations[index],
+        )
+        request = parent.request.model_copy(update={"num_images": num_images})
+        return self.submit_job(
+            owner_uid, request, idempotency_key=idempotency_key, refinement=refinement
+        )
+
+    def read_blob(self, owner_uid: str, job_id: str, name: str) -> bytes:
+        job = self.get_job(owner_uid, job_id)
+        if name == METADATA_FILE and job.metadata_path:
+            return self.blobs.get(metadata_key(job_id))
+        for index, state in job.sketches.items():
+            if name == sketch_file(int(index)) and state.status == "ok":
+                return self.blobs.get(sketch_key(job_id, int(index)))
+        raise NotFoundError(f"no {name!r} in job {job_id!r}")

@@ -1,0 +1,138 @@
+"""The worker: one queue message, one sketch — claim it, wait for quota, draw, record.
+
+A duplicate or redelivered message does no second model call: the claim (a lease in the job
+document) decides who draws, and the recorder checks the lease again before it writes.
+"""
+
+from __future__ import annotations
+
+import time
+
+from sketchgen.generate.base import ImageModelAdapter
+from sketchgen.generate.pipeline import draw_sketch
+from sketchgen.jobs import Claim, ClaimResult, JobRecord, SketchState
+from sketchgen.logs import get_logger, log_context
+from sketchgen.ports import JobStore, SketchTask, SyncImageModel, TaskQueue
+from sketchgen.quota import GatedModel, QuotaGate
+from sketchgen.services.config import ServiceConfig
+from sketchgen.services.stored import SketchRecorder, StoredJobs
+
+__all__ = ["SketchWorker"]
+
+log = get_logger(__name__)
+
+
+class SketchWorker:
+    def __init__(
+        self,
+        *,
+        jobs: JobStore,
+        queue: TaskQueue,
+        model: ImageModelAdapter,
+        stored: StoredJobs,
+        recorder: SketchRecorder,
+        config: ServiceConfig | None = None,
+        gate: QuotaGate | None = None,
+    ) -> None:
+        self.jobs = jobs
+        self.queue = queue
+        self.model = model
+        self.stored = stored
+        self.recorder = recorder
+        self.config = config or ServiceConfig()
+        self.gate = gate
+
+    @property
+    def worker_id(self) -> str:
+        """Who this worker claims as: the recorder's identity, so its writes are accepted."""
+        return self.recorder.worker_id
+
+    def run_sketch(self, task: SketchTask) -> bool:
+        """Make one sketch. True acknowledges the message; False has it redelivered."""
+        with log_context(job_id=task.job_id, sketch=task.index):
+            claim = self._claim_waiting_out_leases(task)
+            if claim.claim is Claim.MISSING:
+                log.warning("dropping a task for a job or sketch that does not exist")
+                return True
+            if claim.claim is Claim.LEASED:
+                return False  # still held after waiting: let the queue try again later
+            job = claim.job
+            assert job is not None
+            if claim.claim is Claim.ALREADY_ENDED:
+                if job.all_ended and not job.is_final:
+                    self.stored.finalize_job(job.job_id)  # the finaliser died before finishing
+                return True
+            return self._draw_claimed(job, task.index, claim.attempt)
+
+    def fail_undeliverable(self, task: SketchTask, deliveries: int | None) -> bool:
+        """A task Pub/Sub gave up on (its dead-letter topic): the sketch ends ``failed`` with
+        the reason, instead of waiting for a sweep that would only queue it again.
+        True acknowledges the dead letter; False (a live worker still holds it) retries."""
+        with log_context(job_id=task.job_id, sketch=task.index):
+            claim = self.jobs.claim_sketch(
+                task.job_id, task.index, worker=self.worker_id, lease_s=self.config.lease_s
+            )
+            if claim.claim is Claim.LEASED:
+                return False
+            job = claim.job
+            if claim.claim is Claim.MISSING or job is None:
+                return True
+            if claim.claim is Claim.ALREADY_ENDED:
+                if job.all_ended and not job.is_final:
+                    self.stored.finalize_job(job.job_id)
+                return True
+            tries = f"{deliveries} deliveries" if deliveries else "every delivery"
+            log.error("dead letter: the worker failed %s of this sketch", tries)
+            state = SketchState(
+                status="failed",
+                error=f"undeliverable: the worker failed {tries}; see the worker's logs",
+                finish_reason="UNDELIVERABLE",
+                attempts=max(0, claim.attempt - 1),  # this claim made no model call
+            )
+            result = self.jobs.finish_sketch(
+                job.job_id, task.index, worker=self.worker_id, state=state
+            )
+            if result.accepted and result.finalize:
+                self.stored.finalize_job(job.job_id)
+            return True
+
+    def _claim_waiting_out_leases(self, task: SketchTask) -> ClaimResult:
+        """Claim, and while another worker holds the lease, wait for it to end or expire.
+
+        A live holder finishes (this delivery then sees ALREADY_ENDED and acks); a dead one's
+        lease expires and this delivery takes the sketch over.
+        """
+        give_up = time.monotonic() + self.config.lease_wait_s
+        while True:
+            claim = self.jobs.claim_sketch(
+                task.job_id, task.index, worker=self.worker_id, lease_s=self.config.lease_s
+            )
+            remaining = give_up - time.monotonic()
+            if claim.claim is not Claim.LEASED or remaining <= 0:
+                return claim
+            time.sleep(min(self.config.lease_poll_s, remaining))
+
+    def _draw_claimed(self, job: JobRecord, index: int, delivery: int) -> bool:
+        request = self.stored.job_plan(job).request(index)
+        model: SyncImageModel = self.model
+        if self.gate is not None:
+            # The slot is taken last, right before the call: whatever ran before it (claim,
+            # plan, references) would otherwise bunch calls that were spaced as slots.
+            wait_s = self.config.quota_wait_s
+            self.model.prepare()
+            if self.gate.acquire(request.model, job.owner_uid, max_wait_s=wait_s) is None:
+                return self._requeue_for_quota(job, index)
+            model = GatedModel(self.model, self.gate, job.owner_uid, wait_s, admitted=True)
+        outcome = draw_sketch(model, request, self.config.retry, job.job_id)
+        return self.recorder.record(job, index, delivery, outcome)
+
+    def _requeue_for_quota(self, job: JobRecord, index: int) -> bool:
+        """No model slot in time: give the sketch back unspent and queue it as a new message.
+
+        Acked rather than nacked: waiting for quota is not a failed delivery (nacks count
+        towards the dead-letter limit), and the worker is freed for other users' sketches.
+        """
+        log.info("no model slot within %.0f s: back in the queue", self.config.quota_wait_s)
+        self.jobs.release_sketch(job.job_id, index, worker=self.worker_id, error=None, refund=True)
+        self.queue.publish([SketchTask(job.job_id, index, job.priority)])
+        return True
