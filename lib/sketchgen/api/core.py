@@ -1,0 +1,173 @@
+"""What every route shares: reading a request (JSON body, caller, ids, public base URL),
+answering it (JSON, the one error mapping), and CORS. The routes live in ``routes_*.py``;
+:mod:`sketchgen.api.http` puts them together.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Iterable
+from typing import Any, Protocol, TypeVar
+from urllib.parse import quote
+
+from pydantic import BaseModel, ValidationError
+from werkzeug.routing import Rule
+from werkzeug.wrappers import Request, Response
+
+from sketchgen.api.auth import Authenticator
+from sketchgen.errors import RequestError, SketchgenError
+from sketchgen.logs import get_logger
+from sketchgen.metadata import JOB_ID
+from sketchgen.services import SketchService
+
+__all__ = [
+    "RouteGroup",
+    "Routing",
+    "base_url",
+    "checked_job_id",
+    "cors",
+    "error_response",
+    "idempotency_key",
+    "json_response",
+    "origins",
+    "read_json",
+]
+
+log = get_logger(__name__)
+
+_IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,200}$")
+Body = TypeVar("Body", bound=BaseModel)
+
+
+class RouteGroup(Protocol):
+    """One capability's routes; a rule's endpoint is the bound method that answers it."""
+
+    def rules(self) -> list[Rule]: ...
+
+
+def json_response(
+    payload: Any, status: int = 200, headers: dict[str, str] | None = None
+) -> Response:
+    return Response(
+        json.dumps(payload, default=str),
+        status=status,
+        headers=headers,
+        mimetype="application/json",
+    )
+
+
+def error_response(error: SketchgenError) -> Response:
+    """The one mapping from the error tree to HTTP: status, code and message from the class."""
+    if error.http_status >= 500:
+        log.exception("%s (%s)", error.code, type(error).__name__)
+    code, message, field = error.public()
+    body = {"error": {"code": code, "message": message, "field": field}}
+    headers = {"WWW-Authenticate": "Bearer"} if error.http_status == 401 else None
+    return json_response(body, error.http_status, headers)
+
+
+def cors(request: Request, response: Response, origins: frozenset[str]) -> Response:
+    origin = request.headers.get("Origin")
+    if origin and ("*" in origins or origin in origins):
+        response.headers["Access-Control-Allow-Origin"] = origin
+        response.headers["Vary"] = "Origin"
+        response.headers["Access-Control-Allow-Headers"] = (
+            "Authorization, Content-Type, Idempotency-Key, Last-Event-ID"
+        )
+        response.headers["Access-Control-Allow-Methods"] = "GET, POST, OPTIONS"
+        response.headers["Access-Control-Max-Age"] = "3600"
+    return response
+
+
+def checked_job_id(value: str) -> str:
+    """A path's job id, refused as not found (not as malformed) when it cannot be one."""
+    if not JOB_ID.fullmatch(value):
+        raise RequestError(404, "not_found", f"no job {value!r}")
+    return value
+
+
+def idempotency_key(request: Request) -> str | None:
+    key = request.headers.get("Idempotency-Key")
+    if key is not None and not _IDEMPOTENCY_KEY.fullmatch(key):
+        raise RequestError(
+            400,
+            "invalid_argument",
+            "Idempotency-Key must be 1-200 visible ASCII characters",
+            "Idempotency-Key",
+        )
+    return key
+
+
+def base_url(request: Request) -> str:
+    # Behind a prefix (a function URL, a proxy that strips it) the proxy says which.
+    prefix = request.headers.get("X-Forwarded-Prefix", "").strip("/")
+    base = request.host_url.rstrip("/")
+    return f"{base}/{quote(prefix)}" if prefix else base
+
+
+def read_json(request: Request, max_bytes: int) -> Any:
+    """The body as JSON: ``application/json`` only (exactly: werkzeug's ``is_json`` would
+    also take ``application/*+json``), at most ``max_bytes``, read at most once.
+
+    Not werkzeug's ``max_content_length`` + ``get_json``: on the deployed functions the request
+    is functions-framework's Flask request, and after every response functions-framework
+    drains it (``request.get_data()``); a limit set on it makes that drain raise, and an
+    oversized body becomes a 500 instead of this 413. Reading ``max_bytes + 1`` of the stream
+    leaves the request as it came.
+    """
+    if request.mimetype != "application/json":
+        raise RequestError(
+            415, "unsupported_media_type", "send Content-Type: application/json", "Content-Type"
+        )
+    too_large = RequestError(413, "payload_too_large", f"body is over {max_bytes} bytes", "body")
+    if (request.content_length or 0) > max_bytes:
+        raise too_large
+    raw = request.stream.read(max_bytes + 1)  # a chunked body has no length to check first
+    if len(raw) > max_bytes:
+        raise too_large
+    try:
+        return json.loads(raw)
+    except ValueError:  # UnicodeDecodeError included
+        raise RequestError(400, "invalid_json", "body is not valid JSON", "body") from None
+
+
+class Routing:
+    """The per-request plumbing the route groups share, over the lazily built service."""
+
+    def __init__(
+        self,
+        service: Callable[[], SketchService],
+        authenticator: Callable[[], Authenticator],
+        *,
+        max_body_bytes: int,
+        signed_url_ttl_s: int,
+    ) -> None:
+        self.service = service
+        self._authenticator = authenticator
+        self.max_body_bytes = max_body_bytes
+        self.signed_url_ttl_s = signed_url_ttl_s
+
+    def uid(self, request: Request) -> str:
+        return self._authenticator().uid_for(request.headers.get("Authorization"))
+
+    def body(self, request: Request, model: type[Body]) -> Body:
+        """A JSON object validated as ``model``; the first problem names its field."""
+        body = read_json(request, self.max_body_bytes)
+        if not isinstance(body, dict):
+            raise RequestError(400, "invalid_json", "body must be a JSON object", "body")
+        try:
+            return model.model_validate(body)
+        except ValidationError as error:
+            first = error.errors()[0]
+            field = ".".join(str(p) for p in first["loc"]) or "body"
+            raise RequestError(422, "invalid_argument", f"{field}: {first['msg']}", field) from None
+
+    def blob_url(self, request: Request, job_id: str, key: str) -> str:
+        """A signed URL where the store makes them, else this API's own file route."""
+        signed = self.service().blobs.signed_url(key, expires_s=self.signed_url_ttl_s)
+        return signed or f"{base_url(request)}/v1/jobs/{job_id}/files/{key.rsplit('/', 1)[1]}"
+
+
+def origins(values: Iterable[str]) -> frozenset[str]:
+    return frozenset(o.strip() for o in values if o.strip())
