@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -17,7 +18,7 @@ from sketchgen.errors import InputError, NotFoundError, SketchgenError
 from sketchgen.schemas import ASPECT_RATIOS, IMAGE_SIZES
 
 if TYPE_CHECKING:
-    from sketchgen.generate import SketchStream
+    from sketchgen.generate import ImageGenerator, SketchStream
 
 __all__ = ["main"]
 
@@ -166,6 +167,8 @@ def _generate(args: argparse.Namespace) -> int:
     from sketchgen.styles import StyleRegistry
 
     settings = get_settings()
+    generator = ImageGenerator(build_image_model(settings, offline=True if args.offline else None))
+    warming = _start_warm_up(generator)  # the SDK import and client, while the job is planned
     style = StyleRegistry().get_style(args.style)
     prompt_spec = PromptCompiler().compile(args.brief, style)
     config = GenerationConfig(
@@ -178,11 +181,26 @@ def _generate(args: argparse.Namespace) -> int:
         **({"model_name": args.model} if args.model else {}),
     )
     retrieval = ImageRetriever().retrieve(prompt_spec, style, top_k=3)
-    model = build_image_model(settings, offline=True if args.offline else None)
-    stream = ImageGenerator(model).generate_streaming(
+    warming.join()
+    stream = generator.generate_streaming(
         prompt_spec=prompt_spec, retrieval_result=retrieval, style=style, config=config
     )
     return _report(stream, config.num_images, as_json=args.json)
+
+
+def _start_warm_up(generator: ImageGenerator) -> threading.Thread:
+    """Prepare the model client in a thread while the caller plans, so that the first sketch
+    does not also pay for the SDK's import and the client (about a second)."""
+
+    def warm() -> None:
+        try:
+            generator.warm_up()
+        except Exception:  # the first real call reports it, through the CLI's own errors
+            return
+
+    thread = threading.Thread(target=warm, name="warm-up", daemon=True)
+    thread.start()
+    return thread
 
 
 def _refine(args: argparse.Namespace) -> int:
@@ -190,6 +208,8 @@ def _refine(args: argparse.Namespace) -> int:
     from sketchgen.generate import ImageGenerator
     from sketchgen.generate.refine import prepare_refinement
 
+    generator = ImageGenerator(build_image_model(offline=True if args.offline else None))
+    warming = _start_warm_up(generator)
     job = prepare_refinement(
         args.job_dir,
         args.index,
@@ -197,8 +217,8 @@ def _refine(args: argparse.Namespace) -> int:
         num_images=args.num_images,
         output_dir=args.output_dir,
     )
-    model = build_image_model(offline=True if args.offline else None)
-    stream = ImageGenerator(model).generate_streaming(**job.kwargs())
+    warming.join()
+    stream = generator.generate_streaming(**job.kwargs())
     return _report(stream, job.config.num_images, as_json=args.json)
 
 
