@@ -15,7 +15,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from sketchgen.errors import ConfigError, InputError
+from sketchgen.errors import ConfigError, InputError, SketchgenError
 from sketchgen.generate.base import ImageModelAdapter
 from sketchgen.settings import Settings, get_settings
 
@@ -313,13 +313,18 @@ def warm(routes: frozenset[str] | None = None, *, model: bool = False) -> None:
     if routes is not None:
         api(routes)
     # Load every style and run one retrieval: the first job's plan then reads no style files
-    # and its numpy paths are warm.
-    styles = built.styles.list_styles()
-    if styles:
-        from sketchgen.prompt import PromptCompiler
+    # and its numpy paths are warm. A style that fails to load fails only the jobs that ask
+    # for it, as before: it must not keep the instance from serving the others.
+    from sketchgen.prompt import PromptCompiler
 
-        spec = PromptCompiler().compile("warm-up", styles[0])
-        built.retriever.retrieve(spec, styles[0], top_k=3)
+    for style_id in built.styles.style_ids():
+        try:
+            style = built.styles.get_style(style_id)
+            built.retriever.retrieve(PromptCompiler().compile("warm-up", style), style, top_k=3)
+        except SketchgenError as error:
+            from sketchgen.logs import get_logger
+
+            get_logger(__name__).warning("style %s not warmed: %s", style_id, error)
     if model:
         from sketchgen.generate.pipeline import warm_up
 

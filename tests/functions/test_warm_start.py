@@ -54,3 +54,21 @@ def test_importing_main_builds_the_service_but_no_grpc_client(
     assert isinstance(model, NanoBananaAdapter)
     # Only the worker calls the model: its HTTP client (no threads or sockets) is ready.
     assert (model._client_instance is not None) is (name == "sketch_worker")
+
+
+def test_a_broken_style_does_not_keep_the_instance_from_starting(
+    cloud_env: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import shutil
+
+    from sketchgen.styles import StyleRegistry
+
+    styles = tmp_path / "styles"
+    shutil.copytree(StyleRegistry().root, styles)
+    broken = styles / "zz-broken"
+    broken.mkdir()
+    (broken / "style.json").write_text("{not json")
+    monkeypatch.setenv("SKETCHGEN_STYLES_DIR", str(styles))
+    bootstrap.reset()
+    function_client("generate", "generate")  # starts: the broken style is only logged
+    assert bootstrap._service is not None
