@@ -24,6 +24,7 @@ from bench.common import RESULTS, ROOT, machine, save
 BENCHMARKS = {
     "generate": "Library: ImageGenerator modes",
     "service": "Service on the `make dev` topology",
+    "cold": "Cold starts: a just-started instance and the library's first job",
     "faults": "Faults: 503s and missing images on the `make dev` topology",
     "quota": "Quota: the model's rate limit shared by every worker",
     "load": "Load: the generate endpoint and the event stream",

@@ -7,10 +7,13 @@ from flask import Request, Response
 from sketchgen import bootstrap
 from sketchgen.api.push import handle_regenerate
 
+ROUTES = frozenset({"jobs", "blobs", "styles", "health", "web"})
+
 # Before serving anything: no dev or emulator sign-in in the cloud.
 bootstrap.exit_if_unsafe_deployment()
 
-ROUTES = frozenset({"jobs", "blobs", "styles", "health", "web"})
+# What every request needs, built now rather than by the first request (bootstrap.warm).
+bootstrap.warm(ROUTES)
 
 
 @functions_framework.http

@@ -8,6 +8,8 @@ from sketchgen.api.push import handle_sketch_push
 
 # Before serving anything: no dev or emulator sign-in in the cloud.
 bootstrap.exit_if_unsafe_deployment()
+# What every request needs, built now rather than by the first request (bootstrap.warm).
+bootstrap.warm(model=True)
 
 
 @functions_framework.http

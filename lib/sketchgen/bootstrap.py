@@ -1,7 +1,10 @@
 """The composition root: the one place that reads settings and builds clients and adapters.
 
-Nothing is built at import time. Cloud functions call :func:`service` / :func:`api` on each
-request and get the instances built by the first one (warm instances reuse their clients).
+Nothing is built at import time of this module. Each function's ``main.py`` calls :func:`warm`
+as functions-framework imports it, so what every request needs is built before the instance
+serves; requests then call :func:`service` / :func:`api` and get those instances. The gRPC
+clients (Firestore, Pub/Sub) stay lazy — built by the first request that needs them — because
+gunicorn forks its worker after ``main.py`` is imported (see :func:`warm`).
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from sketchgen.errors import ConfigError, InputError
+from sketchgen.errors import ConfigError, InputError, SketchgenError
 from sketchgen.generate.base import ImageModelAdapter
 from sketchgen.settings import Settings, get_settings
 
@@ -39,6 +42,7 @@ __all__ = [
     "exit_if_unsafe_deployment",
     "reset",
     "service",
+    "warm",
 ]
 
 _lock = threading.Lock()
@@ -345,6 +349,70 @@ def api(routes: frozenset[str] | None = None) -> Api:
             if key not in _apis:
                 _apis[key] = build_api(service, current_settings(), routes=routes)
     return _apis[key]
+
+
+def warm(routes: frozenset[str] | None = None, *, model: bool = False) -> None:
+    """Build at instance start what every request needs, instead of on the first request.
+
+    Called from each function's ``main.py`` while functions-framework imports it: Cloud Run
+    sends no request until the instance listens and boosts its CPU while it starts, so this
+    is off every request's clock. Built and kept: logging, settings, the service with its
+    adapters (the model adapter, the style registry with every style loaded, the reference
+    retriever, exercised once), the API for ``routes`` with its authenticator. Imported: the
+    client libraries the adapters use (google.cloud.firestore / pubsub / storage,
+    google.genai) and, for the worker, the finisher (:func:`sketchgen.generate.pipeline.warm_up`).
+
+    Not built: the Firestore and Pub/Sub clients. gunicorn forks its worker after this import
+    and gRPC channels, and the threads they start, do not survive a fork; they stay lazy, and
+    their first request finds everything they need imported. With ``model`` (the worker) the
+    model's client is built too: google-genai over httpx holds no socket or thread until its
+    first call, so it crosses the fork intact.
+    """
+    from sketchgen.logs import configure_logging
+
+    settings = current_settings()
+    configure_logging(settings.log_level, settings.log_format)
+    _import_client_libraries(settings, model=model)
+    built = service()
+    if routes is not None:
+        api(routes)
+    # Load every style and run one retrieval: the first job's plan then reads no style files
+    # and its numpy paths are warm. A style that fails to load fails only the jobs that ask
+    # for it, as before: it must not keep the instance from serving the others.
+    from sketchgen.prompt import PromptCompiler
+
+    for style_id in built.styles.style_ids():
+        try:
+            style = built.styles.get_style(style_id)
+            retriever = built.submission.retriever
+            retriever.retrieve(PromptCompiler().compile("warm-up", style), style, top_k=3)
+        except SketchgenError as error:
+            from sketchgen.logs import get_logger
+
+            get_logger(__name__).warning("style %s not warmed: %s", style_id, error)
+    if model:
+        from sketchgen.generate.pipeline import warm_up
+
+        warm_up(built.model)
+
+
+def _import_client_libraries(settings: Settings, *, model: bool) -> None:
+    """Import (not construct) the SDKs the configured adapters will build clients from."""
+    import importlib
+
+    from sketchgen.generate import pipeline  # noqa: F401 - what every sketch runs through
+
+    modules = []
+    if settings.job_store == "firestore" or settings.model_rpm is not None:
+        modules += ["google.cloud.firestore", "google.api_core.exceptions"]
+    if settings.sketch_topic:
+        modules.append("google.cloud.pubsub_v1")
+    if settings.blob_url.startswith("gs://"):
+        modules.append("google.cloud.storage")
+    if model and not settings.use_offline_model:
+        modules += ["google.genai", "google.genai.types"]
+    for name in modules:
+        importlib.import_module(name)
 
 
 def reset() -> None:

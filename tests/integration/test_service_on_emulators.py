@@ -212,7 +212,10 @@ def test_isolation_idempotency_and_cancel(topology: DevTopology, gemini: FakeGem
         gemini.latency_s = 0.5
     statuses = [s["status"] for s in final["sketches"]]
     assert "cancelled" in statuses
-    assert gemini.calls(brief) == statuses.count("ok") + statuses.count("failed")
+    # A sketch claimed before the cancel may have called the model (it ends cancelled too,
+    # its answer discarded); a sketch never claimed (attempts 0) never calls it.
+    claimed = sum(s["attempts"] for s in final["sketches"])
+    assert statuses.count("ok") + statuses.count("failed") <= gemini.calls(brief) <= claimed
 
 
 def test_cancel_mid_call_ends_the_job_before_the_model_answers(

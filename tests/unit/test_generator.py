@@ -219,3 +219,17 @@ def test_the_plan_comes_from_the_model_table_not_the_planning_adapter(style: Sty
             assert plan.model_id == model_id
             assert plan.request(0).model == model_id
             assert len(plan.references) == min(cap, len(many.items))
+
+
+def test_warm_up_prepares_the_model_client_without_calling_it() -> None:
+    from sketchgen.generate import NanoBananaAdapter
+    from sketchgen.testing.gemini_server import FakeGeminiServer
+
+    with FakeGeminiServer() as gemini:
+        model = NanoBananaAdapter(api_key="test-key", base_url=gemini.url)
+        generator = ImageGenerator(model, retry=RetryPolicy(max_attempts=1))
+        generator.warm_up()
+        client = model._client_instance
+        assert client is not None and not gemini.requests  # built, nothing sent
+        generator.warm_up()
+        assert model._client_instance is client  # once

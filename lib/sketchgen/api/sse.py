@@ -2,25 +2,21 @@
 
 Event ids are the sketches' ``seq`` (the order they ended in, 1..N) and ``N + 1`` for
 ``done``, so a client reconnecting with ``Last-Event-ID: k`` is sent exactly what came after k.
+Every stream of a job in this process shares one listener (:mod:`sketchgen.api.feed`).
 """
 
 from __future__ import annotations
 
 import json
-import queue
-import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from sketchgen.api.feed import JobFeed, feed_for
 from sketchgen.jobs import TERMINAL_SKETCH, JobRecord
 from sketchgen.layout import metadata_key, sketch_key
-from sketchgen.logs import get_logger
 from sketchgen.ports import JobStore
 
 __all__ = ["event_stream", "format_event", "parse_last_event_id"]
-
-log = get_logger(__name__)
-_CLOSED = object()
 
 
 def parse_last_event_id(value: str | None) -> int:
@@ -35,20 +31,6 @@ def format_event(event: str, event_id: int, data: dict[str, Any]) -> bytes:
     return f"id: {event_id}\nevent: {event}\ndata: {json.dumps(data)}\n\n".encode()
 
 
-def _pump(jobs: JobStore, job_id: str, out: queue.Queue[object], stop: threading.Event) -> None:
-    """Copies the listener's snapshots onto a queue the response can wait on with a timeout."""
-    try:
-        with jobs.watch_job(job_id) as snapshots:
-            for snapshot in snapshots:
-                out.put(snapshot)
-                if snapshot.is_final or stop.is_set():
-                    break
-    except Exception as error:
-        log.warning("job listener failed: %s", error)
-    finally:
-        out.put(_CLOSED)
-
-
 def event_stream(
     jobs: JobStore,
     job_id: str,
@@ -56,25 +38,19 @@ def event_stream(
     *,
     url_for: Callable[[str], str],
     heartbeat_s: float = 15.0,
+    feed: JobFeed | None = None,
 ) -> Iterator[bytes]:
-    snapshots: queue.Queue[object] = queue.Queue()
-    stop = threading.Event()
-    threading.Thread(
-        target=_pump, args=(jobs, job_id, snapshots, stop), daemon=True, name=f"sse-{job_id}"
-    ).start()
     sent = last_event_id
     # Tell the browser how soon to reconnect, and open the stream at once through proxies.
     yield b"retry: 2000\n\n"
-    try:
+    with (feed or feed_for(jobs)).subscribe(job_id) as subscription:
         while True:
-            try:
-                item = snapshots.get(timeout=heartbeat_s)
-            except queue.Empty:
+            item = subscription.next(heartbeat_s)
+            if item is None:
                 yield b": heartbeat\n\n"
                 continue
-            if item is _CLOSED:
+            if not isinstance(item, JobRecord):  # CLOSED: the listener stopped
                 return
-            assert isinstance(item, JobRecord)
             for seq, index, state in sorted(
                 (s.seq, int(i), s)
                 for i, s in item.sketches.items()
@@ -94,5 +70,3 @@ def event_stream(
                 done = {"status": item.status, "metadata_url": metadata_url}
                 yield format_event("done", item.event_seq + 1, done)
                 return
-    finally:
-        stop.set()

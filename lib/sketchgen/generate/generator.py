@@ -25,6 +25,7 @@ from sketchgen.generate.pipeline import (
     adraw_sketch,
     draw_sketch,
     plan_job,
+    warm_up,
 )
 from sketchgen.generate.retry import RetryPolicy
 from sketchgen.layout import METADATA_FILE
@@ -202,6 +203,12 @@ class ImageGenerator:
             )
         self.model = model
         self.retry = retry or RetryPolicy()
+
+    def warm_up(self) -> None:
+        """Prepare the model client and the finisher once, so the first ``generate()`` costs
+        what the second does. Optional (the first call does it otherwise); safe in a thread
+        started while the job is planned, which is what the CLI does."""
+        warm_up(self.model)
 
     def _start(
         self,

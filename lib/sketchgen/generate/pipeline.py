@@ -144,6 +144,18 @@ class SketchOutcome:
     transient: bool = False  # failed only for want of retries: worth another delivery
 
 
+def warm_up(model: ImageModelAdapter) -> None:
+    """Pay a process's one-off costs of the first sketch now: the model's client (its SDK
+    imported, the client built) and the finisher's imports (numpy, PIL's codecs). Safe to
+    call more than once and from another thread while the caller plans the job."""
+    model.prepare()
+    from PIL import Image
+
+    import sketchgen.finish  # noqa: F401 - the finisher and the style guard, numpy with them
+
+    Image.preinit()  # the PNG/JPEG codecs, imported by the first Image.open otherwise
+
+
 def _finish(request: ImageRequest, response: ImageResponse) -> tuple[bytes, dict[str, object]]:
     """Finish and guard the model's image: line art that meets the visual rules, or
     :class:`OffStyleError`."""

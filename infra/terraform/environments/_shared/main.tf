@@ -131,9 +131,13 @@ locals {
       min_instances = 0, max_instances = local.worker_max_instances, concurrency = var.worker_concurrency
       memory        = "2Gi", timeout_seconds = local.worker_timeout_s # 4K images: ~170 MiB each in memory
     }
+    # An open stream holds a gunicorn thread (THREADS = concurrency); the clients of a job
+    # share one Firestore listener. Measured (docs/BENCHMARKS.md, Load): one instance held 400
+    # clients at ~90 KiB and one thread each; 400 clients of 400 different jobs (a listener
+    # each, ~320 KiB) still fit 512Mi.
     stream = {
       min_instances = 0, max_instances = var.stream_max_instances
-      concurrency   = 50, memory = "512Mi", timeout_seconds = 3600 # an open stream holds a thread
+      concurrency   = 400, memory = "512Mi", timeout_seconds = 3600
     }
     regenerate = {
       min_instances = 0, max_instances = 1, concurrency = 1, memory = "512Mi", timeout_seconds = 540

@@ -153,7 +153,7 @@ variable "generate_max_instances" {
 }
 
 variable "stream_max_instances" {
-  description = "Upper bound on SSE instances (each holds up to 50 streams)."
+  description = "Upper bound on SSE instances (each holds up to 400 streams)."
   type        = number
   default     = 20
 }

@@ -1,0 +1,74 @@
+"""What ``bootstrap.warm`` builds as a function's ``main.py`` is imported, and what it leaves
+lazy: gunicorn forks after that import, and gRPC clients built before a fork break in the
+child, so the Firestore and Pub/Sub clients must not exist yet."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+from sketchgen import bootstrap
+from sketchgen.adapters.gcp import _firestore
+from sketchgen.adapters.gcp.firestore_job_store import FirestoreJobStore
+from sketchgen.adapters.gcp.pubsub_task_queue import PubSubTaskQueue
+from sketchgen.generate.nano_banana import NanoBananaAdapter
+from tests.functions.conftest import function_client
+
+
+@pytest.fixture
+def cloud_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    # The cloud's adapters; nothing here may connect (no emulator is running).
+    monkeypatch.setenv("SKETCHGEN_AUTH", "dev")
+    monkeypatch.setenv("SKETCHGEN_PROJECT", "warm-test")
+    monkeypatch.setenv("SKETCHGEN_JOB_STORE", "firestore")
+    monkeypatch.setenv("SKETCHGEN_SKETCH_TOPIC", "sketches")
+    monkeypatch.setenv("SKETCHGEN_BLOB_URL", f"file://{tmp_path / 'blobs'}")
+    monkeypatch.setenv("GEMINI_API_KEY", "test-key")
+    monkeypatch.setenv("GOOGLE_GEMINI_BASE_URL", "http://127.0.0.1:9")
+    monkeypatch.delenv("SKETCHGEN_OFFLINE", raising=False)
+    bootstrap.reset()
+    _firestore._client.cache_clear()
+    yield tmp_path
+    bootstrap.reset()
+    _firestore._client.cache_clear()
+
+
+@pytest.mark.parametrize(
+    ("name", "target"),
+    [("generate", "generate"), ("stream", "stream"), ("sketch_worker", "sketch_worker")],
+)
+def test_importing_main_builds_the_service_but_no_grpc_client(
+    cloud_env: Path, name: str, target: str
+) -> None:
+    function_client(name, target)
+    built = bootstrap._service
+    assert built is not None  # settings, adapters, styles, retriever: built at import
+    assert isinstance(built.jobs, FirestoreJobStore) and isinstance(built.queue, PubSubTaskQueue)
+    assert "google.cloud.firestore" in sys.modules and "google.cloud.pubsub_v1" in sys.modules
+    assert _firestore._client.cache_info().currsize == 0  # no Firestore client yet
+    assert built.queue._publisher is None  # no Pub/Sub client yet
+    assert built.styles._cache  # every style loaded
+    model = built.model
+    assert isinstance(model, NanoBananaAdapter)
+    # Only the worker calls the model: its HTTP client (no threads or sockets) is ready.
+    assert (model._client_instance is not None) is (name == "sketch_worker")
+
+
+def test_a_broken_style_does_not_keep_the_instance_from_starting(
+    cloud_env: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import shutil
+
+    from sketchgen.styles import StyleRegistry
+
+    styles = tmp_path / "styles"
+    shutil.copytree(StyleRegistry().root, styles)
+    broken = styles / "zz-broken"
+    broken.mkdir()
+    (broken / "style.json").write_text("{not json")
+    monkeypatch.setenv("SKETCHGEN_STYLES_DIR", str(styles))
+    bootstrap.reset()
+    function_client("generate", "generate")  # starts: the broken style is only logged
+    assert bootstrap._service is not None

@@ -1,0 +1,129 @@
+"""The per-job feed behind the event streams: one listener per job, however many clients."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager
+
+from sketchgen.adapters.local.job_store import MemoryJobStore
+from sketchgen.api.feed import CLOSED, JobFeed
+from sketchgen.api.sse import event_stream
+from sketchgen.jobs import JobRecord, SketchState
+from tests.contract.job_store_contract import make_job
+
+
+class CountingJobStore(MemoryJobStore):
+    """A memory store that counts the listeners open on it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.opened = 0
+        self.open_now = 0
+        self._count = threading.Lock()
+
+    def watch_job(self, job_id: str) -> AbstractContextManager[Iterator[JobRecord]]:
+        return self._counted(job_id)
+
+    @contextmanager
+    def _counted(self, job_id: str) -> Iterator[Iterator[JobRecord]]:
+        with self._count:
+            self.opened += 1
+            self.open_now += 1
+        try:
+            with super().watch_job(job_id) as snapshots:
+                yield snapshots
+        finally:
+            with self._count:
+                self.open_now -= 1
+
+
+def _finish(store: MemoryJobStore, job_id: str, index: int) -> None:
+    store.claim_sketch(job_id, index, worker="w", lease_s=60)
+    store.finish_sketch(job_id, index, worker="w", state=SketchState(status="ok", path="p"))
+
+
+def _events(stream: Iterator[bytes]) -> list[tuple[int, str]]:
+    found = []
+    for chunk in stream:
+        lines = dict(line.split(": ", 1) for line in chunk.decode().splitlines() if ": " in line)
+        if "event" in lines:
+            found.append((int(lines["id"]), lines["event"]))
+    return found
+
+
+def test_many_streams_of_one_job_share_one_listener() -> None:
+    store = CountingJobStore()
+    job = make_job(n=3)
+    store.create_job(job)
+    feed = JobFeed(store)
+    clients = 20
+    results: list[list[tuple[int, str]]] = [[] for _ in range(clients)]
+    subscribed = threading.Barrier(clients + 1)
+
+    def listen(i: int) -> None:
+        stream = event_stream(store, job.job_id, 0, url_for=str, heartbeat_s=5, feed=feed)
+        next(stream)  # "retry:"; the subscription opens with the first event
+        first = next(stream)
+        subscribed.wait()
+        results[i] = _events(iter([first, *stream]))
+
+    threads = [threading.Thread(target=listen, args=(i,)) for i in range(clients)]
+    for thread in threads:
+        thread.start()
+    _finish(store, job.job_id, 0)  # every client's first event: sketch 0
+    subscribed.wait(timeout=10)
+    assert store.opened == 1 and feed.watching() == 1
+    _finish(store, job.job_id, 1)
+    _finish(store, job.job_id, 2)
+    store.complete_job(job.job_id, metadata_path=None)
+    for thread in threads:
+        thread.join(timeout=10)
+    expected = [(1, "sketch"), (2, "sketch"), (3, "sketch"), (4, "done")]
+    assert all(r == expected for r in results)
+    assert store.opened == 1 and store.open_now == 0 and feed.watching() == 0
+
+
+def test_resume_with_last_event_id_and_heartbeats() -> None:
+    store = CountingJobStore()
+    job = make_job(n=2)
+    store.create_job(job)
+    feed = JobFeed(store)
+    stream = event_stream(store, job.job_id, 1, url_for=str, heartbeat_s=0.05, feed=feed)
+    assert next(stream).startswith(b"retry:")
+    assert next(stream) == b": heartbeat\n\n"  # the job's snapshot holds nothing after id 1
+    _finish(store, job.job_id, 0)
+    _finish(store, job.job_id, 1)
+    store.complete_job(job.job_id, metadata_path=None)
+    assert _events(stream) == [(2, "sketch"), (3, "done")]  # seq 1 was seen before
+    resumed = event_stream(store, job.job_id, 2, url_for=str, feed=feed)
+    assert _events(resumed) == [(3, "done")]
+
+
+def test_the_last_client_leaving_closes_the_listener() -> None:
+    store = CountingJobStore()
+    job = make_job(n=1)
+    store.create_job(job)
+    feed = JobFeed(store)
+    with feed.subscribe(job.job_id) as first, feed.subscribe(job.job_id) as second:
+        assert first.next(5) == second.next(5) == job
+        assert store.opened == 1
+    assert feed.watching() == 0
+    with feed.subscribe(job.job_id) as again:  # a later client opens a fresh one
+        assert again.next(5) == job
+        assert store.opened == 2
+    for _ in range(50):  # the store's iterator notices the close within its 1 s wake-up
+        if store.open_now == 0:
+            break
+        threading.Event().wait(0.1)
+    assert store.open_now == 0
+
+
+def test_a_failing_listener_ends_every_stream() -> None:
+    class Broken(MemoryJobStore):
+        def watch_job(self, job_id: str) -> AbstractContextManager[Iterator[JobRecord]]:
+            raise RuntimeError("listener refused")
+
+    feed = JobFeed(Broken())
+    with feed.subscribe("x") as subscription:
+        assert subscription.next(5) == CLOSED
