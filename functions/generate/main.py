@@ -9,11 +9,9 @@ from sketchgen.api.push import handle_regenerate
 
 ROUTES = frozenset({"jobs", "blobs", "styles", "health", "web"})
 
-# Before serving anything: no dev or emulator sign-in in the cloud.
-bootstrap.exit_if_unsafe_deployment()
-
-# What every request needs, built now rather than by the first request (bootstrap.warm).
-bootstrap.warm(ROUTES)
+# Before serving: refuse what cannot work in the cloud, then build what every request
+# needs now rather than on the first request (bootstrap.start_instance).
+bootstrap.start_instance(ROUTES)
 
 
 @functions_framework.http

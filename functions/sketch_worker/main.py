@@ -6,10 +6,9 @@ from flask import Request, Response
 from sketchgen import bootstrap
 from sketchgen.api.push import handle_sketch_push
 
-# Before serving anything: no dev or emulator sign-in in the cloud.
-bootstrap.exit_if_unsafe_deployment()
-# What every request needs, built now rather than by the first request (bootstrap.warm).
-bootstrap.warm(model=True)
+# Before serving: refuse what cannot work in the cloud, then build what every request
+# needs now rather than on the first request (bootstrap.start_instance).
+bootstrap.start_instance(model=True)
 
 
 @functions_framework.http

@@ -7,11 +7,9 @@ from sketchgen import bootstrap
 
 ROUTES = frozenset({"events", "health"})
 
-# Before serving anything: no dev or emulator sign-in in the cloud.
-bootstrap.exit_if_unsafe_deployment()
-
-# What every request needs, built now rather than by the first request (bootstrap.warm).
-bootstrap.warm(ROUTES)
+# Before serving: refuse what cannot work in the cloud, then build what every request
+# needs now rather than on the first request (bootstrap.start_instance).
+bootstrap.start_instance(ROUTES)
 
 
 @functions_framework.http

@@ -39,9 +39,9 @@ __all__ = [
     "check_deployment_safety",
     "configure",
     "current_settings",
-    "exit_if_unsafe_deployment",
     "reset",
     "service",
+    "start_instance",
     "warm",
 ]
 
@@ -215,12 +215,15 @@ def check_deployment_safety(settings: Settings | None = None) -> None:
         )
 
 
-def exit_if_unsafe_deployment() -> None:
-    """:func:`check_deployment_safety` for the function entry points, called as
-    functions-framework imports ``main.py``: one log line naming the variable and a non-zero
-    exit, so the instance never starts serving (a traceback would bury the reason)."""
+def start_instance(routes: frozenset[str] | None = None, *, model: bool = False) -> None:
+    """What each function's ``main.py`` does as functions-framework imports it: refuse what
+    cannot work (:func:`check_deployment_safety`: dev or emulator sign-in in the cloud, a
+    setting that cannot work), then build what every request needs (:func:`warm`). A refusal
+    is one log line naming the variable and a non-zero exit, so the instance never serves (a
+    traceback would bury the reason)."""
     try:
         check_deployment_safety()
+        warm(routes, model=model)
     except ConfigError as error:
         import os
 

@@ -175,7 +175,6 @@ def _emit(payload: dict[str, Any]) -> None:
 
 def _generate(args: argparse.Namespace) -> int:
     from sketchgen.bootstrap import build_generator, build_style_registry
-    from sketchgen.generate import GenerationConfig
     from sketchgen.jobs import JobRequest
     from sketchgen.prompt import PromptCompiler
     from sketchgen.references import ImageRetriever
@@ -197,14 +196,8 @@ def _generate(args: argparse.Namespace) -> int:
     )
     style = build_style_registry(settings).get_style(request.style_id)
     prompt_spec = PromptCompiler().compile(request.brief, style)
-    config = GenerationConfig(
-        num_images=request.num_images,
-        image_size=request.image_size,
-        aspect_ratio=request.aspect_ratio,
-        seed=request.seed,
-        allow_text=request.allow_text,
-        output_dir=args.output_dir or settings.output_dir,
-        model_name=request.model or settings.gemini_model,
+    config = request.generation_config(
+        default_model=settings.gemini_model, output_dir=args.output_dir or settings.output_dir
     )
     retrieval = ImageRetriever().retrieve(prompt_spec, style, top_k=3)
     warming.join()

@@ -10,12 +10,15 @@ import hashlib
 import json
 from datetime import UTC, datetime, timedelta
 from enum import Enum
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from sketchgen.metadata import ParentRef
 from sketchgen.schemas import MAX_REFINE_IMAGES, Brief, Instruction, PromptSpec, Variation
+
+if TYPE_CHECKING:
+    from sketchgen.generate.config import GenerationConfig
 
 __all__ = [
     "TERMINAL_SKETCH",
@@ -64,6 +67,21 @@ class JobRequest(_Model):
     model: str | None = Field(default=None, max_length=100)
     seed: int | None = None
     allow_text: bool = False
+
+    def generation_config(self, *, default_model: str, **extra: Any) -> GenerationConfig:
+        """The generation settings this request asks for: the one translation, used by the
+        service and the CLI (``extra``: what only the caller knows, e.g. ``output_dir``)."""
+        from sketchgen.generate.config import GenerationConfig
+
+        return GenerationConfig(
+            num_images=self.num_images,
+            image_size=self.image_size,
+            aspect_ratio=self.aspect_ratio,
+            seed=self.seed,
+            allow_text=self.allow_text,
+            model_name=self.model or default_model,
+            **extra,
+        )
 
 
 class RefineRequest(_Model):

@@ -173,6 +173,9 @@ def test_staged_function_installs_and_imports(staged_repo: Path, tmp_path: Path,
         "PATH": os.environ.get("PATH", ""),
         "HOME": os.environ.get("HOME", str(tmp_path)),
         "PIP_DISABLE_PIP_VERSION_CHECK": "1",
+        # Every deployed function has its project (infra/functions.yaml, shared_env): main.py
+        # builds its service and API as it is imported.
+        "SKETCHGEN_PROJECT": "smoke-test-project",
         **{k: v for k, v in os.environ.items() if k.startswith("PIP_")},  # index, cache
     }
     install = subprocess.run(

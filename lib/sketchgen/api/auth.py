@@ -20,7 +20,7 @@ from typing import Any, Protocol
 
 from google.auth import crypt
 
-from sketchgen.errors import AuthenticationError, SketchgenError
+from sketchgen.errors import AuthenticationError, ConfigError, SketchgenError
 from sketchgen.logs import get_logger
 
 __all__ = [
@@ -162,7 +162,7 @@ class FirebaseAuthenticator:
         fetch_timeout_s: float = 5.0,
     ) -> None:
         if not project_id:
-            raise ValueError("Firebase auth needs the project id (SKETCHGEN_PROJECT)")
+            raise ConfigError("Firebase auth needs the project id", field="SKETCHGEN_PROJECT")
         self.project_id = project_id
         self.emulator_host = emulator_host or None
         self.issuer = f"https://securetoken.google.com/{project_id}"

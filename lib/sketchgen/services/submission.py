@@ -9,7 +9,6 @@ from datetime import timedelta
 
 from sketchgen.errors import InputError, NotFoundError
 from sketchgen.generate.base import ImageModelAdapter
-from sketchgen.generate.config import GenerationConfig
 from sketchgen.generate.pipeline import Refinement, plan_job
 from sketchgen.jobs import BatchRef, JobRecord, JobRequest
 from sketchgen.layout import METADATA_FILE, input_key, metadata_key, sketch_file, sketch_key
@@ -71,14 +70,7 @@ class JobService:
         """
         style = self.styles.get_style(request.style_id)
         prompt_spec = PromptCompiler().compile(request.brief, style)
-        config = GenerationConfig(
-            num_images=request.num_images,
-            image_size=request.image_size,
-            aspect_ratio=request.aspect_ratio,
-            seed=request.seed,
-            allow_text=request.allow_text,
-            model_name=request.model or self.config.default_model,
-        )
+        config = request.generation_config(default_model=self.config.default_model)
         retrieval = self.retriever.retrieve(prompt_spec, style, top_k=3)
         job_id = new_job_id()
         plan = plan_job(
