@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from sketchgen.api.auth import Authenticator
     from sketchgen.api.http import Api
     from sketchgen.generate.generator import ImageGenerator
-    from sketchgen.ports import BlobStore, JobStore, TaskQueue
+    from sketchgen.ports import BlobStore, ImageModel, JobStore, TaskQueue
     from sketchgen.quota import QuotaGate
     from sketchgen.services import SketchService
     from sketchgen.styles import StyleRegistry
@@ -148,7 +148,7 @@ def build_service(
     jobs: JobStore | None = None,
     blobs: BlobStore | None = None,
     queue: TaskQueue | None = None,
-    model: ImageModelAdapter | None = None,
+    model: ImageModel | None = None,
     styles: StyleRegistry | None = None,
     gate: QuotaGate | None = None,
 ) -> SketchService:

@@ -81,22 +81,31 @@ class BatchStatus:
         return self.state not in {"pending", "running"}
 
 
-@runtime_checkable
-class ImageModel(Protocol):
-    """An image model. Raises :class:`sketchgen.errors.ModelError` subclasses, nothing else."""
-
-    @property
-    def name(self) -> str: ...
-
-    def generate_image(self, request: ImageRequest) -> ImageResponse: ...
-
-    async def agenerate_image(self, request: ImageRequest) -> ImageResponse: ...
-
-
 class SyncImageModel(Protocol):
     """What drawing one sketch calls: an adapter, or one wrapped in a quota gate."""
 
     def generate_image(self, request: ImageRequest) -> ImageResponse: ...
+
+
+@runtime_checkable
+class ImageModel(SyncImageModel, Protocol):
+    """The image-model port: what the services and the library call. Raises
+    :class:`sketchgen.errors.ModelError` subclasses, nothing else; never retries (retry
+    lives in one place, :mod:`sketchgen.generate.retry`). Implementations derive from
+    :class:`sketchgen.generate.base.ImageModelAdapter`, which supplies the defaults."""
+
+    supports_batch: bool
+
+    @property
+    def name(self) -> str: ...
+
+    def prepare(self) -> None: ...
+
+    async def agenerate_image(self, request: ImageRequest) -> ImageResponse: ...
+
+    def submit_batch(self, requests: Sequence[ImageRequest], *, display_name: str) -> str: ...
+
+    def batch_status(self, name: str) -> BatchStatus: ...
 
 
 # -- the service's ports ---------------------------------------------------------------------

@@ -14,14 +14,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from sketchgen.errors import ModelError, NoImageError, OffStyleError
-from sketchgen.generate.base import ImageModelAdapter
 from sketchgen.generate.config import GenerationConfig
 from sketchgen.generate.models import resolve_model
 from sketchgen.generate.retry import RetryPolicy, acall_with_retry, call_with_retry
 from sketchgen.layout import sketch_file
 from sketchgen.logs import get_logger, log_context
 from sketchgen.metadata import ConfigRecord, ModelUsed, ParentRef, SketchRecord
-from sketchgen.ports import ImageRequest, ImageResponse, ReferencePart, SyncImageModel
+from sketchgen.ports import ImageModel, ImageRequest, ImageResponse, ReferencePart, SyncImageModel
 from sketchgen.prompt.variation import plan_refinement_variations, plan_variations
 from sketchgen.schemas import PromptSpec, RetrievalResult, Variation
 
@@ -107,7 +106,7 @@ def plan_job(
     prompt_spec: PromptSpec,
     retrieval: RetrievalResult,
     config: GenerationConfig,
-    model: ImageModelAdapter,
+    model: ImageModel,
     refinement: Refinement | None = None,
 ) -> JobPlan:
     seed = config.seed if config.seed is not None else secrets.randbelow(2**31)
@@ -144,7 +143,7 @@ class SketchOutcome:
     transient: bool = False  # failed only for want of retries: worth another delivery
 
 
-def warm_up(model: ImageModelAdapter) -> None:
+def warm_up(model: ImageModel) -> None:
     """Pay a process's one-off costs of the first sketch now: the model's client (its SDK
     imported, the client built) and the finisher's imports (numpy, PIL's codecs). Safe to
     call more than once and from another thread while the caller plans the job."""
@@ -355,7 +354,7 @@ def settle_sketch(
 
 
 async def adraw_sketch(
-    model: ImageModelAdapter, request: ImageRequest, policy: RetryPolicy, job_id: str = ""
+    model: ImageModel, request: ImageRequest, policy: RetryPolicy, job_id: str = ""
 ) -> SketchOutcome:
     """The async twin of :func:`draw_sketch`."""
 

@@ -11,12 +11,12 @@ import uuid
 from datetime import timedelta
 
 from sketchgen.errors import ConfigError, InputError, ModelError
-from sketchgen.generate.base import ImageModelAdapter
 from sketchgen.generate.pipeline import settle_sketch
 from sketchgen.jobs import TERMINAL_JOB, BatchRef, Claim, JobRecord, utcnow
 from sketchgen.logs import get_logger, log_context
 from sketchgen.ports import (
     BatchStatus,
+    ImageModel,
     ImageRequest,
     ImageResponse,
     JobStore,
@@ -40,7 +40,7 @@ class BatchRegeneration:
         *,
         jobs: JobStore,
         queue: TaskQueue,
-        model: ImageModelAdapter,
+        model: ImageModel,
         submission: JobService,
         stored: StoredJobs,
         recorder: SketchRecorder,

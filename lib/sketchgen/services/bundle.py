@@ -8,8 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sketchgen.generate.base import ImageModelAdapter
-from sketchgen.ports import BlobStore, JobStore, TaskQueue
+from sketchgen.ports import BlobStore, ImageModel, JobStore, TaskQueue
 from sketchgen.quota import QuotaGate
 from sketchgen.references import ImageRetriever
 from sketchgen.services.batch import BatchRegeneration
@@ -40,7 +39,7 @@ class SketchService:
     jobs: JobStore
     blobs: BlobStore
     queue: TaskQueue
-    model: ImageModelAdapter
+    model: ImageModel
     styles: StyleRegistry
 
     @classmethod
@@ -50,7 +49,7 @@ class SketchService:
         jobs: JobStore,
         blobs: BlobStore,
         queue: TaskQueue,
-        model: ImageModelAdapter,
+        model: ImageModel,
         styles: StyleRegistry,
         retriever: ImageRetriever | None = None,
         config: ServiceConfig | None = None,

@@ -8,13 +8,12 @@ from __future__ import annotations
 from datetime import timedelta
 
 from sketchgen.errors import InputError, NotFoundError
-from sketchgen.generate.base import ImageModelAdapter
 from sketchgen.generate.pipeline import Refinement, plan_job
 from sketchgen.jobs import BatchRef, JobRecord, JobRequest
 from sketchgen.layout import METADATA_FILE, input_key, metadata_key, sketch_file, sketch_key
 from sketchgen.logs import get_logger, log_context
 from sketchgen.metadata import ParentRef, new_job_id
-from sketchgen.ports import BlobStore, JobStore, SketchTask, TaskQueue
+from sketchgen.ports import BlobStore, ImageModel, JobStore, SketchTask, TaskQueue
 from sketchgen.prompt import PromptCompiler
 from sketchgen.references import ImageRetriever
 from sketchgen.schemas import MAX_INSTRUCTION_CHARS, clean_text
@@ -34,7 +33,7 @@ class JobService:
         jobs: JobStore,
         blobs: BlobStore,
         queue: TaskQueue,
-        model: ImageModelAdapter,
+        model: ImageModel,
         styles: StyleRegistry,
         stored: StoredJobs,
         retriever: ImageRetriever | None = None,

@@ -8,11 +8,10 @@ from __future__ import annotations
 
 import time
 
-from sketchgen.generate.base import ImageModelAdapter
 from sketchgen.generate.pipeline import draw_sketch
 from sketchgen.jobs import Claim, ClaimResult, JobRecord, SketchState
 from sketchgen.logs import get_logger, log_context
-from sketchgen.ports import JobStore, SketchTask, SyncImageModel, TaskQueue
+from sketchgen.ports import ImageModel, JobStore, SketchTask, SyncImageModel, TaskQueue
 from sketchgen.quota import GatedModel, QuotaGate
 from sketchgen.services.config import ServiceConfig
 from sketchgen.services.stored import SketchRecorder, StoredJobs
@@ -28,7 +27,7 @@ class SketchWorker:
         *,
         jobs: JobStore,
         queue: TaskQueue,
-        model: ImageModelAdapter,
+        model: ImageModel,
         stored: StoredJobs,
         recorder: SketchRecorder,
         config: ServiceConfig | None = None,
