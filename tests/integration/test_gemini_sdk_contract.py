@@ -18,7 +18,7 @@ from sketchgen.errors import (
 from sketchgen.generate import GenerationConfig, ImageGenerator, RetryPolicy
 from sketchgen.generate.models import known_models, resolve_model
 from sketchgen.generate.nano_banana import NanaBananaAdapter, NanoBananaAdapter
-from sketchgen.generate.retry import call_with_retry
+from sketchgen.generate.pipeline import draw_sketch
 from sketchgen.ports import ImageRequest, ReferencePart
 from sketchgen.prompt import PromptCompiler
 from sketchgen.references import ImageRetriever
@@ -173,11 +173,9 @@ def test_retry_waits_what_retry_info_says(
 ) -> None:
     server.script(["rate_limit", "image"])
     waits: list[float] = []
-    response = call_with_retry(
-        lambda: adapter.generate_image(_request()), RetryPolicy(max_attempts=3), sleep=waits.append
-    )
-    assert response.finish_reason == "STOP"
-    assert len(server.requests) == 2
+    outcome = draw_sketch(adapter, _request(), RetryPolicy(max_attempts=3), sleep=waits.append)
+    assert outcome.record.status == "ok" and outcome.record.finish_reason == "STOP"
+    assert outcome.record.attempts == 2 and len(server.requests) == 2
     assert len(waits) == 1 and 1.5 <= waits[0] <= 1.6
 
 
@@ -265,8 +263,6 @@ def test_our_requests_pass_the_refusals_for_every_model_and_size(
 def test_refusals_end_the_sketch_as_a_permanent_clear_failure(
     adapter: NanoBananaAdapter,
 ) -> None:
-    from sketchgen.generate.pipeline import draw_sketch
-
     outcome = draw_sketch(adapter, _request("offline-sketch-v1"), RetryPolicy(max_attempts=3))
     assert outcome.record.status == "failed" and not outcome.transient
     assert outcome.record.attempts == 1  # permanent: not retried

@@ -1,16 +1,19 @@
 """``ImageGenerator``: a job of N sketches, all at once, in four modes.
 
-``generate`` (threads), ``generate_async`` (``asyncio`` + the model's async client), and the
-streaming twins that yield ``(index, image_path, error)`` as each sketch ends, in completion
-order. Every mode writes the PNGs and ``metadata.json`` the same way, also when some failed.
+``generate_streaming_async`` is the one implementation (``asyncio`` and the model's async
+client); ``generate_async`` drains it, and ``generate_streaming`` / ``generate`` are its
+synchronous faces. Every mode yields ``(index, image_path, error)`` in completion order (the
+streaming ones) and writes the PNGs and ``metadata.json`` the same way, also when some failed.
 """
 
 from __future__ import annotations
 
 import asyncio
+import queue
+import threading
 import time
 from collections.abc import AsyncIterator, Iterator
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,7 +26,6 @@ from sketchgen.generate.pipeline import (
     Refinement,
     SketchOutcome,
     adraw_sketch,
-    draw_sketch,
     plan_job,
     warm_up,
 )
@@ -113,46 +115,20 @@ class _Job:
         )
 
 
-class SketchStream:
-    """Iterate for ``(index, image_path, error)`` as sketches finish; then read ``result``."""
+class AsyncSketchStream:
+    """``async for`` over ``(index, image_path, error)`` as sketches finish; then ``result``.
+
+    The one implementation of a job's run: every sketch's drawing in flight at once on the
+    event loop, each stored as it ends. :class:`SketchStream` is its synchronous face.
+    """
 
     def __init__(self, job: _Job, model: ImageModelAdapter, policy: RetryPolicy) -> None:
         self._job, self._model, self._policy = job, model, policy
         self._result: GenerationResult | None = None
 
     @property
-    def result(self) -> GenerationResult:
-        if self._result is None:
-            raise RuntimeError("the stream has not been consumed to the end yet")
-        return self._result
-
-    def __iter__(self) -> Iterator[SketchEvent]:
-        plan = self._job.plan
-        # One thread per sketch: the calls are I/O bound and must all be in flight at once.
-        with ThreadPoolExecutor(
-            max_workers=len(plan.variations), thread_name_prefix="sketch"
-        ) as pool:
-            futures = [
-                pool.submit(draw_sketch, self._model, plan.request(i), self._policy, plan.job_id)
-                for i in range(len(plan.variations))
-            ]
-            try:
-                for future in as_completed(futures):
-                    yield self._job.store(future.result())
-            finally:
-                # Even if the caller stops early, every sketch is stored and recorded.
-                for future in futures:
-                    if future.result().record.index not in self._job.records:
-                        self._job.store(future.result())
-                self._result = self._job.close()
-
-
-class AsyncSketchStream:
-    """``async for`` twin of :class:`SketchStream`."""
-
-    def __init__(self, job: _Job, model: ImageModelAdapter, policy: RetryPolicy) -> None:
-        self._job, self._model, self._policy = job, model, policy
-        self._result: GenerationResult | None = None
+    def size(self) -> int:
+        return len(self._job.plan.variations)
 
     @property
     def result(self) -> GenerationResult:
@@ -178,6 +154,58 @@ class AsyncSketchStream:
                 if outcome.record.index not in self._job.records:
                     self._job.store(outcome)
             self._result = await asyncio.to_thread(self._job.close)
+
+
+_END = object()
+
+
+class SketchStream:
+    """Iterate for ``(index, image_path, error)`` as sketches finish; then read ``result``.
+
+    A thin synchronous wrapper: the :class:`AsyncSketchStream` runs on its own event loop in
+    a background thread and hands each event over as it comes. If the caller stops early the
+    job still runs to its end (every sketch stored, ``metadata.json`` written) before the
+    iteration returns.
+    """
+
+    def __init__(self, stream: AsyncSketchStream) -> None:
+        self._stream = stream
+
+    @property
+    def result(self) -> GenerationResult:
+        return self._stream.result
+
+    def __iter__(self) -> Iterator[SketchEvent]:
+        events: queue.SimpleQueue[object] = queue.SimpleQueue()
+        thread = threading.Thread(
+            target=self._run, args=(events,), name="sketchgen-job", daemon=True
+        )
+        thread.start()
+        try:
+            while (item := events.get()) is not _END:
+                if isinstance(item, BaseException):
+                    raise item
+                yield item  # type: ignore[misc]
+        finally:
+            thread.join()
+
+    def _run(self, events: queue.SimpleQueue[object]) -> None:
+        async def pump() -> None:
+            # Room for every sketch's model call and its finishing at once, as a thread per
+            # sketch had; an event loop's default executor is sized by CPUs, not by calls.
+            workers = 2 * self._stream.size + 2
+            asyncio.get_running_loop().set_default_executor(
+                ThreadPoolExecutor(max_workers=workers, thread_name_prefix="sketch")
+            )
+            async for event in self._stream:
+                events.put(event)
+
+        try:
+            asyncio.run(pump())
+        except BaseException as error:  # handed to the caller's thread, raised there
+            events.put(error)
+        finally:
+            events.put(_END)
 
 
 class ImageGenerator:
@@ -247,7 +275,7 @@ class ImageGenerator:
         job = self._start(
             prompt_spec, retrieval_result, style, config or GenerationConfig(), refinement
         )
-        return SketchStream(job, self.model, self.retry)
+        return SketchStream(AsyncSketchStream(job, self.model, self.retry))
 
     def generate_streaming_async(
         self,

@@ -7,16 +7,17 @@ same way whichever runs it.
 from __future__ import annotations
 
 import dataclasses
+import random
 import secrets
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sketchgen.errors import ModelError, NoImageError, OffStyleError
+from sketchgen.errors import ModelError, NoImageError, OffStyleError, TransientModelError
 from sketchgen.generate.config import GenerationConfig
 from sketchgen.generate.models import resolve_model
-from sketchgen.generate.retry import RetryPolicy, acall_with_retry, call_with_retry
+from sketchgen.generate.retry import RetryPolicy
 from sketchgen.layout import sketch_file
 from sketchgen.logs import get_logger, log_context
 from sketchgen.metadata import ConfigRecord, ModelUsed, ParentRef, SketchRecord
@@ -238,91 +239,130 @@ def _stricter(request: ImageRequest) -> ImageRequest:
     return dataclasses.replace(request, prompt=request.prompt + _STRICTER)
 
 
-def _ask_again(request: ImageRequest, asked: ImageRequest, error: Exception) -> ImageRequest:
-    """The one place that decides on a second request after a bad answer: the stricter
-    prompt, once, for a missing or off-style image; anything else re-raises ``error``."""
-    if (
-        not isinstance(error, NoImageError | OffStyleError)
-        or error.finish_reason not in RETRY_STRICTER
-        or asked is not request
-    ):
-        raise error
-    log.info("%s: one retry with a stricter prompt", error.finish_reason)
-    return _stricter(request)
+@dataclass(frozen=True, slots=True)
+class _Ask:
+    """The next model call to make, after ``wait_s`` seconds."""
+
+    request: ImageRequest
+    wait_s: float = 0.0
 
 
-@dataclass(slots=True)
-class _Attempts:
-    """Model calls so far, across the retries of the first request and the stricter one."""
+class _Drawing:
+    """One sketch's decisions, with no I/O in them: which model call comes next (and after
+    what pause), and what the answers add up to.
 
-    done: int = 0
-    earlier: int = 0
+    The retry policy for transient errors (:class:`RetryPolicy`, per request) and the policy
+    per finish reason (one stricter request for a missing or off-style image) live here once;
+    the sync and async drivers below only make the calls and the pauses.
+    """
 
-    def count(self, n: int) -> None:
-        self.done = self.earlier + n
+    def __init__(
+        self, request: ImageRequest, policy: RetryPolicy, *, can_ask_again: bool = True
+    ) -> None:
+        self.request = request
+        self.asked = request
+        self.policy = policy
+        self.can_ask_again = can_ask_again
+        self.calls = 0  # model calls so far, the stricter request's included
+        self.tries = 0  # calls of the current request
+        self.started = time.perf_counter()
+        self.rng = random.Random()
 
-    def next_request(self) -> None:
-        self.earlier = self.done
+    def first(self) -> _Ask:
+        return self._ask(self.request, 0.0)
+
+    def given(self, result: ImageResponse | Exception) -> SketchOutcome | _Ask:
+        """The first request's answer came another way (a Batch API result): it counts as
+        the call, and a transient error in it is not retried here (the queue does that)."""
+        self.first()
+        self.tries = self.policy.max_attempts
+        return self.failed(result) if isinstance(result, Exception) else self.answered(result)
+
+    def answered(self, response: ImageResponse) -> SketchOutcome | _Ask:
+        """Finish and guard the answer (CPU work: the async driver runs it on a thread)."""
+        try:
+            png, qa = _finish(self.request, response)
+        except Exception as error:
+            return self.failed(error)
+        return _ok(self.request, response, png, qa, self.calls, self.started)
+
+    def failed(self, error: Exception) -> SketchOutcome | _Ask:
+        if isinstance(error, TransientModelError) and self.tries < self.policy.max_attempts:
+            return self._ask(self.asked, self.policy.delay(self.tries, error, self.rng))
+        if self._may_ask_again(error):
+            log.info("%s: one retry with a stricter prompt", getattr(error, "finish_reason", ""))
+            self.tries = 0
+            return self._ask(_stricter(self.request), 0.0)
+        return _failed(self.request, error, self.calls, self.started)
+
+    def _may_ask_again(self, error: Exception) -> bool:
+        return (
+            self.can_ask_again
+            and self.asked is self.request
+            and isinstance(error, NoImageError | OffStyleError)
+            and error.finish_reason in RETRY_STRICTER
+        )
+
+    def _ask(self, request: ImageRequest, wait_s: float) -> _Ask:
+        self.asked = request
+        self.calls += 1
+        self.tries += 1
+        return _Ask(request, wait_s)
 
 
-Ask = Callable[[ImageRequest, Callable[[int], None]], ImageResponse]
-AskAsync = Callable[[ImageRequest, Callable[[int], None]], Awaitable[ImageResponse]]
-
-
-def _draw(
-    request: ImageRequest, ask: Ask, job_id: str, *, can_ask_again: bool = True
+def _drive(
+    model: SyncImageModel | None,
+    drawing: _Drawing,
+    step: SketchOutcome | _Ask,
+    sleep: Callable[[float], None] = time.sleep,
 ) -> SketchOutcome:
-    attempts = _Attempts()
-    started = time.perf_counter()
-    asked = request
-    with log_context(job_id=job_id, sketch=request.index):
-        while True:
-            try:
-                response = ask(asked, attempts.count)
-                png, qa = _finish(request, response)
-            except Exception as error:
-                try:
-                    if not can_ask_again:
-                        raise
-                    asked = _ask_again(request, asked, error)
-                except Exception:
-                    return _failed(request, error, attempts.done, started)
-                attempts.next_request()
-                continue
-            return _ok(request, response, png, qa, attempts.done, started)
-
-
-async def _adraw(request: ImageRequest, ask: AskAsync, job_id: str) -> SketchOutcome:
-    """:func:`_draw` awaiting the model; the finisher and guard run on a worker thread."""
-    import asyncio
-
-    attempts = _Attempts()
-    started = time.perf_counter()
-    asked = request
-    with log_context(job_id=job_id, sketch=request.index):
-        while True:
-            try:
-                response = await ask(asked, attempts.count)
-                png, qa = await asyncio.to_thread(_finish, request, response)
-            except Exception as error:
-                try:
-                    asked = _ask_again(request, asked, error)
-                except Exception:
-                    return _failed(request, error, attempts.done, started)
-                attempts.next_request()
-                continue
-            return _ok(request, response, png, qa, attempts.done, started)
+    """Make the calls ``drawing`` asks for, on this thread."""
+    while isinstance(step, _Ask):
+        assert model is not None, "a drawing without a model asks for no call"
+        if step.wait_s:
+            sleep(step.wait_s)
+        try:
+            response = model.generate_image(step.request)
+        except Exception as error:
+            step = drawing.failed(error)
+        else:
+            step = drawing.answered(response)
+    return step
 
 
 def draw_sketch(
-    model: SyncImageModel, request: ImageRequest, policy: RetryPolicy, job_id: str = ""
+    model: SyncImageModel,
+    request: ImageRequest,
+    policy: RetryPolicy,
+    job_id: str = "",
+    *,
+    sleep: Callable[[float], None] = time.sleep,
 ) -> SketchOutcome:
     """Make one finished sketch, or a failed record saying why. Never raises for model errors."""
+    drawing = _Drawing(request, policy)
+    with log_context(job_id=job_id, sketch=request.index):
+        return _drive(model, drawing, drawing.first(), sleep)
 
-    def ask(asked: ImageRequest, count: Callable[[int], None]) -> ImageResponse:
-        return call_with_retry(lambda: model.generate_image(asked), policy, on_attempt=count)
 
-    return _draw(request, ask, job_id)
+async def adraw_sketch(
+    model: ImageModel, request: ImageRequest, policy: RetryPolicy, job_id: str = ""
+) -> SketchOutcome:
+    """:func:`draw_sketch` awaiting the model; the finisher and guard run on a worker thread."""
+    import asyncio
+
+    drawing = _Drawing(request, policy)
+    with log_context(job_id=job_id, sketch=request.index):
+        step: SketchOutcome | _Ask = drawing.first()
+        while isinstance(step, _Ask):
+            if step.wait_s:
+                await asyncio.sleep(step.wait_s)
+            try:
+                response = await model.agenerate_image(step.request)
+            except Exception as error:
+                step = drawing.failed(error)
+            else:
+                step = await asyncio.to_thread(drawing.answered, response)
+        return step
 
 
 def settle_sketch(
@@ -338,29 +378,6 @@ def settle_sketch(
     With ``model``, a missing or off-style answer gets the same one stricter request as in
     :func:`draw_sketch`, made directly; without, it is recorded as it is.
     """
-
-    def ask(asked: ImageRequest, count: Callable[[int], None]) -> ImageResponse:
-        if asked is request:
-            count(1)
-            if isinstance(result, Exception):
-                raise result
-            return result
-        assert model is not None
-        return call_with_retry(
-            lambda: model.generate_image(asked), policy or RetryPolicy(), on_attempt=count
-        )
-
-    return _draw(request, ask, job_id, can_ask_again=model is not None)
-
-
-async def adraw_sketch(
-    model: ImageModel, request: ImageRequest, policy: RetryPolicy, job_id: str = ""
-) -> SketchOutcome:
-    """The async twin of :func:`draw_sketch`."""
-
-    async def ask(asked: ImageRequest, count: Callable[[int], None]) -> ImageResponse:
-        return await acall_with_retry(
-            lambda: model.agenerate_image(asked), policy, on_attempt=count
-        )
-
-    return await _adraw(request, ask, job_id)
+    drawing = _Drawing(request, policy or RetryPolicy(), can_ask_again=model is not None)
+    with log_context(job_id=job_id, sketch=request.index):
+        return _drive(model, drawing, drawing.given(result))

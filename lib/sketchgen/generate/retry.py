@@ -1,24 +1,19 @@
-"""The one place sketchgen retries model calls.
+"""How long sketchgen waits before it asks the model again.
 
-429 (after the server's RetryInfo delay when it gives one), 500, 503 and timeouts arrive here
-as :class:`TransientModelError` and are retried with exponential backoff and full jitter;
-anything else is final. The SDK's own retry is switched off so the two never stack.
+429 (after the server's RetryInfo delay when it gives one), 500, 503 and timeouts arrive as
+:class:`TransientModelError` and are retried with exponential backoff and full jitter;
+anything else is final. The SDK's own retry is switched off so the two never stack. The one
+place that applies this policy is a sketch's drawing (``generate.pipeline``).
 """
 
 from __future__ import annotations
 
-import asyncio
 import random
-import time
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TypeVar
 
 from sketchgen.errors import TransientModelError
 
-__all__ = ["RetryPolicy", "acall_with_retry", "call_with_retry"]
-
-T = TypeVar("T")
+__all__ = ["RetryPolicy"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,48 +31,3 @@ class RetryPolicy:
             return min(self.max_delay_s, error.retry_after) + rng.uniform(0, 0.1)
         ceiling = min(self.max_delay_s, self.initial_delay_s * self.multiplier ** (attempt - 1))
         return rng.uniform(ceiling / 2, ceiling)
-
-
-def call_with_retry(
-    fn: Callable[[], T],
-    policy: RetryPolicy,
-    *,
-    on_attempt: Callable[[int], None] | None = None,
-    sleep: Callable[[float], None] = time.sleep,
-    rng: random.Random | None = None,
-) -> T:
-    """Call ``fn`` until it succeeds, fails permanently or runs out of attempts."""
-    rng = rng or random.Random()
-    attempt = 0
-    while True:
-        attempt += 1
-        if on_attempt:
-            on_attempt(attempt)
-        try:
-            return fn()
-        except TransientModelError as error:
-            if attempt >= policy.max_attempts:
-                raise
-            sleep(policy.delay(attempt, error, rng))
-
-
-async def acall_with_retry(
-    fn: Callable[[], Awaitable[T]],
-    policy: RetryPolicy,
-    *,
-    on_attempt: Callable[[int], None] | None = None,
-    rng: random.Random | None = None,
-) -> T:
-    """The async twin of :func:`call_with_retry`."""
-    rng = rng or random.Random()
-    attempt = 0
-    while True:
-        attempt += 1
-        if on_attempt:
-            on_attempt(attempt)
-        try:
-            return await fn()
-        except TransientModelError as error:
-            if attempt >= policy.max_attempts:
-                raise
-            await asyncio.sleep(policy.delay(attempt, error, rng))
