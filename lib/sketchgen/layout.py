@@ -1,15 +1,19 @@
 """The output layout, in one place: a job's files and where they are kept.
 
-The library writes ``<output_dir>/<job_id>/{sketch_<i>.png, metadata.json}``; the service
-writes the same names under ``jobs/<job_id>/`` in its blob store, plus a refinement's
-``input.png``. Both, and the HTTP API that links to them, take the names from here.
+A job's files are ``<prefix>/{sketch_<i>.png, metadata.json}`` in a blob store, plus a
+refinement's ``input.png``. The service's prefix is ``jobs/<job_id>`` in its bucket; the
+library's store is its output folder, and its prefix the job id alone (``root=LIBRARY``), so
+``<output_dir>/<job_id>/sketch_0.png``. Both, and the HTTP API that links to them, take the
+keys from here.
 """
 
 from __future__ import annotations
 
 __all__ = [
     "INPUT_FILE",
+    "LIBRARY",
     "METADATA_FILE",
+    "SERVICE",
     "input_key",
     "job_prefix",
     "metadata_key",
@@ -20,21 +24,24 @@ __all__ = [
 METADATA_FILE = "metadata.json"
 INPUT_FILE = "input.png"
 
+SERVICE = "jobs"  # the service's bucket: jobs/<job_id>/...
+LIBRARY = ""  # the library's output folder: <job_id>/...
+
 
 def sketch_file(index: int) -> str:
     return f"sketch_{index}.png"
 
 
-def job_prefix(job_id: str) -> str:
-    return f"jobs/{job_id}"
+def job_prefix(job_id: str, *, root: str = SERVICE) -> str:
+    return f"{root}/{job_id}" if root else job_id
 
 
-def sketch_key(job_id: str, index: int) -> str:
-    return f"{job_prefix(job_id)}/{sketch_file(index)}"
+def sketch_key(job_id: str, index: int, *, root: str = SERVICE) -> str:
+    return f"{job_prefix(job_id, root=root)}/{sketch_file(index)}"
 
 
-def metadata_key(job_id: str) -> str:
-    return f"{job_prefix(job_id)}/{METADATA_FILE}"
+def metadata_key(job_id: str, *, root: str = SERVICE) -> str:
+    return f"{job_prefix(job_id, root=root)}/{METADATA_FILE}"
 
 
 def input_key(job_id: str) -> str:

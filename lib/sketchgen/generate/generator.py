@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+from sketchgen.adapters.local.blob_store import LocalBlobStore
 from sketchgen.errors import ConfigError, InputError
 from sketchgen.generate.base import ImageModelAdapter
 from sketchgen.generate.config import GenerationConfig
@@ -30,8 +31,9 @@ from sketchgen.generate.pipeline import (
     warm_up,
 )
 from sketchgen.generate.retry import RetryPolicy
-from sketchgen.layout import METADATA_FILE
-from sketchgen.metadata import JobMetadata, SketchRecord, atomic_write_bytes, new_job_id
+from sketchgen.layout import LIBRARY, job_prefix, metadata_key, sketch_key
+from sketchgen.metadata import JobMetadata, SketchRecord, new_job_id
+from sketchgen.ports import BlobStore
 from sketchgen.schemas import PromptSpec, RetrievalResult, Style
 
 __all__ = ["AsyncSketchStream", "GenerationResult", "ImageGenerator", "SketchEvent", "SketchStream"]
@@ -68,12 +70,18 @@ class GenerationResult:
 
 
 class _Job:
-    """One running job: its plan, its folder, and the records as they come in."""
+    """One running job: its plan, its files, and the records as they come in.
+
+    The files go through the blob-store port, as the service's do: here a folder store on
+    the output folder, keyed by the library's layout (``layout.LIBRARY``).
+    """
 
     def __init__(self, plan: JobPlan, output_root: Path, started_at: datetime) -> None:
         self.plan = plan
-        self.folder = output_root / plan.job_id
-        self.folder.mkdir(parents=True, exist_ok=False)
+        self.root = Path(output_root)
+        self.blobs: BlobStore = LocalBlobStore(self.root)
+        self.folder = self.root / job_prefix(plan.job_id, root=LIBRARY)
+        self.folder.mkdir(parents=True, exist_ok=False)  # the job's own: a clash is a bug
         self.records: dict[int, SketchRecord] = {}
         self.started = time.perf_counter()
         self.started_at = started_at
@@ -82,8 +90,9 @@ class _Job:
         record = outcome.record
         path = None
         if outcome.png is not None and record.file:
-            path = self.folder / record.file
-            atomic_write_bytes(path, outcome.png)
+            key = sketch_key(self.plan.job_id, record.index, root=LIBRARY)
+            self.blobs.put(key, outcome.png, "image/png")
+            path = self.root / key
         self.records[record.index] = record
         return record.index, path, record.error
 
@@ -101,8 +110,9 @@ class _Job:
             elapsed_s=elapsed,
             timestamp=self.started_at,
         )
-        metadata_path = self.folder / METADATA_FILE
-        atomic_write_bytes(metadata_path, metadata.to_json())
+        key = metadata_key(self.plan.job_id, root=LIBRARY)
+        self.blobs.put(key, metadata.to_json(), "application/json")
+        metadata_path = self.root / key
         return GenerationResult(
             job_id=self.plan.job_id,
             output_dir=self.folder,
