@@ -135,6 +135,12 @@ OFF_STYLE: dict[str, Callable[[], bytes]] = {
 }
 
 
+# The ones whose outlines do not survive as shapes: fur and a face in close-up (cat), a
+# blurred clock face, a mascot drowned in texture. Redrawn, they come out as scattered
+# dashes; the guard refuses them (coherence) and the pipeline asks the model once more.
+FRAGMENTARY = frozenset({"cat", "clock", "textured-illustration"})
+
+
 def pure_noise(size: int = 512) -> bytes:
     """Nothing to draw: uniform grey-level noise."""
     return _png(np.random.default_rng(3).integers(0, 256, (size, size), dtype=np.uint8))

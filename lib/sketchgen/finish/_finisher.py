@@ -31,8 +31,8 @@ class SketchQA(BaseModel):
     """The visual-rule figures of one finished sketch (recorded per sketch in metadata).
 
     The thresholds behind ``passed`` are :class:`VisualRules` (``sketchgen.finish.RULES``).
-    ``converted``, ``before`` and ``structure`` are set only when the style guard redrew an
-    off-style image as line art (they are left out of the recorded dict otherwise).
+    ``converted``, ``before``, ``structure`` and ``coherence`` are set only when the style
+    guard redrew an off-style image as line art (left out of the recorded dict otherwise).
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -46,6 +46,7 @@ class SketchQA(BaseModel):
     converted: str | None = None  # "line-art" when the guard redrew the image
     before: dict[str, float | int | bool] | None = None  # the figures it had before
     structure: float | None = None  # share of found lines kept as shapes (not texture)
+    coherence: float | None = None  # share of the drawing's lines in long strokes
 
     def figures(self) -> str:
         """The figures in words, for error messages and logs."""

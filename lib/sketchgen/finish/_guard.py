@@ -37,18 +37,22 @@ def guard_sketch(
         return _encode(finished), before
     # Colour edges count as shapes (an orange ball on a teal ground of equal brightness).
     source = image.convert("RGB" if image.mode not in {"L", "1", "I", "F"} else "L")
-    drawing, structure = line_art(source, width, height, rules)
-    after = measure(drawing, rules)
+    art = line_art(source, width, height, rules)
+    after = measure(art.drawing, rules)
     figures = before.model_dump(exclude_none=True)
-    if after.passed and structure >= rules.min_structure:
-        qa = after.model_copy(
-            update={"converted": "line-art", "before": figures, "structure": round(structure, 3)}
-        )
-        return _encode(drawing), qa
-    why = "mostly texture" if structure < rules.min_structure else f"as line art: {after.figures()}"
+    judged = {"structure": round(art.structure, 3), "coherence": round(art.coherence, 3)}
+    if art.structure < rules.min_structure:
+        why = "mostly texture"
+    elif art.coherence < rules.min_coherence:
+        why = "scattered dashes, no coherent shapes"
+    elif not after.passed:
+        why = f"as line art: {after.figures()}"
+    else:
+        qa = after.model_copy(update={"converted": "line-art", "before": figures, **judged})
+        return _encode(art.drawing), qa
     raise OffStyleError(
         f"the image breaks the visual rules ({before.figures()}) and cannot be redrawn "
-        f"as line art ({why}, structure {structure:.0%})",
-        qa={**figures, "converted": "refused", "structure": round(structure, 3),
+        f"as line art ({why}; structure {art.structure:.0%}, coherence {art.coherence:.0%})",
+        qa={**figures, "converted": "refused", **judged,
             "after": after.model_dump(exclude_none=True)},
     )  # fmt: skip

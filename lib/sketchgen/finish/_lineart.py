@@ -19,12 +19,14 @@ the CLI, and four filters do not justify scipy or scikit-image there.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 from PIL import Image, ImageFilter
 
 from sketchgen.finish._rules import VisualRules
 
-__all__ = ["line_art"]
+__all__ = ["LineArt", "line_art"]
 
 # Lines are found on a fixed working size: the scale of "main shape" vs "texture" is a share
 # of the picture, not of its pixels, and a fixed size keeps 4K as cheap as 1K.
@@ -110,6 +112,15 @@ def _long_strokes(mask: np.ndarray, min_length: float) -> np.ndarray:
     return out
 
 
+def _coherence(mask: np.ndarray, length: float) -> float:
+    """The share of ``mask``'s pixels in components of at least ``length`` pixels. Edges are
+    one pixel wide here, so a component's pixel count is its stroke length."""
+    if not mask.any():
+        return 0.0
+    _, sizes = np.unique(_label(mask), return_counts=True)
+    return float(sizes[sizes >= length].sum()) / float(sizes.sum())
+
+
 def _dilate(mask: np.ndarray, times: int) -> np.ndarray:
     for _ in range(times):
         grown = mask.copy()
@@ -181,14 +192,18 @@ def _edges(image: Image.Image) -> np.ndarray:
     return _hysteresis(ridge, strong * _WEAK_SHARE, ridge >= strong)
 
 
-def line_art(
-    image: Image.Image, width: int, height: int, rules: VisualRules
-) -> tuple[np.ndarray, float]:
-    """The picture's main shapes as black strokes on white, ``height × width`` uint8.
+@dataclass(frozen=True, slots=True)
+class LineArt:
+    """A redrawing and what the guard judges it by."""
 
-    Returns the drawing and the share of the found line ink that survived as structure
-    (the rest was texture or noise): the guard refuses a drawing made mostly of leftovers.
-    """
+    drawing: np.ndarray  # black strokes on white, height × width, uint8
+    structure: float  # share of the found line ink that survived as shapes (not texture)
+    coherence: float  # share of the drawing's line ink in long strokes (not scattered dashes)
+
+
+def line_art(image: Image.Image, width: int, height: int, rules: VisualRules) -> LineArt:
+    """The picture's main shapes as black strokes on white, with the figures the guard uses
+    to refuse a drawing made mostly of leftovers or of scattered dashes."""
     scale = _WORK_LONG_SIDE / max(image.size)
     work_size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
     work = image.resize(work_size, Image.Resampling.BILINEAR, reducing_gap=2.0)
@@ -203,6 +218,7 @@ def line_art(
     found_ink = int(np.count_nonzero(found))
     kept = _long_strokes(found, rules.min_stroke_length * _WORK_LONG_SIDE)
     structure = float(np.count_nonzero(kept)) / found_ink if found_ink else 0.0
+    coherence = _coherence(kept, rules.coherent_length * _WORK_LONG_SIDE)
 
     # Into the output: the drawing fits inside the margins, strokes at the rules' weight.
     inner_w, inner_h = (round(width * (1 - 2 * _MARGIN)), round(height * (1 - 2 * _MARGIN)))
@@ -221,4 +237,4 @@ def line_art(
     canvas = np.full((height, width), 255, dtype=np.uint8)
     top, left = (height - size[1]) // 2, (width - size[0]) // 2
     canvas[top : top + size[1], left : left + size[0]] = drawing
-    return canvas, structure
+    return LineArt(canvas, structure, coherence)

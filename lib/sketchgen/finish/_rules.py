@@ -22,9 +22,14 @@ A sketch is something a designer draws over, so the rules describe paper and ink
   ``min_stroke_length`` (4 %) of the long side; shorter marks are texture, fur, grain or
   noise. If what is left after that is less than ``min_structure`` (25 %) of the ink the line
   extraction found, the picture was mostly texture and is not converted.
+- **Coherent shapes**: at least ``min_coherence`` (50 %) of a converted drawing's line ink
+  lies in strokes at least ``coherent_length`` (15 %) of the long side long. Outlines of a
+  head, a cup or a coin are; the scattered dashes left of fur, a blurred face or a textured
+  wash are not, and such a drawing is a puzzle, not something to draw over.
 
 The first four are what ``SketchQA.passed`` checks on every delivered image; the last two
-are how the guard draws when it has to redraw an image as line art.
+are how the guard draws when it has to redraw an image as line art, and the last one
+whether that drawing is worth delivering.
 """
 
 from __future__ import annotations
@@ -54,6 +59,8 @@ class VisualRules(BaseModel):
     stroke_px_1k: float = Field(6.0, gt=0.0)
     min_stroke_length: float = Field(0.04, ge=0.0, lt=1.0)
     min_structure: float = Field(0.25, ge=0.0, le=1.0)
+    coherent_length: float = Field(0.15, ge=0.0, lt=1.0)
+    min_coherence: float = Field(0.5, ge=0.0, le=1.0)
 
     def passes(self, border_white: float, midtone: float, dark: float, fill: float) -> bool:
         return (
