@@ -107,3 +107,40 @@ def test_console_script_has_no_traceback_on_bad_input(tmp_path: Path) -> None:
     )
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_ctrl_c_stops_a_run_at_once_with_130(tmp_path: Path) -> None:
+    """Ctrl-C while the model is answering: exit 130 now, not when the calls come back."""
+    import os
+    import signal
+    import time
+
+    from sketchgen.testing.gemini_server import FakeGeminiServer
+
+    with FakeGeminiServer(default="held") as server:
+        env = {
+            **os.environ,
+            "GEMINI_API_KEY": "test-key-not-a-secret-0123456789",
+            "GOOGLE_GEMINI_BASE_URL": server.url,
+            "SKETCHGEN_OUTPUT_DIR": str(tmp_path),
+        }
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "sketchgen.cli", "generate", "playful golf mascot", "-n", "3"],
+            env=env,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        deadline = time.monotonic() + 60
+        while len(server.requests) < 3 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert len(server.requests) == 3, "the calls never reached the model"
+        proc.send_signal(signal.SIGINT)
+        try:
+            code = proc.wait(timeout=30)
+        finally:
+            proc.kill()
+        # Still held: the process did not wait for the model to answer.
+        assert not server.answered
+        server.release_held()
+    assert code == 130
+    assert "Traceback" not in (proc.stderr.read() if proc.stderr else "")

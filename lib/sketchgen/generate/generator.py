@@ -196,8 +196,13 @@ class SketchStream:
                 if isinstance(item, BaseException):
                     raise item
                 yield item  # type: ignore[misc]
-        finally:
-            thread.join()
+        except KeyboardInterrupt:
+            # Ctrl-C means now: the job's thread is a daemon, its calls in flight are dropped.
+            raise
+        except BaseException:
+            thread.join()  # the caller stopped early: the job still ends and is recorded
+            raise
+        thread.join()
 
     def _run(self, events: queue.SimpleQueue[object]) -> None:
         async def pump() -> None:
