@@ -1,21 +1,21 @@
 """Real emulators for the integration tests, started once per session.
 
-Firestore and Pub/Sub come from the Google Cloud CLI, Cloud Storage from the
-gcp-storage-emulator package, S3 from moto's server. If one cannot start, the tests fail:
-they are never skipped.
+Firestore and Pub/Sub come from the Google Cloud CLI (their JVMs run directly, as `make dev`
+runs them, so a test run that is killed takes them with it instead of leaving them behind a
+gcloud wrapper), Cloud Storage from the gcp-storage-emulator package, S3 from moto's server.
+If one cannot start, the tests fail: they are never skipped.
 """
 
 from __future__ import annotations
 
 import os
-import shutil
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from dev.processes import ManagedProcess, free_port, wait_for_http
+from dev.processes import ManagedProcess, emulator_command, free_port, wait_for_http
 
 PROJECT = "sketchgen-test"
 
@@ -25,11 +25,11 @@ def emulator_logs(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("emulator-logs")
 
 
-def _gcloud() -> str:
-    found = shutil.which("gcloud")
-    if not found:
-        pytest.fail("the Google Cloud CLI (gcloud) is required for the emulator tests")
-    return found
+def _emulator(name: str, port: int) -> list[str]:
+    try:
+        return emulator_command(name, port)
+    except RuntimeError as error:  # no gcloud on PATH: the message says what to install
+        pytest.fail(str(error))
 
 
 def _serve(
@@ -54,35 +54,16 @@ def _serve(
 @pytest.fixture(scope="session")
 def firestore_emulator(emulator_logs: Path) -> Iterator[str]:
     port = free_port()
-    command = [
-        _gcloud(),
-        "beta",
-        "emulators",
-        "firestore",
-        "start",
-        "--quiet",
-        f"--host-port=127.0.0.1:{port}",
-    ]
+    command = _emulator("firestore", port)
     yield from _serve(
         "firestore", command, port, emulator_logs, "FIRESTORE_EMULATOR_HOST", f"127.0.0.1:{port}"
     )
 
 
 @pytest.fixture(scope="session")
-def pubsub_emulator(emulator_logs: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def pubsub_emulator(emulator_logs: Path) -> Iterator[str]:
     port = free_port()
-    data = tmp_path_factory.mktemp("pubsub")
-    command = [
-        _gcloud(),
-        "beta",
-        "emulators",
-        "pubsub",
-        "start",
-        "--quiet",
-        f"--host-port=127.0.0.1:{port}",
-        f"--project={PROJECT}",
-        f"--data-dir={data}",
-    ]
+    command = _emulator("pubsub", port)
     yield from _serve(
         "pubsub", command, port, emulator_logs, "PUBSUB_EMULATOR_HOST", f"127.0.0.1:{port}"
     )

@@ -2,12 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import shutil
-import signal
-import socket
-import subprocess
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,50 +10,13 @@ from typing import Any
 import httpx
 import pytest
 
+from dev.processes import ManagedProcess, emulator_command, free_port, wait_for_http
 from tests.helpers.auth import unsigned_token
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 RULES = REPO_ROOT / "firestore.rules"
 PROJECT = "sketchgen-rules-test"
 STARTUP_TIMEOUT_S = 90.0
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    """gcloud starts java in the same process group: signal the whole group."""
-    if process.poll() is not None:
-        return
-    for sig, wait_s in ((signal.SIGTERM, 10.0), (signal.SIGKILL, 5.0)):
-        try:
-            os.killpg(process.pid, sig)
-        except ProcessLookupError:
-            return
-        try:
-            process.wait(timeout=wait_s)
-            return
-        except subprocess.TimeoutExpired:
-            continue
-
-
-def _wait_ready(base_url: str, process: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + STARTUP_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(
-                f"Firestore emulator exited with {process.returncode}:\n{log.read_text()[-3000:]}"
-            )
-        try:
-            if httpx.get(base_url + "/", timeout=1.0).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.25)
-    raise RuntimeError(f"Firestore emulator not ready in {STARTUP_TIMEOUT_S}s:\n{log.read_text()}")
 
 
 @dataclass(frozen=True)
@@ -74,36 +31,19 @@ class Emulator:
 
 @pytest.fixture(scope="session")
 def firestore_emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Emulator]:
-    gcloud = shutil.which("gcloud")
-    if gcloud is None:
-        pytest.fail("gcloud is not on PATH: the rules tests need the Firestore emulator")
-    port = _free_port()
-    log = tmp_path_factory.mktemp("firestore-emulator") / "emulator.log"
-    env = {**os.environ, "CLOUDSDK_CORE_DISABLE_PROMPTS": "1"}
-    env.pop("FIRESTORE_EMULATOR_HOST", None)
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [
-                gcloud,
-                "beta",
-                "emulators",
-                "firestore",
-                "start",
-                f"--host-port=127.0.0.1:{port}",
-                f"--rules={RULES}",
-            ],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            env=env,
-            start_new_session=True,
-        )
+    port = free_port()
+    try:
+        command = emulator_command("firestore", port, rules=RULES)
+    except RuntimeError as error:  # no gcloud on PATH: the message says what to install
+        pytest.fail(str(error))
+    logs = tmp_path_factory.mktemp("firestore-emulator")
+    process = ManagedProcess("firestore-rules", command, log_dir=logs).start()
     try:
         base_url = f"http://127.0.0.1:{port}"
-        _wait_ready(base_url, process, log)
+        wait_for_http(base_url + "/", timeout_s=STARTUP_TIMEOUT_S, process=process)
         yield Emulator(base_url)
     finally:
-        _stop(process)
+        process.stop()
 
 
 def user_token(uid: str, project: str = PROJECT) -> str:

@@ -184,6 +184,8 @@ def _hs256(keys: dict[str, Key]) -> str:
 
 
 NOW = int(time.time())
+# Far enough ahead to stay in the future however long the suite runs before a case does.
+LATER = NOW + 365 * 86400
 REFUSED: dict[str, tuple[Callable[[dict[str, Key]], str], str]] = {
     "other key": (
         lambda k: k["stranger"].sign(claims(), kid="kid-current"),
@@ -206,7 +208,7 @@ REFUSED: dict[str, tuple[Callable[[dict[str, Key]], str], str]] = {
     "exp not a number": (lambda k: k["current"].sign(claims(exp="soon")), "ID token has no exp"),
     "exp beyond float": (lambda k: k["current"].sign(claims(exp=10**400)), "ID token has no exp"),
     "iat in the future": (
-        lambda k: k["current"].sign(claims(iat=NOW + 600, exp=NOW + 4200)),
+        lambda k: k["current"].sign(claims(iat=LATER, exp=LATER + 3600)),
         "ID token is issued in the future (iat)",
     ),
     "missing auth_time": (
@@ -214,7 +216,7 @@ REFUSED: dict[str, tuple[Callable[[dict[str, Key]], str], str]] = {
         "ID token has no auth_time",
     ),
     "auth_time in the future": (
-        lambda k: k["current"].sign(claims(auth_time=NOW + 600)),
+        lambda k: k["current"].sign(claims(auth_time=LATER)),
         "ID token sign-in time (auth_time) is in the future",
     ),
     "empty sub": (lambda k: k["current"].sign(claims(sub="")), "ID token has no subject (sub)"),
@@ -420,7 +422,7 @@ def test_the_emulators_unsigned_token_is_accepted_with_the_emulator_host(
         (claims(iat=NOW - 7200, exp=NOW - 3600), "ID token has expired"),
         (claims(aud="another-project"), f"ID token audience (aud) is not {PROJECT}"),
         (claims(iss="https://securetoken.google.com/x"), f"ID token issuer (iss) is not {ISSUER}"),
-        (claims(iat=NOW + 600, exp=NOW + 4200), "ID token is issued in the future (iat)"),
+        (claims(iat=LATER, exp=LATER + 3600), "ID token is issued in the future (iat)"),
         (claims(auth_time=None), "ID token has no auth_time"),
         (claims(sub=""), "ID token has no subject (sub)"),
     ],

@@ -133,10 +133,16 @@ def test_unexpected_bug_in_one_sketch_is_recorded(style: Style, tmp_path: Path) 
 
 def test_streaming_yields_in_completion_order(style: Style, tmp_path: Path) -> None:
     class Staggered(FakeImageModel):
+        """Index 3 answers first; each other one only once the next one's PNG is stored."""
+
         def generate_image(self, request):  # type: ignore[no-untyped-def]
             import time
 
-            time.sleep(0.05 * (3 - request.index))  # index 3 first, index 0 last
+            deadline = time.monotonic() + 30
+            after = f"sketch_{request.index + 1}.png"
+            while request.index < 3 and not any(tmp_path.rglob(after)):
+                assert time.monotonic() < deadline, f"{after} never stored"
+                time.sleep(0.01)
             return super().generate_image(request)
 
     stream = ImageGenerator(Staggered(), retry=FAST_RETRY).generate_streaming(
