@@ -86,17 +86,9 @@ class JobService:
         account = (
             spend.check_entitled(owner_uid, request, model=config.model_name) if spend else None
         )
-        retrieval = self.retriever.retrieve(prompt_spec, style, top_k=3)
         job_id = new_job_id()
-        plan = plan_job(
-            job_id=job_id,
-            prompt_spec=prompt_spec,
-            retrieval=retrieval,
-            config=config,
-            model=self.model,
-            refinement=refinement,
-        )
         if spend is not None and account is not None:
+            # First: a refused request costs no retrieval, planning or storage.
             spend.reserve(
                 owner_uid,
                 account,
@@ -106,6 +98,15 @@ class JobService:
                 finished=self._ended_jobs,
             )
         try:
+            retrieval = self.retriever.retrieve(prompt_spec, style, top_k=3)
+            plan = plan_job(
+                job_id=job_id,
+                prompt_spec=prompt_spec,
+                retrieval=retrieval,
+                config=config,
+                model=self.model,
+                refinement=refinement,
+            )
             job, created = self._store_job(
                 owner_uid,
                 request,
