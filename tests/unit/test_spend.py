@@ -325,3 +325,30 @@ def test_http_too_many_streams(client: Client, make_service: Callable[..., Sketc
     third = client.get(f"/v1/jobs/{job_id}/events", headers=_auth("alice"), buffered=False)
     assert third.status_code == 200
     third.close()
+
+
+# -- the admin CLI ------------------------------------------------------------------------------
+
+
+def test_cli_sets_a_plan_and_prints_usage(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import json
+
+    from sketchgen import bootstrap
+    from sketchgen.cli import main
+
+    monkeypatch.delenv("SKETCHGEN_JOB_STORE", raising=False)
+    bootstrap.reset()
+    data = str(tmp_path / "serve")
+    try:
+        args = ["accounts", "set", "carol", "--plan", "pro", "--daily-images", "9"]
+        assert main([*args, "--data-dir", data]) == 0
+        assert json.loads(capsys.readouterr().out)["plan"] == "pro"
+        assert main(["usage", "carol", "--data-dir", data]) == 0
+        usage = json.loads(capsys.readouterr().out)
+        assert usage["plan"] == "pro" and usage["images_limit"] == 9 and usage["models"] is None
+        assert main(["accounts", "set", "carol", "--data-dir", data]) == 2  # nothing to set
+        assert main(["accounts", "set", "carol", "--plan", "gold", "--data-dir", data]) == 2
+    finally:
+        bootstrap.reset()
