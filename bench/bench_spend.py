@@ -127,6 +127,7 @@ def markdown(results: dict[str, Any]) -> str:
             f"The check adds {on['p50_ms'] - off['p50_ms']:.1f} ms at the median "
             f"({on['p99_ms'] - off['p99_ms']:.1f} ms at p99): three round trips to Firestore "
             "(the account, then the usage document read and written back under a "
-            "precondition). A refusal answers before the job is planned further or stored.",
+            "precondition). A refusal answers before references are retrieved, the job is "
+            "planned or anything is stored, so it is cheaper than an accepted job.",
         ]
     )

@@ -5,6 +5,7 @@ settle it when it is finalised, and report a user's usage. The rules are in
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -12,8 +13,15 @@ from typing import Any
 from sketchgen.errors import LimitError, NotEntitledError
 from sketchgen.jobs import JobRecord, JobRequest
 from sketchgen.logs import get_logger
-from sketchgen.spend import PLANS, Account, Limits, UsageLedger, is_billable, seconds_to_next_day
-from sketchgen.spend import utc_day as _utc_day
+from sketchgen.spend import (
+    PLANS,
+    Account,
+    Limits,
+    UsageLedger,
+    is_billable,
+    seconds_to_next_day,
+    utc_day,
+)
 
 __all__ = ["SpendControl", "SpendLimits", "job_cost_usd"]
 
@@ -62,7 +70,7 @@ class SpendControl:
         images: int,
         *,
         counts_active: bool = True,
-        finished: Any = None,
+        finished: Callable[[Sequence[str]], list[JobRecord]] | None = None,
     ) -> None:
         """Reserve ``images`` for ``job_id`` or raise :class:`LimitError` (nothing written).
 
@@ -73,7 +81,7 @@ class SpendControl:
         limits = self._limits(account)
         result = self.ledger.reserve(uid, job_id, images, limits, counts_active=counts_active)
         if result.refused == "too_many_active_jobs" and finished is not None:
-            ended: list[JobRecord] = finished(result.active_job_ids)
+            ended = finished(result.active_job_ids)
             if ended:
                 for job in ended:
                     self.settle_job(job)
@@ -118,7 +126,7 @@ class SpendControl:
         """``GET /v1/usage``: today's figures for ``uid``."""
         account = self.ledger.account(uid)
         limits = self._limits(account)
-        today = _utc_day(datetime.now(UTC))
+        today = utc_day(datetime.now(UTC))
         doc = self.ledger.usage(uid).on(today)
         return {
             "day": today,

@@ -138,7 +138,8 @@ class JobService:
 
     def _ended_jobs(self, job_ids: Sequence[str]) -> list[JobRecord]:
         """Of ``job_ids``, the jobs that are final (their settlement may have been lost)."""
-        return [j for j in self.jobs.list_jobs(job_ids=list(job_ids)) if j.is_final]
+        ids = list(job_ids)
+        return [j for j in self.jobs.list_jobs(job_ids=ids, limit=len(ids)) if j.is_final]
 
     def _store_job(
         self,
