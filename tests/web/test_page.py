@@ -257,8 +257,8 @@ def test_the_page_shows_what_is_left_today_and_greys_out_the_plan(page: Page) ->
         "#usage"
     )
     # The free plan (docs/decisions/0012): the flash model at 1K and 2K.
-    assert page.locator("#image_size option[value='4K']").is_disabled()
-    assert page.locator("#image_size option[value='2K']").is_enabled()
+    assert page.locator("#image_size option", has_text="4K").is_disabled()
+    assert page.locator("#image_size option", has_text="2K").is_enabled()
     assert page.locator("#model option[value='pro']").is_disabled()
     assert page.locator("#model option[value='flash']").is_enabled()
     _generate(page, "tiny robot mascot", 3)
