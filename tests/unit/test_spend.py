@@ -244,6 +244,19 @@ def test_a_lost_settlement_is_healed_when_the_cap_is_reached(
     assert created and ledger.usage("alice").active_job_ids == [second.job_id]
 
 
+def test_a_refinement_is_a_job_like_any_other(
+    make_service: Callable[..., SketchService], ledger: MemoryUsageLedger
+) -> None:
+    service = make_service(daily=4, active=3)
+    parent, _ = service.submission.submit_job("alice", _request(num_images=3))
+    _deliver_all(service)
+    child, _ = service.submission.refine_sketch("alice", parent.job_id, 1, "bigger grin")
+    assert ledger.usage("alice").images_used == 4 and child.job_id in ledger.usage("alice").jobs
+    with pytest.raises(LimitError) as error:
+        service.submission.refine_sketch("alice", parent.job_id, 2, "smaller hat")
+    assert error.value.code == "budget_exhausted"
+
+
 def test_regeneration_counts_images_but_not_the_active_cap(
     make_service: Callable[..., SketchService], ledger: MemoryUsageLedger
 ) -> None:
