@@ -234,6 +234,13 @@ class UsageLedger(ABC):
         """Atomically: read the user's usage, apply ``transition``, write what it returns."""
 
     @abstractmethod
+    def _admit(
+        self, uid: str, transition: Callable[[Account, UsageDoc], tuple[UsageDoc | None, T]]
+    ) -> T:
+        """Atomically: read the user's account and usage (in one round trip where the store
+        allows), apply ``transition``, write the usage it returns. The account is only read."""
+
+    @abstractmethod
     def usage(self, uid: str) -> UsageDoc: ...
 
     @abstractmethod
@@ -259,6 +266,13 @@ class UsageLedger(ABC):
                 doc, job_id, images, limits, at, counts_active=counts_active
             ),
         )
+
+    def admit(
+        self, uid: str, transition: Callable[[Account, UsageDoc], tuple[UsageDoc | None, T]]
+    ) -> T:
+        """Decide on the user's account and usage together, and write the usage (a submission:
+        plan and limits from the account, the reservation in the usage)."""
+        return self._admit(uid, transition)
 
     def settle(
         self, uid: str, job_id: str, *, refunded: int, cost_usd: float, now: datetime | None = None

@@ -11,14 +11,17 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sketchgen.errors import LimitError, NotEntitledError
-from sketchgen.jobs import JobRecord, JobRequest
+from sketchgen.jobs import JobRecord
 from sketchgen.logs import get_logger
 from sketchgen.spend import (
     PLANS,
     Account,
     Limits,
+    Reservation,
+    UsageDoc,
     UsageLedger,
     is_billable,
+    reserve_transition,
     seconds_to_next_day,
     utc_day,
 )
@@ -39,6 +42,12 @@ class SpendLimits:
     active_jobs: int = 3
 
 
+@dataclass(frozen=True, slots=True)
+class _Admission:
+    result: Reservation
+    limits: Limits
+
+
 def job_cost_usd(job: JobRecord) -> float:
     return round(sum(s.cost_usd or 0.0 for s in job.sketches.values()), 6)
 
@@ -52,42 +61,47 @@ class SpendControl:
         base = Limits(daily_images=self.limits.daily_images, active_jobs=self.limits.active_jobs)
         return base.for_account(account)
 
-    def check_entitled(self, uid: str, request: JobRequest, *, model: str) -> Account:
-        """The caller's account, if their plan includes ``model`` at the request's size;
-        else :class:`NotEntitledError` naming the field."""
-        account = self.ledger.account(uid)
-        refusal = PLANS[account.plan].refusal(model, request.image_size)
-        if refusal is not None:
-            field, message = refusal
-            raise NotEntitledError(f"{message}; your plan is {account.plan!r}", field=field)
-        return account
-
-    def reserve(
+    def admit(
         self,
         uid: str,
-        account: Account,
+        *,
+        model: str,
+        image_size: str,
         job_id: str,
         images: int,
-        *,
         counts_active: bool = True,
         finished: Callable[[Sequence[str]], list[JobRecord]] | None = None,
     ) -> None:
-        """Reserve ``images`` for ``job_id`` or raise :class:`LimitError` (nothing written).
+        """Admit ``job_id`` for ``uid``: its plan must include ``model`` at ``image_size``
+        (else :class:`NotEntitledError` naming the field) and its ``images`` and active-job
+        slot are reserved (else :class:`LimitError`). Nothing is written when refused. The
+        account and the usage are read together and the usage written under a precondition.
 
         ``finished`` (job ids → the ones that have ended) heals charges whose settlement was
-        lost (a finaliser that died): at the cap, those are settled and the reservation tried
+        lost (a finaliser that died): at the cap, those are settled and the admission tried
         once more.
         """
-        limits = self._limits(account)
-        result = self.ledger.reserve(uid, job_id, images, limits, counts_active=counts_active)
-        if result.refused == "too_many_active_jobs" and finished is not None:
-            ended = finished(result.active_job_ids)
+        now = datetime.now(UTC)
+
+        def decide(account: Account, usage: UsageDoc) -> tuple[UsageDoc | None, _Admission]:
+            refusal = PLANS[account.plan].refusal(model, image_size)
+            if refusal is not None:
+                field, message = refusal
+                raise NotEntitledError(f"{message}; your plan is {account.plan!r}", field=field)
+            limits = self._limits(account)
+            changed, result = reserve_transition(
+                usage, job_id, images, limits, now, counts_active=counts_active
+            )
+            return changed, _Admission(result, limits)
+
+        admission = self.ledger.admit(uid, decide)
+        if admission.result.refused == "too_many_active_jobs" and finished is not None:
+            ended = finished(admission.result.active_job_ids)
             if ended:
                 for job in ended:
                     self.settle_job(job)
-                result = self.ledger.reserve(
-                    uid, job_id, images, limits, counts_active=counts_active
-                )
+                admission = self.ledger.admit(uid, decide)
+        result, limits = admission.result, admission.limits
         if result.refused == "too_many_active_jobs":
             raise LimitError(
                 "too_many_active_jobs",

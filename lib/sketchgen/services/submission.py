@@ -83,17 +83,15 @@ class JobService:
         prompt_spec = PromptCompiler().compile(request.brief, style)
         config = request.generation_config(default_model=self.config.default_model)
         spend = self.spend
-        account = (
-            spend.check_entitled(owner_uid, request, model=config.model_name) if spend else None
-        )
         job_id = new_job_id()
-        if spend is not None and account is not None:
+        if spend is not None:
             # First: a refused request costs no retrieval, planning or storage.
-            spend.reserve(
+            spend.admit(
                 owner_uid,
-                account,
-                job_id,
-                config.num_images,
+                model=config.model_name,
+                image_size=config.image_size,
+                job_id=job_id,
+                images=config.num_images,
                 counts_active=priority != "batch",
                 finished=self._ended_jobs,
             )

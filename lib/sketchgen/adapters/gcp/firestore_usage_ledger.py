@@ -12,7 +12,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from sketchgen.adapters.gcp._firestore import client_for, optimistic_update
+from sketchgen.adapters.gcp._firestore import (
+    client_for,
+    optimistic_update,
+    optimistic_update_reading,
+)
 from sketchgen.errors import StorageError
 from sketchgen.spend import Account, UsageDoc, UsageLedger
 
@@ -60,6 +64,22 @@ class FirestoreUsageLedger(UsageLedger):
 
         ref = self._ref(self.usage_collection, uid)
         return optimistic_update(self.client, ref, transform, what=f"usage of {uid}")
+
+    def _admit(
+        self, uid: str, transition: Callable[[Account, UsageDoc], tuple[UsageDoc | None, T]]
+    ) -> T:
+        def transform(
+            doc: dict[str, Any] | None, others: list[dict[str, Any] | None]
+        ) -> tuple[dict[str, Any] | None, T]:
+            changed, result = transition(Account.from_doc(others[0]), UsageDoc.from_doc(doc))
+            return (changed.to_doc() if changed is not None else None), result
+
+        # One round trip reads both documents (get_all); only the usage is written.
+        usage = self._ref(self.usage_collection, uid)
+        account = self._ref(self.accounts_collection, uid)
+        return optimistic_update_reading(
+            self.client, usage, [account], transform, what=f"usage of {uid}"
+        )
 
     def usage(self, uid: str) -> UsageDoc:
         return UsageDoc.from_doc(self._get(self.usage_collection, uid))

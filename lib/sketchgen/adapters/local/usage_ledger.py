@@ -33,6 +33,16 @@ class MemoryUsageLedger(UsageLedger):
                 self._usage[uid] = changed
             return result
 
+    def _admit(
+        self, uid: str, transition: Callable[[Account, UsageDoc], tuple[UsageDoc | None, T]]
+    ) -> T:
+        with self._lock:
+            account = self._accounts.get(uid, Account())
+            changed, result = transition(account, self._usage.get(uid, UsageDoc()))
+            if changed is not None:
+                self._usage[uid] = changed
+            return result
+
     def usage(self, uid: str) -> UsageDoc:
         with self._lock:
             return self._usage.get(uid, UsageDoc())
@@ -89,10 +99,17 @@ class SqliteUsageLedger(UsageLedger):
         return str(row[0]) if row else None
 
     def _update(self, uid: str, transition: Callable[[UsageDoc], tuple[UsageDoc | None, T]]) -> T:
+        return self._admit(uid, lambda _, usage: transition(usage))
+
+    def _admit(
+        self, uid: str, transition: Callable[[Account, UsageDoc], tuple[UsageDoc | None, T]]
+    ) -> T:
         with self._transaction() as db:
             raw = self._read(db, "usage", uid)
             current = UsageDoc.model_validate_json(raw) if raw else UsageDoc()
-            changed, result = transition(current)
+            raw_account = self._read(db, "accounts", uid)
+            account = Account.from_doc(json.loads(raw_account) if raw_account else None)
+            changed, result = transition(account, current)
             if changed is not None:
                 db.execute(
                     "INSERT INTO usage (uid, doc) VALUES (?, ?) "
