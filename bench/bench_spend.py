@@ -4,9 +4,9 @@ The HTTP API in this process (werkzeug's test client: no network hop of our own)
 Firestore emulator for jobs and usage, the styles shipped with the package and a queue that
 only collects (Pub/Sub is not what is measured). The same requests with spend control off and
 on; on, each request also reads ``accounts/{uid}`` and ``usage/{uid}`` in one round trip
-(``get_all``) and writes the usage back under a precondition. Requests alternate over 20 users, so no usage
-document holds more than a few charges; one more run where every request is refused (429:
-over the day's images) shows what a refusal costs.
+(``get_all``) and writes the usage back under a precondition. Requests alternate over 20
+users, so no usage document holds more than a few charges; one more run where every
+request is refused (429: over the day's images) shows what a refusal costs.
 """
 
 from __future__ import annotations
@@ -127,7 +127,8 @@ def markdown(results: dict[str, Any]) -> str:
             "",
             f"The check adds {on['p50_ms'] - off['p50_ms']:.1f} ms at the median "
             f"({on['p99_ms'] - off['p99_ms']:.1f} ms at p99): two round trips to Firestore "
-            "(the account and the usage read together, the usage written back). A refusal answers before references are retrieved, the job is "
+            "(the account and the usage read together, the usage written back). A refusal "
+            "answers before references are retrieved, the job is "
             "planned or anything is stored, so it is cheaper than an accepted job.",
         ]
     )
