@@ -116,7 +116,9 @@ def markdown(results: dict[str, Any]) -> str:
             f"only collects; {results['requests']} sequential requests after 20 to warm up, "
             f"over {results['users']} users. On: each request also reads `accounts/{{uid}}` "
             "and `usage/{uid}` in one round trip (`get_all`) and writes the usage back under "
-            "a precondition (docs/decisions/0012).",
+            "a precondition (docs/decisions/0012). The machine was shared with other test "
+            "runs: repeated runs minutes apart differed by up to 2x in the time the check "
+            "adds.",
             "",
             "| spend control | p50 | p99 | answer |",
             "|---|---|---|---|",
