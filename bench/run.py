@@ -28,6 +28,7 @@ BENCHMARKS = {
     "faults": "Faults: 503s and missing images on the `make dev` topology",
     "quota": "Quota: the model's rate limit shared by every worker",
     "load": "Load: the generate endpoint and the event stream",
+    "spend": "Spend control: the per-user check on POST /v1/jobs",
     "finish": "Finisher",
     "guard": "Style guard",
     "footprint": "Import time and memory",

@@ -136,6 +136,9 @@ class DevTopology:
             "SKETCHGEN_MODEL_RPM": "",
             "SKETCHGEN_QUOTA_WAIT_S": "60",
             "SKETCHGEN_QUOTA_HORIZON_S": "10",
+            "SKETCHGEN_USER_DAILY_IMAGES": "200",
+            "SKETCHGEN_USER_ACTIVE_JOBS": "3",
+            "SKETCHGEN_USER_STREAMS": "5",
             "GEMINI_MODEL": os.environ.get("GEMINI_MODEL") or DEFAULT_MODEL,
             "GOOGLE_GEMINI_BASE_URL": os.environ.get("GOOGLE_GEMINI_BASE_URL", ""),
         }

@@ -26,6 +26,8 @@ if TYPE_CHECKING:
     from sketchgen.ports import BlobStore, ImageModel, JobStore, TaskQueue
     from sketchgen.quota import QuotaGate
     from sketchgen.services import SketchService
+    from sketchgen.services.spending import SpendControl
+    from sketchgen.spend import UsageLedger
     from sketchgen.styles import StyleRegistry
 
 __all__ = [
@@ -35,7 +37,9 @@ __all__ = [
     "build_generator",
     "build_image_model",
     "build_service",
+    "build_spend_control",
     "build_style_registry",
+    "build_usage_ledger",
     "check_deployment_safety",
     "configure",
     "current_settings",
@@ -142,6 +146,34 @@ def build_quota_gate(settings: Settings) -> QuotaGate | None:
     return MemoryQuotaGate(policy)
 
 
+def build_usage_ledger(settings: Settings) -> UsageLedger:
+    """Per-user usage and accounts where the jobs are: Firestore, the SQLite file, memory."""
+    url = settings.job_store
+    if url == "firestore":
+        from sketchgen.adapters.gcp.firestore_usage_ledger import FirestoreUsageLedger
+
+        return FirestoreUsageLedger(project=settings.project, database=settings.firestore_database)
+    if url.startswith("sqlite:///"):
+        from sketchgen.adapters.local.usage_ledger import SqliteUsageLedger
+
+        path = Path(url.removeprefix("sqlite:///"))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return SqliteUsageLedger(path)
+    from sketchgen.adapters.local.usage_ledger import MemoryUsageLedger
+
+    return MemoryUsageLedger()
+
+
+def build_spend_control(settings: Settings, ledger: UsageLedger | None = None) -> SpendControl:
+    """Per-user plans and limits (docs/decisions/0012) over the configured ledger."""
+    from sketchgen.services.spending import SpendControl, SpendLimits
+
+    limits = SpendLimits(
+        daily_images=settings.user_daily_images, active_jobs=settings.user_active_jobs
+    )
+    return SpendControl(ledger or build_usage_ledger(settings), limits)
+
+
 def build_service(
     settings: Settings | None = None,
     *,
@@ -151,14 +183,20 @@ def build_service(
     model: ImageModel | None = None,
     styles: StyleRegistry | None = None,
     gate: QuotaGate | None = None,
+    ledger: UsageLedger | None = None,
 ) -> SketchService:
     """The service's capabilities from ``settings``; any part handed in is used instead of
     building one (tests, the CLI, a caller with its own store), as cosmicpython's ``bootstrap``
     does."""
     from sketchgen.adapters.blob_url import blob_store_from_url
+    from sketchgen.adapters.local.usage_ledger import MemoryUsageLedger
     from sketchgen.services import ServiceConfig, SketchService
 
     settings = settings or get_settings()
+    # A job store handed in (tests, the CLI) gets a ledger of its own in memory: the
+    # configured one would count those jobs in the configured store.
+    if ledger is None and jobs is not None:
+        ledger = MemoryUsageLedger()
     inline = None
     if queue is None and settings.sketch_topic:
         from sketchgen.adapters.gcp.pubsub_task_queue import PubSubTaskQueue
@@ -183,6 +221,7 @@ def build_service(
             default_model=settings.gemini_model,
         ),
         gate=gate or build_quota_gate(settings),
+        spend=build_spend_control(settings, ledger) if settings.spend_control else None,
     )
     if inline is not None:
         # The in-process queue delivers straight to this process's worker.
@@ -270,6 +309,7 @@ def build_api(
         signed_url_ttl_s=settings.signed_url_ttl_s,
         web_config=web_config(settings),
         connect_origins=_connect_origins(settings),
+        user_streams=settings.user_streams,
     )
 
 

@@ -69,6 +69,16 @@ def _validated(kind: type[_Request], /, **fields: Any) -> _Request:
         raise InputError(str(first["msg"]), field=field) from None
 
 
+def _count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number, not {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, not {value}")
+    return value
+
+
 def _seed(text: str) -> int:
     try:
         value = int(text)
@@ -127,6 +137,26 @@ def _parser() -> _Parser:
     regen.add_argument("--limit", type=int, default=100, metavar="N")
     regen.add_argument("--data-dir", type=Path, default=Path("generated_outputs/serve"))
     regen.add_argument("--offline", action="store_true", help="use the offline sketch model")
+
+    accounts = commands.add_parser(
+        "accounts", help="plans and per-user limits, in the configured store (admin)"
+    )
+    account_commands = accounts.add_subparsers(
+        dest="accounts_command", required=True, parser_class=_Parser
+    )
+    set_account = account_commands.add_parser("set", help="set a user's plan or limits")
+    set_account.add_argument("uid")
+    set_account.add_argument("--plan", choices=("free", "pro"), default=None)
+    set_account.add_argument("--daily-images", type=_count, default=None, metavar="N")
+    set_account.add_argument("--active-jobs", type=_count, default=None, metavar="N")
+    set_account.add_argument("--data-dir", type=Path, default=Path("generated_outputs/serve"))
+    show_account = account_commands.add_parser("show", help="a user's plan and today's usage")
+    show_account.add_argument("uid")
+    show_account.add_argument("--data-dir", type=Path, default=Path("generated_outputs/serve"))
+
+    usage = commands.add_parser("usage", help="a user's images, cost and active jobs today")
+    usage.add_argument("uid")
+    usage.add_argument("--data-dir", type=Path, default=Path("generated_outputs/serve"))
 
     styles = commands.add_parser("styles", help="list and show styles")
     style_commands = styles.add_subparsers(
@@ -361,6 +391,28 @@ def _regenerate(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def _spend(args: argparse.Namespace) -> int:
+    """``accounts set|show`` and ``usage``: against the configured store (SKETCHGEN_JOB_STORE,
+    e.g. ``firestore`` with FIRESTORE_EMULATOR_HOST on ``make dev``), else `serve`'s folder."""
+    from sketchgen import bootstrap
+
+    _use_local_service(args.data_dir, offline=True)
+    spend = bootstrap.build_spend_control(bootstrap.current_settings())
+    if args.command == "accounts" and args.accounts_command == "set":
+        if args.plan is None and args.daily_images is None and args.active_jobs is None:
+            raise InputError("give --plan, --daily-images or --active-jobs", field="plan")
+        account = spend.set_account(
+            args.uid,
+            plan=args.plan,
+            daily_images=args.daily_images,
+            active_jobs=args.active_jobs,
+        )
+        _emit({"uid": args.uid, **account.model_dump()})
+        return 0
+    _emit({"uid": args.uid, **spend.usage(args.uid)})
+    return 0
+
+
 def _serve(args: argparse.Namespace) -> int:
     """One process: SQLite jobs, a folder of blobs, an in-process queue, dev auth."""
     from werkzeug.serving import run_simple
@@ -397,6 +449,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _refine(args)
         if args.command == "regenerate":
             return _regenerate(args)
+        if args.command in {"accounts", "usage"}:
+            return _spend(args)
         return _styles(args)
     except SketchgenError as error:
         # The one mapping from the error tree to the command line: the class's exit code.

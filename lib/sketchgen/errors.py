@@ -18,6 +18,10 @@ makes of it, so each surface maps errors in one place: ``http_status`` (the HTTP
     ├── AuthenticationError        401 / exit 2   unauthenticated (no or a bad credential)
     ├── NotFoundError              404 / exit 2   a job (or blob) that is not there, or not yours
     ├── ConflictError              409 / exit 1   an Idempotency-Key reused with another body
+    ├── NotEntitledError           403 / exit 2   not_entitled: outside the caller's plan
+    │                                              (names ``field``: model, image_size)
+    ├── LimitError                 429 / exit 1   budget_exhausted | too_many_active_jobs |
+    │                                              too_many_streams; ``retry_after_s``
     ├── ModelError                 500 / exit 1   one sketch failed at the image model
     │   ├── NoImageError                          answered without an image (finish_reason)
     │   ├── OffStyleError                         breaks the visual rules even as line art
@@ -41,10 +45,12 @@ __all__ = [
     "ConfigError",
     "ConflictError",
     "InputError",
+    "LimitError",
     "ModelError",
     "ModelNotFoundError",
     "ModelRequestError",
     "NoImageError",
+    "NotEntitledError",
     "NotFoundError",
     "OffStyleError",
     "RequestError",
@@ -145,6 +151,31 @@ class ConflictError(SketchgenError):
     http_status = 409
     public_message = None
     field = "Idempotency-Key"
+
+
+class NotEntitledError(SketchgenError):
+    """The request asks for something the caller's plan does not include."""
+
+    code = "not_entitled"
+    http_status = 403
+    exit_code = 2
+    public_message = None
+
+    def __init__(self, message: str, *, field: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+class LimitError(SketchgenError):
+    """A per-user limit is reached: nothing was queued. ``retry_after_s`` says when trying
+    again can succeed (the HTTP API sends it as ``Retry-After``)."""
+
+    http_status = 429
+    public_message = None
+
+    def __init__(self, code: str, message: str, *, field: str, retry_after_s: int) -> None:
+        super().__init__(message)
+        self.code, self.field, self.retry_after_s = code, field, retry_after_s
 
 
 class ModelError(SketchgenError):

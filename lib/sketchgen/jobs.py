@@ -128,6 +128,7 @@ class SketchState(_Model):
     adapter: str | None = None  # the adapter that drew it (the plan's is the planner's)
     qa: dict[str, Any] | None = None
     ended_at: datetime | None = None
+    cost_usd: float | None = None  # what the model billed for it (sketchgen.pricing)
 
 
 class BatchRef(_Model):
@@ -162,6 +163,7 @@ class JobRecord(_Model):
     cancel_requested: bool = False
     deadline: datetime | None = None
     batch: BatchRef | None = None  # waiting on a model-side batch instead of the queue
+    cost_usd: float | None = None  # the sketches' total, set when the job is final
 
     @classmethod
     def new(
@@ -276,6 +278,7 @@ def _end_pending_as_cancelled(job: JobRecord, now: datetime, *, running: bool = 
                     "error": "cancelled",
                     "lease_owner": None,
                     "lease_expires_at": None,
+                    "cost_usd": 0.0,
                 }
             )
     return job.model_copy(update={"sketches": sketches, "event_seq": seq, "updated_at": now})
@@ -387,12 +390,14 @@ def cancel_transition(
 def complete_transition(
     job: JobRecord, metadata_path: str | None, now: datetime
 ) -> JobRecord | None:
-    if job.is_final and job.metadata_path == metadata_path:
+    cost = round(sum(s.cost_usd or 0.0 for s in job.sketches.values()), 6)
+    if job.is_final and job.metadata_path == metadata_path and job.cost_usd == cost:
         return None
     return job.model_copy(
         update={
             "status": job_status_for(job.sketches),
             "metadata_path": metadata_path,
+            "cost_usd": cost,
             "updated_at": now,
         }
     )

@@ -55,6 +55,7 @@ class SketchRecord(_Frozen):
     seed: int | None = None
     model_used: str | None = None
     qa: dict[str, Any] | None = None
+    cost_usd: float | None = None  # what the model billed for it (sketchgen.pricing)
 
 
 class ModelUsed(_Frozen):
@@ -113,6 +114,7 @@ class JobMetadata(_Frozen):
     parent: ParentRef | None = None
     regenerated_from: str | None = None
     elapsed_s: float | None = Field(default=None)
+    cost_usd: float | None = None  # the sketches' total, where they record a cost
 
     @classmethod
     def build(
@@ -169,6 +171,11 @@ class JobMetadata(_Frozen):
             parent=parent,
             regenerated_from=regenerated_from,
             elapsed_s=elapsed_s,
+            cost_usd=(
+                round(sum(s.cost_usd or 0.0 for s in ordered), 6)
+                if any(s.cost_usd is not None for s in ordered)
+                else None
+            ),
         )
 
     def to_json(self) -> bytes:

@@ -67,6 +67,12 @@ class Settings(BaseSettings):
     quota_horizon_s: float = Field(default=10.0, gt=0)  # how far ahead model slots are handed out
     quota_wait_s: float = Field(default=60.0, gt=0)  # then the sketch goes back to the queue
     firebase_web_api_key: str | None = None  # public by design: identifies the Firebase app
+    # Spend control, per user (docs/decisions/0012); an account document may override the
+    # first two. ``user_streams`` is per instance of the stream function.
+    spend_control: bool = True
+    user_daily_images: int = Field(default=200, ge=0)  # images a UTC day, reserved at submit
+    user_active_jobs: int = Field(default=3, ge=0)  # jobs queued or running at once
+    user_streams: int = Field(default=5, ge=1)  # open event streams per instance
 
     @field_validator("gemini_api_key")
     @classmethod

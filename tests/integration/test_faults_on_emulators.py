@@ -30,7 +30,13 @@ def gemini() -> Iterator[FakeGeminiServer]:
 def topology(
     gemini: FakeGeminiServer, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[DevTopology]:
-    yield from dev_topology(gemini, tmp_path_factory.mktemp("faults"), lease_s=10.0)
+    yield from dev_topology(
+        gemini,
+        tmp_path_factory.mktemp("faults"),
+        lease_s=10.0,
+        # One user's ten jobs at once: above the default active-job cap (docs/decisions/0012).
+        env={"SKETCHGEN_USER_ACTIVE_JOBS": str(JOBS)},
+    )
 
 
 def test_ten_jobs_under_503s_and_missing_images(

@@ -81,7 +81,12 @@ def topology(
         # the other user's sketches reach a worker (and ask) at once.
         push_concurrency=160,
         threads=80,
-        env={"SKETCHGEN_MODEL_RPM": str(RPM), "SKETCHGEN_QUOTA_HORIZON_S": "3"},
+        env={
+            "SKETCHGEN_MODEL_RPM": str(RPM),
+            "SKETCHGEN_QUOTA_HORIZON_S": "3",
+            # One user's twelve jobs at once: above the default active-job cap (ADR 0012).
+            "SKETCHGEN_USER_ACTIVE_JOBS": str(A_JOBS),
+        },
     )
 
 

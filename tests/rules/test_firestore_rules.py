@@ -138,3 +138,39 @@ def test_admin_bypasses_the_rules(admin: httpx.Client, job_id: str) -> None:
         json={"fields": {"status": {"stringValue": "running"}}},
     )
     assert response.status_code == 200, response.text
+
+
+# -- accounts and usage (docs/decisions/0012) -------------------------------------------------
+
+
+@pytest.mark.parametrize("collection", ["accounts", "usage"])
+def test_a_user_reads_only_their_own_account_and_usage(
+    as_user: UserClient, admin: httpx.Client, firestore_emulator: Emulator, collection: str
+) -> None:
+    doc = f"/{collection}/{ALICE}"
+    assert admin.patch(doc, json={"fields": {"plan": {"stringValue": "free"}}}).is_success
+    mine = as_user(ALICE).get(doc)
+    assert mine.status_code == 200, mine.text
+    assert mine.json()["fields"]["plan"]["stringValue"] == "free"
+    assert as_user(BOB).get(doc).status_code == 403
+    assert as_user(None).get(doc).status_code == 403
+    listing = as_user(ALICE).post(
+        f"{firestore_emulator.documents}:runQuery",
+        json={"structuredQuery": {"from": [{"collectionId": collection}]}},
+    )
+    assert listing.status_code == 403
+
+
+@pytest.mark.parametrize("collection", ["accounts", "usage"])
+@pytest.mark.parametrize("uid", [ALICE, BOB, None])
+def test_no_client_writes_an_account_or_usage(
+    as_user: UserClient, admin: httpx.Client, collection: str, uid: str | None
+) -> None:
+    doc = f"/{collection}/{ALICE}"
+    assert admin.patch(doc, json={"fields": {"plan": {"stringValue": "free"}}}).is_success
+    upgrade = {"fields": {"plan": {"stringValue": "pro"}}}
+    assert as_user(uid).patch(doc, json=upgrade).status_code == 403
+    assert as_user(uid).delete(doc).status_code == 403
+    created = as_user(uid).post(f"/{collection}", params={"documentId": BOB}, json=upgrade)
+    assert created.status_code == 403
+    assert admin.get(doc).json()["fields"]["plan"]["stringValue"] == "free"

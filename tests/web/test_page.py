@@ -250,6 +250,22 @@ def test_refine_opens_the_child_job_with_its_lineage(
     page.wait_for_selector(".sketch[data-index='2'][data-status=ok]")
 
 
+def test_the_page_shows_what_is_left_today_and_greys_out_the_plan(page: Page) -> None:
+    page.wait_for_selector("#usage[data-left]")
+    left = int(page.get_attribute("#usage", "data-left") or "0")
+    assert "images left today" in page.inner_text("#usage") and "plan free" in page.inner_text(
+        "#usage"
+    )
+    # The free plan (docs/decisions/0012): the flash model at 1K and 2K.
+    assert page.locator("#image_size option", has_text="4K").is_disabled()
+    assert page.locator("#image_size option", has_text="2K").is_enabled()
+    assert page.locator("#model option[value='pro']").is_disabled()
+    assert page.locator("#model option[value='flash']").is_enabled()
+    _generate(page, "tiny robot mascot", 3)
+    page.wait_for_selector("#job-status[data-status=done]")
+    page.wait_for_selector(f"#usage[data-left='{left - 3}']")
+
+
 def test_bad_input_is_explained_on_the_page(page: Page, gemini: FakeGeminiServer) -> None:
     page.click("#generate")  # empty brief: the page says so and sends nothing
     assert "brief" in page.inner_text("#form-error").lower()

@@ -63,8 +63,11 @@ def error_response(error: SketchgenError) -> Response:
         log.exception("%s (%s)", error.code, type(error).__name__)
     code, message, field = error.public()
     body = {"error": {"code": code, "message": message, "field": field}}
-    headers = {"WWW-Authenticate": "Bearer"} if error.http_status == 401 else None
-    return json_response(body, error.http_status, headers)
+    headers = {"WWW-Authenticate": "Bearer"} if error.http_status == 401 else {}
+    retry_after = getattr(error, "retry_after_s", None)  # LimitError: when to try again
+    if retry_after is not None:
+        headers["Retry-After"] = str(retry_after)
+    return json_response(body, error.http_status, headers or None)
 
 
 def cors(request: Request, response: Response, origins: frozenset[str]) -> Response:
@@ -76,6 +79,7 @@ def cors(request: Request, response: Response, origins: frozenset[str]) -> Respo
             "Authorization, Content-Type, Idempotency-Key, Last-Event-ID"
         )
         response.headers["Access-Control-Allow-Methods"] = "GET, POST, OPTIONS"
+        response.headers["Access-Control-Expose-Headers"] = "Retry-After"
         response.headers["Access-Control-Max-Age"] = "3600"
     return response
 

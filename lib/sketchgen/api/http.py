@@ -22,6 +22,7 @@ from sketchgen.api.routes_files import FileRoutes
 from sketchgen.api.routes_jobs import JobRoutes
 from sketchgen.api.routes_styles import StyleRoutes
 from sketchgen.api.routes_web import WebRoutes
+from sketchgen.api.stream_slots import StreamSlots
 from sketchgen.errors import RequestError, SketchgenError
 from sketchgen.metadata import JOB_ID
 from sketchgen.services import SketchService
@@ -56,6 +57,7 @@ class Api:
         heartbeat_s: float = 15.0,
         web_config: dict[str, Any] | None = None,
         connect_origins: Iterable[str] = (),
+        user_streams: int = 5,
     ) -> None:
         routing = Routing(
             service,
@@ -70,7 +72,9 @@ class Api:
             "jobs": lambda: JobRoutes(routing, events_base_url=events_base_url),
             "blobs": lambda: FileRoutes(routing),
             "web": lambda: WebRoutes(web_config=web_config, connect_origins=connect_origins),
-            "events": lambda: EventRoutes(routing, heartbeat_s=heartbeat_s),
+            "events": lambda: EventRoutes(
+                routing, heartbeat_s=heartbeat_s, streams=StreamSlots(user_streams)
+            ),
             "styles": lambda: StyleRoutes(routing),
         }
         enabled = set(routes)

@@ -6,14 +6,18 @@ from werkzeug.routing import Rule
 from werkzeug.wrappers import Request, Response
 
 from sketchgen.api.core import Routing, checked_job_id
+from sketchgen.api.stream_slots import StreamSlots
 
 __all__ = ["EventRoutes"]
 
 
 class EventRoutes:
-    def __init__(self, routing: Routing, *, heartbeat_s: float = 15.0) -> None:
+    def __init__(
+        self, routing: Routing, *, heartbeat_s: float = 15.0, streams: StreamSlots | None = None
+    ) -> None:
         self.routing = routing
         self.heartbeat_s = heartbeat_s
+        self.streams = streams or StreamSlots(per_user=5)
 
     def rules(self) -> list[Rule]:
         return [Rule("/v1/jobs/<job_id>/events", endpoint=self.events, methods=["GET"])]
@@ -28,6 +32,7 @@ class EventRoutes:
         if job.is_final and last_id > job.event_seq:
             # The client already has `done`; 204 tells an EventSource to stop reconnecting.
             return Response(status=204)
+        self.streams.acquire(uid)  # per user, per instance: 429 too_many_streams
         body = event_stream(
             service.jobs,
             job.job_id,
@@ -36,7 +41,7 @@ class EventRoutes:
             heartbeat_s=self.heartbeat_s,
         )
         return Response(
-            body,
+            self.streams.hold(uid, body),
             mimetype="text/event-stream",
             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
             direct_passthrough=True,

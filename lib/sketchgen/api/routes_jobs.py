@@ -9,6 +9,7 @@ from werkzeug.routing import Rule
 from werkzeug.wrappers import Request, Response
 
 from sketchgen.api.core import Routing, base_url, checked_job_id, idempotency_key, json_response
+from sketchgen.errors import RequestError
 from sketchgen.jobs import JobRecord, JobRequest, RefineRequest
 from sketchgen.layout import metadata_key, sketch_key
 
@@ -47,6 +48,7 @@ class JobRoutes:
                 endpoint=self.refine,
                 methods=["POST"],
             ),
+            Rule("/v1/usage", endpoint=self.usage, methods=["GET"]),
         ]
 
     def create_job(self, request: Request) -> Response:
@@ -71,6 +73,14 @@ class JobRoutes:
             idempotency_key=idempotency_key(request),
         )
         return self._accepted(request, job)
+
+    def usage(self, request: Request) -> Response:
+        """The caller's plan, today's images and cost, and active jobs (docs/CLIENTS.md)."""
+        uid = self.routing.uid(request)
+        spend = self.routing.service().spend
+        if spend is None:
+            raise RequestError(404, "not_found", "usage is not tracked (spend control is off)")
+        return json_response(spend.usage(uid), headers={"Cache-Control": "no-store"})
 
     def get_job(self, request: Request, job_id: str) -> Response:
         uid = self.routing.uid(request)
@@ -112,6 +122,7 @@ class JobRoutes:
                     "error": state.error,
                     "finish_reason": state.finish_reason,
                     "attempts": state.attempts,
+                    "cost_usd": state.cost_usd,
                     "variation": {
                         "layout": variation.layout,
                         "exaggeration": variation.exaggeration,
@@ -131,4 +142,5 @@ class JobRoutes:
             "metadata_url": metadata_url,
             "parent": job.parent.model_dump() if job.parent else None,
             "regenerated_from": job.regenerated_from,
+            "cost_usd": job.cost_usd,
         }

@@ -10,7 +10,7 @@ from __future__ import annotations
 import uuid
 from datetime import timedelta
 
-from sketchgen.errors import ConfigError, InputError, ModelError
+from sketchgen.errors import ConfigError, InputError, LimitError, ModelError, NotEntitledError
 from sketchgen.generate.pipeline import settle_sketch
 from sketchgen.jobs import TERMINAL_JOB, BatchRef, Claim, JobRecord, utcnow
 from sketchgen.logs import get_logger, log_context
@@ -85,14 +85,21 @@ class BatchRegeneration:
         ]
         made, fresh = [], []
         for original in originals:
-            job, created = self.submission.submit_job(
-                original.owner_uid,
-                original.request,
-                idempotency_key=f"regenerate:{run_id}:{original.job_id}",
-                regenerated_from=original.job_id,
-                priority="batch",
-                batch=BatchRef(submitted_at=utcnow()) if batch else None,
-            )
+            try:
+                job, created = self.submission.submit_job(
+                    original.owner_uid,
+                    original.request,
+                    idempotency_key=f"regenerate:{run_id}:{original.job_id}",
+                    regenerated_from=original.job_id,
+                    priority="batch",
+                    batch=BatchRef(submitted_at=utcnow()) if batch else None,
+                )
+            except (LimitError, NotEntitledError) as refused:
+                # The owner's budget or plan (docs/decisions/0012): this job waits for a
+                # later run; the others go ahead.
+                with log_context(job_id=original.job_id):
+                    log.warning("not regenerated for its owner: %s", refused)
+                continue
             made.append(job)
             if created and batch:
                 fresh.append(job)

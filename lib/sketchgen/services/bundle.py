@@ -13,6 +13,7 @@ from sketchgen.quota import QuotaGate
 from sketchgen.references import ImageRetriever
 from sketchgen.services.batch import BatchRegeneration
 from sketchgen.services.config import ServiceConfig
+from sketchgen.services.spending import SpendControl
 from sketchgen.services.stored import SketchRecorder, StoredJobs
 from sketchgen.services.submission import JobService
 from sketchgen.services.upkeep import Upkeep
@@ -41,6 +42,7 @@ class SketchService:
     queue: TaskQueue
     model: ImageModel
     styles: StyleRegistry
+    spend: SpendControl | None = None
 
     @classmethod
     def from_ports(
@@ -54,9 +56,10 @@ class SketchService:
         retriever: ImageRetriever | None = None,
         config: ServiceConfig | None = None,
         gate: QuotaGate | None = None,
+        spend: SpendControl | None = None,
     ) -> SketchService:
         config = config or ServiceConfig()
-        stored = StoredJobs(jobs=jobs, blobs=blobs, styles=styles)
+        stored = StoredJobs(jobs=jobs, blobs=blobs, styles=styles, spend=spend)
         # One worker identity per process: the worker and the batch collection claim with it,
         # and the recorder's lease checks must see their own claims.
         recorder = SketchRecorder(
@@ -75,6 +78,7 @@ class SketchService:
             stored=stored,
             retriever=retriever,
             config=config,
+            spend=spend,
         )
         return cls(
             submission=submission,
@@ -104,4 +108,5 @@ class SketchService:
             queue=queue,
             model=model,
             styles=styles,
+            spend=spend,
         )

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import uuid
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sketchgen.errors import NotFoundError
 from sketchgen.generate.config import GenerationConfig
@@ -20,10 +21,15 @@ from sketchgen.layout import input_key, metadata_key, sketch_file, sketch_key
 from sketchgen.logs import get_logger, log_context
 from sketchgen.metadata import JobMetadata, SketchRecord
 from sketchgen.ports import BlobStore, JobStore, ReferencePart
+from sketchgen.pricing import price_per_image
 from sketchgen.schemas import ReferenceImage, RetrievalResult, ScoredReference
+from sketchgen.spend import is_billable
 from sketchgen.styles import StyleRegistry
 
-__all__ = ["SketchRecorder", "StoredJobs", "plan_record"]
+if TYPE_CHECKING:
+    from sketchgen.services.spending import SpendControl
+
+__all__ = ["SketchRecorder", "StoredJobs", "plan_record", "sketch_cost_usd"]
 
 log = get_logger(__name__)
 
@@ -48,13 +54,30 @@ def plan_record(plan: JobPlan) -> PlanRecord:
     )
 
 
-class StoredJobs:
-    """Reads a stored job back as a plan and finalises it."""
+def sketch_cost_usd(job: JobRecord, status: str, finish_reason: str | None, model: str) -> float:
+    """What one sketch's model answer cost: nothing unless it was billable; half price when
+    it came from a model-side batch (the Batch API)."""
+    if not is_billable(status, finish_reason):
+        return 0.0
+    return price_per_image(model, job.request.image_size, batch=job.batch is not None)
 
-    def __init__(self, *, jobs: JobStore, blobs: BlobStore, styles: StyleRegistry) -> None:
+
+class StoredJobs:
+    """Reads a stored job back as a plan and finalises it (and, with ``spend``, settles
+    its owner's usage once: docs/decisions/0012)."""
+
+    def __init__(
+        self,
+        *,
+        jobs: JobStore,
+        blobs: BlobStore,
+        styles: StyleRegistry,
+        spend: SpendControl | None = None,
+    ) -> None:
         self.jobs = jobs
         self.blobs = blobs
         self.styles = styles
+        self.spend = spend
 
     def job_plan(self, job: JobRecord, *, load_images: bool = True) -> JobPlan:
         """The stored plan as the pipeline's ``JobPlan``; images are read only when drawing."""
@@ -116,6 +139,10 @@ class StoredJobs:
             raise NotFoundError(f"no job {job_id!r}")
         metadata = self.build_metadata(job)
         self.blobs.put(metadata_key(job_id), metadata.to_json(), "application/json")
+        if self.spend is not None and job.all_ended:
+            # Before the job turns final: if this fails, a redelivery finalises (and settles)
+            # again; settling twice does nothing the second time.
+            self.spend.settle_job(job)
         final = self.jobs.complete_job(job_id, metadata_path=metadata_key(job_id))
         with log_context(job_id=job_id):
             log.info("job %s", final.status)
@@ -155,6 +182,7 @@ def _sketch_record(job: JobRecord, index: int) -> SketchRecord:
         seed=(job.plan.seed + index) % 2**31,
         model_used=state.model_used,
         qa=state.qa,
+        cost_usd=state.cost_usd,
     )
 
 
@@ -212,6 +240,9 @@ class SketchRecorder:
             model_used=record.model_used,
             adapter=self.adapter if record.model_used else None,
             qa=record.qa,
+            cost_usd=sketch_cost_usd(
+                job, record.status, record.finish_reason, record.model_used or job.plan.model_id
+            ),
         )
         result = self.jobs.finish_sketch(job.job_id, index, worker=self.worker_id, state=state)
         if not result.accepted:

@@ -5,10 +5,11 @@ Every read is scoped to the owner: another user's job is reported exactly like a
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import timedelta
 
 from sketchgen.errors import InputError, NotFoundError
-from sketchgen.generate.pipeline import Refinement, plan_job
+from sketchgen.generate.pipeline import JobPlan, Refinement, plan_job
 from sketchgen.jobs import BatchRef, JobRecord, JobRequest
 from sketchgen.layout import METADATA_FILE, input_key, metadata_key, sketch_file, sketch_key
 from sketchgen.logs import get_logger, log_context
@@ -18,6 +19,7 @@ from sketchgen.prompt import PromptCompiler
 from sketchgen.references import ImageRetriever
 from sketchgen.schemas import MAX_INSTRUCTION_CHARS, clean_text
 from sketchgen.services.config import ServiceConfig
+from sketchgen.services.spending import SpendControl
 from sketchgen.services.stored import StoredJobs, plan_record
 from sketchgen.styles import StyleRegistry
 
@@ -38,6 +40,7 @@ class JobService:
         stored: StoredJobs,
         retriever: ImageRetriever | None = None,
         config: ServiceConfig | None = None,
+        spend: SpendControl | None = None,
     ) -> None:
         self.jobs = jobs
         self.blobs = blobs
@@ -48,6 +51,9 @@ class JobService:
         self.stored = stored
         self.retriever = retriever or ImageRetriever()
         self.config = config or ServiceConfig()
+        # Per-user plans and limits (docs/decisions/0012); None: no limits (the library's
+        # own tests, a caller that meters elsewhere).
+        self.spend = spend
 
     def submit_job(
         self,
@@ -66,20 +72,87 @@ class JobService:
         With ``batch`` nothing is queued: the sketches wait on a model-side batch instead
         (:class:`~sketchgen.services.batch.BatchRegeneration` submits it and stores its
         results).
+
+        With spend control, a request outside the owner's plan is refused
+        (:class:`NotEntitledError`), and one past a limit (:class:`LimitError`) before
+        anything is stored or queued; the job's images are reserved here and settled when it
+        is finalised. Batch-priority jobs (scheduled regeneration) count towards the owner's
+        images but not the active-job cap.
         """
         style = self.styles.get_style(request.style_id)
         prompt_spec = PromptCompiler().compile(request.brief, style)
         config = request.generation_config(default_model=self.config.default_model)
-        retrieval = self.retriever.retrieve(prompt_spec, style, top_k=3)
+        spend = self.spend
         job_id = new_job_id()
-        plan = plan_job(
-            job_id=job_id,
-            prompt_spec=prompt_spec,
-            retrieval=retrieval,
-            config=config,
-            model=self.model,
-            refinement=refinement,
-        )
+        if spend is not None:
+            # First: a refused request costs no retrieval, planning or storage.
+            spend.admit(
+                owner_uid,
+                model=config.model_name,
+                image_size=config.image_size,
+                job_id=job_id,
+                images=config.num_images,
+                counts_active=priority != "batch",
+                finished=self._ended_jobs,
+            )
+        try:
+            retrieval = self.retriever.retrieve(prompt_spec, style, top_k=3)
+            plan = plan_job(
+                job_id=job_id,
+                prompt_spec=prompt_spec,
+                retrieval=retrieval,
+                config=config,
+                model=self.model,
+                refinement=refinement,
+            )
+            job, created = self._store_job(
+                owner_uid,
+                request,
+                job_id=job_id,
+                plan=plan,
+                refinement=refinement,
+                idempotency_key=idempotency_key,
+                regenerated_from=regenerated_from,
+                priority=priority,
+                batch=batch,
+                deadline_s=deadline_s,
+            )
+        except BaseException:
+            if spend is not None:
+                spend.release(owner_uid, job_id, config.num_images)
+            raise
+        if not created and spend is not None:
+            # An Idempotency-Key replay: the first submission holds the reservation.
+            spend.release(owner_uid, job_id, config.num_images)
+        if created and batch is None:
+            # Stored, so charged: a failed publish leaves the job to the upkeep sweep, which
+            # queues it again; its settlement then refunds what it never drew.
+            with log_context(job_id=job.job_id):
+                self.queue.publish(
+                    [SketchTask(job.job_id, i, job.priority) for i in range(config.num_images)]
+                )
+                log.info("job queued with %d sketches", config.num_images)
+        return job, created
+
+    def _ended_jobs(self, job_ids: Sequence[str]) -> list[JobRecord]:
+        """Of ``job_ids``, the jobs that are final (their settlement may have been lost)."""
+        ids = list(job_ids)
+        return [j for j in self.jobs.list_jobs(job_ids=ids, limit=len(ids)) if j.is_final]
+
+    def _store_job(
+        self,
+        owner_uid: str,
+        request: JobRequest,
+        *,
+        job_id: str,
+        plan: JobPlan,
+        refinement: Refinement | None,
+        idempotency_key: str | None,
+        regenerated_from: str | None,
+        priority: str,
+        batch: BatchRef | None,
+        deadline_s: float | None,
+    ) -> tuple[JobRecord, bool]:
         if refinement is not None:
             self.blobs.put(input_key(job_id), refinement.image, "image/png")
         record = JobRecord.new(
@@ -99,14 +172,7 @@ class JobService:
             record = record.model_copy(
                 update={"deadline": record.created_at + timedelta(seconds=deadline_s)}
             )
-        job, created = self.jobs.create_job(record)
-        if created and batch is None:
-            with log_context(job_id=job.job_id):
-                self.queue.publish(
-                    [SketchTask(job.job_id, i, job.priority) for i in range(config.num_images)]
-                )
-                log.info("job queued with %d sketches", config.num_images)
-        return job, created
+        return self.jobs.create_job(record)
 
     def get_job(self, owner_uid: str, job_id: str) -> JobRecord:
         """The job, if it exists and belongs to ``owner_uid``; otherwise NotFoundError.

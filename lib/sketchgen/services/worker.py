@@ -87,6 +87,7 @@ class SketchWorker:
                 error=f"undeliverable: the worker failed {tries}; see the worker's logs",
                 finish_reason="UNDELIVERABLE",
                 attempts=max(0, claim.attempt - 1),  # this claim made no model call
+                cost_usd=0.0,
             )
             result = self.jobs.finish_sketch(
                 job.job_id, task.index, worker=self.worker_id, state=state

@@ -171,6 +171,36 @@ async function loadStyles() {
   );
 }
 
+// --- usage: what is left today, and what the plan includes --------------------------------
+
+async function loadUsage() {
+  let usage;
+  try {
+    usage = await api("v1/usage");
+  } catch {
+    return; // spend control off, or the API is down: the form still works
+  }
+  const left = Math.max(0, usage.images_limit - usage.images_used);
+  $("#usage").textContent =
+    `${left} of ${usage.images_limit} images left today · ` +
+    `${usage.active_jobs}/${usage.active_jobs_limit} jobs running · plan ${usage.plan}`;
+  $("#usage").dataset.left = String(left);
+  // Grey out what the plan does not include (null: everything).
+  const allow = (select, allowed, valueOf) => {
+    for (const option of select.options) {
+      const value = valueOf(option);
+      option.disabled = Boolean(allowed && value && !allowed.includes(value));
+      option.title = option.disabled ? `not in the ${usage.plan} plan` : "";
+    }
+    if (select.selectedOptions[0] && select.selectedOptions[0].disabled) {
+      const first = [...select.options].find((o) => !o.disabled);
+      if (first) select.value = first.value;
+    }
+  };
+  allow($("#image_size"), usage.image_sizes, (o) => o.value);
+  allow($("#model"), usage.models, (o) => o.dataset.modelId);
+}
+
 // --- jobs ------------------------------------------------------------------------------
 
 async function submitJob(event) {
@@ -193,8 +223,10 @@ async function submitJob(event) {
         num_images: Number($("#num_images").value),
         image_size: $("#image_size").value,
         aspect_ratio: $("#aspect_ratio").value,
+        ...($("#model").value ? { model: $("#model").value } : {}),
       },
     });
+    loadUsage();
     remember(accepted.job_id, brief);
     await openJob(accepted.job_id, accepted.events_url);
   } catch (error) {
@@ -317,6 +349,7 @@ function setStatus(status) {
 
 function finish(done) {
   setStatus(done.status);
+  loadUsage(); // refunds and the freed job slot
   $("#cancel").disabled = true;
   $("#download-zip").disabled = !done.metadata_url;
 }
@@ -524,6 +557,7 @@ async function main() {
   $("#refine-form").addEventListener("submit", submitRefinement);
   $("#cancel").addEventListener("click", cancelJob);
   $("#download-zip").addEventListener("click", downloadZip);
+  loadUsage();
   try {
     await loadStyles();
   } catch (error) {

@@ -96,6 +96,9 @@ locals {
     SKETCHGEN_MODEL_RPM            = tostring(var.gemini_rpm) # shared by every instance (Firestore)
     SKETCHGEN_QUOTA_WAIT_S         = tostring(local.quota_wait_s)
     SKETCHGEN_QUOTA_HORIZON_S      = "10"
+    SKETCHGEN_USER_DAILY_IMAGES    = tostring(var.user_daily_images)
+    SKETCHGEN_USER_ACTIVE_JOBS     = tostring(var.user_active_jobs)
+    SKETCHGEN_USER_STREAMS         = tostring(var.user_streams)
     GEMINI_MODEL                   = var.gemini_model
     GOOGLE_GEMINI_BASE_URL         = "https://generativelanguage.googleapis.com"
   }
@@ -197,6 +200,7 @@ resource "terraform_data" "limits" {
 resource "google_project_service" "this" {
   for_each = toset([
     "artifactregistry.googleapis.com",
+    "billingbudgets.googleapis.com",
     "cloudbuild.googleapis.com",
     "cloudfunctions.googleapis.com",
     "cloudresourcemanager.googleapis.com",
@@ -589,4 +593,40 @@ moved {
 moved {
   from = google_service_account_iam_member.stream_signs_urls
   to   = google_service_account_iam_member.signs_urls["stream"]
+}
+
+# --- spend: a Cloud Billing budget on the project (only when a billing account is given) -----
+# Per-user limits are enforced by the service (docs/decisions/0012); this is the backstop a
+# person sees: billing admins get an email at each threshold of the month's spend. A budget
+# alerts, it does not stop spending.
+
+resource "google_billing_budget" "project" {
+  count           = var.billing_account != "" ? 1 : 0
+  billing_account = var.billing_account
+  display_name    = "${local.prefix}-${var.environment}"
+
+  budget_filter {
+    projects = ["projects/${data.google_project.this.number}"]
+  }
+
+  amount {
+    specified_amount {
+      currency_code = "USD"
+      units         = tostring(var.budget_amount_usd)
+    }
+  }
+
+  dynamic "threshold_rules" {
+    for_each = var.budget_alert_thresholds
+    content {
+      threshold_percent = threshold_rules.value
+    }
+  }
+
+  threshold_rules {
+    threshold_percent = 1.0
+    spend_basis       = "FORECASTED_SPEND"
+  }
+
+  depends_on = [google_project_service.this]
 }

@@ -196,3 +196,41 @@ variable "source_versions_kept" {
   type        = number
   default     = 10
 }
+
+# --- spend control (docs/decisions/0012) ---------------------------------------------------------
+
+variable "user_daily_images" {
+  description = "Images one user may reserve per UTC day (SKETCHGEN_USER_DAILY_IMAGES); an account document may override it."
+  type        = number
+  default     = 200
+}
+
+variable "user_active_jobs" {
+  description = "Jobs one user may have queued or running at once (SKETCHGEN_USER_ACTIVE_JOBS)."
+  type        = number
+  default     = 3
+}
+
+variable "user_streams" {
+  description = "Event streams one user may hold open per stream instance (SKETCHGEN_USER_STREAMS)."
+  type        = number
+  default     = 5
+}
+
+variable "billing_account" {
+  description = "Billing account id (XXXXXX-XXXXXX-XXXXXX). When set, a Cloud Billing budget with alert thresholds watches this project; empty: no budget."
+  type        = string
+  default     = ""
+}
+
+variable "budget_amount_usd" {
+  description = "The project's monthly budget, in US dollars (only with billing_account)."
+  type        = number
+  default     = 100
+}
+
+variable "budget_alert_thresholds" {
+  description = "Fractions of the budget at which billing admins are alerted (actual spend; the last also on forecast)."
+  type        = list(number)
+  default     = [0.5, 0.9, 1.0]
+}

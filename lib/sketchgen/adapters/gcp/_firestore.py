@@ -12,13 +12,13 @@ from __future__ import annotations
 import os
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from functools import cache
 from typing import Any, TypeVar
 
 from sketchgen.errors import StorageError
 
-__all__ = ["client_for", "optimistic_update"]
+__all__ = ["client_for", "optimistic_update", "optimistic_update_reading"]
 
 T = TypeVar("T")
 Doc = dict[str, Any]
@@ -46,13 +46,34 @@ def optimistic_update(
     attempts: int = 50,
 ) -> T:
     """Apply ``transform`` (document or None → new document or None for no change, result)."""
+    return optimistic_update_reading(
+        client, ref, (), lambda doc, _: transform(doc), what=what, attempts=attempts
+    )
+
+
+def optimistic_update_reading(
+    client: Any,
+    ref: Any,
+    others: Sequence[Any],
+    transform: Callable[[Doc | None, list[Doc | None]], tuple[Doc | None, T]],
+    *,
+    what: str,
+    attempts: int = 50,
+) -> T:
+    """:func:`optimistic_update` that also reads ``others`` (never written) in the same round
+    trip (``get_all``); ``transform`` gets them, in order, after the document."""
     from google.api_core import exceptions
 
     rng = random.Random()
     for attempt in range(attempts):
         try:
-            snapshot = ref.get()
-            changed, result = transform(snapshot.to_dict() if snapshot.exists else None)
+            if others:
+                by_path = {s.reference.path: s for s in client.get_all([ref, *others])}
+                snapshot = by_path[ref.path]
+                extra = [_doc(by_path[o.path]) for o in others]
+            else:
+                snapshot, extra = ref.get(), []
+            changed, result = transform(_doc(snapshot), extra)
             if changed is None:
                 return result
             if snapshot.exists:
@@ -66,3 +87,7 @@ def optimistic_update(
         except exceptions.GoogleAPICallError as error:
             raise StorageError(f"firestore: {error.message}") from error
     raise StorageError(f"firestore: {what} is too contended to update, retry")
+
+
+def _doc(snapshot: Any) -> Doc | None:
+    return snapshot.to_dict() if snapshot.exists else None

@@ -1,0 +1,52 @@
+"""What one image costs: the price table, in one place.
+
+Figures: the Gemini API's paid tier, per output image, as published on
+https://ai.google.dev/gemini-api/docs/pricing (image output tokens priced per million;
+the per-image figures are Google's own rounding). Read 2026-12-03 through secondary copies
+of that page (the page itself was not reachable from the build machine); check them there
+before relying on them for invoices. The Batch API bills half of each figure.
+
+A model the table does not know costs as the most expensive known one until it is added:
+an unknown model must never look cheap to a budget.
+"""
+
+from __future__ import annotations
+
+from sketchgen.generate.models import OFFLINE_MODEL_ID, resolve_model
+
+__all__ = [
+    "BATCH_DISCOUNT",
+    "PRICES_READ_ON",
+    "PRICES_SOURCE",
+    "PRICE_PER_IMAGE_USD",
+    "price_per_image",
+]
+
+PRICES_SOURCE = "https://ai.google.dev/gemini-api/docs/pricing"
+PRICES_READ_ON = "2026-12-03"
+BATCH_DISCOUNT = 0.5  # the Batch API bills half the interactive price
+
+# model id -> image size -> USD per output image (interactive, paid tier).
+PRICE_PER_IMAGE_USD: dict[str, dict[str, float]] = {
+    # 1290 output tokens at $30 / 1M; the model draws 1K only.
+    "gemini-2.5-flash-image": {"1K": 0.039},
+    # $60 / 1M image tokens: 1120 tokens at 1K, 1680 at 2K, 2520 at 4K.
+    "gemini-3.1-flash-image-preview": {"1K": 0.067, "2K": 0.101, "4K": 0.151},
+    # $120 / 1M image tokens: 1120 tokens at 1K and 2K, 2000 at 4K.
+    "gemini-3-pro-image-preview": {"1K": 0.134, "2K": 0.134, "4K": 0.24},
+}
+_MOST_EXPENSIVE = max(p for sizes in PRICE_PER_IMAGE_USD.values() for p in sizes.values())
+
+
+def price_per_image(model: str, image_size: str, *, batch: bool = False) -> float:
+    """USD for one image of ``model`` (an id or alias) at ``image_size``.
+
+    The offline model is free. A size the table lacks for a known model costs that model's
+    dearest size; an unknown model costs the dearest image in the table.
+    """
+    model_id = resolve_model(model).id
+    if model_id == OFFLINE_MODEL_ID:
+        return 0.0
+    sizes = PRICE_PER_IMAGE_USD.get(model_id) or {"": _MOST_EXPENSIVE}
+    price = sizes.get(image_size.upper(), max(sizes.values()))
+    return round(price * (BATCH_DISCOUNT if batch else 1.0), 6)

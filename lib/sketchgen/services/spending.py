@@ -1,0 +1,177 @@
+"""Spend control at the service's edges: admit a job (plan, daily images, active jobs),
+settle it when it is finalised, and report a user's usage. The rules are in
+:mod:`sketchgen.spend`; the ledger applies them atomically across instances.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sketchgen.errors import LimitError, NotEntitledError
+from sketchgen.jobs import JobRecord
+from sketchgen.logs import get_logger
+from sketchgen.spend import (
+    PLANS,
+    Account,
+    Limits,
+    Reservation,
+    UsageDoc,
+    UsageLedger,
+    is_billable,
+    reserve_transition,
+    seconds_to_next_day,
+    utc_day,
+)
+
+__all__ = ["SpendControl", "SpendLimits", "job_cost_usd"]
+
+log = get_logger(__name__)
+
+# A busy user's jobs end within a minute or two; asking again sooner is usually refused.
+_ACTIVE_RETRY_AFTER_S = 30
+
+
+@dataclass(frozen=True, slots=True)
+class SpendLimits:
+    """The deployment's per-user defaults (SKETCHGEN_USER_*, through the bootstrap)."""
+
+    daily_images: int = 200
+    active_jobs: int = 3
+
+
+@dataclass(frozen=True, slots=True)
+class _Admission:
+    result: Reservation
+    limits: Limits
+
+
+def job_cost_usd(job: JobRecord) -> float:
+    return round(sum(s.cost_usd or 0.0 for s in job.sketches.values()), 6)
+
+
+class SpendControl:
+    def __init__(self, ledger: UsageLedger, limits: SpendLimits | None = None) -> None:
+        self.ledger = ledger
+        self.limits = limits or SpendLimits()
+
+    def _limits(self, account: Account) -> Limits:
+        base = Limits(daily_images=self.limits.daily_images, active_jobs=self.limits.active_jobs)
+        return base.for_account(account)
+
+    def admit(
+        self,
+        uid: str,
+        *,
+        model: str,
+        image_size: str,
+        job_id: str,
+        images: int,
+        counts_active: bool = True,
+        finished: Callable[[Sequence[str]], list[JobRecord]] | None = None,
+    ) -> None:
+        """Admit ``job_id`` for ``uid``: its plan must include ``model`` at ``image_size``
+        (else :class:`NotEntitledError` naming the field) and its ``images`` and active-job
+        slot are reserved (else :class:`LimitError`). Nothing is written when refused. The
+        account and the usage are read together and the usage written under a precondition.
+
+        ``finished`` (job ids → the ones that have ended) heals charges whose settlement was
+        lost (a finaliser that died): at the cap, those are settled and the admission tried
+        once more.
+        """
+        now = datetime.now(UTC)
+
+        def decide(account: Account, usage: UsageDoc) -> tuple[UsageDoc | None, _Admission]:
+            refusal = PLANS[account.plan].refusal(model, image_size)
+            if refusal is not None:
+                field, message = refusal
+                raise NotEntitledError(f"{message}; your plan is {account.plan!r}", field=field)
+            limits = self._limits(account)
+            changed, result = reserve_transition(
+                usage, job_id, images, limits, now, counts_active=counts_active
+            )
+            return changed, _Admission(result, limits)
+
+        admission = self.ledger.admit(uid, decide)
+        if admission.result.refused == "too_many_active_jobs" and finished is not None:
+            ended = finished(admission.result.active_job_ids)
+            if ended:
+                for job in ended:
+                    self.settle_job(job)
+                admission = self.ledger.admit(uid, decide)
+        result, limits = admission.result, admission.limits
+        if result.refused == "too_many_active_jobs":
+            raise LimitError(
+                "too_many_active_jobs",
+                f"you have {len(result.active_job_ids)} active jobs, the limit is "
+                f"{limits.active_jobs}; wait for one to finish or cancel one",
+                field="active_jobs",
+                retry_after_s=_ACTIVE_RETRY_AFTER_S,
+            )
+        if result.refused == "budget_exhausted":
+            raise LimitError(
+                "budget_exhausted",
+                f"this job needs {images} images and {result.images_left} of your "
+                f"{limits.daily_images} for today are left (the day ends at 00:00 UTC)",
+                field="num_images",
+                retry_after_s=seconds_to_next_day(datetime.now(UTC)),
+            )
+
+    def release(self, uid: str, job_id: str, images: int) -> None:
+        """Undo a reservation whose job was not created (or was an idempotent replay)."""
+        self.ledger.settle(uid, job_id, refunded=images, cost_usd=0.0)
+
+    def settle_job(self, job: JobRecord) -> bool:
+        """Settle a finalised job once: refund its sketches without a billable model answer,
+        add its cost. True for the call that settled it (later calls do nothing)."""
+        refunded = sum(
+            1 for s in job.sketches.values() if not is_billable(s.status, s.finish_reason)
+        )
+        settled = self.ledger.settle(
+            job.owner_uid, job.job_id, refunded=refunded, cost_usd=job_cost_usd(job)
+        )
+        if settled and refunded:
+            log.info("refunded %d of %d images to %s", refunded, len(job.sketches), job.owner_uid)
+        return settled
+
+    def usage(self, uid: str) -> dict[str, Any]:
+        """``GET /v1/usage``: today's figures for ``uid``."""
+        account = self.ledger.account(uid)
+        limits = self._limits(account)
+        today = utc_day(datetime.now(UTC))
+        doc = self.ledger.usage(uid).on(today)
+        return {
+            "day": today,
+            "plan": account.plan,
+            "images_used": doc.images_used,
+            "images_limit": limits.daily_images,
+            "cost_usd_today": round(doc.cost_usd, 6),
+            "active_jobs": len(doc.active_job_ids),
+            "active_jobs_limit": limits.active_jobs,
+            "models": sorted(PLANS[account.plan].models or ()) or None,
+            "image_sizes": sorted(PLANS[account.plan].image_sizes or ()) or None,
+        }
+
+    def set_account(
+        self,
+        uid: str,
+        *,
+        plan: str | None = None,
+        daily_images: int | None = None,
+        active_jobs: int | None = None,
+    ) -> Account:
+        """The admin's change to one account (the CLI's ``accounts set``); unchanged fields
+        are kept."""
+        current = self.ledger.account(uid)
+        update: dict[str, Any] = {}
+        if plan is not None:
+            update["plan"] = plan
+        if daily_images is not None:
+            update["daily_images"] = daily_images
+        if active_jobs is not None:
+            update["active_jobs"] = active_jobs
+        account = Account.model_validate({**current.model_dump(), **update})
+        self.ledger.set_account(uid, account)
+        return account

@@ -1,0 +1,281 @@
+"""Spend control: plans, per-user limits and the usage ledger's rules.
+
+Each user has one usage document (``usage/{uid}`` in Firestore, a row locally) holding the
+current UTC day's counters and the charge of every job not yet settled::
+
+    {day, images_used, cost_usd, jobs: {job_id: {day, images, at, counts_active}}}
+
+A job *reserves* its ``num_images`` when it is submitted (refused, with nothing written, if
+that would pass the day's images or the active-job cap) and is *settled* once, when it is
+finalised: the images that never got a billable model answer are given back and its cost is
+added. Settling removes the job's charge in the same write, so a second settle (a redelivered
+message, a second finaliser) finds nothing to do: refunds happen exactly once. Active jobs are
+the unsettled charges that count towards the cap (scheduled regeneration does not:
+docs/decisions/0012).
+
+The rules are pure functions over :class:`UsageDoc` (like :mod:`sketchgen.quota`); a ledger
+only has to apply them atomically (:meth:`UsageLedger._update`).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from typing import Any, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from sketchgen.generate.models import resolve_model
+
+__all__ = [
+    "PLANS",
+    "Account",
+    "JobCharge",
+    "Limits",
+    "Plan",
+    "PlanName",
+    "Reservation",
+    "UsageDoc",
+    "UsageLedger",
+    "is_billable",
+    "reserve_transition",
+    "seconds_to_next_day",
+    "settle_transition",
+    "utc_day",
+]
+
+T = TypeVar("T")
+PlanName = Literal["free", "pro"]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """What a plan may ask for; ``None``: anything."""
+
+    models: frozenset[str] | None
+    image_sizes: frozenset[str] | None
+
+    def refusal(self, model: str, image_size: str) -> tuple[str, str] | None:
+        """``(field, message)`` for the first thing the plan does not include, or None."""
+        model_id = resolve_model(model).id
+        if self.models is not None and model_id not in self.models:
+            allowed = ", ".join(sorted(self.models))
+            return "model", f"model {model_id!r} is not in your plan (allowed: {allowed})"
+        if self.image_sizes is not None and image_size.upper() not in self.image_sizes:
+            allowed = ", ".join(sorted(self.image_sizes))
+            return "image_size", f"image size {image_size} is not in your plan (allowed: {allowed})"
+        return None
+
+
+# free: the flash models at 1K and 2K; pro: every model and size.
+PLANS: dict[str, Plan] = {
+    "free": Plan(
+        models=frozenset({"gemini-2.5-flash-image", "gemini-3.1-flash-image-preview"}),
+        image_sizes=frozenset({"1K", "2K"}),
+    ),
+    "pro": Plan(models=None, image_sizes=None),
+}
+
+
+class Account(_Model):
+    """``accounts/{uid}``: the user's plan and optional per-user overrides of the limits."""
+
+    plan: PlanName = "free"
+    daily_images: int | None = Field(default=None, ge=0)
+    active_jobs: int | None = Field(default=None, ge=0)
+
+    @classmethod
+    def from_doc(cls, doc: dict[str, Any] | None) -> Account:
+        return cls.model_validate(doc or {})
+
+    def to_doc(self) -> dict[str, Any]:
+        return self.model_dump()
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """The limits that hold for one user (the settings', or the account's overrides)."""
+
+    daily_images: int
+    active_jobs: int
+
+    def for_account(self, account: Account) -> Limits:
+        return Limits(
+            daily_images=(
+                account.daily_images if account.daily_images is not None else self.daily_images
+            ),
+            active_jobs=(
+                account.active_jobs if account.active_jobs is not None else self.active_jobs
+            ),
+        )
+
+
+class JobCharge(_Model):
+    day: str  # the UTC day its images were counted on
+    images: int
+    at: datetime
+    counts_active: bool = True
+
+
+class UsageDoc(_Model):
+    day: str = ""
+    images_used: int = 0
+    cost_usd: float = 0.0
+    jobs: dict[str, JobCharge] = Field(default_factory=dict)
+
+    @classmethod
+    def from_doc(cls, doc: dict[str, Any] | None) -> UsageDoc:
+        return cls.model_validate(doc or {})
+
+    def to_doc(self) -> dict[str, Any]:
+        return self.model_dump(mode="python")
+
+    def on(self, day: str) -> UsageDoc:
+        """The document as of ``day``: a new day starts with no images used and no cost."""
+        if self.day == day:
+            return self
+        return UsageDoc(day=day, jobs=self.jobs)
+
+    @property
+    def active_job_ids(self) -> list[str]:
+        return sorted(j for j, charge in self.jobs.items() if charge.counts_active)
+
+
+@dataclass(frozen=True, slots=True)
+class Reservation:
+    """What :func:`reserve_transition` decided. ``refused`` is None when the job may run."""
+
+    refused: Literal["budget_exhausted", "too_many_active_jobs"] | None
+    images_left: int
+    active_job_ids: tuple[str, ...] = ()
+
+
+def utc_day(now: datetime) -> str:
+    return now.astimezone(UTC).date().isoformat()
+
+
+def seconds_to_next_day(now: datetime) -> int:
+    """Until the day's images are available again (UTC midnight), at least one second."""
+    tomorrow = date.fromisoformat(utc_day(now)) + timedelta(days=1)
+    midnight = datetime(tomorrow.year, tomorrow.month, tomorrow.day, tzinfo=UTC)
+    return max(1, int((midnight - now).total_seconds()) + 1)
+
+
+def is_billable(status: str, finish_reason: str | None) -> bool:
+    """Did the model answer with an image we pay for? A delivered sketch, or an image that
+    broke the visual rules (the model drew it; it was billed). Cancelled, refused before the
+    call, failed without an image: not billable, refunded."""
+    return status == "ok" or finish_reason == "OFF_STYLE"
+
+
+def reserve_transition(
+    doc: UsageDoc,
+    job_id: str,
+    images: int,
+    limits: Limits,
+    now: datetime,
+    *,
+    counts_active: bool = True,
+) -> tuple[UsageDoc | None, Reservation]:
+    """Reserve ``images`` of today's budget and an active-job slot for ``job_id``.
+
+    Refused (nothing written) if the active jobs are at the cap or the images would pass the
+    day's limit. Reserving the same job twice is a no-op.
+    """
+    day = utc_day(now)
+    current = doc.on(day)
+    left = max(0, limits.daily_images - current.images_used)
+    if job_id in current.jobs:
+        return None, Reservation(refused=None, images_left=left)
+    active = tuple(current.active_job_ids)
+    if counts_active and len(active) >= limits.active_jobs:
+        return None, Reservation("too_many_active_jobs", left, active)
+    if images > left:
+        return None, Reservation("budget_exhausted", left, active)
+    charge = JobCharge(day=day, images=images, at=now, counts_active=counts_active)
+    changed = current.model_copy(
+        update={
+            "images_used": current.images_used + images,
+            "jobs": {**current.jobs, job_id: charge},
+        }
+    )
+    return changed, Reservation(refused=None, images_left=left - images)
+
+
+def settle_transition(
+    doc: UsageDoc, job_id: str, refunded: int, cost_usd: float, now: datetime
+) -> tuple[UsageDoc | None, bool]:
+    """End ``job_id``'s charge: give back ``refunded`` images and add ``cost_usd`` to the day
+    it was counted on (if that is still today). True for the one call that settled it."""
+    current = doc.on(utc_day(now))
+    charge = current.jobs.get(job_id)
+    if charge is None:
+        return None, False
+    jobs = {j: c for j, c in current.jobs.items() if j != job_id}
+    update: dict[str, Any] = {"jobs": jobs}
+    if charge.day == current.day:
+        refund = min(max(0, refunded), charge.images)
+        update["images_used"] = max(0, current.images_used - refund)
+        update["cost_usd"] = round(current.cost_usd + cost_usd, 6)
+    return current.model_copy(update=update), True
+
+
+class UsageLedger(ABC):
+    """Usage documents and accounts; the rules above applied atomically per user."""
+
+    @abstractmethod
+    def _update(self, uid: str, transition: Callable[[UsageDoc], tuple[UsageDoc | None, T]]) -> T:
+        """Atomically: read the user's usage, apply ``transition``, write what it returns."""
+
+    @abstractmethod
+    def _admit(
+        self, uid: str, transition: Callable[[Account, UsageDoc], tuple[UsageDoc | None, T]]
+    ) -> T:
+        """Atomically: read the user's account and usage (in one round trip where the store
+        allows), apply ``transition``, write the usage it returns. The account is only read."""
+
+    @abstractmethod
+    def usage(self, uid: str) -> UsageDoc: ...
+
+    @abstractmethod
+    def account(self, uid: str) -> Account: ...
+
+    @abstractmethod
+    def set_account(self, uid: str, account: Account) -> None: ...
+
+    def reserve(
+        self,
+        uid: str,
+        job_id: str,
+        images: int,
+        limits: Limits,
+        *,
+        counts_active: bool = True,
+        now: datetime | None = None,
+    ) -> Reservation:
+        at = now or datetime.now(UTC)
+        return self._update(
+            uid,
+            lambda doc: reserve_transition(
+                doc, job_id, images, limits, at, counts_active=counts_active
+            ),
+        )
+
+    def admit(
+        self, uid: str, transition: Callable[[Account, UsageDoc], tuple[UsageDoc | None, T]]
+    ) -> T:
+        """Decide on the user's account and usage together, and write the usage (a submission:
+        plan and limits from the account, the reservation in the usage)."""
+        return self._admit(uid, transition)
+
+    def settle(
+        self, uid: str, job_id: str, *, refunded: int, cost_usd: float, now: datetime | None = None
+    ) -> bool:
+        at = now or datetime.now(UTC)
+        return self._update(uid, lambda doc: settle_transition(doc, job_id, refunded, cost_usd, at))

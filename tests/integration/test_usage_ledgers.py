@@ -1,0 +1,75 @@
+"""One contract for every usage ledger (docs/decisions/0012): memory, SQLite and Firestore on
+the emulator keep the same counters, refuse the same way and settle each job once."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from sketchgen.adapters.local.usage_ledger import MemoryUsageLedger, SqliteUsageLedger
+from sketchgen.errors import NotEntitledError
+from sketchgen.spend import (
+    PLANS,
+    Account,
+    Limits,
+    UsageDoc,
+    UsageLedger,
+    reserve_transition,
+)
+
+LIMITS = Limits(daily_images=10, active_jobs=2)
+NOW = datetime(2026, 12, 3, 12, tzinfo=UTC)
+
+
+@pytest.fixture(params=["memory", "sqlite", "firestore"])
+def ledger(request: pytest.FixtureRequest, tmp_path: Path) -> UsageLedger:
+    if request.param == "memory":
+        return MemoryUsageLedger()
+    if request.param == "sqlite":
+        return SqliteUsageLedger(tmp_path / "usage.sqlite3")
+    request.getfixturevalue("firestore_emulator")
+    from google.cloud import firestore
+
+    from sketchgen.adapters.gcp.firestore_usage_ledger import FirestoreUsageLedger
+
+    return FirestoreUsageLedger(firestore.Client(project=f"ledger-{uuid.uuid4().hex[:8]}"))
+
+
+def test_reserve_settle_and_the_day_roll_over(ledger: UsageLedger) -> None:
+    assert ledger.reserve("u", "a", 6, LIMITS, now=NOW).refused is None
+    refused = ledger.reserve("u", "b", 5, LIMITS, now=NOW)
+    assert refused.refused == "budget_exhausted" and refused.images_left == 4
+    assert ledger.reserve("u", "b", 4, LIMITS, now=NOW).refused is None
+    capped = ledger.reserve("u", "c", 0, LIMITS, now=NOW)
+    assert capped.refused == "too_many_active_jobs" and capped.active_job_ids == ("a", "b")
+    assert ledger.settle("u", "a", refunded=2, cost_usd=0.156, now=NOW)
+    assert not ledger.settle("u", "a", refunded=2, cost_usd=0.156, now=NOW)  # once
+    usage = ledger.usage("u")
+    assert usage.images_used == 8 and usage.cost_usd == pytest.approx(0.156)
+    assert usage.active_job_ids == ["b"] and usage.day == "2026-12-03"
+    # Tomorrow: a full day of images; b still holds a slot until it is settled.
+    tomorrow = NOW + timedelta(days=1)
+    assert ledger.reserve("u", "c", 10, LIMITS, now=tomorrow).refused is None
+    assert ledger.usage("u").images_used == 10 and ledger.usage("u").active_job_ids == ["b", "c"]
+    assert ledger.usage("other").images_used == 0
+
+
+def test_accounts_and_one_admission_over_account_and_usage(ledger: UsageLedger) -> None:
+    assert ledger.account("u") == Account()
+    ledger.set_account("u", Account(plan="pro", daily_images=3))
+    assert ledger.account("u") == Account(plan="pro", daily_images=3)
+
+    def admit(account: Account, usage: UsageDoc) -> tuple[UsageDoc | None, str]:
+        if PLANS[account.plan].refusal("pro", "4K") is not None:
+            raise NotEntitledError("not in your plan", field="model")
+        limits = LIMITS.for_account(account)
+        changed, result = reserve_transition(usage, "j", 3, limits, NOW)
+        return changed, str(result.refused)
+
+    assert ledger.admit("u", admit) == "None" and ledger.usage("u").images_used == 3
+    with pytest.raises(NotEntitledError):
+        ledger.admit("free-user", admit)
+    assert ledger.usage("free-user") == UsageDoc()  # a refusal wrote nothing
