@@ -113,6 +113,7 @@ class JobMetadata(_Frozen):
     parent: ParentRef | None = None
     regenerated_from: str | None = None
     elapsed_s: float | None = Field(default=None)
+    style_version: str | None = None
 
     @classmethod
     def build(
@@ -128,6 +129,7 @@ class JobMetadata(_Frozen):
         regenerated_from: str | None = None,
         elapsed_s: float | None = None,
         timestamp: datetime | None = None,
+        style_version: str | None = None,
     ) -> JobMetadata:
         from sketchgen._version import __version__
 
@@ -169,6 +171,7 @@ class JobMetadata(_Frozen):
             parent=parent,
             regenerated_from=regenerated_from,
             elapsed_s=elapsed_s,
+            style_version=style_version,
         )
 
     def to_json(self) -> bytes:

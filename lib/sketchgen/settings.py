@@ -67,6 +67,13 @@ class Settings(BaseSettings):
     quota_horizon_s: float = Field(default=10.0, gt=0)  # how far ahead model slots are handed out
     quota_wait_s: float = Field(default=60.0, gt=0)  # then the sketch goes back to the queue
     firebase_web_api_key: str | None = None  # public by design: identifies the Firebase app
+    # User styles (issue 16): kept where the jobs are (job_store), embedded with Gemini when a
+    # key is configured (else the offline hashing embedding).
+    max_styles_per_user: int = Field(default=50, ge=1)
+    max_references_per_style: int = Field(default=200, ge=1)
+    max_reference_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)
+    max_reference_pixels: int = Field(default=25_000_000, ge=1)
+    embedding_model: str = "gemini-embedding-001"
 
     @field_validator("gemini_api_key")
     @classmethod

@@ -14,6 +14,7 @@ from sketchgen.references import ImageRetriever
 from sketchgen.services.batch import BatchRegeneration
 from sketchgen.services.config import ServiceConfig
 from sketchgen.services.stored import SketchRecorder, StoredJobs
+from sketchgen.services.styles import StyleService
 from sketchgen.services.submission import JobService
 from sketchgen.services.upkeep import Upkeep
 from sketchgen.services.worker import SketchWorker
@@ -41,6 +42,8 @@ class SketchService:
     queue: TaskQueue
     model: ImageModel
     styles: StyleRegistry
+    # Built-in and user styles (issue 16): what the style routes and the upkeep use.
+    catalog: StyleService
 
     @classmethod
     def from_ports(
@@ -54,8 +57,11 @@ class SketchService:
         retriever: ImageRetriever | None = None,
         config: ServiceConfig | None = None,
         gate: QuotaGate | None = None,
+        catalog: StyleService | None = None,
     ) -> SketchService:
         config = config or ServiceConfig()
+        retriever = retriever or ImageRetriever()
+        catalog = catalog or StyleService.builtins_only(styles, blobs, retriever)
         stored = StoredJobs(jobs=jobs, blobs=blobs, styles=styles)
         # One worker identity per process: the worker and the batch collection claim with it,
         # and the recorder's lease checks must see their own claims.
@@ -75,6 +81,7 @@ class SketchService:
             stored=stored,
             retriever=retriever,
             config=config,
+            catalog=catalog,
         )
         return cls(
             submission=submission,
@@ -97,11 +104,12 @@ class SketchService:
                 config=config,
                 gate=gate,
             ),
-            upkeep=Upkeep(jobs=jobs, queue=queue, stored=stored),
+            upkeep=Upkeep(jobs=jobs, queue=queue, stored=stored, reembed=catalog.reembed),
             stored=stored,
             jobs=jobs,
             blobs=blobs,
             queue=queue,
             model=model,
             styles=styles,
+            catalog=catalog,
         )

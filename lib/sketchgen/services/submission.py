@@ -16,10 +16,12 @@ from sketchgen.metadata import ParentRef, new_job_id
 from sketchgen.ports import BlobStore, ImageModel, JobStore, SketchTask, TaskQueue
 from sketchgen.prompt import PromptCompiler
 from sketchgen.references import ImageRetriever
-from sketchgen.schemas import MAX_INSTRUCTION_CHARS, clean_text
+from sketchgen.schemas import MAX_INSTRUCTION_CHARS, RetrievalResult, clean_text
 from sketchgen.services.config import ServiceConfig
 from sketchgen.services.stored import StoredJobs, plan_record
+from sketchgen.services.styles import StyleService
 from sketchgen.styles import StyleRegistry
+from sketchgen.styles.owned import style_version as _style_version
 
 __all__ = ["JobService"]
 
@@ -38,6 +40,7 @@ class JobService:
         stored: StoredJobs,
         retriever: ImageRetriever | None = None,
         config: ServiceConfig | None = None,
+        catalog: StyleService | None = None,
     ) -> None:
         self.jobs = jobs
         self.blobs = blobs
@@ -48,6 +51,9 @@ class JobService:
         self.stored = stored
         self.retriever = retriever or ImageRetriever()
         self.config = config or ServiceConfig()
+        # Built-in and user styles; without one, the built-ins only (a user style's id is
+        # then not found, as another user's is).
+        self.catalog = catalog or StyleService.builtins_only(styles, blobs, self.retriever)
 
     def submit_job(
         self,
@@ -60,17 +66,28 @@ class JobService:
         priority: str = "interactive",
         batch: BatchRef | None = None,
         deadline_s: float | None = None,
+        references: RetrievalResult | None = None,
+        style_version: str | None = None,
     ) -> tuple[JobRecord, bool]:
         """Plan the job, store it, queue one task per sketch. Returns ``(job, created)``.
+
+        The style is resolved for ``owner_uid`` (another user's style is not found). A
+        refinement passes its parent's ``references`` and ``style_version``: it redraws
+        from what the parent was drawn from, not from the style as it is now.
 
         With ``batch`` nothing is queued: the sketches wait on a model-side batch instead
         (:class:`~sketchgen.services.batch.BatchRegeneration` submits it and stores its
         results).
         """
-        style = self.styles.get_style(request.style_id)
+        style = self.catalog.resolve(owner_uid, request.style_id)
         prompt_spec = PromptCompiler().compile(request.brief, style)
         config = request.generation_config(default_model=self.config.default_model)
-        retrieval = self.retriever.retrieve(prompt_spec, style, top_k=3)
+        retrieval = (
+            references
+            if references is not None
+            else self.catalog.retrieve(prompt_spec, style, top_k=3)
+        )
+        style_version = style_version or _style_version(style)
         job_id = new_job_id()
         plan = plan_job(
             job_id=job_id,
@@ -79,6 +96,7 @@ class JobService:
             config=config,
             model=self.model,
             refinement=refinement,
+            read_reference=self.catalog.reference_bytes,
         )
         if refinement is not None:
             self.blobs.put(input_key(job_id), refinement.image, "image/png")
@@ -86,7 +104,7 @@ class JobService:
             job_id=job_id,
             owner_uid=owner_uid,
             request=request,
-            plan=plan_record(plan),
+            plan=plan_record(plan, style_version=style_version),
             retention=self.config.retention,
             idempotency_key=idempotency_key,
             parent=plan.parent,
@@ -151,7 +169,12 @@ class JobService:
         )
         request = parent.request.model_copy(update={"num_images": num_images})
         return self.submit_job(
-            owner_uid, request, idempotency_key=idempotency_key, refinement=refinement
+            owner_uid,
+            request,
+            idempotency_key=idempotency_key,
+            refinement=refinement,
+            references=self.stored.job_plan(parent, load_images=False).retrieval,
+            style_version=parent.plan.style_version,
         )
 
     def read_blob(self, owner_uid: str, job_id: str, name: str) -> bytes:

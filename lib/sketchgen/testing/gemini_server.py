@@ -47,7 +47,7 @@ __all__ = ["FakeGeminiServer", "RecordedRequest", "refuse"]
 NO_IMAGE_REASONS = ("IMAGE_SAFETY", "IMAGE_PROHIBITED_CONTENT", "NO_IMAGE", "IMAGE_OTHER")
 _PATH = re.compile(
     r"^/(v1beta|v1|v1alpha)/models/([^/:]+):"
-    r"(generateContent|streamGenerateContent|batchGenerateContent)$"
+    r"(generateContent|streamGenerateContent|batchGenerateContent|embedContent|batchEmbedContents)$"
 )
 _BATCH_TYPE = "type.googleapis.com/google.ai.generativelanguage.v1main.GenerateContentBatch"
 _BATCH_PATH = re.compile(r"^/(v1beta|v1|v1alpha)/batches/([A-Za-z0-9_-]+)(:cancel)?$")
@@ -57,6 +57,8 @@ DEFAULT_MODELS = (
     "gemini-3.1-flash-image-preview",
     "gemini-3-pro-image-preview",
 )
+DEFAULT_EMBEDDING_MODELS = ("gemini-embedding-001",)
+_EMBEDDING_DEFAULT_DIMENSIONS = 3072
 
 
 @dataclass(frozen=True)
@@ -108,6 +110,7 @@ class FakeGeminiServer:
     host: str = "127.0.0.1"
     port: int = 0
     models: tuple[str, ...] = DEFAULT_MODELS
+    embedding_models: tuple[str, ...] = DEFAULT_EMBEDDING_MODELS
     default: str = "image"
     retry_delay_s: float = 1.5
     slow_s: float = 5.0
@@ -123,6 +126,8 @@ class FakeGeminiServer:
     _script: deque[str] = field(default_factory=deque)
     _rules: list[list[Any]] = field(default_factory=list)
     _images: deque[bytes] = field(default_factory=deque)
+    # (model, taskType, outputDimensionality, text) of every text embedded, in order.
+    embedded: list[tuple[str, str | None, int | None, str]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self._lock = threading.Lock()
@@ -165,6 +170,7 @@ class FakeGeminiServer:
             self.requests.clear()
             self.batches.clear()
             self.answered.clear()
+            self.embedded.clear()
             self._tokens = None
         self._release.clear()
 
@@ -352,6 +358,41 @@ def refuse(model: str, config: dict[str, Any], parts: list[dict[str, Any]]) -> s
     return None
 
 
+def embed(server: FakeGeminiServer, model: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+    """``:batchEmbedContents`` (what google-genai's ``embed_content`` calls on the Gemini
+    API) and ``:embedContent``: one vector per request, deterministic from the text (the
+    offline hashing embedding, so nearer texts get nearer vectors), unit length as the real
+    model's truncated vectors are after normalising. Unknown models are refused as the API
+    does (404)."""
+    from sketchgen.references.embedding import HashingTextEmbedding
+
+    if model not in server.embedding_models:
+        return 404, _error(404, "NOT_FOUND", f"models/{model} is not found for API version v1beta")
+    requests = body.get("requests") if "requests" in body else [body]
+    if not isinstance(requests, list) or not requests:
+        return 400, _error(400, "INVALID_ARGUMENT", "requests must be a non-empty list")
+    if len(requests) > 100:
+        return 400, _error(400, "INVALID_ARGUMENT", "at most 100 requests in one batch")
+    embeddings = []
+    for request in requests:
+        parts = (request.get("content") or {}).get("parts") or []
+        text = " ".join(str(p.get("text", "")) for p in parts)
+        dims = request.get("outputDimensionality")
+        task = request.get("taskType")
+        if dims is not None and not 1 <= int(dims) <= _EMBEDDING_DEFAULT_DIMENSIONS:
+            return 400, _error(400, "INVALID_ARGUMENT", "outputDimensionality is out of range")
+        size = int(dims or _EMBEDDING_DEFAULT_DIMENSIONS)
+        vector = np.asarray(HashingTextEmbedding(size).embed([text])[0])
+        norm = float(np.linalg.norm(vector))
+        values = (vector / norm if norm else vector).round(6).tolist()
+        with server._lock:
+            server.embedded.append((model, task, dims, text))
+        embeddings.append({"values": values})
+    if "requests" in body:
+        return 200, {"embeddings": embeddings}
+    return 200, {"embedding": embeddings[0]}
+
+
 def _error(
     code: int, status: str, message: str, details: list[Any] | None = None
 ) -> dict[str, Any]:
@@ -467,6 +508,9 @@ def _handler_for(server: FakeGeminiServer) -> type[BaseHTTPRequestHandler]:
                 return
             headers = {k: v for k, v in self.headers.items() if k.lower() != "x-goog-api-key"}
             model, method = match.group(2), match.group(3)  # type: ignore[union-attr]
+            if method in ("embedContent", "batchEmbedContents"):
+                self._send(*embed(server, model, json.loads(raw)))
+                return
             if method == "batchGenerateContent":
                 self._send(*server.create_batch(model, json.loads(raw), headers))
                 return
