@@ -214,12 +214,23 @@ def build_style_catalog(
     if store is None:
         store, built_index = build_style_store(settings)
         index = index or built_index
+    describer = None
+    if settings.describe_references and not settings.use_offline_model:
+        from sketchgen.references.gemini_describer import GeminiImageDescriber
+
+        assert settings.gemini_api_key is not None
+        describer = GeminiImageDescriber(
+            settings.gemini_api_key.get_secret_value(),
+            model=settings.describe_model,
+            base_url=settings.gemini_base_url,
+        )
     return StyleService(
         builtins=styles,
         store=store,
         index=index or NumpyReferenceIndex(store),
         embedder=embedder or build_embedder(settings),
         blobs=blobs,
+        describer=describer,
         limits=StyleLimits(
             max_styles_per_user=settings.max_styles_per_user,
             max_references_per_style=settings.max_references_per_style,

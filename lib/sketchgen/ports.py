@@ -20,6 +20,7 @@ __all__ = [
     "BatchStatus",
     "BlobStore",
     "EmbeddingTask",
+    "ImageDescriber",
     "ImageModel",
     "ImageRequest",
     "ImageResponse",
@@ -298,6 +299,13 @@ class StyleStore(Protocol):
     ) -> list[tuple[str, ReferenceDoc]]:
         """``(style_id, reference)`` whose vector is missing or from another model."""
         ...
+
+
+class ImageDescriber(Protocol):
+    """A reference image in words (uploads without a description). Raises
+    :class:`sketchgen.errors.ModelError` subclasses."""
+
+    def describe(self, png: bytes) -> str: ...
 
 
 class ReferenceIndex(Protocol):

@@ -74,6 +74,9 @@ class Settings(BaseSettings):
     max_reference_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)
     max_reference_pixels: int = Field(default=25_000_000, ge=1)
     embedding_model: str = "gemini-embedding-001"
+    # With a key, an upload without a description gets one written by this model (off: false).
+    describe_references: bool = True
+    describe_model: str = "gemini-2.5-flash"
 
     @field_validator("gemini_api_key")
     @classmethod

@@ -192,3 +192,36 @@ def test_the_service_embeds_with_gemini_when_a_key_is_configured(
     )
     assert job.plan.references[0].sha256 == golf.sha256
     assert gemini.embedded[-1][1] == "RETRIEVAL_QUERY"
+
+
+def test_an_upload_without_a_description_gets_one_from_gemini(
+    gemini: FakeGeminiServer, tmp_path: Path
+) -> None:
+    values = {"GEMINI_API_KEY": KEY, "GOOGLE_GEMINI_BASE_URL": gemini.url}
+    service = build_service(
+        Settings(job_store="memory://", blob_url=f"file://{tmp_path}", auth="dev", **values),  # type: ignore[arg-type]
+        model=OfflineSketchAdapter(),
+    )
+    catalog = service.catalog
+    doc = catalog.create_style("alice", StyleDraft(name="team"))
+    described, _ = catalog.add_reference(
+        "alice", doc.style_id, _png(1), tags=("golf",), description=""
+    )
+    assert described.description.startswith("A rough black-and-white line sketch, 40x30")
+    given, _ = catalog.add_reference("alice", doc.style_id, _png(2), tags=(), description="mine")
+    assert given.description == "mine"
+    asks = [e for e in gemini.embedded if e[1] == "DESCRIBE"]
+    assert len(asks) == 1 and asks[0][0] == "gemini-2.5-flash"
+    # The description is what was embedded, with the tags.
+    assert any("golf" in text and "line sketch" in text for *_, text in gemini.embedded)
+
+    off = build_service(
+        Settings(job_store="memory://", blob_url=f"file://{tmp_path}", auth="dev",
+                 describe_references=False, **values),  # type: ignore[arg-type]
+        model=OfflineSketchAdapter(),
+    )  # fmt: skip
+    doc = off.catalog.create_style("alice", StyleDraft(name="team"))
+    plain, _ = off.catalog.add_reference(
+        "alice", doc.style_id, _png(3), tags=("x",), description=""
+    )
+    assert plain.description == ""

@@ -21,7 +21,7 @@ from sketchgen.errors import (
 )
 from sketchgen.layout import style_reference_key
 from sketchgen.logs import get_logger
-from sketchgen.ports import BlobStore, ReferenceIndex, StyleStore, TextEmbedder
+from sketchgen.ports import BlobStore, ImageDescriber, ReferenceIndex, StyleStore, TextEmbedder
 from sketchgen.references import ImageRetriever
 from sketchgen.schemas import PromptSpec, ReferenceImage, RetrievalResult, ScoredReference, Style
 from sketchgen.styles import StyleRegistry
@@ -72,6 +72,7 @@ class StyleService:
         blobs: BlobStore,
         retriever: ImageRetriever | None = None,
         limits: StyleLimits | None = None,
+        describer: ImageDescriber | None = None,
     ) -> None:
         self.builtins = builtins
         self.store = store
@@ -80,6 +81,8 @@ class StyleService:
         self.blobs = blobs
         self.retriever = retriever or ImageRetriever()
         self.limits = limits or StyleLimits()
+        # Writes a description for uploads that have none (Gemini, when configured).
+        self.describer = describer
 
     @classmethod
     def builtins_only(
@@ -183,11 +186,12 @@ class StyleService:
                 f"at most {self.limits.max_references_per_style} references a style",
                 field="references",
             )
+        description = description.strip() or self._describe(image.png)
         reference = self._embedded(
             ReferenceDoc(
                 sha256=image.sha256,
                 tags=tags,
-                description=description.strip(),
+                description=description,
                 width=image.width,
                 height=image.height,
             )
@@ -260,6 +264,16 @@ class StyleService:
         return len(stale)
 
     # -- helpers -------------------------------------------------------------------------
+
+    def _describe(self, png: bytes) -> str:
+        if self.describer is None:
+            return ""
+        try:
+            return self.describer.describe(png)
+        except ModelError as error:
+            # Tags alone still embed; the upload is not refused over a missing sentence.
+            log.warning("no description written for an upload: %s", error)
+            return ""
 
     def _embedded(self, reference: ReferenceDoc) -> ReferenceDoc:
         try:

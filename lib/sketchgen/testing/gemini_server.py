@@ -58,6 +58,8 @@ DEFAULT_MODELS = (
     "gemini-3-pro-image-preview",
 )
 DEFAULT_EMBEDDING_MODELS = ("gemini-embedding-001",)
+# Text models: they describe an image in words (a reference image's description at upload).
+DEFAULT_TEXT_MODELS = ("gemini-2.5-flash",)
 _EMBEDDING_DEFAULT_DIMENSIONS = 3072
 
 
@@ -111,6 +113,7 @@ class FakeGeminiServer:
     port: int = 0
     models: tuple[str, ...] = DEFAULT_MODELS
     embedding_models: tuple[str, ...] = DEFAULT_EMBEDDING_MODELS
+    text_models: tuple[str, ...] = DEFAULT_TEXT_MODELS
     default: str = "image"
     retry_delay_s: float = 1.5
     slow_s: float = 5.0
@@ -358,6 +361,34 @@ def refuse(model: str, config: dict[str, Any], parts: list[dict[str, Any]]) -> s
     return None
 
 
+def describe(
+    server: FakeGeminiServer, model: str, body: dict[str, Any]
+) -> tuple[int, dict[str, Any]]:
+    """``generateContent`` on a text model: one sentence about the image parts sent (their
+    size and how dark they are, from the pixels), recorded in ``server.embedded`` as
+    ``(model, "DESCRIBE", None, prompt)``."""
+    parts = [p for c in body.get("contents", []) for p in c.get("parts", [])]
+    images = [p["inlineData"] for p in parts if "inlineData" in p]
+    prompt = " ".join(p["text"] for p in parts if "text" in p)
+    with server._lock:
+        server.embedded.append((model, "DESCRIBE", None, prompt))
+    if not images:
+        return 400, _error(400, "INVALID_ARGUMENT", "no image to describe")
+    picture = Image.open(io.BytesIO(base64.b64decode(images[0]["data"]))).convert("L")
+    ink = float(np.mean(np.asarray(picture) < 128))
+    text = (
+        f"A rough black-and-white line sketch, {picture.width}x{picture.height} pixels, "
+        f"{'dense' if ink > 0.2 else 'sparse'} ink."
+    )
+    return 200, {
+        "candidates": [
+            {"content": {"role": "model", "parts": [{"text": text}]}, "finishReason": "STOP"}
+        ],
+        "modelVersion": model,
+        "usageMetadata": {"promptTokenCount": 258, "candidatesTokenCount": len(text) // 4},
+    }
+
+
 def embed(server: FakeGeminiServer, model: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
     """``:batchEmbedContents`` (what google-genai's ``embed_content`` calls on the Gemini
     API) and ``:embedContent``: one vector per request, deterministic from the text (the
@@ -508,6 +539,9 @@ def _handler_for(server: FakeGeminiServer) -> type[BaseHTTPRequestHandler]:
                 return
             headers = {k: v for k, v in self.headers.items() if k.lower() != "x-goog-api-key"}
             model, method = match.group(2), match.group(3)  # type: ignore[union-attr]
+            if method == "generateContent" and model in server.text_models:
+                self._send(*describe(server, model, json.loads(raw)))
+                return
             if method in ("embedContent", "batchEmbedContents"):
                 self._send(*embed(server, model, json.loads(raw)))
                 return
