@@ -259,7 +259,8 @@ def numpy_latency(root: Path) -> dict[str, float]:
 
 
 class _BatchedFirestore:
-    """Fills the emulator in batches of 500 writes (the bench's own loading, not the port)."""
+    """Fills the emulator in batches of 200 writes (the bench's own loading, not the port):
+    500 documents of 768 floats would be over gRPC's 4 MB message limit."""
 
     def __init__(self, store: Any) -> None:
         self.store = store
@@ -271,9 +272,9 @@ class _BatchedFirestore:
         from sketchgen.adapters.gcp.firestore_style_store import _to_doc
 
         client = self.store.client
-        for start in range(0, len(docs), 500):
+        for start in range(0, len(docs), 200):
             batch = client.batch()
-            for doc in docs[start : start + 500]:
+            for doc in docs[start : start + 200]:
                 batch.set(self.store._references(style_id).document(doc.sha256), _to_doc(doc))
             batch.commit()
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,6 +23,11 @@ def _fresh(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     yield
     bootstrap.reset()
     get_settings.cache_clear()
+    # bootstrap.service() configured logging onto capsys's stderr, closed after the test.
+    root = logging.getLogger("sketchgen")
+    for handler in [h for h in root.handlers if getattr(h, "_sketchgen", False)]:
+        root.removeHandler(handler)
+    root.propagate = True
 
 
 def _folder(tmp_path: Path) -> Path:
