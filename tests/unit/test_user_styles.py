@@ -411,3 +411,20 @@ def _no_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     for name in ("GEMINI_API_KEY", "GOOGLE_API_KEY"):
         monkeypatch.delenv(name, raising=False)
     yield
+
+
+def test_regeneration_skips_jobs_whose_style_was_deleted(
+    client: Client, service: SketchService
+) -> None:
+    kept, gone = create(client), create(client)
+    for style_id in (kept, gone):
+        upload(client, style_id, png(hash(style_id) % 7), tags="golf")
+    ids = []
+    for style_id in (kept, gone):
+        body = {"brief": "golf mascot", "style_id": style_id, "num_images": 1}
+        ids.append(client.post("/v1/jobs", json=body, headers=ALICE).json["job_id"])
+    for job_id in ids:
+        _wait_done(client, job_id)
+    client.delete(f"/v1/styles/{gone}", headers=ALICE)
+    made = service.batch.regenerate(job_ids=ids)
+    assert [j.regenerated_from for j in made] == [ids[0]]

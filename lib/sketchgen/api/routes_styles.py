@@ -71,7 +71,14 @@ class StyleRoutes:
             }
             for s in catalog.builtin_styles()
         ]
-        own = [{**_style_summary(d), "owned": True} for d in catalog.own_styles(uid)]
+        own = [
+            {
+                **_style_summary(d),
+                "references": len(catalog.store.list_references(d.style_id)),
+                "owned": True,
+            }
+            for d in catalog.own_styles(uid)
+        ]
         return json_response({"styles": builtins + own})
 
     def create_style(self, request: Request) -> Response:

@@ -10,7 +10,13 @@ from __future__ import annotations
 import uuid
 from datetime import timedelta
 
-from sketchgen.errors import ConfigError, InputError, ModelError
+from sketchgen.errors import (
+    ConfigError,
+    InputError,
+    ModelError,
+    NotFoundError,
+    UnknownStyleError,
+)
 from sketchgen.generate.pipeline import settle_sketch
 from sketchgen.jobs import TERMINAL_JOB, BatchRef, Claim, JobRecord, utcnow
 from sketchgen.logs import get_logger, log_context
@@ -85,14 +91,20 @@ class BatchRegeneration:
         ]
         made, fresh = [], []
         for original in originals:
-            job, created = self.submission.submit_job(
-                original.owner_uid,
-                original.request,
-                idempotency_key=f"regenerate:{run_id}:{original.job_id}",
-                regenerated_from=original.job_id,
-                priority="batch",
-                batch=BatchRef(submitted_at=utcnow()) if batch else None,
-            )
+            try:
+                job, created = self.submission.submit_job(
+                    original.owner_uid,
+                    original.request,
+                    idempotency_key=f"regenerate:{run_id}:{original.job_id}",
+                    regenerated_from=original.job_id,
+                    priority="batch",
+                    batch=BatchRef(submitted_at=utcnow()) if batch else None,
+                )
+            except (NotFoundError, UnknownStyleError) as error:
+                # Its style was deleted (a user's own): nothing to regenerate it in. The rest
+                # of the run goes on.
+                log.warning("not regenerating %s: %s", original.job_id, error)
+                continue
             made.append(job)
             if created and batch:
                 fresh.append(job)
