@@ -113,6 +113,11 @@ def test_bad_bodies_name_the_field(client: Client) -> None:
     answer = client.post("/v1/styles", json={"name": "x", "colour": "red"}, headers=ALICE)
     assert answer.status_code == 422 and answer.json["error"]["field"] == "colour"
     assert client.post("/v1/styles", json={"name": "x"}).status_code == 401
+    style_id = create(client)
+    answer = client.patch(f"/v1/styles/{style_id}", json={"name": "  "}, headers=ALICE)
+    assert answer.status_code == 422 and answer.json["error"]["field"] == "name"
+    answer = client.patch(f"/v1/styles/{style_id}", json={"rules": "thick"}, headers=ALICE)
+    assert answer.status_code == 422 and answer.json["error"]["field"] == "rules"
 
 
 def test_another_users_style_is_not_found_everywhere(

@@ -103,6 +103,13 @@ class StylePatch(_Model):
     def _clean(cls, value: tuple[str, ...] | None) -> tuple[str, ...] | None:
         return None if value is None else _rules(value)
 
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str | None) -> str | None:
+        if value is not None and not value.strip():
+            raise ValueError("name must not be blank")
+        return None if value is None else value.strip()
+
 
 class ReferencePatch(_Model):
     """``PATCH /v1/styles/{id}/references/{sha256}``."""
