@@ -346,8 +346,26 @@ def test_a_style_of_ones_own_with_references_is_picked_for_a_job(
         time.sleep(0.05)
     assert "golf, mascot" in page.inner_text("#own-references")
 
+    # A third reference, banned, then one removed: the job must not get the banned one.
+    extra = tmp_path / "banned.png"
+    Image.new("RGB", (200, 200), "white").save(extra)
+    page.fill("#reference-tags", "golf, mascot, banned")
+    page.set_input_files("#reference-files", [extra])
+    page.wait_for_selector(".own-reference >> nth=2")
+    banned = page.locator(".own-reference", has_text="banned")
+    banned.locator("button.ban").click()
+    page.wait_for_selector(".own-reference[data-do-not-use=true]")
+    assert page.locator(".own-reference[data-do-not-use=true]").count() == 1
+
     _generate(page, "playful golf mascot", 3)
     page.wait_for_selector("#job-status[data-status=done]")
-    assert gemini.requests and all(r.image_parts >= 2 for r in gemini.requests)
+    # Two usable references (the banned one is never sent) reach every model call.
+    assert gemini.requests and all(r.image_parts == 2 for r in gemini.requests)
+
+    page.locator(".own-reference", has_text="banned").locator("button.remove").click()
+    deadline = time.monotonic() + 10
+    while page.locator(".own-reference").count() != 2:
+        assert time.monotonic() < deadline, "the removed reference stayed"
+        time.sleep(0.05)
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=ARTIFACTS / "own-style.png", full_page=True)

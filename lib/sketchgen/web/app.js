@@ -209,10 +209,27 @@ function showOwnStyle(styleId) {
       const item = document.createElement("li");
       item.className = "own-reference";
       item.dataset.sha256 = ref.sha256;
-      item.append(thumbnail(style, ref), text("small", ref.tags.join(", ") || "no tags"));
+      item.dataset.doNotUse = String(ref.do_not_use);
+      const path = `v1/styles/${encodeURIComponent(style.id)}/references/${ref.sha256}`;
+      const ban = button(ref.do_not_use ? "Use again" : "Don't use", () =>
+        changeReference(style.id, () => api(path, { method: "PATCH", body: { do_not_use: !ref.do_not_use } })));
+      ban.className = "ban";
+      const remove = button("Remove", () => changeReference(style.id, () => api(path, { method: "DELETE" })));
+      remove.className = "remove";
+      item.append(thumbnail(style, ref), text("small", ref.tags.join(", ") || "no tags"), ban, remove);
       return item;
     }),
   );
+}
+
+async function changeReference(styleId, call) {
+  showStyleError("");
+  try {
+    await call();
+    await loadStyles(styleId);
+  } catch (error) {
+    showStyleError(error.message);
+  }
 }
 
 function showStyleError(message) {
