@@ -21,6 +21,11 @@ finally ``default``. Behaviours::
     text_only      a STOP candidate with only a text part
     scripted_image the next image given to ``script_image`` (a photograph, a shaded render:
                    whatever a test needs the model to have drawn)
+
+Besides the image models: ``:batchEmbedContents`` / ``:embedContent`` on ``embedding_models``
+(deterministic vectors from the text, ``outputDimensionality`` honoured) and
+``generateContent`` on ``text_models`` (one sentence about the image sent), each recorded in
+``embedded``; any other model is a 404, as the API answers.
 """
 
 from __future__ import annotations
