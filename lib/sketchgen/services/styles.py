@@ -142,7 +142,7 @@ class StyleService:
         if doc is None or doc.owner_uid != owner_uid:
             if not is_user_style_id(style_id) and style_id in self.builtins.style_ids():
                 raise ReadOnlyStyleError(f"style {style_id!r} is built in and read-only")
-            raise NotFoundError(f"no style {style_id!r}")
+            raise _no_style(style_id)
         return OwnedStyle(doc, self.store.list_references(style_id))
 
     def create_style(self, owner_uid: str, draft: StyleDraft) -> StyleDoc:
@@ -228,7 +228,7 @@ class StyleService:
             found = [r for r in style.references if r.sha256 == sha256]
         else:
             if owner_uid is None:
-                raise NotFoundError(f"no style {style_id!r}")
+                raise _no_style(style_id)
             found = [
                 r for r in self.owned(owner_uid, style_id).style.references if r.sha256 == sha256
             ]
@@ -298,6 +298,13 @@ class StyleService:
         self.store.put_style(
             current.model_copy(update={"revision": current.revision + 1, "updated_at": _now()})
         )
+
+
+def _no_style(style_id: str) -> NotFoundError:
+    # Missing and someone else's read the same, down to the field named.
+    error = NotFoundError(f"no style {style_id!r}")
+    error.field = "style_id"
+    return error
 
 
 def _now() -> datetime:
