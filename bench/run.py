@@ -32,6 +32,7 @@ BENCHMARKS = {
     "finish": "Finisher",
     "guard": "Style guard",
     "footprint": "Import time and memory",
+    "retrieval": "Retrieval for user styles: recall@3 and index latency",
 }
 PAGE = ROOT / "docs" / "BENCHMARKS.md"
 

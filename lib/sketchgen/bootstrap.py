@@ -23,10 +23,19 @@ if TYPE_CHECKING:
     from sketchgen.api.auth import Authenticator
     from sketchgen.api.http import Api
     from sketchgen.generate.generator import ImageGenerator
-    from sketchgen.ports import BlobStore, ImageModel, JobStore, TaskQueue
+    from sketchgen.ports import (
+        BlobStore,
+        ImageModel,
+        JobStore,
+        ReferenceIndex,
+        StyleStore,
+        TaskQueue,
+        TextEmbedder,
+    )
     from sketchgen.quota import QuotaGate
     from sketchgen.services import SketchService
     from sketchgen.services.spending import SpendControl
+    from sketchgen.services.styles import StyleService
     from sketchgen.spend import UsageLedger
     from sketchgen.styles import StyleRegistry
 
@@ -34,10 +43,12 @@ __all__ = [
     "api",
     "build_api",
     "build_authenticator",
+    "build_embedder",
     "build_generator",
     "build_image_model",
     "build_service",
     "build_spend_control",
+    "build_style_catalog",
     "build_style_registry",
     "build_usage_ledger",
     "check_deployment_safety",
@@ -174,6 +185,93 @@ def build_spend_control(settings: Settings, ledger: UsageLedger | None = None) -
     return SpendControl(ledger or build_usage_ledger(settings), limits)
 
 
+def build_style_store(settings: Settings) -> tuple[StyleStore, ReferenceIndex]:
+    """User styles live where the jobs do: memory, the job store's SQLite file, or Firestore
+    (whose vector search is then the index; numpy otherwise)."""
+    url = settings.job_store
+    if url == "firestore":
+        from sketchgen.adapters.gcp.firestore_style_store import (
+            FirestoreReferenceIndex,
+            FirestoreStyleStore,
+        )
+
+        project, database = settings.project, settings.firestore_database
+        return (
+            FirestoreStyleStore(project=project, database=database),
+            FirestoreReferenceIndex(project=project, database=database),
+        )
+    from sketchgen.adapters.local.numpy_index import NumpyReferenceIndex
+    from sketchgen.adapters.local.style_store import MemoryStyleStore, SqliteStyleStore
+
+    if url.startswith("sqlite:///"):
+        path = Path(url.removeprefix("sqlite:///"))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        store: StyleStore = SqliteStyleStore(path.with_name(path.stem + ".styles.sqlite3"))
+    else:
+        store = MemoryStyleStore()
+    return store, NumpyReferenceIndex(store)
+
+
+def build_embedder(settings: Settings) -> TextEmbedder:
+    """Gemini embeddings when a key is configured (and not ``offline``), else the hashing
+    embedding; both at :data:`~sketchgen.references.EMBEDDING_DIMENSIONS` (the size the
+    Firestore vector index is declared with)."""
+    from sketchgen.references import EMBEDDING_DIMENSIONS, HashingTextEmbedding
+
+    if settings.use_offline_model:
+        return HashingTextEmbedding(EMBEDDING_DIMENSIONS)
+    from sketchgen.references.gemini_embedding import GeminiTextEmbedder
+
+    assert settings.gemini_api_key is not None
+    return GeminiTextEmbedder(
+        settings.gemini_api_key.get_secret_value(),
+        model=settings.embedding_model,
+        dimensions=EMBEDDING_DIMENSIONS,
+        base_url=settings.gemini_base_url,
+    )
+
+
+def build_style_catalog(
+    settings: Settings,
+    *,
+    styles: StyleRegistry,
+    blobs: BlobStore,
+    store: StyleStore | None = None,
+    index: ReferenceIndex | None = None,
+    embedder: TextEmbedder | None = None,
+) -> StyleService:
+    from sketchgen.adapters.local.numpy_index import NumpyReferenceIndex
+    from sketchgen.services.styles import StyleLimits, StyleService
+
+    if store is None:
+        store, built_index = build_style_store(settings)
+        index = index or built_index
+    describer = None
+    if settings.describe_references and not settings.use_offline_model:
+        from sketchgen.references.gemini_describer import GeminiImageDescriber
+
+        assert settings.gemini_api_key is not None
+        describer = GeminiImageDescriber(
+            settings.gemini_api_key.get_secret_value(),
+            model=settings.describe_model,
+            base_url=settings.gemini_base_url,
+        )
+    return StyleService(
+        builtins=styles,
+        store=store,
+        index=index or NumpyReferenceIndex(store),
+        embedder=embedder or build_embedder(settings),
+        blobs=blobs,
+        describer=describer,
+        limits=StyleLimits(
+            max_styles_per_user=settings.max_styles_per_user,
+            max_references_per_style=settings.max_references_per_style,
+            max_upload_bytes=settings.max_reference_bytes,
+            max_upload_pixels=settings.max_reference_pixels,
+        ),
+    )
+
+
 def build_service(
     settings: Settings | None = None,
     *,
@@ -184,6 +282,8 @@ def build_service(
     styles: StyleRegistry | None = None,
     gate: QuotaGate | None = None,
     ledger: UsageLedger | None = None,
+    style_store: StyleStore | None = None,
+    embedder: TextEmbedder | None = None,
 ) -> SketchService:
     """The service's capabilities from ``settings``; any part handed in is used instead of
     building one (tests, the CLI, a caller with its own store), as cosmicpython's ``bootstrap``
@@ -206,12 +306,17 @@ def build_service(
         from sketchgen.adapters.local.task_queue import InlineTaskQueue
 
         queue = inline = InlineTaskQueue(max_deliveries=settings.max_deliveries)
+    blobs = blobs or blob_store_from_url(settings.blob_url)
+    styles = styles or build_style_registry(settings)
     built = SketchService.from_ports(
         jobs=jobs or build_job_store(settings),
-        blobs=blobs or blob_store_from_url(settings.blob_url),
+        blobs=blobs,
         queue=queue,
         model=model or build_image_model(settings),
-        styles=styles or build_style_registry(settings),
+        styles=styles,
+        catalog=build_style_catalog(
+            settings, styles=styles, blobs=blobs, store=style_store, embedder=embedder
+        ),
         config=ServiceConfig(
             lease_s=settings.lease_s,
             lease_wait_s=settings.lease_wait_s,

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, NoReturn, TypeVar
 
 from sketchgen._front import DEFAULT_STYLE
+from sketchgen.cli_styles import OWNED_COMMANDS, add_owned_style_commands, run_owned_style_command
 from sketchgen.errors import InputError, SketchgenError
 from sketchgen.schemas import ASPECT_RATIOS, IMAGE_SIZES, MAX_REFINE_IMAGES
 
@@ -166,6 +167,7 @@ def _parser() -> _Parser:
     listing.add_argument("--json", action="store_true")
     show = style_commands.add_parser("show")
     show.add_argument("style_id")
+    add_owned_style_commands(style_commands)  # create, add-reference, rm (cli_styles)
     return parser
 
 
@@ -312,6 +314,10 @@ def _report(stream: SketchStream, total: int, *, as_json: bool) -> int:
 
 def _styles(args: argparse.Namespace) -> int:
     from sketchgen.bootstrap import build_style_registry
+
+    if args.styles_command in OWNED_COMMANDS:
+        _use_local_service(args.data_dir, args.offline)
+        return run_owned_style_command(args)
 
     registry = build_style_registry()
     if args.styles_command == "list":

@@ -12,11 +12,14 @@ makes of it, so each surface maps errors in one place: ``http_status`` (the HTTP
     ├── InputError                 422 / exit 2   invalid_argument; names ``field``
     │   ├── ConfigError            422 / exit 2   an invalid GenerationConfig / request value
     │   ├── UnknownStyleError      422 / exit 2   unknown_style (lists the ids there are)
-    │   └── StyleDefinitionError   422 / exit 2   a style.json that does not hold together
+    │   ├── StyleDefinitionError   422 / exit 2   a style.json that does not hold together
+    │   ├── ImageRejectedError     413/415/422    an uploaded reference image (per instance)
+    │   └── LimitExceededError     409 / exit 2   limit_exceeded: styles a user, refs a style
     ├── RequestError               4xx / exit 2   the HTTP request itself (media type, size,
     │                                              JSON, route): status and code per instance
     ├── AuthenticationError        401 / exit 2   unauthenticated (no or a bad credential)
     ├── NotFoundError              404 / exit 2   a job (or blob) that is not there, or not yours
+    ├── ReadOnlyStyleError         403 / exit 2   read_only: a built-in style is not editable
     ├── ConflictError              409 / exit 1   an Idempotency-Key reused with another body
     ├── NotEntitledError           403 / exit 2   not_entitled: outside the caller's plan
     │                                              (names ``field``: model, image_size)
@@ -44,8 +47,10 @@ __all__ = [
     "AuthenticationError",
     "ConfigError",
     "ConflictError",
+    "ImageRejectedError",
     "InputError",
     "LimitError",
+    "LimitExceededError",
     "ModelError",
     "ModelNotFoundError",
     "ModelRequestError",
@@ -53,6 +58,7 @@ __all__ = [
     "NotEntitledError",
     "NotFoundError",
     "OffStyleError",
+    "ReadOnlyStyleError",
     "RequestError",
     "SketchgenError",
     "StorageError",
@@ -245,3 +251,32 @@ class StorageError(SketchgenError):
     code = "storage_error"
     http_status = 503
     public_message = "storage is unavailable, retry"
+
+
+# -- user styles (issue 16) ------------------------------------------------------------------
+
+
+class ImageRejectedError(InputError):
+    """An uploaded reference image refused before anything is stored: too large (413), not a
+    PNG/JPEG/WebP by content (415), or undecodable (422). Status and code per instance."""
+
+    def __init__(self, status: int, code: str, message: str, field: str | None = "image") -> None:
+        super().__init__(message, field=field)
+        self.http_status, self.code = status, code
+
+
+class LimitExceededError(InputError):
+    """A per-user or per-style limit (styles a user, references a style) is reached."""
+
+    code = "limit_exceeded"
+    http_status = 409
+
+
+class ReadOnlyStyleError(SketchgenError):
+    """A built-in style cannot be changed or deleted through the API."""
+
+    code = "read_only"
+    http_status = 403
+    exit_code = 2
+    public_message = None
+    field = "style_id"

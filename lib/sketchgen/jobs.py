@@ -112,6 +112,8 @@ class PlanRecord(_Model):
     prompt_spec: PromptSpec
     variations: tuple[Variation, ...]
     references: tuple[ReferenceEntry, ...] = ()
+    # The style as it was planned: a hash of its rules and reference set (issue 16).
+    style_version: str | None = None
 
 
 class SketchState(_Model):

@@ -19,6 +19,8 @@ __all__ = [
     "metadata_key",
     "sketch_file",
     "sketch_key",
+    "style_prefix",
+    "style_reference_key",
 ]
 
 METADATA_FILE = "metadata.json"
@@ -47,3 +49,13 @@ def metadata_key(job_id: str, *, root: str = SERVICE) -> str:
 def input_key(job_id: str) -> str:
     """A refinement job's input: the parent's sketch, copied so the job stands on its own."""
     return f"{job_prefix(job_id)}/{INPUT_FILE}"
+
+
+def style_prefix(style_id: str) -> str:
+    """A user style's files (its reference images) in the blob store."""
+    return f"styles/{style_id}"
+
+
+def style_reference_key(style_id: str, sha256: str) -> str:
+    """One reference image, stored once by the SHA-256 of its normalised PNG."""
+    return f"{style_prefix(style_id)}/references/{sha256}.png"

@@ -115,6 +115,7 @@ class JobMetadata(_Frozen):
     regenerated_from: str | None = None
     elapsed_s: float | None = Field(default=None)
     cost_usd: float | None = None  # the sketches' total, where they record a cost
+    style_version: str | None = None
 
     @classmethod
     def build(
@@ -130,6 +131,7 @@ class JobMetadata(_Frozen):
         regenerated_from: str | None = None,
         elapsed_s: float | None = None,
         timestamp: datetime | None = None,
+        style_version: str | None = None,
     ) -> JobMetadata:
         from sketchgen._version import __version__
 
@@ -176,6 +178,7 @@ class JobMetadata(_Frozen):
                 if any(s.cost_usd is not None for s in ordered)
                 else None
             ),
+            style_version=style_version,
         )
 
     def to_json(self) -> bytes:

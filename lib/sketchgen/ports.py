@@ -13,19 +13,26 @@ from typing import Literal, Protocol, runtime_checkable
 
 from sketchgen.jobs import BatchRef, ClaimResult, FinishResult, JobRecord, SketchState
 from sketchgen.schemas import ReferenceImage, Variation
+from sketchgen.styles.owned import ReferenceDoc, StyleDoc
 
 __all__ = [
     "BatchState",
     "BatchStatus",
     "BlobStore",
+    "EmbeddingTask",
+    "ImageDescriber",
     "ImageModel",
     "ImageRequest",
     "ImageResponse",
     "JobStore",
+    "Neighbour",
+    "ReferenceIndex",
     "ReferencePart",
     "SketchTask",
+    "StyleStore",
     "SyncImageModel",
     "TaskQueue",
+    "TextEmbedder",
 ]
 
 
@@ -233,3 +240,78 @@ class JobStore(Protocol):
     ) -> list[JobRecord]:
         """Newest first."""
         ...
+
+
+# -- user styles (issue 16) ------------------------------------------------------------------
+
+EmbeddingTask = Literal["document", "query"]
+
+
+class TextEmbedder(Protocol):
+    """Text → vector. ``model`` names the model and vector size: a stored vector records it,
+    and only vectors of the current model are compared with a query."""
+
+    @property
+    def model(self) -> str: ...
+
+    def embed(self, texts: Sequence[str], *, task: EmbeddingTask = "document") -> list[list[float]]:
+        """One vector per text; raises :class:`sketchgen.errors.ModelError` subclasses."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class Neighbour:
+    sha256: str
+    score: float  # cosine similarity, in [-1, 1]
+
+
+class StyleStore(Protocol):
+    """User styles (``styles/{id}``) and their references (``styles/{id}/references/{sha}``).
+    Ownership is the service's to check: the store answers by id. Raises
+    :class:`StorageError` when the backend fails."""
+
+    def create_style(self, style: StyleDoc) -> None: ...
+
+    def get_style(self, style_id: str) -> StyleDoc | None: ...
+
+    def list_styles(self, owner_uid: str) -> list[StyleDoc]:
+        """The owner's styles, oldest first."""
+        ...
+
+    def put_style(self, style: StyleDoc) -> None:
+        """Replace an existing style document."""
+        ...
+
+    def delete_style(self, style_id: str) -> None:
+        """The style and every reference document under it."""
+        ...
+
+    def list_references(self, style_id: str) -> list[ReferenceDoc]: ...
+
+    def get_reference(self, style_id: str, sha256: str) -> ReferenceDoc | None: ...
+
+    def put_reference(self, style_id: str, reference: ReferenceDoc) -> None: ...
+
+    def delete_reference(self, style_id: str, sha256: str) -> None: ...
+
+    def references_not_embedded_by(
+        self, model: str, *, limit: int
+    ) -> list[tuple[str, ReferenceDoc]]:
+        """``(style_id, reference)`` whose vector is missing or from another model."""
+        ...
+
+
+class ImageDescriber(Protocol):
+    """A reference image in words (uploads without a description). Raises
+    :class:`sketchgen.errors.ModelError` subclasses."""
+
+    def describe(self, png: bytes) -> str: ...
+
+
+class ReferenceIndex(Protocol):
+    """The nearest usable references of one style to a query vector: only the style's own,
+    never a ``do_not_use`` one, only vectors made by ``model`` — filtered before ranking."""
+
+    def nearest(
+        self, style_id: str, query: Sequence[float], *, model: str, top_k: int
+    ) -> list[Neighbour]: ...

@@ -145,6 +145,7 @@ class Style(_Frozen):
     visual_rules: tuple[str, ...] = ()
     references: tuple[ReferenceImage, ...] = ()
     do_not_use: tuple[str, ...] = ()  # reference file names or sha256 digests
+    negative_rules: tuple[str, ...] = ()  # a user style's own "never" rules (issue 16)
 
 
 class PromptSpec(_Frozen):

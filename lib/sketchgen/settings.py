@@ -73,6 +73,16 @@ class Settings(BaseSettings):
     user_daily_images: int = Field(default=200, ge=0)  # images a UTC day, reserved at submit
     user_active_jobs: int = Field(default=3, ge=0)  # jobs queued or running at once
     user_streams: int = Field(default=5, ge=1)  # open event streams per instance
+    # User styles (issue 16): kept where the jobs are (job_store), embedded with Gemini when a
+    # key is configured (else the offline hashing embedding).
+    max_styles_per_user: int = Field(default=50, ge=1)
+    max_references_per_style: int = Field(default=200, ge=1)
+    max_reference_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)
+    max_reference_pixels: int = Field(default=25_000_000, ge=1)
+    embedding_model: str = "gemini-embedding-001"
+    # With a key, an upload without a description gets one written by this model (off: false).
+    describe_references: bool = True
+    describe_model: str = "gemini-2.5-flash"
 
     @field_validator("gemini_api_key")
     @classmethod

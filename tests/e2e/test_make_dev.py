@@ -164,9 +164,10 @@ def _final(topology: DevTopology, job_id: str, timeout_s: float = 60.0) -> dict[
 def test_a_job_planned_without_a_key_is_drawn_by_the_real_model(
     topology: DevTopology, gemini: FakeGeminiServer
 ) -> None:
-    """Regression for issue 12: generate has no key (as in Terraform), the worker has one. The
-    plan used to name the planning process's offline model and the worker then asked Gemini
-    for `offline-sketch-v1` — a 404 on every sketch."""
+    """Regression for issue 12: the plan used to name the planning process's model (generate
+    had no key then; since issue 16 it mounts one, for embeddings) and the worker then asked
+    Gemini for `offline-sketch-v1` — a 404 on every sketch. The plan names the model table's
+    model, whatever the planner runs."""
     job_id = _submit(topology, n=2)
     job = _final(topology, job_id)
     assert job["status"] == "done", job

@@ -84,7 +84,7 @@ def test_owner_lists_only_with_a_filter_on_themselves(
 
 
 def test_nothing_outside_jobs_is_readable(as_user: UserClient, admin: httpx.Client) -> None:
-    doc = f"/styles/{uuid.uuid4().hex}"
+    doc = f"/elsewhere/{uuid.uuid4().hex}"
     assert admin.patch(doc, json={"fields": {"owner_uid": {"stringValue": ALICE}}}).is_success
     assert as_user(ALICE).get(doc).status_code == 403
     assert as_user(None).get(doc).status_code == 403

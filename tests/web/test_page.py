@@ -323,3 +323,65 @@ def test_page_assets_are_served_without_auth(server: Site) -> None:
     with urllib.request.urlopen(server.url) as response:
         policy = response.headers["Content-Security-Policy"]
     assert "frame-ancestors 'none'" in policy and "default-src 'self'" in policy
+
+
+def test_a_style_of_ones_own_with_references_is_picked_for_a_job(
+    page: Page, gemini: FakeGeminiServer, tmp_path: Path
+) -> None:
+    """Create a style, drop references in (one of them SVG named .png), see their thumbnails,
+    and draw a job in it: the model gets the style's references (issue 16)."""
+    name = f"Team ink {time.monotonic_ns() % 100000}"
+    page.fill("#style-name", name)
+    page.fill("#style-rules", "thick confident ink lines\nno shading")
+    page.click("#create-style")
+    page.wait_for_selector("#own-style:not([hidden])")
+    assert page.inner_text("#own-style-name") == name
+    assert page.locator(".style-card[data-owned=true] input:checked").count() == 1
+
+    files = []
+    for i, colour in enumerate(("black", "gray")):
+        path = tmp_path / f"golf-{i}.png"
+        image = Image.new("RGB", (300, 200), "white")
+        image.paste(colour, (20 + 40 * i, 20, 120 + 40 * i, 150))
+        image.save(path)
+        files.append(path)
+    fake = tmp_path / "fake.png"
+    fake.write_text("<svg xmlns='http://www.w3.org/2000/svg'><script>alert(1)</script></svg>")
+    page.fill("#reference-tags", "golf, mascot")
+    page.set_input_files("#reference-files", [*files, fake])
+    page.wait_for_selector("#style-error:not([hidden])")
+    assert "fake.png" in page.inner_text("#style-error")
+    assert "not a PNG, JPEG or WebP" in page.inner_text("#style-error")
+    assert page.locator(".own-reference").count() == 2
+    thumbs = page.locator(".own-reference img")
+    deadline = time.monotonic() + 10
+    while not all(
+        thumbs.nth(i).evaluate("img => img.complete && img.naturalWidth") for i in range(2)
+    ):
+        assert time.monotonic() < deadline, "thumbnails never loaded"
+        time.sleep(0.05)
+    assert "golf, mascot" in page.inner_text("#own-references")
+
+    # A third reference, banned, then one removed: the job must not get the banned one.
+    extra = tmp_path / "banned.png"
+    Image.new("RGB", (200, 200), "white").save(extra)
+    page.fill("#reference-tags", "golf, mascot, banned")
+    page.set_input_files("#reference-files", [extra])
+    page.wait_for_selector(".own-reference >> nth=2")
+    banned = page.locator(".own-reference", has_text="banned")
+    banned.locator("button.ban").click()
+    page.wait_for_selector(".own-reference[data-do-not-use=true]")
+    assert page.locator(".own-reference[data-do-not-use=true]").count() == 1
+
+    _generate(page, "playful golf mascot", 3)
+    page.wait_for_selector("#job-status[data-status=done]")
+    # Two usable references (the banned one is never sent) reach every model call.
+    assert gemini.requests and all(r.image_parts == 2 for r in gemini.requests)
+
+    page.locator(".own-reference", has_text="banned").locator("button.remove").click()
+    deadline = time.monotonic() + 10
+    while page.locator(".own-reference").count() != 2:
+        assert time.monotonic() < deadline, "the removed reference stayed"
+        time.sleep(0.05)
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=ARTIFACTS / "own-style.png", full_page=True)

@@ -23,7 +23,7 @@ from sketchgen.logs import get_logger, log_context
 from sketchgen.metadata import ConfigRecord, ModelUsed, ParentRef, SketchRecord
 from sketchgen.ports import ImageModel, ImageRequest, ImageResponse, ReferencePart, SyncImageModel
 from sketchgen.prompt.variation import plan_refinement_variations, plan_variations
-from sketchgen.schemas import PromptSpec, RetrievalResult, Variation
+from sketchgen.schemas import PromptSpec, ReferenceImage, RetrievalResult, Variation
 
 __all__ = [
     "JobPlan",
@@ -109,7 +109,11 @@ def plan_job(
     config: GenerationConfig,
     model: ImageModel,
     refinement: Refinement | None = None,
+    read_reference: Callable[[ReferenceImage], bytes] | None = None,
 ) -> JobPlan:
+    """``read_reference``: where a reference's bytes come from (default: its file; a user
+    style's are in the service's blob store)."""
+    read = read_reference or (lambda reference: Path(reference.path).read_bytes())
     seed = config.seed if config.seed is not None else secrets.randbelow(2**31)
     if refinement is not None:
         variations = plan_refinement_variations(refinement.variation, config.num_images, seed)
@@ -119,7 +123,7 @@ def plan_job(
     # is configured (the API) is drawn by the real model where one is (the worker).
     info = resolve_model(config.model_name)
     references = tuple(
-        ReferencePart(reference=item.reference, data=Path(item.reference.path).read_bytes())
+        ReferencePart(reference=item.reference, data=read(item.reference))
         for item in retrieval.items[: info.max_reference_images]
     )
     return JobPlan(

@@ -76,5 +76,6 @@ class PromptCompiler:
             subject=text,
             keywords=keywords,
             base_prompt="\n".join(lines),
-            negative_rules=NEGATIVE_RULES,
+            # A user style's own "never" rules come after the house ones.
+            negative_rules=(*NEGATIVE_RULES, *style.negative_rules),
         )

@@ -3,4 +3,9 @@
 from sketchgen.references.embedding import Embedding, HashingTextEmbedding
 from sketchgen.references.retriever import ImageRetriever
 
-__all__ = ["Embedding", "HashingTextEmbedding", "ImageRetriever"]
+# The size of every stored reference vector (user styles): Gemini's are cut to it, the hashing
+# embedding is made at it, and the Firestore vector index is declared with it (Terraform;
+# tests/deploy checks the two agree).
+EMBEDDING_DIMENSIONS = 768
+
+__all__ = ["EMBEDDING_DIMENSIONS", "Embedding", "HashingTextEmbedding", "ImageRetriever"]

@@ -31,14 +31,21 @@ def cosine(a: Sequence[float], b: Sequence[float]) -> float:
 
 
 class HashingTextEmbedding:
+    """Also the offline :class:`~sketchgen.ports.TextEmbedder`: documents and queries are
+    embedded alike, and :attr:`model` names the hashing and its size."""
+
     def __init__(self, dimensions: int = 512) -> None:
         self.dimensions = dimensions
+
+    @property
+    def model(self) -> str:
+        return f"hashing-v1@{self.dimensions}"
 
     def _bucket(self, feature: str) -> int:
         digest = hashlib.blake2b(feature.encode(), digest_size=4).digest()
         return int.from_bytes(digest, "big") % self.dimensions
 
-    def embed(self, texts: Sequence[str]) -> list[list[float]]:
+    def embed(self, texts: Sequence[str], *, task: str = "document") -> list[list[float]]:
         vectors = []
         for text in texts:
             vector = [0.0] * self.dimensions

@@ -10,7 +10,15 @@ from __future__ import annotations
 import uuid
 from datetime import timedelta
 
-from sketchgen.errors import ConfigError, InputError, LimitError, ModelError, NotEntitledError
+from sketchgen.errors import (
+    ConfigError,
+    InputError,
+    LimitError,
+    ModelError,
+    NotEntitledError,
+    NotFoundError,
+    UnknownStyleError,
+)
 from sketchgen.generate.pipeline import settle_sketch
 from sketchgen.jobs import TERMINAL_JOB, BatchRef, Claim, JobRecord, utcnow
 from sketchgen.logs import get_logger, log_context
@@ -99,6 +107,11 @@ class BatchRegeneration:
                 # later run; the others go ahead.
                 with log_context(job_id=original.job_id):
                     log.warning("not regenerated for its owner: %s", refused)
+                continue
+            except (NotFoundError, UnknownStyleError) as error:
+                # Its style was deleted (a user's own): nothing to regenerate it in. The rest
+                # of the run goes on.
+                log.warning("not regenerating %s: %s", original.job_id, error)
                 continue
             made.append(job)
             if created and batch:

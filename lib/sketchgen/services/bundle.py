@@ -15,6 +15,7 @@ from sketchgen.services.batch import BatchRegeneration
 from sketchgen.services.config import ServiceConfig
 from sketchgen.services.spending import SpendControl
 from sketchgen.services.stored import SketchRecorder, StoredJobs
+from sketchgen.services.styles import StyleService
 from sketchgen.services.submission import JobService
 from sketchgen.services.upkeep import Upkeep
 from sketchgen.services.worker import SketchWorker
@@ -42,6 +43,8 @@ class SketchService:
     queue: TaskQueue
     model: ImageModel
     styles: StyleRegistry
+    # Built-in and user styles (issue 16): what the style routes and the upkeep use.
+    catalog: StyleService
     spend: SpendControl | None = None
 
     @classmethod
@@ -57,8 +60,11 @@ class SketchService:
         config: ServiceConfig | None = None,
         gate: QuotaGate | None = None,
         spend: SpendControl | None = None,
+        catalog: StyleService | None = None,
     ) -> SketchService:
         config = config or ServiceConfig()
+        retriever = retriever or ImageRetriever()
+        catalog = catalog or StyleService.builtins_only(styles, blobs, retriever)
         stored = StoredJobs(jobs=jobs, blobs=blobs, styles=styles, spend=spend)
         # One worker identity per process: the worker and the batch collection claim with it,
         # and the recorder's lease checks must see their own claims.
@@ -79,6 +85,7 @@ class SketchService:
             retriever=retriever,
             config=config,
             spend=spend,
+            catalog=catalog,
         )
         return cls(
             submission=submission,
@@ -101,7 +108,7 @@ class SketchService:
                 config=config,
                 gate=gate,
             ),
-            upkeep=Upkeep(jobs=jobs, queue=queue, stored=stored),
+            upkeep=Upkeep(jobs=jobs, queue=queue, stored=stored, reembed=catalog.reembed),
             stored=stored,
             jobs=jobs,
             blobs=blobs,
@@ -109,4 +116,5 @@ class SketchService:
             model=model,
             styles=styles,
             spend=spend,
+            catalog=catalog,
         )

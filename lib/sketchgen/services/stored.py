@@ -17,7 +17,7 @@ from sketchgen.generate.config import GenerationConfig
 from sketchgen.generate.models import resolve_model
 from sketchgen.generate.pipeline import JobPlan, SketchOutcome
 from sketchgen.jobs import JobRecord, PlanRecord, ReferenceEntry, SketchState
-from sketchgen.layout import input_key, metadata_key, sketch_file, sketch_key
+from sketchgen.layout import input_key, metadata_key, sketch_file, sketch_key, style_reference_key
 from sketchgen.logs import get_logger, log_context
 from sketchgen.metadata import JobMetadata, SketchRecord
 from sketchgen.ports import BlobStore, JobStore, ReferencePart
@@ -25,6 +25,7 @@ from sketchgen.pricing import price_per_image
 from sketchgen.schemas import ReferenceImage, RetrievalResult, ScoredReference
 from sketchgen.spend import is_billable
 from sketchgen.styles import StyleRegistry
+from sketchgen.styles.owned import is_user_style_id
 
 if TYPE_CHECKING:
     from sketchgen.services.spending import SpendControl
@@ -34,9 +35,10 @@ __all__ = ["SketchRecorder", "StoredJobs", "plan_record", "sketch_cost_usd"]
 log = get_logger(__name__)
 
 
-def plan_record(plan: JobPlan) -> PlanRecord:
+def plan_record(plan: JobPlan, *, style_version: str | None = None) -> PlanRecord:
     """What of a fresh plan the job document keeps (reference paths relative to the styles)."""
     return PlanRecord(
+        style_version=style_version,
         seed=plan.seed,
         model_requested=plan.config.model_name,
         model_id=plan.model_id,
@@ -96,7 +98,7 @@ class StoredJobs:
         if load_images:
             cap = resolve_model(job.plan.model_id).max_reference_images
             references = tuple(
-                ReferencePart(reference=r.reference, data=Path(r.reference.path).read_bytes())
+                ReferencePart(reference=r.reference, data=self._reference_bytes(r.reference))
                 for r in retrieval.items[:cap]
             )
             if job.parent is not None:
@@ -115,7 +117,29 @@ class StoredJobs:
             input_image=input_image,
         )
 
+    def _reference_bytes(self, reference: ReferenceImage) -> bytes:
+        # A user style's reference path is its (relative) blob key; a built-in's a file.
+        if not Path(reference.path).is_absolute():
+            return self.blobs.get(reference.path)
+        return Path(reference.path).read_bytes()
+
     def _retrieval(self, job: JobRecord) -> RetrievalResult:
+        style_id = job.plan.prompt_spec.style_id
+        if is_user_style_id(style_id):
+            # Stored once by digest, never overwritten: the job's references are exactly
+            # what it was planned with, even after the style changed or was deleted.
+            return RetrievalResult(
+                style_id=style_id,
+                items=tuple(
+                    ScoredReference(
+                        reference=ReferenceImage(
+                            path=style_reference_key(style_id, e.sha256), sha256=e.sha256
+                        ),
+                        score=e.score,
+                    )
+                    for e in job.plan.references
+                ),
+            )
         items = []
         for entry in job.plan.references:
             path = (self.styles.root / entry.path).resolve()
@@ -163,6 +187,7 @@ class StoredJobs:
             parent=job.parent,
             regenerated_from=job.regenerated_from,
             timestamp=job.created_at,
+            style_version=job.plan.style_version,
         )
 
 

@@ -17,11 +17,13 @@ from sketchgen.metadata import ParentRef, new_job_id
 from sketchgen.ports import BlobStore, ImageModel, JobStore, SketchTask, TaskQueue
 from sketchgen.prompt import PromptCompiler
 from sketchgen.references import ImageRetriever
-from sketchgen.schemas import MAX_INSTRUCTION_CHARS, clean_text
+from sketchgen.schemas import MAX_INSTRUCTION_CHARS, RetrievalResult, clean_text
 from sketchgen.services.config import ServiceConfig
 from sketchgen.services.spending import SpendControl
 from sketchgen.services.stored import StoredJobs, plan_record
+from sketchgen.services.styles import StyleService
 from sketchgen.styles import StyleRegistry
+from sketchgen.styles.owned import style_version as _style_version
 
 __all__ = ["JobService"]
 
@@ -41,6 +43,7 @@ class JobService:
         retriever: ImageRetriever | None = None,
         config: ServiceConfig | None = None,
         spend: SpendControl | None = None,
+        catalog: StyleService | None = None,
     ) -> None:
         self.jobs = jobs
         self.blobs = blobs
@@ -54,6 +57,9 @@ class JobService:
         # Per-user plans and limits (docs/decisions/0012); None: no limits (the library's
         # own tests, a caller that meters elsewhere).
         self.spend = spend
+        # Built-in and user styles; without one, the built-ins only (a user style's id is
+        # then not found, as another user's is).
+        self.catalog = catalog or StyleService.builtins_only(styles, blobs, self.retriever)
 
     def submit_job(
         self,
@@ -66,8 +72,14 @@ class JobService:
         priority: str = "interactive",
         batch: BatchRef | None = None,
         deadline_s: float | None = None,
+        references: RetrievalResult | None = None,
+        style_version: str | None = None,
     ) -> tuple[JobRecord, bool]:
         """Plan the job, store it, queue one task per sketch. Returns ``(job, created)``.
+
+        The style is resolved for ``owner_uid`` (another user's style is not found). A
+        refinement passes its parent's ``references`` and ``style_version``: it redraws
+        from what the parent was drawn from, not from the style as it is now.
 
         With ``batch`` nothing is queued: the sketches wait on a model-side batch instead
         (:class:`~sketchgen.services.batch.BatchRegeneration` submits it and stores its
@@ -79,7 +91,7 @@ class JobService:
         is finalised. Batch-priority jobs (scheduled regeneration) count towards the owner's
         images but not the active-job cap.
         """
-        style = self.styles.get_style(request.style_id)
+        style = self.catalog.resolve(owner_uid, request.style_id)
         prompt_spec = PromptCompiler().compile(request.brief, style)
         config = request.generation_config(default_model=self.config.default_model)
         spend = self.spend
@@ -96,7 +108,11 @@ class JobService:
                 finished=self._ended_jobs,
             )
         try:
-            retrieval = self.retriever.retrieve(prompt_spec, style, top_k=3)
+            retrieval = (
+                references
+                if references is not None
+                else self.catalog.retrieve(prompt_spec, style, top_k=3)
+            )
             plan = plan_job(
                 job_id=job_id,
                 prompt_spec=prompt_spec,
@@ -104,12 +120,14 @@ class JobService:
                 config=config,
                 model=self.model,
                 refinement=refinement,
+                read_reference=self.catalog.reference_bytes,
             )
             job, created = self._store_job(
                 owner_uid,
                 request,
                 job_id=job_id,
                 plan=plan,
+                style_version=style_version or _style_version(style),
                 refinement=refinement,
                 idempotency_key=idempotency_key,
                 regenerated_from=regenerated_from,
@@ -146,6 +164,7 @@ class JobService:
         *,
         job_id: str,
         plan: JobPlan,
+        style_version: str,
         refinement: Refinement | None,
         idempotency_key: str | None,
         regenerated_from: str | None,
@@ -159,7 +178,7 @@ class JobService:
             job_id=job_id,
             owner_uid=owner_uid,
             request=request,
-            plan=plan_record(plan),
+            plan=plan_record(plan, style_version=style_version),
             retention=self.config.retention,
             idempotency_key=idempotency_key,
             parent=plan.parent,
@@ -217,7 +236,12 @@ class JobService:
         )
         request = parent.request.model_copy(update={"num_images": num_images})
         return self.submit_job(
-            owner_uid, request, idempotency_key=idempotency_key, refinement=refinement
+            owner_uid,
+            request,
+            idempotency_key=idempotency_key,
+            refinement=refinement,
+            references=self.stored.job_plan(parent, load_images=False).retrieval,
+            style_version=parent.plan.style_version,
         )
 
     def read_blob(self, owner_uid: str, job_id: str, name: str) -> bytes:

@@ -6,8 +6,10 @@ claims and finalising the workers use, so a duplicate is harmless.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
 
+from sketchgen.errors import SketchgenError
 from sketchgen.jobs import utcnow
 from sketchgen.logs import get_logger, log_context
 from sketchgen.ports import JobStore, SketchTask, TaskQueue
@@ -19,10 +21,19 @@ log = get_logger(__name__)
 
 
 class Upkeep:
-    def __init__(self, *, jobs: JobStore, queue: TaskQueue, stored: StoredJobs) -> None:
+    def __init__(
+        self,
+        *,
+        jobs: JobStore,
+        queue: TaskQueue,
+        stored: StoredJobs,
+        reembed: Callable[[], int] | None = None,
+    ) -> None:
         self.jobs = jobs
         self.queue = queue
         self.stored = stored
+        # User styles' references whose vector is missing or from another embedding model.
+        self.reembed = reembed
 
     def sweep(self, *, stale_after: timedelta = timedelta(minutes=10)) -> dict[str, int]:
         """Nothing stuck: run on a schedule, safe to repeat and to run beside the workers.
@@ -62,4 +73,10 @@ class Upkeep:
                         [SketchTask(job.job_id, i, job.priority) for i in sorted(lost)]
                     )
                     counts["requeued"] += len(lost)
+        if self.reembed is not None:
+            try:
+                if reembedded := self.reembed():  # reported only when there were some
+                    counts["reembedded"] = reembedded
+            except SketchgenError as error:  # the next sweep tries again
+                log.warning("re-embedding references failed: %s", error)
         return counts

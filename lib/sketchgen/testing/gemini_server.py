@@ -21,6 +21,11 @@ finally ``default``. Behaviours::
     text_only      a STOP candidate with only a text part
     scripted_image the next image given to ``script_image`` (a photograph, a shaded render:
                    whatever a test needs the model to have drawn)
+
+Besides the image models: ``:batchEmbedContents`` / ``:embedContent`` on ``embedding_models``
+(deterministic vectors from the text, ``outputDimensionality`` honoured) and
+``generateContent`` on ``text_models`` (one sentence about the image sent), each recorded in
+``embedded``; any other model is a 404, as the API answers.
 """
 
 from __future__ import annotations
@@ -47,7 +52,7 @@ __all__ = ["FakeGeminiServer", "RecordedRequest", "refuse"]
 NO_IMAGE_REASONS = ("IMAGE_SAFETY", "IMAGE_PROHIBITED_CONTENT", "NO_IMAGE", "IMAGE_OTHER")
 _PATH = re.compile(
     r"^/(v1beta|v1|v1alpha)/models/([^/:]+):"
-    r"(generateContent|streamGenerateContent|batchGenerateContent)$"
+    r"(generateContent|streamGenerateContent|batchGenerateContent|embedContent|batchEmbedContents)$"
 )
 _BATCH_TYPE = "type.googleapis.com/google.ai.generativelanguage.v1main.GenerateContentBatch"
 _BATCH_PATH = re.compile(r"^/(v1beta|v1|v1alpha)/batches/([A-Za-z0-9_-]+)(:cancel)?$")
@@ -57,6 +62,10 @@ DEFAULT_MODELS = (
     "gemini-3.1-flash-image-preview",
     "gemini-3-pro-image-preview",
 )
+DEFAULT_EMBEDDING_MODELS = ("gemini-embedding-001",)
+# Text models: they describe an image in words (a reference image's description at upload).
+DEFAULT_TEXT_MODELS = ("gemini-2.5-flash",)
+_EMBEDDING_DEFAULT_DIMENSIONS = 3072
 
 
 @dataclass(frozen=True)
@@ -108,6 +117,8 @@ class FakeGeminiServer:
     host: str = "127.0.0.1"
     port: int = 0
     models: tuple[str, ...] = DEFAULT_MODELS
+    embedding_models: tuple[str, ...] = DEFAULT_EMBEDDING_MODELS
+    text_models: tuple[str, ...] = DEFAULT_TEXT_MODELS
     default: str = "image"
     retry_delay_s: float = 1.5
     slow_s: float = 5.0
@@ -123,6 +134,8 @@ class FakeGeminiServer:
     _script: deque[str] = field(default_factory=deque)
     _rules: list[list[Any]] = field(default_factory=list)
     _images: deque[bytes] = field(default_factory=deque)
+    # (model, taskType, outputDimensionality, text) of every text embedded, in order.
+    embedded: list[tuple[str, str | None, int | None, str]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self._lock = threading.Lock()
@@ -165,6 +178,7 @@ class FakeGeminiServer:
             self.requests.clear()
             self.batches.clear()
             self.answered.clear()
+            self.embedded.clear()
             self._tokens = None
         self._release.clear()
 
@@ -352,6 +366,69 @@ def refuse(model: str, config: dict[str, Any], parts: list[dict[str, Any]]) -> s
     return None
 
 
+def describe(
+    server: FakeGeminiServer, model: str, body: dict[str, Any]
+) -> tuple[int, dict[str, Any]]:
+    """``generateContent`` on a text model: one sentence about the image parts sent (their
+    size and how dark they are, from the pixels), recorded in ``server.embedded`` as
+    ``(model, "DESCRIBE", None, prompt)``."""
+    parts = [p for c in body.get("contents", []) for p in c.get("parts", [])]
+    images = [p["inlineData"] for p in parts if "inlineData" in p]
+    prompt = " ".join(p["text"] for p in parts if "text" in p)
+    with server._lock:
+        server.embedded.append((model, "DESCRIBE", None, prompt))
+    if not images:
+        return 400, _error(400, "INVALID_ARGUMENT", "no image to describe")
+    picture = Image.open(io.BytesIO(base64.b64decode(images[0]["data"]))).convert("L")
+    ink = float(np.mean(np.asarray(picture) < 128))
+    text = (
+        f"A rough black-and-white line sketch, {picture.width}x{picture.height} pixels, "
+        f"{'dense' if ink > 0.2 else 'sparse'} ink."
+    )
+    return 200, {
+        "candidates": [
+            {"content": {"role": "model", "parts": [{"text": text}]}, "finishReason": "STOP"}
+        ],
+        "modelVersion": model,
+        "usageMetadata": {"promptTokenCount": 258, "candidatesTokenCount": len(text) // 4},
+    }
+
+
+def embed(server: FakeGeminiServer, model: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+    """``:batchEmbedContents`` (what google-genai's ``embed_content`` calls on the Gemini
+    API) and ``:embedContent``: one vector per request, deterministic from the text (the
+    offline hashing embedding, so nearer texts get nearer vectors), unit length as the real
+    model's truncated vectors are after normalising. Unknown models are refused as the API
+    does (404)."""
+    from sketchgen.references.embedding import HashingTextEmbedding
+
+    if model not in server.embedding_models:
+        return 404, _error(404, "NOT_FOUND", f"models/{model} is not found for API version v1beta")
+    requests = body.get("requests") if "requests" in body else [body]
+    if not isinstance(requests, list) or not requests:
+        return 400, _error(400, "INVALID_ARGUMENT", "requests must be a non-empty list")
+    if len(requests) > 100:
+        return 400, _error(400, "INVALID_ARGUMENT", "at most 100 requests in one batch")
+    embeddings = []
+    for request in requests:
+        parts = (request.get("content") or {}).get("parts") or []
+        text = " ".join(str(p.get("text", "")) for p in parts)
+        dims = request.get("outputDimensionality")
+        task = request.get("taskType")
+        if dims is not None and not 1 <= int(dims) <= _EMBEDDING_DEFAULT_DIMENSIONS:
+            return 400, _error(400, "INVALID_ARGUMENT", "outputDimensionality is out of range")
+        size = int(dims or _EMBEDDING_DEFAULT_DIMENSIONS)
+        vector = np.asarray(HashingTextEmbedding(size).embed([text])[0])
+        norm = float(np.linalg.norm(vector))
+        values = (vector / norm if norm else vector).round(6).tolist()
+        with server._lock:
+            server.embedded.append((model, task, dims, text))
+        embeddings.append({"values": values})
+    if "requests" in body:
+        return 200, {"embeddings": embeddings}
+    return 200, {"embedding": embeddings[0]}
+
+
 def _error(
     code: int, status: str, message: str, details: list[Any] | None = None
 ) -> dict[str, Any]:
@@ -467,6 +544,12 @@ def _handler_for(server: FakeGeminiServer) -> type[BaseHTTPRequestHandler]:
                 return
             headers = {k: v for k, v in self.headers.items() if k.lower() != "x-goog-api-key"}
             model, method = match.group(2), match.group(3)  # type: ignore[union-attr]
+            if method == "generateContent" and model in server.text_models:
+                self._send(*describe(server, model, json.loads(raw)))
+                return
+            if method in ("embedContent", "batchEmbedContents"):
+                self._send(*embed(server, model, json.loads(raw)))
+                return
             if method == "batchGenerateContent":
                 self._send(*server.create_batch(model, json.loads(raw), headers))
                 return

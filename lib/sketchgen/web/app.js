@@ -16,6 +16,7 @@ const state = {
   stream: null, // AbortController of the events stream being read
   urls: [], // object URLs to release when the grid is replaced
   history: [],
+  styles: null, // Map of style id -> GET /v1/styles/{id}
 };
 
 // --- auth ------------------------------------------------------------------------------
@@ -142,26 +143,25 @@ async function blobUrl(url) {
 
 // --- styles ----------------------------------------------------------------------------
 
-async function loadStyles() {
+async function loadStyles(selected = null) {
   const { styles } = await api("v1/styles");
   const details = await Promise.all(styles.map((s) => api(`v1/styles/${encodeURIComponent(s.id)}`)));
+  const chosen = selected || $("input[name=style_id]:checked")?.value || details[0]?.id;
+  state.styles = new Map(details.map((style) => [style.id, style]));
   const box = $("#styles");
   box.replaceChildren(
-    ...details.map((style, i) => {
+    ...details.map((style) => {
       const label = document.createElement("label");
       label.className = "style-card";
+      label.dataset.owned = String(style.owned);
       const radio = Object.assign(document.createElement("input"), {
-        type: "radio", name: "style_id", value: style.id, checked: i === 0,
+        type: "radio", name: "style_id", value: style.id, checked: style.id === chosen,
       });
+      radio.addEventListener("change", () => showOwnStyle(style.id));
       const thumbs = document.createElement("span");
       thumbs.className = "thumbs";
-      for (const ref of style.references.slice(0, 3)) {
-        const img = Object.assign(document.createElement("img"), {
-          src: `v1/styles/${encodeURIComponent(style.id)}/references/${ref.sha256}.png`,
-          alt: ref.description || `${style.name} reference`,
-          loading: "lazy",
-        });
-        thumbs.append(img);
+      for (const ref of style.references.filter((r) => !r.do_not_use).slice(0, 3)) {
+        thumbs.append(thumbnail(style, ref));
       }
       const words = document.createElement("span");
       words.append(text("strong", style.name), text("small", style.description));
@@ -169,6 +169,128 @@ async function loadStyles() {
       return label;
     }),
   );
+  showOwnStyle(chosen);
+}
+
+/** A reference thumbnail: built-in ones are public; a user's own need the token. */
+function thumbnail(style, ref) {
+  const url = `v1/styles/${encodeURIComponent(style.id)}/references/${ref.sha256}.png`;
+  const img = Object.assign(document.createElement("img"), {
+    alt: ref.description || ref.tags.join(", ") || `${style.name} reference`,
+    loading: "lazy",
+  });
+  img.dataset.sha256 = ref.sha256;
+  if (!style.owned) {
+    img.src = url;
+    return img;
+  }
+  authHeaders()
+    .then((headers) => fetch(url, { headers }))
+    .then((response) => (response.ok ? response.blob() : Promise.reject(new Error(response.status))))
+    .then((blob) => { img.src = URL.createObjectURL(blob); })
+    .catch(() => { img.alt = "thumbnail unavailable"; });
+  return img;
+}
+
+// --- styles of your own -----------------------------------------------------------------
+
+function showOwnStyle(styleId) {
+  const style = state.styles && state.styles.get(styleId);
+  const panel = $("#own-style");
+  if (!style || !style.owned) {
+    panel.hidden = true;
+    return;
+  }
+  panel.hidden = false;
+  panel.dataset.styleId = style.id;
+  $("#own-style-name").textContent = style.name;
+  $("#own-references").replaceChildren(
+    ...style.references.map((ref) => {
+      const item = document.createElement("li");
+      item.className = "own-reference";
+      item.dataset.sha256 = ref.sha256;
+      item.dataset.doNotUse = String(ref.do_not_use);
+      const path = `v1/styles/${encodeURIComponent(style.id)}/references/${ref.sha256}`;
+      const ban = button(ref.do_not_use ? "Use again" : "Don't use", () =>
+        changeReference(style.id, () => api(path, { method: "PATCH", body: { do_not_use: !ref.do_not_use } })));
+      ban.className = "ban";
+      const remove = button("Remove", () => changeReference(style.id, () => api(path, { method: "DELETE" })));
+      remove.className = "remove";
+      item.append(thumbnail(style, ref), text("small", ref.tags.join(", ") || "no tags"), ban, remove);
+      return item;
+    }),
+  );
+}
+
+async function changeReference(styleId, call) {
+  showStyleError("");
+  try {
+    await call();
+    await loadStyles(styleId);
+  } catch (error) {
+    showStyleError(error.message);
+  }
+}
+
+function showStyleError(message) {
+  const box = $("#style-error");
+  box.textContent = message;
+  box.hidden = !message;
+}
+
+async function createStyle(event) {
+  event.preventDefault();
+  showStyleError("");
+  const name = $("#style-name").value.trim();
+  if (!name) {
+    showStyleError("Give the style a name.");
+    return;
+  }
+  const rules = $("#style-rules").value.split("\n").map((r) => r.trim()).filter(Boolean);
+  try {
+    const created = await api("v1/styles", { method: "POST", body: { name, rules } });
+    $("#new-style-form").reset();
+    await loadStyles(created.style_id);
+  } catch (error) {
+    showStyleError(error.field ? `${error.field}: ${error.message}` : error.message);
+  }
+}
+
+async function uploadReferences(files) {
+  const styleId = $("#own-style").dataset.styleId;
+  if (!styleId || !files.length) return;
+  showStyleError("");
+  const problems = [];
+  for (const file of files) {
+    const form = new FormData();
+    form.append("image", file, file.name);
+    form.append("tags", $("#reference-tags").value);
+    form.append("description", "");
+    // No Content-Type: the browser writes the multipart boundary itself.
+    const response = await fetch(`v1/styles/${encodeURIComponent(styleId)}/references`, {
+      method: "POST", headers: await authHeaders(), body: form,
+    });
+    if (!response.ok) {
+      const error = new ApiError(response.status, await response.json().catch(() => null));
+      problems.push(`${file.name}: ${error.message}`);
+    }
+  }
+  $("#reference-files").value = "";
+  await loadStyles(styleId);
+  showStyleError(problems.join(" · "));
+}
+
+function wireStyleEditor() {
+  $("#new-style-form").addEventListener("submit", createStyle);
+  $("#reference-files").addEventListener("change", (event) => uploadReferences([...event.target.files]));
+  const drop = $("#drop");
+  drop.addEventListener("dragover", (event) => { event.preventDefault(); drop.classList.add("over"); });
+  drop.addEventListener("dragleave", () => drop.classList.remove("over"));
+  drop.addEventListener("drop", (event) => {
+    event.preventDefault();
+    drop.classList.remove("over");
+    uploadReferences([...event.dataTransfer.files]);
+  });
 }
 
 // --- usage: what is left today, and what the plan includes --------------------------------
@@ -558,6 +680,7 @@ async function main() {
   $("#cancel").addEventListener("click", cancelJob);
   $("#download-zip").addEventListener("click", downloadZip);
   loadUsage();
+  wireStyleEditor();
   try {
     await loadStyles();
   } catch (error) {

@@ -399,6 +399,22 @@ module "firestore" {
   # Jobs and their idempotency records expire together (both carry the job's expire_at).
   ttl_fields = { jobs = "expire_at", idempotency = "expire_at" }
 
+  # User styles (issue 16): a brief's nearest references of one style (FirestoreReferenceIndex:
+  # styles/{id}/references, do_not_use == false, embedding_model == current, cosine). The
+  # dimension is sketchgen.references.EMBEDDING_DIMENSIONS (tests/deploy checks they agree).
+  vector_indexes = {
+    style_references = {
+      collection   = "references"
+      filters      = ["do_not_use", "embedding_model"]
+      vector_field = "embedding"
+      dimension    = 768
+    }
+  }
+  # The upkeep finds references embedded by another model across every style.
+  collection_group_fields = {
+    references_by_embedding_model = { collection = "references", field = "embedding_model" }
+  }
+
   depends_on = [google_project_service.this]
 }
 

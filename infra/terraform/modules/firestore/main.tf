@@ -78,3 +78,48 @@ resource "google_firebaserules_release" "this" {
     replace_triggered_by = [google_firebaserules_ruleset.this]
   }
 }
+
+# Vector indexes (find_nearest): equality pre-filters, then the vector field. A vector index
+# holds vectors of exactly one dimension.
+resource "google_firestore_index" "vector" {
+  for_each = var.vector_indexes
+
+  project     = var.project_id
+  database    = google_firestore_database.this.name
+  collection  = each.value.collection
+  query_scope = "COLLECTION"
+
+  dynamic "fields" {
+    for_each = each.value.filters
+    content {
+      field_path = fields.value
+      order      = "ASCENDING"
+    }
+  }
+
+  fields {
+    field_path = each.value.vector_field
+    vector_config {
+      dimension = each.value.dimension
+      flat {}
+    }
+  }
+}
+
+# Single fields queried across a collection group (e.g. every style's references): Firestore
+# indexes single fields per collection only, so the collection-group scope is asked for here.
+resource "google_firestore_field" "group" {
+  for_each = var.collection_group_fields
+
+  project    = var.project_id
+  database   = google_firestore_database.this.name
+  collection = each.value.collection
+  field      = each.value.field
+
+  index_config {
+    indexes {
+      order       = "ASCENDING"
+      query_scope = "COLLECTION_GROUP"
+    }
+  }
+}

@@ -48,3 +48,23 @@ variable "rules" {
   description = "Content of the Firestore security rules to release for this database."
   type        = string
 }
+
+variable "vector_indexes" {
+  description = "Vector indexes by a static key: collection (group), equality pre-filter fields, the vector field and its dimension."
+  type = map(object({
+    collection   = string
+    filters      = list(string)
+    vector_field = string
+    dimension    = number
+  }))
+  default = {}
+}
+
+variable "collection_group_fields" {
+  description = "Single-field indexes with collection-group scope, by a static key: collection (group) and field."
+  type = map(object({
+    collection = string
+    field      = string
+  }))
+  default = {}
+}

@@ -1,0 +1,311 @@
+"""Styles: the built-in ones (read-only, bundled) and the ones users own.
+
+Every read is scoped to the owner: another user's style is reported exactly like a missing
+one (404), for the style, its references and a job that names it. A job sees either kind as a
+:class:`~sketchgen.schemas.Style`; a user style's references come from the reference index
+(by meaning), a built-in style's from :class:`~sketchgen.references.ImageRetriever`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import PurePath
+
+from sketchgen.errors import (
+    LimitExceededError,
+    ModelError,
+    NotFoundError,
+    ReadOnlyStyleError,
+    StorageError,
+)
+from sketchgen.layout import style_reference_key
+from sketchgen.logs import get_logger
+from sketchgen.ports import BlobStore, ImageDescriber, ReferenceIndex, StyleStore, TextEmbedder
+from sketchgen.references import ImageRetriever
+from sketchgen.schemas import PromptSpec, ReferenceImage, RetrievalResult, ScoredReference, Style
+from sketchgen.styles import StyleRegistry
+from sketchgen.styles.owned import (
+    ReferenceDoc,
+    ReferencePatch,
+    StyleDoc,
+    StyleDraft,
+    StylePatch,
+    as_style,
+    is_sha256,
+    is_user_style_id,
+    new_style_id,
+)
+from sketchgen.styles.upload import MAX_UPLOAD_BYTES, MAX_UPLOAD_PIXELS, normalise_reference
+
+__all__ = ["OwnedStyle", "StyleLimits", "StyleService"]
+
+log = get_logger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class StyleLimits:
+    max_styles_per_user: int = 50
+    max_references_per_style: int = 200
+    max_upload_bytes: int = MAX_UPLOAD_BYTES
+    max_upload_pixels: int = MAX_UPLOAD_PIXELS
+
+
+@dataclass(frozen=True, slots=True)
+class OwnedStyle:
+    doc: StyleDoc
+    references: list[ReferenceDoc]
+
+    @property
+    def style(self) -> Style:
+        return as_style(self.doc, self.references)
+
+
+class StyleService:
+    def __init__(
+        self,
+        *,
+        builtins: StyleRegistry,
+        store: StyleStore,
+        index: ReferenceIndex,
+        embedder: TextEmbedder,
+        blobs: BlobStore,
+        retriever: ImageRetriever | None = None,
+        limits: StyleLimits | None = None,
+        describer: ImageDescriber | None = None,
+    ) -> None:
+        self.builtins = builtins
+        self.store = store
+        self.index = index
+        self.embedder = embedder
+        self.blobs = blobs
+        self.retriever = retriever or ImageRetriever()
+        self.limits = limits or StyleLimits()
+        # Writes a description for uploads that have none (Gemini, when configured).
+        self.describer = describer
+
+    @classmethod
+    def builtins_only(
+        cls, builtins: StyleRegistry, blobs: BlobStore, retriever: ImageRetriever | None = None
+    ) -> StyleService:
+        """Over an empty in-memory store: what a service built without a style store has."""
+        from sketchgen.adapters.local.numpy_index import NumpyReferenceIndex
+        from sketchgen.adapters.local.style_store import MemoryStyleStore
+        from sketchgen.references import HashingTextEmbedding
+
+        store = MemoryStyleStore()
+        return cls(
+            builtins=builtins,
+            store=store,
+            index=NumpyReferenceIndex(store),
+            embedder=HashingTextEmbedding(),
+            blobs=blobs,
+            retriever=retriever,
+        )
+
+    # -- what jobs use -------------------------------------------------------------------
+
+    def resolve(self, owner_uid: str, style_id: str) -> Style:
+        """The style a job of ``owner_uid`` may use, built-in or their own."""
+        if is_user_style_id(style_id):
+            return self.owned(owner_uid, style_id).style
+        return self.builtins.get_style(style_id)
+
+    def retrieve(self, prompt_spec: PromptSpec, style: Style, *, top_k: int = 3) -> RetrievalResult:
+        if not is_user_style_id(style.id):
+            return self.retriever.retrieve(prompt_spec, style, top_k=top_k)
+        query = " ".join((prompt_spec.subject, *prompt_spec.keywords))
+        try:
+            vector = self.embedder.embed([query], task="query")[0]
+        except ModelError as error:
+            raise StorageError(f"embedding the brief failed: {error}") from error
+        by_sha = {r.sha256: r for r in style.references}
+        neighbours = self.index.nearest(style.id, vector, model=self.embedder.model, top_k=top_k)
+        items = tuple(
+            ScoredReference(reference=by_sha[n.sha256], score=max(0.0, min(1.0, n.score)))
+            for n in neighbours
+            if n.sha256 in by_sha and n.sha256 not in style.do_not_use
+        )
+        return RetrievalResult(style_id=style.id, items=items)
+
+    # -- styles --------------------------------------------------------------------------
+
+    def builtin_styles(self) -> list[Style]:
+        return self.builtins.list_styles()
+
+    def own_styles(self, owner_uid: str) -> list[StyleDoc]:
+        return self.store.list_styles(owner_uid)
+
+    def owned(self, owner_uid: str, style_id: str) -> OwnedStyle:
+        """The caller's own style with its references; anyone else's is not found."""
+        doc = self.store.get_style(style_id) if is_user_style_id(style_id) else None
+        if doc is None or doc.owner_uid != owner_uid:
+            if not is_user_style_id(style_id) and style_id in self.builtins.style_ids():
+                raise ReadOnlyStyleError(f"style {style_id!r} is built in and read-only")
+            raise _no_style(style_id)
+        return OwnedStyle(doc, self.store.list_references(style_id))
+
+    def create_style(self, owner_uid: str, draft: StyleDraft) -> StyleDoc:
+        if len(self.store.list_styles(owner_uid)) >= self.limits.max_styles_per_user:
+            raise LimitExceededError(
+                f"at most {self.limits.max_styles_per_user} styles a user", field="styles"
+            )
+        doc = StyleDoc(style_id=new_style_id(), owner_uid=owner_uid, **draft.model_dump())
+        self.store.create_style(doc)
+        return doc
+
+    def update_style(self, owner_uid: str, style_id: str, patch: StylePatch) -> StyleDoc:
+        current = self.owned(owner_uid, style_id).doc
+        changes = {k: v for k, v in patch.model_dump().items() if v is not None}
+        doc = current.model_copy(update={**changes, "updated_at": _now()})
+        self.store.put_style(doc)
+        return doc
+
+    def delete_style(self, owner_uid: str, style_id: str) -> None:
+        self.owned(owner_uid, style_id)
+        # The images stay in the blob store: jobs drawn from them still name them, and a
+        # refinement of such a job redraws from its parent's references.
+        self.store.delete_style(style_id)
+
+    # -- references ----------------------------------------------------------------------
+
+    def add_reference(
+        self, owner_uid: str, style_id: str, data: bytes, *, tags: tuple[str, ...], description: str
+    ) -> tuple[ReferenceDoc, bool]:
+        """Store an uploaded image once (by the digest of its normalised PNG). Returns
+        ``(reference, created)``; the same image again is not stored twice."""
+        owned = self.owned(owner_uid, style_id)
+        image = normalise_reference(
+            data, max_bytes=self.limits.max_upload_bytes, max_pixels=self.limits.max_upload_pixels
+        )
+        existing = next((r for r in owned.references if r.sha256 == image.sha256), None)
+        if existing is not None:
+            return existing, False
+        if len(owned.references) >= self.limits.max_references_per_style:
+            raise LimitExceededError(
+                f"at most {self.limits.max_references_per_style} references a style",
+                field="references",
+            )
+        description = description.strip() or self._describe(image.png)
+        reference = self._embedded(
+            ReferenceDoc(
+                sha256=image.sha256,
+                tags=tags,
+                description=description,
+                width=image.width,
+                height=image.height,
+            )
+        )
+        self.blobs.put(style_reference_key(style_id, image.sha256), image.png, "image/png")
+        self.store.put_reference(style_id, reference)
+        self._bump(owned.doc)
+        return reference, True
+
+    def update_reference(
+        self, owner_uid: str, style_id: str, sha256: str, patch: ReferencePatch
+    ) -> ReferenceDoc:
+        owned = self.owned(owner_uid, style_id)
+        current = self._reference(owned, sha256)
+        changes = {k: v for k, v in patch.model_dump().items() if v is not None}
+        reference = current.model_copy(update=changes)
+        if reference.text() != current.text():
+            reference = self._embedded(reference)
+        self.store.put_reference(style_id, reference)
+        self._bump(owned.doc)
+        return reference
+
+    def delete_reference(self, owner_uid: str, style_id: str, sha256: str) -> None:
+        owned = self.owned(owner_uid, style_id)
+        self._reference(owned, sha256)
+        self.store.delete_reference(style_id, sha256)
+        self._bump(owned.doc)
+
+    def reference_image(self, owner_uid: str | None, style_id: str, sha256: str) -> ReferenceImage:
+        """A reference's image as a job would use it: a built-in's for anyone, a user
+        style's for its owner only."""
+        if not is_user_style_id(style_id):
+            style = self.builtins.get_style(style_id)
+            found = [r for r in style.references if r.sha256 == sha256]
+        else:
+            if owner_uid is None:
+                raise _no_style(style_id)
+            found = [
+                r for r in self.owned(owner_uid, style_id).style.references if r.sha256 == sha256
+            ]
+        if not found:
+            raise NotFoundError(f"no reference {sha256!r} in style {style_id!r}")
+        return found[0]
+
+    def reference_bytes(self, reference: ReferenceImage) -> bytes:
+        """A built-in's file, or a user style's blob (its path is the relative blob key)."""
+        if not PurePath(reference.path).is_absolute():
+            return self.blobs.get(reference.path)
+        return self.builtins.reference_bytes(reference)
+
+    # -- upkeep --------------------------------------------------------------------------
+
+    def reembed(self, *, limit: int = 500) -> int:
+        """Embed references whose vector is missing or from another model (a change of
+        model, or an upload whose embedding failed). Returns how many were embedded."""
+        stale = self.store.references_not_embedded_by(self.embedder.model, limit=limit)
+        if not stale:
+            return 0
+        vectors = self.embedder.embed([r.text() for _, r in stale], task="document")
+        touched: set[str] = set()
+        for (style_id, reference), vector in zip(stale, vectors, strict=True):
+            update = {"embedding": tuple(vector), "embedding_model": self.embedder.model}
+            self.store.put_reference(style_id, reference.model_copy(update=update))
+            touched.add(style_id)
+        for style_id in touched:
+            doc = self.store.get_style(style_id)
+            if doc is not None:
+                self._bump(doc)
+        log.info("re-embedded %d references with %s", len(stale), self.embedder.model)
+        return len(stale)
+
+    # -- helpers -------------------------------------------------------------------------
+
+    def _describe(self, png: bytes) -> str:
+        if self.describer is None:
+            return ""
+        try:
+            return self.describer.describe(png)
+        except ModelError as error:
+            # Tags alone still embed; the upload is not refused over a missing sentence.
+            log.warning("no description written for an upload: %s", error)
+            return ""
+
+    def _embedded(self, reference: ReferenceDoc) -> ReferenceDoc:
+        try:
+            vector = self.embedder.embed([reference.text()], task="document")[0]
+        except ModelError as error:
+            # Stored without a vector: the upkeep embeds it (reembed), retrieval skips it.
+            log.warning("reference %s not embedded yet: %s", reference.sha256[:12], error)
+            return reference.model_copy(update={"embedding": None, "embedding_model": None})
+        return reference.model_copy(
+            update={"embedding": tuple(vector), "embedding_model": self.embedder.model}
+        )
+
+    @staticmethod
+    def _reference(owned: OwnedStyle, sha256: str) -> ReferenceDoc:
+        found = next((r for r in owned.references if r.sha256 == sha256), None)
+        if not is_sha256(sha256) or found is None:
+            raise NotFoundError(f"no reference {sha256!r} in style {owned.doc.style_id!r}")
+        return found
+
+    def _bump(self, doc: StyleDoc) -> None:
+        current = self.store.get_style(doc.style_id) or doc
+        self.store.put_style(
+            current.model_copy(update={"revision": current.revision + 1, "updated_at": _now()})
+        )
+
+
+def _no_style(style_id: str) -> NotFoundError:
+    # Missing and someone else's read the same, down to the field named.
+    error = NotFoundError(f"no style {style_id!r}")
+    error.field = "style_id"
+    return error
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)

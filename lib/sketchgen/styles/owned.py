@@ -1,0 +1,210 @@
+"""Styles that users own: the stored documents, and what a style's version is.
+
+A user style is a :class:`StyleDoc` (``styles/{style_id}``, with ``owner_uid``) and its
+:class:`ReferenceDoc` s (``styles/{style_id}/references/{sha256}``); the images themselves are
+in the blob store under :func:`sketchgen.layout.style_reference_key`. Jobs see a user style as
+the same :class:`~sketchgen.schemas.Style` a built-in one is (:func:`as_style`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import secrets
+from datetime import UTC, datetime
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from sketchgen.layout import style_reference_key
+from sketchgen.schemas import ReferenceImage, Style
+
+__all__ = [
+    "USER_STYLE_ID",
+    "ReferenceDoc",
+    "ReferencePatch",
+    "StyleDoc",
+    "StyleDraft",
+    "StylePatch",
+    "as_style",
+    "is_sha256",
+    "is_user_style_id",
+    "new_style_id",
+    "parse_tags",
+    "style_version",
+]
+
+# Built-in ids are folder names chosen by us; user ids are minted here and never collide.
+USER_STYLE_ID = re.compile(r"^u-[a-z0-9]{20}$")
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+MAX_RULES = 30
+MAX_RULE_CHARS = 300
+MAX_TAGS = 20
+MAX_TAG_CHARS = 40
+MAX_DESCRIPTION_CHARS = 1000
+
+
+def new_style_id() -> str:
+    alphabet = "abcdefghijklmnopqrstuvwxyz0123456789"
+    return "u-" + "".join(secrets.choice(alphabet) for _ in range(20))
+
+
+def is_user_style_id(style_id: str) -> bool:
+    return bool(USER_STYLE_ID.fullmatch(style_id))
+
+
+def is_sha256(value: str) -> bool:
+    return bool(_SHA256.fullmatch(value))
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+def _rules(value: tuple[str, ...]) -> tuple[str, ...]:
+    cleaned = tuple(r.strip() for r in value if r.strip())
+    if any(len(r) > MAX_RULE_CHARS for r in cleaned):
+        raise ValueError(f"a rule is at most {MAX_RULE_CHARS} characters")
+    return cleaned
+
+
+class StyleDraft(_Model):
+    """``POST /v1/styles``."""
+
+    name: str = Field(min_length=1, max_length=80)
+    description: str = Field(default="", max_length=MAX_DESCRIPTION_CHARS)
+    rules: tuple[str, ...] = Field(default=(), max_length=MAX_RULES)
+    negative_rules: tuple[str, ...] = Field(default=(), max_length=MAX_RULES)
+
+    _clean_rules = field_validator("rules", "negative_rules")(_rules)
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("name must not be blank")
+        return value.strip()
+
+
+class StylePatch(_Model):
+    """``PATCH /v1/styles/{id}``: only the fields given change."""
+
+    name: str | None = Field(default=None, min_length=1, max_length=80)
+    description: str | None = Field(default=None, max_length=MAX_DESCRIPTION_CHARS)
+    rules: tuple[str, ...] | None = Field(default=None, max_length=MAX_RULES)
+    negative_rules: tuple[str, ...] | None = Field(default=None, max_length=MAX_RULES)
+
+    @field_validator("rules", "negative_rules")
+    @classmethod
+    def _clean(cls, value: tuple[str, ...] | None) -> tuple[str, ...] | None:
+        return None if value is None else _rules(value)
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str | None) -> str | None:
+        if value is not None and not value.strip():
+            raise ValueError("name must not be blank")
+        return None if value is None else value.strip()
+
+
+class ReferencePatch(_Model):
+    """``PATCH /v1/styles/{id}/references/{sha256}``."""
+
+    do_not_use: bool | None = None
+    tags: tuple[str, ...] | None = Field(default=None, max_length=MAX_TAGS)
+    description: str | None = Field(default=None, max_length=MAX_DESCRIPTION_CHARS)
+
+
+class StyleDoc(_Model):
+    """``styles/{style_id}``. ``revision`` changes with every change to the reference set,
+    so an index can tell its cached vectors are current."""
+
+    style_id: str
+    owner_uid: str
+    name: str
+    description: str = ""
+    rules: tuple[str, ...] = ()
+    negative_rules: tuple[str, ...] = ()
+    revision: int = 0
+    created_at: datetime = Field(default_factory=_now)
+    updated_at: datetime = Field(default_factory=_now)
+
+
+class ReferenceDoc(_Model):
+    """``styles/{style_id}/references/{sha256}``; the vector records the model that made it."""
+
+    sha256: str
+    tags: tuple[str, ...] = ()
+    description: str = ""
+    do_not_use: bool = False
+    width: int = 0
+    height: int = 0
+    embedding: tuple[float, ...] | None = None
+    embedding_model: str | None = None
+    created_at: datetime = Field(default_factory=_now)
+
+    def text(self) -> str:
+        """What is embedded: the description and tags (a document, in embedding terms)."""
+        return " ".join((*self.tags, self.description)).strip()
+
+
+def parse_tags(raw: str | None) -> tuple[str, ...]:
+    """Comma-separated tags, trimmed, lower-cased, de-duplicated in order."""
+    from sketchgen.errors import InputError
+
+    seen: dict[str, None] = {}
+    for tag in (raw or "").split(","):
+        tag = " ".join(tag.split()).lower()
+        if tag:
+            if len(tag) > MAX_TAG_CHARS:
+                raise InputError(f"a tag is at most {MAX_TAG_CHARS} characters", field="tags")
+            seen.setdefault(tag, None)
+    if len(seen) > MAX_TAGS:
+        raise InputError(f"at most {MAX_TAGS} tags", field="tags")
+    return tuple(seen)
+
+
+def as_style(doc: StyleDoc, references: list[ReferenceDoc]) -> Style:
+    """The style as jobs use it. A reference's ``path`` is its blob key (relative), where a
+    built-in style's is a file path (absolute)."""
+    return Style(
+        id=doc.style_id,
+        name=doc.name,
+        description=doc.description,
+        visual_rules=doc.rules,
+        negative_rules=doc.negative_rules,
+        references=tuple(
+            ReferenceImage(
+                path=style_reference_key(doc.style_id, r.sha256),
+                sha256=r.sha256,
+                tags=r.tags,
+                description=r.description,
+            )
+            for r in sorted(references, key=lambda r: r.sha256)
+        ),
+        do_not_use=tuple(sorted(r.sha256 for r in references if r.do_not_use)),
+    )
+
+
+def style_version(style: Style) -> str:
+    """A hash of what a job drawn in the style depends on: its rules and its reference set
+    (which images, which of them are banned). Same for built-in and user styles."""
+    banned = set(style.do_not_use)
+    canonical = {
+        "rules": list(style.visual_rules),
+        "negative_rules": list(style.negative_rules),
+        "references": sorted(
+            [r.sha256, r.sha256 in banned or _name_banned(r, banned)] for r in style.references
+        ),
+    }
+    digest = hashlib.sha256(json.dumps(canonical, sort_keys=True).encode()).hexdigest()
+    return f"sv1-{digest[:24]}"
+
+
+def _name_banned(reference: ReferenceImage, banned: set[str]) -> bool:
+    name = reference.path.rsplit("/", 1)[-1]
+    return name in banned
