@@ -53,8 +53,14 @@ class Supervisor:
             stderr=subprocess.STDOUT, text=True, start_new_session=True,
         )  # fmt: skip
         assert self.process.stdout is not None
-        self.ready_line = self.process.stdout.readline()
-        assert "ready" in self.ready_line, self.ready_line + self.process.stdout.read()
+        said = []  # anything printed before the ready line (warnings), for the failure message
+        for line in self.process.stdout:
+            if line.startswith("sketchgen dev ready"):
+                break
+            said.append(line)
+        else:
+            raise AssertionError("make dev ended before it was ready:\n" + "".join(said))
+        self.ready_line = line
         self.manifest: dict[str, Any] = json.loads((data_dir / "topology.json").read_text())
 
     def pids(self) -> list[int]:
