@@ -19,7 +19,7 @@ class EventRoutes:
         return [Rule("/v1/jobs/<job_id>/events", endpoint=self.events, methods=["GET"])]
 
     def events(self, request: Request, job_id: str) -> Response:
-        from sketchgen.api.sse import event_stream, parse_last_event_id
+        from sketchgen.api.sse import EventStream, parse_last_event_id
 
         uid = self.routing.uid(request)
         service = self.routing.service()
@@ -28,7 +28,8 @@ class EventRoutes:
         if job.is_final and last_id > job.event_seq:
             # The client already has `done`; 204 tells an EventSource to stop reconnecting.
             return Response(status=204)
-        body = event_stream(
+        # Iterated by a WSGI server, async-iterated by the ASGI stream function.
+        body = EventStream(
             service.jobs,
             job.job_id,
             last_id,
