@@ -1,7 +1,10 @@
 """Run one function of ``infra/functions.yaml`` as Cloud Functions runs it.
 
 ``python -m dev.function_host NAME --port N``: functions-framework loads the function's
-``main.py`` and serves it with gunicorn, as the deployed runtime does. The environment is the
+``main.py`` and serves it as the deployed runtime does: ``create_app`` gives a Flask app for a
+sync function, served by gunicorn threads, and a Starlette app for an async one
+(``functions_framework.aio``, the stream function), which ``create_server`` serves with
+gunicorn's uvicorn worker. The environment is the
 one ``make dev`` built from the definition; nothing here adds a variable. Before the function
 loads, the process is held to the definition's grants (:mod:`dev.permissions`), as IAM holds
 the deployed function; ``--resources`` names the topics and buckets behind the grants' keys.
