@@ -49,8 +49,8 @@ class _Watch:
         self.version = 0
         self.ended = False  # the listener stopped: the job is final, it failed, or was closed
         self.subscribers = 0
-        # Async subscribers: their loop and queue; written under ``changed``.
-        self.queues: set[tuple[asyncio.AbstractEventLoop, asyncio.Queue[_Item]]] = set()
+        # Async subscribers' queues by their loop; written under ``changed``.
+        self.queues: dict[asyncio.AbstractEventLoop, set[asyncio.Queue[_Item]]] = {}
         self._listener: AbstractContextManager[Iterator[JobRecord]] | None = None
         self._close_lock = threading.Lock()
         self._closed = False
@@ -100,20 +100,36 @@ class _Watch:
         self.feed._forget(self)
 
     def _post(self, item: _Item) -> None:
-        """Hand ``item`` to every async subscriber, on its own loop (caller holds ``changed``)."""
-        for loop, queue in self.queues:
-            with suppress(RuntimeError):  # that loop is closed: its subscriber is gone
-                loop.call_soon_threadsafe(queue.put_nowait, item)
+        """Hand ``item`` to every async subscriber (caller holds ``changed``): one wake-up
+        per event loop, which then fills its subscribers' queues itself."""
+        for loop in self.queues:
+            with suppress(RuntimeError):  # that loop is closed: its subscribers are gone
+                loop.call_soon_threadsafe(self._deliver, loop, item)
+
+    def _deliver(self, loop: asyncio.AbstractEventLoop, item: _Item) -> None:
+        with self.changed:
+            queues = list(self.queues.get(loop, ()))
+        for queue in queues:
+            queue.put_nowait(item)
 
     def add_queue(self, loop: asyncio.AbstractEventLoop, queue: asyncio.Queue[_Item]) -> None:
         """Register an async subscriber (on its loop's thread); it is handed the newest
-        snapshot at once, and CLOSED if the listener already stopped."""
+        snapshot at once, and CLOSED if the listener already stopped. (A delivery already
+        on its way may hand it that snapshot again: a stream skips what it has sent.)"""
         with self.changed:
-            self.queues.add((loop, queue))
+            self.queues.setdefault(loop, set()).add(queue)
             if self.latest is not None:
                 queue.put_nowait(self.latest)
             if self.ended:
                 queue.put_nowait(CLOSED)
+
+    def remove_queue(self, loop: asyncio.AbstractEventLoop, queue: asyncio.Queue[_Item]) -> None:
+        with self.changed:
+            queues = self.queues.get(loop)
+            if queues is not None:
+                queues.discard(queue)
+                if not queues:
+                    del self.queues[loop]
 
     def close(self) -> None:
         """Close the listener once, from whichever thread gets here first (the last
@@ -237,8 +253,7 @@ class JobFeed:
                 await loop.run_in_executor(None, watch.start)
             yield AsyncSubscription(queue)
         finally:
-            with watch.changed:
-                watch.queues.discard((loop, queue))
+            watch.remove_queue(loop, queue)
             with self._lock:
                 watch.subscribers -= 1
                 last = watch.subscribers == 0

@@ -35,6 +35,7 @@ class EventRoutes:
             last_id,
             url_for=lambda key: self.routing.blob_url(request, job.job_id, key),
             heartbeat_s=self.heartbeat_s,
+            cached_url=lambda key: self.routing.cached_blob_url(request, key),
         )
         return Response(
             body,

@@ -108,10 +108,18 @@ async def async_event_stream(
     url_for: Callable[[str], str],
     heartbeat_s: float = 15.0,
     feed: JobFeed | None = None,
+    cached_url: Callable[[str], str | None] | None = None,
 ) -> AsyncIterator[bytes]:
     """The same stream as :func:`event_stream` on an event loop (the stream function): the
     client holds a queue on the job's shared listener, not a thread. ``url_for`` may sign a
-    URL over the network, so it runs in the loop's executor."""
+    URL over the network, so it runs in the loop's executor unless ``cached_url`` (no I/O)
+    has it. What one snapshot brings goes out as one write: when a job ends, every client
+    of it gets its events at the same moment, and a write per client is what that costs."""
+
+    async def url(key: str) -> str:
+        found = cached_url(key) if cached_url is not None else None
+        return found if found is not None else await asyncio.to_thread(url_for, key)
+
     sent = last_event_id
     yield RETRY
     async with (feed or feed_for(jobs)).subscribe_async(job_id) as subscription:
@@ -122,17 +130,17 @@ async def async_event_stream(
                 continue
             if not isinstance(item, JobRecord):
                 return
+            chunks = []
             for seq, index, state in _new_events(item, sent):
-                url = None
-                if state.status == "ok":
-                    url = await asyncio.to_thread(url_for, sketch_key(job_id, index))
-                yield _sketch_event(seq, index, state, url)
+                sketch_url = await url(sketch_key(job_id, index)) if state.status == "ok" else None
+                chunks.append(_sketch_event(seq, index, state, sketch_url))
                 sent = seq
             if item.is_final:
-                metadata_url = None
-                if item.metadata_path:
-                    metadata_url = await asyncio.to_thread(url_for, metadata_key(job_id))
-                yield _done_event(item, metadata_url)
+                metadata_url = await url(metadata_key(job_id)) if item.metadata_path else None
+                chunks.append(_done_event(item, metadata_url))
+            if chunks:
+                yield b"".join(chunks)
+            if item.is_final:
                 return
 
 
@@ -147,6 +155,7 @@ class EventStream:
     url_for: Callable[[str], str]
     heartbeat_s: float = 15.0
     feed: JobFeed | None = None
+    cached_url: Callable[[str], str | None] | None = None  # the async stream's fast path
 
     def __iter__(self) -> Iterator[bytes]:
         return event_stream(
@@ -166,4 +175,5 @@ class EventStream:
             url_for=self.url_for,
             heartbeat_s=self.heartbeat_s,
             feed=self.feed,
+            cached_url=self.cached_url,
         )
