@@ -28,6 +28,7 @@ BENCHMARKS = {
     "faults": "Faults: 503s and missing images on the `make dev` topology",
     "quota": "Quota: the model's rate limit shared by every worker",
     "load": "Load: the generate endpoint and the event stream",
+    "streams": "Streams: 1,000 event-stream clients on one stream instance",
     "finish": "Finisher",
     "guard": "Style guard",
     "footprint": "Import time and memory",
