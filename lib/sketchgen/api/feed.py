@@ -185,7 +185,8 @@ class AsyncSubscription:
         queue = self._queue
         if queue.empty():
             try:
-                item = await asyncio.wait_for(queue.get(), timeout_s)
+                async with asyncio.timeout(timeout_s):  # no task per wait, as wait_for makes
+                    item = await queue.get()
             except TimeoutError:
                 return None
         else:

@@ -170,7 +170,12 @@ class SketchWorker:
             try:
                 return drawn.result(timeout=self.config.cancel_poll_s)
             except FutureTimeout:
-                if not self.recorder.still_held(job_id, index):
+                try:
+                    held = self.recorder.still_held(job_id, index)
+                except Exception as error:  # a failed look must not fail the drawing
+                    log.warning("could not check for a cancel: %s", error)
+                    continue
+                if not held:
                     stop.set()
                     return None
 
