@@ -210,10 +210,10 @@ def test_a_client_that_leaves_releases_the_listener(instance: Instance) -> None:
         assert next(response.iter_bytes()).startswith(b"retry:")
         deadline = time.monotonic() + 30
         while instance.subscribers(job_id) != 1:
-            assert time.monotonic() < deadline
+            assert time.monotonic() < deadline, feed_for(instance.store)._watches
             time.sleep(0.02)
     # Noticed at the next write at the latest (a heartbeat): the job has no listener left.
     deadline = time.monotonic() + 30
-    while instance.store.open_now and time.monotonic() < deadline:
+    while instance.store.open_now + instance.subscribers(job_id) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert instance.store.open_now == 0 and instance.subscribers(job_id) == 0
