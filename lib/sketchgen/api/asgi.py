@@ -3,16 +3,16 @@
 The routes stay the WSGI ones (:class:`sketchgen.api.http.Api`: auth, the one error mapping,
 CORS, ``Last-Event-ID``); what changes is who holds a client while its stream is open. Here
 the request's short blocking part (verify the token, read the job) runs in the loop's executor,
-and an event stream (:class:`sketchgen.api.sse.EventStream`) is then async-iterated on the
-loop: a client costs a task and a queue on its job's one listener, not a thread
-(docs/decisions/0014-async-stream-function.md).
+and an event stream (:class:`sketchgen.api.sse.EventStream`, or any body that can be
+async-iterated) is then async-iterated on the loop: a client costs a task and a queue on its
+job's one listener, not a thread (docs/decisions/0014-async-stream-function.md).
 """
 
 from __future__ import annotations
 
 import asyncio
 import io
-from collections.abc import MutableMapping
+from collections.abc import AsyncIterable, MutableMapping
 from typing import Any
 
 from starlette.requests import Request as AsgiRequest
@@ -21,7 +21,6 @@ from starlette.responses import StreamingResponse
 from werkzeug.wrappers import Request
 
 from sketchgen.api.http import Api
-from sketchgen.api.sse import EventStream
 
 __all__ = ["serve"]
 
@@ -31,8 +30,14 @@ async def serve(api: Api, request: AsgiRequest) -> AsgiResponse:
     body = await request.body() if request.method not in {"GET", "HEAD", "OPTIONS"} else b""
     answer = await asyncio.to_thread(api.handle, Request(_environ(request.scope, body)))
     headers = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in answer.headers]
-    if isinstance(answer.response, EventStream):
-        response: AsgiResponse = StreamingResponse(answer.response, status_code=answer.status_code)
+    content = answer.response
+    response: AsgiResponse
+    if isinstance(content, AsyncIterable):  # an EventStream, or a wrapper that keeps __aiter__
+        response = StreamingResponse(content, status_code=answer.status_code)
+    elif answer.is_streamed:
+        # A sync stream (a wrapper without __aiter__): correct, but Starlette iterates it in
+        # its thread pool, a thread per open stream again. Never read it here on the loop.
+        response = StreamingResponse(content, status_code=answer.status_code)
     else:
         response = AsgiResponse(answer.get_data(), status_code=answer.status_code)
     response.raw_headers = headers  # werkzeug's as they are: Content-Type, -Length, CORS
