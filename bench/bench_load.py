@@ -244,7 +244,8 @@ def markdown(results: dict[str, Any]) -> str:
     lines += [
         "",
         "One client per job is the old cost again (one listener each): 400 such clients are "
-        "about 400 × 320 KiB ≈ 125 MiB over idle, inside the function's 512 MiB. Terraform "
-        "sizes the stream function at concurrency 400 (= gunicorn threads) from these figures.",
+        "about 400 × 320 KiB ≈ 125 MiB over idle. These figures are the stream function on "
+        "gunicorn threads; it is now an async function, measured under **Streams** below "
+        "(docs/decisions/0014-async-stream-function.md).",
     ]
     return "\n".join(lines)

@@ -1,9 +1,16 @@
-"""Server-Sent Events for one job, fed by a Firestore listener. Kept thin."""
+"""Server-Sent Events for one job, fed by a Firestore listener. Kept thin.
 
-import functions_framework
-from flask import Request, Response
+An async function (functions-framework's ASGI stack: gunicorn with a uvicorn worker): an open
+stream is a task on the event loop and a queue on its job's one listener, not a thread
+(docs/decisions/0014-async-stream-function.md).
+"""
+
+import functions_framework.aio
+from starlette.requests import Request
+from starlette.responses import Response
 
 from sketchgen import bootstrap
+from sketchgen.api.asgi import serve
 
 ROUTES = frozenset({"events", "health"})
 
@@ -12,6 +19,6 @@ ROUTES = frozenset({"events", "health"})
 bootstrap.start_instance(ROUTES)
 
 
-@functions_framework.http
-def stream(request: Request) -> Response:
-    return bootstrap.api(ROUTES).handle(request)
+@functions_framework.aio.http
+async def stream(request: Request) -> Response:
+    return await serve(bootstrap.api(ROUTES), request)

@@ -98,7 +98,11 @@ def test_each_function_source_and_entry_point_exist() -> None:
     for function in DEFINITION.functions.values():
         main = REPO / "functions" / function.source / "main.py"
         tree = ast.parse(main.read_text())
-        defined = {node.name for node in tree.body if isinstance(node, ast.FunctionDef)}
+        defined = {
+            node.name
+            for node in tree.body
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))
+        }
         assert function.entry_point in defined, f"{main} has no {function.entry_point}()"
 
 

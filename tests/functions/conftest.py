@@ -9,7 +9,9 @@ from typing import Any
 
 import functions_framework
 import pytest
+from flask import Flask
 from flask.testing import FlaskClient
+from starlette.testclient import TestClient
 
 from sketchgen import bootstrap
 
@@ -30,9 +32,15 @@ def local_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]
     bootstrap.reset()
 
 
-def function_client(name: str, target: str) -> FlaskClient:
+def function_client(name: str, target: str) -> Any:
+    """functions-framework's app for the function: Flask's test client for a sync function,
+    Starlette's (httpx) for an async one (the stream function)."""
     app = functions_framework.create_app(target, str(REPO / "functions" / name / "main.py"))
-    return app.test_client()
+    if isinstance(app, Flask):
+        return app.test_client()
+    from starlette.testclient import TestClient
+
+    return TestClient(app)
 
 
 @pytest.fixture
@@ -41,8 +49,9 @@ def api(local_env: Path) -> FlaskClient:
 
 
 @pytest.fixture
-def stream(local_env: Path) -> FlaskClient:
-    return function_client("stream", "stream")
+def stream(local_env: Path) -> Iterator[TestClient]:
+    with function_client("stream", "stream") as client:  # one event loop for the test
+        yield client
 
 
 @pytest.fixture

@@ -3,17 +3,22 @@ from collections.abc import Callable
 from typing import Any
 
 from flask.testing import FlaskClient
+from starlette.testclient import TestClient
 
 from tests.functions.conftest import ALICE, BOB
 
 BODY = {"brief": "heroic space fox", "style_id": "loose-ink-mascot", "num_images": 4, "seed": 2}
 
 
-def read_events(client: FlaskClient, job_id: str, headers: dict[str, str]) -> list[dict[str, Any]]:
-    response = client.get(f"/v1/jobs/{job_id}/events", headers=headers, buffered=False)
-    assert response.status_code == 200
-    assert response.mimetype == "text/event-stream"
-    text = b"".join(response.response).decode()  # ends after `done`
+def read_events(client: TestClient, job_id: str, headers: dict[str, str]) -> list[dict[str, Any]]:
+    with client.stream("GET", f"/v1/jobs/{job_id}/events", headers=headers) as response:
+        assert response.status_code == 200
+        assert response.headers["content-type"].startswith("text/event-stream")
+        text = response.read().decode()  # ends after `done`
+    return parse_events(text)
+
+
+def parse_events(text: str) -> list[dict[str, Any]]:
     events = []
     for block in text.split("\n\n"):
         fields = dict(
@@ -33,7 +38,7 @@ def read_events(client: FlaskClient, job_id: str, headers: dict[str, str]) -> li
 
 
 def test_events_then_done_and_resume(
-    api: FlaskClient, stream: FlaskClient, wait_done: Callable[..., dict[str, Any]]
+    api: FlaskClient, stream: TestClient, wait_done: Callable[..., dict[str, Any]]
 ) -> None:
     job_id = api.post("/v1/jobs", json=BODY, headers=ALICE).get_json()["job_id"]
     events = read_events(stream, job_id, ALICE)
@@ -53,7 +58,7 @@ def test_events_then_done_and_resume(
     assert finished.status_code == 204  # nothing missed: an EventSource stops reconnecting
 
 
-def test_events_need_the_owner(api: FlaskClient, stream: FlaskClient) -> None:
+def test_events_need_the_owner(api: FlaskClient, stream: TestClient) -> None:
     job_id = api.post("/v1/jobs", json=BODY, headers=ALICE).get_json()["job_id"]
     assert stream.get(f"/v1/jobs/{job_id}/events", headers=BOB).status_code == 404
     assert stream.get(f"/v1/jobs/{job_id}/events").status_code == 401

@@ -222,12 +222,12 @@ def test_cancel_mid_call_ends_the_job_before_the_model_answers(
     topology: DevTopology, gemini: FakeGeminiServer
 ) -> None:
     """Cancel does not wait for model calls in flight: the calls are held at the model until
-    every assertion about the cancelled job has passed, then let go, and their late results
-    change nothing."""
+    every assertion about the cancelled job has passed — the worker too has stopped waiting
+    for them and acked its deliveries — then let go, and their late results change nothing."""
     brief = f"held golf mascot {uuid.uuid4().hex[:6]}"
     gemini.when(brief, "held")
     worker_log = topology.processes["sketch_worker"].log_path
-    discarded_before = worker_log.read_text(errors="replace").count("result discarded")
+    abandoned_before = worker_log.read_text(errors="replace").count("the call is abandoned")
     store = FirestoreJobStore(project=topology.project)
     try:
         job_id = submit(topology, brief, n=2)
@@ -248,16 +248,20 @@ def test_cancel_mid_call_ends_the_job_before_the_model_answers(
         assert events[-1][2]["metadata_url"]
         final = wait_final(topology, job_id, timeout=5)
         assert [s["status"] for s in final["sketches"]] == ["cancelled", "cancelled"]
+        # The worker re-reads the job while the model draws: it abandons both calls (acks
+        # its deliveries) while they are still held at the model.
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            abandoned = worker_log.read_text(errors="replace").count("the call is abandoned")
+            if abandoned - abandoned_before >= 2:
+                break
+            time.sleep(0.1)
+        assert abandoned - abandoned_before >= 2, "the worker kept waiting for the model"
         assert not [r for r in gemini.answered if brief in r.prompt]  # still held
     finally:
         gemini.release_held()
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        discarded = worker_log.read_text(errors="replace").count("result discarded")
-        if discarded - discarded_before >= 2:
-            break
-        time.sleep(0.1)
-    assert discarded - discarded_before >= 2, "the worker never handled the late results"
+    time.sleep(1.0)  # the held calls answer now, to nobody
+    assert gemini.calls(brief) == 2  # and were not retried
     assert call(topology, "GET", f"/v1/jobs/{job_id}")[1] == final
     assert blobs(topology, job_id) == [f"jobs/{job_id}/metadata.json"]
     metadata = json.loads(GcsBlobStore(topology.bucket).get(f"jobs/{job_id}/metadata.json"))

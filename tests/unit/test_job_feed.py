@@ -127,3 +127,58 @@ def test_a_failing_listener_ends_every_stream() -> None:
     feed = JobFeed(Broken())
     with feed.subscribe("x") as subscription:
         assert subscription.next(5) == CLOSED
+
+
+def test_async_clients_share_one_listener_fed_through_their_loop() -> None:
+    """asyncio clients: a queue each on the job's one listener, no thread each."""
+    import asyncio
+
+    from sketchgen.api.sse import async_event_stream
+
+    store = CountingJobStore()
+    job = make_job(n=2)
+    store.create_job(job)
+    feed = JobFeed(store)
+
+    async def scenario() -> list[list[tuple[int, str]]]:
+        async def listen() -> list[tuple[int, str]]:
+            chunks = [
+                chunk
+                async for chunk in async_event_stream(
+                    store, job.job_id, 0, url_for=str, heartbeat_s=5, feed=feed
+                )
+            ]
+            return _events(iter(b"".join(chunks).split(b"\n\n")))
+
+        tasks = [asyncio.create_task(listen()) for _ in range(50)]
+        while sum(len(q) for w in feed._watches.values() for q in w.queues.values()) < 50:
+            await asyncio.sleep(0.01)
+        threads = threading.active_count()
+        await asyncio.to_thread(_finish, store, job.job_id, 0)
+        await asyncio.to_thread(_finish, store, job.job_id, 1)
+        await asyncio.to_thread(store.complete_job, job.job_id, metadata_path=None)
+        results = await asyncio.gather(*tasks)
+        assert threading.active_count() < threads + 10  # the executor's few, not one a client
+        return results
+
+    results = asyncio.run(scenario())
+    assert all(r == [(1, "sketch"), (2, "sketch"), (3, "done")] for r in results)
+    assert store.opened == 1 and feed.watching() == 0
+
+
+def test_an_async_client_joining_an_ended_job_gets_its_last_snapshot_then_closed() -> None:
+    import asyncio
+
+    store = CountingJobStore()
+    job = make_job(n=1)
+    store.create_job(job)
+    _finish(store, job.job_id, 0)
+    final = store.complete_job(job.job_id, metadata_path=None)
+    feed = JobFeed(store)
+
+    async def scenario() -> list[object]:
+        async with feed.subscribe_async(job.job_id) as subscription:
+            return [await subscription.next(5), await subscription.next(5)]
+
+    first, second = asyncio.run(scenario())
+    assert first == final and second == CLOSED

@@ -207,6 +207,52 @@ def test_cancel_ends_the_job_while_model_calls_are_in_flight(
     assert service.worker.run_sketch(tasks[2]) and len(model.requests) == 2
 
 
+def test_cancel_frees_the_worker_while_its_model_call_is_still_in_flight(
+    make_service: Callable[..., SketchService],
+) -> None:
+    """The worker stops waiting for a cancelled sketch's call: its delivery is acked within
+    a poll of the job, the abandoned call makes no retry, and its late result is dropped."""
+    import threading
+    import time
+
+    from sketchgen.errors import TransientModelError
+
+    hold = threading.Event()
+    # A transient error would be retried: after the cancel, the retry must not happen.
+    model = FakeImageModel(hold=hold, failures={0: lambda: TransientModelError("busy")})
+    config = ServiceConfig(
+        lease_s=30,
+        lease_wait_s=0,
+        max_deliveries=3,
+        retry=RetryPolicy(max_attempts=3, initial_delay_s=0.01, max_delay_s=0.01),
+        cancel_poll_s=0.05,
+    )
+    service = make_service(model, config=config)
+    job, _ = service.submission.submit_job("alice", _request(num_images=1))
+    acked: list[bool] = []
+    worker = threading.Thread(
+        target=lambda: acked.append(service.worker.run_sketch(service.queue.tasks[0]))  # type: ignore[attr-defined]
+    )
+    worker.start()
+    try:
+        assert model.entered.acquire(timeout=10)  # the call is in the model
+        cancelled = service.submission.cancel_job("alice", job.job_id)
+        started = time.monotonic()
+        worker.join(timeout=5)
+        assert not worker.is_alive() and acked == [True]  # acked, not redelivered
+        assert time.monotonic() - started < 2  # a poll or two, not the model call
+        assert model.in_flight == 1  # the call itself is still out there, abandoned
+    finally:
+        hold.set()
+    deadline = time.monotonic() + 5
+    while model.in_flight and time.monotonic() < deadline:
+        time.sleep(0.01)
+    time.sleep(0.1)  # a retry would have started by now
+    assert len(model.requests) == 1  # no retry of the abandoned call
+    assert service.submission.get_job("alice", job.job_id) == cancelled
+    assert not service.blobs.exists(f"jobs/{job.job_id}/sketch_0.png")
+
+
 def test_a_result_that_loses_the_race_with_cancel_is_not_referenced(
     make_service: Callable[..., SketchService], tmp_path: Path
 ) -> None:

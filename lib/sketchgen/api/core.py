@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from collections.abc import Callable, Iterable
 from typing import Any, Protocol, TypeVar
 from urllib.parse import quote
@@ -36,6 +37,7 @@ __all__ = [
 
 log = get_logger(__name__)
 
+_URL_CACHE_SIZE = 4096
 _IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,200}$")
 Body = TypeVar("Body", bound=BaseModel)
 
@@ -151,6 +153,10 @@ class Routing:
         self._authenticator = authenticator
         self.max_body_bytes = max_body_bytes
         self.signed_url_ttl_s = signed_url_ttl_s
+        # (base URL, key) -> (reuse until, URL). Every client of a job asks for the same URLs
+        # at the same moment (a thousand streams get `done` together); in the cloud each
+        # signature is an IAM signBlob call. A URL is reused for a third of its lifetime.
+        self._urls: dict[tuple[str, str], tuple[float, str]] = {}
 
     def uid(self, request: Request) -> str:
         return self._authenticator().uid_for(request.headers.get("Authorization"))
@@ -169,8 +175,21 @@ class Routing:
 
     def blob_url(self, request: Request, job_id: str, key: str) -> str:
         """A signed URL where the store makes them, else this API's own file route."""
-        signed = self.service().blobs.signed_url(key, expires_s=self.signed_url_ttl_s)
-        return signed or f"{base_url(request)}/v1/jobs/{job_id}/files/{key.rsplit('/', 1)[1]}"
+        url = self.cached_blob_url(request, key)
+        if url is None:
+            base = base_url(request)
+            signed = self.service().blobs.signed_url(key, expires_s=self.signed_url_ttl_s)
+            url = signed or f"{base}/v1/jobs/{job_id}/files/{key.rsplit('/', 1)[1]}"
+            if len(self._urls) >= _URL_CACHE_SIZE:
+                self._urls.clear()
+            self._urls[(base, key)] = (time.monotonic() + self.signed_url_ttl_s / 3, url)
+        return url
+
+    def cached_blob_url(self, request: Request, key: str) -> str | None:
+        """:meth:`blob_url` if it was made recently (no signing, no I/O), else None. The
+        caller has already been allowed to read the job the key is under."""
+        hit = self._urls.get((base_url(request), key))
+        return hit[1] if hit is not None and hit[0] > time.monotonic() else None
 
 
 def origins(values: Iterable[str]) -> frozenset[str]:

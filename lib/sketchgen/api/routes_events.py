@@ -23,7 +23,7 @@ class EventRoutes:
         return [Rule("/v1/jobs/<job_id>/events", endpoint=self.events, methods=["GET"])]
 
     def events(self, request: Request, job_id: str) -> Response:
-        from sketchgen.api.sse import event_stream, parse_last_event_id
+        from sketchgen.api.sse import EventStream, parse_last_event_id
 
         uid = self.routing.uid(request)
         service = self.routing.service()
@@ -33,12 +33,14 @@ class EventRoutes:
             # The client already has `done`; 204 tells an EventSource to stop reconnecting.
             return Response(status=204)
         self.streams.acquire(uid)  # per user, per instance: 429 too_many_streams
-        body = event_stream(
+        # Iterated by a WSGI server, async-iterated by the ASGI stream function.
+        body = EventStream(
             service.jobs,
             job.job_id,
             last_id,
             url_for=lambda key: self.routing.blob_url(request, job.job_id, key),
             heartbeat_s=self.heartbeat_s,
+            cached_url=lambda key: self.routing.cached_blob_url(request, key),
         )
         return Response(
             self.streams.hold(uid, body),

@@ -29,5 +29,9 @@ class ServiceConfig:
     # With a quota gate, how long a delivery waits for a model slot before it goes back to
     # the queue as a fresh message (waiting for quota is not a failed delivery).
     quota_wait_s: float = 60.0
+    # While the model draws, the worker re-reads the job this often: a cancelled sketch is
+    # abandoned then (the delivery acked, the call's late result dropped) rather than waited
+    # for (docs/decisions/0014-async-stream-function.md).
+    cancel_poll_s: float = 1.0
     # What a request that names no model gets (GEMINI_MODEL, through the bootstrap).
     default_model: str = DEFAULT_MODEL

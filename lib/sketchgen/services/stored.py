@@ -246,7 +246,7 @@ class SketchRecorder:
             return False
         path = None
         if outcome.png is not None:
-            if not self._still_held(job.job_id, index):
+            if not self.still_held(job.job_id, index):
                 # Cancelled (or taken over) during the model call: the sketch already ended
                 # without this result, and its PNG must not land under the sketch's key —
                 # a cancelled sketch has no file, and a takeover's winner owns that key.
@@ -279,7 +279,7 @@ class SketchRecorder:
             self.stored.finalize_job(job.job_id)
         return True
 
-    def _still_held(self, job_id: str, index: int) -> bool:
+    def still_held(self, job_id: str, index: int) -> bool:
         """One read before the PNG is written: does this worker still hold the sketch?"""
         current = self.jobs.get_job(job_id)
         if current is None or str(index) not in current.sketches:

@@ -6,12 +6,25 @@ document) decides who draws, and the recorder checks the lease again before it w
 
 from __future__ import annotations
 
+import contextvars
+import threading
 import time
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
 
-from sketchgen.generate.pipeline import draw_sketch
+from sketchgen.errors import ModelError
+from sketchgen.generate.pipeline import SketchOutcome, draw_sketch
 from sketchgen.jobs import Claim, ClaimResult, JobRecord, SketchState
 from sketchgen.logs import get_logger, log_context
-from sketchgen.ports import ImageModel, JobStore, SketchTask, SyncImageModel, TaskQueue
+from sketchgen.ports import (
+    ImageModel,
+    ImageRequest,
+    ImageResponse,
+    JobStore,
+    SketchTask,
+    SyncImageModel,
+    TaskQueue,
+)
 from sketchgen.quota import GatedModel, QuotaGate
 from sketchgen.services.config import ServiceConfig
 from sketchgen.services.stored import SketchRecorder, StoredJobs
@@ -123,8 +136,49 @@ class SketchWorker:
             if self.gate.acquire(request.model, job.owner_uid, max_wait_s=wait_s) is None:
                 return self._requeue_for_quota(job, index)
             model = GatedModel(self.model, self.gate, job.owner_uid, wait_s, admitted=True)
-        outcome = draw_sketch(model, request, self.config.retry, job.job_id)
+        outcome = self._draw_until_cancelled(model, request, job.job_id, index)
+        if outcome is None:
+            log.info("cancelled while the model was drawing: the call is abandoned")
+            return True
         return self.recorder.record(job, index, delivery, outcome)
+
+    def _draw_until_cancelled(
+        self, model: SyncImageModel, request: ImageRequest, job_id: str, index: int
+    ) -> SketchOutcome | None:
+        """Draw on a helper thread while this one re-reads the job every ``cancel_poll_s``;
+        None as soon as the sketch is no longer this worker's (cancelled, or taken over).
+
+        The abandoned call runs on to its end (a sync HTTP call cannot be interrupted, and it
+        is paid for either way) but makes no retry and its result is dropped: nothing records
+        it, so it can never overwrite the cancelled state. The delivery is acked at once,
+        freeing the worker's slot instead of holding it for the rest of a 10-40 s call.
+        """
+        stop = threading.Event()
+        drawn: Future[SketchOutcome] = Future()
+        stoppable = _Stoppable(model, stop)
+
+        def draw() -> None:
+            try:
+                drawn.set_result(draw_sketch(stoppable, request, self.config.retry, job_id))
+            except BaseException as error:  # handed to the waiting thread
+                drawn.set_exception(error)
+
+        context = contextvars.copy_context()  # the log context (job id, sketch) goes along
+        threading.Thread(
+            target=context.run, args=(draw,), daemon=True, name=f"draw-{job_id}-{index}"
+        ).start()
+        while True:
+            try:
+                return drawn.result(timeout=self.config.cancel_poll_s)
+            except FutureTimeout:
+                try:
+                    held = self.recorder.still_held(job_id, index)
+                except Exception as error:  # a failed look must not fail the drawing
+                    log.warning("could not check for a cancel: %s", error)
+                    continue
+                if not held:
+                    stop.set()
+                    return None
 
     def _requeue_for_quota(self, job: JobRecord, index: int) -> bool:
         """No model slot in time: give the sketch back unspent and queue it as a new message.
@@ -136,3 +190,17 @@ class SketchWorker:
         self.jobs.release_sketch(job.job_id, index, worker=self.worker_id, error=None, refund=True)
         self.queue.publish([SketchTask(job.job_id, index, job.priority)])
         return True
+
+
+class _Stoppable:
+    """The model for one drawing, refusing further calls (retries, the stricter re-ask) once
+    the worker abandoned it."""
+
+    def __init__(self, model: SyncImageModel, stop: threading.Event) -> None:
+        self._model = model
+        self._stop = stop
+
+    def generate_image(self, request: ImageRequest) -> ImageResponse:
+        if self._stop.is_set():
+            raise ModelError("abandoned: the sketch was cancelled", finish_reason="CANCELLED")
+        return self._model.generate_image(request)

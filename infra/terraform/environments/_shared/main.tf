@@ -134,13 +134,13 @@ locals {
       min_instances = 0, max_instances = local.worker_max_instances, concurrency = var.worker_concurrency
       memory        = "2Gi", timeout_seconds = local.worker_timeout_s # 4K images: ~170 MiB each in memory
     }
-    # An open stream holds a gunicorn thread (THREADS = concurrency); the clients of a job
-    # share one Firestore listener. Measured (docs/BENCHMARKS.md, Load): one instance held 400
-    # clients at ~90 KiB and one thread each; 400 clients of 400 different jobs (a listener
-    # each, ~320 KiB) still fit 512Mi.
+    # An async function (docs/decisions/0014): an open stream is a task and a queue on its
+    # job's one Firestore listener, no thread. Measured (docs/BENCHMARKS.md, Streams): one
+    # instance holds 1,000 clients of a job at well under 64 KiB each; 1Gi leaves room for
+    # 1,000 clients of 1,000 different jobs (a listener each, ~320 KiB).
     stream = {
       min_instances = 0, max_instances = var.stream_max_instances
-      concurrency   = 400, memory = "512Mi", timeout_seconds = 3600
+      concurrency   = 1000, memory = "1Gi", timeout_seconds = 3600
     }
     regenerate = {
       min_instances = 0, max_instances = 1, concurrency = 1, memory = "512Mi", timeout_seconds = 540

@@ -11,7 +11,8 @@ locals {
   environment = merge(
     var.environment,
     # functions-framework serves with gunicorn threads = THREADS (default 4 x CPUs); keep it
-    # equal to the request concurrency so a long request (SSE) never starves the others.
+    # equal to the request concurrency so a long request never starves the others. (An async
+    # function, the stream function, is served by a uvicorn worker and takes no threads.)
     { THREADS = tostring(var.concurrency) },
   )
 }
