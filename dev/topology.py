@@ -240,7 +240,12 @@ class DevTopology:
     def _create_resources(self) -> None:
         from google.cloud import pubsub_v1, storage  # type: ignore[attr-defined]
 
-        os.environ.update(self.emulator_env())
+        # The client libraries in this process (resources, push bridges) find the emulators
+        # the way the functions do; stop() puts back what was there, so a test process that
+        # ran a topology does not keep talking to its stopped emulators.
+        emulators = self.emulator_env()
+        self._outer_env = {name: os.environ.get(name) for name in emulators}
+        os.environ.update(emulators)
         publisher = pubsub_v1.PublisherClient()
         subscriber = pubsub_v1.SubscriberClient()
         for key in self.definition.topics:
@@ -380,6 +385,12 @@ class DevTopology:
         self._servers = []
         stop_all(list(self.processes.values()))
         self.processes.clear()
+        for name, value in getattr(self, "_outer_env", {}).items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        self._outer_env = {}
         with contextlib.suppress(FileNotFoundError):
             self.manifest_path.unlink()
 
