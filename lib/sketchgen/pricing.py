@@ -19,7 +19,9 @@ __all__ = [
     "PRICES_READ_ON",
     "PRICES_SOURCE",
     "PRICE_PER_IMAGE_USD",
+    "is_billable",
     "price_per_image",
+    "sketch_cost_usd",
 ]
 
 PRICES_SOURCE = "https://ai.google.dev/gemini-api/docs/pricing"
@@ -50,3 +52,20 @@ def price_per_image(model: str, image_size: str, *, batch: bool = False) -> floa
     sizes = PRICE_PER_IMAGE_USD.get(model_id) or {"": _MOST_EXPENSIVE}
     price = sizes.get(image_size.upper(), max(sizes.values()))
     return round(price * (BATCH_DISCOUNT if batch else 1.0), 6)
+
+
+def is_billable(status: str, finish_reason: str | None) -> bool:
+    """Did the model answer with an image we pay for? A delivered sketch, or an image that
+    broke the visual rules (the model drew it; it was billed). Cancelled, refused before the
+    call, failed without an image: not billable, refunded."""
+    return status == "ok" or finish_reason == "OFF_STYLE"
+
+
+def sketch_cost_usd(
+    model: str, image_size: str, status: str, finish_reason: str | None, *, batch: bool = False
+) -> float:
+    """What one sketch's model answer cost: nothing unless it was billable; half price when
+    it came from a model-side batch (the Batch API)."""
+    if not is_billable(status, finish_reason):
+        return 0.0
+    return price_per_image(model, image_size, batch=batch)

@@ -28,6 +28,7 @@ from typing import Any, Literal, TypeVar
 from pydantic import BaseModel, ConfigDict, Field
 
 from sketchgen.generate.models import resolve_model
+from sketchgen.pricing import is_billable
 
 __all__ = [
     "PLANS",
@@ -166,12 +167,6 @@ def seconds_to_next_day(now: datetime) -> int:
     midnight = datetime(tomorrow.year, tomorrow.month, tomorrow.day, tzinfo=UTC)
     return max(1, int((midnight - now).total_seconds()) + 1)
 
-
-def is_billable(status: str, finish_reason: str | None) -> bool:
-    """Did the model answer with an image we pay for? A delivered sketch, or an image that
-    broke the visual rules (the model drew it; it was billed). Cancelled, refused before the
-    call, failed without an image: not billable, refunded."""
-    return status == "ok" or finish_reason == "OFF_STYLE"
 
 
 def reserve_transition(

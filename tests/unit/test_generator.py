@@ -239,3 +239,22 @@ def test_warm_up_prepares_the_model_client_without_calling_it() -> None:
         assert client is not None and not gemini.requests  # built, nothing sent
         generator.warm_up()
         assert model._client_instance is client  # once
+
+
+def test_every_sketch_records_what_it_cost_from_the_one_price_table(
+    style: Style, tmp_path: Path
+) -> None:
+    """The library prices its sketches as the service does (sketchgen.pricing): a blocked
+    sketch never produced a billable image and costs nothing; the job records the total."""
+    from sketchgen.pricing import price_per_image
+
+    model = FakeImageModel(failures={1: lambda: NoImageError("no", finish_reason="IMAGE_SAFETY")})
+    result = ImageGenerator(model, retry=FAST_RETRY).generate(
+        **_job(style, tmp_path, num_images=3, model_name="gemini-2.5-flash-image")  # type: ignore[arg-type]
+    )
+    each = price_per_image("gemini-2.5-flash-image", "1K")
+    assert each > 0
+    meta = json.loads(result.metadata_path.read_text())
+    costs = {s["index"]: s["cost_usd"] for s in meta["sketches"]}
+    assert costs == {0: each, 1: 0.0, 2: each}
+    assert meta["cost_usd"] == pytest.approx(2 * each)

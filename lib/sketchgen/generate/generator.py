@@ -34,6 +34,7 @@ from sketchgen.generate.retry import RetryPolicy
 from sketchgen.layout import LIBRARY, job_prefix, metadata_key, sketch_key
 from sketchgen.metadata import JobMetadata, SketchRecord, new_job_id
 from sketchgen.ports import BlobStore
+from sketchgen.pricing import sketch_cost_usd
 from sketchgen.schemas import PromptSpec, RetrievalResult, Style
 
 __all__ = ["AsyncSketchStream", "GenerationResult", "ImageGenerator", "SketchEvent", "SketchStream"]
@@ -88,6 +89,14 @@ class _Job:
 
     def store(self, outcome: SketchOutcome) -> SketchEvent:
         record = outcome.record
+        # What the model billed for it, from the one price table (as the service records it).
+        cost = sketch_cost_usd(
+            record.model_used or self.plan.model_id,
+            self.plan.config.image_size,
+            record.status,
+            record.finish_reason,
+        )
+        record = record.model_copy(update={"cost_usd": cost})
         path = None
         if outcome.png is not None and record.file:
             key = sketch_key(self.plan.job_id, record.index, root=LIBRARY)

@@ -12,6 +12,7 @@ import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from sketchgen import pricing
 from sketchgen.errors import NotFoundError
 from sketchgen.generate.config import GenerationConfig
 from sketchgen.generate.models import resolve_model
@@ -21,9 +22,7 @@ from sketchgen.layout import input_key, metadata_key, sketch_file, sketch_key, s
 from sketchgen.logs import get_logger, log_context
 from sketchgen.metadata import JobMetadata, SketchRecord
 from sketchgen.ports import BlobStore, JobStore, ReferencePart
-from sketchgen.pricing import price_per_image
 from sketchgen.schemas import ReferenceImage, RetrievalResult, ScoredReference
-from sketchgen.spend import is_billable
 from sketchgen.styles import StyleRegistry
 from sketchgen.styles.owned import is_user_style_id
 
@@ -57,11 +56,10 @@ def plan_record(plan: JobPlan, *, style_version: str | None = None) -> PlanRecor
 
 
 def sketch_cost_usd(job: JobRecord, status: str, finish_reason: str | None, model: str) -> float:
-    """What one sketch's model answer cost: nothing unless it was billable; half price when
-    it came from a model-side batch (the Batch API)."""
-    if not is_billable(status, finish_reason):
-        return 0.0
-    return price_per_image(model, job.request.image_size, batch=job.batch is not None)
+    """What one of ``job``'s sketches cost (:func:`sketchgen.pricing.sketch_cost_usd`)."""
+    return pricing.sketch_cost_usd(
+        model, job.request.image_size, status, finish_reason, batch=job.batch is not None
+    )
 
 
 class StoredJobs:
