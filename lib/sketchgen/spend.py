@@ -168,7 +168,6 @@ def seconds_to_next_day(now: datetime) -> int:
     return max(1, int((midnight - now).total_seconds()) + 1)
 
 
-
 def reserve_transition(
     doc: UsageDoc,
     job_id: str,
