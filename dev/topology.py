@@ -43,6 +43,22 @@ __all__ = ["DevTopology", "main"]
 _SYSTEM_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "TZ", "TMPDIR", "JAVA_HOME", "PYTHONPATH")
 # Secrets a developer may have in their shell, by the variable the definition mounts.
 _SECRET_SOURCES = {"GEMINI_API_KEY": ("GEMINI_API_KEY", "GOOGLE_API_KEY")}
+# Variables that say where the topology's own parts are (project, emulators' stores, topics,
+# bucket, the stream's origin) and the cloud's sign-in: make dev decides these, and an exported
+# value is reported and not used, since it would point a function away from the topology. Every
+# other variable the definition names takes the value the developer exported.
+TOPOLOGY_OWNED = frozenset(
+    {
+        "SKETCHGEN_PROJECT",
+        "SKETCHGEN_AUTH",
+        "SKETCHGEN_JOB_STORE",
+        "SKETCHGEN_FIRESTORE_DATABASE",
+        "SKETCHGEN_BLOB_URL",
+        "SKETCHGEN_SKETCH_TOPIC",
+        "SKETCHGEN_REGENERATE_TOPIC",
+        "SKETCHGEN_EVENTS_BASE_URL",
+    }
+)
 
 
 @dataclass
@@ -139,12 +155,24 @@ class DevTopology:
             "SKETCHGEN_USER_DAILY_IMAGES": "200",
             "SKETCHGEN_USER_ACTIVE_JOBS": "3",
             "SKETCHGEN_USER_STREAMS": "5",
-            "GEMINI_MODEL": os.environ.get("GEMINI_MODEL") or DEFAULT_MODEL,
-            "GOOGLE_GEMINI_BASE_URL": os.environ.get("GOOGLE_GEMINI_BASE_URL", ""),
+            "GEMINI_MODEL": DEFAULT_MODEL,
+            "GOOGLE_GEMINI_BASE_URL": "",
         }
+        values.update(self.exported())
         for name, sources in _SECRET_SOURCES.items():
             values[name] = next((os.environ[s] for s in sources if os.environ.get(s)), "")
         return {**values, **self.values}
+
+    def exported(self) -> dict[str, str]:
+        """What the developer exported for the definition's variables, e.g.
+        ``SKETCHGEN_USER_ACTIVE_JOBS=7 make dev``, except the ones the topology owns (an empty
+        value means unset)."""
+        names = self.definition.all_env_names() - TOPOLOGY_OWNED - set(_SECRET_SOURCES)
+        return {name: os.environ[name] for name in sorted(names) if name in os.environ}
+
+    def held_back(self) -> dict[str, str]:
+        """Exported values make dev does not use (:data:`TOPOLOGY_OWNED`), by name."""
+        return {n: os.environ[n] for n in sorted(TOPOLOGY_OWNED) if os.environ.get(n)}
 
     def emulator_env(self) -> dict[str, str]:
         """What the client libraries read to find the emulators (the cloud needs none)."""
@@ -428,6 +456,13 @@ def main(argv: list[str] | None = None) -> int:
         topology.data_dir = args.data_dir
     signal.signal(signal.SIGINT, _on_signal)
     signal.signal(signal.SIGTERM, _on_signal)
+    for name, value in topology.held_back().items():
+        print(
+            f"make dev: not using the exported {name}={value!r}: the topology sets it "
+            f"to {topology.local_values()[name]!r}",
+            file=sys.stderr,
+            flush=True,
+        )
     try:
         topology.start()
         print(_describe(topology, topology.definition.functions), flush=True)

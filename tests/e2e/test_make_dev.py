@@ -61,6 +61,7 @@ class Supervisor:
         else:
             raise AssertionError("make dev ended before it was ready:\n" + "".join(said))
         self.ready_line = line
+        self.said = "".join(said)
         self.manifest: dict[str, Any] = json.loads((data_dir / "topology.json").read_text())
 
     def pids(self) -> list[int]:
@@ -98,7 +99,12 @@ def _environ(pid: int) -> dict[str, str]:
 def test_it_says_how_to_connect_runs_each_function_as_deployed_and_always_stops(
     tmp_path: Path,
 ) -> None:
-    env = {"GEMINI_API_KEY": "developer-key", "GOOGLE_API_KEY": "", "SKETCHGEN_AUTH": "leak"}
+    # What a developer exports to try a setting locally reaches the functions the definition
+    # gives it to; what the topology owns (the sign-in, where its parts are) stays its own.
+    tried = {"SKETCHGEN_USER_ACTIVE_JOBS": "7", "SKETCHGEN_USER_DAILY_IMAGES": "11",
+             "SKETCHGEN_MODEL_RPM": "30", "SKETCHGEN_QUOTA_WAIT_S": "45"}  # fmt: skip
+    env = {"GEMINI_API_KEY": "developer-key", "GOOGLE_API_KEY": "", "SKETCHGEN_AUTH": "leak",
+           "SKETCHGEN_NOT_IN_THE_DEFINITION": "1", **tried}  # fmt: skip
     definition = load_definition()
     for round_, signum in enumerate((signal.SIGTERM, signal.SIGINT, signal.SIGTERM)):
         supervisor = Supervisor(tmp_path / f"round{round_}", env)
@@ -119,6 +125,16 @@ def test_it_says_how_to_connect_runs_each_function_as_deployed_and_always_stops(
                 assert ("GEMINI_API_KEY" in seen) == ("GEMINI_API_KEY" in function.secrets)
                 # The cloud's sign-in, not the shell's value nor a local-only mode.
                 assert _environ(entry["pid"])["SKETCHGEN_AUTH"] == "firebase"
+                for tried_name, value in tried.items():
+                    if tried_name in expected:
+                        assert _environ(entry["pid"])[tried_name] == value, (name, tried_name)
+            assert "not using the exported SKETCHGEN_AUTH='leak'" in supervisor.said
+            # The settings take effect: the page's usage view shows the exported limits.
+            _, token = sign_up(manifest["auth_emulator_host"], "tries@example.com")
+            usage = httpx.get(
+                f"{manifest['api_url']}/v1/usage", headers={"Authorization": f"Bearer {token}"}
+            ).json()
+            assert (usage["images_limit"], usage["active_jobs_limit"]) == (11, 7), usage
 
         pids = supervisor.pids()
         assert supervisor.stop(signum) < STOP_WITHIN_S
