@@ -235,10 +235,10 @@ def test_warm_up_prepares_the_model_client_without_calling_it() -> None:
         model = NanoBananaAdapter(api_key="test-key", base_url=gemini.url)
         generator = ImageGenerator(model, retry=RetryPolicy(max_attempts=1))
         generator.warm_up()
-        client = model._client_instance
-        assert client is not None and not gemini.requests  # built, nothing sent
+        assert model.gemini.built and not gemini.requests  # built, nothing sent
+        client = model.client
         generator.warm_up()
-        assert model._client_instance is client  # once
+        assert model.client is client  # once
 
 
 def test_every_sketch_records_what_it_cost_from_the_one_price_table(
