@@ -89,7 +89,7 @@ def build_generator(
     settings: Settings | None = None, *, offline: bool | None = None
 ) -> ImageGenerator:
     """The library's generator on the configured model and retry policy: what the CLI and
-    ``sketchgen.generate(...)`` run."""
+    ``sketchgen.make_sketches(...)`` run."""
     from sketchgen.generate.generator import ImageGenerator
     from sketchgen.generate.retry import RetryPolicy
 

@@ -11,6 +11,7 @@ from sketchgen.errors import NoImageError, TransientModelError
 from sketchgen.generate import GenerationConfig, ImageGenerator, RetryPolicy
 from sketchgen.metadata import JobMetadata
 from sketchgen.prompt import PromptCompiler
+from sketchgen.prompt.render import EXAGGERATION_PROMPTS, LAYOUT_PROMPTS
 from sketchgen.references import ImageRetriever
 from sketchgen.schemas import Style
 from tests.helpers.fakes import FakeImageModel
@@ -67,13 +68,15 @@ def test_sync_job_writes_sketches_and_complete_metadata(style: Style, tmp_path: 
     assert meta["status"] == "done"
     pairs = {(s["variation"]["layout"], s["variation"]["exaggeration"]) for s in meta["sketches"]}
     assert len(pairs) == 4
+    prompts = {r.index: r.prompt for r in model.requests}
     for i, sketch in enumerate(meta["sketches"]):
         assert sketch["index"] == i and sketch["status"] == "ok" and sketch["attempts"] == 1
-        assert sketch["variation"]["layout"].replace("_", " ")[:5] or True
+        # Each sketch's prompt carried its own recorded variation.
+        variation = sketch["variation"]
+        assert LAYOUT_PROMPTS[variation["layout"]] in prompts[i]
+        assert EXAGGERATION_PROMPTS[variation["exaggeration"]] in prompts[i]
         assert sketch["qa"]["passed"] is True
         assert sketch["latency_s"] >= 0
-    # Each sketch's prompt carried its own variation.
-    prompts = {r.index: r.prompt for r in model.requests}
     assert len(set(prompts.values())) == 4
 
 

@@ -348,7 +348,7 @@ class FakeGeminiServer:
 def refuse(model: str, config: dict[str, Any], parts: list[dict[str, Any]]) -> str | None:
     """What the API answers 400 INVALID_ARGUMENT for, per the model table: an ``imageConfig``
     the model does not take, or more image parts than it accepts. None: the request is fine."""
-    from sketchgen.generate.models import resolve_model
+    from sketchgen.image_models import resolve_model
     from sketchgen.schemas import ASPECT_RATIOS
 
     info = resolve_model(model)
@@ -543,7 +543,8 @@ def _handler_for(server: FakeGeminiServer) -> type[BaseHTTPRequestHandler]:
                 self._send(*server.batch(batch.group(2), cancel=True))
                 return
             headers = {k: v for k, v in self.headers.items() if k.lower() != "x-goog-api-key"}
-            model, method = match.group(2), match.group(3)  # type: ignore[union-attr]
+            assert match is not None  # every other path was answered above
+            model, method = match.group(2), match.group(3)
             if method == "generateContent" and model in server.text_models:
                 self._send(*describe(server, model, json.loads(raw)))
                 return

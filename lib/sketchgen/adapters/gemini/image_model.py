@@ -14,7 +14,7 @@ from sketchgen.adapters.gemini._client import GeminiClient
 from sketchgen.adapters.gemini._errors import translate_error
 from sketchgen.errors import ConfigError, ModelError, ModelRequestError, NoImageError
 from sketchgen.generate.base import ImageModelAdapter
-from sketchgen.generate.models import ModelInfo, known_models, resolve_model
+from sketchgen.image_models import ModelInfo, known_models, resolve_model
 from sketchgen.ports import BatchState, BatchStatus, ImageRequest, ImageResponse
 
 __all__ = ["NanaBananaAdapter", "NanoBananaAdapter"]
