@@ -135,23 +135,25 @@ def test_unexpected_bug_in_one_sketch_is_recorded(style: Style, tmp_path: Path) 
 
 
 def test_streaming_yields_in_completion_order(style: Style, tmp_path: Path) -> None:
+    import threading
+
+    # Sketch i may answer only once sketch i+1 has been yielded (so stored): 3 first.
+    yielded = {i: threading.Event() for i in range(4)}
+
     class Staggered(FakeImageModel):
-        """Index 3 answers first; each other one only once the next one's PNG is stored."""
-
         def generate_image(self, request):  # type: ignore[no-untyped-def]
-            import time
-
-            deadline = time.monotonic() + 30
-            after = f"sketch_{request.index + 1}.png"
-            while request.index < 3 and not any(tmp_path.rglob(after)):
-                assert time.monotonic() < deadline, f"{after} never stored"
-                time.sleep(0.01)
+            if request.index < 3:
+                assert yielded[request.index + 1].wait(30), f"{request.index + 1} never yielded"
             return super().generate_image(request)
 
     stream = ImageGenerator(Staggered(), retry=FAST_RETRY).generate_streaming(
         **_job(style, tmp_path)  # type: ignore[arg-type]
     )
-    events = list(stream)
+    events = []
+    for event in stream:
+        assert event[1] is not None and event[1].exists()  # yielded once its PNG is stored
+        events.append(event)
+        yielded[event[0]].set()
     assert [e[0] for e in events] == [3, 2, 1, 0]
     assert all(path is not None and path.exists() and err is None for _, path, err in events)
     assert stream.result.metadata_path.exists()

@@ -144,6 +144,7 @@ class FakeGeminiServer:
         self._refilled = 0.0
         self._server: ThreadingHTTPServer | None = None
         self._release = threading.Event()
+        self._arrived = threading.Condition(self._lock)  # notified as each request arrives
         self.answered: list[RecordedRequest] = []  # requests whose answer has been sent
 
     def release_held(self) -> None:
@@ -184,7 +185,18 @@ class FakeGeminiServer:
 
     def calls(self, text: str | None = None) -> int:
         with self._lock:
-            return sum(1 for r in self.requests if text is None or text in r.prompt)
+            return self._count(text)
+
+    def _count(self, text: str | None) -> int:
+        return sum(1 for r in self.requests if text is None or text in r.prompt)
+
+    def wait_for_calls(self, count: int, text: str | None = None, *, timeout_s: float = 30) -> int:
+        """Block until ``count`` requests (with ``text`` in the prompt) have arrived, or
+        ``timeout_s`` has passed; returns how many have. A test's synchronisation point, so it
+        never sleeps to guess when a call has reached the model."""
+        with self._arrived:
+            self._arrived.wait_for(lambda: self._count(text) >= count, timeout=timeout_s)
+            return self._count(text)
 
     @property
     def url(self) -> str:
@@ -269,6 +281,7 @@ class FakeGeminiServer:
         )
         with self._lock:
             self.requests.append(recorded)
+            self._arrived.notify_all()
         if refusal is not None:
             return 400, _error(400, "INVALID_ARGUMENT", refusal)
         if sleep:
