@@ -13,18 +13,19 @@ styles. A program (or test) can install its own with :func:`use_defaults` (ADR 0
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import Any, Protocol
 
 from sketchgen.errors import ConfigError
-
-if TYPE_CHECKING:
-    from sketchgen.ports import BlobStore, ImageModel
 
 __all__ = ["LibraryDefaults", "current_defaults", "use_defaults"]
 
 
 class LibraryDefaults(Protocol):
-    def image_model(self, *, offline: bool | None = None) -> ImageModel:
+    # The two parts are typed Any here, not as their ports: this module sits below
+    # GenerationConfig, and sketchgen.ports imports the job records that hold one (a cycle,
+    # even if only for types). ImageGenerator, which uses them, types them as the ports.
+
+    def image_model(self, *, offline: bool | None = None) -> Any:
         """The model ``ImageGenerator()`` draws with; ``offline=True`` asks for the offline
         sketch model whatever is configured."""
         ...
@@ -41,7 +42,7 @@ class LibraryDefaults(Protocol):
         """The styles folder; ``None`` for the styles shipped with the package."""
         ...
 
-    def folder_store(self, root: Path) -> BlobStore:
+    def folder_store(self, root: Path) -> Any:
         """The blob store a library job writes its folder through (``root`` is the output
         folder; the job's files go under it in the library's layout)."""
         ...

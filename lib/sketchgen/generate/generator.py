@@ -251,7 +251,9 @@ class ImageGenerator:
         retry: RetryPolicy | None = None,
         offline: bool | None = None,
     ) -> None:
-        self.model = model if model is not None else current_defaults().image_model(offline=offline)
+        self.model: ImageModel = (
+            model if model is not None else current_defaults().image_model(offline=offline)
+        )
         self.retry = retry or RetryPolicy(max_attempts=current_defaults().max_attempts())
 
     def warm_up(self) -> None:
@@ -288,7 +290,8 @@ class ImageGenerator:
             refinement=refinement,
         )
         root = Path(config.output_dir)
-        return _Job(plan, root, started_at, current_defaults().folder_store(root))
+        blobs: BlobStore = current_defaults().folder_store(root)
+        return _Job(plan, root, started_at, blobs)
 
     def generate_streaming(
         self,
