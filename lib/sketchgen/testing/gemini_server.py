@@ -40,6 +40,7 @@ import re
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -128,6 +129,8 @@ class FakeGeminiServer:
     rpm_burst_s: float = 5.0
     seed: int = 0
     batch_delay_s: float = 0.0  # a batch stays PENDING/RUNNING this long before it succeeds
+    # What a batch's age is measured on: a test hands in a fake clock and advances it.
+    clock: Callable[[], float] = time.monotonic
     held_timeout_s: float = 120.0  # a ``held`` call answers by itself after this long
     requests: list[RecordedRequest] = field(default_factory=list)
     batches: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -318,7 +321,7 @@ class FakeGeminiServer:
             self.batches[name] = {
                 "model": model,
                 "display_name": batch.get("displayName", ""),
-                "created": time.monotonic(),
+                "created": self.clock(),
                 "responses": responses,
                 "state": "BATCH_STATE_PENDING",
                 "polls": 0,
@@ -340,7 +343,7 @@ class FakeGeminiServer:
         with self._lock:
             batch = self.batches[name]
             if batch["state"] in {"BATCH_STATE_PENDING", "BATCH_STATE_RUNNING"}:
-                age = time.monotonic() - batch["created"]
+                age = self.clock() - batch["created"]
                 if age >= self.batch_delay_s and batch["polls"] > 0:
                     batch["state"] = "BATCH_STATE_SUCCEEDED"
                 elif batch["polls"] > 0:
