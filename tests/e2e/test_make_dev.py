@@ -257,14 +257,37 @@ def test_a_sketch_that_fails_every_delivery_is_dead_lettered_and_failed(
     """The worker is down for the whole retry policy (a crash loop looks the same to Pub/Sub):
     after max_delivery_attempts the message moves to the dead-letter topic, whose push to the
     worker's /dead-letter ends the sketch as failed, with the reason, once it is back."""
+    import threading
+
+    from google.cloud import pubsub_v1  # type: ignore[attr-defined]
+
+    # A watch on the dead-letter topic: the worker comes back when the message has been
+    # dead-lettered (5 refused deliveries, 1-10 s backoff), not after a guessed sleep.
+    subscriber = pubsub_v1.SubscriberClient()
+    watch = f"projects/{topology.project}/subscriptions/test-dead-letters-{uuid.uuid4().hex[:8]}"
+    subscriber.create_subscription(name=watch, topic=topology.dead_letter_topic)
+    dead_lettered: set[str] = set()
+    arrived = threading.Event()
+
+    def on_dead_letter(message: Any) -> None:
+        dead_lettered.add(json.loads(message.data)["job_id"])
+        message.ack()
+        arrived.set()
+
+    listening = subscriber.subscribe(watch, callback=on_dead_letter)
     worker = topology.processes["sketch_worker"]
     worker.kill()
     try:
         job_id = _submit(topology, n=1)
-        # 5 deliveries with 1-10 s backoff, all refused: then it is a dead letter.
-        time.sleep(25)
+        deadline = time.monotonic() + 120
+        while job_id not in dead_lettered and time.monotonic() < deadline:
+            arrived.wait(max(0.0, deadline - time.monotonic()))
+            arrived.clear()
+        assert job_id in dead_lettered, "the message was never dead-lettered"
     finally:
+        listening.cancel()
         topology.start_function("sketch_worker")
+        subscriber.delete_subscription(subscription=watch)
     job = _final(topology, job_id, timeout_s=90)
     sketch = job["sketches"][0]
     assert job["status"] == "failed"
