@@ -26,7 +26,7 @@ from dev.processes import free_port
 from dev.topology import DevTopology
 from sketchgen.testing.gemini_server import FakeGeminiServer
 from tests.helpers.auth import bearer, sign_up, unsigned_token
-from tests.helpers.topology import dev_topology
+from tests.helpers.topology import dev_topology, final_job
 
 AUTH = bearer("alice")
 STOP_WITHIN_S = 15.0
@@ -174,13 +174,7 @@ def _submit(topology: DevTopology, n: int = 2, **fields: object) -> str:
 
 
 def _final(topology: DevTopology, job_id: str, timeout_s: float = 60.0) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        job = httpx.get(f"{topology.url}/v1/jobs/{job_id}", headers=AUTH, timeout=10).json()
-        if job["status"] in {"done", "partial", "failed", "cancelled"}:
-            return dict(job)
-        time.sleep(0.2)
-    raise AssertionError(f"job {job_id} did not end: {job}")
+    return final_job(topology.url, job_id, AUTH, timeout_s)
 
 
 def test_a_job_planned_without_a_key_is_drawn_by_the_real_model(
