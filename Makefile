@@ -45,6 +45,7 @@ lint: install
 	$(VENV)/bin/ruff check lib dev tests bench scripts examples
 	$(VENV)/bin/ruff format --check lib dev tests bench scripts examples
 	$(VENV)/bin/mypy
+	PYTHONPATH=$(CURDIR)/lib:$(CURDIR) $(VENV)/bin/lint-imports  # layers: pyproject.toml, docs/ARCHITECTURE.md
 
 format: install
 	$(VENV)/bin/ruff check --fix lib dev tests bench scripts examples

@@ -188,6 +188,72 @@ STYLES = (
             ),
         ),
     ),
+    StyleSpec(
+        # The seed's own example style: StyleRegistry().get_style("vintage-mascot").
+        id="vintage-mascot",
+        name="Vintage mascot",
+        description="1930s rubber-hose cartoon mascots: steady round-nib ink, pie-cut eyes.",
+        visual_rules=(
+            "Steady, even ink lines with a round nib, 5-8 px outlines, no wobble",
+            "Rubber-hose limbs, round heads and big gloved hands, old cartoon proportions",
+            "Pie-cut eyes and a wide grin; flat black shapes, no grey tones or hatching",
+            "One character, centred, with a simple ground shadow line",
+        ),
+        pen_width=7.0,
+        passes=1,
+        wobble=1.5,
+        refs=(
+            Ref(
+                "rubber-hose-golfer",
+                "playful golf mascot",
+                "centered_full_figure",
+                "extreme",
+                ("golf", "mascot", "vintage", "character"),
+                "rubber-hose golfer mascot tipping his cap",
+            ),
+            Ref(
+                "diner-coffee-cup",
+                "cheerful coffee cup character",
+                "three_quarter_view",
+                "moderate",
+                ("coffee", "food", "mascot", "vintage"),
+                "diner coffee cup mascot, three-quarter view",
+            ),
+            Ref(
+                "marching-bear",
+                "marching bear mascot",
+                "dynamic_diagonal_action",
+                "extreme",
+                ("bear", "animal", "action", "mascot"),
+                "bear mascot marching, diagonal stride",
+            ),
+            Ref(
+                "grinning-cat-head",
+                "grinning cat",
+                "close_up",
+                "moderate",
+                ("cat", "animal", "head", "mascot"),
+                "grinning cat head, close-up",
+            ),
+            Ref(
+                "gas-station-robot",
+                "friendly robot mascot",
+                "off_center_negative_space",
+                "subtle",
+                ("robot", "mascot", "vintage"),
+                "small robot mascot with plenty of space around it",
+            ),
+            Ref(
+                "toned-poster",
+                "vintage golf mascot",
+                "centered_full_figure",
+                "moderate",
+                ("golf", "mascot", "shaded"),
+                "toned, hatched poster study: off-brand",
+                shaded=True,
+            ),
+        ),
+    ),
 )
 
 

@@ -3,11 +3,17 @@
 One line::
 
     import sketchgen
-    result = sketchgen.generate("playful golf mascot", style="loose-ink-mascot", n=4)
+    result = sketchgen.make_sketches("playful golf mascot", style="loose-ink-mascot", n=4)
     print(result.images, result.timestamp)
 
 Step by step, the same job: ``StyleRegistry().get_style`` → ``PromptCompiler().compile`` →
 ``ImageRetriever().retrieve`` → ``ImageGenerator().generate(config=GenerationConfig(...))``.
+
+``sketchgen.generate`` is the package of the seed's layout (``from sketchgen.generate import
+ImageGenerator``), and ``sketchgen.make_sketches`` the one-line job: two names for two
+things (ADR 0044). The classes are the same objects wherever they are imported from; what
+they use when not told (model, model name, styles folder) comes from the settings through
+the defaults installed below (:mod:`sketchgen.defaults`).
 
 Everything heavy (pydantic, Pillow, numpy, the Gemini SDK) loads on first use, so
 ``import sketchgen`` stays cheap.
@@ -15,11 +21,9 @@ Everything heavy (pydantic, Pillow, numpy, the Gemini SDK) loads on first use, s
 
 from __future__ import annotations
 
-import types
 from typing import TYPE_CHECKING, Any
 
-import sketchgen.generate as _generate_package
-from sketchgen import _front
+from sketchgen import _front, defaults
 from sketchgen._version import __version__
 from sketchgen.errors import (
     ConfigError,
@@ -39,11 +43,12 @@ from sketchgen.errors import (
 )
 
 if TYPE_CHECKING:
-    from sketchgen._configured import GenerationConfig, ImageGenerator, StyleRegistry
     from sketchgen.finish import finish_sketch
-    from sketchgen.generate.generator import GenerationResult
+    from sketchgen.generate.config import GenerationConfig
+    from sketchgen.generate.generator import GenerationResult, ImageGenerator
     from sketchgen.prompt import PromptCompiler
     from sketchgen.references import ImageRetriever
+    from sketchgen.styles import StyleRegistry
 
 __all__ = [
     "ConfigError",
@@ -68,33 +73,18 @@ __all__ = [
     "UnknownStyleError",
     "__version__",
     "finish_sketch",
-    "generate",
+    "make_sketches",
 ]
 
 
-class _CallableGenerate(types.ModuleType):
-    """``sketchgen.generate`` is the ``sketchgen.generate`` package *and* the front door.
-
-    Python binds an imported subpackage to its parent's attribute of the same name, so a
-    plain ``def generate`` here would be replaced by the package the first time anything
-    imports ``sketchgen.generate.…``. Instead the package itself answers calls, and both
-    ``sketchgen.generate(...)`` and ``from sketchgen.generate import GenerationConfig`` work
-    in any order.
-    """
-
-    __call__ = staticmethod(_front.generate)
-
-
-# The package's own __init__ is lazy (nothing heavy loads here); it becomes callable at once,
-# before anyone can reach it, so there is never a non-callable ``sketchgen.generate``.
-_generate_package.__class__ = _CallableGenerate
-generate = _generate_package
+# The library's defaults come from the settings (read lazily, at first use).
+defaults.use_defaults(_front.ConfiguredDefaults())
+make_sketches = _front.make_sketches
 
 _LAZY = {
-    # The configured subclasses: defaults from the settings (see sketchgen._configured).
-    "GenerationConfig": "sketchgen._configured",
-    "ImageGenerator": "sketchgen._configured",
-    "StyleRegistry": "sketchgen._configured",
+    "GenerationConfig": "sketchgen.generate.config",
+    "ImageGenerator": "sketchgen.generate.generator",
+    "StyleRegistry": "sketchgen.styles",
     "GenerationResult": "sketchgen.generate.generator",
     "ImageRetriever": "sketchgen.references",
     "PromptCompiler": "sketchgen.prompt",
@@ -103,10 +93,12 @@ _LAZY = {
 
 
 def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        import importlib
+    import importlib
 
+    if name in _LAZY:
         return getattr(importlib.import_module(_LAZY[name]), name)
+    if name == "generate":  # the package, before anything has imported it
+        return importlib.import_module("sketchgen.generate")
     raise AttributeError(f"module 'sketchgen' has no attribute {name!r}")
 
 

@@ -1,26 +1,61 @@
-"""The front door: ``sketchgen.generate("playful golf mascot", n=4)`` runs a whole job.
+"""The front door: ``sketchgen.make_sketches("playful golf mascot", n=4)`` runs a whole job,
+and :class:`ConfiguredDefaults`, what the library's classes use when they are not told.
 
 Like the CLI this is an entry point, not library: it takes the model (Nano Banana when
 ``GEMINI_API_KEY`` is set, else the offline sketch model), ``GEMINI_MODEL``, the styles
-folder and the output folder from the settings, through :mod:`sketchgen.bootstrap` and
-:mod:`sketchgen._configured`, and runs exactly the library calls the CLI runs.
+folder and the output folder from the settings, through :mod:`sketchgen.bootstrap`, and runs
+exactly the library calls the CLI runs.
 
-``import sketchgen`` imports this module; everything else loads on first call.
+``import sketchgen`` imports this module and installs :class:`ConfiguredDefaults` (see
+:mod:`sketchgen.defaults`); everything else loads on first call.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from sketchgen.generate.generator import GenerationResult
+    from sketchgen.ports import BlobStore, ImageModel
 
-__all__ = ["DEFAULT_STYLE", "generate"]
+__all__ = ["DEFAULT_STYLE", "ConfiguredDefaults", "make_sketches"]
 
 DEFAULT_STYLE = "loose-ink-mascot"  # the CLI's too
 
 
-def generate(
+class ConfiguredDefaults:
+    """The library's defaults from the settings (read when asked, so a changed environment
+    and ``get_settings.cache_clear()`` take effect)."""
+
+    def image_model(self, *, offline: bool | None = None) -> ImageModel:
+        from sketchgen.bootstrap import build_image_model
+
+        return build_image_model(offline=offline)
+
+    def max_attempts(self) -> int:
+        from sketchgen.settings import get_settings
+
+        return get_settings().max_attempts
+
+    def model_name(self) -> str:
+        from sketchgen.settings import get_settings
+
+        return get_settings().gemini_model
+
+    def styles_dir(self) -> Path | None:
+        from sketchgen.settings import get_settings
+
+        folder = get_settings().styles_dir
+        return Path(folder) if folder else None
+
+    def folder_store(self, root: Path) -> BlobStore:
+        from sketchgen.adapters.local.blob_store import LocalBlobStore
+
+        return LocalBlobStore(root)
+
+
+def make_sketches(
     brief: str,
     *,
     style: str = DEFAULT_STYLE,
@@ -36,10 +71,8 @@ def generate(
     ``output_dir``). ``offline=True`` uses the offline model even with a key. Bad input
     raises the same :class:`~sketchgen.errors.InputError` the CLI and the HTTP API report.
     """
-    from pathlib import Path
-
-    from sketchgen._configured import GenerationConfig
     from sketchgen.bootstrap import build_generator, build_style_registry
+    from sketchgen.generate.config import GenerationConfig
     from sketchgen.prompt import PromptCompiler
     from sketchgen.references import ImageRetriever
     from sketchgen.settings import get_settings

@@ -75,7 +75,7 @@ def build_image_model(
         from sketchgen.generate.offline import OfflineSketchAdapter
 
         return OfflineSketchAdapter()
-    from sketchgen.generate.nano_banana import NanoBananaAdapter
+    from sketchgen.adapters.gemini import NanoBananaAdapter
 
     assert settings.gemini_api_key is not None  # use_offline_model is False only with a key
     return NanoBananaAdapter(
@@ -89,7 +89,7 @@ def build_generator(
     settings: Settings | None = None, *, offline: bool | None = None
 ) -> ImageGenerator:
     """The library's generator on the configured model and retry policy: what the CLI and
-    ``sketchgen.generate(...)`` run."""
+    ``sketchgen.make_sketches(...)`` run."""
     from sketchgen.generate.generator import ImageGenerator
     from sketchgen.generate.retry import RetryPolicy
 
@@ -220,7 +220,7 @@ def build_embedder(settings: Settings) -> TextEmbedder:
 
     if settings.use_offline_model:
         return HashingTextEmbedding(EMBEDDING_DIMENSIONS)
-    from sketchgen.references.gemini_embedding import GeminiTextEmbedder
+    from sketchgen.adapters.gemini import GeminiTextEmbedder
 
     assert settings.gemini_api_key is not None
     return GeminiTextEmbedder(
@@ -248,7 +248,7 @@ def build_style_catalog(
         index = index or built_index
     describer = None
     if settings.describe_references and not settings.use_offline_model:
-        from sketchgen.references.gemini_describer import GeminiImageDescriber
+        from sketchgen.adapters.gemini import GeminiImageDescriber
 
         assert settings.gemini_api_key is not None
         describer = GeminiImageDescriber(

@@ -13,8 +13,7 @@ makes of it, so each surface maps errors in one place: ``http_status`` (the HTTP
     │   ├── ConfigError            422 / exit 2   an invalid GenerationConfig / request value
     │   ├── UnknownStyleError      422 / exit 2   unknown_style (lists the ids there are)
     │   ├── StyleDefinitionError   422 / exit 2   a style.json that does not hold together
-    │   ├── ImageRejectedError     413/415/422    an uploaded reference image (per instance)
-    │   └── LimitExceededError     409 / exit 2   limit_exceeded: styles a user, refs a style
+    │   └── ImageRejectedError     413/415/422    an uploaded reference image (per instance)
     ├── RequestError               4xx / exit 2   the HTTP request itself (media type, size,
     │                                              JSON, route): status and code per instance
     ├── AuthenticationError        401 / exit 2   unauthenticated (no or a bad credential)
@@ -24,7 +23,9 @@ makes of it, so each surface maps errors in one place: ``http_status`` (the HTTP
     ├── NotEntitledError           403 / exit 2   not_entitled: outside the caller's plan
     │                                              (names ``field``: model, image_size)
     ├── LimitError                 429 / exit 1   budget_exhausted | too_many_active_jobs |
-    │                                              too_many_streams; ``retry_after_s``
+    │                                              too_many_streams: ``retry_after_s`` says when
+    │                              409 / exit 2   limit_exceeded (styles a user, references a
+    │                                              style): no ``retry_after_s``, time won't help
     ├── ModelError                 500 / exit 1   one sketch failed at the image model
     │   ├── NoImageError                          answered without an image (finish_reason)
     │   ├── OffStyleError                         breaks the visual rules even as line art
@@ -50,7 +51,6 @@ __all__ = [
     "ImageRejectedError",
     "InputError",
     "LimitError",
-    "LimitExceededError",
     "ModelError",
     "ModelNotFoundError",
     "ModelRequestError",
@@ -173,15 +173,23 @@ class NotEntitledError(SketchgenError):
 
 
 class LimitError(SketchgenError):
-    """A per-user limit is reached: nothing was queued. ``retry_after_s`` says when trying
-    again can succeed (the HTTP API sends it as ``Retry-After``)."""
+    """A limit is reached: nothing was done. The one limit error, of two kinds:
 
-    http_status = 429
+    - a rate or a budget (``retry_after_s`` given): trying again later can succeed, and
+      ``retry_after_s`` says when (the HTTP API sends it as ``Retry-After``): 429, exit 1;
+    - a capacity (styles a user, references a style; no ``retry_after_s``): only removing
+      something frees room, so it is the caller's to fix like bad input: 409, exit 2.
+    """
+
     public_message = None
 
-    def __init__(self, code: str, message: str, *, field: str, retry_after_s: int) -> None:
+    def __init__(
+        self, code: str, message: str, *, field: str, retry_after_s: int | None = None
+    ) -> None:
         super().__init__(message)
         self.code, self.field, self.retry_after_s = code, field, retry_after_s
+        self.http_status = 429 if retry_after_s is not None else 409
+        self.exit_code = 1 if retry_after_s is not None else 2
 
 
 class ModelError(SketchgenError):
@@ -263,13 +271,6 @@ class ImageRejectedError(InputError):
     def __init__(self, status: int, code: str, message: str, field: str | None = "image") -> None:
         super().__init__(message, field=field)
         self.http_status, self.code = status, code
-
-
-class LimitExceededError(InputError):
-    """A per-user or per-style limit (styles a user, references a style) is reached."""
-
-    code = "limit_exceeded"
-    http_status = 409
 
 
 class ReadOnlyStyleError(SketchgenError):

@@ -12,7 +12,7 @@ an unknown model must never look cheap to a budget.
 
 from __future__ import annotations
 
-from sketchgen.generate.models import OFFLINE_MODEL_ID, resolve_model
+from sketchgen.image_models import OFFLINE_MODEL_ID, resolve_model
 
 __all__ = [
     "BATCH_DISCOUNT",

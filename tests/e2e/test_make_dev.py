@@ -26,7 +26,7 @@ from dev.processes import free_port
 from dev.topology import DevTopology
 from sketchgen.testing.gemini_server import FakeGeminiServer
 from tests.helpers.auth import bearer, sign_up, unsigned_token
-from tests.helpers.topology import dev_topology
+from tests.helpers.topology import dev_topology, final_job
 
 AUTH = bearer("alice")
 STOP_WITHIN_S = 15.0
@@ -174,13 +174,7 @@ def _submit(topology: DevTopology, n: int = 2, **fields: object) -> str:
 
 
 def _final(topology: DevTopology, job_id: str, timeout_s: float = 60.0) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        job = httpx.get(f"{topology.url}/v1/jobs/{job_id}", headers=AUTH, timeout=10).json()
-        if job["status"] in {"done", "partial", "failed", "cancelled"}:
-            return dict(job)
-        time.sleep(0.2)
-    raise AssertionError(f"job {job_id} did not end: {job}")
+    return final_job(topology.url, job_id, AUTH, timeout_s)
 
 
 def test_a_job_planned_without_a_key_is_drawn_by_the_real_model(
@@ -257,14 +251,37 @@ def test_a_sketch_that_fails_every_delivery_is_dead_lettered_and_failed(
     """The worker is down for the whole retry policy (a crash loop looks the same to Pub/Sub):
     after max_delivery_attempts the message moves to the dead-letter topic, whose push to the
     worker's /dead-letter ends the sketch as failed, with the reason, once it is back."""
+    import threading
+
+    from google.cloud import pubsub_v1  # type: ignore[attr-defined]
+
+    # A watch on the dead-letter topic: the worker comes back when the message has been
+    # dead-lettered (5 refused deliveries, 1-10 s backoff), not after a guessed sleep.
+    subscriber = pubsub_v1.SubscriberClient()
+    watch = f"projects/{topology.project}/subscriptions/test-dead-letters-{uuid.uuid4().hex[:8]}"
+    subscriber.create_subscription(name=watch, topic=topology.dead_letter_topic)
+    dead_lettered: set[str] = set()
+    arrived = threading.Event()
+
+    def on_dead_letter(message: Any) -> None:
+        dead_lettered.add(json.loads(message.data)["job_id"])
+        message.ack()
+        arrived.set()
+
+    listening = subscriber.subscribe(watch, callback=on_dead_letter)
     worker = topology.processes["sketch_worker"]
     worker.kill()
     try:
         job_id = _submit(topology, n=1)
-        # 5 deliveries with 1-10 s backoff, all refused: then it is a dead letter.
-        time.sleep(25)
+        deadline = time.monotonic() + 120
+        while job_id not in dead_lettered and time.monotonic() < deadline:
+            arrived.wait(max(0.0, deadline - time.monotonic()))
+            arrived.clear()
+        assert job_id in dead_lettered, "the message was never dead-lettered"
     finally:
+        listening.cancel()
         topology.start_function("sketch_worker")
+        subscriber.delete_subscription(subscription=watch)
     job = _final(topology, job_id, timeout_s=90)
     sketch = job["sketches"][0]
     assert job["status"] == "failed"

@@ -7,7 +7,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -19,7 +18,7 @@ from dev.topology import DevTopology
 from sketchgen.pricing import price_per_image
 from sketchgen.testing.gemini_server import FakeGeminiServer
 from tests.helpers.auth import sign_up
-from tests.helpers.topology import dev_topology
+from tests.helpers.topology import dev_topology, final_job
 
 
 @pytest.fixture(scope="module")
@@ -58,13 +57,7 @@ def _cli(topology: DevTopology, *args: str) -> str:
 
 
 def _final(topology: DevTopology, job_id: str, auth: dict[str, str]) -> dict[str, Any]:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        job = httpx.get(f"{topology.url}/v1/jobs/{job_id}", headers=auth, timeout=10).json()
-        if job["status"] in {"done", "partial", "failed", "cancelled"}:
-            return dict(job)
-        time.sleep(0.2)
-    raise AssertionError(f"job {job_id} did not end")
+    return final_job(topology.url, job_id, auth)
 
 
 def test_plan_budget_and_usage_on_make_dev(topology: DevTopology) -> None:

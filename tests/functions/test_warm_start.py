@@ -53,7 +53,7 @@ def test_importing_main_builds_the_service_but_no_grpc_client(
     model = built.model
     assert isinstance(model, NanoBananaAdapter)
     # Only the worker calls the model: its HTTP client (no threads or sockets) is ready.
-    assert (model._client_instance is not None) is (name == "sketch_worker")
+    assert (model.gemini.built) is (name == "sketch_worker")
 
 
 def test_a_broken_style_does_not_keep_the_instance_from_starting(

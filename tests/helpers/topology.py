@@ -25,3 +25,33 @@ def dev_topology(
     # Stopped, it leaves this process's environment as it found it: a later test's client
     # must not be pointed at this topology's emulators, which are gone.
     assert {name: os.environ.get(name) for name in _EMULATORS} == before
+
+
+FINAL = frozenset({"done", "partial", "failed", "cancelled"})
+
+
+def final_job(
+    url: str, job_id: str, headers: dict[str, str], timeout_s: float = 60.0
+) -> dict[str, Any]:
+    """The job once it has ended, without polling: its event stream
+    (``/v1/jobs/{id}/events``) is read until the server closes it, which it does when the job
+    ends; one GET then returns the final state. A stream cut short (an instance restarted
+    under it) is opened again, until ``timeout_s``."""
+    import time
+
+    import httpx
+
+    deadline = time.monotonic() + timeout_s
+    while True:
+        left = max(1.0, deadline - time.monotonic())
+        timeout = httpx.Timeout(10.0, read=left)
+        with httpx.stream(
+            "GET", f"{url}/v1/jobs/{job_id}/events", headers=headers, timeout=timeout
+        ) as events:
+            assert events.status_code == 200, events.read().decode()
+            for _ in events.iter_bytes():
+                pass
+        job: dict[str, Any] = httpx.get(f"{url}/v1/jobs/{job_id}", headers=headers).json()
+        if job["status"] in FINAL:
+            return job
+        assert time.monotonic() < deadline, f"job {job_id} did not end: {job}"

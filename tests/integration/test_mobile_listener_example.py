@@ -6,7 +6,8 @@ import importlib.util
 import subprocess
 import sys
 import threading
-import time
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,10 @@ def _example() -> Any:
     return module
 
 
+def _ended_at_least(seen: list[str], count: int) -> bool:
+    return seen[-1].count(":ok") >= count
+
+
 def test_listener_sees_each_sketch_end_then_the_final_state(
     firestore_emulator: str, tmp_path: Path
 ) -> None:
@@ -46,17 +51,27 @@ def test_listener_sees_each_sketch_end_then_the_final_state(
     example = _example()
     seen: list[str] = []
     result: dict[str, Any] = {}
+    changed = threading.Condition()  # notified as each snapshot reaches the listener
+
+    def on_change(document: Any) -> None:
+        with changed:
+            seen.append(example.describe(document))
+            changed.notify_all()
+
+    def wait_until(reached: Callable[[], bool]) -> None:
+        with changed:
+            assert changed.wait_for(reached, timeout=30), f"the listener saw only {seen}"
 
     def run() -> None:
-        result.update(example.listen(client, job.job_id, lambda d: seen.append(
-            example.describe(d)), timeout_s=60))  # fmt: skip
+        result.update(example.listen(client, job.job_id, on_change, timeout_s=60))
 
     listener = threading.Thread(target=run)
     listener.start()
-    time.sleep(0.5)
-    for task in service.queue.tasks:  # type: ignore[attr-defined]
+    wait_until(lambda: bool(seen))  # listening: the job as it stands
+    for ended, task in enumerate(service.queue.tasks, 1):  # type: ignore[attr-defined]
         assert service.worker.run_sketch(task)
-        time.sleep(0.3)  # let each change reach the listener on its own
+        # Each sketch's end reaches the listener before the next one is drawn.
+        wait_until(partial(_ended_at_least, seen, ended))
     listener.join(30)
     assert result["status"] == "done" and result["owner_uid"] == "phone-user"
     assert seen[0].startswith("queued") and seen[-1] == "done [0:ok 1:ok 2:ok]"

@@ -231,10 +231,7 @@ def test_cancel_mid_call_ends_the_job_before_the_model_answers(
     store = FirestoreJobStore(project=topology.project)
     try:
         job_id = submit(topology, brief, n=2)
-        deadline = time.monotonic() + 30
-        while gemini.calls(brief) < 2 and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert gemini.calls(brief) == 2  # both sketches are being drawn
+        assert gemini.wait_for_calls(2, brief, timeout_s=30) == 2  # both are being drawn
         with store.watch_job(job_id) as snapshots:  # a mobile client's listener
             assert call(topology, "POST", f"/v1/jobs/{job_id}/cancel")[0] == 202
             seen = next(s for s in snapshots if s.is_final)

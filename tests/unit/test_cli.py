@@ -113,7 +113,6 @@ def test_ctrl_c_stops_a_run_at_once_with_130(tmp_path: Path) -> None:
     """Ctrl-C while the model is answering: exit 130 now, not when the calls come back."""
     import os
     import signal
-    import time
 
     from sketchgen.testing.gemini_server import FakeGeminiServer
 
@@ -130,10 +129,7 @@ def test_ctrl_c_stops_a_run_at_once_with_130(tmp_path: Path) -> None:
             stderr=subprocess.PIPE,
             text=True,
         )
-        deadline = time.monotonic() + 60
-        while len(server.requests) < 3 and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert len(server.requests) == 3, "the calls never reached the model"
+        assert server.wait_for_calls(3, timeout_s=60) == 3, "the calls never reached the model"
         proc.send_signal(signal.SIGINT)
         try:
             code = proc.wait(timeout=30)

@@ -95,3 +95,19 @@ def test_the_docstring_draws_every_class() -> None:
     assert errors.__doc__ is not None
     for name in errors.__all__:
         assert name in errors.__doc__, name
+
+
+def test_one_limit_error_of_two_kinds() -> None:
+    """A rate or budget says when to retry (429, exit 1); a capacity cannot be waited out
+    (409, exit 2): one class, told apart by ``retry_after_s``."""
+    from sketchgen.errors import LimitError
+
+    budget = LimitError("budget_exhausted", "no images left today", field="num_images",
+                        retry_after_s=3600)  # fmt: skip
+    capacity = LimitError("limit_exceeded", "at most 20 styles a user", field="styles")
+    assert (budget.http_status, budget.exit_code, budget.retry_after_s) == (429, 1, 3600)
+    assert (capacity.http_status, capacity.exit_code, capacity.retry_after_s) == (409, 2, None)
+    assert capacity.public() == ("limit_exceeded", "at most 20 styles a user", "styles")
+    import sketchgen.errors
+
+    assert not hasattr(sketchgen.errors, "LimitExceededError")

@@ -19,15 +19,20 @@ def test_every_public_name_resolves() -> None:
     assert issubclass(sketchgen.ConfigError, sketchgen.SketchgenError)
 
 
-def test_generate_is_callable_and_still_the_package() -> None:
-    import sketchgen.generate.config  # binds the subpackage to sketchgen.generate, as Python does
+def test_the_package_and_the_one_liner_have_their_own_names() -> None:
+    import types
 
-    assert callable(sketchgen.generate)
-    # The front door's classes are the library's with the configured defaults.
-    assert issubclass(sketchgen.GenerationConfig, sketchgen.generate.GenerationConfig)
-    from sketchgen import generate
+    import sketchgen.generate.config  # as Python does: binds the subpackage to its name
 
-    assert generate is sketchgen.generate
+    assert isinstance(sketchgen.generate, types.ModuleType)  # a plain package, no swap
+    assert type(sketchgen.generate) is types.ModuleType
+    assert callable(sketchgen.make_sketches) and sketchgen.make_sketches.__name__ == "make_sketches"
+    # One class per name, whichever door it is imported through.
+    assert sketchgen.GenerationConfig is sketchgen.generate.GenerationConfig
+    assert sketchgen.ImageGenerator is sketchgen.generate.ImageGenerator
+    from sketchgen.styles import StyleRegistry
+
+    assert sketchgen.StyleRegistry is StyleRegistry
 
 
 def test_one_liner_runs_a_job(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -36,7 +41,7 @@ def test_one_liner_runs_a_job(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
     monkeypatch.setenv("SKETCHGEN_OFFLINE", "1")
     get_settings.cache_clear()
     try:
-        result = sketchgen.generate(
+        result = sketchgen.make_sketches(
             "playful golf mascot", n=2, seed=5, resolution=(1024, 576), output_dir=tmp_path
         )
     finally:
@@ -50,9 +55,9 @@ def test_one_liner_runs_a_job(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
 
 def test_one_liner_refuses_bad_input_before_any_model_call(tmp_path: Path) -> None:
     with pytest.raises(sketchgen.ConfigError, match="resolution"):
-        sketchgen.generate("golf mascot", resolution=(1000, 1000), output_dir=tmp_path)
+        sketchgen.make_sketches("golf mascot", resolution=(1000, 1000), output_dir=tmp_path)
     with pytest.raises(sketchgen.UnknownStyleError):
-        sketchgen.generate("golf mascot", style="no-such-style", output_dir=tmp_path)
+        sketchgen.make_sketches("golf mascot", style="no-such-style", output_dir=tmp_path)
     assert not list(tmp_path.iterdir())
 
 
@@ -78,36 +83,38 @@ def test_fake_model_still_plugs_into_the_seed_shaped_generator(tmp_path: Path) -
     assert result.ok
 
 
-def test_the_library_generator_takes_its_model_the_front_door_fills_it_in(
+def test_the_generator_takes_the_configured_model_wherever_it_is_imported_from(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from sketchgen.generate import ImageGenerator as LibraryGenerator
+    from sketchgen.generate import ImageGenerator as SeedImport
     from sketchgen.settings import get_settings
 
-    with pytest.raises(sketchgen.ConfigError, match=r"sketchgen\.ImageGenerator\(\)"):
-        LibraryGenerator()
     monkeypatch.setenv("SKETCHGEN_OFFLINE", "1")
     monkeypatch.setenv("SKETCHGEN_MAX_ATTEMPTS", "2")
     get_settings.cache_clear()
     try:
-        generator = sketchgen.ImageGenerator()
+        for generator in (sketchgen.ImageGenerator(), SeedImport()):
+            assert generator.model.name == "offline" and generator.retry.max_attempts == 2
     finally:
         get_settings.cache_clear()
-    assert isinstance(generator, LibraryGenerator)
-    assert generator.model.name == "offline" and generator.retry.max_attempts == 2
 
 
-def test_the_front_door_registry_reads_the_styles_dir(
+def test_the_registry_reads_the_styles_dir_wherever_it_is_imported_from(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from sketchgen.settings import get_settings
     from sketchgen.styles import PACKAGED_STYLES_DIR
-    from sketchgen.styles import StyleRegistry as LibraryRegistry
+    from sketchgen.styles import StyleRegistry as SeedImport
 
     monkeypatch.setenv("SKETCHGEN_STYLES_DIR", str(tmp_path))
     get_settings.cache_clear()
     try:
-        assert sketchgen.StyleRegistry().root == tmp_path
-        assert LibraryRegistry().root == PACKAGED_STYLES_DIR
+        assert sketchgen.StyleRegistry().root == SeedImport().root == tmp_path
+    finally:
+        get_settings.cache_clear()
+    monkeypatch.delenv("SKETCHGEN_STYLES_DIR")
+    get_settings.cache_clear()
+    try:
+        assert SeedImport().root == PACKAGED_STYLES_DIR
     finally:
         get_settings.cache_clear()

@@ -11,6 +11,7 @@ from sketchgen.errors import NoImageError, TransientModelError
 from sketchgen.generate import GenerationConfig, ImageGenerator, RetryPolicy
 from sketchgen.metadata import JobMetadata
 from sketchgen.prompt import PromptCompiler
+from sketchgen.prompt.render import EXAGGERATION_PROMPTS, LAYOUT_PROMPTS
 from sketchgen.references import ImageRetriever
 from sketchgen.schemas import Style
 from tests.helpers.fakes import FakeImageModel
@@ -67,13 +68,15 @@ def test_sync_job_writes_sketches_and_complete_metadata(style: Style, tmp_path: 
     assert meta["status"] == "done"
     pairs = {(s["variation"]["layout"], s["variation"]["exaggeration"]) for s in meta["sketches"]}
     assert len(pairs) == 4
+    prompts = {r.index: r.prompt for r in model.requests}
     for i, sketch in enumerate(meta["sketches"]):
         assert sketch["index"] == i and sketch["status"] == "ok" and sketch["attempts"] == 1
-        assert sketch["variation"]["layout"].replace("_", " ")[:5] or True
+        # Each sketch's prompt carried its own recorded variation.
+        variation = sketch["variation"]
+        assert LAYOUT_PROMPTS[variation["layout"]] in prompts[i]
+        assert EXAGGERATION_PROMPTS[variation["exaggeration"]] in prompts[i]
         assert sketch["qa"]["passed"] is True
         assert sketch["latency_s"] >= 0
-    # Each sketch's prompt carried its own variation.
-    prompts = {r.index: r.prompt for r in model.requests}
     assert len(set(prompts.values())) == 4
 
 
@@ -132,23 +135,25 @@ def test_unexpected_bug_in_one_sketch_is_recorded(style: Style, tmp_path: Path) 
 
 
 def test_streaming_yields_in_completion_order(style: Style, tmp_path: Path) -> None:
+    import threading
+
+    # Sketch i may answer only once sketch i+1 has been yielded (so stored): 3 first.
+    yielded = {i: threading.Event() for i in range(4)}
+
     class Staggered(FakeImageModel):
-        """Index 3 answers first; each other one only once the next one's PNG is stored."""
-
         def generate_image(self, request):  # type: ignore[no-untyped-def]
-            import time
-
-            deadline = time.monotonic() + 30
-            after = f"sketch_{request.index + 1}.png"
-            while request.index < 3 and not any(tmp_path.rglob(after)):
-                assert time.monotonic() < deadline, f"{after} never stored"
-                time.sleep(0.01)
+            if request.index < 3:
+                assert yielded[request.index + 1].wait(30), f"{request.index + 1} never yielded"
             return super().generate_image(request)
 
     stream = ImageGenerator(Staggered(), retry=FAST_RETRY).generate_streaming(
         **_job(style, tmp_path)  # type: ignore[arg-type]
     )
-    events = list(stream)
+    events = []
+    for event in stream:
+        assert event[1] is not None and event[1].exists()  # yielded once its PNG is stored
+        events.append(event)
+        yielded[event[0]].set()
     assert [e[0] for e in events] == [3, 2, 1, 0]
     assert all(path is not None and path.exists() and err is None for _, path, err in events)
     assert stream.result.metadata_path.exists()
@@ -235,10 +240,10 @@ def test_warm_up_prepares_the_model_client_without_calling_it() -> None:
         model = NanoBananaAdapter(api_key="test-key", base_url=gemini.url)
         generator = ImageGenerator(model, retry=RetryPolicy(max_attempts=1))
         generator.warm_up()
-        client = model._client_instance
-        assert client is not None and not gemini.requests  # built, nothing sent
+        assert model.gemini.built and not gemini.requests  # built, nothing sent
+        client = model.client
         generator.warm_up()
-        assert model._client_instance is client  # once
+        assert model.client is client  # once
 
 
 def test_every_sketch_records_what_it_cost_from_the_one_price_table(

@@ -13,7 +13,7 @@ BLOCKS = re.findall(r"^```python\n(.*?)^```", README.read_text(), flags=re.DOTAL
 
 def test_the_readme_has_library_examples() -> None:
     assert len(BLOCKS) >= 2
-    assert any("sketchgen.generate(" in block for block in BLOCKS)
+    assert any("sketchgen.make_sketches(" in block for block in BLOCKS)
 
 
 @pytest.mark.parametrize("block", BLOCKS, ids=[f"block{i}" for i in range(len(BLOCKS))])

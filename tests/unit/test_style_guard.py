@@ -89,8 +89,17 @@ def test_pictures_that_redraw_as_scattered_dashes_are_refused(name: str) -> None
 
 
 def test_most_of_the_corpus_is_delivered() -> None:
-    """The coherence rule refuses the fragmentary few, not the photographs in general."""
-    assert len(set(OFF_STYLE) - FRAGMENTARY) / len(OFF_STYLE) >= 0.75
+    """The coherence rule refuses the fragmentary few, not the photographs in general:
+    counted from what the guard does with each picture, not from the corpus's labels."""
+    delivered = set()
+    for name in OFF_STYLE:
+        try:
+            guard_sketch(_image(name))
+        except OffStyleError:
+            continue
+        delivered.add(name)
+    assert delivered == set(OFF_STYLE) - FRAGMENTARY  # the labels say what the guard does
+    assert len(delivered) / len(OFF_STYLE) >= 0.75
 
 
 @pytest.mark.parametrize(("size", "ratio"), [("1K", "16:9"), ("2K", "3:4"), ("4K", "1:1")])

@@ -1,7 +1,11 @@
-"""The generate API: ``ImageGenerator`` over an image-model adapter.
+"""The generate API, in the original design's module layout: ``ImageGenerator`` over an
+image-model adapter (the configured one when none is given), ``GenerationConfig``, and the
+adapters' names (``NanoBananaAdapter``, also spelt ``NanaBananaAdapter``, lives in
+:mod:`sketchgen.adapters.gemini`). A plain package; the one-line job is
+``sketchgen.make_sketches`` (ADR 0044).
 
-Everything loads on first use, so ``import sketchgen`` (which makes this package callable,
-see :mod:`sketchgen`) does not pull in pydantic, Pillow or the Gemini SDK.
+Everything loads on first use, so ``import sketchgen.generate`` does not pull in pydantic,
+Pillow or the Gemini SDK.
 """
 
 from __future__ import annotations

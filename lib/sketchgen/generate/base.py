@@ -1,10 +1,16 @@
-"""The abstract image-model adapter every model implements (the ``ImageModel`` port)."""
+"""The image-model port with its defaults: what every model adapter derives from.
+
+A ``Protocol`` like every port (:mod:`sketchgen.ports`): anything with these methods is an
+image model to mypy; adapters that derive from it explicitly inherit the defaults below
+(``agenerate_image`` on a thread, no batch API) and must define the abstract ones.
+"""
 
 from __future__ import annotations
 
 import asyncio
-from abc import ABC, abstractmethod
+from abc import abstractmethod
 from collections.abc import Sequence
+from typing import Protocol
 
 from sketchgen.errors import ConfigError
 from sketchgen.ports import BatchStatus, ImageRequest, ImageResponse
@@ -12,7 +18,7 @@ from sketchgen.ports import BatchStatus, ImageRequest, ImageResponse
 __all__ = ["ImageModelAdapter"]
 
 
-class ImageModelAdapter(ABC):
+class ImageModelAdapter(Protocol):
     """Draws one sketch per call.
 
     Implementations raise only :class:`sketchgen.errors.ModelError` subclasses and never
@@ -24,9 +30,10 @@ class ImageModelAdapter(ABC):
     def name(self) -> str:
         """Short adapter name recorded in metadata (``nano-banana``, ``offline``)."""
 
-    def prepare(self) -> None:  # noqa: B027 - optional: most adapters have nothing to load
+    def prepare(self) -> None:
         """Load what the first call needs (SDK, client), so that it is not paid inside a
         quota slot: calls spaced as slots would otherwise arrive bunched after a cold start."""
+        return  # optional: most adapters have nothing to load
 
     @abstractmethod
     def generate_image(self, request: ImageRequest) -> ImageResponse:

@@ -15,8 +15,8 @@ from pydantic import (
     model_validator,
 )
 
+from sketchgen.defaults import current_defaults
 from sketchgen.errors import ConfigError
-from sketchgen.generate.models import DEFAULT_MODEL
 from sketchgen.schemas import ASPECT_RATIOS, IMAGE_SIZES, pixel_size
 
 __all__ = ["MAX_IMAGES", "RESOLUTIONS", "GenerationConfig"]
@@ -65,9 +65,11 @@ class GenerationConfig(BaseModel):
     num_images: int = Field(default=4, ge=1, le=MAX_IMAGES, strict=True)
     image_size: str = "1K"
     aspect_ratio: str = "1:1"
-    # The library's default is a constant; GEMINI_MODEL reaches a job through whoever reads
-    # the settings (the CLI, the service's bootstrap, ``sketchgen.GenerationConfig``).
-    model_name: str = Field(default=DEFAULT_MODEL, min_length=1, max_length=100)
+    # Unnamed, the configured model (GEMINI_MODEL, else the table's DEFAULT_MODEL) through
+    # the library's defaults: the same wherever GenerationConfig is imported from.
+    model_name: str = Field(
+        default_factory=lambda: current_defaults().model_name(), min_length=1, max_length=100
+    )
     seed: int | None = Field(default=None, ge=0, le=2**31 - 1)
     allow_text: bool = False
     output_dir: Path = Path("generated_outputs")
@@ -116,6 +118,7 @@ class GenerationConfig(BaseModel):
             raise ValueError(f"{value!r} is not a supported aspect ratio")
         return value
 
+    # mypy cannot type a decorator over a property; pydantic documents this ignore for it.
     @computed_field  # type: ignore[prop-decorator]
     @property
     def resolution(self) -> tuple[int, int]:

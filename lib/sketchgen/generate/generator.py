@@ -17,10 +17,10 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import cast
 
-from sketchgen.adapters.local.blob_store import LocalBlobStore
-from sketchgen.errors import ConfigError, InputError
-from sketchgen.generate.base import ImageModelAdapter
+from sketchgen.defaults import current_defaults
+from sketchgen.errors import InputError
 from sketchgen.generate.config import GenerationConfig
 from sketchgen.generate.pipeline import (
     JobPlan,
@@ -33,7 +33,7 @@ from sketchgen.generate.pipeline import (
 from sketchgen.generate.retry import RetryPolicy
 from sketchgen.layout import LIBRARY, job_prefix, metadata_key, sketch_key
 from sketchgen.metadata import JobMetadata, SketchRecord, new_job_id
-from sketchgen.ports import BlobStore
+from sketchgen.ports import BlobStore, ImageModel
 from sketchgen.pricing import sketch_cost_usd
 from sketchgen.schemas import PromptSpec, RetrievalResult, Style
 
@@ -77,10 +77,12 @@ class _Job:
     the output folder, keyed by the library's layout (``layout.LIBRARY``).
     """
 
-    def __init__(self, plan: JobPlan, output_root: Path, started_at: datetime) -> None:
+    def __init__(
+        self, plan: JobPlan, output_root: Path, started_at: datetime, blobs: BlobStore
+    ) -> None:
         self.plan = plan
         self.root = Path(output_root)
-        self.blobs: BlobStore = LocalBlobStore(self.root)
+        self.blobs = blobs
         self.folder = self.root / job_prefix(plan.job_id, root=LIBRARY)
         self.folder.mkdir(parents=True, exist_ok=False)  # the job's own: a clash is a bug
         self.records: dict[int, SketchRecord] = {}
@@ -141,7 +143,7 @@ class AsyncSketchStream:
     event loop, each stored as it ends. :class:`SketchStream` is its synchronous face.
     """
 
-    def __init__(self, job: _Job, model: ImageModelAdapter, policy: RetryPolicy) -> None:
+    def __init__(self, job: _Job, model: ImageModel, policy: RetryPolicy) -> None:
         self._job, self._model, self._policy = job, model, policy
         self._result: GenerationResult | None = None
 
@@ -204,7 +206,7 @@ class SketchStream:
             while (item := events.get()) is not _END:
                 if isinstance(item, BaseException):
                     raise item
-                yield item  # type: ignore[misc]
+                yield cast(SketchEvent, item)  # the queue carries events, errors and _END
         except KeyboardInterrupt:
             # Ctrl-C means now: the job's thread is a daemon, its calls in flight are dropped.
             raise
@@ -235,26 +237,24 @@ class SketchStream:
 class ImageGenerator:
     """Makes a job's sketches concurrently; one failed sketch never takes the others down.
 
-    The library does not read settings: ``model`` is an adapter you give it. To have the
-    configured one (Nano Banana with a Gemini key, else the offline sketch model), use
-    ``sketchgen.ImageGenerator()``, which fills it in.
+    ``model`` is the adapter to draw with; without one, the configured default (Nano Banana
+    when ``GEMINI_API_KEY`` is set, else the offline sketch model; ``offline=True`` asks for
+    the offline one), the same whether the class was imported from ``sketchgen`` or
+    ``sketchgen.generate``. The library reads no settings itself: the defaults come from
+    :mod:`sketchgen.defaults`, which ``import sketchgen`` fills from the settings.
     """
 
     def __init__(
         self,
-        model: ImageModelAdapter | None = None,
+        model: ImageModel | None = None,
         *,
         retry: RetryPolicy | None = None,
+        offline: bool | None = None,
     ) -> None:
-        if model is None:
-            raise ConfigError(
-                "ImageGenerator needs an image model: pass an adapter (OfflineSketchAdapter(), "
-                "NanoBananaAdapter(api_key=...)), or use sketchgen.ImageGenerator(), which "
-                "picks the configured one",
-                field="model",
-            )
-        self.model = model
-        self.retry = retry or RetryPolicy()
+        self.model: ImageModel = (
+            model if model is not None else current_defaults().image_model(offline=offline)
+        )
+        self.retry = retry or RetryPolicy(max_attempts=current_defaults().max_attempts())
 
     def warm_up(self) -> None:
         """Prepare the model client and the finisher once, so the first ``generate()`` costs
@@ -265,12 +265,16 @@ class ImageGenerator:
     def _start(
         self,
         prompt_spec: PromptSpec,
-        retrieval_result: RetrievalResult,
-        style: Style,
+        retrieval_result: RetrievalResult | None,
+        style: Style | None,
         config: GenerationConfig,
         refinement: Refinement | None,
     ) -> _Job:
-        if prompt_spec.style_id != style.id or retrieval_result.style_id != style.id:
+        # A compiled brief alone is a whole job: no references, the spec's own style.
+        if retrieval_result is None:
+            retrieval_result = RetrievalResult(style_id=prompt_spec.style_id)
+        style_id = style.id if style is not None else prompt_spec.style_id
+        if prompt_spec.style_id != style_id or retrieval_result.style_id != style_id:
             raise InputError(
                 "prompt_spec, retrieval_result and style must be for the same style",
                 field="style_id",
@@ -285,15 +289,17 @@ class ImageGenerator:
             model=self.model,
             refinement=refinement,
         )
-        return _Job(plan, Path(config.output_dir), started_at)
+        root = Path(config.output_dir)
+        blobs: BlobStore = current_defaults().folder_store(root)
+        return _Job(plan, root, started_at, blobs)
 
     def generate_streaming(
         self,
-        *,
         prompt_spec: PromptSpec,
-        retrieval_result: RetrievalResult,
-        style: Style,
+        retrieval_result: RetrievalResult | None = None,
+        style: Style | None = None,
         config: GenerationConfig | None = None,
+        *,
         refinement: Refinement | None = None,
     ) -> SketchStream:
         job = self._start(
@@ -303,11 +309,11 @@ class ImageGenerator:
 
     def generate_streaming_async(
         self,
-        *,
         prompt_spec: PromptSpec,
-        retrieval_result: RetrievalResult,
-        style: Style,
+        retrieval_result: RetrievalResult | None = None,
+        style: Style | None = None,
         config: GenerationConfig | None = None,
+        *,
         refinement: Refinement | None = None,
     ) -> AsyncSketchStream:
         job = self._start(
@@ -317,11 +323,11 @@ class ImageGenerator:
 
     def generate(
         self,
-        *,
         prompt_spec: PromptSpec,
-        retrieval_result: RetrievalResult,
-        style: Style,
+        retrieval_result: RetrievalResult | None = None,
+        style: Style | None = None,
         config: GenerationConfig | None = None,
+        *,
         refinement: Refinement | None = None,
     ) -> GenerationResult:
         stream = self.generate_streaming(
@@ -337,11 +343,11 @@ class ImageGenerator:
 
     async def generate_async(
         self,
-        *,
         prompt_spec: PromptSpec,
-        retrieval_result: RetrievalResult,
-        style: Style,
+        retrieval_result: RetrievalResult | None = None,
+        style: Style | None = None,
         config: GenerationConfig | None = None,
+        *,
         refinement: Refinement | None = None,
     ) -> GenerationResult:
         stream = self.generate_streaming_async(

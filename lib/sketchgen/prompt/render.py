@@ -1,15 +1,31 @@
 """One sketch's prompt: the job's shared prompt plus its variation's layout and exaggeration.
 
-Imports nothing at run time, so ``PromptSpec.prompt_for`` (in :mod:`sketchgen.schemas`) can
-call it without the schemas and the compiler importing each other.
+Imports nothing of sketchgen, not even for types (it reads the spec and the variation
+through the two small protocols below), so ``PromptSpec.prompt_for`` in
+:mod:`sketchgen.schemas` can call it with no import cycle between the two.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Sequence
+from typing import Protocol
 
-if TYPE_CHECKING:
-    from sketchgen.schemas import PromptSpec, Variation
+
+class _Spec(Protocol):
+    @property
+    def base_prompt(self) -> str: ...
+
+    @property
+    def negative_rules(self) -> Sequence[str]: ...
+
+
+class _Variation(Protocol):
+    @property
+    def layout(self) -> str: ...
+
+    @property
+    def exaggeration(self) -> str: ...
+
 
 __all__ = ["EXAGGERATION_PROMPTS", "LAYOUT_PROMPTS", "render_sketch_prompt"]
 
@@ -37,7 +53,7 @@ EXAGGERATION_PROMPTS: dict[str, str] = {
 }
 
 
-def render_sketch_prompt(spec: PromptSpec, variation: Variation, *, allow_text: bool) -> str:
+def render_sketch_prompt(spec: _Spec, variation: _Variation, *, allow_text: bool) -> str:
     negatives = (*spec.negative_rules, TEXT_ALLOWED_RULE if allow_text else NO_TEXT_RULE)
     return "\n".join(
         (

@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from pathlib import PurePath
 
 from sketchgen.errors import (
-    LimitExceededError,
+    LimitError,
     ModelError,
     NotFoundError,
     ReadOnlyStyleError,
@@ -147,8 +147,10 @@ class StyleService:
 
     def create_style(self, owner_uid: str, draft: StyleDraft) -> StyleDoc:
         if len(self.store.list_styles(owner_uid)) >= self.limits.max_styles_per_user:
-            raise LimitExceededError(
-                f"at most {self.limits.max_styles_per_user} styles a user", field="styles"
+            raise LimitError(
+                "limit_exceeded",
+                f"at most {self.limits.max_styles_per_user} styles a user",
+                field="styles",
             )
         doc = StyleDoc(style_id=new_style_id(), owner_uid=owner_uid, **draft.model_dump())
         self.store.create_style(doc)
@@ -182,7 +184,8 @@ class StyleService:
         if existing is not None:
             return existing, False
         if len(owned.references) >= self.limits.max_references_per_style:
-            raise LimitExceededError(
+            raise LimitError(
+                "limit_exceeded",
                 f"at most {self.limits.max_references_per_style} references a style",
                 field="references",
             )

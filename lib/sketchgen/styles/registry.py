@@ -19,6 +19,7 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from sketchgen._files import atomic_write_bytes
+from sketchgen.defaults import current_defaults
 from sketchgen.errors import InputError, StyleDefinitionError, UnknownStyleError
 from sketchgen.schemas import ReferenceImage, Style
 
@@ -55,13 +56,15 @@ def _sha256(path: Path) -> str:
 class StyleRegistry:
     """Reads (and, for a writable root, adds and deletes) styles.
 
-    ``root`` defaults to the styles shipped with the package (``sketchgen.StyleRegistry`` and
-    the bootstrap use ``SKETCHGEN_STYLES_DIR`` when it is set). Loaded styles are cached;
-    ``add_style``/``delete_style`` keep it current.
+    ``root`` defaults to the configured styles folder (``SKETCHGEN_STYLES_DIR``, through
+    :mod:`sketchgen.defaults`), else the styles shipped with the package. Loaded styles are
+    cached; ``add_style``/``delete_style`` keep it current.
     """
 
     def __init__(self, root: Path | str | None = None) -> None:
-        self.root = Path(root if root is not None else PACKAGED_STYLES_DIR)
+        if root is None:
+            root = current_defaults().styles_dir() or PACKAGED_STYLES_DIR
+        self.root = Path(root)
         self._cache: dict[str, Style] = {}
         self._lock = threading.Lock()
 

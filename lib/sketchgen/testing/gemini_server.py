@@ -40,6 +40,7 @@ import re
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -128,6 +129,8 @@ class FakeGeminiServer:
     rpm_burst_s: float = 5.0
     seed: int = 0
     batch_delay_s: float = 0.0  # a batch stays PENDING/RUNNING this long before it succeeds
+    # What a batch's age is measured on: a test hands in a fake clock and advances it.
+    clock: Callable[[], float] = time.monotonic
     held_timeout_s: float = 120.0  # a ``held`` call answers by itself after this long
     requests: list[RecordedRequest] = field(default_factory=list)
     batches: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -144,6 +147,7 @@ class FakeGeminiServer:
         self._refilled = 0.0
         self._server: ThreadingHTTPServer | None = None
         self._release = threading.Event()
+        self._arrived = threading.Condition(self._lock)  # notified as each request arrives
         self.answered: list[RecordedRequest] = []  # requests whose answer has been sent
 
     def release_held(self) -> None:
@@ -184,7 +188,18 @@ class FakeGeminiServer:
 
     def calls(self, text: str | None = None) -> int:
         with self._lock:
-            return sum(1 for r in self.requests if text is None or text in r.prompt)
+            return self._count(text)
+
+    def _count(self, text: str | None) -> int:
+        return sum(1 for r in self.requests if text is None or text in r.prompt)
+
+    def wait_for_calls(self, count: int, text: str | None = None, *, timeout_s: float = 30) -> int:
+        """Block until ``count`` requests (with ``text`` in the prompt) have arrived, or
+        ``timeout_s`` has passed; returns how many have. A test's synchronisation point, so it
+        never sleeps to guess when a call has reached the model."""
+        with self._arrived:
+            self._arrived.wait_for(lambda: self._count(text) >= count, timeout=timeout_s)
+            return self._count(text)
 
     @property
     def url(self) -> str:
@@ -269,6 +284,7 @@ class FakeGeminiServer:
         )
         with self._lock:
             self.requests.append(recorded)
+            self._arrived.notify_all()
         if refusal is not None:
             return 400, _error(400, "INVALID_ARGUMENT", refusal)
         if sleep:
@@ -305,7 +321,7 @@ class FakeGeminiServer:
             self.batches[name] = {
                 "model": model,
                 "display_name": batch.get("displayName", ""),
-                "created": time.monotonic(),
+                "created": self.clock(),
                 "responses": responses,
                 "state": "BATCH_STATE_PENDING",
                 "polls": 0,
@@ -327,7 +343,7 @@ class FakeGeminiServer:
         with self._lock:
             batch = self.batches[name]
             if batch["state"] in {"BATCH_STATE_PENDING", "BATCH_STATE_RUNNING"}:
-                age = time.monotonic() - batch["created"]
+                age = self.clock() - batch["created"]
                 if age >= self.batch_delay_s and batch["polls"] > 0:
                     batch["state"] = "BATCH_STATE_SUCCEEDED"
                 elif batch["polls"] > 0:
@@ -348,7 +364,7 @@ class FakeGeminiServer:
 def refuse(model: str, config: dict[str, Any], parts: list[dict[str, Any]]) -> str | None:
     """What the API answers 400 INVALID_ARGUMENT for, per the model table: an ``imageConfig``
     the model does not take, or more image parts than it accepts. None: the request is fine."""
-    from sketchgen.generate.models import resolve_model
+    from sketchgen.image_models import resolve_model
     from sketchgen.schemas import ASPECT_RATIOS
 
     info = resolve_model(model)
@@ -543,7 +559,8 @@ def _handler_for(server: FakeGeminiServer) -> type[BaseHTTPRequestHandler]:
                 self._send(*server.batch(batch.group(2), cancel=True))
                 return
             headers = {k: v for k, v in self.headers.items() if k.lower() != "x-goog-api-key"}
-            model, method = match.group(2), match.group(3)  # type: ignore[union-attr]
+            assert match is not None  # every other path was answered above
+            model, method = match.group(2), match.group(3)
             if method == "generateContent" and model in server.text_models:
                 self._send(*describe(server, model, json.loads(raw)))
                 return
