@@ -303,7 +303,9 @@ class StyleStore(Protocol):
 
 class ImageDescriber(Protocol):
     """A reference image in words (uploads without a description). Raises
-    :class:`sketchgen.errors.ModelError` subclasses."""
+    :class:`sketchgen.errors.ModelError` subclasses. ``model`` prices the call."""
+
+    model: str
 
     def describe(self, png: bytes) -> str: ...
 

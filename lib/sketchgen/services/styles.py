@@ -22,8 +22,10 @@ from sketchgen.errors import (
 from sketchgen.layout import style_reference_key
 from sketchgen.logs import get_logger
 from sketchgen.ports import BlobStore, ImageDescriber, ReferenceIndex, StyleStore, TextEmbedder
+from sketchgen.pricing import CallKind
 from sketchgen.references import ImageRetriever
 from sketchgen.schemas import PromptSpec, ReferenceImage, RetrievalResult, ScoredReference, Style
+from sketchgen.services.spending import SpendControl
 from sketchgen.styles import StyleRegistry
 from sketchgen.styles.owned import (
     ReferenceDoc,
@@ -47,6 +49,9 @@ log = get_logger(__name__)
 class StyleLimits:
     max_styles_per_user: int = 50
     max_references_per_style: int = 200
+    # Uploads a user a UTC day, deleted ones included: deleting and adding again cannot get
+    # round the per-style cap or the paid calls each upload makes.
+    max_reference_uploads_per_day: int = 200
     max_upload_bytes: int = MAX_UPLOAD_BYTES
     max_upload_pixels: int = MAX_UPLOAD_PIXELS
 
@@ -73,6 +78,7 @@ class StyleService:
         retriever: ImageRetriever | None = None,
         limits: StyleLimits | None = None,
         describer: ImageDescriber | None = None,
+        spend: SpendControl | None = None,
     ) -> None:
         self.builtins = builtins
         self.store = store
@@ -83,6 +89,9 @@ class StyleService:
         self.limits = limits or StyleLimits()
         # Writes a description for uploads that have none (Gemini, when configured).
         self.describer = describer
+        # Every describer and embedder call a user causes is charged to their day before it
+        # is sent (docs/decisions/0020); None: not metered (the library, builtins_only).
+        self.spend = spend
 
     @classmethod
     def builtins_only(
@@ -186,6 +195,16 @@ class StyleService:
                 f"at most {self.limits.max_references_per_style} references a style",
                 field="references",
             )
+        describe = not description.strip() and self.describer is not None
+        calls: dict[CallKind, list[str]] = {"embed": [self.embedder.model]}
+        if describe and self.describer is not None:
+            calls["describe"] = [self.describer.model]
+        self._charge(
+            owner_uid,
+            calls,
+            uploads=1,
+            max_uploads=self.limits.max_reference_uploads_per_day,
+        )
         description = description.strip() or self._describe(image.png)
         reference = self._embedded(
             ReferenceDoc(
@@ -209,6 +228,7 @@ class StyleService:
         changes = {k: v for k, v in patch.model_dump().items() if v is not None}
         reference = current.model_copy(update=changes)
         if reference.text() != current.text():
+            self._charge(owner_uid, {"embed": [self.embedder.model]}, field="description")
             reference = self._embedded(reference)
         self.store.put_reference(style_id, reference)
         self._bump(owned.doc)
@@ -264,6 +284,20 @@ class StyleService:
         return len(stale)
 
     # -- helpers -------------------------------------------------------------------------
+
+    def _charge(
+        self,
+        owner_uid: str,
+        calls: dict[CallKind, list[str]],
+        *,
+        uploads: int = 0,
+        max_uploads: int | None = None,
+        field: str = "image",
+    ) -> None:
+        if self.spend is not None:
+            self.spend.charge_calls(
+                owner_uid, calls, uploads=uploads, max_uploads=max_uploads, field=field
+            )
 
     def _describe(self, png: bytes) -> str:
         if self.describer is None:
