@@ -241,6 +241,16 @@ class JobStore(Protocol):
         """Newest first."""
         ...
 
+    def find_idempotent(self, owner_uid: str, idempotency_key: str) -> JobRecord | None:
+        """The job ``owner_uid`` created with ``idempotency_key``, if any (read before
+        admission, so a retry of an accepted job is answered without a second charge)."""
+        ...
+
+    def delete_owner_jobs(self, owner_uid: str) -> list[str]:
+        """Delete every job of ``owner_uid`` (with anything stored under its document) and
+        their idempotency records; returns the deleted job ids (``DELETE /v1/me``)."""
+        ...
+
 
 # -- user styles (issue 16) ------------------------------------------------------------------
 
