@@ -341,6 +341,12 @@ class UsageLedger(ABC):
         plan and limits from the account, the reservation in the usage)."""
         return self._admit(uid, transition)
 
+    def forget(self, uid: str, *, now: datetime | None = None) -> None:
+        """Drop the user's history (unsettled job charges, past days) but keep today's
+        counters: a user who deletes their data does not get the day's budget back."""
+        today = utc_day(now or datetime.now(UTC))
+        self._update(uid, lambda doc: (doc.on(today).model_copy(update={"jobs": {}}), None))
+
     def refund_calls(
         self,
         uid: str,

@@ -19,7 +19,7 @@ from sketchgen.errors import (
     ReadOnlyStyleError,
     StorageError,
 )
-from sketchgen.layout import style_reference_key
+from sketchgen.layout import style_prefix, style_reference_key
 from sketchgen.logs import get_logger
 from sketchgen.ports import BlobStore, ImageDescriber, ReferenceIndex, StyleStore, TextEmbedder
 from sketchgen.pricing import CallKind
@@ -95,7 +95,12 @@ class StyleService:
 
     @classmethod
     def builtins_only(
-        cls, builtins: StyleRegistry, blobs: BlobStore, retriever: ImageRetriever | None = None
+        cls,
+        builtins: StyleRegistry,
+        blobs: BlobStore,
+        retriever: ImageRetriever | None = None,
+        *,
+        spend: SpendControl | None = None,
     ) -> StyleService:
         """Over an empty in-memory store: what a service built without a style store has."""
         from sketchgen.adapters.local.numpy_index import NumpyReferenceIndex
@@ -110,6 +115,7 @@ class StyleService:
             embedder=HashingTextEmbedding(),
             blobs=blobs,
             retriever=retriever,
+            spend=spend,
         )
 
     # -- what jobs use -------------------------------------------------------------------
@@ -155,12 +161,9 @@ class StyleService:
         return OwnedStyle(doc, self.store.list_references(style_id))
 
     def create_style(self, owner_uid: str, draft: StyleDraft) -> StyleDoc:
-        if len(self.store.list_styles(owner_uid)) >= self.limits.max_styles_per_user:
-            raise LimitExceededError(
-                f"at most {self.limits.max_styles_per_user} styles a user", field="styles"
-            )
         doc = StyleDoc(style_id=new_style_id(), owner_uid=owner_uid, **draft.model_dump())
-        self.store.create_style(doc)
+        # The cap is checked in the transaction that creates it: two at once cannot pass it.
+        self.store.create_style(doc, limit=self.limits.max_styles_per_user)
         return doc
 
     def update_style(self, owner_uid: str, style_id: str, patch: StylePatch) -> StyleDoc:
@@ -172,9 +175,19 @@ class StyleService:
 
     def delete_style(self, owner_uid: str, style_id: str) -> None:
         self.owned(owner_uid, style_id)
-        # The images stay in the blob store: jobs drawn from them still name them, and a
-        # refinement of such a job redraws from its parent's references.
         self.store.delete_style(style_id)
+        # The images go with it (a user's deletion is a deletion): a job drawn from them
+        # keeps its sketches, but can no longer be refined from those references.
+        self.blobs.delete_under(style_prefix(style_id))
+
+    def delete_owner_styles(self, owner_uid: str) -> list[str]:
+        """Every style of ``owner_uid`` with its references and their images."""
+        deleted = []
+        for doc in self.store.list_styles(owner_uid):
+            self.store.delete_style(doc.style_id)
+            self.blobs.delete_under(style_prefix(doc.style_id))
+            deleted.append(doc.style_id)
+        return deleted
 
     # -- references ----------------------------------------------------------------------
 
@@ -215,9 +228,19 @@ class StyleService:
                 height=image.height,
             )
         )
-        self.blobs.put(style_reference_key(style_id, image.sha256), image.png, "image/png")
-        self.store.put_reference(style_id, reference)
-        self._bump(owned.doc)
+        key = style_reference_key(style_id, image.sha256)
+        self.blobs.put(key, image.png, "image/png")  # first: a stored reference has its image
+        try:
+            created = self.store.add_reference(
+                style_id, reference, limit=self.limits.max_references_per_style
+            )
+        except (LimitExceededError, NotFoundError):
+            # Another upload took the last place (or the style went): this image is nobody's.
+            self.blobs.delete(key)
+            raise
+        if not created:  # the same image, uploaded twice at once: one reference
+            stored = self.store.get_reference(style_id, image.sha256)
+            return (stored or reference), False
         return reference, True
 
     def update_reference(
@@ -238,6 +261,7 @@ class StyleService:
         owned = self.owned(owner_uid, style_id)
         self._reference(owned, sha256)
         self.store.delete_reference(style_id, sha256)
+        self.blobs.delete(style_reference_key(style_id, sha256))
         self._bump(owned.doc)
 
     def reference_image(self, owner_uid: str | None, style_id: str, sha256: str) -> ReferenceImage:

@@ -9,6 +9,7 @@ import hashlib
 import json
 from collections.abc import Sequence
 from datetime import timedelta
+from pathlib import PurePath
 
 from sketchgen.errors import ConflictError, InputError, NotFoundError
 from sketchgen.generate.pipeline import JobPlan, Refinement, plan_job
@@ -168,6 +169,16 @@ class JobService:
                 log.info("job queued with %d sketches", config.num_images)
         return job, created
 
+    def _still_stored(self, retrieval: RetrievalResult) -> RetrievalResult:
+        """The parent's references less those their owner has deleted since (a deleted
+        reference's image is gone: the refinement redraws from the rest)."""
+        kept = tuple(
+            item
+            for item in retrieval.items
+            if PurePath(item.reference.path).is_absolute() or self.blobs.exists(item.reference.path)
+        )
+        return retrieval.model_copy(update={"items": kept})
+
     def _replay(self, owner_uid: str, idempotency_key: str, digest: str) -> JobRecord | None:
         """The job this key already created, if the request is the same; another request
         under the same key is refused (409 naming Idempotency-Key)."""
@@ -274,7 +285,9 @@ class JobService:
             request,
             idempotency_key=idempotency_key,
             refinement=refinement,
-            references=self.stored.job_plan(parent, load_images=False).retrieval,
+            references=self._still_stored(
+                self.stored.job_plan(parent, load_images=False).retrieval
+            ),
             style_version=parent.plan.style_version,
         )
 

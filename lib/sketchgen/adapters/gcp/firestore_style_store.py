@@ -11,11 +11,12 @@ those fields is in Terraform (``infra/terraform/modules/firestore_styles``).
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 from functools import partial
 from typing import Any, TypeVar
 
 from sketchgen.adapters.gcp._firestore import client_for
-from sketchgen.errors import StorageError
+from sketchgen.errors import LimitExceededError, NotFoundError, StorageError
 from sketchgen.ports import Neighbour
 from sketchgen.styles.owned import ReferenceDoc, StyleDoc
 
@@ -23,6 +24,8 @@ __all__ = ["FirestoreReferenceIndex", "FirestoreStyleStore"]
 
 T = TypeVar("T")
 REFERENCES = "references"  # the subcollection, and the vector index's collection group
+OWNERS = "style_owners"  # one per owner, written with each new style: the cap's guard
+_TRANSACTION_ATTEMPTS = 20
 
 
 def _guard(call: Callable[[], T]) -> T:
@@ -79,8 +82,44 @@ class _Firestore:
 
 
 class FirestoreStyleStore(_Firestore):
-    def create_style(self, style: StyleDoc) -> None:
-        _guard(lambda: self._style(style.style_id).create(style.model_dump(mode="python")))
+    """Caps are checked in the transaction that writes: a new style's transaction reads and
+    writes its owner's guard document (``style_owners/{uid}``) and a new reference's its
+    style's document (bumping ``revision``), so two concurrent writes conflict, the loser is
+    retried and counts again — the cap cannot be passed by one."""
+
+    def _transact(self, body: Callable[[Any], T]) -> T:
+        from google.api_core import exceptions
+        from google.cloud import firestore
+
+        try:
+            transaction = self.client.transaction(max_attempts=_TRANSACTION_ATTEMPTS)
+            return firestore.transactional(body)(transaction)  # type: ignore[no-any-return]
+        except exceptions.GoogleAPICallError as error:
+            raise StorageError(f"firestore: {error.message}") from error
+        except ValueError as error:  # the SDK's "failed to commit after N attempts"
+            raise StorageError(f"firestore: {error}") from error
+
+    def create_style(self, style: StyleDoc, *, limit: int | None = None) -> None:
+        document = style.model_dump(mode="python")
+        if limit is None:
+            _guard(lambda: self._style(style.style_id).create(document))
+            return
+        from google.cloud.firestore_v1.base_query import FieldFilter
+
+        guard = self.client.collection(OWNERS).document(style.owner_uid)
+        owned = self.client.collection(self.collection).where(
+            filter=FieldFilter("owner_uid", "==", style.owner_uid)
+        )
+
+        def create(transaction: Any) -> None:
+            list(transaction.get(guard))
+            count = sum(1 for _ in transaction.get(owned.select(["owner_uid"])))
+            if count >= limit:
+                raise LimitExceededError(f"at most {limit} styles a user", field="styles")
+            transaction.set(guard, {"owner_uid": style.owner_uid, "updated_at": _now()})
+            transaction.create(self._style(style.style_id), document)
+
+        self._transact(create)
 
     def get_style(self, style_id: str) -> StyleDoc | None:
         snapshot = _guard(lambda: self._style(style_id).get())
@@ -121,6 +160,29 @@ class FirestoreStyleStore(_Firestore):
         ref = self._references(style_id).document(reference.sha256)
         _guard(lambda: ref.set(_to_doc(reference)))
 
+    def add_reference(self, style_id: str, reference: ReferenceDoc, *, limit: int) -> bool:
+        style_ref = self._style(style_id)
+        ref = self._references(style_id).document(reference.sha256)
+        listing = self._references(style_id).select(["sha256"])
+
+        def add(transaction: Any) -> bool:
+            style = next(iter(transaction.get(style_ref)))
+            if not style.exists:
+                raise NotFoundError(f"no style {style_id!r}")
+            if next(iter(transaction.get(ref))).exists:
+                return False
+            if sum(1 for _ in transaction.get(listing)) >= limit:
+                raise LimitExceededError(f"at most {limit} references a style", field="references")
+            transaction.set(ref, _to_doc(reference))
+            current = StyleDoc.model_validate(style.to_dict())
+            bumped = current.model_copy(
+                update={"revision": current.revision + 1, "updated_at": _now()}
+            )
+            transaction.set(style_ref, bumped.model_dump(mode="python"))
+            return True
+
+        return self._transact(add)
+
     def delete_reference(self, style_id: str, sha256: str) -> None:
         _guard(lambda: self._references(style_id).document(sha256).delete())
 
@@ -142,6 +204,10 @@ class FirestoreStyleStore(_Firestore):
                 style_id = snapshot.reference.parent.parent.id
                 found.setdefault(snapshot.reference.path, (style_id, _from_doc(snapshot.to_dict())))
         return list(found.values())[:limit]
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
 
 
 class FirestoreReferenceIndex(_Firestore):
