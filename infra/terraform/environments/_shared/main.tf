@@ -401,7 +401,8 @@ module "firestore" {
   }
 
   # Jobs and their idempotency records expire together (both carry the job's expire_at).
-  ttl_fields = { jobs = "expire_at", idempotency = "expire_at" }
+  # shards: the deployment ceiling's spend_ceiling/{day}/shards/{i} (docs/decisions/0021).
+  ttl_fields = { jobs = "expire_at", idempotency = "expire_at", shards = "expire_at" }
 
   # User styles (issue 16): a brief's nearest references of one style (FirestoreReferenceIndex:
   # styles/{id}/references, do_not_use == false, embedding_model == current, cosine). The
