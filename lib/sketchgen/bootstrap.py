@@ -20,6 +20,7 @@ from sketchgen.generate.base import ImageModelAdapter
 from sketchgen.settings import Settings, get_settings
 
 if TYPE_CHECKING:
+    from sketchgen.api.app_check import AppCheckVerifier
     from sketchgen.api.auth import Authenticator
     from sketchgen.api.http import Api
     from sketchgen.ceiling import DeploymentCeiling
@@ -43,6 +44,7 @@ if TYPE_CHECKING:
 __all__ = [
     "api",
     "build_api",
+    "build_app_check",
     "build_authenticator",
     "build_deployment_ceiling",
     "build_embedder",
@@ -447,7 +449,18 @@ def build_authenticator(settings: Settings | None = None) -> Authenticator:
     return FirebaseAuthenticator(
         settings.project or "",
         emulator_host=os.environ.get("FIREBASE_AUTH_EMULATOR_HOST") or None,
+        require_verified_email=settings.require_verified_email,
     )
+
+
+def build_app_check(settings: Settings) -> AppCheckVerifier | None:
+    """Firebase App Check on every authenticated request (``SKETCHGEN_APP_CHECK``), for the
+    project's number; None when off."""
+    if not settings.app_check:
+        return None
+    from sketchgen.api.app_check import AppCheckVerifier
+
+    return AppCheckVerifier(settings.project_number or "", settings.project)
 
 
 def build_api(
@@ -470,6 +483,7 @@ def build_api(
         web_config=web_config(settings),
         connect_origins=_connect_origins(settings),
         user_streams=settings.user_streams,
+        app_check=build_app_check(settings),
     )
 
 

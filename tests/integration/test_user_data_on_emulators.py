@@ -95,7 +95,7 @@ def service(firestore_emulator: str, gcs_emulator: str) -> SketchService:
     storage.Client(project=project).create_bucket(bucket)
     settings = Settings(
         job_store="firestore",
-        project=project,
+        SKETCHGEN_PROJECT=project,
         blob_url=f"gs://{bucket}",
         offline=True,
         auth="dev",
