@@ -15,7 +15,6 @@ import base64
 import time
 from typing import Any
 
-from cryptography.hazmat.primitives.asymmetric import rsa
 from google.auth import crypt
 
 from sketchgen.api.auth import AuthError, _GoogleCertificates, _seconds, _split
@@ -45,11 +44,31 @@ class _JsonWebKeys(_GoogleCertificates):
         for key in keys:
             if not isinstance(key, dict) or key.get("kty") != "RSA":
                 continue
-            numbers = rsa.RSAPublicNumbers(_uint(key["e"]), _uint(key["n"]))
-            verifiers[str(key["kid"])] = crypt.RSAVerifier(numbers.public_key())  # type: ignore[no-untyped-call]
+            pem = _rsa_public_key_pem(_uint(key["n"]), _uint(key["e"]))
+            verifiers[str(key["kid"])] = crypt.RSAVerifier.from_string(pem)  # type: ignore[no-untyped-call]
         if not verifiers:
             raise ValueError("no RSA keys in the JSON Web Key Set")
         return verifiers
+
+
+def _rsa_public_key_pem(modulus: int, exponent: int) -> str:
+    """The key as PKCS#1 PEM (``RSA PUBLIC KEY``), which google-auth loads on either of its
+    RSA backends: DER of ``SEQUENCE { INTEGER n, INTEGER e }``."""
+
+    def length(n: int) -> bytes:
+        if n < 0x80:
+            return bytes([n])
+        raw = n.to_bytes((n.bit_length() + 7) // 8, "big")
+        return bytes([0x80 | len(raw)]) + raw
+
+    def integer(value: int) -> bytes:
+        raw = value.to_bytes(value.bit_length() // 8 + 1, "big")  # room for the sign bit
+        return b"\x02" + length(len(raw)) + raw
+
+    body = integer(modulus) + integer(exponent)
+    der = base64.b64encode(b"\x30" + length(len(body)) + body).decode()
+    lines = "\n".join(der[i : i + 64] for i in range(0, len(der), 64))
+    return f"-----BEGIN RSA PUBLIC KEY-----\n{lines}\n-----END RSA PUBLIC KEY-----\n"
 
 
 def _uint(value: object) -> int:
