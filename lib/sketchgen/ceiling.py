@@ -6,11 +6,14 @@ describer or embedder call before it is sent — is also charged here, and refus
 day's ceiling is reached.
 
 No hot document (docs/decisions/0021): the day's ceiling is split into :func:`shard_count`
-shards, each holding ``ceiling / shards``. A charge goes to a random shard and, if that one
-has no room, to the others in random order; each try is one atomic read-modify-write of one
-shard. At 10,000 jobs an hour (2.8 admissions a second) over 32 shards a shard takes ~0.09
-writes a second. The price of spreading: the day may end with up to one charge's worth left
-in each shard (the ceiling is a ceiling, never exceeded, but may refuse a little early).
+shards, each holding ``ceiling / shards``. A charge tries :data:`CHARGE_TRIES` shards picked
+at random, each try one atomic read-modify-write of one shard (a full shard is only read),
+and is refused when none of them has room. Never more tries: if every charge searched until
+it found room, the last open shards of the day would take every write (measured in
+``bench/bench_ceiling.py``: 21 writes in a second on one document at 100,000 jobs an hour).
+With two tries a shard takes at most ``2 × rate / shards`` writes a second — 0.09 at 10,000
+jobs an hour, 0.87 at 100,000. The price: as shards fill, a charge is refused with money
+left in other shards (the ceiling is never passed, but the day's end is gradual).
 
 The rules are pure functions (like :mod:`sketchgen.spend`); an adapter applies
 :meth:`DeploymentCeiling._update_shard` atomically.
@@ -31,6 +34,7 @@ from sketchgen.pricing import PRICE_PER_IMAGE_USD
 from sketchgen.spend import utc_day
 
 __all__ = [
+    "CHARGE_TRIES",
     "MAX_SHARDS",
     "MIN_SHARD_USD",
     "CeilingStatus",
@@ -40,7 +44,8 @@ __all__ = [
     "shard_count",
 ]
 
-MAX_SHARDS = 32
+MAX_SHARDS = 64
+CHARGE_TRIES = 2
 # A shard must hold at least the dearest job (every image at the dearest price), or such a
 # job could fit in the ceiling but in no shard.
 _DEAREST_IMAGE_USD = max(p for sizes in PRICE_PER_IMAGE_USD.values() for p in sizes.values())
@@ -50,8 +55,8 @@ _EPSILON = 1e-9
 
 def shard_count(ceiling_usd: float) -> int:
     """How many shards the day's ceiling is split into: enough that no shard document takes
-    more than ~1 write a second at 100,000 jobs an hour, never so many that one shard
-    cannot hold the dearest job."""
+    more than ~1 write a second at 100,000 jobs an hour (with :data:`CHARGE_TRIES`), never so
+    many that one shard cannot hold the dearest job."""
     return max(1, min(MAX_SHARDS, math.floor(ceiling_usd / MIN_SHARD_USD)))
 
 
@@ -129,12 +134,14 @@ class DeploymentCeiling(ABC):
         """Every shard of ``day`` that was written (any number, read once)."""
 
     def charge(self, usd: float, *, now: datetime | None = None) -> bool:
-        """Charge ``usd`` to the day; False (nothing charged) when no shard has room."""
+        """Charge ``usd`` to the day; False (nothing charged) when none of the shards tried
+        has room."""
         if usd <= 0:
             return True
         day = utc_day(now or datetime.now(UTC))
         cap = self.ceiling_usd / self.shards
-        for shard in self._rng.sample(range(self.shards), self.shards):
+        tries = min(CHARGE_TRIES, self.shards)
+        for shard in self._rng.sample(range(self.shards), tries):
             if self._update_shard(day, shard, lambda s: charge_shard_transition(s, usd, cap)):
                 return True
         return False

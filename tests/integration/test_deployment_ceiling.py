@@ -54,7 +54,7 @@ def test_charges_fill_the_shards_and_never_pass_the_ceiling(
 
     def instance(seed: int) -> None:
         ceiling = make_ceiling(seed)
-        for _ in range(12):
+        for _ in range(20):
             ok = ceiling.charge(charge, now=NOW)
             with lock:
                 granted.append(ok)
