@@ -320,3 +320,22 @@ def test_a_user_refused_by_their_own_budget_spends_nothing_of_the_ceiling(tmp_pa
             service.spend.charge_calls("alice", {"embed": ["gemini-embedding-001"] * 3})
     assert service.spend.deployment()["spent_usd"] == 0
     assert isinstance(service.spend.ledger, MemoryUsageLedger)
+
+
+def test_a_job_on_a_user_style_charges_the_briefs_embedding(tmp_path: Path) -> None:
+    service, embedder = _service(tmp_path, daily=5)
+    client = _client(service)
+    style_id = _style(client)
+    assert _upload(client, style_id, 1, description="a golf mascot").status_code == 201
+    job = {"brief": "golf mascot", "style_id": style_id, "num_images": 2}
+    assert client.post("/v1/jobs", json=job, headers=ALICE).status_code == 202
+    assert embedder.calls == 2  # the reference, then the brief
+    usage = client.get("/v1/usage", headers=ALICE).json
+    assert usage is not None
+    assert usage["model_calls"] == {"embed": 2} and usage["images_used"] == 4
+    # One left: the job's image is reserved, then its brief's embedding is refused (nothing
+    # sent) and the image given back.
+    refused = client.post("/v1/jobs", json={**job, "num_images": 1}, headers=ALICE)
+    assert refused.status_code == 429 and embedder.calls == 2
+    assert refused.json["error"]["field"] == "style_id"  # type: ignore[index]
+    assert client.get("/v1/usage", headers=ALICE).json["images_used"] == 4  # type: ignore[index]

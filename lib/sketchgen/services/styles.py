@@ -126,9 +126,20 @@ class StyleService:
             return self.owned(owner_uid, style_id).style
         return self.builtins.get_style(style_id)
 
-    def retrieve(self, prompt_spec: PromptSpec, style: Style, *, top_k: int = 3) -> RetrievalResult:
+    def retrieve(
+        self,
+        prompt_spec: PromptSpec,
+        style: Style,
+        *,
+        top_k: int = 3,
+        owner_uid: str | None = None,
+    ) -> RetrievalResult:
+        """The style's references for the brief; a user style's by meaning, which embeds the
+        brief: a paid call, charged to ``owner_uid`` before it is sent."""
         if not is_user_style_id(style.id):
             return self.retriever.retrieve(prompt_spec, style, top_k=top_k)
+        if owner_uid is not None:
+            self._charge(owner_uid, {"embed": [self.embedder.model]}, field="style_id")
         query = " ".join((prompt_spec.subject, *prompt_spec.keywords))
         try:
             vector = self.embedder.embed([query], task="query")[0]

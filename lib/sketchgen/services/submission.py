@@ -127,7 +127,7 @@ class JobService:
             retrieval = (
                 references
                 if references is not None
-                else self.catalog.retrieve(prompt_spec, style, top_k=3)
+                else self.catalog.retrieve(prompt_spec, style, top_k=3, owner_uid=owner_uid)
             )
             plan = plan_job(
                 job_id=job_id,
