@@ -219,9 +219,8 @@ class StyleService:
                 f"at most {self.limits.max_references_per_style} references a style",
                 field="references",
             )
-        describe = not description.strip() and self.describer is not None
         calls: dict[CallKind, list[str]] = {"embed": [self.embedder.model]}
-        if describe and self.describer is not None:
+        if not description.strip() and self.describer is not None:  # _describe will call it
             calls["describe"] = [self.describer.model]
         self._charge(
             owner_uid,
