@@ -592,7 +592,9 @@ def warm(routes: frozenset[str] | None = None, *, model: bool = False) -> None:
     _import_client_libraries(settings, model=model)
     built = service()
     if routes is not None:
-        api(routes)
+        served = api(routes)
+        if served.app_check is not None:
+            served.app_check.prefetch()  # App Check's keys, before the first request
     # Load every style and run one retrieval: the first job's plan then reads no style files
     # and its numpy paths are warm. A style that fails to load fails only the jobs that ask
     # for it, as before: it must not keep the instance from serving the others.

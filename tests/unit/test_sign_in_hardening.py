@@ -259,3 +259,12 @@ def test_an_unverified_user_gets_a_403_naming_the_email_over_http(
         "/v1/usage", headers={"Authorization": f"Bearer {unsigned_token('alice', PROJECT)}"}
     )
     assert ok.status_code == 200
+
+
+def test_the_keys_can_be_fetched_when_the_instance_starts(
+    verifier: AppCheckVerifier, server: JwksServer, key: AppKey
+) -> None:
+    verifier.prefetch()
+    assert server.hits == 1
+    verifier.verify(key.sign())
+    assert server.hits == 1  # the first request found them fetched

@@ -101,6 +101,11 @@ class AppCheckVerifier:
             jwks_url, refresh_interval_s=refresh_interval_s, timeout_s=fetch_timeout_s
         )
 
+    def prefetch(self) -> None:
+        """Fetch the keys now (at instance start), off the first request's clock. A failure
+        is logged and the first request tries again."""
+        self._keys.prefetch()
+
     def verify(self, token: str | None) -> str:
         """The app id the token was issued to (``sub``), or :class:`AppCheckError`."""
         if not token:

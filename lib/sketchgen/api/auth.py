@@ -132,6 +132,12 @@ class _GoogleCertificates:
                 raise AuthUnavailableError("cannot fetch the ID token signing keys; retry")
             return self._verifiers.get(kid)
 
+    def prefetch(self) -> None:
+        with self._lock:
+            now = time.monotonic()
+            self._attempted_at = now
+            self._refresh(now)
+
     def _refresh(self, now: float) -> None:
         try:
             # The scheme is checked in __init__: https in the cloud, http for a test's server.

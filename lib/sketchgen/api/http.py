@@ -69,6 +69,7 @@ class Api:
             app_check=app_check,
         )
         self.cors_origins = origins(cors_origins)
+        self.app_check = app_check  # warmed with the instance (bootstrap.warm)
         # Built only when served: a function builds the groups its routes name, nothing else.
         groups: dict[str, Callable[[], RouteGroup]] = {
             "health": _Health,
