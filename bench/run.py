@@ -29,6 +29,7 @@ BENCHMARKS = {
     "quota": "Quota: the model's rate limit shared by every worker",
     "load": "Load: the generate endpoint and the event stream",
     "spend": "Spend control: the per-user check on POST /v1/jobs",
+    "ceiling": "Deployment ceiling: shard writes at 10,000 and 100,000 jobs an hour",
     "streams": "Streams: 1,000 event-stream clients on one stream instance",
     "finish": "Finisher",
     "guard": "Style guard",

@@ -155,6 +155,10 @@ class DevTopology:
             "SKETCHGEN_USER_DAILY_IMAGES": "200",
             "SKETCHGEN_USER_ACTIVE_JOBS": "3",
             "SKETCHGEN_USER_STREAMS": "5",
+            "SKETCHGEN_DEPLOYMENT_DAILY_USD": "",  # no ceiling unless exported
+            "SKETCHGEN_REQUIRE_VERIFIED_EMAIL": "false",
+            "SKETCHGEN_APP_CHECK": "false",  # the emulators issue no App Check tokens
+            "SKETCHGEN_PROJECT_NUMBER": "",
             "GEMINI_MODEL": DEFAULT_MODEL,
             "GOOGLE_GEMINI_BASE_URL": "",
         }

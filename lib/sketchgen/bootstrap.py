@@ -20,8 +20,10 @@ from sketchgen.generate.base import ImageModelAdapter
 from sketchgen.settings import Settings, get_settings
 
 if TYPE_CHECKING:
+    from sketchgen.api.app_check import AppCheckVerifier
     from sketchgen.api.auth import Authenticator
     from sketchgen.api.http import Api
+    from sketchgen.ceiling import DeploymentCeiling
     from sketchgen.generate.generator import ImageGenerator
     from sketchgen.ports import (
         BlobStore,
@@ -42,7 +44,9 @@ if TYPE_CHECKING:
 __all__ = [
     "api",
     "build_api",
+    "build_app_check",
     "build_authenticator",
+    "build_deployment_ceiling",
     "build_embedder",
     "build_generator",
     "build_image_model",
@@ -175,14 +179,51 @@ def build_usage_ledger(settings: Settings) -> UsageLedger:
     return MemoryUsageLedger()
 
 
-def build_spend_control(settings: Settings, ledger: UsageLedger | None = None) -> SpendControl:
-    """Per-user plans and limits (docs/decisions/0012) over the configured ledger."""
+def build_deployment_ceiling(settings: Settings) -> DeploymentCeiling | None:
+    """The deployment's daily USD (docs/decisions/0021), where the jobs are: Firestore shard
+    documents, the SQLite file, memory. None when no ceiling is set."""
+    ceiling = settings.deployment_daily_usd
+    if ceiling is None:
+        return None
+    url = settings.job_store
+    if url == "firestore":
+        from sketchgen.adapters.gcp.firestore_deployment_ceiling import (
+            FirestoreDeploymentCeiling,
+        )
+
+        return FirestoreDeploymentCeiling(
+            ceiling, project=settings.project, database=settings.firestore_database
+        )
+    from sketchgen.adapters.local.deployment_ceiling import (
+        MemoryDeploymentCeiling,
+        SqliteDeploymentCeiling,
+    )
+
+    if url.startswith("sqlite:///"):
+        path = Path(url.removeprefix("sqlite:///"))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return SqliteDeploymentCeiling(path, ceiling)
+    return MemoryDeploymentCeiling(ceiling)
+
+
+def build_spend_control(
+    settings: Settings,
+    ledger: UsageLedger | None = None,
+    *,
+    ceiling: DeploymentCeiling | None = None,
+) -> SpendControl:
+    """Per-user plans and limits (docs/decisions/0012) over the configured ledger, under the
+    deployment's ceiling (docs/decisions/0021)."""
     from sketchgen.services.spending import SpendControl, SpendLimits
 
     limits = SpendLimits(
         daily_images=settings.user_daily_images, active_jobs=settings.user_active_jobs
     )
-    return SpendControl(ledger or build_usage_ledger(settings), limits)
+    return SpendControl(
+        ledger or build_usage_ledger(settings),
+        limits,
+        ceiling=ceiling or build_deployment_ceiling(settings),
+    )
 
 
 def build_style_store(settings: Settings) -> tuple[StyleStore, ReferenceIndex]:
@@ -239,6 +280,7 @@ def build_style_catalog(
     store: StyleStore | None = None,
     index: ReferenceIndex | None = None,
     embedder: TextEmbedder | None = None,
+    spend: SpendControl | None = None,
 ) -> StyleService:
     from sketchgen.adapters.local.numpy_index import NumpyReferenceIndex
     from sketchgen.services.styles import StyleLimits, StyleService
@@ -263,9 +305,11 @@ def build_style_catalog(
         embedder=embedder or build_embedder(settings),
         blobs=blobs,
         describer=describer,
+        spend=spend,
         limits=StyleLimits(
             max_styles_per_user=settings.max_styles_per_user,
             max_references_per_style=settings.max_references_per_style,
+            max_reference_uploads_per_day=settings.max_reference_uploads_per_day,
             max_upload_bytes=settings.max_reference_bytes,
             max_upload_pixels=settings.max_reference_pixels,
         ),
@@ -284,6 +328,7 @@ def build_service(
     ledger: UsageLedger | None = None,
     style_store: StyleStore | None = None,
     embedder: TextEmbedder | None = None,
+    ceiling: DeploymentCeiling | None = None,
 ) -> SketchService:
     """The service's capabilities from ``settings``; any part handed in is used instead of
     building one (tests, the CLI, a caller with its own store), as cosmicpython's ``bootstrap``
@@ -297,6 +342,10 @@ def build_service(
     # configured one would count those jobs in the configured store.
     if ledger is None and jobs is not None:
         ledger = MemoryUsageLedger()
+        if ceiling is None and settings.deployment_daily_usd is not None:
+            from sketchgen.adapters.local.deployment_ceiling import MemoryDeploymentCeiling
+
+            ceiling = MemoryDeploymentCeiling(settings.deployment_daily_usd)
     inline = None
     if queue is None and settings.sketch_topic:
         from sketchgen.adapters.gcp.pubsub_task_queue import PubSubTaskQueue
@@ -308,6 +357,9 @@ def build_service(
         queue = inline = InlineTaskQueue(max_deliveries=settings.max_deliveries)
     blobs = blobs or blob_store_from_url(settings.blob_url)
     styles = styles or build_style_registry(settings)
+    spend = (
+        build_spend_control(settings, ledger, ceiling=ceiling) if settings.spend_control else None
+    )
     built = SketchService.from_ports(
         jobs=jobs or build_job_store(settings),
         blobs=blobs,
@@ -315,7 +367,12 @@ def build_service(
         model=model or build_image_model(settings),
         styles=styles,
         catalog=build_style_catalog(
-            settings, styles=styles, blobs=blobs, store=style_store, embedder=embedder
+            settings,
+            styles=styles,
+            blobs=blobs,
+            store=style_store,
+            embedder=embedder,
+            spend=spend,
         ),
         config=ServiceConfig(
             lease_s=settings.lease_s,
@@ -326,7 +383,7 @@ def build_service(
             default_model=settings.gemini_model,
         ),
         gate=gate or build_quota_gate(settings),
-        spend=build_spend_control(settings, ledger) if settings.spend_control else None,
+        spend=spend,
     )
     if inline is not None:
         # The in-process queue delivers straight to this process's worker.
@@ -392,7 +449,18 @@ def build_authenticator(settings: Settings | None = None) -> Authenticator:
     return FirebaseAuthenticator(
         settings.project or "",
         emulator_host=os.environ.get("FIREBASE_AUTH_EMULATOR_HOST") or None,
+        require_verified_email=settings.require_verified_email,
     )
+
+
+def build_app_check(settings: Settings) -> AppCheckVerifier | None:
+    """Firebase App Check on every authenticated request (``SKETCHGEN_APP_CHECK``), for the
+    project's number; None when off."""
+    if not settings.app_check:
+        return None
+    from sketchgen.api.app_check import AppCheckVerifier
+
+    return AppCheckVerifier(settings.project_number or "", settings.project)
 
 
 def build_api(
@@ -415,6 +483,7 @@ def build_api(
         web_config=web_config(settings),
         connect_origins=_connect_origins(settings),
         user_streams=settings.user_streams,
+        app_check=build_app_check(settings),
     )
 
 
@@ -523,7 +592,9 @@ def warm(routes: frozenset[str] | None = None, *, model: bool = False) -> None:
     _import_client_libraries(settings, model=model)
     built = service()
     if routes is not None:
-        api(routes)
+        served = api(routes)
+        if served.app_check is not None:
+            served.app_check.prefetch()  # App Check's keys, before the first request
     # Load every style and run one retrieval: the first job's plan then reads no style files
     # and its numpy paths are warm. A style that fails to load fails only the jobs that ask
     # for it, as before: it must not keep the instance from serving the others.

@@ -155,8 +155,15 @@ def _parser() -> _Parser:
     show_account.add_argument("uid")
     show_account.add_argument("--data-dir", type=Path, default=Path("generated_outputs/serve"))
 
-    usage = commands.add_parser("usage", help="a user's images, cost and active jobs today")
-    usage.add_argument("uid")
+    usage = commands.add_parser(
+        "usage", help="a user's images, cost and active jobs today, or the deployment's"
+    )
+    usage.add_argument("uid", nargs="?")
+    usage.add_argument(
+        "--deployment",
+        action="store_true",
+        help="today's spend against the deployment's ceiling (SKETCHGEN_DEPLOYMENT_DAILY_USD)",
+    )
     usage.add_argument("--data-dir", type=Path, default=Path("generated_outputs/serve"))
 
     styles = commands.add_parser("styles", help="list and show styles")
@@ -415,6 +422,13 @@ def _spend(args: argparse.Namespace) -> int:
         )
         _emit({"uid": args.uid, **account.model_dump()})
         return 0
+    if getattr(args, "deployment", False):
+        if args.uid is not None:
+            raise InputError("give a uid or --deployment, not both", field="uid")
+        _emit({"deployment": True, **spend.deployment()})
+        return 0
+    if args.uid is None:
+        raise InputError("give a uid (or --deployment)", field="uid")
     _emit({"uid": args.uid, **spend.usage(args.uid)})
     return 0
 

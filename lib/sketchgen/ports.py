@@ -148,6 +148,14 @@ class BlobStore(Protocol):
         """A short-lived URL a browser can fetch, or None when the API must serve the blob."""
         ...
 
+    def delete(self, key: str) -> None:
+        """Remove the blob; a missing one is no error."""
+        ...
+
+    def delete_under(self, folder: str) -> int:
+        """Remove every blob whose key starts with ``folder + "/"``; returns how many."""
+        ...
+
 
 class JobStore(Protocol):
     """Job documents, with the transactions the workers rely on.
@@ -241,6 +249,16 @@ class JobStore(Protocol):
         """Newest first."""
         ...
 
+    def find_idempotent(self, owner_uid: str, idempotency_key: str) -> JobRecord | None:
+        """The job ``owner_uid`` created with ``idempotency_key``, if any (read before
+        admission, so a retry of an accepted job is answered without a second charge)."""
+        ...
+
+    def delete_owner_jobs(self, owner_uid: str) -> list[str]:
+        """Delete every job of ``owner_uid`` (with anything stored under its document) and
+        their idempotency records; returns the deleted job ids (``DELETE /v1/me``)."""
+        ...
+
 
 # -- user styles (issue 16) ------------------------------------------------------------------
 
@@ -270,7 +288,10 @@ class StyleStore(Protocol):
     Ownership is the service's to check: the store answers by id. Raises
     :class:`StorageError` when the backend fails."""
 
-    def create_style(self, style: StyleDoc) -> None: ...
+    def create_style(self, style: StyleDoc, *, limit: int | None = None) -> None:
+        """Store a new style; with ``limit``, refused (:class:`LimitError`) when its
+        owner already has that many, checked in the same transaction as the write."""
+        ...
 
     def get_style(self, style_id: str) -> StyleDoc | None: ...
 
@@ -290,7 +311,15 @@ class StyleStore(Protocol):
 
     def get_reference(self, style_id: str, sha256: str) -> ReferenceDoc | None: ...
 
-    def put_reference(self, style_id: str, reference: ReferenceDoc) -> None: ...
+    def put_reference(self, style_id: str, reference: ReferenceDoc) -> None:
+        """Replace (or store) a reference as it is, without a limit (edits, re-embedding)."""
+        ...
+
+    def add_reference(self, style_id: str, reference: ReferenceDoc, *, limit: int) -> bool:
+        """In one transaction: store a new reference and bump the style's ``revision``, unless
+        it is there already (False) or the style has ``limit`` references
+        (:class:`LimitError`). :class:`NotFoundError` if the style is gone."""
+        ...
 
     def delete_reference(self, style_id: str, sha256: str) -> None: ...
 
@@ -303,7 +332,9 @@ class StyleStore(Protocol):
 
 class ImageDescriber(Protocol):
     """A reference image in words (uploads without a description). Raises
-    :class:`sketchgen.errors.ModelError` subclasses."""
+    :class:`sketchgen.errors.ModelError` subclasses. ``model`` prices the call."""
+
+    model: str
 
     def describe(self, png: bytes) -> str: ...
 

@@ -12,14 +12,19 @@ an unknown model must never look cheap to a budget.
 
 from __future__ import annotations
 
+from typing import Literal
+
 from sketchgen.image_models import OFFLINE_MODEL_ID, resolve_model
 
 __all__ = [
     "BATCH_DISCOUNT",
     "PRICES_READ_ON",
     "PRICES_SOURCE",
+    "PRICE_PER_CALL_USD",
     "PRICE_PER_IMAGE_USD",
+    "CallKind",
     "is_billable",
+    "price_per_call",
     "price_per_image",
     "sketch_cost_usd",
 ]
@@ -38,6 +43,34 @@ PRICE_PER_IMAGE_USD: dict[str, dict[str, float]] = {
     "gemini-3-pro-image-preview": {"1K": 0.134, "2K": 0.134, "4K": 0.24},
 }
 _MOST_EXPENSIVE = max(p for sizes in PRICE_PER_IMAGE_USD.values() for p in sizes.values())
+
+
+CallKind = Literal["describe", "embed"]
+
+# The paid calls that draw no image, per call, from the same page's token prices, rounded up
+# to what the largest input we send can cost (docs/decisions/0020).
+PRICE_PER_CALL_USD: dict[str, dict[str, float]] = {
+    # A reference described: a PNG of at most 2048 px (9 tiles of 258 tokens) and the prompt,
+    # ~2,400 input tokens at $0.30 / 1M, plus at most ~1,000 output tokens (thinking
+    # included) at $2.50 / 1M.
+    "describe": {"gemini-2.5-flash": 0.0033},
+    # A reference's text embedded: at most ~330 tokens (500 characters of description plus
+    # tags) at $0.15 / 1M.
+    "embed": {"gemini-embedding-001": 0.00005},
+}
+# The local embedding (hashing, no network) is named like this; it costs nothing.
+_LOCAL_EMBEDDING_PREFIX = "hashing-"
+
+
+def price_per_call(kind: CallKind, model: str) -> float:
+    """USD for one ``kind`` call to ``model``. A vector size suffix (``model@768``) is
+    ignored; the local hashing embedding is free; a model the table lacks costs the dearest
+    of its kind (it must never look cheap to a budget)."""
+    model_id = model.split("@", 1)[0]
+    if kind == "embed" and model_id.startswith(_LOCAL_EMBEDDING_PREFIX):
+        return 0.0
+    prices = PRICE_PER_CALL_USD[kind]
+    return prices.get(model_id, max(prices.values()))
 
 
 def price_per_image(model: str, image_size: str, *, batch: bool = False) -> float:

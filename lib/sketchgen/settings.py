@@ -73,10 +73,20 @@ class Settings(BaseSettings):
     user_daily_images: int = Field(default=200, ge=0)  # images a UTC day, reserved at submit
     user_active_jobs: int = Field(default=3, ge=0)  # jobs queued or running at once
     user_streams: int = Field(default=5, ge=1)  # open event streams per instance
+    # Above every user: the deployment's USD a UTC day for every paid call admitted, across
+    # all instances (docs/decisions/0021); unset: no ceiling.
+    deployment_daily_usd: float | None = Field(default=None, gt=0)
+    # Sign-in: only Firebase users whose email is verified (the ID token's email_verified).
+    require_verified_email: bool = False
+    # Firebase App Check: every authenticated request also carries X-Firebase-AppCheck, a
+    # token for this project (its number: App Check tokens are issued to it).
+    app_check: bool = False
+    project_number: str | None = None
     # User styles (issue 16): kept where the jobs are (job_store), embedded with Gemini when a
     # key is configured (else the offline hashing embedding).
     max_styles_per_user: int = Field(default=50, ge=1)
     max_references_per_style: int = Field(default=200, ge=1)
+    max_reference_uploads_per_day: int = Field(default=200, ge=1)  # deleted ones included
     max_reference_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)
     max_reference_pixels: int = Field(default=25_000_000, ge=1)
     embedding_model: str = "gemini-embedding-001"

@@ -20,7 +20,7 @@ only has to apply them atomically (:meth:`UsageLedger._update`).
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, Literal, TypeVar
@@ -33,6 +33,7 @@ from sketchgen.pricing import is_billable
 __all__ = [
     "PLANS",
     "Account",
+    "CallCharge",
     "JobCharge",
     "Limits",
     "Plan",
@@ -40,7 +41,9 @@ __all__ = [
     "Reservation",
     "UsageDoc",
     "UsageLedger",
+    "charge_calls_transition",
     "is_billable",
+    "refund_calls_transition",
     "reserve_transition",
     "seconds_to_next_day",
     "settle_transition",
@@ -129,6 +132,11 @@ class UsageDoc(_Model):
     images_used: int = 0
     cost_usd: float = 0.0
     jobs: dict[str, JobCharge] = Field(default_factory=dict)
+    # Paid calls that draw no image (describer, embedder: docs/decisions/0020), by kind; each
+    # is in images_used too. References uploaded today, whatever became of them since.
+    calls: dict[str, int] = Field(default_factory=dict)
+    calls_cost_usd: float = 0.0
+    references_added: int = 0
 
     @classmethod
     def from_doc(cls, doc: dict[str, Any] | None) -> UsageDoc:
@@ -202,6 +210,71 @@ def reserve_transition(
     return changed, Reservation(refused=None, images_left=left - images)
 
 
+@dataclass(frozen=True, slots=True)
+class CallCharge:
+    """What :func:`charge_calls_transition` decided. ``refused`` is None when charged."""
+
+    refused: Literal["budget_exhausted", "too_many_uploads"] | None
+    images_left: int
+    uploads_left: int | None = None
+
+
+def charge_calls_transition(
+    doc: UsageDoc,
+    calls: Mapping[str, int],
+    cost_usd: float,
+    limits: Limits,
+    now: datetime,
+    *,
+    uploads: int = 0,
+    max_uploads: int | None = None,
+) -> tuple[UsageDoc | None, CallCharge]:
+    """Charge model calls that are about to be sent (each one of the day's images) and count
+    ``uploads`` references towards the day's ``max_uploads``. Refused, nothing written, if
+    either would pass its limit: a call is paid the moment it is sent, so it is charged first."""
+    current = doc.on(utc_day(now))
+    count = sum(calls.values())
+    left = max(0, limits.daily_images - current.images_used)
+    uploads_left = None if max_uploads is None else max(0, max_uploads - current.references_added)
+    if uploads and uploads_left is not None and uploads > uploads_left:
+        return None, CallCharge("too_many_uploads", left, uploads_left)
+    if count > left:
+        return None, CallCharge("budget_exhausted", left, uploads_left)
+    merged = dict(current.calls)
+    for kind, n in calls.items():
+        merged[kind] = merged.get(kind, 0) + n
+    changed = current.model_copy(
+        update={
+            "images_used": current.images_used + count,
+            "cost_usd": round(current.cost_usd + cost_usd, 6),
+            "calls": merged,
+            "calls_cost_usd": round(current.calls_cost_usd + cost_usd, 6),
+            "references_added": current.references_added + uploads,
+        }
+    )
+    left_after = None if uploads_left is None else uploads_left - uploads
+    return changed, CallCharge(None, left - count, left_after)
+
+
+def refund_calls_transition(
+    doc: UsageDoc, calls: Mapping[str, int], cost_usd: float, now: datetime, *, uploads: int = 0
+) -> tuple[UsageDoc | None, None]:
+    """Undo a :func:`charge_calls_transition` whose calls were never sent (the deployment's
+    ceiling refused them after the user's budget took them). Only today's counters."""
+    current = doc.on(utc_day(now))
+    merged = {k: max(0, n - calls.get(k, 0)) for k, n in current.calls.items()}
+    changed = current.model_copy(
+        update={
+            "images_used": max(0, current.images_used - sum(calls.values())),
+            "cost_usd": max(0.0, round(current.cost_usd - cost_usd, 6)),
+            "calls": {k: n for k, n in merged.items() if n},
+            "calls_cost_usd": max(0.0, round(current.calls_cost_usd - cost_usd, 6)),
+            "references_added": max(0, current.references_added - uploads),
+        }
+    )
+    return changed, None
+
+
 def settle_transition(
     doc: UsageDoc, job_id: str, refunded: int, cost_usd: float, now: datetime
 ) -> tuple[UsageDoc | None, bool]:
@@ -267,6 +340,26 @@ class UsageLedger(ABC):
         """Decide on the user's account and usage together, and write the usage (a submission:
         plan and limits from the account, the reservation in the usage)."""
         return self._admit(uid, transition)
+
+    def forget(self, uid: str, *, now: datetime | None = None) -> None:
+        """Drop the user's history (unsettled job charges, past days) but keep today's
+        counters: a user who deletes their data does not get the day's budget back."""
+        today = utc_day(now or datetime.now(UTC))
+        self._update(uid, lambda doc: (doc.on(today).model_copy(update={"jobs": {}}), None))
+
+    def refund_calls(
+        self,
+        uid: str,
+        calls: Mapping[str, int],
+        cost_usd: float,
+        *,
+        uploads: int = 0,
+        now: datetime | None = None,
+    ) -> None:
+        at = now or datetime.now(UTC)
+        self._update(
+            uid, lambda doc: refund_calls_transition(doc, calls, cost_usd, at, uploads=uploads)
+        )
 
     def settle(
         self, uid: str, job_id: str, *, refunded: int, cost_usd: float, now: datetime | None = None

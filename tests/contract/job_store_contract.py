@@ -80,6 +80,30 @@ class JobStoreContract:
         other_owner, created = store.create_job(make_job(owner="bob", key="k"))
         assert created and other_owner.job_id != first.job_id
 
+    def test_find_idempotent_reads_the_key_without_creating(self, store: JobStore) -> None:
+        first = make_job(key="k")
+        store.create_job(first)
+        found = store.find_idempotent("alice", "k")
+        assert found is not None and found.job_id == first.job_id
+        assert store.find_idempotent("bob", "k") is None  # keys are per owner
+        assert store.find_idempotent("alice", "other") is None
+
+    def test_delete_owner_jobs_takes_only_the_owners(self, store: JobStore) -> None:
+        mine = [make_job(key="k"), make_job()]
+        theirs = make_job(owner="bob", key="k")
+        for job in (*mine, theirs):
+            store.create_job(job)
+        deleted = store.delete_owner_jobs("alice")
+        assert sorted(deleted) == sorted(j.job_id for j in mine)
+        assert all(store.get_job(j.job_id) is None for j in mine)
+        assert store.find_idempotent("alice", "k") is None
+        assert store.list_jobs(owner_uid="alice") == []
+        assert store.get_job(theirs.job_id) == theirs
+        assert store.find_idempotent("bob", "k") is not None
+        assert store.delete_owner_jobs("alice") == []
+        # The key is free again: a new job may take it.
+        assert store.create_job(make_job(key="k"))[1]
+
     def test_claim_lifecycle(self, store: JobStore) -> None:
         job = make_job()
         store.create_job(job)

@@ -107,6 +107,12 @@ class CrashOnceBlobStore:
     def signed_url(self, key: str, *, expires_s: int) -> str | None:
         return self.inner.signed_url(key, expires_s=expires_s)
 
+    def delete(self, key: str) -> None:
+        self.inner.delete(key)
+
+    def delete_under(self, folder: str) -> int:
+        return self.inner.delete_under(folder)
+
 
 class FakeClock:
     """Simulated epoch time for the quota gate: ``sleep`` advances it instantly."""

@@ -71,6 +71,17 @@ def _exercise(store: BlobStore) -> None:
     if url is not None:
         with urllib.request.urlopen(url, timeout=10) as response:
             assert response.read() == b"\x89PNG fake"
+    # Deletion: one key (a missing one is no error), and a folder with everything under it.
+    folder = key.rsplit("/", 1)[0]
+    store.put(f"{folder}/metadata.json", b"{}", "application/json")
+    store.put(f"{folder}x/sketch_0.png", b"other", "image/png")  # a sibling, not under it
+    store.delete(f"{folder}/metadata.json")
+    store.delete(f"{folder}/metadata.json")
+    assert not store.exists(f"{folder}/metadata.json") and store.exists(key)
+    store.put(f"{folder}/deeper/input.png", b"x", "image/png")
+    assert store.delete_under(folder) == 2
+    assert not store.exists(key) and not store.exists(f"{folder}/deeper/input.png")
+    assert store.exists(f"{folder}x/sketch_0.png") and store.delete_under(folder) == 0
 
 
 def test_gcs_blob_store(gcs_emulator: str) -> None:

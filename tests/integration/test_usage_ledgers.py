@@ -73,3 +73,35 @@ def test_accounts_and_one_admission_over_account_and_usage(ledger: UsageLedger) 
     with pytest.raises(NotEntitledError):
         ledger.admit("free-user", admit)
     assert ledger.usage("free-user") == UsageDoc()  # a refusal wrote nothing
+
+
+def test_model_calls_and_uploads_are_charged_refused_and_refunded_alike(
+    ledger: UsageLedger,
+) -> None:
+    """The describer and embedder (docs/decisions/0020): one of the day's images per call,
+    refused past it or past the day's uploads, refunded only when never sent."""
+    from sketchgen.spend import charge_calls_transition
+
+    def charge(calls: dict[str, int], uploads: int = 0) -> str | None:
+        return ledger.admit(
+            "u",
+            lambda _account, doc: charge_calls_transition(
+                doc, calls, 0.001 * sum(calls.values()), LIMITS, NOW, uploads=uploads, max_uploads=2
+            ),
+        ).refused
+
+    assert charge({"describe": 1, "embed": 1}, uploads=1) is None
+    assert ledger.reserve("u", "job", 6, LIMITS, now=NOW).refused is None  # 8 of 10 used
+    assert charge({"describe": 1, "embed": 2}) == "budget_exhausted"  # 3 > 2 left
+    assert charge({"embed": 1}, uploads=1) is None
+    assert charge({"embed": 1}, uploads=1) == "too_many_uploads"
+    usage = ledger.usage("u")
+    assert usage.images_used == 9 and usage.calls == {"describe": 1, "embed": 2}
+    assert usage.references_added == 2 and usage.calls_cost_usd == pytest.approx(0.003)
+    ledger.refund_calls("u", {"embed": 1}, 0.001, uploads=1, now=NOW)
+    usage = ledger.usage("u")
+    assert usage.images_used == 8 and usage.calls == {"describe": 1, "embed": 1}
+    assert usage.references_added == 1 and usage.active_job_ids == ["job"]
+    # A new day: the calls and uploads start again from nothing.
+    tomorrow = NOW + timedelta(days=1)
+    assert ledger.usage("u").on(tomorrow.date().isoformat()).calls == {}

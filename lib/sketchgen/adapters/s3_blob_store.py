@@ -77,6 +77,32 @@ class S3BlobStore:
             return False
         return True
 
+    def delete(self, key: str) -> None:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            self.client.delete_object(Bucket=self.bucket, Key=self._name(key))
+        except (BotoCoreError, ClientError) as error:
+            raise StorageError(f"s3: could not delete {key}: {error}") from error
+
+    def delete_under(self, folder: str) -> int:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        prefix = self._name(folder) + "/"
+        count = 0
+        try:
+            pages = self.client.get_paginator("list_objects_v2").paginate(
+                Bucket=self.bucket, Prefix=prefix
+            )
+            for page in pages:
+                keys = [{"Key": item["Key"]} for item in page.get("Contents", [])]
+                if keys:  # at most 1,000 a page, as delete_objects takes
+                    self.client.delete_objects(Bucket=self.bucket, Delete={"Objects": keys})
+                    count += len(keys)
+        except (BotoCoreError, ClientError) as error:
+            raise StorageError(f"s3: could not delete {folder}/: {error}") from error
+        return count
+
     def signed_url(self, key: str, *, expires_s: int) -> str | None:
         return str(
             self.client.generate_presigned_url(

@@ -29,6 +29,7 @@ __all__ = [
     "AuthUnavailableError",
     "Authenticator",
     "DevAuthenticator",
+    "EmailNotVerifiedError",
     "FirebaseAuthenticator",
 ]
 
@@ -44,6 +45,15 @@ _SEGMENT = re.compile(r"[A-Za-z0-9_-]*")
 
 class AuthError(AuthenticationError):
     """The caller is not signed in: no token, or one that does not verify (HTTP 401)."""
+
+
+class EmailNotVerifiedError(AuthError):
+    """Signed in, but the deployment only lets in verified emails (HTTP 403: signing in again
+    does not help; verifying the address does)."""
+
+    code = "email_not_verified"
+    http_status = 403
+    field = "email"
 
 
 class AuthUnavailableError(SketchgenError):
@@ -122,6 +132,12 @@ class _GoogleCertificates:
                 raise AuthUnavailableError("cannot fetch the ID token signing keys; retry")
             return self._verifiers.get(kid)
 
+    def prefetch(self) -> None:
+        with self._lock:
+            now = time.monotonic()
+            self._attempted_at = now
+            self._refresh(now)
+
     def _refresh(self, now: float) -> None:
         try:
             # The scheme is checked in __init__: https in the cloud, http for a test's server.
@@ -131,16 +147,20 @@ class _GoogleCertificates:
             document = json.loads(body)
             if not isinstance(document, dict) or not document:
                 raise ValueError("not a JSON object of certificates")
-            verifiers = {  # from_string parses x509 PEM; google-auth leaves it unannotated
-                str(kid): crypt.RSAVerifier.from_string(str(pem))  # type: ignore[no-untyped-call]
-                for kid, pem in document.items()
-            }
+            verifiers = self._parse(document)
         except (OSError, ValueError) as error:  # urllib's errors are OSErrors
             log.warning("could not fetch the ID token certificates from %s: %s", self.url, error)
             return
         max_age = _MAX_AGE.search(cache_control)
         self._verifiers = verifiers
         self._expires_at = now + (int(max_age.group(1)) if max_age else 3600)
+
+    def _parse(self, document: dict[str, Any]) -> dict[str, crypt.RSAVerifier]:
+        """Google's securetoken document: ``{kid: x509 PEM}``."""
+        return {  # from_string parses x509 PEM; google-auth leaves it unannotated
+            str(kid): crypt.RSAVerifier.from_string(str(pem))  # type: ignore[no-untyped-call]
+            for kid, pem in document.items()
+        }
 
 
 class FirebaseAuthenticator:
@@ -160,10 +180,14 @@ class FirebaseAuthenticator:
         clock_skew_s: float = 10.0,
         refresh_interval_s: float = 5.0,
         fetch_timeout_s: float = 5.0,
+        require_verified_email: bool = False,
     ) -> None:
         if not project_id:
             raise ConfigError("Firebase auth needs the project id", field="SKETCHGEN_PROJECT")
         self.project_id = project_id
+        # SKETCHGEN_REQUIRE_VERIFIED_EMAIL: open sign-up must not mean an account per
+        # made-up address (issue 23).
+        self.require_verified_email = require_verified_email
         self.emulator_host = emulator_host or None
         self.issuer = f"https://securetoken.google.com/{project_id}"
         self._clock_skew_s = clock_skew_s
@@ -214,6 +238,8 @@ class FirebaseAuthenticator:
             raise AuthError("ID token has no subject (sub)")
         if len(uid) > 128:
             raise AuthError("ID token subject (sub) is longer than 128 characters")
+        if self.require_verified_email and claims.get("email_verified") is not True:
+            raise EmailNotVerifiedError("verify your email address, then sign in again")
         return uid
 
 

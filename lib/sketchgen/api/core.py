@@ -16,6 +16,7 @@ from pydantic import BaseModel, ValidationError
 from werkzeug.routing import Rule
 from werkzeug.wrappers import Request, Response
 
+from sketchgen.api.app_check import APP_CHECK_HEADER, AppCheckVerifier
 from sketchgen.api.auth import Authenticator
 from sketchgen.errors import RequestError, SketchgenError
 from sketchgen.logs import get_logger
@@ -78,7 +79,7 @@ def cors(request: Request, response: Response, origins: frozenset[str]) -> Respo
         response.headers["Access-Control-Allow-Origin"] = origin
         response.headers["Vary"] = "Origin"
         response.headers["Access-Control-Allow-Headers"] = (
-            "Authorization, Content-Type, Idempotency-Key, Last-Event-ID"
+            "Authorization, Content-Type, Idempotency-Key, Last-Event-ID, X-Firebase-AppCheck"
         )
         response.headers["Access-Control-Allow-Methods"] = "GET, POST, PATCH, DELETE, OPTIONS"
         response.headers["Access-Control-Expose-Headers"] = "Retry-After"
@@ -148,9 +149,12 @@ class Routing:
         *,
         max_body_bytes: int,
         signed_url_ttl_s: int,
+        app_check: AppCheckVerifier | None = None,
     ) -> None:
         self.service = service
         self._authenticator = authenticator
+        # SKETCHGEN_APP_CHECK: every authenticated request also proves it comes from our app.
+        self._app_check = app_check
         self.max_body_bytes = max_body_bytes
         self.signed_url_ttl_s = signed_url_ttl_s
         # (base URL, key) -> (reuse until, URL). Every client of a job asks for the same URLs
@@ -159,6 +163,8 @@ class Routing:
         self._urls: dict[tuple[str, str], tuple[float, str]] = {}
 
     def uid(self, request: Request) -> str:
+        if self._app_check is not None:
+            self._app_check.verify(request.headers.get(APP_CHECK_HEADER))
         return self._authenticator().uid_for(request.headers.get("Authorization"))
 
     def body(self, request: Request, model: type[Body]) -> Body:

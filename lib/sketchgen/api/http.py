@@ -15,6 +15,7 @@ from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
 from werkzeug.routing import Map, Rule
 from werkzeug.wrappers import Request, Response
 
+from sketchgen.api.app_check import AppCheckVerifier
 from sketchgen.api.auth import Authenticator
 from sketchgen.api.core import RouteGroup, Routing, cors, error_response, json_response, origins
 from sketchgen.api.routes_events import EventRoutes
@@ -58,14 +59,17 @@ class Api:
         web_config: dict[str, Any] | None = None,
         connect_origins: Iterable[str] = (),
         user_streams: int = 5,
+        app_check: AppCheckVerifier | None = None,
     ) -> None:
         routing = Routing(
             service,
             authenticator,
             max_body_bytes=max_body_bytes,
             signed_url_ttl_s=signed_url_ttl_s,
+            app_check=app_check,
         )
         self.cors_origins = origins(cors_origins)
+        self.app_check = app_check  # warmed with the instance (bootstrap.warm)
         # Built only when served: a function builds the groups its routes name, nothing else.
         groups: dict[str, Callable[[], RouteGroup]] = {
             "health": _Health,

@@ -49,6 +49,7 @@ class JobRoutes:
                 methods=["POST"],
             ),
             Rule("/v1/usage", endpoint=self.usage, methods=["GET"]),
+            Rule("/v1/me", endpoint=self.delete_me, methods=["DELETE"]),
         ]
 
     def create_job(self, request: Request) -> Response:
@@ -81,6 +82,13 @@ class JobRoutes:
         if spend is None:
             raise RequestError(404, "not_found", "usage is not tracked (spend control is off)")
         return json_response(spend.usage(uid), headers={"Cache-Control": "no-store"})
+
+    def delete_me(self, request: Request) -> Response:
+        """Everything the caller owns: jobs and their files, styles and their references,
+        usage history (docs/CLIENTS.md). Today's spend counters stay until the day ends."""
+        uid = self.routing.uid(request)
+        deleted = self.routing.service().erasure.delete_user_data(uid)
+        return json_response(deleted, headers={"Cache-Control": "no-store"})
 
     def get_job(self, request: Request, job_id: str) -> Response:
         uid = self.routing.uid(request)

@@ -13,6 +13,7 @@ from sketchgen.quota import QuotaGate
 from sketchgen.references import ImageRetriever
 from sketchgen.services.batch import BatchRegeneration
 from sketchgen.services.config import ServiceConfig
+from sketchgen.services.erasure import UserErasure
 from sketchgen.services.spending import SpendControl
 from sketchgen.services.stored import SketchRecorder, StoredJobs
 from sketchgen.services.styles import StyleService
@@ -47,6 +48,11 @@ class SketchService:
     catalog: StyleService
     spend: SpendControl | None = None
 
+    @property
+    def erasure(self) -> UserErasure:
+        """``DELETE /v1/me``: everything a user owns, over the same ports."""
+        return UserErasure(jobs=self.jobs, blobs=self.blobs, catalog=self.catalog, spend=self.spend)
+
     @classmethod
     def from_ports(
         cls,
@@ -64,7 +70,7 @@ class SketchService:
     ) -> SketchService:
         config = config or ServiceConfig()
         retriever = retriever or ImageRetriever()
-        catalog = catalog or StyleService.builtins_only(styles, blobs, retriever)
+        catalog = catalog or StyleService.builtins_only(styles, blobs, retriever, spend=spend)
         stored = StoredJobs(jobs=jobs, blobs=blobs, styles=styles, spend=spend)
         # One worker identity per process: the worker and the batch collection claim with it,
         # and the recorder's lease checks must see their own claims.

@@ -5,21 +5,25 @@ settle it when it is finalised, and report a user's usage. The rules are in
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from sketchgen.ceiling import DeploymentCeiling
 from sketchgen.errors import LimitError, NotEntitledError
 from sketchgen.jobs import JobRecord
-from sketchgen.logs import get_logger
+from sketchgen.logs import get_logger, log_context
+from sketchgen.pricing import CallKind, price_per_call, price_per_image
 from sketchgen.spend import (
     PLANS,
     Account,
+    CallCharge,
     Limits,
     Reservation,
     UsageDoc,
     UsageLedger,
+    charge_calls_transition,
     is_billable,
     reserve_transition,
     seconds_to_next_day,
@@ -48,14 +52,38 @@ class _Admission:
     limits: Limits
 
 
+@dataclass(frozen=True, slots=True)
+class _CallAdmission:
+    charge: CallCharge
+    limits: Limits
+
+
 def job_cost_usd(job: JobRecord) -> float:
     return round(sum(s.cost_usd or 0.0 for s in job.sketches.values()), 6)
 
 
+def _deployment_exhausted(ceiling: DeploymentCeiling) -> LimitError:
+    return LimitError(
+        "deployment_budget_exhausted",
+        f"the service has reached its spending ceiling for today ({ceiling.ceiling_usd:g} "
+        "USD across all users); try again after 00:00 UTC",
+        field="deployment",
+        retry_after_s=seconds_to_next_day(datetime.now(UTC)),
+    )
+
+
 class SpendControl:
-    def __init__(self, ledger: UsageLedger, limits: SpendLimits | None = None) -> None:
+    def __init__(
+        self,
+        ledger: UsageLedger,
+        limits: SpendLimits | None = None,
+        *,
+        ceiling: DeploymentCeiling | None = None,
+    ) -> None:
         self.ledger = ledger
         self.limits = limits or SpendLimits()
+        # Above every user's budget: the deployment's USD a UTC day (docs/decisions/0021).
+        self.ceiling = ceiling
 
     def _limits(self, account: Account) -> Limits:
         base = Limits(daily_images=self.limits.daily_images, active_jobs=self.limits.active_jobs)
@@ -102,6 +130,16 @@ class SpendControl:
                     self.settle_job(job)
                 admission = self.ledger.admit(uid, decide)
         result, limits = admission.result, admission.limits
+        if result.refused is None and self.ceiling is not None:
+            # After the user's own limits (a user at their cap must not use up the
+            # deployment's ceiling by asking again); the dearest price: the job may draw
+            # every image interactively.
+            usd = images * price_per_image(model, image_size)
+            if not self.ceiling.charge(usd):
+                self.release(uid, job_id, images)
+                with log_context(ceiling_usd=self.ceiling.ceiling_usd, refused_usd=usd):
+                    log.warning("deployment ceiling reached: refused a job of %d images", images)
+                raise _deployment_exhausted(self.ceiling)
         if result.refused == "too_many_active_jobs":
             raise LimitError(
                 "too_many_active_jobs",
@@ -118,6 +156,74 @@ class SpendControl:
                 field="num_images",
                 retry_after_s=seconds_to_next_day(datetime.now(UTC)),
             )
+
+    def charge_calls(
+        self,
+        uid: str,
+        calls: Mapping[CallKind, Sequence[str]],
+        *,
+        uploads: int = 0,
+        max_uploads: int | None = None,
+        field: str = "image",
+    ) -> float:
+        """Charge the model calls about to be sent for ``uid`` (kind → the model of each
+        call), before they are sent: each is one of the day's images and costs its row in
+        the price table. ``uploads`` references are counted towards ``max_uploads`` a day.
+        Free calls (the offline embedding) are not counted. Refused with :class:`LimitError`
+        (nothing charged) past the user's day or the deployment's ceiling. Returns the cost."""
+        priced = {
+            kind: [price_per_call(kind, model) for model in models]
+            for kind, models in calls.items()
+        }
+        counts: dict[str, int] = {
+            kind: n for kind, prices in priced.items() if (n := sum(1 for p in prices if p > 0))
+        }
+        cost = round(sum(sum(prices) for prices in priced.values()), 6)
+        if not counts and not uploads:
+            return 0.0
+        now = datetime.now(UTC)
+
+        def decide(account: Account, usage: UsageDoc) -> tuple[UsageDoc | None, _CallAdmission]:
+            limits = self._limits(account)
+            changed, charge = charge_calls_transition(
+                usage, counts, cost, limits, now, uploads=uploads, max_uploads=max_uploads
+            )
+            return changed, _CallAdmission(charge, limits)
+
+        admission = self.ledger.admit(uid, decide)
+        charge, limits = admission.charge, admission.limits
+        retry_after = seconds_to_next_day(datetime.now(UTC))
+        if charge.refused == "too_many_uploads":
+            raise LimitError(
+                "too_many_uploads",
+                f"at most {max_uploads} reference uploads a day, deleted ones included "
+                "(the day ends at 00:00 UTC)",
+                field="references",
+                retry_after_s=retry_after,
+            )
+        if charge.refused == "budget_exhausted":
+            raise LimitError(
+                "budget_exhausted",
+                f"this needs {sum(counts.values())} model calls and {charge.images_left} of "
+                f"your {limits.daily_images} for today are left (the day ends at 00:00 UTC)",
+                field=field,
+                retry_after_s=retry_after,
+            )
+        if self.ceiling is not None and not self.ceiling.charge(cost):
+            self.ledger.refund_calls(uid, counts, cost, uploads=uploads)
+            with log_context(ceiling_usd=self.ceiling.ceiling_usd, refused_usd=cost):
+                log.warning(
+                    "deployment ceiling reached: refused %s",
+                    ", ".join(f"{n} {kind}" for kind, n in counts.items()),
+                )
+            raise _deployment_exhausted(self.ceiling)
+        return cost
+
+    def deployment(self) -> dict[str, Any]:
+        """The operator's view of today's ceiling (``sketchgen usage --deployment``)."""
+        if self.ceiling is None:
+            return {"day": utc_day(datetime.now(UTC)), "ceiling_usd": None}
+        return self.ceiling.status().as_dict()
 
     def release(self, uid: str, job_id: str, images: int) -> None:
         """Undo a reservation whose job was not created (or was an idempotent replay)."""
@@ -148,6 +254,11 @@ class SpendControl:
             "images_used": doc.images_used,
             "images_limit": limits.daily_images,
             "cost_usd_today": round(doc.cost_usd, 6),
+            # Describer and embedder calls (style uploads, reference edits), in images_used
+            # and cost_usd_today too.
+            "model_calls": dict(sorted(doc.calls.items())),
+            "model_calls_cost_usd": round(doc.calls_cost_usd, 6),
+            "references_added": doc.references_added,
             "active_jobs": len(doc.active_job_ids),
             "active_jobs_limit": limits.active_jobs,
             "models": sorted(PLANS[account.plan].models or ()) or None,

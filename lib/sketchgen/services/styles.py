@@ -19,11 +19,13 @@ from sketchgen.errors import (
     ReadOnlyStyleError,
     StorageError,
 )
-from sketchgen.layout import style_reference_key
+from sketchgen.layout import style_prefix, style_reference_key
 from sketchgen.logs import get_logger
 from sketchgen.ports import BlobStore, ImageDescriber, ReferenceIndex, StyleStore, TextEmbedder
+from sketchgen.pricing import CallKind
 from sketchgen.references import ImageRetriever
 from sketchgen.schemas import PromptSpec, ReferenceImage, RetrievalResult, ScoredReference, Style
+from sketchgen.services.spending import SpendControl
 from sketchgen.styles import StyleRegistry
 from sketchgen.styles.owned import (
     ReferenceDoc,
@@ -47,6 +49,9 @@ log = get_logger(__name__)
 class StyleLimits:
     max_styles_per_user: int = 50
     max_references_per_style: int = 200
+    # Uploads a user a UTC day, deleted ones included: deleting and adding again cannot get
+    # round the per-style cap or the paid calls each upload makes.
+    max_reference_uploads_per_day: int = 200
     max_upload_bytes: int = MAX_UPLOAD_BYTES
     max_upload_pixels: int = MAX_UPLOAD_PIXELS
 
@@ -73,6 +78,7 @@ class StyleService:
         retriever: ImageRetriever | None = None,
         limits: StyleLimits | None = None,
         describer: ImageDescriber | None = None,
+        spend: SpendControl | None = None,
     ) -> None:
         self.builtins = builtins
         self.store = store
@@ -83,10 +89,18 @@ class StyleService:
         self.limits = limits or StyleLimits()
         # Writes a description for uploads that have none (Gemini, when configured).
         self.describer = describer
+        # Every describer and embedder call a user causes is charged to their day before it
+        # is sent (docs/decisions/0020); None: not metered (the library, builtins_only).
+        self.spend = spend
 
     @classmethod
     def builtins_only(
-        cls, builtins: StyleRegistry, blobs: BlobStore, retriever: ImageRetriever | None = None
+        cls,
+        builtins: StyleRegistry,
+        blobs: BlobStore,
+        retriever: ImageRetriever | None = None,
+        *,
+        spend: SpendControl | None = None,
     ) -> StyleService:
         """Over an empty in-memory store: what a service built without a style store has."""
         from sketchgen.adapters.local.numpy_index import NumpyReferenceIndex
@@ -101,6 +115,7 @@ class StyleService:
             embedder=HashingTextEmbedding(),
             blobs=blobs,
             retriever=retriever,
+            spend=spend,
         )
 
     # -- what jobs use -------------------------------------------------------------------
@@ -111,9 +126,20 @@ class StyleService:
             return self.owned(owner_uid, style_id).style
         return self.builtins.get_style(style_id)
 
-    def retrieve(self, prompt_spec: PromptSpec, style: Style, *, top_k: int = 3) -> RetrievalResult:
+    def retrieve(
+        self,
+        prompt_spec: PromptSpec,
+        style: Style,
+        *,
+        top_k: int = 3,
+        owner_uid: str | None = None,
+    ) -> RetrievalResult:
+        """The style's references for the brief; a user style's by meaning, which embeds the
+        brief: a paid call, charged to ``owner_uid`` before it is sent."""
         if not is_user_style_id(style.id):
             return self.retriever.retrieve(prompt_spec, style, top_k=top_k)
+        if owner_uid is not None:
+            self._charge(owner_uid, {"embed": [self.embedder.model]}, field="style_id")
         query = " ".join((prompt_spec.subject, *prompt_spec.keywords))
         try:
             vector = self.embedder.embed([query], task="query")[0]
@@ -146,14 +172,9 @@ class StyleService:
         return OwnedStyle(doc, self.store.list_references(style_id))
 
     def create_style(self, owner_uid: str, draft: StyleDraft) -> StyleDoc:
-        if len(self.store.list_styles(owner_uid)) >= self.limits.max_styles_per_user:
-            raise LimitError(
-                "limit_exceeded",
-                f"at most {self.limits.max_styles_per_user} styles a user",
-                field="styles",
-            )
         doc = StyleDoc(style_id=new_style_id(), owner_uid=owner_uid, **draft.model_dump())
-        self.store.create_style(doc)
+        # The cap is checked in the transaction that creates it: two at once cannot pass it.
+        self.store.create_style(doc, limit=self.limits.max_styles_per_user)
         return doc
 
     def update_style(self, owner_uid: str, style_id: str, patch: StylePatch) -> StyleDoc:
@@ -165,9 +186,19 @@ class StyleService:
 
     def delete_style(self, owner_uid: str, style_id: str) -> None:
         self.owned(owner_uid, style_id)
-        # The images stay in the blob store: jobs drawn from them still name them, and a
-        # refinement of such a job redraws from its parent's references.
         self.store.delete_style(style_id)
+        # The images go with it (a user's deletion is a deletion): a job drawn from them
+        # keeps its sketches, but can no longer be refined from those references.
+        self.blobs.delete_under(style_prefix(style_id))
+
+    def delete_owner_styles(self, owner_uid: str) -> list[str]:
+        """Every style of ``owner_uid`` with its references and their images."""
+        deleted = []
+        for doc in self.store.list_styles(owner_uid):
+            self.store.delete_style(doc.style_id)
+            self.blobs.delete_under(style_prefix(doc.style_id))
+            deleted.append(doc.style_id)
+        return deleted
 
     # -- references ----------------------------------------------------------------------
 
@@ -189,6 +220,15 @@ class StyleService:
                 f"at most {self.limits.max_references_per_style} references a style",
                 field="references",
             )
+        calls: dict[CallKind, list[str]] = {"embed": [self.embedder.model]}
+        if not description.strip() and self.describer is not None:  # _describe will call it
+            calls["describe"] = [self.describer.model]
+        self._charge(
+            owner_uid,
+            calls,
+            uploads=1,
+            max_uploads=self.limits.max_reference_uploads_per_day,
+        )
         description = description.strip() or self._describe(image.png)
         reference = self._embedded(
             ReferenceDoc(
@@ -199,9 +239,19 @@ class StyleService:
                 height=image.height,
             )
         )
-        self.blobs.put(style_reference_key(style_id, image.sha256), image.png, "image/png")
-        self.store.put_reference(style_id, reference)
-        self._bump(owned.doc)
+        key = style_reference_key(style_id, image.sha256)
+        self.blobs.put(key, image.png, "image/png")  # first: a stored reference has its image
+        try:
+            created = self.store.add_reference(
+                style_id, reference, limit=self.limits.max_references_per_style
+            )
+        except (LimitError, NotFoundError):
+            # Another upload took the last place (or the style went): this image is nobody's.
+            self.blobs.delete(key)
+            raise
+        if not created:  # the same image, uploaded twice at once: one reference
+            stored = self.store.get_reference(style_id, image.sha256)
+            return (stored or reference), False
         return reference, True
 
     def update_reference(
@@ -212,6 +262,7 @@ class StyleService:
         changes = {k: v for k, v in patch.model_dump().items() if v is not None}
         reference = current.model_copy(update=changes)
         if reference.text() != current.text():
+            self._charge(owner_uid, {"embed": [self.embedder.model]}, field="description")
             reference = self._embedded(reference)
         self.store.put_reference(style_id, reference)
         self._bump(owned.doc)
@@ -221,6 +272,7 @@ class StyleService:
         owned = self.owned(owner_uid, style_id)
         self._reference(owned, sha256)
         self.store.delete_reference(style_id, sha256)
+        self.blobs.delete(style_reference_key(style_id, sha256))
         self._bump(owned.doc)
 
     def reference_image(self, owner_uid: str | None, style_id: str, sha256: str) -> ReferenceImage:
@@ -267,6 +319,20 @@ class StyleService:
         return len(stale)
 
     # -- helpers -------------------------------------------------------------------------
+
+    def _charge(
+        self,
+        owner_uid: str,
+        calls: dict[CallKind, list[str]],
+        *,
+        uploads: int = 0,
+        max_uploads: int | None = None,
+        field: str = "image",
+    ) -> None:
+        if self.spend is not None:
+            self.spend.charge_calls(
+                owner_uid, calls, uploads=uploads, max_uploads=max_uploads, field=field
+            )
 
     def _describe(self, png: bytes) -> str:
         if self.describer is None:

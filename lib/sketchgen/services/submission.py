@@ -5,10 +5,13 @@ Every read is scoped to the owner: another user's job is reported exactly like a
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Sequence
 from datetime import timedelta
+from pathlib import PurePath
 
-from sketchgen.errors import InputError, NotFoundError
+from sketchgen.errors import ConflictError, InputError, NotFoundError
 from sketchgen.generate.pipeline import JobPlan, Refinement, plan_job
 from sketchgen.jobs import BatchRef, JobRecord, JobRequest
 from sketchgen.layout import METADATA_FILE, input_key, metadata_key, sketch_file, sketch_key
@@ -25,7 +28,7 @@ from sketchgen.services.styles import StyleService
 from sketchgen.styles import StyleRegistry
 from sketchgen.styles.owned import style_version as _style_version
 
-__all__ = ["JobService"]
+__all__ = ["JobService", "submission_hash"]
 
 log = get_logger(__name__)
 
@@ -91,6 +94,19 @@ class JobService:
         is finalised. Batch-priority jobs (scheduled regeneration) count towards the owner's
         images but not the active-job cap.
         """
+        digest = submission_hash(
+            request,
+            deadline_s=deadline_s,
+            parent=refinement.parent if refinement is not None else None,
+            priority=priority,
+            regenerated_from=regenerated_from,
+        )
+        if idempotency_key is not None:
+            # First: a retry of an accepted job gets the original answer, never a limit's
+            # refusal, and costs no admission, planning or storage.
+            replay = self._replay(owner_uid, idempotency_key, digest)
+            if replay is not None:
+                return replay, False
         style = self.catalog.resolve(owner_uid, request.style_id)
         prompt_spec = PromptCompiler().compile(request.brief, style)
         config = request.generation_config(default_model=self.config.default_model)
@@ -111,7 +127,7 @@ class JobService:
             retrieval = (
                 references
                 if references is not None
-                else self.catalog.retrieve(prompt_spec, style, top_k=3)
+                else self.catalog.retrieve(prompt_spec, style, top_k=3, owner_uid=owner_uid)
             )
             plan = plan_job(
                 job_id=job_id,
@@ -125,6 +141,7 @@ class JobService:
             job, created = self._store_job(
                 owner_uid,
                 request,
+                digest=digest,
                 job_id=job_id,
                 plan=plan,
                 style_version=style_version or _style_version(style),
@@ -152,6 +169,26 @@ class JobService:
                 log.info("job queued with %d sketches", config.num_images)
         return job, created
 
+    def _still_stored(self, retrieval: RetrievalResult) -> RetrievalResult:
+        """The parent's references less those their owner has deleted since (a deleted
+        reference's image is gone: the refinement redraws from the rest)."""
+        kept = tuple(
+            item
+            for item in retrieval.items
+            if PurePath(item.reference.path).is_absolute() or self.blobs.exists(item.reference.path)
+        )
+        return retrieval.model_copy(update={"items": kept})
+
+    def _replay(self, owner_uid: str, idempotency_key: str, digest: str) -> JobRecord | None:
+        """The job this key already created, if the request is the same; another request
+        under the same key is refused (409 naming Idempotency-Key)."""
+        existing = self.jobs.find_idempotent(owner_uid, idempotency_key)
+        if existing is None:
+            return None
+        if existing.request_hash != digest:
+            raise ConflictError("Idempotency-Key was already used with a different request")
+        return existing
+
     def _ended_jobs(self, job_ids: Sequence[str]) -> list[JobRecord]:
         """Of ``job_ids``, the jobs that are final (their settlement may have been lost)."""
         ids = list(job_ids)
@@ -162,6 +199,7 @@ class JobService:
         owner_uid: str,
         request: JobRequest,
         *,
+        digest: str,
         job_id: str,
         plan: JobPlan,
         style_version: str,
@@ -185,7 +223,7 @@ class JobService:
             regenerated_from=regenerated_from,
             priority="batch" if priority == "batch" else "interactive",
             batch=batch,
-        )
+        ).model_copy(update={"request_hash": digest})
         if deadline_s is not None:
             # Sketches not started by then are cancelled, not run (checked at every claim).
             record = record.model_copy(
@@ -223,6 +261,14 @@ class JobService:
         """A new job that redraws sketch ``index`` of ``job_id`` as instructed."""
         parent = self.get_job(owner_uid, job_id)
         instruction = clean_text(instruction, field="instruction", max_chars=MAX_INSTRUCTION_CHARS)
+        request = parent.request.model_copy(update={"num_images": num_images})
+        parent_ref = ParentRef(job_id=job_id, index=index, instruction=instruction)
+        if idempotency_key is not None:
+            # Before the parent's image is read: a retry is answered from the key alone.
+            digest = submission_hash(request, parent=parent_ref)
+            replay = self._replay(owner_uid, idempotency_key, digest)
+            if replay is not None:
+                return replay, False
         state = parent.sketches.get(str(index))
         if state is None or state.status != "ok":
             made = [int(i) for i, s in parent.sketches.items() if s.status == "ok"]
@@ -230,17 +276,18 @@ class JobService:
                 f"job {job_id} has no finished sketch {index}", field="index", allowed=made
             )
         refinement = Refinement(
-            parent=ParentRef(job_id=job_id, index=index, instruction=instruction),
+            parent=parent_ref,
             image=self.blobs.get(sketch_key(job_id, index)),
             variation=parent.plan.variations[index],
         )
-        request = parent.request.model_copy(update={"num_images": num_images})
         return self.submit_job(
             owner_uid,
             request,
             idempotency_key=idempotency_key,
             refinement=refinement,
-            references=self.stored.job_plan(parent, load_images=False).retrieval,
+            references=self._still_stored(
+                self.stored.job_plan(parent, load_images=False).retrieval
+            ),
             style_version=parent.plan.style_version,
         )
 
@@ -252,3 +299,24 @@ class JobService:
             if name == sketch_file(int(index)) and state.status == "ok":
                 return self.blobs.get(sketch_key(job_id, int(index)))
         raise NotFoundError(f"no {name!r} in job {job_id!r}")
+
+
+def submission_hash(
+    request: JobRequest,
+    *,
+    deadline_s: float | None = None,
+    parent: ParentRef | None = None,
+    priority: str = "interactive",
+    regenerated_from: str | None = None,
+) -> str:
+    """The whole normalised submission an Idempotency-Key stands for: the request as
+    validated, its deadline, and a refinement's parent sketch and instruction. Stored as the
+    job's ``request_hash``; the same key with any other submission is a conflict."""
+    canonical = {
+        "request": request.model_dump(mode="json"),
+        "deadline_s": deadline_s,
+        "parent": parent.model_dump(mode="json") if parent is not None else None,
+        "priority": priority,
+        "regenerated_from": regenerated_from,
+    }
+    return hashlib.sha256(json.dumps(canonical, sort_keys=True).encode()).hexdigest()

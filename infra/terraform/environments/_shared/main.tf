@@ -91,16 +91,20 @@ locals {
     SKETCHGEN_LOG_LEVEL          = var.log_level
     SKETCHGEN_LOG_FORMAT         = "json" # one object a line: Cloud Logging parses it
     # Public by design (it identifies the Firebase web app); see sketchgen.bootstrap.web_config.
-    SKETCHGEN_FIREBASE_WEB_API_KEY = var.firebase_web_api_key
-    SKETCHGEN_EVENTS_BASE_URL      = "${local.functions_host}/${local.function_names["stream"]}"
-    SKETCHGEN_MODEL_RPM            = tostring(var.gemini_rpm) # shared by every instance (Firestore)
-    SKETCHGEN_QUOTA_WAIT_S         = tostring(local.quota_wait_s)
-    SKETCHGEN_QUOTA_HORIZON_S      = "10"
-    SKETCHGEN_USER_DAILY_IMAGES    = tostring(var.user_daily_images)
-    SKETCHGEN_USER_ACTIVE_JOBS     = tostring(var.user_active_jobs)
-    SKETCHGEN_USER_STREAMS         = tostring(var.user_streams)
-    GEMINI_MODEL                   = var.gemini_model
-    GOOGLE_GEMINI_BASE_URL         = "https://generativelanguage.googleapis.com"
+    SKETCHGEN_FIREBASE_WEB_API_KEY   = var.firebase_web_api_key
+    SKETCHGEN_EVENTS_BASE_URL        = "${local.functions_host}/${local.function_names["stream"]}"
+    SKETCHGEN_MODEL_RPM              = tostring(var.gemini_rpm) # shared by every instance (Firestore)
+    SKETCHGEN_QUOTA_WAIT_S           = tostring(local.quota_wait_s)
+    SKETCHGEN_QUOTA_HORIZON_S        = "10"
+    SKETCHGEN_USER_DAILY_IMAGES      = tostring(var.user_daily_images)
+    SKETCHGEN_USER_ACTIVE_JOBS       = tostring(var.user_active_jobs)
+    SKETCHGEN_USER_STREAMS           = tostring(var.user_streams)
+    SKETCHGEN_DEPLOYMENT_DAILY_USD   = var.deployment_daily_usd == null ? "" : tostring(var.deployment_daily_usd)
+    SKETCHGEN_REQUIRE_VERIFIED_EMAIL = tostring(var.require_verified_email)
+    SKETCHGEN_APP_CHECK              = tostring(var.app_check)
+    SKETCHGEN_PROJECT_NUMBER         = data.google_project.this.number
+    GEMINI_MODEL                     = var.gemini_model
+    GOOGLE_GEMINI_BASE_URL           = "https://generativelanguage.googleapis.com"
   }
 
   secrets   = { "gemini-api-key" = google_secret_manager_secret.gemini_api_key.secret_id }
@@ -397,7 +401,8 @@ module "firestore" {
   }
 
   # Jobs and their idempotency records expire together (both carry the job's expire_at).
-  ttl_fields = { jobs = "expire_at", idempotency = "expire_at" }
+  # shards: the deployment ceiling's spend_ceiling/{day}/shards/{i} (docs/decisions/0021).
+  ttl_fields = { jobs = "expire_at", idempotency = "expire_at", shards = "expire_at" }
 
   # User styles (issue 16): a brief's nearest references of one style (FirestoreReferenceIndex:
   # styles/{id}/references, do_not_use == false, embedding_model == current, cosine). The

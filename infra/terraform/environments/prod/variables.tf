@@ -221,6 +221,24 @@ variable "user_streams" {
   default     = 5
 }
 
+variable "deployment_daily_usd" {
+  description = "The deployment's spend ceiling in USD a UTC day, across all users (SKETCHGEN_DEPLOYMENT_DAILY_USD; docs/decisions/0021); null: none."
+  type        = number
+  default     = 500
+}
+
+variable "require_verified_email" {
+  description = "Sign-in only for Firebase users whose email is verified (SKETCHGEN_REQUIRE_VERIFIED_EMAIL)."
+  type        = bool
+  default     = true
+}
+
+variable "app_check" {
+  description = "Require a Firebase App Check token (X-Firebase-AppCheck) on every authenticated request (SKETCHGEN_APP_CHECK)."
+  type        = bool
+  default     = false
+}
+
 variable "billing_account" {
   description = "Billing account id (XXXXXX-XXXXXX-XXXXXX). When set, a Cloud Billing budget with alert thresholds watches this project; empty: no budget."
   type        = string

@@ -179,3 +179,45 @@ class FirestoreJobStore(TransactionalJobStore):
             query = query.where(filter=firestore.FieldFilter("status", "in", list(statuses)))
         query = query.order_by("created_at", direction=firestore.Query.DESCENDING).limit(limit)
         return [from_doc(s.to_dict()) for s in query.stream()]
+
+    def _idempotency_ref(self, owner_uid: str, idempotency_key: str) -> Any:
+        digest = hashlib.sha256(f"{owner_uid}\0{idempotency_key}".encode()).hexdigest()
+        return self.client.collection("idempotency").document(digest)
+
+    def find_idempotent(self, owner_uid: str, idempotency_key: str) -> JobRecord | None:
+        from google.api_core import exceptions
+
+        try:
+            claimed = self._idempotency_ref(owner_uid, idempotency_key).get()
+        except exceptions.GoogleAPICallError as error:
+            raise StorageError(f"firestore: {error.message}") from error
+        if not claimed.exists or claimed.get("owner_uid") != owner_uid:
+            return None
+        return self.get_job(str(claimed.get("job_id")))
+
+    def delete_owner_jobs(self, owner_uid: str) -> list[str]:
+        """Each job document with every document in its subcollections (whatever they are
+        called: a document's subcollections outlive it), then the owner's idempotency keys."""
+        from google.api_core import exceptions
+        from google.cloud import firestore
+
+        owned = firestore.FieldFilter("owner_uid", "==", owner_uid)
+        deleted = []
+        try:
+            for snapshot in self.client.collection(self.collection).where(filter=owned).stream():
+                _delete_tree(snapshot.reference)
+                deleted.append(snapshot.id)
+            for key in self.client.collection("idempotency").where(filter=owned).stream():
+                key.reference.delete()
+        except exceptions.GoogleAPICallError as error:
+            raise StorageError(f"firestore: {error.message}") from error
+        return sorted(deleted)
+
+
+def _delete_tree(document: Any) -> None:
+    """``document`` and every document under it, at any depth (``list_documents`` also
+    yields documents that exist only as the parent of a subcollection)."""
+    for subcollection in document.collections():
+        for child in subcollection.list_documents():
+            _delete_tree(child)
+    document.delete()

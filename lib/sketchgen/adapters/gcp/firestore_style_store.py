@@ -10,12 +10,15 @@ those fields is in Terraform (``infra/terraform/modules/firestore_styles``).
 
 from __future__ import annotations
 
+import random
+import time
 from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 from functools import partial
 from typing import Any, TypeVar
 
 from sketchgen.adapters.gcp._firestore import client_for
-from sketchgen.errors import StorageError
+from sketchgen.errors import LimitError, NotFoundError, StorageError
 from sketchgen.ports import Neighbour
 from sketchgen.styles.owned import ReferenceDoc, StyleDoc
 
@@ -23,6 +26,8 @@ __all__ = ["FirestoreReferenceIndex", "FirestoreStyleStore"]
 
 T = TypeVar("T")
 REFERENCES = "references"  # the subcollection, and the vector index's collection group
+OWNERS = "style_owners"  # one per owner, written with each new style: the cap's guard
+_ATTEMPTS = 50
 
 
 def _guard(call: Callable[[], T]) -> T:
@@ -79,8 +84,57 @@ class _Firestore:
 
 
 class FirestoreStyleStore(_Firestore):
-    def create_style(self, style: StyleDoc) -> None:
-        _guard(lambda: self._style(style.style_id).create(style.model_dump(mode="python")))
+    """Caps are checked with the write, optimistically: a new style is written in one batch
+    with its owner's guard document (``style_owners/{uid}``), a new reference with its
+    style's document (``revision`` bumped), each under the update time read before counting.
+    Whoever adds in between changes that document, so the batch fails and is counted again:
+    two writers at once cannot pass a cap by one."""
+
+    def _optimistic(self, attempt: Callable[[], T], *, what: str) -> T:
+        from google.api_core import exceptions
+
+        rng = random.Random()
+        for tries in range(_ATTEMPTS):
+            try:
+                return attempt()
+            except (exceptions.FailedPrecondition, exceptions.Aborted, exceptions.Conflict):
+                time.sleep(rng.uniform(0, 0.01 * 2 ** min(tries, 6)))
+            except exceptions.GoogleAPICallError as error:
+                raise StorageError(f"firestore: {error.message}") from error
+        raise StorageError(f"firestore: {what} is too contended to update, retry")
+
+    def create_style(self, style: StyleDoc, *, limit: int | None = None) -> None:
+        document = style.model_dump(mode="python")
+        if limit is None:
+            _guard(lambda: self._style(style.style_id).create(document))
+            return
+        from google.cloud.firestore_v1.base_query import FieldFilter
+
+        client = self.client
+        guard = client.collection(OWNERS).document(style.owner_uid)
+        owned = (
+            client.collection(self.collection)
+            .where(filter=FieldFilter("owner_uid", "==", style.owner_uid))
+            .select(["owner_uid"])
+        )
+
+        def attempt() -> None:
+            seen = guard.get()  # first: whatever is added after this changes it
+            count = sum(1 for _ in owned.stream())
+            if count >= limit:
+                raise LimitError("limit_exceeded", f"at most {limit} styles a user", field="styles")
+            batch = client.batch()
+            fields = {"owner_uid": style.owner_uid, "styles": count + 1, "updated_at": _now()}
+            if seen.exists:
+                batch.update(
+                    guard, fields, option=client.write_option(last_update_time=seen.update_time)
+                )
+            else:
+                batch.create(guard, fields)
+            batch.create(self._style(style.style_id), document)
+            batch.commit()
+
+        self._optimistic(attempt, what=f"styles of {style.owner_uid}")
 
     def get_style(self, style_id: str) -> StyleDoc | None:
         snapshot = _guard(lambda: self._style(style_id).get())
@@ -121,6 +175,35 @@ class FirestoreStyleStore(_Firestore):
         ref = self._references(style_id).document(reference.sha256)
         _guard(lambda: ref.set(_to_doc(reference)))
 
+    def add_reference(self, style_id: str, reference: ReferenceDoc, *, limit: int) -> bool:
+        client = self.client
+        style_ref = self._style(style_id)
+        ref = self._references(style_id).document(reference.sha256)
+        listing = self._references(style_id).select(["sha256"])
+
+        def attempt() -> bool:
+            style = style_ref.get()  # first: whoever adds after this bumps it
+            if not style.exists:
+                raise NotFoundError(f"no style {style_id!r}")
+            if ref.get().exists:
+                return False
+            if sum(1 for _ in listing.stream()) >= limit:
+                raise LimitError(
+                    "limit_exceeded", f"at most {limit} references a style", field="references"
+                )
+            current = StyleDoc.model_validate(style.to_dict())
+            batch = client.batch()
+            batch.create(ref, _to_doc(reference))  # the same image at once: one of them
+            batch.update(
+                style_ref,
+                {"revision": current.revision + 1, "updated_at": _now()},
+                option=client.write_option(last_update_time=style.update_time),
+            )
+            batch.commit()
+            return True
+
+        return self._optimistic(attempt, what=f"references of {style_id}")
+
     def delete_reference(self, style_id: str, sha256: str) -> None:
         _guard(lambda: self._references(style_id).document(sha256).delete())
 
@@ -142,6 +225,10 @@ class FirestoreStyleStore(_Firestore):
                 style_id = snapshot.reference.parent.parent.id
                 found.setdefault(snapshot.reference.path, (style_id, _from_doc(snapshot.to_dict())))
         return list(found.values())[:limit]
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
 
 
 class FirestoreReferenceIndex(_Firestore):

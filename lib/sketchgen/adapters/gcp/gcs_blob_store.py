@@ -56,6 +56,32 @@ class GcsBlobStore:
     def exists(self, key: str) -> bool:
         return bool(self.bucket.blob(self._name(key)).exists())
 
+    def delete(self, key: str) -> None:
+        from google.api_core import exceptions
+
+        try:
+            self.bucket.blob(self._name(key)).delete()
+        except exceptions.NotFound:
+            return
+        except exceptions.GoogleAPICallError as error:
+            raise StorageError(f"gcs: could not delete {key}: {error.message}") from error
+
+    def delete_under(self, folder: str) -> int:
+        from google.api_core import exceptions
+
+        prefix = self._name(folder) + "/"
+        count = 0
+        try:
+            for blob in self.bucket.list_blobs(prefix=prefix):
+                try:
+                    blob.delete()
+                except exceptions.NotFound:
+                    continue
+                count += 1
+        except exceptions.GoogleAPICallError as error:
+            raise StorageError(f"gcs: could not delete {folder}/: {error.message}") from error
+        return count
+
     def signed_url(self, key: str, *, expires_s: int) -> str | None:
         name = self._name(key)
         emulator = os.environ.get("STORAGE_EMULATOR_HOST")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 from sketchgen._files import atomic_write_bytes
@@ -35,3 +36,14 @@ class LocalBlobStore:
 
     def signed_url(self, key: str, *, expires_s: int) -> str | None:
         return None  # the API serves local blobs itself, behind its own auth
+
+    def delete(self, key: str) -> None:
+        self._path(key).unlink(missing_ok=True)
+
+    def delete_under(self, folder: str) -> int:
+        path = self._path(folder)
+        if not path.is_dir():
+            return 0
+        count = sum(1 for p in path.rglob("*") if p.is_file())
+        shutil.rmtree(path)
+        return count

@@ -117,6 +117,20 @@ class MemoryJobStore(TransactionalJobStore):
             jobs = list(self._jobs.values())
         return _select(jobs, owner_uid, style_id, job_ids, statuses, limit)
 
+    def find_idempotent(self, owner_uid: str, idempotency_key: str) -> JobRecord | None:
+        with self._changed:
+            return self._jobs.get(self._keys.get((owner_uid, idempotency_key), ""))
+
+    def delete_owner_jobs(self, owner_uid: str) -> list[str]:
+        with self._changed:
+            ids = sorted(j for j, job in self._jobs.items() if job.owner_uid == owner_uid)
+            for job_id in ids:
+                del self._jobs[job_id]
+            for key in [k for k in self._keys if k[0] == owner_uid]:
+                del self._keys[key]
+            self._changed.notify_all()
+            return ids
+
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
@@ -276,3 +290,24 @@ class SqliteJobStore(TransactionalJobStore):
             .fetchall()
         )
         return [JobRecord.model_validate_json(r[0]) for r in rows]
+
+    def find_idempotent(self, owner_uid: str, idempotency_key: str) -> JobRecord | None:
+        row = (
+            self._db()
+            .execute(
+                "SELECT doc FROM jobs JOIN idempotency USING (job_id) "
+                "WHERE idempotency.owner_uid = ? AND key = ?",
+                (owner_uid, idempotency_key),
+            )
+            .fetchone()
+        )
+        return self._load(row)
+
+    def delete_owner_jobs(self, owner_uid: str) -> list[str]:
+        with self._transaction() as db:
+            rows = db.execute(
+                "SELECT job_id FROM jobs WHERE owner_uid = ? ORDER BY job_id", (owner_uid,)
+            ).fetchall()
+            db.execute("DELETE FROM idempotency WHERE owner_uid = ?", (owner_uid,))
+            db.execute("DELETE FROM jobs WHERE owner_uid = ?", (owner_uid,))
+        return [str(r[0]) for r in rows]

@@ -11,9 +11,10 @@ import sqlite3
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 
-from sketchgen.errors import StorageError
+from sketchgen.errors import LimitError, NotFoundError, StorageError
 from sketchgen.styles.owned import ReferenceDoc, StyleDoc
 
 __all__ = ["MemoryStyleStore", "SqliteStyleStore"]
@@ -55,8 +56,17 @@ class SqliteStyleStore:
             except sqlite3.Error as error:
                 raise StorageError(f"sqlite: {error}") from error
 
-    def create_style(self, style: StyleDoc) -> None:
+    def create_style(self, style: StyleDoc, *, limit: int | None = None) -> None:
         with self._tx() as db:
+            db.execute("BEGIN IMMEDIATE")  # the count and the insert, one writer at a time
+            if limit is not None:
+                (count,) = db.execute(
+                    "SELECT COUNT(*) FROM styles WHERE owner_uid = ?", (style.owner_uid,)
+                ).fetchone()
+                if count >= limit:
+                    raise LimitError(
+                        "limit_exceeded", f"at most {limit} styles a user", field="styles"
+                    )
             db.execute(
                 "INSERT INTO styles VALUES (?, ?, ?, ?)",
                 (
@@ -118,6 +128,44 @@ class SqliteStyleStore:
                     reference.model_dump_json(),
                 ),
             )
+
+    def add_reference(self, style_id: str, reference: ReferenceDoc, *, limit: int) -> bool:
+        with self._tx() as db:
+            db.execute("BEGIN IMMEDIATE")
+            row = db.execute("SELECT doc FROM styles WHERE style_id = ?", (style_id,)).fetchone()
+            if row is None:
+                raise NotFoundError(f"no style {style_id!r}")
+            present = db.execute(
+                "SELECT 1 FROM style_references WHERE style_id = ? AND sha256 = ?",
+                (style_id, reference.sha256),
+            ).fetchone()
+            if present:
+                return False
+            (count,) = db.execute(
+                "SELECT COUNT(*) FROM style_references WHERE style_id = ?", (style_id,)
+            ).fetchone()
+            if count >= limit:
+                raise LimitError(
+                    "limit_exceeded", f"at most {limit} references a style", field="references"
+                )
+            db.execute(
+                "INSERT INTO style_references VALUES (?, ?, ?, ?)",
+                (
+                    style_id,
+                    reference.sha256,
+                    reference.embedding_model,
+                    reference.model_dump_json(),
+                ),
+            )
+            style = StyleDoc.model_validate_json(row[0])
+            bumped = style.model_copy(
+                update={"revision": style.revision + 1, "updated_at": datetime.now(UTC)}
+            )
+            db.execute(
+                "UPDATE styles SET doc = ? WHERE style_id = ?",
+                (bumped.model_dump_json(), style_id),
+            )
+            return True
 
     def delete_reference(self, style_id: str, sha256: str) -> None:
         with self._tx() as db:

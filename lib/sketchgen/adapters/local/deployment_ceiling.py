@@ -1,0 +1,96 @@
+"""Local deployment ceilings: ``MemoryDeploymentCeiling`` (one process) and
+``SqliteDeploymentCeiling`` (a file shared by every process that opens it; ``BEGIN IMMEDIATE``
+serialises each shard's read-modify-write, as the usage ledger's)."""
+
+from __future__ import annotations
+
+import json
+import random
+import sqlite3
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+from sketchgen.ceiling import DeploymentCeiling, ShardDoc
+from sketchgen.errors import StorageError
+
+__all__ = ["MemoryDeploymentCeiling", "SqliteDeploymentCeiling"]
+
+
+class MemoryDeploymentCeiling(DeploymentCeiling):
+    def __init__(self, ceiling_usd: float, *, rng: random.Random | None = None) -> None:
+        super().__init__(ceiling_usd, rng=rng)
+        self._shards: dict[tuple[str, int], ShardDoc] = {}
+        self._lock = threading.Lock()
+
+    def _update_shard(
+        self, day: str, shard: int, transition: Callable[[ShardDoc], tuple[ShardDoc | None, bool]]
+    ) -> bool:
+        with self._lock:
+            changed, result = transition(self._shards.get((day, shard), ShardDoc(day)))
+            if changed is not None:
+                self._shards[(day, shard)] = changed
+            return result
+
+    def _read_shards(self, day: str) -> list[ShardDoc]:
+        with self._lock:
+            return [doc for (d, _), doc in self._shards.items() if d == day]
+
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS spend_ceiling (
+    day TEXT NOT NULL, shard INTEGER NOT NULL, doc TEXT NOT NULL, PRIMARY KEY (day, shard)
+);
+"""
+
+
+class SqliteDeploymentCeiling(DeploymentCeiling):
+    """The day's shards as rows of one SQLite file (the job store's, by default)."""
+
+    def __init__(
+        self, path: Path | str, ceiling_usd: float, *, rng: random.Random | None = None
+    ) -> None:
+        super().__init__(ceiling_usd, rng=rng)
+        self.path = Path(path)
+        self._local = threading.local()
+        self._db().executescript(_SCHEMA)
+
+    def _db(self) -> sqlite3.Connection:
+        db = getattr(self._local, "db", None)
+        if db is None:
+            db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+            db.execute("PRAGMA journal_mode=WAL")
+            self._local.db = db
+        return db
+
+    def _update_shard(
+        self, day: str, shard: int, transition: Callable[[ShardDoc], tuple[ShardDoc | None, bool]]
+    ) -> bool:
+        db = self._db()
+        try:
+            db.execute("BEGIN IMMEDIATE")
+            row = db.execute(
+                "SELECT doc FROM spend_ceiling WHERE day = ? AND shard = ?", (day, shard)
+            ).fetchone()
+            current = ShardDoc.from_doc(day, json.loads(row[0]) if row else None)
+            changed, result = transition(current)
+            if changed is not None:
+                db.execute(
+                    "INSERT INTO spend_ceiling (day, shard, doc) VALUES (?, ?, ?) "
+                    "ON CONFLICT (day, shard) DO UPDATE SET doc = excluded.doc",
+                    (day, shard, json.dumps(changed.to_doc())),
+                )
+            db.execute("COMMIT")
+            return result
+        except sqlite3.Error as error:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            raise StorageError(f"sqlite: {error}") from error
+        except BaseException:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            raise
+
+    def _read_shards(self, day: str) -> list[ShardDoc]:
+        rows = self._db().execute("SELECT doc FROM spend_ceiling WHERE day = ?", (day,)).fetchall()
+        return [ShardDoc.from_doc(day, json.loads(r[0])) for r in rows]
