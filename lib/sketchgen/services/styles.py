@@ -26,6 +26,7 @@ from sketchgen.references import ImageRetriever
 from sketchgen.schemas import PromptSpec, ReferenceImage, RetrievalResult, ScoredReference, Style
 from sketchgen.styles import StyleRegistry
 from sketchgen.styles.owned import (
+    MAX_DESCRIPTION_CHARS,
     ReferenceDoc,
     ReferencePatch,
     StyleDoc,
@@ -37,6 +38,7 @@ from sketchgen.styles.owned import (
     new_style_id,
 )
 from sketchgen.styles.upload import MAX_UPLOAD_BYTES, MAX_UPLOAD_PIXELS, normalise_reference
+from sketchgen.text import clean_text
 
 __all__ = ["OwnedStyle", "StyleLimits", "StyleService"]
 
@@ -186,7 +188,9 @@ class StyleService:
                 f"at most {self.limits.max_references_per_style} references a style",
                 field="references",
             )
-        description = description.strip() or self._describe(image.png)
+        description = clean_text(
+            description, field="description", max_chars=MAX_DESCRIPTION_CHARS, allow_empty=True
+        ) or self._describe(image.png)
         reference = self._embedded(
             ReferenceDoc(
                 sha256=image.sha256,
