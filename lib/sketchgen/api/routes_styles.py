@@ -31,6 +31,8 @@ from sketchgen.text import clean_text
 
 __all__ = ["StyleRoutes"]
 
+_PARSER_READ_BYTES = 64 * 1024  # werkzeug.formparser.MultiPartParser's buffer_size
+
 
 class StyleRoutes:
     def __init__(self, routing: Routing) -> None:
@@ -226,7 +228,10 @@ class StyleRoutes:
             )
         # The body is read through its route's limit (image + FORM_OVERHEAD, refused on
         # Content-Length or counted while it streams); the fields are bounded in memory.
-        request.max_form_memory_size = FORM_OVERHEAD
+        # werkzeug (3.1) holds this limit against its parser's buffer, which is a whole read
+        # (64 KiB) plus a boundary's tail while a file streams through it: a limit of the
+        # fields' size alone refused every image over about 64 KiB.
+        request.max_form_memory_size = FORM_OVERHEAD + _PARSER_READ_BYTES
         try:
             upload = request.files.get("image")
             form = request.form

@@ -100,12 +100,15 @@ def normalise_reference(
                 scale = MAX_LONG_SIDE / max(width, height)
                 image.draft("L", (math.ceil(width * scale), math.ceil(height * scale)))
             image.load()
-            upright = ImageOps.exif_transpose(image)
+            # One channel first, then turned in place: the decoded image (four channels for
+            # CMYK) is never copied, and is let go before the scaling.
+            gray = image.convert("L")
+            image.close()
+            ImageOps.exif_transpose(gray, in_place=True)
         except (Image.DecompressionBombError, Image.DecompressionBombWarning):
             raise _too_many_pixels(max_pixels, field_name) from None
         except (OSError, ValueError, SyntaxError, EOFError) as error:
             raise _broken(error, field_name) from None
-    gray = upright.convert("L")
     gray.thumbnail((MAX_LONG_SIDE, MAX_LONG_SIDE), Image.Resampling.LANCZOS)
     out = io.BytesIO()
     gray.save(out, format="PNG", optimize=True)  # a new image: no EXIF, text or ICC chunks
