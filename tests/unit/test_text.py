@@ -6,11 +6,14 @@ from __future__ import annotations
 import io
 import json
 import logging
+import unicodedata
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from PIL import Image
 from werkzeug.test import Client
 
@@ -55,6 +58,22 @@ def test_the_rule_refuses_what_is_empty_or_too_long(value: object, message: str)
     with pytest.raises(InputError) as caught:
         clean_text(value, field="name", max_chars=80)
     assert str(caught.value) == message and caught.value.field == "name"
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet=st.characters(codec="utf-8", exclude_categories=()), max_size=200))
+def test_whatever_comes_in_what_is_kept_is_clean_bounded_and_stable(value: str) -> None:
+    try:
+        cleaned = clean_text(value, field="name", max_chars=80, allow_empty=True)
+    except InputError as error:
+        assert error.field == "name" and "at most 80" in str(error)
+        return
+    assert len(cleaned) <= 80 and cleaned == cleaned.strip()
+    assert all(
+        unicodedata.category(ch)[0] != "C" or ch in "\u200c\u200d" for ch in cleaned
+    ), ascii(cleaned)
+    assert "  " not in cleaned and "\n" not in cleaned
+    assert clean_text(cleaned, field="name", max_chars=80, allow_empty=True) == cleaned
 
 
 def test_one_tag_parser_for_strings_and_lists() -> None:
