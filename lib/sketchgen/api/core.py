@@ -23,6 +23,7 @@ from sketchgen.errors import RequestError, SketchgenError
 from sketchgen.logs import get_logger
 from sketchgen.metadata import JOB_ID
 from sketchgen.services import SketchService
+from sketchgen.styles.upload import MAX_UPLOAD_BYTES
 
 __all__ = [
     "FORM_OVERHEAD",
@@ -223,8 +224,8 @@ class Routing:
         authenticator: Callable[[], Authenticator],
         *,
         max_body_bytes: int,
-        max_upload_bytes: int,
         signed_url_ttl_s: int,
+        max_upload_bytes: int = MAX_UPLOAD_BYTES,
     ) -> None:
         self.service = service
         self._authenticator = authenticator
