@@ -35,6 +35,7 @@ BENCHMARKS = {
     "guard": "Style guard",
     "footprint": "Import time and memory",
     "retrieval": "Retrieval for user styles: recall@3 and index latency",
+    "edge": "Hostile requests: memory of the serving process",
 }
 PAGE = ROOT / "docs" / "BENCHMARKS.md"
 

@@ -34,6 +34,10 @@ _OWN = frozenset({"server", "date"})
 _PATH_SAFE = "/:@!$&'()*+,;=-._~"
 
 
+def _is_chunked(request: Request) -> bool:
+    return "chunked" in request.headers.get("Transfer-Encoding", "").lower()
+
+
 def _error(status: int, code: str, message: str) -> Response:
     body = json.dumps({"error": {"code": code, "message": message, "field": None}})
     return Response(body, status=status, mimetype="application/json")
@@ -81,14 +85,19 @@ class Router:
         if request.query_string:
             target += "?" + request.query_string.decode("latin-1")
         headers = {k: v for k, v in request.headers.items() if not is_hop_by_hop_header(k)}
-        headers.pop("Content-Length", None)  # http.client sets it from the body it sends
+        # The body is streamed through, never held here, as Google's front end does: the
+        # function alone decides how much of it to read (a declared length is passed on; a
+        # chunked body is chunked again by http.client).
+        body = request.stream if request.content_length or _is_chunked(request) else None
+        if request.content_length:
+            headers["Content-Length"] = str(request.content_length)
+        else:
+            headers.pop("Content-Length", None)
         if prefix:
             headers["X-Forwarded-Prefix"] = prefix
         connection = http.client.HTTPConnection(host, int(port), timeout=3600)
         try:
-            connection.request(
-                request.method, target, body=request.get_data() or None, headers=headers
-            )
+            connection.request(request.method, target, body=body, headers=headers)
             upstream = connection.getresponse()
         except (OSError, http.client.HTTPException):
             connection.close()

@@ -479,6 +479,7 @@ def build_api(
         events_base_url=settings.events_base_url,
         cors_origins=settings.cors_origins.split(","),
         max_body_bytes=settings.max_body_bytes,
+        max_upload_bytes=settings.max_reference_bytes,
         signed_url_ttl_s=settings.signed_url_ttl_s,
         web_config=web_config(settings),
         connect_origins=_connect_origins(settings),
@@ -488,8 +489,9 @@ def build_api(
 
 
 def _connect_origins(settings: Settings) -> list[str]:
-    """Origins the page fetches from besides its own: the stream function, and blob stores
-    that are not on HTTPS (the local emulators)."""
+    """Origins the page fetches from besides its own and Firebase sign-in's
+    (:data:`sketchgen.api.routes_web.FIREBASE_AUTH_ORIGINS`): the stream function, where the
+    blob store's signed URLs point, and the local emulators."""
     import os
     from urllib.parse import urlsplit
 
@@ -499,6 +501,10 @@ def _connect_origins(settings: Settings) -> list[str]:
         os.environ.get("SKETCHGEN_S3_ENDPOINT_URL"),
         os.environ.get("FIREBASE_AUTH_EMULATOR_HOST"),
     ]
+    if settings.blob_url.startswith("gs://"):
+        urls.append("https://storage.googleapis.com")  # GcsBlobStore's v4 signed URLs
+    elif settings.blob_url.startswith("s3://") and not os.environ.get("SKETCHGEN_S3_ENDPOINT_URL"):
+        urls.append("https://*.amazonaws.com")  # boto3's presigned URLs (bucket, region hosts)
     origins = []
     for url in filter(None, urls):
         parts = urlsplit(url if "://" in url else f"http://{url}")

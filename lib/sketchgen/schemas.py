@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import unicodedata
 from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-from sketchgen.errors import InputError
+from sketchgen.text import clean_text
 
 __all__ = [
     "ASPECT_RATIOS",
@@ -39,31 +38,12 @@ MAX_INSTRUCTION_CHARS = 2000
 MAX_REFINE_IMAGES = 4
 
 
-def clean_text(value: object, *, field: str, max_chars: int) -> str:
-    """User text as one clean line, or an :class:`InputError` naming ``field``."""
-    if not isinstance(value, str):
-        raise InputError(f"{field} must be a string", field=field)
-    # Control and format characters never belong in a prompt; whitespace collapses to spaces.
-    cleaned = "".join(
-        " " if ch.isspace() else ch
-        for ch in unicodedata.normalize("NFC", value)
-        if ch.isspace() or unicodedata.category(ch)[0] != "C"
-    )
-    cleaned = " ".join(cleaned.split())
-    if not cleaned:
-        raise InputError(f"{field} must not be empty", field=field)
-    if len(cleaned) > max_chars:
-        raise InputError(f"{field} must be at most {max_chars} characters", field=field)
-    return cleaned
-
-
 def _checked(field: str, max_chars: int) -> AfterValidator:
     # Raises InputError itself (pydantic passes it through): the same error, with the same
     # message, whether a request model, the CLI or the prompt compiler meets the text first.
-    # The text is kept as given; the compiler cleans it when it builds the prompt.
+    # The cleaned text is what is kept (sketchgen.text: nothing raw is stored).
     def check(value: str) -> str:
-        clean_text(value, field=field, max_chars=max_chars)
-        return value
+        return clean_text(value, field=field, max_chars=max_chars)
 
     return AfterValidator(check)
 

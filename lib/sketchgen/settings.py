@@ -12,6 +12,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from sketchgen.errors import ConfigError
 from sketchgen.generate.models import DEFAULT_MODEL
+from sketchgen.pixel_limit import MAX_IMAGE_PIXELS
 
 __all__ = ["DEFAULT_MODEL", "Settings", "get_settings"]
 
@@ -88,7 +89,8 @@ class Settings(BaseSettings):
     max_references_per_style: int = Field(default=200, ge=1)
     max_reference_uploads_per_day: int = Field(default=200, ge=1)  # deleted ones included
     max_reference_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)
-    max_reference_pixels: int = Field(default=25_000_000, ge=1)
+    # At most the process's decoding limit (sketchgen.pixel_limit): Pillow refuses past it.
+    max_reference_pixels: int = Field(default=MAX_IMAGE_PIXELS, ge=1, le=MAX_IMAGE_PIXELS)
     embedding_model: str = "gemini-embedding-001"
     # With a key, an upload without a description gets one written by this model (off: false).
     describe_references: bool = True

@@ -41,3 +41,32 @@ def offspec_drawing(
     buffer = io.BytesIO()
     Image.fromarray(pixels).save(buffer, format=fmt)
     return buffer.getvalue()
+
+
+def cmyk_jpeg(side: int = 5000) -> bytes:
+    """A ``side`` × ``side`` CMYK JPEG with strokes on it (about a megabyte at 5000): few
+    bytes, many pixels, four channels — the upload that cost 296 MiB to decode (issue 23)."""
+    gray = Image.new("L", (side, side), 235)
+    draw = ImageDraw.Draw(gray)
+    for i in range(0, side, max(1, side // 60)):
+        draw.line([(i, 0), (side - i, side)], fill=20, width=3)
+        draw.ellipse([i // 2, i // 3, i // 2 + side // 8, i // 3 + side // 9], outline=60, width=4)
+    out = io.BytesIO()
+    gray.convert("CMYK").save(out, format="JPEG", quality=70)
+    return out.getvalue()
+
+
+def bomb_png(side: int = 100_000) -> bytes:
+    """A PNG whose header claims ``side`` × ``side`` pixels, in a few hundred bytes: a
+    decompression bomb, to be refused from the header before anything is inflated."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        body = kind + data
+        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
+
+    header = struct.pack(">IIBBBBB", side, side, 8, 0, 0, 0, 0)  # 8-bit grayscale
+    rows = zlib.compress(b"\x00" * 4096)  # the first bytes; the rest never arrive
+    signature = b"\x89PNG\r\n\x1a\n"
+    return signature + chunk(b"IHDR", header) + chunk(b"IDAT", rows) + chunk(b"IEND", b"")

@@ -23,6 +23,9 @@ LIBRARY = (
     "sketchgen.errors",
     "sketchgen.ports",
     "sketchgen.metadata",
+    "sketchgen.text",
+    "sketchgen.bounded_json",
+    "sketchgen.pixel_limit",
 )
 SERVICE_LAYERS = (
     "sketchgen.bootstrap",

@@ -26,8 +26,11 @@ __all__ = ["serve"]
 
 
 async def serve(api: Api, request: AsgiRequest) -> AsgiResponse:
-    """Answer ``request`` with ``api``; an event stream is streamed on the loop."""
-    body = await request.body() if request.method not in {"GET", "HEAD", "OPTIONS"} else b""
+    """Answer ``request`` with ``api``; an event stream is streamed on the loop.
+
+    The body is not read here: the routes read it, if they want it, through their limit
+    (:class:`sketchgen.api.core.BoundedBody`), pulling it from the client as they go."""
+    body = _ReceivedBody(request, asyncio.get_running_loop())
     answer = await asyncio.to_thread(api.handle, Request(_environ(request.scope, body)))
     headers = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in answer.headers]
     content = answer.response
@@ -62,7 +65,39 @@ class _Stream(StreamingResponse):
                 close()  # quick (a slot count), and must not be skipped by a second cancel
 
 
-def _environ(scope: MutableMapping[str, Any], body: bytes) -> dict[str, Any]:
+class _ReceivedBody(io.RawIOBase):
+    """The ASGI request body as the blocking stream a WSGI route reads, on the route's thread:
+    each read asks the loop for the next chunk the client sent. Nothing is buffered ahead of
+    the reader (uvicorn itself holds at most its flow-control window)."""
+
+    def __init__(self, request: AsgiRequest, loop: asyncio.AbstractEventLoop) -> None:
+        super().__init__()
+        self._chunks = request.stream().__aiter__()
+        self._loop = loop
+        self._pending = b""
+        self._ended = False
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        while not self._pending and not self._ended:
+            future = asyncio.run_coroutine_threadsafe(self._next(), self._loop)
+            self._pending = future.result()
+        size = min(len(buffer), len(self._pending))
+        buffer[:size] = self._pending[:size]
+        self._pending = self._pending[size:]
+        return size
+
+    async def _next(self) -> bytes:
+        try:
+            return await self._chunks.__anext__()
+        except StopAsyncIteration:
+            self._ended = True
+            return b""
+
+
+def _environ(scope: MutableMapping[str, Any], body: io.RawIOBase) -> dict[str, Any]:
     """The WSGI environ of an ASGI HTTP scope (what the routes read: method, path, query,
     headers, host, scheme, root path)."""
     server = scope.get("server") or ("localhost", 80)
@@ -83,7 +118,8 @@ def _environ(scope: MutableMapping[str, Any], body: bytes) -> dict[str, Any]:
         "REMOTE_ADDR": str(client[0]),
         "wsgi.version": (1, 0),
         "wsgi.url_scheme": scope.get("scheme", "http"),
-        "wsgi.input": io.BytesIO(body),
+        "wsgi.input": body,
+        "wsgi.input_terminated": True,  # a chunked body ends where the client ends it
         "wsgi.errors": io.StringIO(),
         "wsgi.multithread": True,
         "wsgi.multiprocess": False,

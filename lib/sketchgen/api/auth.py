@@ -20,6 +20,7 @@ from typing import Any, Protocol
 
 from google.auth import crypt
 
+from sketchgen import bounded_json
 from sketchgen.errors import AuthenticationError, ConfigError, SketchgenError
 from sketchgen.logs import get_logger
 
@@ -258,9 +259,11 @@ def _split(token: str) -> tuple[dict[str, Any], dict[str, Any], bytes, bytes]:
     if len(parts) != 3:
         raise AuthError("ID token is malformed")
     try:
-        header = json.loads(_b64decode(parts[0]))
-        claims = json.loads(_b64decode(parts[1]))
+        header = bounded_json.loads(_b64decode(parts[0]))
+        claims = bounded_json.loads(_b64decode(parts[1]))
         signature = _b64decode(parts[2])
+    except bounded_json.JsonTooDeepError as error:
+        raise AuthError(f"ID token is malformed: {error}") from None
     except ValueError:  # binascii.Error, JSONDecodeError and UnicodeDecodeError included
         raise AuthError("ID token is malformed") from None
     if not isinstance(header, dict) or not isinstance(claims, dict):

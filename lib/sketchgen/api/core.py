@@ -5,25 +5,31 @@ answering it (JSON, the one error mapping), and CORS. The routes live in ``route
 
 from __future__ import annotations
 
+import io
 import json
 import re
 import time
 from collections.abc import Callable, Iterable
-from typing import Any, Protocol, TypeVar
+from typing import IO, Any, Literal, Protocol, TypeVar
 from urllib.parse import quote
 
 from pydantic import BaseModel, ValidationError
 from werkzeug.routing import Rule
 from werkzeug.wrappers import Request, Response
 
+from sketchgen import bounded_json
 from sketchgen.api.app_check import APP_CHECK_HEADER, AppCheckVerifier
 from sketchgen.api.auth import Authenticator
 from sketchgen.errors import RequestError, SketchgenError
 from sketchgen.logs import get_logger
 from sketchgen.metadata import JOB_ID
 from sketchgen.services import SketchService
+from sketchgen.styles.upload import MAX_UPLOAD_BYTES
 
 __all__ = [
+    "FORM_OVERHEAD",
+    "BodyKind",
+    "BoundedBody",
     "RouteGroup",
     "Routing",
     "base_url",
@@ -34,6 +40,7 @@ __all__ = [
     "json_response",
     "origins",
     "read_json",
+    "reads_body",
 ]
 
 log = get_logger(__name__)
@@ -41,6 +48,77 @@ log = get_logger(__name__)
 _URL_CACHE_SIZE = 4096
 _IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,200}$")
 Body = TypeVar("Body", bound=BaseModel)
+Endpoint = TypeVar("Endpoint", bound=Callable[..., Response])
+# What a route reads: a JSON document, or a multipart upload (an image and its fields).
+BodyKind = Literal["json", "upload"]
+_BODY_KIND = "_sketchgen_body_kind"
+# What a multipart upload may add around the image: the other fields and the part headers.
+FORM_OVERHEAD = 64 * 1024
+
+
+def reads_body(kind: BodyKind) -> Callable[[Endpoint], Endpoint]:
+    """Marks an endpoint as one that reads a body of ``kind``; its limit is
+    :meth:`Routing.body_limit`. An unmarked endpoint reads none (its limit is 0)."""
+
+    def mark(endpoint: Endpoint) -> Endpoint:
+        setattr(endpoint, _BODY_KIND, kind)
+        return endpoint
+
+    return mark
+
+
+def body_kind(endpoint: object) -> BodyKind | None:
+    kind: BodyKind | None = getattr(endpoint, _BODY_KIND, None)
+    return kind
+
+
+def too_large(limit: int) -> RequestError:
+    return RequestError(
+        413, "payload_too_large", f"body is over this route's limit of {limit} bytes", "body"
+    )
+
+
+class BoundedBody(io.RawIOBase):
+    """A request body that is never read past its route's limit, whoever reads it.
+
+    Installed as the request's ``stream`` before routing (:meth:`sketchgen.api.http.Api.handle`)
+    so every reader goes through it: ``read_json``, werkzeug's multipart parser, and the
+    servers' own drains after the response (functions-framework calls ``request.get_data()``
+    after every response). A declared ``Content-Length`` over the limit is refused at the
+    first read, before a byte is taken; a body without one (chunked) is counted as it streams
+    and refused at ``limit + 1`` bytes. The route reads only after it has authenticated the
+    caller, so an unauthenticated body is never read at all. After :meth:`stop` (the response
+    is made) it reads as empty: what the route did not want, nobody buffers.
+    """
+
+    def __init__(self, source: IO[bytes], *, declared: int | None, limit: int = 0) -> None:
+        super().__init__()
+        self._source = source
+        self.declared = declared
+        self.limit = limit
+        self.received = 0
+        self._stopped = False
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        if self._stopped:
+            return 0
+        if self.declared is not None and self.declared > self.limit:
+            raise too_large(self.limit)
+        room = self.limit + 1 - self.received
+        if room <= 0:
+            raise too_large(self.limit)
+        data = self._source.read(min(len(buffer), room))
+        self.received += len(data)
+        if self.received > self.limit:
+            raise too_large(self.limit)
+        buffer[: len(data)] = data
+        return len(data)
+
+    def stop(self) -> None:
+        self._stopped = True
 
 
 class RouteGroup(Protocol):
@@ -113,28 +191,27 @@ def base_url(request: Request) -> str:
     return f"{base}/{quote(prefix)}" if prefix else base
 
 
-def read_json(request: Request, max_bytes: int) -> Any:
+def read_json(request: Request) -> Any:
     """The body as JSON: ``application/json`` only (exactly: werkzeug's ``is_json`` would
-    also take ``application/*+json``), at most ``max_bytes``, read at most once.
+    also take ``application/*+json``), read through the request's :class:`BoundedBody` (its
+    route's limit), nested at most :data:`sketchgen.bounded_json.MAX_JSON_DEPTH` deep.
 
     Not werkzeug's ``max_content_length`` + ``get_json``: on the deployed functions the request
     is functions-framework's Flask request, and after every response functions-framework
     drains it (``request.get_data()``); a limit set on it makes that drain raise, and an
-    oversized body becomes a 500 instead of this 413. Reading ``max_bytes + 1`` of the stream
-    leaves the request as it came.
+    oversized body becomes a 500 instead of this 413.
     """
     if request.mimetype != "application/json":
         raise RequestError(
             415, "unsupported_media_type", "send Content-Type: application/json", "Content-Type"
         )
-    too_large = RequestError(413, "payload_too_large", f"body is over {max_bytes} bytes", "body")
-    if (request.content_length or 0) > max_bytes:
-        raise too_large
-    raw = request.stream.read(max_bytes + 1)  # a chunked body has no length to check first
-    if len(raw) > max_bytes:
-        raise too_large
+    if not isinstance(request.stream, BoundedBody):  # a route called outside Api.handle
+        raise RuntimeError("the request body is not bounded: serve routes through Api.handle")
+    raw = request.stream.read()
     try:
-        return json.loads(raw)
+        return bounded_json.loads(raw)
+    except bounded_json.JsonTooDeepError as error:
+        raise RequestError(400, "invalid_json", f"body: {error}", "body") from None
     except ValueError:  # UnicodeDecodeError included
         raise RequestError(400, "invalid_json", "body is not valid JSON", "body") from None
 
@@ -150,17 +227,27 @@ class Routing:
         max_body_bytes: int,
         signed_url_ttl_s: int,
         app_check: AppCheckVerifier | None = None,
+        max_upload_bytes: int = MAX_UPLOAD_BYTES,
     ) -> None:
         self.service = service
         self._authenticator = authenticator
         # SKETCHGEN_APP_CHECK: every authenticated request also proves it comes from our app.
         self._app_check = app_check
         self.max_body_bytes = max_body_bytes
+        self.max_upload_bytes = max_upload_bytes
         self.signed_url_ttl_s = signed_url_ttl_s
         # (base URL, key) -> (reuse until, URL). Every client of a job asks for the same URLs
         # at the same moment (a thousand streams get `done` together); in the cloud each
         # signature is an IAM signBlob call. A URL is reused for a third of its lifetime.
         self._urls: dict[tuple[str, str], tuple[float, str]] = {}
+
+    def body_limit(self, kind: BodyKind | None) -> int:
+        """The one definition of each route's body limit, in bytes."""
+        if kind == "json":
+            return self.max_body_bytes
+        if kind == "upload":
+            return self.max_upload_bytes + FORM_OVERHEAD
+        return 0
 
     def uid(self, request: Request) -> str:
         if self._app_check is not None:
@@ -169,7 +256,7 @@ class Routing:
 
     def body(self, request: Request, model: type[Body]) -> Body:
         """A JSON object validated as ``model``; the first problem names its field."""
-        body = read_json(request, self.max_body_bytes)
+        body = read_json(request)
         if not isinstance(body, dict):
             raise RequestError(400, "invalid_json", "body must be a JSON object", "body")
         try:

@@ -9,7 +9,7 @@ Errors are always ``{"error": {code, message, field}}``.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import IO, Any, cast
 
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
 from werkzeug.routing import Map, Rule
@@ -17,7 +17,16 @@ from werkzeug.wrappers import Request, Response
 
 from sketchgen.api.app_check import AppCheckVerifier
 from sketchgen.api.auth import Authenticator
-from sketchgen.api.core import RouteGroup, Routing, cors, error_response, json_response, origins
+from sketchgen.api.core import (
+    BoundedBody,
+    RouteGroup,
+    Routing,
+    body_kind,
+    cors,
+    error_response,
+    json_response,
+    origins,
+)
 from sketchgen.api.routes_events import EventRoutes
 from sketchgen.api.routes_files import FileRoutes
 from sketchgen.api.routes_jobs import JobRoutes
@@ -27,6 +36,7 @@ from sketchgen.api.stream_slots import StreamSlots
 from sketchgen.errors import RequestError, SketchgenError
 from sketchgen.metadata import JOB_ID
 from sketchgen.services import SketchService
+from sketchgen.styles.upload import MAX_UPLOAD_BYTES
 
 __all__ = ["JOB_ID", "Api", "error_response"]
 
@@ -54,6 +64,7 @@ class Api:
         events_base_url: str | None = None,
         cors_origins: Iterable[str] = (),
         max_body_bytes: int = 16 * 1024,
+        max_upload_bytes: int = MAX_UPLOAD_BYTES,
         signed_url_ttl_s: int = 900,
         heartbeat_s: float = 15.0,
         web_config: dict[str, Any] | None = None,
@@ -65,9 +76,11 @@ class Api:
             service,
             authenticator,
             max_body_bytes=max_body_bytes,
+            max_upload_bytes=max_upload_bytes,
             signed_url_ttl_s=signed_url_ttl_s,
             app_check=app_check,
         )
+        self.routing = routing
         self.cors_origins = origins(cors_origins)
         self.app_check = app_check  # warmed with the instance (bootstrap.warm)
         # Built only when served: a function builds the groups its routes name, nothing else.
@@ -91,10 +104,28 @@ class Api:
         return self.handle(Request(environ))(environ, start_response)
 
     def handle(self, request: Request) -> Response:
+        # Every read of the body from here on (the route's, the server's drain afterwards)
+        # goes through its route's limit; until a route is matched that limit is 0.
+        body = BoundedBody(request.stream, declared=request.content_length)
+        request.stream = cast(IO[bytes], body)  # a RawIOBase: read(), readinto(), readline()
+        try:
+            response = self._answer(request, body)
+        finally:
+            body.stop()
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        if response.mimetype == "application/json":
+            # Job views, usage and style views carry signed URLs and per-user data.
+            response.headers.setdefault("Cache-Control", "no-store")
+        if _is_https(request):
+            response.headers["Strict-Transport-Security"] = "max-age=31536000; includeSubDomains"
+        return cors(request, response, self.cors_origins)
+
+    def _answer(self, request: Request, body: BoundedBody) -> Response:
         if request.method == "OPTIONS":
-            return cors(request, Response(status=204), self.cors_origins)
+            return Response(status=204)
         try:
             endpoint, args = self.url_map.bind_to_environ(request.environ).match()
+            body.limit = self.routing.body_limit(body_kind(endpoint))
             response: Response = endpoint(request, **args)
         except (NotFound, MethodNotAllowed) as error:
             code = "not_found" if isinstance(error, NotFound) else "method_not_allowed"
@@ -107,5 +138,12 @@ class Api:
             )
         except SketchgenError as error:  # AuthError included: it is an AuthenticationError
             response = error_response(error)
-        response.headers.setdefault("X-Content-Type-Options", "nosniff")
-        return cors(request, response, self.cors_origins)
+        return response
+
+
+def _is_https(request: Request) -> bool:
+    """Served over HTTPS, here or at the front end that forwarded it (Cloud Run and the load
+    balancer say so in X-Forwarded-Proto). Spoofing it only adds a header browsers ignore on
+    plain HTTP."""
+    forwarded = request.headers.get("X-Forwarded-Proto", "").split(",")[0].strip().lower()
+    return request.scheme == "https" or forwarded == "https"

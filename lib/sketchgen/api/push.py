@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from werkzeug.wrappers import Request, Response
 
+from sketchgen import bounded_json
 from sketchgen.errors import InputError
 from sketchgen.logs import get_logger, log_context
 from sketchgen.metadata import JOB_ID_PATTERN
@@ -86,9 +86,12 @@ def decode_pubsub_data(data: str | bytes | None) -> Any:
     if not data:
         raise ValueError("message has no data")
     raw = base64.b64decode(data, validate=True) if isinstance(data, str) else data
-    return json.loads(raw)
+    return bounded_json.loads(raw)
 
 
+# Our push messages are a few hundred bytes; Pub/Sub's own ceiling (10 MB) is not a reason to
+# buffer that much of whatever reaches the worker's URL.
+MAX_PUSH_BYTES = 64 * 1024
 DEAD_LETTER_PATH = "/dead-letter"  # infra/functions.yaml: sketch_worker.trigger.dead_letter_path
 
 
@@ -97,7 +100,10 @@ def handle_sketch_push(request: Request, worker: SketchWorker) -> Response:
     if request.method == "GET":
         return Response("ok", mimetype="text/plain")  # health checks; Pub/Sub always POSTs
     try:
-        envelope = json.loads(request.get_data(cache=False))
+        raw = request.stream.read(MAX_PUSH_BYTES + 1)
+        if len(raw) > MAX_PUSH_BYTES:
+            raise ValueError(f"push body is over {MAX_PUSH_BYTES} bytes")
+        envelope = bounded_json.loads(raw)
         message = envelope["message"]
         task = _TaskMessage.model_validate(decode_pubsub_data(message["data"]))
     except (KeyError, TypeError, ValueError, binascii.Error, ValidationError) as error:

@@ -8,7 +8,14 @@ from pydantic import ConfigDict, Field
 from werkzeug.routing import Rule
 from werkzeug.wrappers import Request, Response
 
-from sketchgen.api.core import Routing, base_url, checked_job_id, idempotency_key, json_response
+from sketchgen.api.core import (
+    Routing,
+    base_url,
+    checked_job_id,
+    idempotency_key,
+    json_response,
+    reads_body,
+)
 from sketchgen.errors import RequestError
 from sketchgen.jobs import JobRecord, JobRequest, RefineRequest
 from sketchgen.layout import metadata_key, sketch_key
@@ -52,6 +59,7 @@ class JobRoutes:
             Rule("/v1/me", endpoint=self.delete_me, methods=["DELETE"]),
         ]
 
+    @reads_body("json")
     def create_job(self, request: Request) -> Response:
         uid = self.routing.uid(request)
         parsed = self.routing.body(request, CreateJobBody)
@@ -62,6 +70,7 @@ class JobRoutes:
         )
         return self._accepted(request, job)
 
+    @reads_body("json")
     def refine(self, request: Request, job_id: str, index: int) -> Response:
         uid = self.routing.uid(request)
         parsed = self.routing.body(request, RefineBody)

@@ -13,7 +13,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.routing import Rule
 from werkzeug.wrappers import Request, Response
 
-from sketchgen.api.core import Routing, base_url, json_response
+from sketchgen.api.core import FORM_OVERHEAD, Routing, base_url, json_response, reads_body
 from sketchgen.errors import ImageRejectedError, RequestError, UnknownStyleError
 from sketchgen.schemas import Style
 from sketchgen.services.styles import OwnedStyle, StyleService
@@ -27,11 +27,11 @@ from sketchgen.styles.owned import (
     is_user_style_id,
     parse_tags,
 )
+from sketchgen.text import clean_text
 
 __all__ = ["StyleRoutes"]
 
-# What a multipart body may add around the image: the other fields and the part headers.
-_FORM_OVERHEAD = 64 * 1024
+_PARSER_READ_BYTES = 64 * 1024  # werkzeug.formparser.MultiPartParser's buffer_size
 
 
 class StyleRoutes:
@@ -81,6 +81,7 @@ class StyleRoutes:
         ]
         return json_response({"styles": builtins + own})
 
+    @reads_body("json")
     def create_style(self, request: Request) -> Response:
         uid = self.routing.uid(request)
         draft = self.routing.body(request, StyleDraft)
@@ -99,6 +100,7 @@ class StyleRoutes:
         owned = self._catalog().owned(uid, style_id)
         return json_response(self._owned_view(request, owned))
 
+    @reads_body("json")
     def update_style(self, request: Request, style_id: str) -> Response:
         uid = self.routing.uid(request)
         patch = self.routing.body(request, StylePatch)
@@ -112,6 +114,7 @@ class StyleRoutes:
 
     # -- references ----------------------------------------------------------------------
 
+    @reads_body("upload")
     def add_reference(self, request: Request, style_id: str) -> Response:
         uid = self.routing.uid(request)
         catalog = self._catalog()
@@ -123,6 +126,7 @@ class StyleRoutes:
         body = {"sha256": reference.sha256, **self._reference_view(request, style_id, reference)}
         return json_response(body, 201 if created else 200)
 
+    @reads_body("json")
     def update_reference(self, request: Request, style_id: str, sha256: str) -> Response:
         uid = self.routing.uid(request)
         patch = self.routing.body(request, ReferencePatch)
@@ -222,34 +226,30 @@ class StyleRoutes:
                 "send the image as multipart/form-data (fields image, tags, description)",
                 "Content-Type",
             )
-        limit = max_image_bytes + _FORM_OVERHEAD
-        if request.content_length is None:
-            raise RequestError(411, "length_required", "send a Content-Length", "Content-Length")
-        if request.content_length > limit:
-            raise ImageRejectedError(
-                413, "image_too_large", f"the image is over {max_image_bytes} bytes"
-            )
-        # Bounded before parsing: werkzeug then refuses a body that lies about its length.
-        request.max_content_length = limit
-        request.max_form_memory_size = _FORM_OVERHEAD
+        # The body is read through its route's limit (image + FORM_OVERHEAD, refused on
+        # Content-Length or counted while it streams); the fields are bounded in memory.
+        # werkzeug (3.1) holds this limit against its parser's buffer, which is a whole read
+        # (64 KiB) plus a boundary's tail while a file streams through it: a limit of the
+        # fields' size alone refused every image over about 64 KiB.
+        request.max_form_memory_size = FORM_OVERHEAD + _PARSER_READ_BYTES
         try:
             upload = request.files.get("image")
             form = request.form
-        except RequestEntityTooLarge:
+        except (RequestError, RequestEntityTooLarge) as error:
+            if isinstance(error, RequestError) and error.http_status != 413:
+                raise
             raise ImageRejectedError(
-                413, "image_too_large", f"the image is over {max_image_bytes} bytes"
+                413, "image_too_large", f"the image is over {max_image_bytes} bytes", "image"
             ) from None
         if upload is None:
             raise RequestError(422, "invalid_argument", "the form has no image field", "image")
         data = upload.stream.read(max_image_bytes + 1)
-        description = form.get("description", "")
-        if len(description) > MAX_DESCRIPTION_CHARS:
-            raise RequestError(
-                422,
-                "invalid_argument",
-                f"description is at most {MAX_DESCRIPTION_CHARS} characters",
-                "description",
-            )
+        description = clean_text(
+            form.get("description", ""),
+            field="description",
+            max_chars=MAX_DESCRIPTION_CHARS,
+            allow_empty=True,
+        )
         return data, parse_tags(form.get("tags")), description
 
 

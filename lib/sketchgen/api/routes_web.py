@@ -11,7 +11,13 @@ from werkzeug.wrappers import Request, Response
 from sketchgen.api.core import json_response
 from sketchgen.errors import RequestError
 
-__all__ = ["WebRoutes", "page_headers"]
+__all__ = ["FIREBASE_AUTH_ORIGINS", "WebRoutes", "page_headers"]
+
+# What the bundled Firebase Auth SDK (firebase-sdk.js) calls to sign in and refresh tokens.
+FIREBASE_AUTH_ORIGINS = (
+    "https://identitytoolkit.googleapis.com",
+    "https://securetoken.googleapis.com",
+)
 
 _KINDS = {
     ".html": "text/html",
@@ -23,9 +29,10 @@ _KINDS = {
 
 def page_headers(connect_origins: Iterable[str] = ()) -> dict[str, str]:
     """The page loads only its own assets (the Firebase SDK is bundled with them); it talks to
-    the API, the stream, signed blob URLs and Google's sign-in over HTTPS, plus any non-HTTPS
-    origin the deployment names (local emulators); nobody may frame it."""
-    connect = " ".join(["'self'", "https:", *sorted(set(connect_origins))])
+    this origin, Firebase sign-in, and the origins the deployment names (the stream function,
+    the blob store's signed-URL host, local emulators), and to nothing else; nobody may
+    frame it."""
+    connect = " ".join(["'self'", *FIREBASE_AUTH_ORIGINS, *sorted(set(connect_origins))])
     policy = "; ".join(
         [
             "default-src 'self'",

@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict
 
 from sketchgen.errors import ConfigError, NoImageError
 from sketchgen.finish._rules import RULES, VisualRules
+from sketchgen.pixel_limit import MAX_IMAGE_PIXELS
 from sketchgen.schemas import ASPECT_RATIOS, IMAGE_SIZES, pixel_size
 
 __all__ = ["SketchQA", "finish_sketch", "finish_sketch_with_qa", "measure"]
@@ -23,8 +24,6 @@ INK, PAPER = 130.0, 205.0
 _BACKGROUND_CELLS = 48
 # The float stage runs in bands of rows so a 4K image needs a few MiB of scratch, not hundreds.
 _BAND_ROWS = 256
-
-Image.MAX_IMAGE_PIXELS = 64_000_000  # a model never returns more; refuse decompression bombs
 
 
 class SketchQA(BaseModel):
@@ -93,6 +92,8 @@ def _open(data: bytes) -> Image.Image:
     """Decode, transparent areas onto white paper, 16-bit down to 8; colour is kept."""
     try:
         image: Image.Image = Image.open(io.BytesIO(data))
+        if image.width * image.height > MAX_IMAGE_PIXELS:  # from the header, before decoding
+            raise ValueError("too many pixels")
         image.load()
     except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError):
         raise NoImageError(

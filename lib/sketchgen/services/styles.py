@@ -28,6 +28,7 @@ from sketchgen.schemas import PromptSpec, ReferenceImage, RetrievalResult, Score
 from sketchgen.services.spending import SpendControl
 from sketchgen.styles import StyleRegistry
 from sketchgen.styles.owned import (
+    MAX_DESCRIPTION_CHARS,
     ReferenceDoc,
     ReferencePatch,
     StyleDoc,
@@ -39,6 +40,7 @@ from sketchgen.styles.owned import (
     new_style_id,
 )
 from sketchgen.styles.upload import MAX_UPLOAD_BYTES, MAX_UPLOAD_PIXELS, normalise_reference
+from sketchgen.text import clean_text
 
 __all__ = ["OwnedStyle", "StyleLimits", "StyleService"]
 
@@ -220,8 +222,11 @@ class StyleService:
                 f"at most {self.limits.max_references_per_style} references a style",
                 field="references",
             )
+        description = clean_text(
+            description, field="description", max_chars=MAX_DESCRIPTION_CHARS, allow_empty=True
+        )
         calls: dict[CallKind, list[str]] = {"embed": [self.embedder.model]}
-        if not description.strip() and self.describer is not None:  # _describe will call it
+        if not description and self.describer is not None:  # _describe will call it
             calls["describe"] = [self.describer.model]
         self._charge(
             owner_uid,
@@ -229,7 +234,7 @@ class StyleService:
             uploads=1,
             max_uploads=self.limits.max_reference_uploads_per_day,
         )
-        description = description.strip() or self._describe(image.png)
+        description = description or self._describe(image.png)
         reference = self._embedded(
             ReferenceDoc(
                 sha256=image.sha256,

@@ -12,14 +12,21 @@ import hashlib
 import json
 import re
 import secrets
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from sketchgen.errors import InputError
 from sketchgen.layout import style_reference_key
 from sketchgen.schemas import ReferenceImage, Style
+from sketchgen.text import MAX_TAG_CHARS, MAX_TAGS, clean_text, parse_tags
 
 __all__ = [
+    "MAX_DESCRIPTION_CHARS",
+    "MAX_NAME_CHARS",
+    "MAX_TAGS",
+    "MAX_TAG_CHARS",
     "USER_STYLE_ID",
     "ReferenceDoc",
     "ReferencePatch",
@@ -39,8 +46,7 @@ USER_STYLE_ID = re.compile(r"^u-[a-z0-9]{20}$")
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 MAX_RULES = 30
 MAX_RULE_CHARS = 300
-MAX_TAGS = 20
-MAX_TAG_CHARS = 40
+MAX_NAME_CHARS = 80
 MAX_DESCRIPTION_CHARS = 1000
 
 
@@ -65,58 +71,83 @@ class _Model(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
-def _rules(value: tuple[str, ...]) -> tuple[str, ...]:
-    cleaned = tuple(r.strip() for r in value if r.strip())
-    if any(len(r) > MAX_RULE_CHARS for r in cleaned):
-        raise ValueError(f"a rule is at most {MAX_RULE_CHARS} characters")
-    return cleaned
+# Every text field goes through sketchgen.text's one rule (cleaned, bounded) before pydantic
+# sees it; an InputError raised here passes through pydantic and names the field.
+
+
+def _name(value: object) -> object:
+    return None if value is None else clean_text(value, field="name", max_chars=MAX_NAME_CHARS)
+
+
+def _description(value: object) -> object:
+    if value is None:
+        return None
+    return clean_text(value, field="description", max_chars=MAX_DESCRIPTION_CHARS, allow_empty=True)
+
+
+def _rules_of(field: str) -> Callable[[object], object]:
+    def clean(value: object) -> object:
+        if value is None:
+            return None
+        if isinstance(value, str) or not isinstance(value, list | tuple):
+            raise InputError(f"{field} must be a list of strings", field=field)
+        if len(value) > MAX_RULES:
+            raise InputError(f"at most {MAX_RULES} {field}", field=field)
+        cleaned = (
+            clean_text(rule, field=field, max_chars=MAX_RULE_CHARS, allow_empty=True)
+            for rule in value
+        )
+        return tuple(rule for rule in cleaned if rule)
+
+    return clean
+
+
+def _tags(value: object) -> object:
+    if value is None:
+        return None
+    if not isinstance(value, str | list | tuple):
+        raise InputError("tags must be a list of strings", field="tags")
+    return parse_tags(value)
 
 
 class StyleDraft(_Model):
     """``POST /v1/styles``."""
 
-    name: str = Field(min_length=1, max_length=80)
-    description: str = Field(default="", max_length=MAX_DESCRIPTION_CHARS)
-    rules: tuple[str, ...] = Field(default=(), max_length=MAX_RULES)
-    negative_rules: tuple[str, ...] = Field(default=(), max_length=MAX_RULES)
+    name: str
+    description: str = ""
+    rules: tuple[str, ...] = ()
+    negative_rules: tuple[str, ...] = ()
 
-    _clean_rules = field_validator("rules", "negative_rules")(_rules)
-
-    @field_validator("name")
-    @classmethod
-    def _name(cls, value: str) -> str:
-        if not value.strip():
-            raise ValueError("name must not be blank")
-        return value.strip()
+    _clean_name = field_validator("name", mode="before")(_name)
+    _clean_description = field_validator("description", mode="before")(_description)
+    _clean_rules = field_validator("rules", mode="before")(_rules_of("rules"))
+    _clean_negative = field_validator("negative_rules", mode="before")(_rules_of("negative_rules"))
 
 
 class StylePatch(_Model):
     """``PATCH /v1/styles/{id}``: only the fields given change."""
 
-    name: str | None = Field(default=None, min_length=1, max_length=80)
-    description: str | None = Field(default=None, max_length=MAX_DESCRIPTION_CHARS)
-    rules: tuple[str, ...] | None = Field(default=None, max_length=MAX_RULES)
-    negative_rules: tuple[str, ...] | None = Field(default=None, max_length=MAX_RULES)
+    name: str | None = None
+    description: str | None = None
+    rules: tuple[str, ...] | None = None
+    negative_rules: tuple[str, ...] | None = None
 
-    @field_validator("rules", "negative_rules")
-    @classmethod
-    def _clean(cls, value: tuple[str, ...] | None) -> tuple[str, ...] | None:
-        return None if value is None else _rules(value)
-
-    @field_validator("name")
-    @classmethod
-    def _name(cls, value: str | None) -> str | None:
-        if value is not None and not value.strip():
-            raise ValueError("name must not be blank")
-        return None if value is None else value.strip()
+    _clean_name = field_validator("name", mode="before")(_name)
+    _clean_description = field_validator("description", mode="before")(_description)
+    _clean_rules = field_validator("rules", mode="before")(_rules_of("rules"))
+    _clean_negative = field_validator("negative_rules", mode="before")(_rules_of("negative_rules"))
 
 
 class ReferencePatch(_Model):
-    """``PATCH /v1/styles/{id}/references/{sha256}``."""
+    """``PATCH /v1/styles/{id}/references/{sha256}``: tags through the same parser as an
+    upload's (:func:`sketchgen.text.parse_tags`)."""
 
     do_not_use: bool | None = None
-    tags: tuple[str, ...] | None = Field(default=None, max_length=MAX_TAGS)
-    description: str | None = Field(default=None, max_length=MAX_DESCRIPTION_CHARS)
+    tags: tuple[str, ...] | None = None
+    description: str | None = None
+
+    _clean_tags = field_validator("tags", mode="before")(_tags)
+    _clean_description = field_validator("description", mode="before")(_description)
 
 
 class StyleDoc(_Model):
@@ -150,22 +181,6 @@ class ReferenceDoc(_Model):
     def text(self) -> str:
         """What is embedded: the description and tags (a document, in embedding terms)."""
         return " ".join((*self.tags, self.description)).strip()
-
-
-def parse_tags(raw: str | None) -> tuple[str, ...]:
-    """Comma-separated tags, trimmed, lower-cased, de-duplicated in order."""
-    from sketchgen.errors import InputError
-
-    seen: dict[str, None] = {}
-    for tag in (raw or "").split(","):
-        tag = " ".join(tag.split()).lower()
-        if tag:
-            if len(tag) > MAX_TAG_CHARS:
-                raise InputError(f"a tag is at most {MAX_TAG_CHARS} characters", field="tags")
-            seen.setdefault(tag, None)
-    if len(seen) > MAX_TAGS:
-        raise InputError(f"at most {MAX_TAGS} tags", field="tags")
-    return tuple(seen)
 
 
 def as_style(doc: StyleDoc, references: list[ReferenceDoc]) -> Style:

@@ -3,22 +3,30 @@
 Checks run cheapest first and before any pixel is decoded: the byte size, then the real type
 (from the content, never the name: Pillow is told to try PNG, JPEG and WebP only, so SVG or
 HTML named ``.png`` is refused), then the pixel count from the header (a decompression bomb is
-refused before it is expanded). Only then is the image decoded, fully (a truncated file is
+refused before it is expanded; Pillow's own guard is set to the same process-wide limit,
+:mod:`sketchgen.pixel_limit`). Only then is the image decoded, fully (a truncated file is
 refused, not padded), turned upright by its EXIF orientation, and re-encoded as a grayscale
 PNG with a long side of at most 2048 pixels and no metadata (EXIF, text chunks, ICC) at all.
 The SHA-256 of that PNG is the reference's identity.
+
+A JPEG more than twice that size is decoded in draft mode: libjpeg scales it by 1/2, 1/4 or
+1/8 while decoding, to the smallest size still at least 2048 on the long side, and greyscale
+JPEGs decode straight to one channel. A 5000 × 5000 CMYK JPEG then needs a 2500 × 2500 × 4
+buffer (24 MiB), not 5000 × 5000 × 4 (95 MiB) plus its conversions.
 """
 
 from __future__ import annotations
 
 import hashlib
 import io
+import math
 import warnings
 from dataclasses import dataclass, field
 
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
 from sketchgen.errors import ImageRejectedError
+from sketchgen.pixel_limit import MAX_IMAGE_PIXELS
 
 __all__ = [
     "ACCEPTED_FORMATS",
@@ -30,7 +38,7 @@ __all__ = [
 ]
 
 MAX_UPLOAD_BYTES = 10 * 1024 * 1024
-MAX_UPLOAD_PIXELS = 25_000_000
+MAX_UPLOAD_PIXELS = MAX_IMAGE_PIXELS
 MAX_LONG_SIDE = 2048
 ACCEPTED_FORMATS = ("PNG", "JPEG", "WEBP")
 
@@ -88,13 +96,19 @@ def normalise_reference(
             raise _too_many_pixels(max_pixels, field_name)
         source_format = str(image.format)
         try:
+            if source_format == "JPEG" and max(width, height) > 2 * MAX_LONG_SIDE:
+                scale = MAX_LONG_SIDE / max(width, height)
+                image.draft("L", (math.ceil(width * scale), math.ceil(height * scale)))
             image.load()
-            upright = ImageOps.exif_transpose(image)
+            # One channel first, then turned in place: the decoded image (four channels for
+            # CMYK) is never copied, and is let go before the scaling.
+            gray = image.convert("L")
+            image.close()
+            ImageOps.exif_transpose(gray, in_place=True)
         except (Image.DecompressionBombError, Image.DecompressionBombWarning):
             raise _too_many_pixels(max_pixels, field_name) from None
         except (OSError, ValueError, SyntaxError, EOFError) as error:
             raise _broken(error, field_name) from None
-    gray = upright.convert("L")
     gray.thumbnail((MAX_LONG_SIDE, MAX_LONG_SIDE), Image.Resampling.LANCZOS)
     out = io.BytesIO()
     gray.save(out, format="PNG", optimize=True)  # a new image: no EXIF, text or ICC chunks
