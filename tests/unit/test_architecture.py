@@ -23,6 +23,7 @@ LIBRARY = (
     "sketchgen.errors",
     "sketchgen.ports",
     "sketchgen.metadata",
+    "sketchgen.exports",
 )
 SERVICE_LAYERS = (
     "sketchgen.bootstrap",
