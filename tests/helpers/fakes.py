@@ -107,6 +107,9 @@ class CrashOnceBlobStore:
     def signed_url(self, key: str, *, expires_s: int) -> str | None:
         return self.inner.signed_url(key, expires_s=expires_s)
 
+    def delete_prefix(self, prefix: str) -> int:
+        return self.inner.delete_prefix(prefix)
+
 
 class FakeClock:
     """Simulated epoch time for the quota gate: ``sleep`` advances it instantly."""

@@ -77,6 +77,24 @@ class S3BlobStore:
             return False
         return True
 
+    def delete_prefix(self, prefix: str) -> int:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        name = self._name(prefix.rstrip("/")) + "/"
+        count = 0
+        try:
+            pages = self.client.get_paginator("list_objects_v2").paginate(
+                Bucket=self.bucket, Prefix=name
+            )
+            for page in pages:
+                keys = [{"Key": item["Key"]} for item in page.get("Contents", [])]
+                if keys:  # at most 1000 a page: delete_objects' own limit
+                    self.client.delete_objects(Bucket=self.bucket, Delete={"Objects": keys})
+                    count += len(keys)
+        except (BotoCoreError, ClientError) as error:
+            raise StorageError(f"s3: could not delete {prefix}/: {error}") from error
+        return count
+
     def signed_url(self, key: str, *, expires_s: int) -> str | None:
         return str(
             self.client.generate_presigned_url(

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sketchgen.ports import BlobStore, ImageModel, JobStore, TaskQueue
+from sketchgen.ports import BlobStore, FavouriteStore, ImageModel, JobStore, TaskQueue
 from sketchgen.quota import QuotaGate
 from sketchgen.references import ImageRetriever
 from sketchgen.services.batch import BatchRegeneration
 from sketchgen.services.config import ServiceConfig
 from sketchgen.services.spending import SpendControl
 from sketchgen.services.stored import SketchRecorder, StoredJobs
+from sketchgen.services.studio import StudioService
 from sketchgen.services.styles import StyleService
 from sketchgen.services.submission import JobService
 from sketchgen.services.upkeep import Upkeep
@@ -45,6 +46,8 @@ class SketchService:
     styles: StyleRegistry
     # Built-in and user styles (issue 16): what the style routes and the upkeep use.
     catalog: StyleService
+    # History, favourites, exports, variations, deleting (issue 27).
+    studio: StudioService
     spend: SpendControl | None = None
 
     @classmethod
@@ -61,6 +64,7 @@ class SketchService:
         gate: QuotaGate | None = None,
         spend: SpendControl | None = None,
         catalog: StyleService | None = None,
+        favourites: FavouriteStore | None = None,
     ) -> SketchService:
         config = config or ServiceConfig()
         retriever = retriever or ImageRetriever()
@@ -87,7 +91,14 @@ class SketchService:
             spend=spend,
             catalog=catalog,
         )
+        if favourites is None:  # the embedded default, as for the styles' catalog
+            from sketchgen.adapters.local.favourite_store import MemoryFavouriteStore
+
+            favourites = MemoryFavouriteStore()
         return cls(
+            studio=StudioService(
+                jobs=jobs, blobs=blobs, favourites=favourites, submission=submission
+            ),
             submission=submission,
             worker=SketchWorker(
                 jobs=jobs,

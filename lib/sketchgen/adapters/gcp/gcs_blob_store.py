@@ -56,6 +56,21 @@ class GcsBlobStore:
     def exists(self, key: str) -> bool:
         return bool(self.bucket.blob(self._name(key)).exists())
 
+    def delete_prefix(self, prefix: str) -> int:
+        from google.api_core import exceptions
+
+        name = self._name(prefix.rstrip("/")) + "/"
+        try:
+            blobs = list(self.bucket.list_blobs(prefix=name))
+            for blob in blobs:
+                try:
+                    blob.delete()
+                except exceptions.NotFound:
+                    continue  # deleted meanwhile: what we wanted
+        except exceptions.GoogleAPICallError as error:
+            raise StorageError(f"gcs: could not delete {prefix}/: {error.message}") from error
+        return len(blobs)
+
     def signed_url(self, key: str, *, expires_s: int) -> str | None:
         name = self._name(key)
         emulator = os.environ.get("STORAGE_EMULATOR_HOST")

@@ -35,3 +35,13 @@ class LocalBlobStore:
 
     def signed_url(self, key: str, *, expires_s: int) -> str | None:
         return None  # the API serves local blobs itself, behind its own auth
+
+    def delete_prefix(self, prefix: str) -> int:
+        import shutil
+
+        folder = self._path(prefix.rstrip("/"))
+        if not folder.is_dir() or folder == self.root:
+            return 0
+        count = sum(1 for p in folder.rglob("*") if p.is_file())
+        shutil.rmtree(folder, ignore_errors=True)
+        return count
