@@ -253,3 +253,22 @@ def test_variations_keep_the_sketchs_layout_and_seed(world: tuple[Client, Sketch
         422,
         "num_images",
     )
+
+
+def test_archive_can_hold_every_format(world: tuple[Client, SketchService]) -> None:
+    client, service = world
+    job_id = _job(client, service)
+    plain = zipfile.ZipFile(
+        io.BytesIO(client.get(f"/v1/jobs/{job_id}/archive.zip", headers=ALICE).get_data())
+    )
+    assert sorted(plain.namelist()) == sorted(
+        f"{job_id}/{n}" for n in ("sketch_0.png", "sketch_1.png", "metadata.json")
+    )
+    response = client.get(f"/v1/jobs/{job_id}/archive.zip?formats=all", headers=ALICE)
+    names = set(zipfile.ZipFile(io.BytesIO(response.get_data())).namelist())
+    for index in (0, 1):
+        for name in ("svg", "transparent.png", "psd", "ora"):
+            assert f"{job_id}/sketch_{index}.{name}" in names
+    _error(
+        client.get(f"/v1/jobs/{job_id}/archive.zip?formats=svg,gif", headers=ALICE), 422, "format"
+    )
