@@ -34,6 +34,7 @@ BENCHMARKS = {
     "guard": "Style guard",
     "footprint": "Import time and memory",
     "retrieval": "Retrieval for user styles: recall@3 and index latency",
+    "exports": "Draw-over exports: time and size per format",
 }
 PAGE = ROOT / "docs" / "BENCHMARKS.md"
 
