@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 import json
 import time
+import urllib.error
 import urllib.request
 import xml.etree.ElementTree as ET
 import zipfile
@@ -193,3 +194,21 @@ def test_keyboard_shortcuts(
     job = _finished(server, child)
     assert job["parent"] == {"job_id": fox, "index": 2, "instruction": None}
     assert len(job["sketches"]) == 3
+
+
+def test_delete_a_job_from_the_history(
+    made: dict[str, Any],
+    page: Page,  # noqa: F811
+    server: Site,  # noqa: F811
+) -> None:
+    oldest = made["golf"][0]["job_id"]
+    page.wait_for_selector("#studio-history-list li")
+    page.locator("#studio-history-more").scroll_into_view_if_needed()
+    item = page.locator(f"#studio-history-list li[data-job-id='{oldest}']")
+    item.wait_for()
+    page.once("dialog", lambda dialog: dialog.accept())
+    item.locator("button.delete-job").click()
+    item.wait_for(state="detached")
+    with pytest.raises(urllib.error.HTTPError) as gone:
+        _call(server, f"v1/jobs/{oldest}")
+    assert gone.value.code == 404
