@@ -201,3 +201,12 @@ def test_generation_result_exports_a_sketch_beside_it(style: Style, tmp_path: Pa
     with pytest.raises(InputError) as bad:
         result.export(0, "tiff")
     assert bad.value.field == "format"
+
+
+def test_cli_export_json_names_each_file(
+    tmp_path: Path, sketch: bytes, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder = _job_folder(tmp_path, sketch)
+    assert main(["export", str(folder), "--format", "ora", "--index", "0", "--json"]) == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert lines == [{"event": "exported", "format": "ora", "path": str(folder / "sketch_0.ora")}]

@@ -11,6 +11,7 @@ from xml.sax.saxutils import quoteattr
 __all__ = ["MIMETYPE", "to_ora"]
 
 MIMETYPE = b"image/openraster"
+_EPOCH = (1980, 1, 1, 0, 0, 0)  # the earliest time a zip entry can carry
 
 
 def to_ora(png: bytes) -> bytes:
@@ -39,14 +40,18 @@ def to_ora(png: bytes) -> bytes:
         "<?xml version='1.0' encoding='UTF-8'?>\n"
         f'<image version="0.0.5" w="{width}" h="{height}"><stack>{entries}</stack></image>\n'
     )
+    files: list[tuple[str, bytes, int]] = [  # PNGs are compressed already: stored
+        ("mimetype", MIMETYPE, zipfile.ZIP_STORED),
+        ("stack.xml", stack.encode(), zipfile.ZIP_DEFLATED),
+        *((src, encode(image), zipfile.ZIP_STORED) for _, src, image in layers),
+        ("mergedimage.png", encode(gray), zipfile.ZIP_STORED),
+        ("Thumbnails/thumbnail.png", encode(thumbnail(gray)), zipfile.ZIP_STORED),
+    ]
     out = io.BytesIO()
     with zipfile.ZipFile(out, "w") as archive:
-        archive.writestr(zipfile.ZipInfo("mimetype"), MIMETYPE, compress_type=zipfile.ZIP_STORED)
-        archive.writestr("stack.xml", stack, compress_type=zipfile.ZIP_DEFLATED)
-        for _, src, image in layers:  # PNGs are compressed already
-            archive.writestr(src, encode(image), compress_type=zipfile.ZIP_STORED)
-        archive.writestr("mergedimage.png", encode(gray), compress_type=zipfile.ZIP_STORED)
-        archive.writestr(
-            "Thumbnails/thumbnail.png", encode(thumbnail(gray)), compress_type=zipfile.ZIP_STORED
-        )
+        for name, data, method in files:
+            # A fixed timestamp: the same sketch always exports to the same bytes.
+            info = zipfile.ZipInfo(name, date_time=_EPOCH)
+            info.compress_type = method
+            archive.writestr(info, data)
     return out.getvalue()
