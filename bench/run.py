@@ -36,6 +36,7 @@ BENCHMARKS = {
     "footprint": "Import time and memory",
     "retrieval": "Retrieval for user styles: recall@3 and index latency",
     "edge": "Hostile requests: memory of the serving process",
+    "exports": "Draw-over exports: time and size per format",
 }
 PAGE = ROOT / "docs" / "BENCHMARKS.md"
 

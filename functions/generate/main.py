@@ -7,7 +7,7 @@ from flask import Request, Response
 from sketchgen import bootstrap
 from sketchgen.api.push import handle_regenerate
 
-ROUTES = frozenset({"jobs", "blobs", "styles", "health", "web"})
+ROUTES = frozenset({"jobs", "blobs", "styles", "health", "web", "studio"})
 
 # Before serving: refuse what cannot work in the cloud, then build what every request
 # needs now rather than on the first request (bootstrap.start_instance).

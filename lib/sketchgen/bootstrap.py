@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from sketchgen.generate.generator import ImageGenerator
     from sketchgen.ports import (
         BlobStore,
+        FavouriteStore,
         ImageModel,
         JobStore,
         ReferenceIndex,
@@ -141,6 +142,26 @@ def build_job_store(settings: Settings) -> JobStore:
         field="SKETCHGEN_JOB_STORE",
         allowed=("memory://", "sqlite:///path", "firestore"),
     )
+
+
+def build_favourite_store(settings: Settings) -> FavouriteStore:
+    """Beside the jobs: the same SQLite file (its own table), or Firestore's users/{uid}."""
+    url = settings.job_store
+    if url.startswith("sqlite:///"):
+        from sketchgen.adapters.local.favourite_store import SqliteFavouriteStore
+
+        path = Path(url.removeprefix("sqlite:///"))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return SqliteFavouriteStore(path)
+    if url == "firestore":
+        from sketchgen.adapters.gcp.firestore_favourite_store import FirestoreFavouriteStore
+
+        return FirestoreFavouriteStore(
+            project=settings.project, database=settings.firestore_database
+        )
+    from sketchgen.adapters.local.favourite_store import MemoryFavouriteStore
+
+    return MemoryFavouriteStore()
 
 
 def build_quota_gate(settings: Settings) -> QuotaGate | None:
@@ -329,11 +350,13 @@ def build_service(
     style_store: StyleStore | None = None,
     embedder: TextEmbedder | None = None,
     ceiling: DeploymentCeiling | None = None,
+    favourites: FavouriteStore | None = None,
 ) -> SketchService:
     """The service's capabilities from ``settings``; any part handed in is used instead of
     building one (tests, the CLI, a caller with its own store), as cosmicpython's ``bootstrap``
     does."""
     from sketchgen.adapters.blob_url import blob_store_from_url
+    from sketchgen.adapters.local.favourite_store import MemoryFavouriteStore
     from sketchgen.adapters.local.usage_ledger import MemoryUsageLedger
     from sketchgen.services import ServiceConfig, SketchService
 
@@ -384,6 +407,9 @@ def build_service(
         ),
         gate=gate or build_quota_gate(settings),
         spend=spend,
+        # A job store handed in keeps its stars in memory beside it, as its ledger does.
+        favourites=favourites
+        or (MemoryFavouriteStore() if jobs is not None else build_favourite_store(settings)),
     )
     if inline is not None:
         # The in-process queue delivers straight to this process's worker.

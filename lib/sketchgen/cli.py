@@ -17,6 +17,7 @@ from typing import IO, TYPE_CHECKING, Any, NoReturn, TypeVar
 from sketchgen._front import DEFAULT_STYLE
 from sketchgen.cli_styles import OWNED_COMMANDS, add_owned_style_commands, run_owned_style_command
 from sketchgen.errors import InputError, SketchgenError
+from sketchgen.exports import EXPORT_FORMATS
 from sketchgen.schemas import ASPECT_RATIOS, IMAGE_SIZES, MAX_REFINE_IMAGES
 
 if TYPE_CHECKING:
@@ -115,6 +116,14 @@ def _parser() -> _Parser:
     refine.add_argument("--offline", action="store_true", help="use the offline sketch model")
     refine.add_argument("--output-dir", type=Path, default=None, metavar="DIR")
     refine.add_argument("--json", action="store_true", help="one JSON object per line on stdout")
+
+    export = commands.add_parser(
+        "export", help="a job's sketches as SVG, transparent PNG, PSD or OpenRaster"
+    )
+    export.add_argument("job_dir", type=Path, help="the job's folder (holds metadata.json)")
+    export.add_argument("--format", required=True, choices=EXPORT_FORMATS)
+    export.add_argument("--index", type=int, default=None, help="one sketch (default: all)")
+    export.add_argument("--json", action="store_true", help="one JSON object per line on stdout")
 
     serve = commands.add_parser("serve", help="run the HTTP API locally on local adapters")
     serve.add_argument("--host", default="127.0.0.1")
@@ -433,6 +442,19 @@ def _spend(args: argparse.Namespace) -> int:
     return 0
 
 
+def _export(args: argparse.Namespace) -> int:
+    """Write the job's sketches as ``--format`` beside them; one path (or JSON line) each."""
+    from sketchgen.exports._files import export_folder
+
+    indices = None if args.index is None else [args.index]
+    for path in export_folder(args.job_dir, args.format, indices):
+        if args.json:
+            _emit({"event": "exported", "format": args.format, "path": str(path)})
+        else:
+            print(path)
+    return 0
+
+
 def _serve(args: argparse.Namespace) -> int:
     """One process: SQLite jobs, a folder of blobs, an in-process queue, dev auth."""
     from werkzeug.serving import run_simple
@@ -467,6 +489,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _serve(args)
         if args.command == "refine":
             return _refine(args)
+        if args.command == "export":
+            return _export(args)
         if args.command == "regenerate":
             return _regenerate(args)
         if args.command in {"accounts", "usage"}:

@@ -14,6 +14,8 @@ __all__ = [
     "LIBRARY",
     "METADATA_FILE",
     "SERVICE",
+    "THUMBNAIL_PX",
+    "export_key",
     "input_key",
     "job_prefix",
     "metadata_key",
@@ -21,6 +23,7 @@ __all__ = [
     "sketch_key",
     "style_prefix",
     "style_reference_key",
+    "thumbnail_key",
 ]
 
 METADATA_FILE = "metadata.json"
@@ -44,6 +47,19 @@ def sketch_key(job_id: str, index: int, *, root: str = SERVICE) -> str:
 
 def metadata_key(job_id: str, *, root: str = SERVICE) -> str:
     return f"{job_prefix(job_id, root=root)}/{METADATA_FILE}"
+
+
+THUMBNAIL_PX = 256  # the longest side of a history thumbnail
+
+
+def thumbnail_key(job_id: str, index: int) -> str:
+    """A sketch's thumbnail for the history view, made on its first request (issue 27)."""
+    return f"{job_prefix(job_id)}/thumbnails/{sketch_file(index)}"
+
+
+def export_key(job_id: str, name: str) -> str:
+    """A sketch's export (``sketchgen.exports.export_name``), kept once made."""
+    return f"{job_prefix(job_id)}/exports/{name}"
 
 
 def input_key(job_id: str) -> str:

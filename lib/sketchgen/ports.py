@@ -20,10 +20,14 @@ __all__ = [
     "BatchStatus",
     "BlobStore",
     "EmbeddingTask",
+    "Favourite",
+    "FavouriteStore",
     "ImageDescriber",
     "ImageModel",
     "ImageRequest",
     "ImageResponse",
+    "JobCursor",
+    "JobPage",
     "JobStore",
     "Neighbour",
     "ReferenceIndex",
@@ -157,6 +161,51 @@ class BlobStore(Protocol):
         ...
 
 
+@dataclass(frozen=True, slots=True)
+class JobCursor:
+    """Where a page of jobs ends: the last job's ``created_at`` and id (ties broken by id)."""
+
+    created_at: datetime
+    job_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class JobPage:
+    jobs: list[JobRecord]
+    next_cursor: JobCursor | None
+
+
+@dataclass(frozen=True, slots=True)
+class Favourite:
+    """A sketch its owner starred (issue 27): ``users/{uid}/favourites/{job_id}_{index}``."""
+
+    owner_uid: str
+    job_id: str
+    index: int
+    created_at: datetime
+
+
+class FavouriteStore(Protocol):
+    """Starred sketches, per user, newest first. Ownership of the job is the service's to
+    check. Raises :class:`StorageError` when the backend fails."""
+
+    def put_favourite(self, favourite: Favourite) -> None:
+        """Star (again: the first time is kept)."""
+        ...
+
+    def delete_favourite(self, owner_uid: str, job_id: str, index: int) -> None: ...
+
+    def list_favourites(
+        self, owner_uid: str, *, limit: int, before: Favourite | None = None
+    ) -> list[Favourite]:
+        """Newest first, after ``before`` (the last of the previous page)."""
+        ...
+
+    def favourite_indices(self, owner_uid: str, job_id: str) -> set[int]: ...
+
+    def delete_job_favourites(self, owner_uid: str, job_id: str) -> None: ...
+
+
 class JobStore(Protocol):
     """Job documents, with the transactions the workers rely on.
 
@@ -257,6 +306,25 @@ class JobStore(Protocol):
     def delete_owner_jobs(self, owner_uid: str) -> list[str]:
         """Delete every job of ``owner_uid`` (with anything stored under its document) and
         their idempotency records; returns the deleted job ids (``DELETE /v1/me``)."""
+
+    def page_jobs(
+        self,
+        owner_uid: str,
+        *,
+        limit: int,
+        cursor: JobCursor | None = None,
+        style_id: str | None = None,
+        query: str | None = None,
+    ) -> JobPage:
+        """One page of the owner's jobs, newest first (``created_at``, then ``job_id``), after
+        ``cursor``; ``style_id`` filters, ``query`` keeps jobs whose brief contains it
+        (case-insensitive). ``next_cursor`` is None on the last page. A store may scan a
+        bounded number of jobs per call for ``query`` and return fewer than ``limit`` with a
+        cursor to go on from (Firestore has no substring search)."""
+        ...
+
+    def delete_job(self, job_id: str) -> bool:
+        """Delete the job document (and whatever the store keeps under it); False if absent."""
         ...
 
 

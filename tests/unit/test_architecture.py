@@ -26,6 +26,7 @@ LIBRARY = (
     "sketchgen.text",
     "sketchgen.bounded_json",
     "sketchgen.pixel_limit",
+    "sketchgen.exports",
 )
 SERVICE_LAYERS = (
     "sketchgen.bootstrap",

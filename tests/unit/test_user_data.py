@@ -184,6 +184,9 @@ def test_delete_me_removes_everything_the_caller_owns_and_nothing_else(
     styles = {who: _style(client, h) for who, h in (("alice", ALICE), ("bob", BOB))}
     refs = {who: _upload(client, styles[who], 1, h) for who, h in (("alice", ALICE), ("bob", BOB))}
     assert service.blobs.exists(sketch_key(jobs["alice"], 0))
+    for who, headers in (("alice", ALICE), ("bob", BOB)):
+        starred = client.put(f"/v1/jobs/{jobs[who]}/sketches/1/favourite", headers=headers)
+        assert starred.status_code in (200, 204), starred.data
 
     assert client.delete("/v1/me").status_code == 401  # signed in, or nothing
     answer = client.delete("/v1/me", headers=ALICE)
@@ -196,6 +199,7 @@ def test_delete_me_removes_everything_the_caller_owns_and_nothing_else(
     assert service.jobs.list_jobs(owner_uid="alice") == []
     assert service.jobs.find_idempotent("alice", "k") is None
     assert not service.blobs.exists(sketch_key(jobs["alice"], 0))
+    assert service.studio.favourites.list_favourites("alice", limit=10) == []
     assert service.catalog.own_styles("alice") == []
     assert not service.blobs.exists(style_reference_key(styles["alice"], refs["alice"]))
     assert service.spend is not None
@@ -205,6 +209,7 @@ def test_delete_me_removes_everything_the_caller_owns_and_nothing_else(
     # ...and bob's is all there.
     assert client.get(f"/v1/jobs/{jobs['bob']}", headers=BOB).status_code == 200
     assert service.blobs.exists(sketch_key(jobs["bob"], 0))
+    assert len(service.studio.favourites.list_favourites("bob", limit=10)) == 1
     assert [s.style_id for s in service.catalog.own_styles("bob")] == [styles["bob"]]
     assert service.blobs.exists(style_reference_key(styles["bob"], refs["bob"]))
     assert service.jobs.find_idempotent("bob", "k") is not None

@@ -30,6 +30,7 @@ from sketchgen.api.core import (
 from sketchgen.api.routes_events import EventRoutes
 from sketchgen.api.routes_files import FileRoutes
 from sketchgen.api.routes_jobs import JobRoutes
+from sketchgen.api.routes_studio import StudioRoutes
 from sketchgen.api.routes_styles import StyleRoutes
 from sketchgen.api.routes_web import WebRoutes
 from sketchgen.api.stream_slots import StreamSlots
@@ -51,9 +52,9 @@ class _Health:
 
 class Api:
     """Routes → service calls. ``routes`` picks the subset a function serves: ``generate``
-    serves jobs, blobs, styles, health and web; ``stream`` serves events and health."""
+    serves jobs, blobs, styles, studio, health and web; ``stream`` serves events and health."""
 
-    ALL_ROUTES = frozenset({"jobs", "events", "styles", "health", "blobs", "web"})
+    ALL_ROUTES = frozenset({"jobs", "events", "styles", "health", "blobs", "web", "studio"})
 
     def __init__(
         self,
@@ -93,6 +94,7 @@ class Api:
                 routing, heartbeat_s=heartbeat_s, streams=StreamSlots(user_streams)
             ),
             "styles": lambda: StyleRoutes(routing),
+            "studio": lambda: StudioRoutes(routing),
         }
         enabled = set(routes)
         self.url_map = Map(

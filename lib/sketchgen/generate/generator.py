@@ -69,6 +69,14 @@ class GenerationResult:
         # The job id is the timestamp plus a suffix that splits a second (new_job_id).
         return self.job_id.split("-", 1)[0]
 
+    def export(self, index: int, format: str) -> Path:
+        """Write sketch ``index`` as ``format`` (``svg``, ``png`` transparent, ``psd``,
+        ``ora``: :mod:`sketchgen.exports`) beside it in :attr:`output_dir`; returns its path."""
+        from sketchgen.exports import checked_format
+        from sketchgen.exports._files import export_file
+
+        return export_file(self.output_dir, index, checked_format(format))
+
 
 class _Job:
     """One running job: its plan, its files, and the records as they come in.

@@ -22,7 +22,11 @@ from sketchgen.layout import sketch_file
 from sketchgen.logs import get_logger, log_context
 from sketchgen.metadata import ConfigRecord, ModelUsed, ParentRef, SketchRecord
 from sketchgen.ports import ImageModel, ImageRequest, ImageResponse, ReferencePart, SyncImageModel
-from sketchgen.prompt.variation import plan_refinement_variations, plan_variations
+from sketchgen.prompt.variation import (
+    plan_layout_variations,
+    plan_refinement_variations,
+    plan_variations,
+)
 from sketchgen.schemas import PromptSpec, ReferenceImage, RetrievalResult, Variation
 
 __all__ = [
@@ -30,6 +34,7 @@ __all__ = [
     "Refinement",
     "SketchOutcome",
     "SyncImageModel",
+    "VariationOf",
     "adraw_sketch",
     "draw_sketch",
     "plan_job",
@@ -45,6 +50,15 @@ class Refinement:
 
     parent: ParentRef
     image: bytes = field(repr=False)
+    variation: Variation
+
+
+@dataclass(frozen=True, slots=True)
+class VariationOf:
+    """New sketches of an earlier one (issue 27): its layout and seed kept, drawn afresh (no
+    input image, no instruction); ``parent`` links the new job to it."""
+
+    parent: ParentRef
     variation: Variation
 
 
@@ -69,7 +83,11 @@ class JobPlan:
         return ImageRequest(
             index=index,
             prompt=self.prompt_spec.prompt_for(variation, allow_text=self.config.allow_text)
-            + (f"\nChange requested: {self.parent.instruction}" if self.parent else ""),
+            + (
+                f"\nChange requested: {self.parent.instruction}"
+                if self.parent and self.parent.instruction
+                else ""
+            ),
             brief=self.prompt_spec.brief,
             variation=variation,
             model=self.model_id,
@@ -110,6 +128,7 @@ def plan_job(
     model: ImageModel,
     refinement: Refinement | None = None,
     read_reference: Callable[[ReferenceImage], bytes] | None = None,
+    variation_of: VariationOf | None = None,
 ) -> JobPlan:
     """``read_reference``: where a reference's bytes come from (default: its file; a user
     style's are in the service's blob store)."""
@@ -117,6 +136,8 @@ def plan_job(
     seed = config.seed if config.seed is not None else secrets.randbelow(2**31)
     if refinement is not None:
         variations = plan_refinement_variations(refinement.variation, config.num_images, seed)
+    elif variation_of is not None:
+        variations = plan_layout_variations(variation_of.variation, config.num_images)
     else:
         variations = plan_variations(config.num_images, seed)
     # The model table decides, not the planning process's adapter: a job planned where no key
@@ -136,7 +157,7 @@ def plan_job(
         model_id=info.id,
         adapter=model.name,
         references=references,
-        parent=refinement.parent if refinement else None,
+        parent=refinement.parent if refinement else variation_of.parent if variation_of else None,
         input_image=refinement.image if refinement else None,
     )
 

@@ -7,7 +7,12 @@ import random
 from sketchgen.errors import ConfigError
 from sketchgen.schemas import EXAGGERATIONS, LAYOUTS, Variation
 
-__all__ = ["MAX_VARIATIONS", "plan_refinement_variations", "plan_variations"]
+__all__ = [
+    "MAX_VARIATIONS",
+    "plan_layout_variations",
+    "plan_refinement_variations",
+    "plan_variations",
+]
 
 MAX_VARIATIONS = len(LAYOUTS) * len(EXAGGERATIONS)
 
@@ -50,4 +55,16 @@ def plan_refinement_variations(
     return tuple(
         Variation(index=i, layout=v.layout, exaggeration=v.exaggeration)
         for i, v in enumerate(chosen)
+    )
+
+
+def plan_layout_variations(parent: Variation, num_images: int) -> tuple[Variation, ...]:
+    """Variations of one sketch (issue 27): its layout kept, the exaggeration varied — the
+    other degrees first, the sketch's own last, then round again."""
+    if not 1 <= num_images <= MAX_VARIATIONS:
+        raise ConfigError(f"num_images must be between 1 and {MAX_VARIATIONS}", field="num_images")
+    order = [e for e in EXAGGERATIONS if e != parent.exaggeration] + [parent.exaggeration]
+    return tuple(
+        Variation(index=i, layout=parent.layout, exaggeration=order[i % len(order)])
+        for i in range(num_images)
     )

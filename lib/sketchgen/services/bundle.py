@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sketchgen.ports import BlobStore, ImageModel, JobStore, TaskQueue
+from sketchgen.ports import BlobStore, FavouriteStore, ImageModel, JobStore, TaskQueue
 from sketchgen.quota import QuotaGate
 from sketchgen.references import ImageRetriever
 from sketchgen.services.batch import BatchRegeneration
@@ -16,6 +16,7 @@ from sketchgen.services.config import ServiceConfig
 from sketchgen.services.erasure import UserErasure
 from sketchgen.services.spending import SpendControl
 from sketchgen.services.stored import SketchRecorder, StoredJobs
+from sketchgen.services.studio import StudioService
 from sketchgen.services.styles import StyleService
 from sketchgen.services.submission import JobService
 from sketchgen.services.upkeep import Upkeep
@@ -46,12 +47,20 @@ class SketchService:
     styles: StyleRegistry
     # Built-in and user styles (issue 16): what the style routes and the upkeep use.
     catalog: StyleService
+    # History, favourites, exports, variations, deleting (issue 27).
+    studio: StudioService
     spend: SpendControl | None = None
 
     @property
     def erasure(self) -> UserErasure:
         """``DELETE /v1/me``: everything a user owns, over the same ports."""
-        return UserErasure(jobs=self.jobs, blobs=self.blobs, catalog=self.catalog, spend=self.spend)
+        return UserErasure(
+            jobs=self.jobs,
+            blobs=self.blobs,
+            catalog=self.catalog,
+            favourites=self.studio.favourites,
+            spend=self.spend,
+        )
 
     @classmethod
     def from_ports(
@@ -67,6 +76,7 @@ class SketchService:
         gate: QuotaGate | None = None,
         spend: SpendControl | None = None,
         catalog: StyleService | None = None,
+        favourites: FavouriteStore | None = None,
     ) -> SketchService:
         config = config or ServiceConfig()
         retriever = retriever or ImageRetriever()
@@ -93,7 +103,14 @@ class SketchService:
             spend=spend,
             catalog=catalog,
         )
+        if favourites is None:  # the embedded default, as for the styles' catalog
+            from sketchgen.adapters.local.favourite_store import MemoryFavouriteStore
+
+            favourites = MemoryFavouriteStore()
         return cls(
+            studio=StudioService(
+                jobs=jobs, blobs=blobs, favourites=favourites, submission=submission
+            ),
             submission=submission,
             worker=SketchWorker(
                 jobs=jobs,

@@ -17,7 +17,7 @@ from typing import Any
 
 from sketchgen.layout import job_prefix
 from sketchgen.logs import get_logger, log_context
-from sketchgen.ports import BlobStore, JobStore
+from sketchgen.ports import BlobStore, FavouriteStore, JobStore
 from sketchgen.services.spending import SpendControl
 from sketchgen.services.styles import StyleService
 
@@ -31,6 +31,7 @@ class UserErasure:
     jobs: JobStore
     blobs: BlobStore
     catalog: StyleService
+    favourites: FavouriteStore
     spend: SpendControl | None = None
 
     def delete_user_data(self, uid: str) -> dict[str, Any]:
@@ -39,6 +40,8 @@ class UserErasure:
         # Documents first: a worker still drawing for a deleted job finds it missing.
         job_ids = self.jobs.delete_owner_jobs(uid)
         files = sum(self.blobs.delete_under(job_prefix(job_id)) for job_id in job_ids)
+        for job_id in job_ids:
+            self.favourites.delete_job_favourites(uid, job_id)
         styles = self.catalog.delete_owner_styles(uid)
         if self.spend is not None:
             self.spend.ledger.forget(uid)

@@ -99,7 +99,8 @@ class StoredJobs:
                 ReferencePart(reference=r.reference, data=self._reference_bytes(r.reference))
                 for r in retrieval.items[:cap]
             )
-            if job.parent is not None:
+            if job.parent is not None and job.parent.instruction is not None:
+                # A refinement redraws its stored input; variations (no instruction) draw afresh.
                 input_image = self.blobs.get(input_key(job.job_id))
         return JobPlan(
             job_id=job.job_id,

@@ -12,7 +12,7 @@ from datetime import timedelta
 from pathlib import PurePath
 
 from sketchgen.errors import ConflictError, InputError, NotFoundError
-from sketchgen.generate.pipeline import JobPlan, Refinement, plan_job
+from sketchgen.generate.pipeline import JobPlan, Refinement, VariationOf, plan_job
 from sketchgen.jobs import BatchRef, JobRecord, JobRequest
 from sketchgen.layout import METADATA_FILE, input_key, metadata_key, sketch_file, sketch_key
 from sketchgen.logs import get_logger, log_context
@@ -77,6 +77,7 @@ class JobService:
         deadline_s: float | None = None,
         references: RetrievalResult | None = None,
         style_version: str | None = None,
+        variation_of: VariationOf | None = None,
     ) -> tuple[JobRecord, bool]:
         """Plan the job, store it, queue one task per sketch. Returns ``(job, created)``.
 
@@ -137,6 +138,7 @@ class JobService:
                 model=self.model,
                 refinement=refinement,
                 read_reference=self.catalog.reference_bytes,
+                variation_of=variation_of,
             )
             job, created = self._store_job(
                 owner_uid,
@@ -288,6 +290,39 @@ class JobService:
             references=self._still_stored(
                 self.stored.job_plan(parent, load_images=False).retrieval
             ),
+            style_version=parent.plan.style_version,
+        )
+
+    def vary_sketch(
+        self,
+        owner_uid: str,
+        job_id: str,
+        index: int,
+        *,
+        num_images: int,
+        idempotency_key: str | None = None,
+    ) -> tuple[JobRecord, bool]:
+        """A new job of ``num_images`` variations of sketch ``index`` (issue 27): the same
+        brief, style and references, the sketch's layout, and its seed (variation ``i`` is
+        drawn with the sketch's seed ``+ i``); the exaggeration varies."""
+        parent = self.get_job(owner_uid, job_id)
+        state = parent.sketches.get(str(index))
+        if state is None or state.status != "ok":
+            made = [int(i) for i, s in parent.sketches.items() if s.status == "ok"]
+            raise InputError(
+                f"job {job_id} has no finished sketch {index}", field="index", allowed=made
+            )
+        sketch_seed = (parent.plan.seed + index) % 2**31  # as JobPlan.request drew it
+        request = parent.request.model_copy(update={"num_images": num_images, "seed": sketch_seed})
+        return self.submit_job(
+            owner_uid,
+            request,
+            idempotency_key=idempotency_key,
+            variation_of=VariationOf(
+                parent=ParentRef(job_id=job_id, index=index),
+                variation=parent.plan.variations[index],
+            ),
+            references=self.stored.job_plan(parent, load_images=False).retrieval,
             style_version=parent.plan.style_version,
         )
 

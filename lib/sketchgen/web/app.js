@@ -6,6 +6,8 @@
 // Server-Sent Events, read with fetch because EventSource cannot send an Authorization
 // header; on a dropped connection it resumes with Last-Event-ID, so no event is missed.
 
+import { historyChanged, initStudio, sketchTools } from "./studio.js";
+
 const $ = (selector) => document.querySelector(selector);
 const TERMINAL_JOB = new Set(["done", "partial", "failed", "cancelled"]);
 const MAX_LINEAGE = 6;
@@ -446,6 +448,7 @@ async function updateSketch(sketch) {
     button("Open", () => openViewer(src, img.alt)),
     download,
     button("Refine", () => openRefiner(sketch.index)),
+    ...sketchTools(state.job.job_id, sketch.index),
   );
 }
 
@@ -470,6 +473,7 @@ function setStatus(status) {
 }
 
 function finish(done) {
+  historyChanged();
   setStatus(done.status);
   loadUsage(); // refunds and the freed job slot
   $("#cancel").disabled = true;
@@ -681,6 +685,7 @@ async function main() {
   $("#download-zip").addEventListener("click", downloadZip);
   loadUsage();
   wireStyleEditor();
+  initStudio({ api, blobUrl, openJob, openRefiner, currentJob: () => state.job });
   try {
     await loadStyles();
   } catch (error) {

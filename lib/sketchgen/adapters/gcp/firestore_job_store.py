@@ -17,9 +17,11 @@ from contextlib import AbstractContextManager, contextmanager
 from typing import Any, TypeVar
 
 from sketchgen.adapters.gcp._firestore import client_for, optimistic_update
+from sketchgen.adapters.job_pages import QUERY_SCAN_LIMIT, page_of
 from sketchgen.adapters.job_store_base import TransactionalJobStore, Transition
 from sketchgen.errors import ConflictError, StorageError
 from sketchgen.jobs import JobRecord, job_matches
+from sketchgen.ports import JobCursor, JobPage
 
 __all__ = ["FirestoreJobStore"]
 
@@ -179,6 +181,52 @@ class FirestoreJobStore(TransactionalJobStore):
             query = query.where(filter=firestore.FieldFilter("status", "in", list(statuses)))
         query = query.order_by("created_at", direction=firestore.Query.DESCENDING).limit(limit)
         return [from_doc(s.to_dict()) for s in query.stream()]
+
+    def page_jobs(
+        self,
+        owner_uid: str,
+        *,
+        limit: int,
+        cursor: JobCursor | None = None,
+        style_id: str | None = None,
+        query: str | None = None,
+    ) -> JobPage:
+        """owner_uid (+ style_id) ==, created_at and then the document id descending: the
+        composite indexes ``jobs_by_owner`` / ``jobs_by_owner_and_style`` in Terraform. A
+        brief search reads at most QUERY_SCAN_LIMIT documents and filters them here."""
+        from google.api_core import exceptions
+        from google.cloud import firestore
+
+        collection = self.client.collection(self.collection)
+        ordered = collection.where(filter=firestore.FieldFilter("owner_uid", "==", owner_uid))
+        if style_id is not None:
+            ordered = ordered.where(filter=firestore.FieldFilter("style_id", "==", style_id))
+        ordered = ordered.order_by("created_at", direction=firestore.Query.DESCENDING).order_by(
+            "__name__", direction=firestore.Query.DESCENDING
+        )
+        if cursor is not None:
+            ordered = ordered.start_after(
+                {"created_at": cursor.created_at, "__name__": self._ref(cursor.job_id)}
+            )
+        scan = QUERY_SCAN_LIMIT if query else limit
+        try:
+            jobs = [from_doc(s.to_dict()) for s in ordered.limit(scan + 1).stream()]
+        except exceptions.GoogleAPICallError as error:
+            raise StorageError(f"firestore: {error.message}") from error
+        return page_of(jobs[:scan], limit=limit, query=query, more=len(jobs) > scan)
+
+    def delete_job(self, job_id: str) -> bool:
+        """The job document and every document under it (its sketches' subcollection, where
+        the store keeps one), in batches of at most 500 writes."""
+        from google.api_core import exceptions
+
+        ref = self._ref(job_id)
+        try:
+            existed = bool(ref.get().exists)
+            _delete_tree(ref)
+        except exceptions.GoogleAPICallError as error:
+            raise StorageError(f"firestore: {error.message}") from error
+        return existed
 
     def _idempotency_ref(self, owner_uid: str, idempotency_key: str) -> Any:
         digest = hashlib.sha256(f"{owner_uid}\0{idempotency_key}".encode()).hexdigest()

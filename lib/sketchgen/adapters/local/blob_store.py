@@ -41,8 +41,8 @@ class LocalBlobStore:
         self._path(key).unlink(missing_ok=True)
 
     def delete_under(self, folder: str) -> int:
-        path = self._path(folder)
-        if not path.is_dir():
+        path = self._path(folder.rstrip("/"))
+        if not path.is_dir() or path == self.root:  # never the whole store
             return 0
         count = sum(1 for p in path.rglob("*") if p.is_file())
         shutil.rmtree(path)

@@ -14,9 +14,11 @@ from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import TypeVar
 
+from sketchgen.adapters.job_pages import QUERY_SCAN_LIMIT, is_after, newest_first, page_of
 from sketchgen.adapters.job_store_base import TransactionalJobStore, Transition
 from sketchgen.errors import ConflictError, StorageError
 from sketchgen.jobs import JobRecord, job_matches
+from sketchgen.ports import JobCursor, JobPage
 
 __all__ = ["MemoryJobStore", "SqliteJobStore"]
 
@@ -130,6 +132,33 @@ class MemoryJobStore(TransactionalJobStore):
                 del self._keys[key]
             self._changed.notify_all()
             return ids
+
+    def page_jobs(
+        self,
+        owner_uid: str,
+        *,
+        limit: int,
+        cursor: JobCursor | None = None,
+        style_id: str | None = None,
+        query: str | None = None,
+    ) -> JobPage:
+        with self._changed:
+            jobs = [
+                j
+                for j in self._jobs.values()
+                if job_matches(j, owner_uid=owner_uid, style_id=style_id) and is_after(j, cursor)
+            ]
+        jobs.sort(key=newest_first, reverse=True)
+        scan = QUERY_SCAN_LIMIT if query else limit
+        return page_of(jobs[:scan], limit=limit, query=query, more=len(jobs) > scan)
+
+    def delete_job(self, job_id: str) -> bool:
+        with self._changed:
+            job = self._jobs.pop(job_id, None)
+            if job is not None and job.idempotency_key is not None:
+                self._keys.pop((job.owner_uid, job.idempotency_key), None)
+            self._changed.notify_all()
+            return job is not None
 
 
 _SCHEMA = """
@@ -311,3 +340,39 @@ class SqliteJobStore(TransactionalJobStore):
             db.execute("DELETE FROM idempotency WHERE owner_uid = ?", (owner_uid,))
             db.execute("DELETE FROM jobs WHERE owner_uid = ?", (owner_uid,))
         return [str(r[0]) for r in rows]
+
+    def page_jobs(
+        self,
+        owner_uid: str,
+        *,
+        limit: int,
+        cursor: JobCursor | None = None,
+        style_id: str | None = None,
+        query: str | None = None,
+    ) -> JobPage:
+        # created_at is stored as isoformat() of aware UTC datetimes: text order is time order.
+        clauses, args = ["owner_uid = ?"], [owner_uid]
+        if style_id is not None:
+            clauses.append("style_id = ?")
+            args.append(style_id)
+        if cursor is not None:
+            clauses.append("(created_at < ? OR (created_at = ? AND job_id < ?))")
+            stamp = cursor.created_at.isoformat()
+            args.extend((stamp, stamp, cursor.job_id))
+        scan = QUERY_SCAN_LIMIT if query else limit
+        rows = (
+            self._db()
+            .execute(
+                f"SELECT doc FROM jobs WHERE {' AND '.join(clauses)} "  # noqa: S608 - fixed columns
+                "ORDER BY created_at DESC, job_id DESC LIMIT ?",
+                (*args, scan + 1),
+            )
+            .fetchall()
+        )
+        jobs = [JobRecord.model_validate_json(r[0]) for r in rows]
+        return page_of(jobs[:scan], limit=limit, query=query, more=len(jobs) > scan)
+
+    def delete_job(self, job_id: str) -> bool:
+        with self._transaction() as db:
+            db.execute("DELETE FROM idempotency WHERE job_id = ?", (job_id,))
+            return db.execute("DELETE FROM jobs WHERE job_id = ?", (job_id,)).rowcount > 0

@@ -1,0 +1,214 @@
+"""The studio on the page (issue 27) in headless Chromium, against `sketchgen serve` and
+`make dev` under the deployed URL layout (the fixtures of tests/web/test_page.py): history
+with infinite scroll and search, favourites, compare, the download menu, shortcuts."""
+
+from __future__ import annotations
+
+import io
+import json
+import time
+import urllib.error
+import urllib.request
+import xml.etree.ElementTree as ET
+import zipfile
+from typing import Any
+
+import pytest
+from playwright.sync_api import Page
+
+from tests.web.test_page import (  # noqa: F401 - fixtures, used by name
+    Site,
+    _wait_for_hash,
+    browser,
+    gemini,
+    page,
+    server,
+)
+
+HISTORY_PAGE = 12  # studio.js's page size
+TERMINAL = {"done", "partial", "failed", "cancelled"}
+
+
+def _call(site: Site, path: str, body: dict[str, Any] | None = None, method: str = "GET") -> Any:
+    data = json.dumps(body).encode() if body is not None else None
+    headers = {**site.headers, **({"Content-Type": "application/json"} if data else {})}
+    request = urllib.request.Request(f"{site.url}{path}", data, headers, method=method)
+    with urllib.request.urlopen(request, timeout=30) as response:
+        raw = response.read()
+    return json.loads(raw) if raw else None
+
+
+def _finished(site: Site, job_id: str) -> dict[str, Any]:
+    deadline = time.monotonic() + 60
+    while (job := _call(site, f"v1/jobs/{job_id}"))["status"] not in TERMINAL:
+        assert time.monotonic() < deadline, f"job {job_id} never finished"
+        time.sleep(0.2)
+    return dict(job)
+
+
+@pytest.fixture(scope="module")
+def made(server: Site) -> dict[str, Any]:  # noqa: F811 - the imported fixture
+    """One page and a bit of history (made over the API, one at a time: the active-job
+    limit), the newest with three sketches and three variations of its first one."""
+    jobs = []
+    for i in range(HISTORY_PAGE):
+        body = {"brief": f"golf mascot {i}", "style_id": "loose-ink-mascot", "num_images": 1}
+        jobs.append(_finished(server, _call(server, "v1/jobs", body, "POST")["job_id"]))
+    body = {"brief": "heroic space fox", "style_id": "loose-ink-mascot", "num_images": 3}
+    fox = _finished(server, _call(server, "v1/jobs", body, "POST")["job_id"])
+    accepted = _call(
+        server, f"v1/jobs/{fox['job_id']}/sketches/0/variations", {"num_images": 3}, "POST"
+    )
+    variations = _finished(server, accepted["job_id"])
+    return {"golf": jobs, "fox": fox, "variations": variations}
+
+
+def _open_job(page: Page, job_id: str) -> None:  # noqa: F811
+    page.locator(f"#studio-history-list li[data-job-id='{job_id}'] a").first.click()
+    _wait_for_hash(page, lambda h: h == f"#job={job_id}")
+    page.wait_for_selector("#job-status[data-status=done]")
+    page.wait_for_selector(".sketch[data-status=ok] .favourite-toggle")
+
+
+def test_history_scrolls_for_more_and_searches_briefs(
+    made: dict[str, Any],
+    page: Page,  # noqa: F811
+) -> None:
+    items = page.locator("#studio-history-list li")
+    page.wait_for_selector("#studio-history-list li")
+    assert items.count() == HISTORY_PAGE  # one page until the list is scrolled
+    newest = [made["variations"]["job_id"], made["fox"]["job_id"]]
+    assert [items.nth(i).get_attribute("data-job-id") for i in range(2)] == newest
+    page.locator("#studio-history-more").scroll_into_view_if_needed()
+    page.wait_for_selector("#studio-history-end:not([hidden])")
+    assert items.count() == HISTORY_PAGE + 2
+    assert page.locator("#studio-history-list li[data-job-id] img").count() >= HISTORY_PAGE + 2
+    page.fill("#history-search", "space fox")
+    deadline = time.monotonic() + 10
+    while items.count() != 2 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert sorted(items.nth(i).get_attribute("data-job-id") or "" for i in range(2)) == sorted(
+        newest
+    )
+
+
+def test_favourite_from_the_grid_shows_in_favourites(
+    made: dict[str, Any],
+    page: Page,  # noqa: F811
+    server: Site,  # noqa: F811
+) -> None:
+    fox = made["fox"]["job_id"]
+    _open_job(page, fox)
+    toggle = page.locator(".sketch[data-index='2'] .favourite-toggle")
+    toggle.click()
+    page.wait_for_selector(".sketch[data-index='2'] .favourite-toggle[aria-pressed=true]")
+    page.click("#tab-favourites")
+    page.wait_for_selector(f"#favourites-list li[data-job-id='{fox}'][data-index='2']")
+    assert [(s["job_id"], s["index"]) for s in _call(server, "v1/favourites")["sketches"]] == [
+        (fox, 2)
+    ]
+    page.click("#tab-studio-history")
+    toggle.click()  # unstar
+    page.wait_for_selector(".sketch[data-index='2'] .favourite-toggle[aria-pressed=false]")
+    assert _call(server, "v1/favourites")["sketches"] == []
+
+
+def test_download_menu_gives_each_format(
+    made: dict[str, Any],
+    page: Page,  # noqa: F811
+) -> None:
+    from psd_tools import PSDImage
+
+    _open_job(page, made["fox"]["job_id"])
+    card = page.locator(".sketch[data-index='0']")
+    files = {}
+    for fmt in ("svg", "png", "psd", "ora"):
+        card.locator(".download-menu summary").click()
+        with page.expect_download() as info:
+            card.locator(f".download-menu button[data-format='{fmt}']").click()
+        files[fmt] = (info.value.suggested_filename, info.value.path().read_bytes())
+    assert files["svg"][0].endswith("_sketch_0.svg")
+    assert ET.fromstring(files["svg"][1]).findall(".//{http://www.w3.org/2000/svg}path")
+    assert files["png"][0].endswith(".transparent.png") and files["png"][1][:4] == b"\x89PNG"
+    assert len(list(PSDImage.open(io.BytesIO(files["psd"][1])))) == 3
+    assert zipfile.ZipFile(io.BytesIO(files["ora"][1])).namelist()[0] == "mimetype"
+
+
+def test_compare_shows_a_sketch_beside_its_variations(
+    made: dict[str, Any],
+    page: Page,  # noqa: F811
+) -> None:
+    _open_job(page, made["fox"]["job_id"])
+    page.locator(".sketch[data-index='0'] button.compare").click()
+    page.wait_for_selector("#compare[open]")
+    panes = page.locator("#compare-panes figure")
+    assert panes.count() == 1 + 3  # the sketch, then its three variations
+    assert panes.nth(0).get_attribute("data-job-id") == made["fox"]["job_id"]
+    assert {panes.nth(i).get_attribute("data-job-id") for i in (1, 2, 3)} == {
+        made["variations"]["job_id"]
+    }
+    assert "Variation" in panes.nth(1).inner_text()
+    deadline = time.monotonic() + 10
+    while page.locator("#compare-panes img[src^='blob:']").count() < 4:
+        assert time.monotonic() < deadline, "compare thumbnails never loaded"
+        time.sleep(0.1)
+
+
+def test_keyboard_shortcuts(
+    made: dict[str, Any],
+    page: Page,  # noqa: F811
+    server: Site,  # noqa: F811
+) -> None:
+    fox = made["fox"]["job_id"]
+    _open_job(page, fox)
+    page.locator("body").click(position={"x": 5, "y": 5})  # focus on the page, not a field
+    page.keyboard.press("?")
+    page.wait_for_selector("#shortcuts[open]")
+    page.keyboard.press("Escape")
+    page.wait_for_selector("#shortcuts:not([open])", state="attached")
+    page.keyboard.press("ArrowRight")
+    page.keyboard.press("ArrowRight")
+    assert page.get_attribute(".sketch.selected", "data-index") == "1"
+    page.keyboard.press("ArrowLeft")
+    page.keyboard.press("ArrowLeft")
+    assert page.get_attribute(".sketch.selected", "data-index") == "2"  # wraps around
+    page.keyboard.press("f")
+    page.wait_for_selector(".sketch[data-index='2'] .favourite-toggle[aria-pressed=true]")
+    assert (fox, 2) in {
+        (s["job_id"], s["index"]) for s in _call(server, "v1/favourites")["sketches"]
+    }
+    page.keyboard.press("f")
+    page.wait_for_selector(".sketch[data-index='2'] .favourite-toggle[aria-pressed=false]")
+    page.keyboard.press("d")
+    page.wait_for_selector(".sketch[data-index='2'] .download-menu[open]")
+    page.keyboard.press("Escape")
+    page.locator("body").click(position={"x": 5, "y": 5})
+    page.keyboard.press("r")
+    page.wait_for_selector("#refiner[open]")
+    assert page.inner_text("#refine-index") == "#3"
+    page.keyboard.press("Escape")
+    page.wait_for_selector("#refiner:not([open])", state="attached")
+    page.keyboard.press("v")
+    _wait_for_hash(page, lambda h: h not in ("", f"#job={fox}"))
+    child = page.evaluate("location.hash").removeprefix("#job=")
+    job = _finished(server, child)
+    assert job["parent"] == {"job_id": fox, "index": 2, "instruction": None}
+    assert len(job["sketches"]) == 3
+
+
+def test_delete_a_job_from_the_history(
+    made: dict[str, Any],
+    page: Page,  # noqa: F811
+    server: Site,  # noqa: F811
+) -> None:
+    oldest = made["golf"][0]["job_id"]
+    page.wait_for_selector("#studio-history-list li")
+    page.locator("#studio-history-more").scroll_into_view_if_needed()
+    item = page.locator(f"#studio-history-list li[data-job-id='{oldest}']")
+    item.wait_for()
+    page.once("dialog", lambda dialog: dialog.accept())
+    item.locator("button.delete-job").click()
+    item.wait_for(state="detached")
+    with pytest.raises(urllib.error.HTTPError) as gone:
+        _call(server, f"v1/jobs/{oldest}")
+    assert gone.value.code == 404
