@@ -16,13 +16,15 @@ from typing import IO, TYPE_CHECKING, Any, NoReturn, TypeVar
 
 from sketchgen._front import DEFAULT_STYLE
 from sketchgen.cli_styles import OWNED_COMMANDS, add_owned_style_commands, run_owned_style_command
-from sketchgen.errors import InputError, SketchgenError
+from sketchgen.errors import ConfigError, InputError, SketchgenError
+from sketchgen.generate.models import OFFLINE_MODEL_ID
 from sketchgen.schemas import ASPECT_RATIOS, IMAGE_SIZES, MAX_REFINE_IMAGES
 
 if TYPE_CHECKING:
     from pydantic import BaseModel
 
     from sketchgen.generate import ImageGenerator, SketchStream
+    from sketchgen.settings import Settings
 
     _Request = TypeVar("_Request", bound=BaseModel)
 
@@ -62,12 +64,31 @@ def _validated(kind: type[_Request], /, **fields: Any) -> _Request:
     """The request as the HTTP API would take it: its limits, its messages (InputError)."""
     from pydantic import ValidationError
 
+    from sketchgen.errors import first_problem
+
     try:
         return kind(**fields)
     except ValidationError as error:
-        first = error.errors()[0]
-        field = ".".join(str(part) for part in first["loc"]) or None
-        raise InputError(str(first["msg"]), field=field) from None
+        field, message = first_problem(error)
+        raise InputError(message, field=field or None) from None
+
+
+def _sketch_number(text: str) -> int:
+    """A sketch's 0-based index from its 1-based number or its file name (``sketch_0.png``)."""
+    import re
+
+    named = re.fullmatch(r"sketch_(\d+)\.png", text.strip())
+    if named:
+        return int(named.group(1))
+    try:
+        number = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"must be a sketch number (1, 2, ...) or file name (sketch_0.png), not {text!r}"
+        ) from None
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"sketches are numbered from 1, not {number}")
+    return number - 1
 
 
 def _count(text: str) -> int:
@@ -109,7 +130,12 @@ def _parser() -> _Parser:
 
     refine = commands.add_parser("refine", help="redraw one sketch of a job with an instruction")
     refine.add_argument("job_dir", type=Path, help="the job's folder (holds metadata.json)")
-    refine.add_argument("index", type=int, help="which sketch")
+    refine.add_argument(
+        "sketch",
+        type=_sketch_number,
+        help="which sketch: its number as the page and this CLI show it (1 is sketch_0.png), "
+        "or its file name (sketch_0.png)",
+    )
     refine.add_argument("instruction", help='e.g. "more exaggerated", "turn the head left"')
     refine.add_argument("-n", "--num-images", type=_refine_count, default=1, metavar="N")
     refine.add_argument("--offline", action="store_true", help="use the offline sketch model")
@@ -213,7 +239,8 @@ def _generate(args: argparse.Namespace) -> int:
     from sketchgen.settings import get_settings
 
     settings = get_settings()
-    generator = build_generator(settings, offline=True if args.offline else None)
+    offline = _offline_model_chosen(settings, args.model, args.offline)
+    generator = build_generator(settings, offline=offline)
     warming = _start_warm_up(generator)  # the SDK import and client, while the job is planned
     request = _validated(
         JobRequest,
@@ -239,6 +266,32 @@ def _generate(args: argparse.Namespace) -> int:
     return _report(stream, config.num_images, as_json=args.json)
 
 
+def _offline_model_chosen(settings: Settings, requested: str | None, offline: bool) -> bool:
+    """Whether the offline sketch model draws: asked for (``--offline``), or no Gemini key
+    and no Gemini model asked for. A model asked for by name (``--model``, ``GEMINI_MODEL``)
+    must be known, and with no key is refused naming ``GEMINI_API_KEY``: a user who asked
+    for Gemini never gets offline sketches silently."""
+    from sketchgen.generate.models import check_model
+
+    if requested is not None:
+        try:
+            check_model(requested)
+        except ConfigError as error:
+            raise ConfigError(error.message, field="--model") from None
+    if offline:
+        return True
+    if settings.gemini_api_key is not None and not settings.offline:
+        return False
+    named = requested or ("gemini_model" in settings.model_fields_set and settings.gemini_model)
+    if named and not settings.offline:
+        raise ConfigError(
+            f"{named} is a Gemini model and needs GEMINI_API_KEY (or GOOGLE_API_KEY); "
+            "--offline draws with the offline sketch model instead",
+            field="GEMINI_API_KEY",
+        )
+    return True
+
+
 def _start_warm_up(generator: ImageGenerator) -> threading.Thread:
     """Prepare the model client in a thread while the caller plans, so that the first sketch
     does not also pay for the SDK's import and the client (about a second)."""
@@ -258,13 +311,17 @@ def _refine(args: argparse.Namespace) -> int:
     from sketchgen.bootstrap import build_generator, build_style_registry
     from sketchgen.generate.refine import prepare_refinement
     from sketchgen.jobs import RefineRequest
+    from sketchgen.settings import get_settings
 
-    generator = build_generator(offline=True if args.offline else None)
+    settings = get_settings()
+    generator = build_generator(
+        settings, offline=_offline_model_chosen(settings, None, args.offline)
+    )
     warming = _start_warm_up(generator)
     request = _validated(RefineRequest, instruction=args.instruction, num_images=args.num_images)
     job = prepare_refinement(
         args.job_dir,
-        args.index,
+        args.sketch,
         request.instruction,
         styles=build_style_registry(),
         num_images=request.num_images,
@@ -276,22 +333,39 @@ def _refine(args: argparse.Namespace) -> int:
 
 
 def _report(stream: SketchStream, total: int, *, as_json: bool) -> int:
-    """Progress on stderr, JSON lines on stdout if asked; the exit code."""
+    """Progress on stderr, JSON lines on stdout if asked; the exit code. Sketches are
+    numbered from 1 in what a person reads, as on the page and in the file names' order;
+    JSON keeps the 0-based ``index`` that metadata.json and the API use."""
     progress = _Progress(total, sys.stderr)
     started = time.perf_counter()
-    for index, path, error in stream:
-        progress.advance(failed=error is not None)
-        if as_json:
-            elapsed = round(time.perf_counter() - started, 3)
-            _emit(
-                {
-                    "event": "sketch",
-                    "index": index,
-                    "path": str(path) if path else None,
-                    "error": error,
-                    "elapsed_s": elapsed,
-                }
-            )
+    try:
+        for index, path, error in stream:
+            progress.advance(failed=error is not None)
+            if as_json:
+                elapsed = round(time.perf_counter() - started, 3)
+                _emit(
+                    {
+                        "event": "sketch",
+                        "index": index,
+                        "path": str(path) if path else None,
+                        "error": error,
+                        "elapsed_s": elapsed,
+                    }
+                )
+    except KeyboardInterrupt:
+        # The stream recorded the folder as it stands (metadata.json: finished sketches,
+        # the rest cancelled); say where, in one line, and exit as Ctrl-C does.
+        from sketchgen.generate.generator import INTERRUPTED
+
+        result = stream.abandon(INTERRUPTED)
+        if progress.enabled:
+            sys.stderr.write("\n")
+        _fail(
+            f"interrupted: {len(result.images)} of {total} sketches saved in "
+            f"{result.output_dir} (metadata.json marks the rest cancelled)",
+            130,
+        )
+        return 130
     result = stream.result
     if as_json:
         _emit(
@@ -302,13 +376,23 @@ def _report(stream: SketchStream, total: int, *, as_json: bool) -> int:
                 "metadata_path": str(result.metadata_path),
                 "images": [str(p) for p in result.images],
                 "errors": {str(i): e for i, e in result.errors.items()},
+                "model": result.metadata.model.model_dump(),
                 "elapsed_s": round(time.perf_counter() - started, 3),
             }
         )
     else:
-        print(f"{len(result.images)}/{total} sketches in {result.output_dir}")
+        model = result.metadata.model
+        drawn_by = (
+            f"the offline sketch model ({OFFLINE_MODEL_ID}), not Gemini"
+            if model.adapter == "offline"
+            else (model.used or model.requested)
+        )
+        parent = result.metadata.parent
+        if parent is not None:
+            print(f"refined from job {parent.job_id}, sketch {parent.index + 1}")
+        print(f"{len(result.images)}/{total} sketches in {result.output_dir}, drawn by {drawn_by}")
         for index, error in sorted(result.errors.items()):
-            print(f"  sketch {index} failed: {error}", file=sys.stderr)
+            print(f"  sketch {index + 1} failed: {error}", file=sys.stderr)
     return 0 if result.ok else 1
 
 
@@ -463,8 +547,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         where = f"{error.field}: " if isinstance(error, InputError) and error.field else ""
         return _fail(f"{where}{error}", error.exit_code)
     except OSError as error:
-        # Almost always an output folder we cannot write: the user's to fix, not a crash.
-        return _fail(f"{error.strerror}: {error.filename}", 2)
+        # Almost always an output folder we cannot write (or a full disk): the user's to
+        # fix, not a crash. Not every OSError names a file.
+        where = f": {error.filename}" if error.filename else ""
+        return _fail(f"{error.strerror or error}{where}", 2)
     except KeyboardInterrupt:
         return 130
 

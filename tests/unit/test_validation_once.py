@@ -119,6 +119,6 @@ def test_refine_instruction_limit_is_the_same_for_request_cli_and_http(
     assert response.status_code == 422
     assert json.loads(response.get_data())["error"]["message"] == message
 
-    code = main(["refine", str(tmp_path / "nowhere"), "0", too_long, "--offline"])
+    code = main(["refine", str(tmp_path / "nowhere"), "1", too_long, "--offline"])
     assert code == 2
     assert capsys.readouterr().err.strip() == f"sketchgen: error: instruction: {message}"
