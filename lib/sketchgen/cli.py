@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from pydantic import BaseModel
 
     from sketchgen.generate import ImageGenerator, SketchStream
+    from sketchgen.services import SketchService
     from sketchgen.settings import Settings
 
     _Request = TypeVar("_Request", bound=BaseModel)
@@ -441,6 +442,11 @@ def _use_local_service(data_dir: Path, offline: bool) -> None:
     }
     if offline:
         update["offline"] = True
+    if (offline or settings.use_offline_model) and "spend_control" not in settings.model_fields_set:
+        # The local plan: the offline model bills nobody, so the paid plans' limits (images
+        # a day, no pro or 4K on free) guard nothing here; SKETCHGEN_SPEND_CONTROL=true
+        # brings them back to try them (docs/decisions/0037).
+        update["spend_control"] = False
     bootstrap.configure(settings.model_copy(update=update))
 
 
@@ -512,13 +518,53 @@ def _serve(args: argparse.Namespace) -> int:
     _use_local_service(args.data_dir, args.offline)
     bootstrap.check_deployment_safety()  # dev auth is the default here: never in the cloud
     app = bootstrap.api()
-    bootstrap.service()  # build now so a bad setting fails before the port opens
-    auth = (
-        "Bearer dev:<uid>" if bootstrap.current_settings().auth == "dev" else "Firebase ID tokens"
-    )
-    print(f"sketchgen API on http://{args.host}:{args.port} (auth: {auth})", flush=True)
+    service = bootstrap.service()  # build now so a bad setting fails before the port opens
+    ended = end_interrupted_jobs(service)
+    if ended:
+        print(
+            f"ended {len(ended)} job(s) left running when sketchgen serve last stopped "
+            f"(finished sketches kept, the rest cancelled): {', '.join(ended)}",
+            flush=True,
+        )
+    settings = bootstrap.current_settings()
+    auth = "Bearer dev:<uid>" if settings.auth == "dev" else "Firebase ID tokens"
+    model = "the offline sketch model" if settings.use_offline_model else settings.gemini_model
+    host = "127.0.0.1" if _unspecified(args.host) else args.host  # listening everywhere
+    print(f"sketchgen API and page on http://{args.host}:{args.port} (auth: {auth})", flush=True)
+    print(f"open http://{host}:{args.port}/ in a browser; sketches drawn by {model}", flush=True)
     run_simple(args.host, args.port, app, threaded=True, use_reloader=False)
     return 0
+
+
+def _unspecified(host: str) -> bool:
+    import ipaddress
+
+    try:
+        return ipaddress.ip_address(host).is_unspecified
+    except ValueError:  # a name, not an address
+        return False
+
+
+def end_interrupted_jobs(service: SketchService) -> list[str]:
+    """End the jobs a stopped ``sketchgen serve`` left queued or running.
+
+    ``serve`` runs its sketches in its own process (the in-process queue): when it stops,
+    their tasks are gone and nothing would ever end those jobs, which would stay ``running``
+    and hold their owners' active-job slots. On start, through the job store's own cancel
+    and the service's own finaliser, each such job keeps its finished sketches, has the rest
+    cancelled, gets its metadata.json and frees its slot. Jobs waiting on a model-side batch
+    are left to ``regenerate`` (the batch lives on at the model).
+    """
+    ended = []
+    for job in service.jobs.list_jobs(statuses=("queued", "running"), limit=10_000):
+        if job.batch is not None:
+            continue
+        result = service.jobs.cancel_job(job.job_id, running=True)
+        current = result.job or job
+        if result.finalize or current.all_ended:
+            service.stored.finalize_job(job.job_id)
+        ended.append(job.job_id)
+    return ended
 
 
 def _fail(message: str, code: int) -> int:

@@ -20,6 +20,7 @@ from sketchgen.errors import ConfigError
 from sketchgen.generate.config import GenerationConfig
 from sketchgen.generate.generator import INTERRUPTED
 from sketchgen.generate.models import ALIASES, OFFLINE_MODEL_ID, known_models
+from sketchgen.settings import Settings
 
 
 def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
@@ -227,3 +228,101 @@ def test_ctrl_c_mid_job_records_what_finished_and_cancels_the_rest(tmp_path: Pat
     assert sorted(p.name for p in folder.iterdir()) == sorted(
         ["metadata.json", *(s["file"] for s in metadata["sketches"] if s["status"] == "ok")]
     )
+
+
+def _local_settings(data: Path, **extra: object) -> Settings:
+    return Settings(
+        job_store=f"sqlite:///{data / 'jobs.sqlite3'}",
+        blob_url=f"file://{data / 'blobs'}",
+        auth="dev",
+        offline=True,
+        **extra,  # type: ignore[arg-type]
+    )
+
+
+def test_serve_ends_the_jobs_a_stopped_serve_left_running_and_frees_their_slots(
+    tmp_path: Path,
+) -> None:
+    from sketchgen.bootstrap import build_service
+    from sketchgen.cli import end_interrupted_jobs
+    from sketchgen.generate import OfflineSketchAdapter
+    from sketchgen.jobs import JobRequest
+    from tests.helpers.fakes import CollectingQueue
+
+    settings = _local_settings(tmp_path)
+    queue = CollectingQueue()  # the stopped serve: its in-process tasks are gone with it
+    before = build_service(settings, queue=queue, model=OfflineSketchAdapter())
+    request = JobRequest(brief="playful golf mascot", style_id="loose-ink-mascot", num_images=3)
+    job, _ = before.submission.submit_job("local", request)
+    before.worker.run_sketch(queue.tasks[0])  # one sketch was drawn before it stopped
+    assert before.jobs.get_job(job.job_id).status == "running"  # type: ignore[union-attr]
+    assert before.spend is not None and before.spend.usage("local")["active_jobs"] == 1
+
+    after = build_service(settings, model=OfflineSketchAdapter())  # serve starts again
+    assert end_interrupted_jobs(after) == [job.job_id]
+    ended = after.jobs.get_job(job.job_id)
+    assert ended is not None and ended.status == "partial" and ended.metadata_path
+    assert sorted(s.status for s in ended.sketches.values()) == ["cancelled", "cancelled", "ok"]
+    assert after.spend is not None and after.spend.usage("local")["active_jobs"] == 0
+    assert after.blobs.exists(ended.metadata_path)
+    assert end_interrupted_jobs(after) == []  # nothing left to end: safe to repeat
+
+
+def test_serve_prints_the_url_to_open_and_serves_a_favicon(tmp_path: Path) -> None:
+    import httpx
+
+    from dev.processes import free_port
+
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "sketchgen.cli", "serve", "--port", str(port),
+         "--data-dir", str(tmp_path)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )  # fmt: skip
+    try:
+        assert proc.stdout is not None
+        lines = [proc.stdout.readline() for _ in range(2)]
+        assert f"open http://127.0.0.1:{port}/ in a browser" in lines[1]
+        assert "offline sketch model" in lines[1]
+        icon = httpx.get(f"http://127.0.0.1:{port}/favicon.ico", timeout=30)
+        assert icon.status_code == 200 and icon.headers["content-type"].startswith("image/svg+xml")
+        assert b"<svg" in icon.content
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def test_local_offline_serve_applies_no_paid_plan_limits(tmp_path: Path) -> None:
+    from sketchgen import bootstrap
+    from sketchgen.cli import _use_local_service
+    from sketchgen.jobs import JobRequest
+
+    try:
+        _use_local_service(tmp_path, offline=True)
+        service = bootstrap.service()
+        assert service.spend is None  # the local plan: nothing billed, nothing to limit
+        # Pro at 4K, refused to the free plan in the cloud, is drawn (offline) locally.
+        request = JobRequest(
+            brief="golf", style_id="loose-ink-mascot", num_images=1, model="pro", image_size="4K"
+        )
+        job, _ = service.submission.submit_job("local", request)
+        assert job.job_id
+    finally:
+        bootstrap.reset()
+
+
+def test_the_job_view_and_events_say_which_model_drew(tmp_path: Path) -> None:
+    from sketchgen.bootstrap import build_service
+    from sketchgen.generate import OfflineSketchAdapter
+    from sketchgen.jobs import JobRequest
+
+    service = build_service(_local_settings(tmp_path), model=OfflineSketchAdapter())
+    request = JobRequest(brief="golf", style_id="loose-ink-mascot", num_images=1)
+    job, _ = service.submission.submit_job("local", request)
+    service.queue.join()  # type: ignore[attr-defined]
+    state = service.jobs.get_job(job.job_id).sketches["0"]  # type: ignore[union-attr]
+    assert state.model_used == OFFLINE_MODEL_ID
+    page = (Path(__file__).parents[2] / "lib/sketchgen/web/app.js").read_text()
+    assert f'OFFLINE_MODEL_ID = "{OFFLINE_MODEL_ID}"' in page  # the page badges that id

@@ -386,6 +386,7 @@ function renderJob(job) {
   $("#job").hidden = false;
   $("#job-title").textContent = `“${job.request.brief}”`;
   setStatus(job.status);
+  $("#job-model").hidden = true;
   $("#download-zip").disabled = true;
   $("#cancel").disabled = TERMINAL_JOB.has(job.status);
   const [w, h] = job.request.aspect_ratio.split(":").map(Number);
@@ -415,6 +416,7 @@ async function updateSketch(sketch) {
   const card = document.querySelector(`.sketch[data-index="${sketch.index}"]`);
   if (!card || card.dataset.settled || !["ok", "failed", "cancelled"].includes(sketch.status)) return;
   card.dataset.settled = "true"; // the event and the final job view may both report it
+  if (sketch.model_used === OFFLINE_MODEL_ID) $("#job-model").hidden = false;
   const frame = card.querySelector(".frame");
   const tools = card.querySelector(".tools");
   if (sketch.status !== "ok") {
@@ -448,6 +450,9 @@ async function updateSketch(sketch) {
     button("Refine", () => openRefiner(sketch.index)),
   );
 }
+
+// What the offline sketch model reports as the model that drew (sketchgen.generate.models).
+const OFFLINE_MODEL_ID = "offline-sketch-v1";
 
 const BLOCKED = new Set(["IMAGE_SAFETY", "IMAGE_PROHIBITED_CONTENT", "PROHIBITED_CONTENT", "SAFETY"]);
 
@@ -619,7 +624,7 @@ async function showLineage(job) {
   let current = job;
   for (let depth = 0; current.parent && depth < MAX_LINEAGE; depth += 1) {
     const { job_id: parentId, index, instruction } = current.parent;
-    const link = text("a", `job ${parentId.slice(0, 8)} sketch #${index + 1}`);
+    const link = text("a", `job ${parentId} sketch #${index + 1}`);
     link.addEventListener("click", () => openJob(parentId));
     box.append(depth ? " ← " : "Refined from ", link, instruction ? ` (“${instruction}”)` : "");
     try {
