@@ -15,7 +15,12 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, NoReturn, TypeVar
 
 from sketchgen._front import DEFAULT_STYLE
-from sketchgen.cli_styles import OWNED_COMMANDS, add_owned_style_commands, run_owned_style_command
+from sketchgen.cli_styles import (
+    OWNED_COMMANDS,
+    SERVE_DIR,
+    add_owned_style_commands,
+    run_owned_style_command,
+)
 from sketchgen.errors import ConfigError, InputError, SketchgenError
 from sketchgen.generate.models import OFFLINE_MODEL_ID
 from sketchgen.schemas import ASPECT_RATIOS, IMAGE_SIZES, MAX_REFINE_IMAGES
@@ -24,7 +29,9 @@ if TYPE_CHECKING:
     from pydantic import BaseModel
 
     from sketchgen.generate import ImageGenerator, SketchStream
+    from sketchgen.schemas import PromptSpec, RetrievalResult, Style
     from sketchgen.services import SketchService
+    from sketchgen.services.styles import StyleService
     from sketchgen.settings import Settings
 
     _Request = TypeVar("_Request", bound=BaseModel)
@@ -128,6 +135,9 @@ def _parser() -> _Parser:
     gen.add_argument("--offline", action="store_true", help="use the offline sketch model")
     gen.add_argument("--output-dir", type=Path, default=None, metavar="DIR")
     gen.add_argument("--json", action="store_true", help="one JSON object per line on stdout")
+    gen.add_argument(
+        "--data-dir", type=Path, default=SERVE_DIR, help="where your own styles are (as serve's)"
+    )
 
     refine = commands.add_parser("refine", help="redraw one sketch of a job with an instruction")
     refine.add_argument("job_dir", type=Path, help="the job's folder (holds metadata.json)")
@@ -146,7 +156,7 @@ def _parser() -> _Parser:
     serve = commands.add_parser("serve", help="run the HTTP API locally on local adapters")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8080)
-    serve.add_argument("--data-dir", type=Path, default=Path("generated_outputs/serve"))
+    serve.add_argument("--data-dir", type=Path, default=SERVE_DIR)
     serve.add_argument("--offline", action="store_true", help="use the offline sketch model")
 
     regen = commands.add_parser(
@@ -163,7 +173,7 @@ def _parser() -> _Parser:
     )
     regen.add_argument("--poll", type=float, default=30.0, metavar="S", help="batch poll interval")
     regen.add_argument("--limit", type=int, default=100, metavar="N")
-    regen.add_argument("--data-dir", type=Path, default=Path("generated_outputs/serve"))
+    regen.add_argument("--data-dir", type=Path, default=SERVE_DIR)
     regen.add_argument("--offline", action="store_true", help="use the offline sketch model")
 
     accounts = commands.add_parser(
@@ -177,23 +187,25 @@ def _parser() -> _Parser:
     set_account.add_argument("--plan", choices=("free", "pro"), default=None)
     set_account.add_argument("--daily-images", type=_count, default=None, metavar="N")
     set_account.add_argument("--active-jobs", type=_count, default=None, metavar="N")
-    set_account.add_argument("--data-dir", type=Path, default=Path("generated_outputs/serve"))
+    set_account.add_argument("--data-dir", type=Path, default=SERVE_DIR)
     show_account = account_commands.add_parser("show", help="a user's plan and today's usage")
     show_account.add_argument("uid")
-    show_account.add_argument("--data-dir", type=Path, default=Path("generated_outputs/serve"))
+    show_account.add_argument("--data-dir", type=Path, default=SERVE_DIR)
 
     usage = commands.add_parser("usage", help="a user's images, cost and active jobs today")
     usage.add_argument("uid")
-    usage.add_argument("--data-dir", type=Path, default=Path("generated_outputs/serve"))
+    usage.add_argument("--data-dir", type=Path, default=SERVE_DIR)
 
     styles = commands.add_parser("styles", help="list and show styles")
     style_commands = styles.add_subparsers(
         dest="styles_command", required=True, parser_class=_Parser
     )
-    listing = style_commands.add_parser("list")
+    listing = style_commands.add_parser("list", help="built-in styles and your own")
     listing.add_argument("--json", action="store_true")
+    listing.add_argument("--data-dir", type=Path, default=SERVE_DIR)
     show = style_commands.add_parser("show")
     show.add_argument("style_id")
+    show.add_argument("--data-dir", type=Path, default=SERVE_DIR)
     add_owned_style_commands(style_commands)  # create, add-reference, rm (cli_styles)
     return parser
 
@@ -238,6 +250,7 @@ def _generate(args: argparse.Namespace) -> int:
     from sketchgen.prompt import PromptCompiler
     from sketchgen.references import ImageRetriever
     from sketchgen.settings import get_settings
+    from sketchgen.styles.owned import is_user_style_id
 
     settings = get_settings()
     offline = _offline_model_chosen(settings, args.model, args.offline)
@@ -254,12 +267,15 @@ def _generate(args: argparse.Namespace) -> int:
         seed=args.seed,
         allow_text=args.allow_text,
     )
-    style = build_style_registry(settings).get_style(request.style_id)
-    prompt_spec = PromptCompiler().compile(request.brief, style)
     config = request.generation_config(
         default_model=settings.gemini_model, output_dir=args.output_dir or settings.output_dir
     )
-    retrieval = ImageRetriever().retrieve(prompt_spec, style, top_k=3)
+    if is_user_style_id(request.style_id):
+        style, prompt_spec, retrieval = _own_style_job(args.data_dir, request.brief, args.style)
+    else:
+        style = build_style_registry(settings).get_style(request.style_id)
+        prompt_spec = PromptCompiler().compile(request.brief, style)
+        retrieval = ImageRetriever().retrieve(prompt_spec, style, top_k=3)
     warming.join()
     stream = generator.generate_streaming(
         prompt_spec=prompt_spec, retrieval_result=retrieval, style=style, config=config
@@ -291,6 +307,61 @@ def _offline_model_chosen(settings: Settings, requested: str | None, offline: bo
             field="GEMINI_API_KEY",
         )
     return True
+
+
+def _local_catalog(data_dir: Path) -> StyleService | None:
+    """The style catalog of ``serve``'s folder (or the configured stores), where the styles
+    :data:`~sketchgen.bootstrap.LOCAL_OWNER` made live; None if none was ever made there."""
+    from sketchgen import bootstrap
+    from sketchgen.adapters.blob_url import blob_store_from_url
+
+    _use_local_service(data_dir, offline=False)
+    settings = bootstrap.current_settings()
+    if settings.job_store.startswith("sqlite:///"):
+        jobs = Path(settings.job_store.removeprefix("sqlite:///"))
+        if not jobs.with_name(jobs.stem + ".styles.sqlite3").is_file():
+            return None
+    registry = bootstrap.build_style_registry(settings)
+    blobs = blob_store_from_url(settings.blob_url)
+    return bootstrap.build_style_catalog(settings, styles=registry, blobs=blobs)
+
+
+def _own_style_job(
+    data_dir: Path, brief: str, style_id: str
+) -> tuple[Style, PromptSpec, RetrievalResult]:
+    """A job on a style of the local owner's: the style, the compiled brief and its
+    references, retrieved by meaning as the service retrieves them, read from the folder."""
+    from sketchgen import bootstrap
+    from sketchgen.prompt import PromptCompiler
+    from sketchgen.schemas import RetrievalResult, ScoredReference
+
+    catalog = _local_catalog(data_dir)
+    if catalog is None:
+        raise InputError(
+            f"unknown style {style_id!r}: no styles of your own in {data_dir} "
+            "(make one with `sketchgen styles create`)",
+            field="style_id",
+        )
+    style = catalog.resolve(bootstrap.LOCAL_OWNER, style_id)
+    prompt_spec = PromptCompiler().compile(brief, style)
+    found = catalog.retrieve(prompt_spec, style, top_k=3)
+    blob_url = bootstrap.current_settings().blob_url
+    if not blob_url.startswith("file://"):
+        raise InputError(
+            "a style of your own needs its references in a local folder on the command line "
+            "(SKETCHGEN_BLOB_URL=file://...); use the API for styles in a bucket",
+            field="SKETCHGEN_BLOB_URL",
+        )
+    root = Path(blob_url.removeprefix("file://"))
+    # The library reads references from files: the blob keys, as paths in the blob folder.
+    items = tuple(
+        ScoredReference(
+            reference=item.reference.model_copy(update={"path": str(root / item.reference.path)}),
+            score=item.score,
+        )
+        for item in found.items
+    )
+    return style, prompt_spec, RetrievalResult(style_id=style.id, items=items)
 
 
 def _start_warm_up(generator: ImageGenerator) -> threading.Thread:
@@ -404,22 +475,29 @@ def _styles(args: argparse.Namespace) -> int:
         _use_local_service(args.data_dir, args.offline)
         return run_owned_style_command(args)
 
+    from sketchgen.bootstrap import LOCAL_OWNER
+    from sketchgen.styles.owned import is_user_style_id
+
     registry = build_style_registry()
+    catalog = _local_catalog(args.data_dir)
     if args.styles_command == "list":
-        styles = registry.list_styles()
+        rows = [(s.id, s.name, s.description, "built-in") for s in registry.list_styles()]
+        if catalog is not None:
+            own = catalog.own_styles(LOCAL_OWNER)
+            rows += [(d.style_id, d.name, d.description, LOCAL_OWNER) for d in own]
         if args.json:
-            _emit(
-                {
-                    "styles": [
-                        {"id": s.id, "name": s.name, "description": s.description} for s in styles
-                    ]
-                }
-            )
+            keys = ("id", "name", "description", "owner")
+            _emit({"styles": [dict(zip(keys, row, strict=True)) for row in rows]})
         else:
-            for s in styles:
-                print(f"{s.id:24} {s.name}")
+            for style_id, name, _, owner in rows:
+                print(
+                    f"{style_id:24} {name}" + (f"  (yours: {owner})" if owner != "built-in" else "")
+                )
         return 0
-    style = registry.get_style(args.style_id)
+    if is_user_style_id(args.style_id) and catalog is not None:
+        style = catalog.owned(LOCAL_OWNER, args.style_id).style
+    else:
+        style = registry.get_style(args.style_id)
     print(json.dumps(style.model_dump(mode="json"), indent=2))
     return 0
 

@@ -326,3 +326,37 @@ def test_the_job_view_and_events_say_which_model_drew(tmp_path: Path) -> None:
     assert state.model_used == OFFLINE_MODEL_ID
     page = (Path(__file__).parents[2] / "lib/sketchgen/web/app.js").read_text()
     assert f'OFFLINE_MODEL_ID = "{OFFLINE_MODEL_ID}"' in page  # the page badges that id
+
+
+def test_a_style_made_with_the_cli_is_seen_by_list_show_generate_and_the_page(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    from sketchgen.bootstrap import LOCAL_OWNER, web_config
+    from sketchgen.styles import PACKAGED_STYLES_DIR
+
+    refs = tmp_path / "refs"
+    refs.mkdir()
+    for name in ("golf-mascot", "space-fox"):
+        source = PACKAGED_STYLES_DIR / "loose-ink-mascot" / "references" / f"{name}.png"
+        (refs / f"{name}.png").write_bytes(source.read_bytes())
+    data = ["--data-dir", str(tmp_path / "serve")]
+    code, out, _ = _run(capsys, "styles", "create", "Team ink", "--from-folder", str(refs), *data)
+    assert code == 0
+    style_id = json.loads(out)["style_id"]
+
+    code, out, _ = _run(capsys, "styles", "list", "--json", *data)
+    listed = {s["id"]: s for s in json.loads(out)["styles"]}
+    assert code == 0 and listed[style_id]["owner"] == LOCAL_OWNER
+    assert listed["loose-ink-mascot"]["owner"] == "built-in"
+    code, out, _ = _run(capsys, "styles", "show", style_id, *data)
+    assert code == 0 and json.loads(out)["name"] == "Team ink"
+
+    code, out, _ = _run(
+        capsys, "generate", "golf mascot", "--style", style_id, "-n", "1", "--json",
+        "--output-dir", str(tmp_path / "out"), *data,
+    )  # fmt: skip
+    assert code == 0
+    metadata = json.loads(Path(json.loads(out.splitlines()[-1])["metadata_path"]).read_text())
+    assert metadata["style_id"] == style_id and metadata["reference_images"]
+    # The page of `sketchgen serve` signs in as the same local owner.
+    assert web_config(_local_settings(tmp_path))["devUid"] == LOCAL_OWNER

@@ -21,8 +21,9 @@ const state = {
 
 // --- auth ------------------------------------------------------------------------------
 
-async function devAuth() {
-  let uid = localStorage.getItem("sketchgen.devUid") || "designer";
+async function devAuth(config) {
+  // The local owner (bootstrap.LOCAL_OWNER): the CLI's styles are this user's too.
+  let uid = localStorage.getItem("sketchgen.devUid") || config.devUid || "local";
   const account = $("#account");
   const render = () => {
     account.replaceChildren(
@@ -675,7 +676,7 @@ function remember(jobId, title) {
 async function main() {
   const config = await (await fetch("config.json")).json();
   try {
-    state.auth = config.auth === "dev" ? await devAuth() : await firebaseAuth(config);
+    state.auth = config.auth === "dev" ? await devAuth(config) : await firebaseAuth(config);
   } catch (error) {
     if (error instanceof SignInNeeded) return;
     throw error;
