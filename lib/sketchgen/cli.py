@@ -463,8 +463,17 @@ def _report(stream: SketchStream, total: int, *, as_json: bool) -> int:
         if parent is not None:
             print(f"refined from job {parent.job_id}, sketch {parent.index + 1}")
         print(f"{len(result.images)}/{total} sketches in {result.output_dir}, drawn by {drawn_by}")
+        # One line per distinct reason: a network failure that failed every sketch is said
+        # once, not once per sketch.
+        by_reason: dict[str, list[int]] = {}
         for index, error in sorted(result.errors.items()):
-            print(f"  sketch {index + 1} failed: {error}", file=sys.stderr)
+            by_reason.setdefault(error, []).append(index + 1)
+        for error, numbers in by_reason.items():
+            which = ", ".join(map(str, numbers))
+            print(
+                f"  sketch{'es' if len(numbers) > 1 else ''} {which} failed: {error}",
+                file=sys.stderr,
+            )
     return 0 if result.ok else 1
 
 

@@ -360,3 +360,22 @@ def test_a_style_made_with_the_cli_is_seen_by_list_show_generate_and_the_page(
     assert metadata["style_id"] == style_id and metadata["reference_images"]
     # The page of `sketchgen serve` signs in as the same local owner.
     assert web_config(_local_settings(tmp_path))["devUid"] == LOCAL_OWNER
+
+
+def test_a_network_failure_is_said_once_naming_the_host(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from dev.processes import free_port
+    from sketchgen.settings import get_settings
+
+    port = free_port()  # nothing listens there
+    monkeypatch.setenv("GEMINI_API_KEY", "test-key-not-a-secret-0123456789")
+    monkeypatch.setenv("GOOGLE_GEMINI_BASE_URL", f"http://127.0.0.1:{port}")
+    monkeypatch.setenv("SKETCHGEN_MAX_ATTEMPTS", "1")
+    get_settings.cache_clear()
+    code, out, err = _run(capsys, "generate", "golf", "-n", "3", "--output-dir", str(tmp_path))
+    assert code == 1 and "0/3 sketches" in out
+    assert err.splitlines() == [
+        f"  sketches 1, 2, 3 failed: could not reach Gemini at 127.0.0.1:{port} "
+        "(ConnectError: All connection attempts failed)"
+    ]

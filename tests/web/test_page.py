@@ -235,7 +235,7 @@ def test_refine_opens_the_child_job_with_its_lineage(
     page.wait_for_selector("#job-status[data-status=done]")
 
     lineage = page.inner_text("#job-lineage")
-    assert parent_id[:8] in lineage and "sketch #2" in lineage and "more exaggerated" in lineage
+    assert f"job {parent_id} sketch #2" in lineage and "more exaggerated" in lineage
     assert page.locator(".sketch[data-status=ok] img").count() == 1
     # The model got the chosen sketch as its input image, with the instruction.
     refine_call = gemini.requests[-1]

@@ -28,6 +28,7 @@ from sketchgen.ports import BatchState, BatchStatus, ImageRequest, ImageResponse
 __all__ = ["NanaBananaAdapter", "NanoBananaAdapter"]
 
 _TRANSIENT_STATUS = frozenset({408, 429, 500, 502, 503, 504})
+_GEMINI_URL = "https://generativelanguage.googleapis.com"  # the SDK's own default
 _DURATION = re.compile(r"^\s*([0-9.]+)s\s*$")
 
 
@@ -209,8 +210,7 @@ class NanoBananaAdapter(ImageModelAdapter):
 
     # -- response ------------------------------------------------------------------------
 
-    @staticmethod
-    def _translate(error: Exception, model: str) -> ModelError:
+    def _translate(self, error: Exception, model: str) -> ModelError:
         from google.genai import errors
 
         if isinstance(error, errors.APIError):
@@ -224,8 +224,22 @@ class NanoBananaAdapter(ImageModelAdapter):
                 )
             return ModelRequestError(message)
         if _is_transport_error(error):
-            return TransientModelError(f"{type(error).__name__}: {error}".strip(": "))
+            return TransientModelError(self._unreachable(error))
         return ModelRequestError(f"unexpected {type(error).__name__} from the Gemini SDK")
+
+    def _unreachable(self, error: BaseException) -> str:
+        """A network failure in words that say where: the host, never the key or a path."""
+        from urllib.parse import urlsplit
+
+        host = urlsplit(self._base_url or _GEMINI_URL).netloc or self._base_url
+        timed_out = isinstance(error, (TimeoutError, asyncio.TimeoutError)) or "Timeout" in (
+            type(error).__name__
+        )
+        if timed_out:
+            return f"Gemini at {host} did not answer within {self._timeout_s:g} s"
+        detail = str(error).strip()
+        cause = f"{type(error).__name__}: {detail}" if detail else type(error).__name__
+        return f"could not reach Gemini at {host} ({cause})"
 
     @staticmethod
     def _image(response: Any, model: str) -> ImageResponse:
