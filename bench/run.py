@@ -34,6 +34,7 @@ BENCHMARKS = {
     "guard": "Style guard",
     "footprint": "Import time and memory",
     "retrieval": "Retrieval for user styles: recall@3 and index latency",
+    "first_hour": "First hour: the offline model against the style guard, and `make demo`",
 }
 PAGE = ROOT / "docs" / "BENCHMARKS.md"
 
