@@ -10,10 +10,11 @@ import json
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, NoReturn, TypeVar
 
+from sketchgen._files import atomic_write_bytes
 from sketchgen._front import DEFAULT_STYLE
 from sketchgen.cli_styles import (
     OWNED_COMMANDS,
@@ -160,7 +161,8 @@ def _parser() -> _Parser:
     serve.add_argument("--offline", action="store_true", help="use the offline sketch model")
 
     regen = commands.add_parser(
-        "regenerate", help="re-run saved jobs of `sketchgen serve` as new linked jobs"
+        "regenerate",
+        help="re-run saved jobs (`sketchgen serve`'s and the CLI's own) as new linked jobs",
     )
     which = regen.add_mutually_exclusive_group(required=True)
     which.add_argument("--style", dest="style_id", help="every original job of this style")
@@ -174,6 +176,9 @@ def _parser() -> _Parser:
     regen.add_argument("--poll", type=float, default=30.0, metavar="S", help="batch poll interval")
     regen.add_argument("--limit", type=int, default=100, metavar="N")
     regen.add_argument("--data-dir", type=Path, default=SERVE_DIR)
+    regen.add_argument(
+        "--output-dir", type=Path, default=None, metavar="DIR", help="the CLI's jobs' folder"
+    )
     regen.add_argument("--offline", action="store_true", help="use the offline sketch model")
 
     accounts = commands.add_parser(
@@ -539,15 +544,31 @@ def _use_local_service(data_dir: Path, offline: bool) -> None:
 
 def _regenerate(args: argparse.Namespace) -> int:
     from sketchgen import bootstrap
+    from sketchgen.settings import get_settings
 
+    # The CLI's own jobs first (folders with metadata.json), with the library, as they ran.
+    settings = get_settings()
+    output_dir = args.output_dir or settings.output_dir
+    library = _library_jobs(output_dir, args.style_id, args.job_ids, args.limit)
+    failed = False
+    if library:
+        offline = _offline_model_chosen(settings, None, args.offline)
+        for record in _regenerate_library_jobs(library, offline=offline):
+            failed |= record["status"] in {"failed", "partial"}
+            print(json.dumps(record), flush=True)
+    found = {Path(folder).name for folder in library}
+    job_ids = [j for j in args.job_ids or () if j not in found] if args.job_ids else None
+    if args.job_ids and not job_ids:
+        return 1 if failed else 0
     _use_local_service(args.data_dir, args.offline)
     service = bootstrap.service()
     jobs = service.batch.regenerate(
-        style_id=args.style_id, job_ids=args.job_ids, batch=args.batch, limit=args.limit
+        style_id=args.style_id, job_ids=job_ids, batch=args.batch, limit=args.limit
     )
     if not jobs:
-        print("sketchgen: nothing to regenerate", file=sys.stderr)
-        return 0
+        if not library:
+            print("sketchgen: nothing to regenerate", file=sys.stderr)
+        return 1 if failed else 0
     ids = [job.job_id for job in jobs]
     if args.wait:
         while True:
@@ -561,7 +582,6 @@ def _regenerate(args: argparse.Namespace) -> int:
                 jobs = current
                 break
             time.sleep(args.poll)
-    failed = False
     for job in sorted(jobs, key=lambda j: j.job_id):
         failed |= job.status in {"failed", "partial"}
         record = {
@@ -572,6 +592,77 @@ def _regenerate(args: argparse.Namespace) -> int:
         }
         print(json.dumps(record), flush=True)
     return 1 if failed else 0
+
+
+def _library_jobs(
+    output_dir: Path, style_id: str | None, job_ids: Sequence[str] | None, limit: int
+) -> list[Path]:
+    """The CLI's (the library's) finished job folders to re-run: by id, or every original
+    (not itself a regeneration) job of ``style_id``, newest first."""
+    from pydantic import ValidationError
+
+    from sketchgen.metadata import JOB_ID, JobMetadata
+
+    if not output_dir.is_dir():
+        return []
+    if job_ids:
+        folders = [output_dir / j for j in job_ids if JOB_ID.match(j)]
+    else:
+        folders = sorted((p for p in output_dir.iterdir() if JOB_ID.match(p.name)), reverse=True)
+    chosen = []
+    for folder in folders:
+        try:
+            meta = JobMetadata.model_validate_json((folder / "metadata.json").read_bytes())
+        except (OSError, ValidationError):
+            continue  # not a finished library job (or someone else's file)
+        if meta.status == "running":
+            continue
+        if job_ids or (meta.style_id == style_id and meta.regenerated_from is None):
+            chosen.append(folder)
+        if len(chosen) >= limit:
+            break
+    return chosen
+
+
+def _regenerate_library_jobs(folders: list[Path], *, offline: bool) -> Iterator[dict[str, Any]]:
+    """Each job again, as a new job beside it: its brief, size, model and seed, the style
+    as it is now (the reason to regenerate); ``regenerated_from`` names the original."""
+    from sketchgen.bootstrap import build_generator, build_style_registry
+    from sketchgen.generate.config import GenerationConfig
+    from sketchgen.generate.refine import load_job_metadata
+    from sketchgen.prompt import PromptCompiler
+    from sketchgen.references import ImageRetriever
+
+    generator = build_generator(offline=offline)
+    registry = build_style_registry()
+    for folder in folders:
+        original = load_job_metadata(folder)
+        style = registry.get_style(original.style_id)
+        prompt_spec = PromptCompiler().compile(original.prompt_spec.brief, style)
+        c = original.config
+        config = GenerationConfig(
+            num_images=c.num_images,
+            image_size=c.image_size,
+            aspect_ratio=c.aspect_ratio,
+            model_name=c.model_name,
+            seed=c.seed,
+            allow_text=c.allow_text,
+            output_dir=folder.parent,
+        )
+        retrieval = ImageRetriever().retrieve(prompt_spec, style, top_k=3)
+        result = generator.generate(
+            prompt_spec=prompt_spec, retrieval_result=retrieval, style=style, config=config
+        )
+        # The link to the original, recorded in the new job's own metadata.json.
+        linked = result.metadata.model_copy(update={"regenerated_from": original.job_id})
+        atomic_write_bytes(result.metadata_path, linked.to_json())
+        yield {
+            "job_id": result.job_id,
+            "regenerated_from": original.job_id,
+            "status": linked.status,
+            "batch": None,
+            "output_dir": str(result.output_dir),
+        }
 
 
 def _spend(args: argparse.Namespace) -> int:

@@ -379,3 +379,26 @@ def test_a_network_failure_is_said_once_naming_the_host(
         f"  sketches 1, 2, 3 failed: could not reach Gemini at 127.0.0.1:{port} "
         "(ConnectError: All connection attempts failed)"
     ]
+
+
+def test_regenerate_sees_the_cli_jobs_too(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    out_dir = ["--output-dir", str(tmp_path / "out")]
+    code, out, _ = _run(capsys, "generate", "golf", "-n", "2", "--seed", "4", "--json", *out_dir)
+    original = json.loads(out.splitlines()[-1])["job_id"]
+    code, out, err = _run(
+        capsys, "regenerate", "--style", "loose-ink-mascot", "--data-dir",
+        str(tmp_path / "serve"), *out_dir,
+    )  # fmt: skip
+    assert code == 0, err
+    (record,) = [json.loads(line) for line in out.splitlines()]
+    assert record["regenerated_from"] == original and record["status"] == "done"
+    metadata = json.loads((Path(record["output_dir"]) / "metadata.json").read_text())
+    assert metadata["regenerated_from"] == original and metadata["config"]["seed"] == 4
+    # An original only: running it again does not regenerate the regeneration.
+    code, out, _ = _run(
+        capsys, "regenerate", "--jobs", original, "--data-dir", str(tmp_path / "serve"),
+        *out_dir,
+    )  # fmt: skip
+    assert code == 0 and json.loads(out)["regenerated_from"] == original
