@@ -346,7 +346,18 @@ def _body(pen: Pen, frame: _Frame, b: _Body, f: Figure) -> None:
         w = b.half_w * 1.1
         _outline(pen, frame, [(-w, top), (w, top), (w, bottom), (-w, bottom), (-w, top)], f)
     else:
-        _outline(pen, frame, ellipse_points(0, cy, b.half_w, height / 2 * 1.05, start=-1.9), f)
+        # Turned three-quarters, the body shows its narrower side, and a centre line (the
+        # front of the chest) curves round to the side it faces.
+        half_w = b.half_w * (1 - 0.3 * abs(f.turn))
+        cx = -f.turn * b.half_w * 0.2
+        _outline(pen, frame, ellipse_points(cx, cy, half_w, height / 2 * 1.05, start=-1.9), f)
+        if f.turn and not f.silhouette:
+            front = ellipse_points(
+                cx, cy, half_w * abs(f.turn), height * 0.4, start=-1.1, sweep=2.2, steps=12
+            )
+            if f.turn < 0:
+                front = [(2 * cx - x, y) for x, y in front]
+            pen.stroke(frame.all(front), weight=0.75)
     if "tail" in f.props:
         tail = [
             (b.half_w * 0.8, bottom - height * 0.1),
