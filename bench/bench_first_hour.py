@@ -214,7 +214,7 @@ def markdown(results: dict[str, Any]) -> str:
         "6 briefs × 6 layouts × 3 exaggerations, 1K and 2K, every aspect ratio, with the "
         "styles' own references; median draw time "
         f"{a['draw_median_s'] * 1000:.0f} ms a sketch. Contact sheet (one per layout and "
-        "brief): `docs/offline-model-contact-sheet.png`.",
+        "brief, 36): `docs/offline-model-contact-sheet.png`.",
         "",
         "**`make demo` on a fresh clone** (pip's cache warm):",
         "",
@@ -233,9 +233,18 @@ def markdown(results: dict[str, Any]) -> str:
         "| for comparison: `pip install -r requirements-dev.txt` (what the demo installed "
         f"before) | {_seconds(d['dev_requirements_install_s'])} | |",
         "",
-        "What was slow: the demo depended on `make install`, which installs the whole "
-        "development set (pytest, Playwright, the Google Cloud clients, moto, scikit-image) "
-        "and upgrades pip over the network; the demo needs only the library "
-        "(`requirements.txt`). It now has its own stamp that installs just that.",
+        "What is slow: the install. The demo depended on `make install`, which installs the "
+        "whole development set (pytest, Playwright, the Google Cloud clients, moto, "
+        "scikit-image) and upgrades pip over the network; it now has its own stamp that "
+        "installs only the library (`requirements.txt`) and the package. Of what is left, "
+        "`pip install -r requirements.txt` costs the most CPU (unpacking numpy, Pillow and "
+        "the google-genai stack, compiling their bytecode) and, in wall time, pip's "
+        "resolution against PyPI and the wait for a core; the venv (ensurepip) and the "
+        "editable install (setuptools in an isolated build environment) follow; drawing the "
+        f"four sketches is {_cpu_text(cpu.get('sketchgen generate (the CLI run)'))} of CPU. "
+        f"Whole, `make demo` needed {_cpu_text(d.get('make_demo_cpu_s'))} of CPU, about the "
+        "30 s goal by itself; on this loaded machine its wall time was "
+        f"{d['make_demo_s']:.0f} s, so the goal is not shown met here (no quiet machine was "
+        "available to show it).",
     ]
     return "\n".join(lines)
