@@ -34,7 +34,19 @@ $(WEB_STAMP): web/package.json web/package-lock.json
 lib/sketchgen/web/firebase-sdk.js: $(WEB_STAMP) web/src/firebase.js
 	cd web && npm run --silent build
 
-demo: install
+# The demo needs only the library (requirements.txt), not the test and cloud tools: on a
+# fresh clone it installs a few packages, not a hundred (docs/BENCHMARKS.md, "First hour").
+# --no-compile: bytecode is written as modules are first imported, only for those the CLI
+# uses (measured: 20.5 s -> 14.9 s of CPU for this install on the bench machine).
+LIB_STAMP := $(VENV)/.installed-lib
+
+$(LIB_STAMP): requirements.txt pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-compile -r requirements.txt
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps -e .
+	touch $@
+
+demo: $(LIB_STAMP)
 	$(VENV)/bin/sketchgen generate "playful golf mascot" --offline -n 4 --seed 7
 
 test: install browser web

@@ -37,6 +37,7 @@ BENCHMARKS = {
     "retrieval": "Retrieval for user styles: recall@3 and index latency",
     "edge": "Hostile requests: memory of the serving process",
     "exports": "Draw-over exports: time and size per format",
+    "first_hour": "First hour: the offline model against the style guard, and `make demo`",
 }
 PAGE = ROOT / "docs" / "BENCHMARKS.md"
 

@@ -18,7 +18,6 @@ from pathlib import Path
 from PIL import Image, ImageDraw
 
 from sketchgen.generate._figure import figure_for, render
-from sketchgen.generate._strokes import Pen
 
 ROOT = Path(__file__).resolve().parents[1] / "lib" / "sketchgen" / "styles" / "data"
 SIZE = 512
@@ -41,9 +40,7 @@ class StyleSpec:
     name: str
     description: str
     visual_rules: tuple[str, ...]
-    pen_width: float
-    passes: int
-    wobble: float
+    pen_width: float  # px at 1K (the references are drawn at SIZE, twice as heavy)
     refs: tuple[Ref, ...]
     duplicate: tuple[str, str] | None = None  # (existing name, copy name)
 
@@ -60,8 +57,6 @@ STYLES = (
             "One character, no scenery beyond a ground line",
         ),
         pen_width=10.0,
-        passes=2,
-        wobble=3.5,
         refs=(
             Ref(
                 "golf-mascot",
@@ -134,8 +129,6 @@ STYLES = (
             "Minimal faces; shapes and action lines carry the idea",
         ),
         pen_width=3.5,
-        passes=3,
-        wobble=4.5,
         refs=(
             Ref(
                 "gesture-golfer",
@@ -260,19 +253,10 @@ STYLES = (
 def _draw(style: StyleSpec, ref: Ref) -> bytes:
     seed = int.from_bytes(hashlib.sha256(f"{style.id}/{ref.name}".encode()).digest()[:8], "big")
     rng = random.Random(seed)
-    canvas = Image.new("L", (SIZE, SIZE), 255)
-    draw = ImageDraw.Draw(canvas)
     scale = SIZE / 1024
-    pen = Pen(
-        draw,
-        rng,
-        width=style.pen_width * scale * 2,
-        passes=style.passes,
-        wobble=style.wobble * scale,
-    )
-    render(
-        pen, figure_for(ref.brief, ref.layout, ref.exaggeration, rng), ref.layout, (SIZE, SIZE), rng
-    )
+    figure = figure_for(ref.brief, ref.layout, ref.exaggeration, rng)
+    canvas = render(figure, ref.layout, (SIZE, SIZE), rng, stroke_px=style.pen_width * scale * 2)
+    draw = ImageDraw.Draw(canvas)
     if ref.shaded:
         # Diagonal hatching and a grey wash: exactly what the style must not imitate.
         for x in range(-SIZE, SIZE, 9):

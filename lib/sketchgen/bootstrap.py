@@ -43,6 +43,7 @@ if TYPE_CHECKING:
     from sketchgen.styles import StyleRegistry
 
 __all__ = [
+    "LOCAL_OWNER",
     "api",
     "build_api",
     "build_app_check",
@@ -64,6 +65,11 @@ __all__ = [
     "start_instance",
     "warm",
 ]
+
+# The one user of a local run: who owns the styles `sketchgen styles create` makes, whose
+# styles `styles list/show` and `generate --style` see, and who the page of `sketchgen serve`
+# signs in as (dev auth). One name, so a style made anywhere locally is visible everywhere.
+LOCAL_OWNER = "local"
 
 _lock = threading.Lock()
 _settings: Settings | None = None  # set by configure(); else the environment's
@@ -544,7 +550,7 @@ def web_config(settings: Settings) -> dict[str, object]:
     import os
 
     if settings.auth == "dev":
-        return {"auth": "dev"}
+        return {"auth": "dev", "devUid": LOCAL_OWNER}
     emulator = os.environ.get("FIREBASE_AUTH_EMULATOR_HOST")
     config: dict[str, object] = {
         "auth": "firebase",

@@ -10,20 +10,31 @@ import json
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, NoReturn, TypeVar
 
+from sketchgen._files import atomic_write_bytes
 from sketchgen._front import DEFAULT_STYLE
-from sketchgen.cli_styles import OWNED_COMMANDS, add_owned_style_commands, run_owned_style_command
-from sketchgen.errors import InputError, SketchgenError
+from sketchgen.cli_styles import (
+    OWNED_COMMANDS,
+    SERVE_DIR,
+    add_owned_style_commands,
+    run_owned_style_command,
+)
+from sketchgen.errors import ConfigError, InputError, SketchgenError
 from sketchgen.exports import EXPORT_FORMATS
+from sketchgen.image_models import OFFLINE_MODEL_ID
 from sketchgen.schemas import ASPECT_RATIOS, IMAGE_SIZES, MAX_REFINE_IMAGES
 
 if TYPE_CHECKING:
     from pydantic import BaseModel
 
     from sketchgen.generate import ImageGenerator, SketchStream
+    from sketchgen.schemas import PromptSpec, RetrievalResult, Style
+    from sketchgen.services import SketchService
+    from sketchgen.services.styles import StyleService
+    from sketchgen.settings import Settings
 
     _Request = TypeVar("_Request", bound=BaseModel)
 
@@ -63,12 +74,31 @@ def _validated(kind: type[_Request], /, **fields: Any) -> _Request:
     """The request as the HTTP API would take it: its limits, its messages (InputError)."""
     from pydantic import ValidationError
 
+    from sketchgen.errors import first_problem
+
     try:
         return kind(**fields)
     except ValidationError as error:
-        first = error.errors()[0]
-        field = ".".join(str(part) for part in first["loc"]) or None
-        raise InputError(str(first["msg"]), field=field) from None
+        field, message = first_problem(error)
+        raise InputError(message, field=field or None) from None
+
+
+def _sketch_number(text: str) -> int:
+    """A sketch's 0-based index from its 1-based number or its file name (``sketch_0.png``)."""
+    import re
+
+    named = re.fullmatch(r"sketch_(\d+)\.png", text.strip())
+    if named:
+        return int(named.group(1))
+    try:
+        number = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"must be a sketch number (1, 2, ...) or file name (sketch_0.png), not {text!r}"
+        ) from None
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"sketches are numbered from 1, not {number}")
+    return number - 1
 
 
 def _count(text: str) -> int:
@@ -107,10 +137,18 @@ def _parser() -> _Parser:
     gen.add_argument("--offline", action="store_true", help="use the offline sketch model")
     gen.add_argument("--output-dir", type=Path, default=None, metavar="DIR")
     gen.add_argument("--json", action="store_true", help="one JSON object per line on stdout")
+    gen.add_argument(
+        "--data-dir", type=Path, default=SERVE_DIR, help="where your own styles are (as serve's)"
+    )
 
     refine = commands.add_parser("refine", help="redraw one sketch of a job with an instruction")
     refine.add_argument("job_dir", type=Path, help="the job's folder (holds metadata.json)")
-    refine.add_argument("index", type=int, help="which sketch")
+    refine.add_argument(
+        "sketch",
+        type=_sketch_number,
+        help="which sketch: its number as the page and this CLI show it (1 is sketch_0.png), "
+        "or its file name (sketch_0.png)",
+    )
     refine.add_argument("instruction", help='e.g. "more exaggerated", "turn the head left"')
     refine.add_argument("-n", "--num-images", type=_refine_count, default=1, metavar="N")
     refine.add_argument("--offline", action="store_true", help="use the offline sketch model")
@@ -128,11 +166,12 @@ def _parser() -> _Parser:
     serve = commands.add_parser("serve", help="run the HTTP API locally on local adapters")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8080)
-    serve.add_argument("--data-dir", type=Path, default=Path("generated_outputs/serve"))
+    serve.add_argument("--data-dir", type=Path, default=SERVE_DIR)
     serve.add_argument("--offline", action="store_true", help="use the offline sketch model")
 
     regen = commands.add_parser(
-        "regenerate", help="re-run saved jobs of `sketchgen serve` as new linked jobs"
+        "regenerate",
+        help="re-run saved jobs (`sketchgen serve`'s and the CLI's own) as new linked jobs",
     )
     which = regen.add_mutually_exclusive_group(required=True)
     which.add_argument("--style", dest="style_id", help="every original job of this style")
@@ -145,7 +184,10 @@ def _parser() -> _Parser:
     )
     regen.add_argument("--poll", type=float, default=30.0, metavar="S", help="batch poll interval")
     regen.add_argument("--limit", type=int, default=100, metavar="N")
-    regen.add_argument("--data-dir", type=Path, default=Path("generated_outputs/serve"))
+    regen.add_argument("--data-dir", type=Path, default=SERVE_DIR)
+    regen.add_argument(
+        "--output-dir", type=Path, default=None, metavar="DIR", help="the CLI's jobs' folder"
+    )
     regen.add_argument("--offline", action="store_true", help="use the offline sketch model")
 
     accounts = commands.add_parser(
@@ -159,10 +201,10 @@ def _parser() -> _Parser:
     set_account.add_argument("--plan", choices=("free", "pro"), default=None)
     set_account.add_argument("--daily-images", type=_count, default=None, metavar="N")
     set_account.add_argument("--active-jobs", type=_count, default=None, metavar="N")
-    set_account.add_argument("--data-dir", type=Path, default=Path("generated_outputs/serve"))
+    set_account.add_argument("--data-dir", type=Path, default=SERVE_DIR)
     show_account = account_commands.add_parser("show", help="a user's plan and today's usage")
     show_account.add_argument("uid")
-    show_account.add_argument("--data-dir", type=Path, default=Path("generated_outputs/serve"))
+    show_account.add_argument("--data-dir", type=Path, default=SERVE_DIR)
 
     usage = commands.add_parser(
         "usage", help="a user's images, cost and active jobs today, or the deployment's"
@@ -173,16 +215,18 @@ def _parser() -> _Parser:
         action="store_true",
         help="today's spend against the deployment's ceiling (SKETCHGEN_DEPLOYMENT_DAILY_USD)",
     )
-    usage.add_argument("--data-dir", type=Path, default=Path("generated_outputs/serve"))
+    usage.add_argument("--data-dir", type=Path, default=SERVE_DIR)
 
     styles = commands.add_parser("styles", help="list and show styles")
     style_commands = styles.add_subparsers(
         dest="styles_command", required=True, parser_class=_Parser
     )
-    listing = style_commands.add_parser("list")
+    listing = style_commands.add_parser("list", help="built-in styles and your own")
     listing.add_argument("--json", action="store_true")
+    listing.add_argument("--data-dir", type=Path, default=SERVE_DIR)
     show = style_commands.add_parser("show")
     show.add_argument("style_id")
+    show.add_argument("--data-dir", type=Path, default=SERVE_DIR)
     add_owned_style_commands(style_commands)  # create, add-reference, rm (cli_styles)
     return parser
 
@@ -227,9 +271,11 @@ def _generate(args: argparse.Namespace) -> int:
     from sketchgen.prompt import PromptCompiler
     from sketchgen.references import ImageRetriever
     from sketchgen.settings import get_settings
+    from sketchgen.styles.owned import is_user_style_id
 
     settings = get_settings()
-    generator = build_generator(settings, offline=True if args.offline else None)
+    offline = _offline_model_chosen(settings, args.model, args.offline)
+    generator = build_generator(settings, offline=offline)
     warming = _start_warm_up(generator)  # the SDK import and client, while the job is planned
     request = _validated(
         JobRequest,
@@ -242,17 +288,101 @@ def _generate(args: argparse.Namespace) -> int:
         seed=args.seed,
         allow_text=args.allow_text,
     )
-    style = build_style_registry(settings).get_style(request.style_id)
-    prompt_spec = PromptCompiler().compile(request.brief, style)
     config = request.generation_config(
         default_model=settings.gemini_model, output_dir=args.output_dir or settings.output_dir
     )
-    retrieval = ImageRetriever().retrieve(prompt_spec, style, top_k=3)
+    if is_user_style_id(request.style_id):
+        style, prompt_spec, retrieval = _own_style_job(args.data_dir, request.brief, args.style)
+    else:
+        style = build_style_registry(settings).get_style(request.style_id)
+        prompt_spec = PromptCompiler().compile(request.brief, style)
+        retrieval = ImageRetriever().retrieve(prompt_spec, style, top_k=3)
     warming.join()
     stream = generator.generate_streaming(
         prompt_spec=prompt_spec, retrieval_result=retrieval, style=style, config=config
     )
     return _report(stream, config.num_images, as_json=args.json)
+
+
+def _offline_model_chosen(settings: Settings, requested: str | None, offline: bool) -> bool:
+    """Whether the offline sketch model draws: asked for (``--offline``), or no Gemini key
+    and no Gemini model asked for. A model asked for by name (``--model``, ``GEMINI_MODEL``)
+    must be known, and with no key is refused naming ``GEMINI_API_KEY``: a user who asked
+    for Gemini never gets offline sketches silently."""
+    from sketchgen.generate.models import check_model
+
+    if requested is not None:
+        try:
+            check_model(requested)
+        except ConfigError as error:
+            raise ConfigError(error.message, field="--model") from None
+    if offline:
+        return True
+    if settings.gemini_api_key is not None and not settings.offline:
+        return False
+    named = requested or ("gemini_model" in settings.model_fields_set and settings.gemini_model)
+    if named and not settings.offline:
+        raise ConfigError(
+            f"{named} is a Gemini model and needs GEMINI_API_KEY (or GOOGLE_API_KEY); "
+            "--offline draws with the offline sketch model instead",
+            field="GEMINI_API_KEY",
+        )
+    return True
+
+
+def _local_catalog(data_dir: Path) -> StyleService | None:
+    """The style catalog of ``serve``'s folder (or the configured stores), where the styles
+    :data:`~sketchgen.bootstrap.LOCAL_OWNER` made live; None if none was ever made there."""
+    from sketchgen import bootstrap
+    from sketchgen.adapters.blob_url import blob_store_from_url
+
+    _use_local_service(data_dir, offline=False)
+    settings = bootstrap.current_settings()
+    if settings.job_store.startswith("sqlite:///"):
+        jobs = Path(settings.job_store.removeprefix("sqlite:///"))
+        if not jobs.with_name(jobs.stem + ".styles.sqlite3").is_file():
+            return None
+    registry = bootstrap.build_style_registry(settings)
+    blobs = blob_store_from_url(settings.blob_url)
+    return bootstrap.build_style_catalog(settings, styles=registry, blobs=blobs)
+
+
+def _own_style_job(
+    data_dir: Path, brief: str, style_id: str
+) -> tuple[Style, PromptSpec, RetrievalResult]:
+    """A job on a style of the local owner's: the style, the compiled brief and its
+    references, retrieved by meaning as the service retrieves them, read from the folder."""
+    from sketchgen import bootstrap
+    from sketchgen.prompt import PromptCompiler
+    from sketchgen.schemas import RetrievalResult, ScoredReference
+
+    catalog = _local_catalog(data_dir)
+    if catalog is None:
+        raise InputError(
+            f"unknown style {style_id!r}: no styles of your own in {data_dir} "
+            "(make one with `sketchgen styles create`)",
+            field="style_id",
+        )
+    style = catalog.resolve(bootstrap.LOCAL_OWNER, style_id)
+    prompt_spec = PromptCompiler().compile(brief, style)
+    found = catalog.retrieve(prompt_spec, style, top_k=3)
+    blob_url = bootstrap.current_settings().blob_url
+    if not blob_url.startswith("file://"):
+        raise InputError(
+            "a style of your own needs its references in a local folder on the command line "
+            "(SKETCHGEN_BLOB_URL=file://...); use the API for styles in a bucket",
+            field="SKETCHGEN_BLOB_URL",
+        )
+    root = Path(blob_url.removeprefix("file://"))
+    # The library reads references from files: the blob keys, as paths in the blob folder.
+    items = tuple(
+        ScoredReference(
+            reference=item.reference.model_copy(update={"path": str(root / item.reference.path)}),
+            score=item.score,
+        )
+        for item in found.items
+    )
+    return style, prompt_spec, RetrievalResult(style_id=style.id, items=items)
 
 
 def _start_warm_up(generator: ImageGenerator) -> threading.Thread:
@@ -274,13 +404,17 @@ def _refine(args: argparse.Namespace) -> int:
     from sketchgen.bootstrap import build_generator, build_style_registry
     from sketchgen.generate.refine import prepare_refinement
     from sketchgen.jobs import RefineRequest
+    from sketchgen.settings import get_settings
 
-    generator = build_generator(offline=True if args.offline else None)
+    settings = get_settings()
+    generator = build_generator(
+        settings, offline=_offline_model_chosen(settings, None, args.offline)
+    )
     warming = _start_warm_up(generator)
     request = _validated(RefineRequest, instruction=args.instruction, num_images=args.num_images)
     job = prepare_refinement(
         args.job_dir,
-        args.index,
+        args.sketch,
         request.instruction,
         styles=build_style_registry(),
         num_images=request.num_images,
@@ -292,22 +426,39 @@ def _refine(args: argparse.Namespace) -> int:
 
 
 def _report(stream: SketchStream, total: int, *, as_json: bool) -> int:
-    """Progress on stderr, JSON lines on stdout if asked; the exit code."""
+    """Progress on stderr, JSON lines on stdout if asked; the exit code. Sketches are
+    numbered from 1 in what a person reads, as on the page and in the file names' order;
+    JSON keeps the 0-based ``index`` that metadata.json and the API use."""
     progress = _Progress(total, sys.stderr)
     started = time.perf_counter()
-    for index, path, error in stream:
-        progress.advance(failed=error is not None)
-        if as_json:
-            elapsed = round(time.perf_counter() - started, 3)
-            _emit(
-                {
-                    "event": "sketch",
-                    "index": index,
-                    "path": str(path) if path else None,
-                    "error": error,
-                    "elapsed_s": elapsed,
-                }
-            )
+    try:
+        for index, path, error in stream:
+            progress.advance(failed=error is not None)
+            if as_json:
+                elapsed = round(time.perf_counter() - started, 3)
+                _emit(
+                    {
+                        "event": "sketch",
+                        "index": index,
+                        "path": str(path) if path else None,
+                        "error": error,
+                        "elapsed_s": elapsed,
+                    }
+                )
+    except KeyboardInterrupt:
+        # The stream recorded the folder as it stands (metadata.json: finished sketches,
+        # the rest cancelled); say where, in one line, and exit as Ctrl-C does.
+        from sketchgen.generate.generator import INTERRUPTED
+
+        result = stream.abandon(INTERRUPTED)
+        if progress.enabled:
+            sys.stderr.write("\n")
+        _fail(
+            f"interrupted: {len(result.images)} of {total} sketches saved in "
+            f"{result.output_dir} (metadata.json marks the rest cancelled)",
+            130,
+        )
+        return 130
     result = stream.result
     if as_json:
         _emit(
@@ -318,13 +469,32 @@ def _report(stream: SketchStream, total: int, *, as_json: bool) -> int:
                 "metadata_path": str(result.metadata_path),
                 "images": [str(p) for p in result.images],
                 "errors": {str(i): e for i, e in result.errors.items()},
+                "model": result.metadata.model.model_dump(),
                 "elapsed_s": round(time.perf_counter() - started, 3),
             }
         )
     else:
-        print(f"{len(result.images)}/{total} sketches in {result.output_dir}")
+        model = result.metadata.model
+        drawn_by = (
+            f"the offline sketch model ({OFFLINE_MODEL_ID}), not Gemini"
+            if model.adapter == "offline"
+            else (model.used or model.requested)
+        )
+        parent = result.metadata.parent
+        if parent is not None:
+            print(f"refined from job {parent.job_id}, sketch {parent.index + 1}")
+        print(f"{len(result.images)}/{total} sketches in {result.output_dir}, drawn by {drawn_by}")
+        # One line per distinct reason: a network failure that failed every sketch is said
+        # once, not once per sketch.
+        by_reason: dict[str, list[int]] = {}
         for index, error in sorted(result.errors.items()):
-            print(f"  sketch {index} failed: {error}", file=sys.stderr)
+            by_reason.setdefault(error, []).append(index + 1)
+        for error, numbers in by_reason.items():
+            which = ", ".join(map(str, numbers))
+            print(
+                f"  sketch{'es' if len(numbers) > 1 else ''} {which} failed: {error}",
+                file=sys.stderr,
+            )
     return 0 if result.ok else 1
 
 
@@ -335,22 +505,29 @@ def _styles(args: argparse.Namespace) -> int:
         _use_local_service(args.data_dir, args.offline)
         return run_owned_style_command(args)
 
+    from sketchgen.bootstrap import LOCAL_OWNER
+    from sketchgen.styles.owned import is_user_style_id
+
     registry = build_style_registry()
+    catalog = _local_catalog(args.data_dir)
     if args.styles_command == "list":
-        styles = registry.list_styles()
+        rows = [(s.id, s.name, s.description, "built-in") for s in registry.list_styles()]
+        if catalog is not None:
+            own = catalog.own_styles(LOCAL_OWNER)
+            rows += [(d.style_id, d.name, d.description, LOCAL_OWNER) for d in own]
         if args.json:
-            _emit(
-                {
-                    "styles": [
-                        {"id": s.id, "name": s.name, "description": s.description} for s in styles
-                    ]
-                }
-            )
+            keys = ("id", "name", "description", "owner")
+            _emit({"styles": [dict(zip(keys, row, strict=True)) for row in rows]})
         else:
-            for s in styles:
-                print(f"{s.id:24} {s.name}")
+            for style_id, name, _, owner in rows:
+                print(
+                    f"{style_id:24} {name}" + (f"  (yours: {owner})" if owner != "built-in" else "")
+                )
         return 0
-    style = registry.get_style(args.style_id)
+    if is_user_style_id(args.style_id) and catalog is not None:
+        style = catalog.owned(LOCAL_OWNER, args.style_id).style
+    else:
+        style = registry.get_style(args.style_id)
     print(json.dumps(style.model_dump(mode="json"), indent=2))
     return 0
 
@@ -373,20 +550,41 @@ def _use_local_service(data_dir: Path, offline: bool) -> None:
     }
     if offline:
         update["offline"] = True
+    if (offline or settings.use_offline_model) and "spend_control" not in settings.model_fields_set:
+        # The local plan: the offline model bills nobody, so the paid plans' limits (images
+        # a day, no pro or 4K on free) guard nothing here; SKETCHGEN_SPEND_CONTROL=true
+        # brings them back to try them (docs/decisions/0037).
+        update["spend_control"] = False
     bootstrap.configure(settings.model_copy(update=update))
 
 
 def _regenerate(args: argparse.Namespace) -> int:
     from sketchgen import bootstrap
+    from sketchgen.settings import get_settings
 
+    # The CLI's own jobs first (folders with metadata.json), with the library, as they ran.
+    settings = get_settings()
+    output_dir = args.output_dir or settings.output_dir
+    library = _library_jobs(output_dir, args.style_id, args.job_ids, args.limit)
+    failed = False
+    if library:
+        offline = _offline_model_chosen(settings, None, args.offline)
+        for record in _regenerate_library_jobs(library, offline=offline):
+            failed |= record["status"] in {"failed", "partial"}
+            print(json.dumps(record), flush=True)
+    found = {Path(folder).name for folder in library}
+    job_ids = [j for j in args.job_ids or () if j not in found] if args.job_ids else None
+    if args.job_ids and not job_ids:
+        return 1 if failed else 0
     _use_local_service(args.data_dir, args.offline)
     service = bootstrap.service()
     jobs = service.batch.regenerate(
-        style_id=args.style_id, job_ids=args.job_ids, batch=args.batch, limit=args.limit
+        style_id=args.style_id, job_ids=job_ids, batch=args.batch, limit=args.limit
     )
     if not jobs:
-        print("sketchgen: nothing to regenerate", file=sys.stderr)
-        return 0
+        if not library:
+            print("sketchgen: nothing to regenerate", file=sys.stderr)
+        return 1 if failed else 0
     ids = [job.job_id for job in jobs]
     if args.wait:
         while True:
@@ -400,7 +598,6 @@ def _regenerate(args: argparse.Namespace) -> int:
                 jobs = current
                 break
             time.sleep(args.poll)
-    failed = False
     for job in sorted(jobs, key=lambda j: j.job_id):
         failed |= job.status in {"failed", "partial"}
         record = {
@@ -411,6 +608,77 @@ def _regenerate(args: argparse.Namespace) -> int:
         }
         print(json.dumps(record), flush=True)
     return 1 if failed else 0
+
+
+def _library_jobs(
+    output_dir: Path, style_id: str | None, job_ids: Sequence[str] | None, limit: int
+) -> list[Path]:
+    """The CLI's (the library's) finished job folders to re-run: by id, or every original
+    (not itself a regeneration) job of ``style_id``, newest first."""
+    from pydantic import ValidationError
+
+    from sketchgen.metadata import JOB_ID, JobMetadata
+
+    if not output_dir.is_dir():
+        return []
+    if job_ids:
+        folders = [output_dir / j for j in job_ids if JOB_ID.match(j)]
+    else:
+        folders = sorted((p for p in output_dir.iterdir() if JOB_ID.match(p.name)), reverse=True)
+    chosen = []
+    for folder in folders:
+        try:
+            meta = JobMetadata.model_validate_json((folder / "metadata.json").read_bytes())
+        except (OSError, ValidationError):
+            continue  # not a finished library job (or someone else's file)
+        if meta.status == "running":
+            continue
+        if job_ids or (meta.style_id == style_id and meta.regenerated_from is None):
+            chosen.append(folder)
+        if len(chosen) >= limit:
+            break
+    return chosen
+
+
+def _regenerate_library_jobs(folders: list[Path], *, offline: bool) -> Iterator[dict[str, Any]]:
+    """Each job again, as a new job beside it: its brief, size, model and seed, the style
+    as it is now (the reason to regenerate); ``regenerated_from`` names the original."""
+    from sketchgen.bootstrap import build_generator, build_style_registry
+    from sketchgen.generate.config import GenerationConfig
+    from sketchgen.generate.refine import load_job_metadata
+    from sketchgen.prompt import PromptCompiler
+    from sketchgen.references import ImageRetriever
+
+    generator = build_generator(offline=offline)
+    registry = build_style_registry()
+    for folder in folders:
+        original = load_job_metadata(folder)
+        style = registry.get_style(original.style_id)
+        prompt_spec = PromptCompiler().compile(original.prompt_spec.brief, style)
+        c = original.config
+        config = GenerationConfig(
+            num_images=c.num_images,
+            image_size=c.image_size,
+            aspect_ratio=c.aspect_ratio,
+            model_name=c.model_name,
+            seed=c.seed,
+            allow_text=c.allow_text,
+            output_dir=folder.parent,
+        )
+        retrieval = ImageRetriever().retrieve(prompt_spec, style, top_k=3)
+        result = generator.generate(
+            prompt_spec=prompt_spec, retrieval_result=retrieval, style=style, config=config
+        )
+        # The link to the original, recorded in the new job's own metadata.json.
+        linked = result.metadata.model_copy(update={"regenerated_from": original.job_id})
+        atomic_write_bytes(result.metadata_path, linked.to_json())
+        yield {
+            "job_id": result.job_id,
+            "regenerated_from": original.job_id,
+            "status": linked.status,
+            "batch": None,
+            "output_dir": str(result.output_dir),
+        }
 
 
 def _spend(args: argparse.Namespace) -> int:
@@ -464,13 +732,53 @@ def _serve(args: argparse.Namespace) -> int:
     _use_local_service(args.data_dir, args.offline)
     bootstrap.check_deployment_safety()  # dev auth is the default here: never in the cloud
     app = bootstrap.api()
-    bootstrap.service()  # build now so a bad setting fails before the port opens
-    auth = (
-        "Bearer dev:<uid>" if bootstrap.current_settings().auth == "dev" else "Firebase ID tokens"
-    )
-    print(f"sketchgen API on http://{args.host}:{args.port} (auth: {auth})", flush=True)
+    service = bootstrap.service()  # build now so a bad setting fails before the port opens
+    ended = end_interrupted_jobs(service)
+    if ended:
+        print(
+            f"ended {len(ended)} job(s) left running when sketchgen serve last stopped "
+            f"(finished sketches kept, the rest cancelled): {', '.join(ended)}",
+            flush=True,
+        )
+    settings = bootstrap.current_settings()
+    auth = "Bearer dev:<uid>" if settings.auth == "dev" else "Firebase ID tokens"
+    model = "the offline sketch model" if settings.use_offline_model else settings.gemini_model
+    host = "127.0.0.1" if _unspecified(args.host) else args.host  # listening everywhere
+    print(f"sketchgen API and page on http://{args.host}:{args.port} (auth: {auth})", flush=True)
+    print(f"open http://{host}:{args.port}/ in a browser; sketches drawn by {model}", flush=True)
     run_simple(args.host, args.port, app, threaded=True, use_reloader=False)
     return 0
+
+
+def _unspecified(host: str) -> bool:
+    import ipaddress
+
+    try:
+        return ipaddress.ip_address(host).is_unspecified
+    except ValueError:  # a name, not an address
+        return False
+
+
+def end_interrupted_jobs(service: SketchService) -> list[str]:
+    """End the jobs a stopped ``sketchgen serve`` left queued or running.
+
+    ``serve`` runs its sketches in its own process (the in-process queue): when it stops,
+    their tasks are gone and nothing would ever end those jobs, which would stay ``running``
+    and hold their owners' active-job slots. On start, through the job store's own cancel
+    and the service's own finaliser, each such job keeps its finished sketches, has the rest
+    cancelled, gets its metadata.json and frees its slot. Jobs waiting on a model-side batch
+    are left to ``regenerate`` (the batch lives on at the model).
+    """
+    ended = []
+    for job in service.jobs.list_jobs(statuses=("queued", "running"), limit=10_000):
+        if job.batch is not None:
+            continue
+        result = service.jobs.cancel_job(job.job_id, running=True)
+        current = result.job or job
+        if result.finalize or current.all_ended:
+            service.stored.finalize_job(job.job_id)
+        ended.append(job.job_id)
+    return ended
 
 
 def _fail(message: str, code: int) -> int:
@@ -501,8 +809,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         where = f"{error.field}: " if isinstance(error, InputError) and error.field else ""
         return _fail(f"{where}{error}", error.exit_code)
     except OSError as error:
-        # Almost always an output folder we cannot write: the user's to fix, not a crash.
-        return _fail(f"{error.strerror}: {error.filename}", 2)
+        # Almost always an output folder we cannot write (or a full disk): the user's to
+        # fix, not a crash. Not every OSError names a file.
+        where = f": {error.filename}" if error.filename else ""
+        return _fail(f"{error.strerror or error}{where}", 2)
     except KeyboardInterrupt:
         return 130
 

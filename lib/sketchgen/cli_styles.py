@@ -23,7 +23,10 @@ from typing import Any
 
 from sketchgen.errors import InputError, SketchgenError
 
-__all__ = ["OWNED_COMMANDS", "add_owned_style_commands", "run_owned_style_command"]
+__all__ = ["OWNED_COMMANDS", "SERVE_DIR", "add_owned_style_commands", "run_owned_style_command"]
+
+# `sketchgen serve`'s folder: its jobs, blobs and the styles you make here.
+SERVE_DIR = Path("generated_outputs/serve")
 
 OWNED_COMMANDS = frozenset({"create", "add-reference", "rm"})
 SIDECAR = "references.json"
@@ -33,9 +36,13 @@ _IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp"}
 def add_owned_style_commands(commands: Any) -> None:
     """Adds the commands to ``sketchgen styles``' subparsers."""
 
+    from sketchgen.bootstrap import LOCAL_OWNER
+
     def common(parser: argparse.ArgumentParser) -> None:
-        parser.add_argument("--owner", default="local", help="the owner's uid (default: local)")
-        parser.add_argument("--data-dir", type=Path, default=Path("generated_outputs/serve"))
+        parser.add_argument(
+            "--owner", default=LOCAL_OWNER, help=f"the owner's uid (default: {LOCAL_OWNER})"
+        )
+        parser.add_argument("--data-dir", type=Path, default=SERVE_DIR)
         parser.add_argument("--offline", action="store_true", help="offline embedding")
 
     create = commands.add_parser("create", help="a style of your own, from a folder of images")

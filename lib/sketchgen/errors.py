@@ -35,6 +35,9 @@ makes of it, so each surface maps errors in one place: ``http_status`` (the HTTP
     └── StorageError               503 / exit 1   storage_error: a blob or job store failed
                                                   (message not shown over HTTP)
 
+A pydantic ``ValidationError`` becomes one of these through :func:`first_problem` (the
+field and the validator's own words), in one place for every surface.
+
 ``api.auth.AuthError`` is an :class:`AuthenticationError`; ``api.auth.AuthUnavailableError``
 (Google's signing keys unreachable) is a 503 ``unavailable``, so clients do not sign out.
 """
@@ -65,6 +68,7 @@ __all__ = [
     "StyleDefinitionError",
     "TransientModelError",
     "UnknownStyleError",
+    "first_problem",
 ]
 
 
@@ -281,3 +285,16 @@ class ReadOnlyStyleError(SketchgenError):
     exit_code = 2
     public_message = None
     field = "style_id"
+
+
+def first_problem(error: Any) -> tuple[str, str]:
+    """``(field, message)`` of a pydantic ``ValidationError``'s first problem, in our words:
+    the dotted field (``""`` if none) and the validator's own message, without pydantic's
+    ``"Value error, "`` / ``"Assertion failed, "`` in front. The one translation, used by the
+    settings, the configs, the HTTP bodies and the CLI."""
+    first = error.errors()[0]
+    field = ".".join(str(part) for part in first["loc"])
+    message = str(first["msg"])
+    for prefix in ("Value error, ", "Assertion failed, "):
+        message = message.removeprefix(prefix)
+    return field, message

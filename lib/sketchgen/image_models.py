@@ -10,12 +10,15 @@ import re
 
 from pydantic import BaseModel, ConfigDict
 
+from sketchgen.errors import ConfigError
+
 __all__ = [
     "ALIASES",
     "DEFAULT_MODEL",
     "OFFLINE_MODEL_ID",
     "ModelInfo",
     "adapter_for",
+    "check_model",
     "known_models",
     "resolve_model",
 ]
@@ -93,4 +96,22 @@ def resolve_model(name: str) -> ModelInfo:
         max_reference_images=3,
         supports_image_size=False,
         known=False,
+    )
+
+
+def check_model(name: str) -> ModelInfo:
+    """The model's abilities, or :class:`ConfigError` listing the known names and aliases.
+
+    Known are the table's models, their aliases and successors of their families (a
+    ``gemini-4-flash-image`` is a flash image model); anything else is a typo or a model
+    that draws no images, refused before a job starts rather than failing every sketch.
+    """
+    info = resolve_model(name)
+    if info.known or any(pattern.match(info.id) for pattern, _ in _FAMILIES):
+        return info
+    names = ", ".join(known_models())
+    aliases = ", ".join(f"{alias} = {model}" for alias, model in ALIASES.items())
+    raise ConfigError(
+        f"unknown model {name.strip()!r}; known models: {names}; aliases: {aliases}",
+        field="model",
     )

@@ -59,6 +59,12 @@ class _TextFormatter(logging.Formatter):
         return f"{line} {fields}" if fields else line
 
 
+# A library logs to its callers' handlers, never to Python's last-resort stderr handler: the
+# CLI and the library report a failed sketch in their own words (once), not also as a raw
+# WARNING line. The composition root (service, functions, serve) installs real handlers.
+logging.getLogger("sketchgen").addHandler(logging.NullHandler())
+
+
 def configure_logging(level: str = "INFO", fmt: str = "text") -> None:
     """Idempotent; called by the composition root (from the settings), never at import."""
     root = logging.getLogger("sketchgen")

@@ -110,7 +110,9 @@ class JobMetadata(_Frozen):
     model: ModelUsed
     images: list[str]
     sketches: list[SketchRecord]
-    status: Literal["done", "partial", "failed", "cancelled"]
+    # "running": written as the job starts, so a folder whose process died (kill -9, power)
+    # still says what it was and that it never finished.
+    status: Literal["running", "done", "partial", "failed", "cancelled"]
     parent: ParentRef | None = None
     regenerated_from: str | None = None
     elapsed_s: float | None = Field(default=None)
@@ -142,8 +144,10 @@ class JobMetadata(_Frozen):
         ordered = sorted(sketches, key=lambda s: s.index)
         ok = [s for s in ordered if s.status == "ok"]
         cancelled = [s for s in ordered if s.status == "cancelled"]
-        status: Literal["done", "partial", "failed", "cancelled"]
-        if len(ok) == len(ordered):
+        status: Literal["running", "done", "partial", "failed", "cancelled"]
+        if any(s.status in {"pending", "running"} for s in ordered):
+            status = "running"
+        elif len(ok) == len(ordered):
             status = "done"
         elif ok:
             status = "partial"

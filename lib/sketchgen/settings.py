@@ -10,8 +10,8 @@ from typing import Literal
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from sketchgen.errors import ConfigError
-from sketchgen.generate.models import DEFAULT_MODEL
+from sketchgen.errors import ConfigError, first_problem
+from sketchgen.image_models import DEFAULT_MODEL, check_model
 from sketchgen.pixel_limit import MAX_IMAGE_PIXELS
 
 __all__ = ["DEFAULT_MODEL", "Settings", "get_settings"]
@@ -96,6 +96,17 @@ class Settings(BaseSettings):
     describe_references: bool = True
     describe_model: str = "gemini-2.5-flash"
 
+    @field_validator("gemini_model")
+    @classmethod
+    def _known_model(cls, name: str) -> str:
+        """A typo in GEMINI_MODEL is refused at start-up, naming the models there are,
+        rather than by every sketch (or silently, by the offline model)."""
+        try:
+            check_model(name)
+        except ConfigError as error:
+            raise ValueError(str(error)) from None
+        return name
+
     @field_validator("gemini_api_key")
     @classmethod
     def _usable_key(cls, key: SecretStr | None) -> SecretStr | None:
@@ -124,8 +135,7 @@ def get_settings() -> Settings:
     try:
         return Settings()
     except ValidationError as error:
-        first = error.errors()[0]
-        name = str(first["loc"][0]) if first["loc"] else "settings"
+        field, message = first_problem(error)
+        name = field.split(".")[0] or "settings"
         variable = name if name.isupper() else f"SKETCHGEN_{name.upper()}"
-        message = str(first["msg"]).removeprefix("Value error, ")
         raise ConfigError(message, field=variable) from None

@@ -204,7 +204,7 @@ def test_cli_regenerate_batch_offline(tmp_path: Path) -> None:
     result = subprocess.run(
         [sys.executable, "-m", "sketchgen.cli", "regenerate", "--style", "pencil-thumbnail",
          "--batch", "--offline", "--poll", "0.1", "--data-dir", str(data)],
-        capture_output=True, text=True, timeout=120,
+        capture_output=True, text=True, timeout=120, cwd=tmp_path,  # no CLI jobs of its own
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     (line,) = result.stdout.splitlines()

@@ -85,6 +85,7 @@ def test_generate_json_lines(capsys: pytest.CaptureFixture[str], tmp_path: Path)
         "metadata_path",
         "images",
         "errors",
+        "model",
         "elapsed_s",
     }
 

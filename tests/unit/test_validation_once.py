@@ -119,6 +119,21 @@ def test_refine_instruction_limit_is_the_same_for_request_cli_and_http(
     assert response.status_code == 422
     assert json.loads(response.get_data())["error"]["message"] == message
 
-    code = main(["refine", str(tmp_path / "nowhere"), "0", too_long, "--offline"])
+    code = main(["refine", str(tmp_path / "nowhere"), "1", too_long, "--offline"])
     assert code == 2
     assert capsys.readouterr().err.strip() == f"sketchgen: error: instruction: {message}"
+
+
+def test_an_unknown_model_is_the_same_refusal_for_library_cli_and_http(http: Client) -> None:
+    """One test of a model name (generate.models.check_model): 422 naming the field over
+    HTTP, exit 2 on the command line, ConfigError in the library; never a job that fails
+    every sketch at the model."""
+    response = http.post(
+        "/v1/jobs",
+        json={"brief": "golf", "style_id": STYLE, "model": "nope"},
+        headers={"Authorization": "Bearer dev:alice"},
+    )
+    assert response.status_code == 422
+    error = response.get_json()["error"]
+    assert "unknown model 'nope'" in error["message"] and "flash" in error["message"]
+    assert "Value error" not in error["message"]

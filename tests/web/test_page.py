@@ -24,6 +24,7 @@ from playwright.sync_api import Browser, Page, sync_playwright
 from dev.processes import ManagedProcess, free_port, wait_for_http
 from dev.router import Router, serve_router
 from dev.topology import DevTopology
+from sketchgen.bootstrap import LOCAL_OWNER
 from sketchgen.testing.gemini_server import FakeGeminiServer
 from tests.helpers.auth import sign_up
 
@@ -71,7 +72,7 @@ def _serve(gemini: FakeGeminiServer, data: Path) -> Iterator[Site]:
     ).start()  # fmt: skip
     try:
         wait_for_http(f"http://127.0.0.1:{port}/healthz", timeout_s=60, process=process)
-        yield Site(f"http://127.0.0.1:{port}/", {"Authorization": "Bearer dev:designer"})
+        yield Site(f"http://127.0.0.1:{port}/", {"Authorization": f"Bearer dev:{LOCAL_OWNER}"})
     finally:
         process.stop()
 
@@ -234,7 +235,7 @@ def test_refine_opens_the_child_job_with_its_lineage(
     page.wait_for_selector("#job-status[data-status=done]")
 
     lineage = page.inner_text("#job-lineage")
-    assert parent_id[:8] in lineage and "sketch #2" in lineage and "more exaggerated" in lineage
+    assert f"job {parent_id} sketch #2" in lineage and "more exaggerated" in lineage
     assert page.locator(".sketch[data-status=ok] img").count() == 1
     # The model got the chosen sketch as its input image, with the instruction.
     refine_call = gemini.requests[-1]

@@ -20,7 +20,7 @@ from werkzeug.wrappers import Request, Response
 from sketchgen import bounded_json
 from sketchgen.api.app_check import APP_CHECK_HEADER, AppCheckVerifier
 from sketchgen.api.auth import Authenticator
-from sketchgen.errors import RequestError, SketchgenError
+from sketchgen.errors import RequestError, SketchgenError, first_problem
 from sketchgen.logs import get_logger
 from sketchgen.metadata import JOB_ID
 from sketchgen.services import SketchService
@@ -262,9 +262,9 @@ class Routing:
         try:
             return model.model_validate(body)
         except ValidationError as error:
-            first = error.errors()[0]
-            field = ".".join(str(p) for p in first["loc"]) or "body"
-            raise RequestError(422, "invalid_argument", f"{field}: {first['msg']}", field) from None
+            field, message = first_problem(error)
+            field = field or "body"
+            raise RequestError(422, "invalid_argument", f"{field}: {message}", field) from None
 
     def blob_url(self, request: Request, job_id: str, key: str) -> str:
         """A signed URL where the store makes them, else this API's own file route."""

@@ -140,6 +140,8 @@ class JobRoutes:
                     "finish_reason": state.finish_reason,
                     "attempts": state.attempts,
                     "cost_usd": state.cost_usd,
+                    # Which model drew it: the page badges the offline sketch model's work.
+                    "model_used": state.model_used,
                     "variation": {
                         "layout": variation.layout,
                         "exaggeration": variation.exaggeration,

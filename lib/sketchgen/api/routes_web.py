@@ -69,7 +69,13 @@ class WebRoutes:
             # route owns that path on the deployed function.
             Rule("/assets/<name>", endpoint=self.asset, methods=["GET"]),
             Rule("/config.json", endpoint=self.config, methods=["GET"]),
+            # Browsers ask for /favicon.ico whatever the page links; every current one
+            # takes an SVG there (served by its media type, not its name).
+            Rule("/favicon.ico", endpoint=self.favicon, methods=["GET"]),
         ]
+
+    def favicon(self, request: Request) -> Response:
+        return self.asset(request, "favicon.svg")
 
     def index(self, request: Request) -> Response:
         return self.asset(request, "index.html")

@@ -58,6 +58,7 @@ def _sketch_event(seq: int, index: int, state: SketchState, url: str | None) -> 
         "url": url,
         "error": state.error,
         "finish_reason": state.finish_reason,
+        "model_used": state.model_used,
     }
     return format_event("sketch", seq, data)
 

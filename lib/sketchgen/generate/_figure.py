@@ -8,10 +8,20 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 
-from sketchgen.generate._strokes import Pen, Point, arc_points, ellipse_points
+from PIL import Image
+
+from sketchgen.generate._strokes import (
+    Pen,
+    Placement,
+    Point,
+    arc_points,
+    clip_runs,
+    ellipse_points,
+    ink,
+)
 
 __all__ = ["Figure", "figure_for", "render"]
 
@@ -99,10 +109,8 @@ def figure_for(brief: str, layout: str, exaggeration: str, rng: random.Random) -
 
 @dataclass
 class _Frame:
-    """Maps figure coordinates onto the canvas."""
+    """Poses the figure in drawing units: mirrored, leaning (the layout frames it later)."""
 
-    origin: Point
-    scale: float
     angle: float = 0.0
     mirror: bool = False
 
@@ -110,10 +118,7 @@ class _Frame:
         if self.mirror:
             x = -x
         c, s = math.cos(self.angle), math.sin(self.angle)
-        return (
-            self.origin[0] + self.scale * (x * c - y * s),
-            self.origin[1] + self.scale * (x * s + y * c),
-        )
+        return (x * c - y * s, x * s + y * c)
 
     def all(self, points: Iterable[Point]) -> list[Point]:
         return [self(x, y) for x, y in points]
@@ -157,11 +162,12 @@ def _proportions(f: Figure) -> _Body:
 
 # Upper and lower arm angles (radians from straight down, outward positive) per pose.
 _ARMS = {
-    "wave": ((2.5, 2.9), (0.7, 0.2)),
+    "wave": ((2.1, 2.6), (0.7, 0.2)),
     "hero": ((0.9, -1.1), (0.9, -1.1)),
     "shy": ((0.25, -0.9), (0.25, -0.9)),
     "stand": ((0.2, 0.05), (0.2, 0.05)),
     "run": ((2.2, 2.6), (-0.9, -0.2)),
+    "jump": ((2.4, 2.8), (2.4, 2.8)),
 }
 _LEGS = {
     "wave": ((0.12, 0.0), (-0.5, 0.3)),
@@ -169,6 +175,22 @@ _LEGS = {
     "shy": ((0.03, -0.05), (0.03, -0.05)),
     "stand": ((0.08, 0.05), (0.08, 0.05)),
     "run": ((0.8, -0.4), (-0.7, 0.5)),
+    "jump": ((0.7, -0.9), (0.7, -0.9)),
+}
+# Words a refinement instruction uses for a pose (besides the moods).
+POSES = {
+    "run": "run",
+    "running": "run",
+    "jump": "jump",
+    "jumping": "jump",
+    "leap": "jump",
+    "arms up": "jump",
+    "wave": "wave",
+    "waving": "wave",
+    "standing": "stand",
+    "stand still": "stand",
+    "hands on hips": "hero",
+    "confident": "hero",
 }
 
 
@@ -183,16 +205,16 @@ def _limb(start: Point, length: float, angles: tuple[float, float], side: int) -
 def _draw_face(pen: Pen, frame: _Frame, b: _Body, f: Figure) -> None:
     hx, hy = b.head_c
     r = b.head_r
-    shift = f.turn * r * 0.45
+    shift = f.turn * r * 0.6
     eye_dx, eye_y = r * 0.36, hy - r * 0.05
-    eye_r = frame.scale * r * (0.09 + 0.03 * f.exaggeration)
+    eye_r = r * (0.09 + 0.03 * f.exaggeration)
     for side in (-1, 1):
         x = hx + shift + side * eye_dx * (1 - 0.35 * abs(f.turn) * (side * f.turn > 0))
         ex, ey = frame(x, eye_y)
         if f.pose == "shy":
             pen.stroke(
                 frame.all(arc_points(x, eye_y + r * 0.05, r * 0.1, math.pi, 2 * math.pi)),
-                weight=0.6,
+                weight=0.75,
             )
         else:
             pen.dot(ex, ey, eye_r)
@@ -204,7 +226,7 @@ def _draw_face(pen: Pen, frame: _Frame, b: _Body, f: Figure) -> None:
                         (x + r * 0.14, eye_y - r * 0.28 - side * r * 0.04),
                     ]
                 ),
-                weight=0.6,
+                weight=0.75,
             )
     mouth_r = r * (0.28 + 0.08 * f.exaggeration)
     mouth_y = hy + r * 0.28
@@ -212,7 +234,7 @@ def _draw_face(pen: Pen, frame: _Frame, b: _Body, f: Figure) -> None:
         grin = arc_points(
             hx + shift, mouth_y - mouth_r * 0.3, mouth_r, 0.15 * math.pi, 0.85 * math.pi
         )
-        pen.shape(frame.all([*grin, grin[0]]), weight=0.7)
+        pen.shape(frame.all([*grin, grin[0]]), weight=0.8)
     else:
         pen.stroke(
             frame.all(
@@ -224,7 +246,7 @@ def _draw_face(pen: Pen, frame: _Frame, b: _Body, f: Figure) -> None:
                     0.75 * math.pi,
                 )
             ),
-            weight=0.7,
+            weight=0.8,
         )
 
 
@@ -265,8 +287,8 @@ def _head(pen: Pen, frame: _Frame, b: _Body, f: Figure) -> None:
         _outline(pen, frame, [*dome, dome[0]], f)
         brim_side = -1 if f.turn < 0 else 1
         brim = [(hx + brim_side * r * 0.2, band), (hx + brim_side * r * 1.55, band + r * 0.08)]
-        pen.stroke(frame.all(brim), weight=1.6)
-        pen.dot(*frame(hx, band - r * 0.64), frame.scale * r * 0.08)
+        pen.stroke(frame.all(brim), weight=1.3)
+        pen.dot(*frame(hx, band - r * 0.64), r * 0.08)
     if "chef_hat" in f.props:
         for dx in (-0.5, 0.0, 0.5):
             _outline(pen, frame, ellipse_points(hx + dx * r, hy - r * 1.45, r * 0.45, r * 0.4), f)
@@ -292,10 +314,10 @@ def _head(pen: Pen, frame: _Frame, b: _Body, f: Figure) -> None:
                     (hx + r * 0.2, hy - r * 1.9),
                 ]
             ),
-            weight=0.7,
+            weight=0.8,
         )
         tip = frame(hx + r * 0.2, hy - r * 1.95)
-        pen.dot(*tip, frame.scale * r * 0.12)
+        pen.dot(*tip, r * 0.12)
     if not f.silhouette:
         _draw_face(pen, frame, b, f)
 
@@ -304,9 +326,7 @@ def _outline(
     pen: Pen, frame: _Frame, points: list[Point], f: Figure, *, closed: bool = True
 ) -> None:
     mapped = frame.all(points)
-    if f.silhouette:
-        pen.fill(mapped)
-    elif closed:
+    if closed:
         pen.shape(mapped)
     else:
         pen.stroke(mapped)
@@ -326,7 +346,18 @@ def _body(pen: Pen, frame: _Frame, b: _Body, f: Figure) -> None:
         w = b.half_w * 1.1
         _outline(pen, frame, [(-w, top), (w, top), (w, bottom), (-w, bottom), (-w, top)], f)
     else:
-        _outline(pen, frame, ellipse_points(0, cy, b.half_w, height / 2 * 1.05, start=-1.9), f)
+        # Turned three-quarters, the body shows its narrower side, and a centre line (the
+        # front of the chest) curves round to the side it faces.
+        half_w = b.half_w * (1 - 0.3 * abs(f.turn))
+        cx = -f.turn * b.half_w * 0.2
+        _outline(pen, frame, ellipse_points(cx, cy, half_w, height / 2 * 1.05, start=-1.9), f)
+        if f.turn and not f.silhouette:
+            front = ellipse_points(
+                cx, cy, half_w * abs(f.turn), height * 0.4, start=-1.1, sweep=2.2, steps=12
+            )
+            if f.turn < 0:
+                front = [(2 * cx - x, y) for x, y in front]
+            pen.stroke(frame.all(front), weight=0.75)
     if "tail" in f.props:
         tail = [
             (b.half_w * 0.8, bottom - height * 0.1),
@@ -337,21 +368,25 @@ def _body(pen: Pen, frame: _Frame, b: _Body, f: Figure) -> None:
 
 
 def _limbs(pen: Pen, frame: _Frame, b: _Body, f: Figure) -> None:
-    weight = 2.6 if f.silhouette else 1.0
+    # Exaggeration pushes the pose as well as the proportions: wider swings, bigger gestures.
+    swing = 1.0 + 0.18 * f.exaggeration
     arms, legs = _ARMS[f.pose], _LEGS[f.pose]
     for side, shoulder, angles in ((-1, b.shoulders[0], arms[0]), (1, b.shoulders[1], arms[1])):
-        limb = _limb(shoulder, b.arm, angles, side)
-        pen.stroke(frame.all(limb), weight=weight)
+        # Held below straight up, so a pushed wave never crosses the head.
+        upper = max(-2.6, min(2.6, angles[0] * swing))
+        limb = _limb(shoulder, b.arm, (upper, max(-2.9, min(2.9, angles[1] * swing))), side)
+        pen.stroke(frame.all(limb))
         b.hands.append(limb[-1])
-        hx, hy = frame(*limb[-1])
-        pen.dot(hx, hy, frame.scale * b.arm * 0.07)
+        hand_r = b.arm * 0.075
+        pen.shape(frame.all(ellipse_points(*limb[-1], hand_r, hand_r, steps=20)))
     for side, hip, angles in ((-1, b.hips[0], legs[0]), (1, b.hips[1], legs[1])):
-        limb = _limb(hip, b.leg, angles, side)
-        pen.stroke(frame.all(limb), weight=weight)
+        limb = _limb(hip, b.leg, (angles[0] * swing, angles[1] * swing), side)
+        pen.stroke(frame.all(limb))
         fx, fy = limb[-1]
         pen.stroke(
             frame.all([(fx - side * b.leg * 0.05, fy), (fx + side * b.leg * 0.22, fy)]),
-            weight=weight * 1.2,
+            weight=1.2,
+            smooth=False,
         )
 
 
@@ -375,7 +410,7 @@ def _props(pen: Pen, frame: _Frame, b: _Body, f: Figure) -> None:
                 (dx + 0.025 * math.sin(i * 1.3), b.head_c[1] - b.head_r * 1.2 - i * 0.03)
                 for i in range(6)
             ]
-            pen.stroke(frame.all(wave), weight=0.5)
+            pen.stroke(frame.all(wave), weight=0.75)
     if "star" in f.props:
         sx, sy = 0.45, -0.95
         star = [
@@ -388,58 +423,122 @@ def _props(pen: Pen, frame: _Frame, b: _Body, f: Figure) -> None:
         _outline(pen, frame, star, f, closed=False)
 
 
-def render(pen: Pen, f: Figure, layout: str, size: tuple[int, int], rng: random.Random) -> None:
+# Inside these margins (a share of each side) nothing is drawn: the style guard's border is
+# 5 % of each side and must stay paper; the rest leaves room for a stroke's width and wobble.
+MARGIN = 0.08
+
+
+def _place(
+    bounds: tuple[float, float, float, float],
+    box: tuple[float, float, float, float],
+    anchor: Point,
+) -> Placement:
+    """The largest placement of ``bounds`` inside ``box``; spare room split by ``anchor``."""
+    bx0, by0, bx1, by1 = bounds
+    x0, y0, x1, y1 = box
+    scale = min((x1 - x0) / max(bx1 - bx0, 1e-6), (y1 - y0) / max(by1 - by0, 1e-6))
+    spare_x, spare_y = (x1 - x0) - scale * (bx1 - bx0), (y1 - y0) - scale * (by1 - by0)
+    return Placement(
+        scale, (x0 + spare_x * anchor[0] - scale * bx0, y0 + spare_y * anchor[1] - scale * by0)
+    )
+
+
+def _shrink(
+    box: tuple[float, float, float, float], factor: float, anchor: Point
+) -> tuple[float, float, float, float]:
+    x0, y0, x1, y1 = box
+    w, h = (x1 - x0) * factor, (y1 - y0) * factor
+    left, top = x0 + (x1 - x0 - w) * anchor[0], y0 + (y1 - y0 - h) * anchor[1]
+    return left, top, left + w, top + h
+
+
+def _bounds_above(pen: Pen, clip: float) -> tuple[float, float, float, float]:
+    """The bounds of what is drawn above ``clip``, including where lines are cut by it."""
+    points = [p for m in pen.marks for run in clip_runs(list(m.points), clip) for p in run]
+    xs, ys = [x for x, _ in points], [y for _, y in points]
+    return min(xs), min(ys), max(xs), clip
+
+
+def render(
+    f: Figure, layout: str, size: tuple[int, int], rng: random.Random, *, stroke_px: float
+) -> Image.Image:
+    """The figure drawn and framed by ``layout`` on a white canvas of ``size``."""
     width, height = size
-    short = min(width, height)
-    tall = height / short
+    pad = stroke_px * 1.5
+    inner = (
+        width * MARGIN + pad,
+        height * MARGIN + pad,
+        width * (1 - MARGIN) - pad,
+        height * (1 - MARGIN) - pad,
+    )
+    frame = _Frame(angle=-0.38 if layout == "dynamic_diagonal_action" else 0.0, mirror=f.mirror)
+    pen = Pen()
     body = _proportions(f)
-    close_scale = short * 0.47 / (body.head_r * 2)
-    layouts: dict[str, Callable[[], _Frame]] = {
-        "centered_full_figure": lambda: _Frame((width / 2, height * 0.9), short * 0.78 * tall**0.3),
-        "three_quarter_view": lambda: _Frame(
-            (width * 0.47, height * 0.9), short * 0.76 * tall**0.3
-        ),
-        # Head and shoulders fill the frame: the head's centre sits just above the middle.
-        "close_up": lambda: _Frame(
-            (width / 2, height * 0.45 - close_scale * body.head_c[1]), close_scale
-        ),
-        "dynamic_diagonal_action": lambda: _Frame(
-            (width * 0.55, height * 0.88), short * 0.72, angle=-0.38
-        ),
-        "off_center_negative_space": lambda: _Frame(
-            (width * rng.choice((0.28, 0.72)), height * 0.84), short * 0.4
-        ),
-        "silhouette_thumbnail": lambda: _Frame((width / 2, height * 0.78), short * 0.52),
-    }
-    frame = layouts[layout]()
-    frame.mirror = f.mirror
-    frame.scale *= f.scale
-    if layout == "silhouette_thumbnail":
-        pen.stroke(
-            [
-                (width * 0.18, height * 0.1),
-                (width * 0.82, height * 0.1),
-                (width * 0.82, height * 0.84),
-                (width * 0.18, height * 0.84),
-                (width * 0.18, height * 0.1),
-            ],
-            weight=0.45,
-        )
-    if layout not in {"close_up", "silhouette_thumbnail"}:
-        gx, gy = frame(0, 0.01)
-        pen.stroke(
-            [(gx - frame.scale * 0.35, gy), (gx + frame.scale * 0.4, gy + rng.uniform(-2, 2))],
-            weight=0.5,
-        )
-    if layout == "dynamic_diagonal_action":
-        for i in range(3):  # speed lines trail the figure
-            y = frame(0, -0.3 - i * 0.18)[1]
-            x0 = frame(-0.35, -0.3 - i * 0.18)[0]
-            pen.stroke([(x0 - short * 0.22, y), (x0 - short * 0.04, y)], weight=0.5)
     _limbs(pen, frame, body, f)
     _body(pen, frame, body, f)
     _head(pen, frame, body, f)
     _props(pen, frame, body, f)
+    bx0, by0, bx1, by1 = pen.bounds()
+    tall = by1 - by0
+    if layout not in {"close_up", "silhouette_thumbnail"}:
+        pen.stroke([(bx0 - 0.08 * tall, by1 + 0.01), (bx1 + 0.1 * tall, by1 + 0.012)], weight=0.8)
+    if layout == "dynamic_diagonal_action":
+        # The figure leans into its run; speed lines trail on the side it leaves.
+        # (Mirroring happens before the lean, so the figure always leans left.)
+        for i, share in enumerate((0.3, 0.48, 0.66)):
+            y, start = by0 + share * tall, bx1 + 0.04 * tall
+            pen.stroke([(start, y), (start + (0.32 - 0.06 * i) * tall, y)], weight=0.8)
+    bounds = pen.bounds()
+    clip: float | None = None
+    if layout == "close_up":
+        # Head and shoulders, cut at the chest.
+        clip = body.neck_y + (body.hip_y - body.neck_y) * 0.45
+    if f.scale > 1.0:  # zoom in: the camera closes in from the top of the figure
+        top = bounds[1]
+        clip = top + ((clip if clip is not None else bounds[3]) - top) / f.scale
+    if clip is not None:
+        bounds = _bounds_above(pen, clip)
+    anchors = {
+        "centered_full_figure": (0.5, 0.6),
+        "three_quarter_view": (0.3, 0.6),
+        "close_up": (0.5, 1.0),
+        "dynamic_diagonal_action": (0.45, 0.5),
+        "off_center_negative_space": (0.5, 1.0),
+        "silhouette_thumbnail": (0.5, 0.8),
+    }
+    anchor = anchors[layout]
+    box, border = inner, None
+    if layout == "off_center_negative_space":
+        x0, y0, x1, y1 = inner
+        left = rng.random() < 0.5
+        box_w = (x1 - x0) * 0.42
+        low = y0 + (y1 - y0) * 0.3
+        box = (x0, low, x0 + box_w, y1) if left else (x1 - box_w, low, x1, y1)
+    if layout == "silhouette_thumbnail":
+        border = _shrink(inner, 0.86, (0.5, 0.5))
+        box = _shrink(border, 0.8, (0.5, 0.6))
+    if f.scale < 1.0:
+        box = _shrink(box, f.scale, anchor)
+    placement = _place(bounds, box, anchor)
+    if clip is not None:
+        clip_px = placement.offset[1] + placement.scale * clip
+        placement = Placement(placement.scale, placement.offset, clip_px)
+    if layout == "off_center_negative_space":
+        # A horizon across the empty side: the space the figure is placed against.
+        ground = by1 + 0.011
+        far = inner[2] if box[0] == inner[0] else inner[0]
+        ox, scale = placement.offset[0], placement.scale
+        near = ((box[0] + box[2]) / 2 - ox) / scale
+        pen.stroke([(near, ground), ((far - ox) / scale, ground - 0.004)], weight=0.8)
+    return ink(
+        pen.marks,
+        size,
+        placement,
+        stroke_px=stroke_px,
+        rng=rng,
+        silhouette=f.silhouette,
+        frame=border,
+    )
 
 
 def refine_figure(f: Figure, instruction: str) -> tuple[Figure, bool]:
@@ -454,14 +553,14 @@ def refine_figure(f: Figure, instruction: str) -> tuple[Figure, bool]:
         changed = replace(changed, turn=-0.5, mirror=False)
     if "right" in text:
         changed = replace(changed, turn=0.5, mirror=False)
-    if any(w in text for w in ("bigger", "larger", "zoom in")):
-        changed = replace(changed, scale=changed.scale * 1.2)
-    if any(w in text for w in ("smaller", "zoom out")):
-        changed = replace(changed, scale=changed.scale * 0.8)
+    if any(w in text for w in ("bigger", "larger", "zoom in", "closer")):
+        changed = replace(changed, scale=changed.scale * 1.5)
+    if any(w in text for w in ("smaller", "zoom out", "further", "farther", "wider")):
+        changed = replace(changed, scale=changed.scale * 0.7)
     for word, props in PROPS.items():
         if f"add {word}" in text or f"add a {word}" in text or f"with {word}" in text:
             changed = replace(changed, props=changed.props | set(props))
-    for word, pose in MOODS.items():
+    for word, pose in {**MOODS, **POSES}.items():
         if word in text:
             changed = replace(changed, pose=pose)
     return changed, changed != f

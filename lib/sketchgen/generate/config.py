@@ -16,12 +16,15 @@ from pydantic import (
 )
 
 from sketchgen.defaults import current_defaults
-from sketchgen.errors import ConfigError
+from sketchgen.errors import ConfigError, first_problem
+from sketchgen.image_models import check_model
 from sketchgen.schemas import ASPECT_RATIOS, IMAGE_SIZES, pixel_size
 
 __all__ = ["MAX_IMAGES", "RESOLUTIONS", "GenerationConfig"]
 
-MAX_IMAGES = 8
+# One sketch per layout: a job of six shows every composition once, and no more are promised
+# (the README's 3-6; 1 and 2 stay allowed for refinements and quick tries).
+MAX_IMAGES = 6
 # Every (width, height) the model can draw, and the size and ratio that make it. Pixel sizes
 # are unique across the table (a different ratio or long side always changes them), so a
 # resolution names exactly one (image_size, aspect_ratio).
@@ -78,12 +81,10 @@ class GenerationConfig(BaseModel):
         try:
             super().__init__(**data)
         except ValidationError as error:
-            first = error.errors()[0]
-            field = ".".join(str(part) for part in first["loc"]) or "config"
+            field, message = first_problem(error)
+            field = field or "config"
             allowed = _ALLOWED.get(field)
-            raise ConfigError(
-                f"invalid {field}: {first['msg']}", field=field, allowed=allowed
-            ) from None
+            raise ConfigError(f"invalid {field}: {message}", field=field, allowed=allowed) from None
 
     @model_validator(mode="before")
     @classmethod
@@ -103,6 +104,15 @@ class GenerationConfig(BaseModel):
                     field="resolution",
                 )
         return data
+
+    @field_validator("model_name")
+    @classmethod
+    def _check_model(cls, value: str) -> str:
+        try:
+            check_model(value)
+        except ConfigError as error:
+            raise ValueError(str(error)) from None
+        return value
 
     @field_validator("image_size")
     @classmethod

@@ -9,6 +9,8 @@ streaming ones) and writes the PNGs and ``metadata.json`` the same way, also whe
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import errno
 import queue
 import threading
 import time
@@ -17,10 +19,10 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import cast
+from typing import Literal, cast
 
 from sketchgen.defaults import current_defaults
-from sketchgen.errors import InputError
+from sketchgen.errors import InputError, StorageError
 from sketchgen.generate.config import GenerationConfig
 from sketchgen.generate.pipeline import (
     JobPlan,
@@ -40,6 +42,8 @@ from sketchgen.schemas import PromptSpec, RetrievalResult, Style
 __all__ = ["AsyncSketchStream", "GenerationResult", "ImageGenerator", "SketchEvent", "SketchStream"]
 
 SketchEvent = tuple[int, Path | None, str | None]
+# What a sketch that had not finished when the job was stopped (Ctrl-C) records as its error.
+INTERRUPTED = "interrupted (Ctrl-C) before this sketch finished"
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +87,11 @@ class _Job:
 
     The files go through the blob-store port, as the service's do: here a folder store on
     the output folder, keyed by the library's layout (``layout.LIBRARY``).
+
+    The folder is always complete or clearly partial: a sketch whose PNG cannot be written
+    (a full disk) is recorded failed with the reason and the others go on; a job stopped
+    part-way (Ctrl-C) is :meth:`abandon`-ed: ``metadata.json`` records what finished and
+    marks the rest ``cancelled``, and nothing is written into the folder after that.
     """
 
     def __init__(
@@ -96,8 +105,25 @@ class _Job:
         self.records: dict[int, SketchRecord] = {}
         self.started = time.perf_counter()
         self.started_at = started_at
+        # Held while a file is written, so abandon() never races a half-written PNG.
+        self._lock = threading.Lock()
+        self._ended: GenerationResult | None = None
+        # metadata.json from the start, every sketch pending: a folder whose process died
+        # says what it was; and its space is held for the final one on a filling disk.
+        try:
+            self._write_metadata(self._metadata(self._pending(), provisional=True))
+        except StorageError:
+            with contextlib.suppress(OSError):
+                self.folder.rmdir()  # nothing of this job is kept on a disk already full
+            raise
 
     def store(self, outcome: SketchOutcome) -> SketchEvent:
+        with self._lock:
+            if self._ended is not None:  # abandoned: the folder is already recorded
+                return outcome.record.index, None, outcome.record.error
+            return self._store(outcome)
+
+    def _store(self, outcome: SketchOutcome) -> SketchEvent:
         record = outcome.record
         # What the model billed for it, from the one price table (as the service records it).
         cost = sketch_cost_usd(
@@ -110,15 +136,60 @@ class _Job:
         path = None
         if outcome.png is not None and record.file:
             key = sketch_key(self.plan.job_id, record.index, root=LIBRARY)
-            self.blobs.put(key, outcome.png, "image/png")
-            path = self.root / key
+            try:
+                self.blobs.put(key, outcome.png, "image/png")
+                path = self.root / key
+            except OSError as error:
+                # The model's call is spent; the sketch is failed with the reason, and the
+                # job goes on to record it (the blob store removed its temporary file).
+                reason = error.strerror or type(error).__name__
+                record = record.model_copy(
+                    update={
+                        "status": "failed",
+                        "file": None,
+                        "error": f"could not write {record.file}: {reason}",
+                    }
+                )
         self.records[record.index] = record
         return record.index, path, record.error
 
     def close(self) -> GenerationResult:
-        sketches = [self.records[i] for i in sorted(self.records)]
-        elapsed = round(time.perf_counter() - self.started, 3)
-        metadata = JobMetadata.build(
+        with self._lock:
+            if self._ended is None:
+                self._ended = self._record(self.records)
+            return self._ended
+
+    def abandon(self, reason: str) -> GenerationResult:
+        """Record the job as it stands: finished sketches as they are, the rest
+        ``cancelled`` with ``reason``; nothing is written into the folder afterwards."""
+        with self._lock:
+            if self._ended is None:
+                records = {**self._pending("cancelled", reason), **self.records}
+                self._ended = self._record(records)
+            return self._ended
+
+    def _pending(
+        self, status: Literal["pending", "cancelled"] = "pending", error: str | None = None
+    ) -> dict[int, SketchRecord]:
+        """A record for every planned sketch that has not ended, as ``status``."""
+        records = {}
+        for variation in self.plan.variations:
+            request = self.plan.request(variation.index)
+            records[variation.index] = SketchRecord(
+                index=variation.index,
+                status=status,
+                error=error,
+                variation=variation,
+                prompt=request.prompt,
+                seed=request.seed,
+            )
+        return records
+
+    def _metadata(
+        self, records: dict[int, SketchRecord], *, provisional: bool = False
+    ) -> JobMetadata:
+        sketches = [records[i] for i in sorted(records)]
+        return JobMetadata.build(
             job_id=self.plan.job_id,
             prompt_spec=self.plan.prompt_spec,
             retrieval=self.plan.retrieval,
@@ -126,12 +197,39 @@ class _Job:
             model=self.plan.model_record(sketches),
             sketches=sketches,
             parent=self.plan.parent,
-            elapsed_s=elapsed,
+            elapsed_s=None if provisional else round(time.perf_counter() - self.started, 3),
             timestamp=self.started_at,
         )
+
+    def _write_metadata(self, metadata: JobMetadata) -> Path:
+        """Writes ``metadata.json``, or raises :class:`StorageError` in one line.
+
+        Atomically when it can; on a full disk (no room for the new copy beside the old)
+        over the old one in place, in the space it already holds.
+        """
         key = metadata_key(self.plan.job_id, root=LIBRARY)
-        self.blobs.put(key, metadata.to_json(), "application/json")
-        metadata_path = self.root / key
+        path, data = self.root / key, metadata.to_json()
+        try:
+            self.blobs.put(key, data, "application/json")
+        except OSError as error:
+            if error.errno == errno.ENOSPC and path.is_file():
+                with contextlib.suppress(OSError), path.open("r+b") as handle:
+                    handle.write(data)
+                    handle.truncate()
+                    return path
+            saved = sum(s.status == "ok" for s in metadata.sketches)
+            raise StorageError(
+                f"could not write metadata.json in {self.folder}: "
+                f"{error.strerror or type(error).__name__} "
+                f"({saved} of {len(metadata.sketches)} sketches were saved)"
+            ) from None
+        return path
+
+    def _record(self, records: dict[int, SketchRecord]) -> GenerationResult:
+        sketches = [records[i] for i in sorted(records)]
+        metadata = self._metadata(records)
+        metadata_path = self._write_metadata(metadata)
+        elapsed = metadata.elapsed_s or 0.0
         return GenerationResult(
             job_id=self.plan.job_id,
             output_dir=self.folder,
@@ -163,6 +261,11 @@ class AsyncSketchStream:
     def result(self) -> GenerationResult:
         if self._result is None:
             raise RuntimeError("the stream has not been consumed to the end yet")
+        return self._result
+
+    def abandon(self, reason: str) -> GenerationResult:
+        """Stop recording: ``metadata.json`` says what finished; the rest are cancelled."""
+        self._result = self._job.abandon(reason)
         return self._result
 
     async def __aiter__(self) -> AsyncIterator[SketchEvent]:
@@ -204,6 +307,10 @@ class SketchStream:
     def result(self) -> GenerationResult:
         return self._stream.result
 
+    def abandon(self, reason: str) -> GenerationResult:
+        """Record the job as it stands now (idempotent): see :meth:`AsyncSketchStream.abandon`."""
+        return self._stream.abandon(reason)
+
     def __iter__(self) -> Iterator[SketchEvent]:
         events: queue.SimpleQueue[object] = queue.SimpleQueue()
         thread = threading.Thread(
@@ -216,7 +323,9 @@ class SketchStream:
                     raise item
                 yield cast(SketchEvent, item)  # the queue carries events, errors and _END
         except KeyboardInterrupt:
-            # Ctrl-C means now: the job's thread is a daemon, its calls in flight are dropped.
+            # Ctrl-C means now: the job's thread is a daemon, its calls in flight are dropped;
+            # the folder is recorded as it stands first, so it is clearly partial.
+            self._stream.abandon(INTERRUPTED)
             raise
         except BaseException:
             thread.join()  # the caller stopped early: the job still ends and is recorded

@@ -9,6 +9,7 @@ from sketchgen.image_models import (
     OFFLINE_MODEL_ID,
     ModelInfo,
     adapter_for,
+    check_model,
     known_models,
     resolve_model,
 )
@@ -19,6 +20,7 @@ __all__ = [
     "OFFLINE_MODEL_ID",
     "ModelInfo",
     "adapter_for",
+    "check_model",
     "known_models",
     "resolve_model",
 ]

@@ -1,9 +1,12 @@
 """``OfflineSketchAdapter``: real rough sketches with no network and no key.
 
 The embedded default model. It draws a mascot figure procedurally from the brief's words,
-composes it by the sketch's layout, pushes its proportions by the exaggeration, and takes its
-line weight and number of passes from the style's reference images. The same request always
-gives the same bytes.
+frames it by the sketch's layout inside the margins at the size and aspect ratio asked for,
+pushes its proportions and pose by the exaggeration, and takes its line weight (6-10 px at
+1K, scaled with the size) from the style's reference images. Its lines are smooth, bold and
+anti-aliased, so they meet the visual rules as drawn: the style guard never has to redraw
+them. A refinement redraws the parent's figure with the instruction's change (more or less
+exaggerated, zoom, turn, pose). The same request always gives the same bytes.
 """
 
 from __future__ import annotations
@@ -16,11 +19,10 @@ import uuid
 from collections.abc import Sequence
 
 import numpy as np
-from PIL import Image, ImageDraw
+from PIL import Image
 
 from sketchgen.errors import ModelError, NotFoundError
 from sketchgen.generate._figure import figure_for, refine_figure, render
-from sketchgen.generate._strokes import Pen
 from sketchgen.generate.base import ImageModelAdapter
 from sketchgen.generate.models import OFFLINE_MODEL_ID
 from sketchgen.ports import BatchStatus, ImageRequest, ImageResponse, ReferencePart
@@ -29,14 +31,18 @@ from sketchgen.schemas import pixel_size
 __all__ = ["OfflineSketchAdapter"]
 
 MODEL_ID = OFFLINE_MODEL_ID
-_WORK_LONG_SIDE = 1024  # drawn at 1K; the finisher scales to 2K/4K without new detail
+# Pen widths are given at 1K (the styles' 6-10 px) and scale with the long side.
+_WORK_LONG_SIDE = 1024
+MIN_STROKE_PX_1K, MAX_STROKE_PX_1K = 6.0, 10.0
+_REFERENCE_WIDTH_SPAN = 16.0  # reference strokes 6..22 px at 1K → the pen's 6..10 px
 
 
-def _stroke_style(references: tuple[ReferencePart, ...]) -> tuple[float, int]:
-    """(pen width in px at 1K, passes) measured from the references' own strokes.
+def _stroke_width(references: tuple[ReferencePart, ...]) -> float:
+    """The pen's width in px at 1K, from the references' own strokes, within the styles'
+    6-10 px: the references' widths (about 6-9 px for pencil, 20-25 px for bold ink
+    thumbnails) map onto that range, so pencil gets the light end and ink the heavy one.
 
-    Stroke width ≈ 2 × dark area / dark boundary length; thin, light references (pencil)
-    get three thinner passes, bold ink two heavy ones.
+    Stroke width ≈ 2 × dark area / dark boundary length.
     """
     widths = []
     for part in references:
@@ -48,9 +54,11 @@ def _stroke_style(references: tuple[ReferencePart, ...]) -> tuple[float, int]:
         if boundary.any():
             widths.append(2.0 * inner.sum() / boundary.sum() * _WORK_LONG_SIDE / max(gray.shape))
     if not widths:
-        return 8.0, 2
-    width = float(np.clip(np.median(widths), 3.0, 16.0))
-    return width, 3 if width < 6.0 else 2
+        return 8.0
+    measured = float(np.median(widths))
+    span = MAX_STROKE_PX_1K - MIN_STROKE_PX_1K
+    pen = MIN_STROKE_PX_1K + (measured - MIN_STROKE_PX_1K) * span / _REFERENCE_WIDTH_SPAN
+    return float(np.clip(pen, MIN_STROKE_PX_1K, MAX_STROKE_PX_1K))
 
 
 class OfflineSketchAdapter(ImageModelAdapter):
@@ -86,25 +94,23 @@ class OfflineSketchAdapter(ImageModelAdapter):
         return BatchStatus(name, "succeeded", results)
 
     def generate_image(self, request: ImageRequest) -> ImageResponse:
+        # Neither the sketch's index nor the instruction: a job's plan never repeats a
+        # (layout, exaggeration) pair, and a refinement (same seed, the parent's pair) must
+        # redraw the parent's figure with only the instruction's change.
         key = (
-            f"{request.seed}|{request.index}|{request.brief}|{request.variation.layout}|"
-            f"{request.variation.exaggeration}|{request.instruction or ''}"
+            f"{request.seed}|{request.brief}|{request.variation.layout}|"
+            f"{request.variation.exaggeration}"
         )
         rng = random.Random(hashlib.sha256(key.encode()).digest())
-        width, height = pixel_size(request.image_size, request.aspect_ratio)
-        scale = _WORK_LONG_SIDE / max(width, height)
-        size = (max(1, round(width * scale)), max(1, round(height * scale)))
+        size = pixel_size(request.image_size, request.aspect_ratio)
         figure = figure_for(
             request.brief, request.variation.layout, request.variation.exaggeration, rng
         )
         if request.instruction:
             figure, _ = refine_figure(figure, request.instruction)
-        pen_width, passes = _stroke_style(request.references)
-        canvas = Image.new("L", size, 255)
-        pen = Pen(
-            ImageDraw.Draw(canvas), rng, width=pen_width, passes=passes, wobble=pen_width * 0.45
-        )
-        render(pen, figure, request.variation.layout, size, rng)
+        # Drawn at the size asked for, so a 2K or 4K sketch has lines as smooth as a 1K one.
+        stroke_px = _stroke_width(request.references) * max(size) / _WORK_LONG_SIDE
+        canvas = render(figure, request.variation.layout, size, rng, stroke_px=stroke_px)
         buffer = io.BytesIO()
         canvas.save(buffer, format="PNG")
         return ImageResponse(

@@ -23,8 +23,9 @@ const state = {
 
 // --- auth ------------------------------------------------------------------------------
 
-async function devAuth() {
-  let uid = localStorage.getItem("sketchgen.devUid") || "designer";
+async function devAuth(config) {
+  // The local owner (bootstrap.LOCAL_OWNER): the CLI's styles are this user's too.
+  let uid = localStorage.getItem("sketchgen.devUid") || config.devUid || "local";
   const account = $("#account");
   const render = () => {
     account.replaceChildren(
@@ -388,6 +389,7 @@ function renderJob(job) {
   $("#job").hidden = false;
   $("#job-title").textContent = `“${job.request.brief}”`;
   setStatus(job.status);
+  $("#job-model").hidden = true;
   $("#download-zip").disabled = true;
   $("#cancel").disabled = TERMINAL_JOB.has(job.status);
   const [w, h] = job.request.aspect_ratio.split(":").map(Number);
@@ -417,6 +419,7 @@ async function updateSketch(sketch) {
   const card = document.querySelector(`.sketch[data-index="${sketch.index}"]`);
   if (!card || card.dataset.settled || !["ok", "failed", "cancelled"].includes(sketch.status)) return;
   card.dataset.settled = "true"; // the event and the final job view may both report it
+  if (sketch.model_used === OFFLINE_MODEL_ID) $("#job-model").hidden = false;
   const frame = card.querySelector(".frame");
   const tools = card.querySelector(".tools");
   if (sketch.status !== "ok") {
@@ -451,6 +454,9 @@ async function updateSketch(sketch) {
     ...sketchTools(state.job.job_id, sketch.index),
   );
 }
+
+// What the offline sketch model reports as the model that drew (sketchgen.generate.models).
+const OFFLINE_MODEL_ID = "offline-sketch-v1";
 
 const BLOCKED = new Set(["IMAGE_SAFETY", "IMAGE_PROHIBITED_CONTENT", "PROHIBITED_CONTENT", "SAFETY"]);
 
@@ -623,7 +629,7 @@ async function showLineage(job) {
   let current = job;
   for (let depth = 0; current.parent && depth < MAX_LINEAGE; depth += 1) {
     const { job_id: parentId, index, instruction } = current.parent;
-    const link = text("a", `job ${parentId.slice(0, 8)} sketch #${index + 1}`);
+    const link = text("a", `job ${parentId} sketch #${index + 1}`);
     link.addEventListener("click", () => openJob(parentId));
     box.append(depth ? " ← " : "Refined from ", link, instruction ? ` (“${instruction}”)` : "");
     try {
@@ -674,7 +680,7 @@ function remember(jobId, title) {
 async function main() {
   const config = await (await fetch("config.json")).json();
   try {
-    state.auth = config.auth === "dev" ? await devAuth() : await firebaseAuth(config);
+    state.auth = config.auth === "dev" ? await devAuth(config) : await firebaseAuth(config);
   } catch (error) {
     if (error instanceof SignInNeeded) return;
     throw error;

@@ -8,6 +8,7 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
+from sketchgen.adapters.gemini._client import GeminiClient
 from sketchgen.errors import ModelError, ModelNotFoundError, ModelRequestError, TransientModelError
 
 __all__ = ["TRANSIENT_STATUS", "is_transport_error", "retry_delay", "translate_error"]
@@ -15,6 +16,7 @@ __all__ = ["TRANSIENT_STATUS", "is_transport_error", "retry_delay", "translate_e
 # What a later attempt can fix: timeouts, quota, and the server's own failures.
 TRANSIENT_STATUS = frozenset({408, 429, 500, 502, 503, 504})
 _DURATION = re.compile(r"^\s*([0-9.]+)s\s*$")
+_GEMINI_URL = "https://generativelanguage.googleapis.com"  # the SDK's own default
 
 
 def retry_delay(details: Any) -> float | None:
@@ -45,12 +47,14 @@ def translate_error(
     *,
     label: str = "",
     known_models: Iterable[str] | None = None,
+    client: GeminiClient | None = None,
 ) -> ModelError:
     """``error`` from a call to ``model`` as a :class:`~sketchgen.errors.ModelError`.
 
     ``label`` prefixes the message (``"embeddings gemini-embedding-001: "``); with
     ``known_models`` a 404 becomes :class:`~sketchgen.errors.ModelNotFoundError` listing
-    them (the image model's names a user can choose from).
+    them (the image model's names a user can choose from); with ``client`` a network failure
+    names the host it could not reach.
     """
     from google.genai import errors
 
@@ -63,5 +67,21 @@ def translate_error(
             return TransientModelError(message, status=code, retry_after=retry_delay(error.details))
         return ModelRequestError(message)
     if is_transport_error(error):
-        return TransientModelError(f"{label}{type(error).__name__}: {error}".strip(": "))
+        return TransientModelError(label + _unreachable(error, client))
     return ModelRequestError(f"{label}unexpected {type(error).__name__} from the Gemini SDK")
+
+
+def _unreachable(error: BaseException, client: GeminiClient | None) -> str:
+    """A network failure in words that say where: the host, never the key or a path."""
+    from urllib.parse import urlsplit
+
+    base_url = (client.base_url if client is not None else None) or _GEMINI_URL
+    host = urlsplit(base_url).netloc or base_url
+    timed_out = isinstance(error, (TimeoutError, asyncio.TimeoutError)) or "Timeout" in (
+        type(error).__name__
+    )
+    if timed_out and client is not None:
+        return f"Gemini at {host} did not answer within {client.timeout_s:g} s"
+    detail = str(error).strip()
+    cause = f"{type(error).__name__}: {detail}" if detail else type(error).__name__
+    return f"could not reach Gemini at {host} ({cause})"

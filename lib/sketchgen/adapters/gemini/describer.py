@@ -47,7 +47,9 @@ class GeminiImageDescriber:
                 contents=[types.Part.from_bytes(data=png, mime_type="image/png"), DESCRIBE_PROMPT],
             )
         except Exception as error:  # the SDK's and httpx's, translated here
-            raise translate_error(error, self.model, label=f"describe {self.model}: ") from error
+            raise translate_error(
+                error, self.model, label=f"describe {self.model}: ", client=self.gemini
+            ) from error
         text = " ".join((response.text or "").split())
         if not text:
             raise ModelRequestError(f"{self.model} gave no description")

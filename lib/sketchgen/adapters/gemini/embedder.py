@@ -68,7 +68,7 @@ class GeminiTextEmbedder:
                 )
             except Exception as error:  # the SDK's and httpx's, translated here
                 raise translate_error(
-                    error, self._model, label=f"embeddings {self._model}: "
+                    error, self._model, label=f"embeddings {self._model}: ", client=self.gemini
                 ) from error
             embeddings = response.embeddings or []
             if len(embeddings) != len(chunk):

@@ -163,9 +163,8 @@ class NanoBananaAdapter(ImageModelAdapter):
 
     # -- response ------------------------------------------------------------------------
 
-    @staticmethod
-    def _translate(error: Exception, model: str) -> ModelError:
-        return translate_error(error, model, known_models=known_models())
+    def _translate(self, error: Exception, model: str) -> ModelError:
+        return translate_error(error, model, known_models=known_models(), client=self.gemini)
 
     @staticmethod
     def _image(response: Any, model: str) -> ImageResponse:
