@@ -193,8 +193,6 @@ STYLES = (
             "One character, centred, with a simple ground shadow line",
         ),
         pen_width=7.0,
-        passes=1,
-        wobble=1.5,
         refs=(
             Ref(
                 "rubber-hose-golfer",
