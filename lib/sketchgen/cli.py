@@ -16,6 +16,7 @@ from typing import IO, TYPE_CHECKING, Any, NoReturn, TypeVar
 
 from sketchgen._front import DEFAULT_STYLE
 from sketchgen.cli_styles import OWNED_COMMANDS, add_owned_style_commands, run_owned_style_command
+from sketchgen.cli_trace import add_trace_command, run_trace_command
 from sketchgen.errors import InputError, SketchgenError
 from sketchgen.schemas import ASPECT_RATIOS, IMAGE_SIZES, MAX_REFINE_IMAGES
 
@@ -168,6 +169,7 @@ def _parser() -> _Parser:
     show = style_commands.add_parser("show")
     show.add_argument("style_id")
     add_owned_style_commands(style_commands)  # create, add-reference, rm (cli_styles)
+    add_trace_command(commands)  # one job's waterfall from make dev's traces (cli_trace)
     return parser
 
 
@@ -457,6 +459,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _regenerate(args)
         if args.command in {"accounts", "usage"}:
             return _spend(args)
+        if args.command == "trace":
+            return run_trace_command(args)
         return _styles(args)
     except SketchgenError as error:
         # The one mapping from the error tree to the command line: the class's exit code.

@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import timedelta
 
+from sketchgen import telemetry
 from sketchgen.errors import InputError, NotFoundError
 from sketchgen.generate.pipeline import JobPlan, Refinement, plan_job
 from sketchgen.jobs import BatchRef, JobRecord, JobRequest
@@ -191,6 +192,7 @@ class JobService:
             record = record.model_copy(
                 update={"deadline": record.created_at + timedelta(seconds=deadline_s)}
             )
+        record = record.model_copy(update={"traceparent": telemetry.traceparent()})
         return self.jobs.create_job(record)
 
     def get_job(self, owner_uid: str, job_id: str) -> JobRecord:

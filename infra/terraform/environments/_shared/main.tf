@@ -90,6 +90,7 @@ locals {
     SKETCHGEN_CORS_ORIGINS       = join(",", var.cors_origins)
     SKETCHGEN_LOG_LEVEL          = var.log_level
     SKETCHGEN_LOG_FORMAT         = "json" # one object a line: Cloud Logging parses it
+    SKETCHGEN_TELEMETRY          = "cloud" # Cloud Trace and Cloud Monitoring (docs/decisions/0030)
     # Public by design (it identifies the Firebase web app); see sketchgen.bootstrap.web_config.
     SKETCHGEN_FIREBASE_WEB_API_KEY = var.firebase_web_api_key
     SKETCHGEN_EVENTS_BASE_URL      = "${local.functions_host}/${local.function_names["stream"]}"
