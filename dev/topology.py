@@ -144,6 +144,7 @@ class DevTopology:
             "SKETCHGEN_MAX_DELIVERIES": str(self.max_delivery_attempts),
             "SKETCHGEN_MODEL_TIMEOUT_S": "120",
             "SKETCHGEN_LEASE_S": str(self.lease_s),
+            "SKETCHGEN_LEASE_WAIT_S": "60",  # Terraform: local.lease_wait_s
             "SKETCHGEN_CORS_ORIGINS": "",
             "SKETCHGEN_LOG_LEVEL": "INFO",
             "SKETCHGEN_LOG_FORMAT": "json",
