@@ -26,6 +26,7 @@ __all__ = [
     "current_log_context",
     "get_logger",
     "log_context",
+    "remove_record_fields",
 ]
 
 # An immutable default: each log_context() binds a new dict, never mutates a shared one.
@@ -58,6 +59,11 @@ def add_record_fields(source: Callable[[], dict[str, Any]]) -> None:
     """Add ``source()``'s fields to every line from now on (idempotent per source)."""
     if source not in _record_fields:
         _record_fields.append(source)
+
+
+def remove_record_fields(source: Callable[[], dict[str, Any]]) -> None:
+    if source in _record_fields:
+        _record_fields.remove(source)
 
 
 class _ContextFilter(logging.Filter):

@@ -14,6 +14,7 @@ on ``make dev``); the instruments below resolve to it then, wherever they were m
 
 from __future__ import annotations
 
+import contextvars
 from collections.abc import Callable, Iterator, Mapping, MutableMapping
 from contextlib import contextmanager
 from typing import Any
@@ -36,6 +37,7 @@ __all__ = [
     "instruments",
     "job_ended",
     "join_logs_to_traces",
+    "local_providers",
     "mark_failed",
     "open_stream",
     "parent_from_traceparent",
@@ -63,10 +65,33 @@ _FROM_LOG_CONTEXT = {"job_id": ATTR["job_id"], "sketch": ATTR["sketch"]}
 _propagator = TraceContextTextMapPropagator()
 
 
+# A provider handed in (tests, benchmarks: local_providers) instead of the process's global one.
+_local_tracer_provider: contextvars.ContextVar[trace.TracerProvider | None]
+_local_tracer_provider = contextvars.ContextVar("sketchgen_tracer_provider", default=None)
+_local_instruments: contextvars.ContextVar[Instruments | None] = contextvars.ContextVar(
+    "sketchgen_instruments", default=None
+)
+
+
 def _tracer() -> trace.Tracer:
     # Looked up at each use: the provider is installed when the instance starts, and a
     # tracer made before that would stay a no-op.
-    return trace.get_tracer(TRACER_NAME)
+    return trace.get_tracer(TRACER_NAME, tracer_provider=_local_tracer_provider.get())
+
+
+@contextmanager
+def local_providers(
+    tracer_provider: trace.TracerProvider, meter_provider: metrics.MeterProvider
+) -> Iterator[None]:
+    """Spans and metrics made inside go to these providers, not the process's (the global
+    ones can be set once per process)."""
+    tracer_token = _local_tracer_provider.set(tracer_provider)
+    meter_token = _local_instruments.set(Instruments(meter_provider.get_meter(TRACER_NAME)))
+    try:
+        yield
+    finally:
+        _local_tracer_provider.reset(tracer_token)
+        _local_instruments.reset(meter_token)
 
 
 def _attributes(fields: Mapping[str, Any]) -> dict[str, Any]:
@@ -211,7 +236,7 @@ def open_stream(job: JobRecord, uid: str) -> Callable[[], None]:
 # -- logs joined to traces ---------------------------------------------------------------------
 
 
-def join_logs_to_traces(project: str | None) -> None:
+def join_logs_to_traces(project: str | None) -> Callable[[], dict[str, Any]]:
     """Every JSON log line inside a span carries the fields Cloud Logging joins traces on:
     ``logging.googleapis.com/trace`` (``projects/P/traces/ID``) and ``…/spanId``."""
 
@@ -229,6 +254,7 @@ def join_logs_to_traces(project: str | None) -> None:
         }
 
     add_record_fields(fields)
+    return fields
 
 
 # -- metrics ------------------------------------------------------------------------------------
@@ -282,6 +308,9 @@ _instruments: Instruments | None = None
 def instruments() -> Instruments:
     """The instruments on the global meter provider (proxies until the SDK is installed)."""
     global _instruments
+    local = _local_instruments.get()
+    if local is not None:
+        return local
     if _instruments is None:
         _instruments = Instruments(metrics.get_meter(TRACER_NAME))
     return _instruments
