@@ -34,6 +34,7 @@ BENCHMARKS = {
     "guard": "Style guard",
     "footprint": "Import time and memory",
     "retrieval": "Retrieval for user styles: recall@3 and index latency",
+    "telemetry": "Telemetry: what one sketch's spans, metrics and log fields add",
 }
 PAGE = ROOT / "docs" / "BENCHMARKS.md"
 
