@@ -287,7 +287,7 @@ class Instruments:
         )
         self.cost = meter.create_counter(
             "sketchgen.cost",
-            unit="USD",
+            unit="{USD}",
             description="What sketches cost, by user and model (counted when the job ends).",
         )
         self.dead_letters = meter.create_counter(

@@ -268,6 +268,28 @@ def test_the_dashboard_and_alerts_watch_the_services_metrics() -> None:
         assert link.readlink() == Path("../_shared/monitoring.tf")
 
 
+def test_the_metric_descriptors_exist_before_the_alerts_and_match_the_instruments() -> None:
+    # Cloud Monitoring 404s an alert policy on a metric type no one has written yet.
+    monitoring = _load(SHARED / "monitoring.tf")
+    descriptors = {_q(k): v for k, v in _locals(monitoring)["metric_descriptors"].items()}
+    instruments = Instruments(MeterProvider().get_meter("names"))
+    kinds = {
+        "_Histogram": ("CUMULATIVE", "DISTRIBUTION"),
+        "_Counter": ("CUMULATIVE", None),
+        "_UpDownCounter": ("GAUGE", None),
+    }
+    assert set(descriptors) == {i.name for i in vars(instruments).values()}
+    for instrument in vars(instruments).values():
+        declared = descriptors[instrument.name]
+        assert _q(declared["unit"]) == instrument.unit, instrument.name
+        assert _q(declared["description"]) == instrument.description, instrument.name
+        kind, value = kinds[type(instrument).__name__]
+        assert _q(declared["kind"]) == kind, instrument.name
+        assert value is None or _q(declared["value"]) == value, instrument.name
+    for name, policy in _resources(monitoring, "google_monitoring_alert_policy").items():
+        assert "${time_sleep.metric_descriptors}" in policy["depends_on"], name
+
+
 def test_every_function_may_write_traces_and_metrics(tf_locals: dict[str, Any]) -> None:
     roles = tf_locals["functions"]
     assert "roles/cloudtrace.agent" in roles and "roles/monitoring.metricWriter" in roles

@@ -24,6 +24,52 @@ locals {
   ])
 }
 
+# The service's metric descriptors, declared as the exporter declares them at its first write
+# (opentelemetry-exporter-gcp-monitoring: display name = name, labels = the attributes, string;
+# recreating an identical descriptor is a no-op for it). Cloud Monitoring refuses an alert
+# policy on a metric type that does not exist yet (404 "Cannot find metric(s)"), and on a new
+# project no function has written one: so they exist before the policies. tests/deploy checks
+# them against sketchgen.telemetry.Instruments.
+locals {
+  metric_descriptors = {
+    "sketchgen.job.time_to_done" = { kind = "CUMULATIVE", value = "DISTRIBUTION", unit = "s", labels = ["model", "status"], description = "From submission to the job's final status (by model and status)." }
+    "sketchgen.sketches"         = { kind = "CUMULATIVE", value = "INT64", unit = "{sketch}", labels = ["model", "status"], description = "Sketches ended, by model and status (ok, failed, cancelled)." }
+    "sketchgen.model.latency"    = { kind = "CUMULATIVE", value = "DISTRIBUTION", unit = "s", labels = ["model", "finish_reason"], description = "One model call, by model and finish reason." }
+    "sketchgen.quota.wait"       = { kind = "CUMULATIVE", value = "DISTRIBUTION", unit = "s", labels = ["model", "outcome"], description = "Time a delivery waited for a model slot, by model and outcome." }
+    "sketchgen.cost"             = { kind = "CUMULATIVE", value = "DOUBLE", unit = "{USD}", labels = ["model", "user_id"], description = "What sketches cost, by user and model (counted when the job ends)." }
+    "sketchgen.dead_letters"     = { kind = "CUMULATIVE", value = "INT64", unit = "{delivery}", labels = [], description = "Sketch messages Pub/Sub gave up on (dead-letter deliveries)." }
+    "sketchgen.streams.active"   = { kind = "GAUGE", value = "INT64", unit = "{stream}", labels = [], description = "Event streams open in this instance." }
+  }
+}
+
+resource "google_monitoring_metric_descriptor" "sketchgen" {
+  for_each = local.metric_descriptors
+
+  type         = "workload.googleapis.com/${each.key}"
+  display_name = each.key
+  description  = each.value.description
+  metric_kind  = each.value.kind
+  value_type   = each.value.value
+  unit         = each.value.unit
+
+  dynamic "labels" {
+    for_each = each.value.labels
+    content {
+      key        = labels.value
+      value_type = "STRING"
+    }
+  }
+
+  depends_on = [google_project_service.this]
+}
+
+# A new metric type can take a few minutes to be usable in a policy.
+resource "time_sleep" "metric_descriptors" {
+  create_duration = "120s"
+  triggers        = { types = join(",", sort(keys(local.metric_descriptors))) }
+  depends_on      = [google_monitoring_metric_descriptor.sketchgen]
+}
+
 resource "google_monitoring_alert_policy" "dead_letters" {
   display_name          = "${local.prefix}-${var.environment}: sketches dead-lettered"
   combiner              = "OR"
@@ -50,7 +96,7 @@ resource "google_monitoring_alert_policy" "dead_letters" {
     content   = "A sketch message failed every delivery and went to the dead-letter topic; the worker marked its sketch failed. Read the worker's logs for the job (the trace in Cloud Trace links them) and the dead letters: `gcloud pubsub subscriptions pull ${module.sketch_topic.dead_letter_subscription_name} --limit 10` (docs/DEPLOY.md, 'Dead letters')."
   }
 
-  depends_on = [google_project_service.this]
+  depends_on = [google_project_service.this, time_sleep.metric_descriptors]
 }
 
 resource "google_monitoring_alert_policy" "errors" {
@@ -106,7 +152,7 @@ resource "google_monitoring_alert_policy" "errors" {
     content   = "The API or the stream answer 5xx, or sketches fail. Open Cloud Trace for a failing job (span status ERROR), then its logs (View logs on the span)."
   }
 
-  depends_on = [google_project_service.this]
+  depends_on = [google_project_service.this, time_sleep.metric_descriptors]
 }
 
 resource "google_monitoring_alert_policy" "time_to_done" {
@@ -135,7 +181,7 @@ resource "google_monitoring_alert_policy" "time_to_done" {
     content   = "Jobs take long to finish. Compare quota wait (sketchgen.quota.wait) with model latency (sketchgen.model.latency) on the dashboard: waiting for model slots means the gemini_rpm quota is the limit; slow calls mean the model is."
   }
 
-  depends_on = [google_project_service.this]
+  depends_on = [google_project_service.this, time_sleep.metric_descriptors]
 }
 
 resource "google_monitoring_alert_policy" "daily_spend" {
@@ -166,7 +212,7 @@ resource "google_monitoring_alert_policy" "daily_spend" {
     content   = "Model spend is near the deployment's daily ceiling. The dashboard's cost by user shows who; `sketchgen usage UID` and `sketchgen accounts set UID` (docs/DEPLOY.md, 'Spend') adjust a user's limits."
   }
 
-  depends_on = [google_project_service.this]
+  depends_on = [google_project_service.this, time_sleep.metric_descriptors]
 }
 
 resource "google_monitoring_dashboard" "sketchgen" {
@@ -287,5 +333,5 @@ resource "google_monitoring_dashboard" "sketchgen" {
     }
   })
 
-  depends_on = [google_project_service.this]
+  depends_on = [google_project_service.this, time_sleep.metric_descriptors]
 }
