@@ -264,3 +264,13 @@ def test_the_waterfall_reads_back_what_the_file_exporter_wrote(
     shown = capsys.readouterr().out.splitlines()
     assert shown[0].startswith("trace ") and "3 spans from generate" in shown[0]
     assert cli_main(["trace", "20000101_000000-000000", "--dir", str(tmp_path)]) == 2
+
+
+def test_an_unknown_telemetry_setting_is_refused_naming_the_variable() -> None:
+    from sketchgen.adapters.otel_export import install
+    from sketchgen.errors import ConfigError
+
+    with pytest.raises(ConfigError) as refused:
+        install("jaeger://somewhere", project=None)
+    assert refused.value.field == "SKETCHGEN_TELEMETRY"
+    assert install("", project=None) is False  # nothing to export: nothing installed
