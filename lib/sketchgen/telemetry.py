@@ -112,8 +112,8 @@ def span(
     """A span around a block, current inside it; an exception marks it failed and goes on.
 
     ``fields`` use the short names of :data:`ATTR` (``job_id=...``; any other name is put
-    under ``sketchgen.``); the job id and sketch
-    index of the enclosing :func:`sketchgen.logs.log_context` are added by themselves.
+    under ``sketchgen.``); the job id and sketch index of the enclosing
+    :func:`sketchgen.logs.log_context` are added by themselves.
     """
     with _tracer().start_as_current_span(
         name, context=parent, kind=kind, attributes=_attributes(fields)
