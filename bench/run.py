@@ -38,6 +38,7 @@ BENCHMARKS = {
     "edge": "Hostile requests: memory of the serving process",
     "exports": "Draw-over exports: time and size per format",
     "first_hour": "First hour: the offline model against the style guard, and `make demo`",
+    "telemetry": "Telemetry: what one sketch's spans, metrics and log fields add",
 }
 PAGE = ROOT / "docs" / "BENCHMARKS.md"
 

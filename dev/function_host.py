@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 
 from dev.definition import REPO, load_definition
 from dev.permissions import Resources, install
@@ -32,6 +33,9 @@ def main(argv: list[str] | None = None) -> int:
     spec = load_definition().functions[args.function]
     install(spec.name, spec.may, Resources(**args.resources))
 
+    # The Cloud Functions runtime names the entry point in FUNCTION_TARGET (telemetry's
+    # service name, where K_SERVICE is not set); make dev's host does the same.
+    os.environ["FUNCTION_TARGET"] = spec.entry_point
     from functions_framework import create_app
     from functions_framework._http import create_server
 

@@ -144,9 +144,13 @@ class DevTopology:
             "SKETCHGEN_MAX_DELIVERIES": str(self.max_delivery_attempts),
             "SKETCHGEN_MODEL_TIMEOUT_S": "120",
             "SKETCHGEN_LEASE_S": str(self.lease_s),
+            "SKETCHGEN_LEASE_WAIT_S": "60",  # Terraform: local.lease_wait_s
             "SKETCHGEN_CORS_ORIGINS": "",
             "SKETCHGEN_LOG_LEVEL": "INFO",
             "SKETCHGEN_LOG_FORMAT": "json",
+            # Spans as OTLP JSON lines in data_dir/traces, metrics in data_dir/metrics
+            # (`sketchgen trace JOB_ID` reads them); the cloud's is "cloud".
+            "SKETCHGEN_TELEMETRY": f"file://{self.data_dir}",
             "SKETCHGEN_FIREBASE_WEB_API_KEY": "",
             "SKETCHGEN_EVENTS_BASE_URL": self.url,  # the stream, behind the same origin
             "SKETCHGEN_MODEL_RPM": "",

@@ -1,11 +1,16 @@
 #!/usr/bin/env bash
 # Lint the Terraform under infra/terraform (make lint-infra):
 #   1. terraform fmt -check
-#   2. environments/dev and environments/prod use environments/_shared/{main,outputs}.tf
-#      (symlinks), so the two can never drift apart
-#   3. checkov, offline, with zero failed checks (skips are inline, each with its reason)
-#   4. terraform init -backend=false && terraform validate in each environment, when the
-#      google provider can be installed here; otherwise one line says it was skipped.
+#   2. environments/dev and environments/prod use environments/_shared/{main,outputs,variables,
+#      monitoring}.tf (symlinks), so the two can never drift apart; an environment's own files
+#      are versions.tf (its state prefix) and defaults_override.tf (its defaults, nothing else)
+#   3. each environment's variables parse and take its defaults (no provider needed: a copy of
+#      variables.tf and defaults_override.tf alone, planned), and prod refuses http origins
+#   4. checkov, offline, with zero failed checks (skips are inline, each with its reason)
+#   5. a copy of the tree as Terraform reads it (infra/terraform, infra/functions.yaml,
+#      firestore.rules) holds every file the configuration reads with file(); then terraform
+#      init -backend=false && terraform validate in each environment, when the providers can
+#      be installed here; otherwise one line says validate was skipped.
 #
 # checkov comes from $CHECKOV, or PATH, or build/venv-infra (created from
 # requirements-infra.txt on first use: checkov's pins clash with the dev tools in .venv).
@@ -39,15 +44,39 @@ if [[ $have_terraform == 1 ]]; then
   terraform fmt -check -recursive -diff "$TF_DIR"
 fi
 
-echo "== environments share main.tf and outputs.tf"
+SHARED_FILES=(main.tf outputs.tf variables.tf monitoring.tf)
+echo "== environments share ${SHARED_FILES[*]}"
 for env in dev prod; do
-  for file in main.tf outputs.tf; do
+  for file in "${SHARED_FILES[@]}"; do
     if [[ "$(readlink "$TF_DIR/environments/$env/$file")" != "../_shared/$file" ]]; then
-      echo "check_terraform: environments/$env/$file must be a symlink to ../_shared/$file; put differences in variables.tf defaults" >&2
+      echo "check_terraform: environments/$env/$file must be a symlink to ../_shared/$file; put differences in defaults_override.tf" >&2
       exit 1
     fi
   done
 done
+
+if [[ $have_terraform == 1 ]]; then
+  echo "== each environment's variables and defaults"
+  vars=$(mktemp -d)
+  for env in dev prod; do
+    mkdir -p "$vars/$env"
+    cp "$TF_DIR/environments/_shared/variables.tf" "$TF_DIR/environments/$env/defaults_override.tf" "$vars/$env/"
+    echo 'output "environment" { value = var.environment }' >"$vars/$env/outputs.tf"
+    terraform -chdir="$vars/$env" init -backend=false -input=false -no-color >/dev/null
+    plan=$(terraform -chdir="$vars/$env" plan -input=false -no-color -var project_id=p \
+      -var 'cors_origins=["https://app.example.com"]' 2>&1) || { echo "$plan" >&2; exit 1; }
+    if ! grep -q "environment = \"$env\"" <<<"$plan"; then
+      echo "check_terraform: environments/$env does not default to environment = \"$env\"" >&2
+      exit 1
+    fi
+  done
+  if terraform -chdir="$vars/prod" plan -input=false -no-color -var project_id=p \
+    -var 'cors_origins=["http://app.example.com"]' >/dev/null 2>&1; then
+    echo "check_terraform: prod accepted an http:// CORS origin" >&2
+    exit 1
+  fi
+  rm -rf "$vars"
+fi
 
 echo "== checkov"
 checkov_bin="${CHECKOV:-}"
@@ -82,7 +111,19 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 mkdir -p "$work/infra"
 cp -R "$TF_DIR" "$work/infra/terraform"
+cp infra/functions.yaml "$work/infra/"
 cp firestore.rules "$work/"
+# Every file("${path.module}/...") the environments read must be in the copy, or validate
+# fails there for want of a file rather than for the configuration.
+for env in "${ENVIRONMENTS[@]}"; do
+  dir="$work/infra/terraform/environments/$env"
+  while read -r relative; do
+    if [[ ! -f "$dir/$relative" ]]; then
+      echo "check_terraform: environments/$env reads $relative, which the validation copy lacks" >&2
+      exit 1
+    fi
+  done < <(cat "$dir"/*.tf | grep -o 'file("${path.module}/[^"]*")' | sed -e 's|^file("${path.module}/||' -e 's|")$||' | sort -u)
+done
 if [[ -z "${TF_PLUGIN_CACHE_DIR:-}" && -d "$HOME/.terraform.d/plugin-cache" ]]; then
   export TF_PLUGIN_CACHE_DIR="$HOME/.terraform.d/plugin-cache"
 fi

@@ -63,6 +63,7 @@ __all__ = [
     "reset",
     "service",
     "start_instance",
+    "start_telemetry",
     "warm",
 ]
 
@@ -364,6 +365,7 @@ def build_service(
     from sketchgen.adapters.blob_url import blob_store_from_url
     from sketchgen.adapters.local.favourite_store import MemoryFavouriteStore
     from sketchgen.adapters.local.usage_ledger import MemoryUsageLedger
+    from sketchgen.adapters.traced import traced
     from sketchgen.services import ServiceConfig, SketchService
 
     settings = settings or get_settings()
@@ -384,7 +386,13 @@ def build_service(
         from sketchgen.adapters.local.task_queue import InlineTaskQueue
 
         queue = inline = InlineTaskQueue(max_deliveries=settings.max_deliveries)
-    blobs = blobs or blob_store_from_url(settings.blob_url)
+    # Every capability reaches the model, the bucket and the quota gate through spans and
+    # metrics (sketchgen.adapters.traced; no-ops until telemetry is installed).
+    traced_model, blobs, traced_gate = traced(
+        model=model or build_image_model(settings),
+        blobs=blobs or blob_store_from_url(settings.blob_url),
+        gate=gate or build_quota_gate(settings),
+    )
     styles = styles or build_style_registry(settings)
     spend = (
         build_spend_control(settings, ledger, ceiling=ceiling) if settings.spend_control else None
@@ -393,7 +401,7 @@ def build_service(
         jobs=jobs or build_job_store(settings),
         blobs=blobs,
         queue=queue,
-        model=model or build_image_model(settings),
+        model=traced_model,
         styles=styles,
         catalog=build_style_catalog(
             settings,
@@ -411,7 +419,7 @@ def build_service(
             quota_wait_s=settings.quota_wait_s,
             default_model=settings.gemini_model,
         ),
-        gate=gate or build_quota_gate(settings),
+        gate=traced_gate,
         spend=spend,
         # A job store handed in keeps its stars in memory beside it, as its ledger does.
         favourites=favourites
@@ -456,6 +464,7 @@ def start_instance(routes: frozenset[str] | None = None, *, model: bool = False)
     traceback would bury the reason)."""
     try:
         check_deployment_safety()
+        start_telemetry()
         warm(routes, model=model)
     except ConfigError as error:
         import os
@@ -466,6 +475,16 @@ def start_instance(routes: frozenset[str] | None = None, *, model: bool = False)
         configure_logging(fmt=os.environ.get("SKETCHGEN_LOG_FORMAT", "text"))
         get_logger(__name__).critical("refusing to start: %s: %s", error.field, error)
         raise SystemExit(1) from None
+
+
+def start_telemetry(settings: Settings | None = None) -> bool:
+    """Install the trace and metric exporters ``SKETCHGEN_TELEMETRY`` names (Cloud Trace and
+    Cloud Monitoring in the cloud, files on make dev), once per process; logs then carry the
+    trace of the span they are written in. False: nothing is exported."""
+    from sketchgen.adapters.otel_export import install
+
+    settings = settings or current_settings()
+    return install(settings.telemetry, project=settings.project)
 
 
 def build_authenticator(settings: Settings | None = None) -> Authenticator:

@@ -22,6 +22,7 @@ from sketchgen.cli_styles import (
     add_owned_style_commands,
     run_owned_style_command,
 )
+from sketchgen.cli_trace import add_trace_command, run_trace_command
 from sketchgen.errors import ConfigError, InputError, SketchgenError
 from sketchgen.exports import EXPORT_FORMATS
 from sketchgen.image_models import OFFLINE_MODEL_ID
@@ -228,6 +229,7 @@ def _parser() -> _Parser:
     show.add_argument("style_id")
     show.add_argument("--data-dir", type=Path, default=SERVE_DIR)
     add_owned_style_commands(style_commands)  # create, add-reference, rm (cli_styles)
+    add_trace_command(commands)  # one job's waterfall from make dev's traces (cli_trace)
     return parser
 
 
@@ -803,6 +805,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _regenerate(args)
         if args.command in {"accounts", "usage"}:
             return _spend(args)
+        if args.command == "trace":
+            return run_trace_command(args)
         return _styles(args)
     except SketchgenError as error:
         # The one mapping from the error tree to the command line: the class's exit code.

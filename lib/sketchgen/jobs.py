@@ -166,6 +166,9 @@ class JobRecord(_Model):
     deadline: datetime | None = None
     batch: BatchRef | None = None  # waiting on a model-side batch instead of the queue
     cost_usd: float | None = None  # the sketches' total, set when the job is final
+    # W3C trace context of the span that submitted the job: the event stream joins its trace
+    # (sketchgen.telemetry). Not a secret: ids only.
+    traceparent: str | None = None
 
     @classmethod
     def new(

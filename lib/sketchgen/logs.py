@@ -1,7 +1,13 @@
 """Structured logs: every line carries the job id and sketch index in scope.
 
 ``SKETCHGEN_LOG_FORMAT=json`` (set in the cloud) writes one JSON object per line in the shape
-Cloud Logging understands (``severity``, ``message``); otherwise lines are for people.
+Cloud Logging understands (``severity``, ``message``); otherwise lines are for people. Inside
+a span a JSON line also carries the trace and span ids in the fields Cloud Logging joins on
+(:func:`add_record_fields`, installed by :mod:`sketchgen.telemetry`).
+
+Our loggers stay enabled whatever configures logging after them: functions-framework, with
+``LOG_EXECUTION_ID=true`` (Cloud Functions sets it), calls ``logging.config.dictConfig`` after it
+imported ``main.py``, which disables every logger that exists by then, ours included.
 """
 
 from __future__ import annotations
@@ -10,11 +16,18 @@ import contextvars
 import json
 import logging
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-__all__ = ["configure_logging", "get_logger", "log_context"]
+__all__ = [
+    "add_record_fields",
+    "configure_logging",
+    "current_log_context",
+    "get_logger",
+    "log_context",
+    "remove_record_fields",
+]
 
 # An immutable default: each log_context() binds a new dict, never mutates a shared one.
 _EMPTY: dict[str, Any] = {}
@@ -33,10 +46,52 @@ def log_context(**fields: Any) -> Iterator[None]:
         _context.reset(token)
 
 
+def current_log_context() -> dict[str, Any]:
+    """The fields bound by the enclosing :func:`log_context` blocks (job id, sketch index)."""
+    return _context.get()
+
+
+# Fields computed when a line is logged, on the thread that logs it (the trace and span ids).
+_record_fields: list[Callable[[], dict[str, Any]]] = []
+
+
+def add_record_fields(source: Callable[[], dict[str, Any]]) -> None:
+    """Add ``source()``'s fields to every line from now on (idempotent per source)."""
+    if source not in _record_fields:
+        _record_fields.append(source)
+
+
+def remove_record_fields(source: Callable[[], dict[str, Any]]) -> None:
+    if source in _record_fields:
+        _record_fields.remove(source)
+
+
 class _ContextFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
-        record.sketchgen = _context.get()
+        fields = _context.get()
+        for source in _record_fields:
+            fields = {**fields, **source()}
+        record.sketchgen = fields
         return True
+
+
+class _StaysEnabled(logging.Logger):
+    """A logger ``dictConfig(disable_existing_loggers=True)`` cannot disable: the framework's
+    configuration is about its own root handler, and must not silence ours."""
+
+    @property
+    def disabled(self) -> bool:
+        return False
+
+    @disabled.setter
+    def disabled(self, value: bool) -> None:
+        pass
+
+
+def _keep_enabled(logger: logging.Logger) -> logging.Logger:
+    if type(logger) is logging.Logger:
+        logger.__class__ = _StaysEnabled
+    return logger
 
 
 class _JsonFormatter(logging.Formatter):
@@ -52,9 +107,16 @@ class _JsonFormatter(logging.Formatter):
         return json.dumps(entry, default=str)
 
 
+_CLOUD_LOGGING_FIELDS = "logging.googleapis.com/"
+
+
 class _TextFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
-        fields = " ".join(f"{k}={v}" for k, v in getattr(record, "sketchgen", {}).items())
+        fields = " ".join(
+            f"{k}={v}"
+            for k, v in getattr(record, "sketchgen", {}).items()
+            if not k.startswith(_CLOUD_LOGGING_FIELDS)  # for Cloud Logging, not for people
+        )
         line = super().format(record)
         return f"{line} {fields}" if fields else line
 
@@ -67,7 +129,7 @@ logging.getLogger("sketchgen").addHandler(logging.NullHandler())
 
 def configure_logging(level: str = "INFO", fmt: str = "text") -> None:
     """Idempotent; called by the composition root (from the settings), never at import."""
-    root = logging.getLogger("sketchgen")
+    root = _keep_enabled(logging.getLogger("sketchgen"))
     root.setLevel(level.upper())
     if any(getattr(h, "_sketchgen", False) for h in root.handlers):
         return
@@ -83,7 +145,7 @@ def configure_logging(level: str = "INFO", fmt: str = "text") -> None:
 
 
 def get_logger(name: str) -> logging.Logger:
-    logger = logging.getLogger(name)
+    logger = _keep_enabled(logging.getLogger(name))
     if not any(isinstance(f, _ContextFilter) for f in logger.filters):
         logger.addFilter(_ContextFilter())
     return logger

@@ -47,6 +47,9 @@ class Settings(BaseSettings):
     )
     log_level: str = "INFO"
     log_format: Literal["text", "json"] = "text"  # json: one object a line (Cloud Logging)
+    # Traces and metrics (docs/decisions/0030): "cloud" (Cloud Trace, Cloud Monitoring),
+    # "file://DIR" (OTLP JSON lines under DIR/traces, metrics under DIR/metrics), "" (none).
+    telemetry: str = ""
 
     # The service (functions/ and `sketchgen serve`).
     job_store: str = (

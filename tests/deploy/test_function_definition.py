@@ -126,3 +126,17 @@ def test_the_definition_names_only_topics_and_buckets_it_declares(tmp_path: Path
     broken.write_text(text.replace("publish: [sketch]", "publish: [sketchez]", 1))
     with pytest.raises(ValueError, match="sketchez"):
         load_definition(broken)
+
+
+def test_telemetry_goes_to_the_cloud_there_and_to_files_under_make_devs_folder(
+    tf_locals: dict[str, Any], tmp_path: Path
+) -> None:
+    assert "SKETCHGEN_TELEMETRY" in DEFINITION.shared_env
+    assert tf_locals["env_values"]["SKETCHGEN_TELEMETRY"] == '"cloud"'
+    topology = DevTopology(data_dir=tmp_path / "dev")
+    # OTLP JSON lines under <data_dir>/traces (sketchgen.adapters.otel_export), which is where
+    # `sketchgen trace` looks by default for make dev's generated_outputs/dev.
+    assert topology.local_values()["SKETCHGEN_TELEMETRY"] == f"file://{tmp_path / 'dev'}"
+    from sketchgen.cli_trace import DEFAULT_DIR
+
+    assert DevTopology().data_dir / "traces" == REPO / DEFAULT_DIR

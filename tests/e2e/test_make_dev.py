@@ -132,7 +132,9 @@ def test_it_says_how_to_connect_runs_each_function_as_deployed_and_always_stops(
             # The settings take effect: the page's usage view shows the exported limits.
             _, token = sign_up(manifest["auth_emulator_host"], "tries@example.com")
             usage = httpx.get(
-                f"{manifest['api_url']}/v1/usage", headers={"Authorization": f"Bearer {token}"}
+                f"{manifest['api_url']}/v1/usage",
+                headers={"Authorization": f"Bearer {token}"},
+                timeout=30,  # the first request of a function on a loaded machine
             ).json()
             assert (usage["images_limit"], usage["active_jobs_limit"]) == (11, 7), usage
 

@@ -13,6 +13,7 @@ from sketchgen import bootstrap
 from sketchgen.adapters.gcp import _firestore
 from sketchgen.adapters.gcp.firestore_job_store import FirestoreJobStore
 from sketchgen.adapters.gcp.pubsub_task_queue import PubSubTaskQueue
+from sketchgen.adapters.traced import TracedImageModel
 from sketchgen.generate.nano_banana import NanoBananaAdapter
 from tests.functions.conftest import function_client
 
@@ -50,7 +51,9 @@ def test_importing_main_builds_the_service_but_no_grpc_client(
     assert _firestore._client.cache_info().currsize == 0  # no Firestore client yet
     assert built.queue._publisher is None  # no Pub/Sub client yet
     assert built.styles._cache  # every style loaded
-    model = built.model
+    # The services reach the adapter through its spans (sketchgen.adapters.traced).
+    assert isinstance(built.model, TracedImageModel)
+    model = built.model.model
     assert isinstance(model, NanoBananaAdapter)
     # Only the worker calls the model: its HTTP client (no threads or sockets) is ready.
     assert (model.gemini.built) is (name == "sketch_worker")

@@ -13,7 +13,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from werkzeug.wrappers import Request, Response
 
-from sketchgen import bounded_json
+from sketchgen import bounded_json, telemetry
 from sketchgen.errors import InputError
 from sketchgen.logs import get_logger, log_context
 from sketchgen.metadata import JOB_ID_PATTERN
@@ -111,13 +111,20 @@ def handle_sketch_push(request: Request, worker: SketchWorker) -> Response:
         log.error("malformed push message: %s", str(error)[:200])
         return Response(status=400)
     sketch = SketchTask(task.job_id, task.index, task.priority)
-    with log_context(job_id=task.job_id, sketch=task.index):
-        if request.path.rstrip("/") == DEAD_LETTER_PATH:
+    attributes = message.get("attributes") or {}
+    dead_letter = request.path.rstrip("/") == DEAD_LETTER_PATH
+    with (
+        log_context(job_id=task.job_id, sketch=task.index),
+        telemetry.delivery(
+            attributes, dead_letter=dead_letter, attempt=message.get("deliveryAttempt")
+        ) as span,
+    ):
+        if dead_letter:
             # Forwarded messages keep the source subscription's count in an attribute.
-            attributes = message.get("attributes") or {}
             count = str(attributes.get("CloudPubSubDeadLetterSourceDeliveryCount", ""))
             deliveries = int(count) if count.isdigit() else None
             ack = worker.fail_undeliverable(sketch, deliveries)
         else:
             ack = worker.run_sketch(sketch)
+        telemetry.set_fields(span, acked=ack)
     return Response(status=204 if ack else 429)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from werkzeug.routing import Rule
 from werkzeug.wrappers import Request, Response
 
+from sketchgen import telemetry
 from sketchgen.api.core import Routing, checked_job_id
 from sketchgen.api.stream_slots import StreamSlots
 
@@ -43,7 +44,7 @@ class EventRoutes:
             cached_url=lambda key: self.routing.cached_blob_url(request, key),
         )
         return Response(
-            self.streams.hold(uid, body),
+            self.streams.hold(uid, body, on_close=telemetry.open_stream(job, uid)),
             mimetype="text/event-stream",
             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
             direct_passthrough=True,

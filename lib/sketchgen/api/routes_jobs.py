@@ -8,6 +8,7 @@ from pydantic import ConfigDict, Field
 from werkzeug.routing import Rule
 from werkzeug.wrappers import Request, Response
 
+from sketchgen import telemetry
 from sketchgen.api.core import (
     Routing,
     base_url,
@@ -61,14 +62,19 @@ class JobRoutes:
 
     @reads_body("json")
     def create_job(self, request: Request) -> Response:
-        uid = self.routing.uid(request)
-        parsed = self.routing.body(request, CreateJobBody)
-        key = idempotency_key(request)
-        job_request = JobRequest(**parsed.model_dump(exclude={"deadline_s"}))
-        job, _ = self.routing.service().submission.submit_job(
-            uid, job_request, idempotency_key=key, deadline_s=parsed.deadline_s
-        )
-        return self._accepted(request, job)
+        # The job's trace starts here (or joins the caller's W3C traceparent).
+        caller = telemetry.extract(dict(request.headers))
+        with telemetry.span("POST /v1/jobs", kind=telemetry.SpanKind.SERVER, parent=caller) as span:
+            uid = self.routing.uid(request)
+            telemetry.set_fields(span, user_id=uid)
+            parsed = self.routing.body(request, CreateJobBody)
+            key = idempotency_key(request)
+            job_request = JobRequest(**parsed.model_dump(exclude={"deadline_s"}))
+            job, _ = self.routing.service().submission.submit_job(
+                uid, job_request, idempotency_key=key, deadline_s=parsed.deadline_s
+            )
+            telemetry.set_fields(span, job_id=job.job_id, model=job.plan.model_id)
+            return self._accepted(request, job)
 
     @reads_body("json")
     def refine(self, request: Request, job_id: str, index: int) -> Response:

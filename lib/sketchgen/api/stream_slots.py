@@ -14,7 +14,7 @@ whether a WSGI server iterates it or the ASGI stream function async-iterates it.
 from __future__ import annotations
 
 import threading
-from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Iterator
 from typing import TypeVar
 
 from sketchgen.errors import LimitError
@@ -57,9 +57,12 @@ class StreamSlots:
             else:
                 self._open.pop(uid, None)
 
-    def hold(self, uid: str, body: Iterable[T]) -> _Held[T]:
-        """``body``, giving ``uid``'s slot back when it is closed or runs out (once)."""
-        return _Held(self, uid, body)
+    def hold(
+        self, uid: str, body: Iterable[T], *, on_close: Callable[[], None] | None = None
+    ) -> _Held[T]:
+        """``body``, giving ``uid``'s slot back when it is closed or runs out (once); then
+        ``on_close`` (the stream's span ends)."""
+        return _Held(self, uid, body, on_close)
 
 
 class _Held(Iterator[T]):
@@ -69,8 +72,15 @@ class _Held(Iterator[T]):
     stays a task on the loop, not a thread, and gives the slot back when it ends, fails or
     is cancelled (the client went away)."""
 
-    def __init__(self, slots: StreamSlots, uid: str, body: Iterable[T]) -> None:
+    def __init__(
+        self,
+        slots: StreamSlots,
+        uid: str,
+        body: Iterable[T],
+        on_close: Callable[[], None] | None = None,
+    ) -> None:
         self._slots, self._uid = slots, uid
+        self._on_close = on_close
         self._source = body
         self._body: Iterator[T] | None = None  # made on first use: one side iterates
         self._released = False
@@ -108,3 +118,5 @@ class _Held(Iterator[T]):
                 close()
         finally:
             self._slots.release(self._uid)
+            if self._on_close is not None:
+                self._on_close()

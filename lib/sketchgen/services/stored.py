@@ -12,7 +12,7 @@ import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from sketchgen import pricing
+from sketchgen import pricing, telemetry
 from sketchgen.errors import NotFoundError
 from sketchgen.generate.config import GenerationConfig
 from sketchgen.generate.models import resolve_model
@@ -157,6 +157,12 @@ class StoredJobs:
         Safe to repeat: the metadata is built from the stored job only, so a second writer
         (a redelivery after the first finaliser died) writes identical bytes.
         """
+        with telemetry.span("finalize", job_id=job_id):
+            final = self._finalize(job_id)
+            telemetry.job_ended(final)
+            return final
+
+    def _finalize(self, job_id: str) -> JobRecord:
         job = self.jobs.get_job(job_id)
         if job is None:
             raise NotFoundError(f"no job {job_id!r}")

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from datetime import timedelta
 from pathlib import PurePath
 
+from sketchgen import telemetry
 from sketchgen.errors import ConflictError, InputError, NotFoundError
 from sketchgen.generate.pipeline import JobPlan, Refinement, VariationOf, plan_job
 from sketchgen.jobs import BatchRef, JobRecord, JobRequest
@@ -231,6 +232,7 @@ class JobService:
             record = record.model_copy(
                 update={"deadline": record.created_at + timedelta(seconds=deadline_s)}
             )
+        record = record.model_copy(update={"traceparent": telemetry.traceparent()})
         return self.jobs.create_job(record)
 
     def get_job(self, owner_uid: str, job_id: str) -> JobRecord:

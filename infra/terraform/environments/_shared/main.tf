@@ -39,20 +39,23 @@ locals {
   manifest_dir = dirname(var.functions_manifest)
   manifest     = jsondecode(file(var.functions_manifest))
 
-  # The worker's time budget, in one place. A delivery waits up to quota_wait_s for a model
-  # slot (docs/decisions/0006), then makes up to 2 model calls (docs/decisions/0001), then
-  # finishes and uploads (worker_overhead_s). Pub/Sub waits at most 600 s for a push's answer
-  # (the ack deadline's ceiling); a request still running past it is delivered again while it
-  # runs. So the request timeout must fit in 600 s, and that bounds model_timeout_s:
-  #   quota_wait_s + 2 * model_timeout_s + worker_overhead_s <= 600
-  #   => model_timeout_s <= (600 - 60 - 60) / 2 = 240
-  # (checked below, before anything is deployed). The lease outlives the request so a live
-  # worker never loses its sketch to a duplicate delivery.
+  # The worker's time budget, in one place. A delivery that finds its sketch leased by another
+  # delivery waits up to lease_wait_s for that lease to end (SKETCHGEN_LEASE_WAIT_S; then it
+  # answers "later"), waits up to quota_wait_s for a model slot (docs/decisions/0006), then
+  # makes up to 2 model calls (docs/decisions/0001), then finishes and uploads
+  # (worker_overhead_s). Pub/Sub waits at most 600 s for a push's answer (the ack deadline's
+  # ceiling); a request still running past it is delivered again while it runs. So the request
+  # timeout must fit in 600 s, and that bounds model_timeout_s:
+  #   lease_wait_s + quota_wait_s + 2 * model_timeout_s + worker_overhead_s <= 600
+  #   => model_timeout_s <= (600 - 60 - 60 - 60) / 2 = 210
+  # (checked below, before anything is deployed; tests/deploy checks the sum). The lease
+  # outlives the request so a live worker never loses its sketch to a duplicate delivery.
   ack_deadline_max_s = 600
+  lease_wait_s       = 60
   quota_wait_s       = 60
   worker_overhead_s  = 60
-  model_timeout_max  = floor((local.ack_deadline_max_s - local.quota_wait_s - local.worker_overhead_s) / 2)
-  worker_timeout_s   = local.quota_wait_s + var.model_timeout_s * 2 + local.worker_overhead_s
+  model_timeout_max  = floor((local.ack_deadline_max_s - local.lease_wait_s - local.quota_wait_s - local.worker_overhead_s) / 2)
+  worker_timeout_s   = local.lease_wait_s + local.quota_wait_s + var.model_timeout_s * 2 + local.worker_overhead_s
   ack_deadline_s     = local.worker_timeout_s
   lease_s            = local.worker_timeout_s + 30
 
@@ -87,9 +90,11 @@ locals {
     SKETCHGEN_MAX_DELIVERIES     = tostring(var.max_delivery_attempts)
     SKETCHGEN_MODEL_TIMEOUT_S    = tostring(var.model_timeout_s)
     SKETCHGEN_LEASE_S            = tostring(local.lease_s)
+    SKETCHGEN_LEASE_WAIT_S       = tostring(local.lease_wait_s) # inside the worker's time budget
     SKETCHGEN_CORS_ORIGINS       = join(",", var.cors_origins)
     SKETCHGEN_LOG_LEVEL          = var.log_level
-    SKETCHGEN_LOG_FORMAT         = "json" # one object a line: Cloud Logging parses it
+    SKETCHGEN_LOG_FORMAT         = "json"  # one object a line: Cloud Logging parses it
+    SKETCHGEN_TELEMETRY          = "cloud" # Cloud Trace and Cloud Monitoring (docs/decisions/0030)
     # Public by design (it identifies the Firebase web app); see sketchgen.bootstrap.web_config.
     SKETCHGEN_FIREBASE_WEB_API_KEY   = var.firebase_web_api_key
     SKETCHGEN_EVENTS_BASE_URL        = "${local.functions_host}/${local.function_names["stream"]}"
@@ -122,6 +127,9 @@ locals {
       project_roles = compact([
         lookup({ read = "roles/datastore.viewer", read_write = "roles/datastore.user" }, try(f.may.firestore, ""), ""),
         f.trigger.type == "event" ? "roles/eventarc.eventReceiver" : "",
+        # Every function writes its spans and metrics (SKETCHGEN_TELEMETRY = cloud).
+        "roles/cloudtrace.agent",
+        "roles/monitoring.metricWriter",
       ])
       public = f.trigger.type == "http" && try(f.trigger.public, false)
     }
@@ -146,8 +154,9 @@ locals {
       min_instances = 0, max_instances = var.stream_max_instances
       concurrency   = 1000, memory = "1Gi", timeout_seconds = 3600
     }
+    # Draws like the worker (batch results and re-runs of 4K jobs): the worker's memory.
     regenerate = {
-      min_instances = 0, max_instances = 1, concurrency = 1, memory = "512Mi", timeout_seconds = 540
+      min_instances = 0, max_instances = 1, concurrency = 1, memory = "2Gi", timeout_seconds = 540
     }
   }
 
@@ -170,15 +179,38 @@ locals {
 }
 
 # Domain restricted sharing would refuse the allUsers invoker of the public functions halfway
-# through the first apply; read it first, and stop with what to do.
-data "google_project_organization_policy" "member_domains" {
-  project    = var.project_id
-  constraint = "constraints/iam.allowedPolicyMemberDomains"
+# through the first apply; read it first, and stop with what to do. The policy that applies is
+# the effective one: set on the project, or inherited from its folders and organisation (the
+# usual case). The provider's google_project_organization_policy reads only a policy set on
+# the project itself, and no data source reads the effective one, so this asks Cloud Resource
+# Manager directly (projects.getEffectiveOrgPolicy, v1), as the one running the apply
+# (needs orgpolicy.policy.get on the project: Owner, or Organization Policy Viewer).
+data "google_client_config" "deployer" {}
+
+data "http" "member_domains" {
+  url    = "https://cloudresourcemanager.googleapis.com/v1/projects/${var.project_id}:getEffectiveOrgPolicy"
+  method = "POST"
+  request_headers = {
+    Authorization       = "Bearer ${data.google_client_config.deployer.access_token}"
+    Content-Type        = "application/json"
+    x-goog-user-project = var.project_id
+  }
+  request_body = jsonencode({ constraint = "constraints/iam.allowedPolicyMemberDomains" })
 }
 
 locals {
-  member_domains    = try(data.google_project_organization_policy.member_domains.list_policy[0].allow[0], null)
-  domain_restricted = local.member_domains != null && !try(local.member_domains.all, false) && length(try(local.member_domains.values, [])) > 0
+  # An OrgPolicy: listPolicy.allowedValues (customer ids) restricts; allValues = ALLOW, or no
+  # listPolicy at all, does not.
+  member_domains    = try(jsondecode(data.http.member_domains.response_body).listPolicy, null)
+  domain_restricted = local.member_domains != null && try(local.member_domains.allValues, "") != "ALLOW" && length(try(local.member_domains.allowedValues, [])) > 0
+}
+
+# Unreadable (no permission, API off): the apply goes on, with this warning to check by hand.
+check "member_domains_readable" {
+  assert {
+    condition     = data.http.member_domains.status_code == 200
+    error_message = "Could not read the effective iam.allowedPolicyMemberDomains policy (HTTP ${data.http.member_domains.status_code}); check it by hand (docs/DEPLOY.md, 'Organisation policies')."
+  }
 }
 
 # Limits that span variables, checked at plan time with the arithmetic above.
@@ -186,7 +218,7 @@ resource "terraform_data" "limits" {
   lifecycle {
     precondition {
       condition     = var.model_timeout_s <= local.model_timeout_max
-      error_message = "model_timeout_s = ${var.model_timeout_s} does not fit: ${local.quota_wait_s} s quota wait + 2 calls + ${local.worker_overhead_s} s must stay within Pub/Sub's ${local.ack_deadline_max_s} s ack deadline, so model_timeout_s <= ${local.model_timeout_max}."
+      error_message = "model_timeout_s = ${var.model_timeout_s} does not fit: ${local.lease_wait_s} s lease wait + ${local.quota_wait_s} s quota wait + 2 calls + ${local.worker_overhead_s} s must stay within Pub/Sub's ${local.ack_deadline_max_s} s ack deadline, so model_timeout_s <= ${local.model_timeout_max}."
     }
     precondition {
       condition     = !local.domain_restricted
@@ -209,12 +241,14 @@ resource "google_project_service" "this" {
     "cloudfunctions.googleapis.com",
     "cloudresourcemanager.googleapis.com",
     "cloudscheduler.googleapis.com",
+    "cloudtrace.googleapis.com",
     "eventarc.googleapis.com",
     "firebaserules.googleapis.com",
     "firestore.googleapis.com",
     "iam.googleapis.com",
     "iamcredentials.googleapis.com",
     "logging.googleapis.com",
+    "monitoring.googleapis.com",
     "pubsub.googleapis.com",
     "run.googleapis.com",
     "secretmanager.googleapis.com",
@@ -447,6 +481,17 @@ resource "google_service_account_iam_member" "pubsub_token_creator" {
   member             = google_project_service_identity.agents["pubsub.googleapis.com"].member
 }
 
+locals {
+  # Pub/Sub counts every answer but a 2xx as a failed delivery: a 429 from Cloud Run when the
+  # worker's instances are all busy too, and the subscription has no setting to leave a status
+  # out of that count (dead_letter_policy.max_delivery_attempts is 5-100 "NACKs"; docs/DEPLOY.md,
+  # "Deliveries and dead letters"). So the worker counts the draws it really made itself
+  # (SKETCHGEN_MAX_DELIVERIES = var.max_delivery_attempts, in the sketch's document) and fails the
+  # sketch after them, while the subscription's limit is left room for refused pushes: four
+  # times as many attempts, at most Pub/Sub's 100.
+  subscription_delivery_attempts = min(100, 4 * var.max_delivery_attempts)
+}
+
 module "sketch_topic" {
   source = "../../modules/pubsub"
 
@@ -463,7 +508,7 @@ module "sketch_topic" {
     ack_deadline_seconds       = local.ack_deadline_s
     minimum_backoff            = "10s"
     maximum_backoff            = "600s"
-    max_delivery_attempts      = var.max_delivery_attempts
+    max_delivery_attempts      = local.subscription_delivery_attempts
     # Dead letters go back to the worker, which ends their sketch as failed with the reason.
     dead_letter_endpoint = "${module.function[local.push_function].uri}${local.definition.functions[local.push_function].trigger.dead_letter_path}"
   }

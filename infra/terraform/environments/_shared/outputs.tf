@@ -66,6 +66,7 @@ output "worker_sizing" {
     ack_deadline_s    = local.ack_deadline_s
     lease_s           = local.lease_s
     quota_wait_s      = local.quota_wait_s
+    lease_wait_s      = local.lease_wait_s
     model_timeout_s   = var.model_timeout_s
     model_timeout_max = local.model_timeout_max
   }
@@ -84,4 +85,14 @@ output "function_services" {
 output "deployed_sources" {
   description = "Source zip deployed for each function folder (content hash in the name)."
   value       = { for name, object in google_storage_bucket_object.source : name => object.name }
+}
+
+output "dashboard" {
+  description = "The Cloud Monitoring dashboard (monitoring.tf)."
+  value       = "https://console.cloud.google.com/monitoring/dashboards/builder/${basename(google_monitoring_dashboard.sketchgen.id)}?project=${var.project_id}"
+}
+
+output "unhandled_dead_letters" {
+  description = "Pull subscription with dead letters the worker's /dead-letter endpoint could not take either."
+  value       = module.sketch_topic.unhandled_subscription_name
 }

@@ -1,5 +1,7 @@
 terraform {
-  required_version = ">= 1.5"
+  # 1.9: variables.tf validates one variable against another (cors_origins by environment);
+  # older Terraform refuses that configuration. 2.x is not known yet.
+  required_version = ">= 1.9, < 2.0"
 
   required_providers {
     google = {
@@ -14,6 +16,11 @@ terraform {
     time = {
       source  = "hashicorp/time"
       version = "~> 0.13"
+    }
+    # The effective organisation policy (main.tf, data.http.member_domains).
+    http = {
+      source  = "hashicorp/http"
+      version = "~> 3.4"
     }
   }
 

@@ -1,5 +1,5 @@
 terraform {
-  required_version = ">= 1.5"
+  required_version = ">= 1.9, < 2.0"
   required_providers {
     google = {
       source  = "hashicorp/google"

@@ -33,7 +33,7 @@ resource "google_project_iam_member" "this" {
 }
 
 # Secret Manager checks the runtime identity's access when the revision is deployed, so the
-# grant must exist before the function (depends_on below).
+# grant must exist, and be seen, before the function (time_sleep.grants_propagate).
 resource "google_secret_manager_secret_iam_member" "this" {
   for_each = var.secret_environment
 
@@ -41,6 +41,24 @@ resource "google_secret_manager_secret_iam_member" "this" {
   secret_id = each.value.secret
   role      = "roles/secretmanager.secretAccessor"
   member    = google_service_account.this.member
+}
+
+# IAM grants take a minute or two to be seen everywhere, and Cloud Run checks the runtime
+# identity's secret access when the revision deploys: a function created right after its grants
+# can fail its first apply. So it waits for them; and again whenever a grant is added (the
+# triggers), before the revision that needs it.
+resource "time_sleep" "grants_propagate" {
+  create_duration = var.iam_propagation_wait
+
+  triggers = {
+    project_roles = join(",", sort(tolist(var.project_roles)))
+    secrets       = join(",", sort([for name, secret in var.secret_environment : "${name}=${secret.secret}"]))
+  }
+
+  depends_on = [
+    google_project_iam_member.this,
+    google_secret_manager_secret_iam_member.this,
+  ]
 }
 
 resource "google_cloudfunctions2_function" "this" {
@@ -97,10 +115,7 @@ resource "google_cloudfunctions2_function" "this" {
     }
   }
 
-  depends_on = [
-    google_project_iam_member.this,
-    google_secret_manager_secret_iam_member.this,
-  ]
+  depends_on = [time_sleep.grants_propagate]
 }
 
 # Gen2 functions are Cloud Run services: invocation is roles/run.invoker on the service.

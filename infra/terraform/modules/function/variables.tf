@@ -166,3 +166,9 @@ variable "timeout_seconds" {
   type        = number
   default     = 60
 }
+
+variable "iam_propagation_wait" {
+  description = "How long the function waits after its grants are made or changed before it deploys (IAM propagation)."
+  type        = string
+  default     = "90s"
+}

@@ -76,10 +76,17 @@ resource "google_pubsub_subscription" "push" {
   depends_on = [google_pubsub_topic_iam_member.dead_letter_publisher]
 }
 
+locals {
+  dead_letter_push = { for key, push in local.push : key => push if push.dead_letter_endpoint != null }
+}
+
 # Dead letters pushed to the application too (it ends their work as failed, with the reason),
 # signed like the main push; the pull subscription above keeps them for inspection either way.
+# It has a retry and dead-letter policy of its own: a dead letter the application cannot take
+# (its endpoint failing every time) stops being pushed after dead_letter_push_attempts and is
+# kept on NAME-dead-letter-unhandled for a person, instead of being retried until it expires.
 resource "google_pubsub_subscription" "dead_letter_push" {
-  for_each = { for key, push in local.push : key => push if push.dead_letter_endpoint != null }
+  for_each = local.dead_letter_push
 
   project                    = var.project_id
   name                       = "${each.value.subscription_name}-dead-letter"
@@ -102,9 +109,60 @@ resource "google_pubsub_subscription" "dead_letter_push" {
     maximum_backoff = each.value.maximum_backoff
   }
 
+  dead_letter_policy {
+    dead_letter_topic     = google_pubsub_topic.unhandled[each.key].id
+    max_delivery_attempts = var.dead_letter_push_attempts
+  }
+
   expiration_policy {
     ttl = ""
   }
+
+  depends_on = [google_pubsub_topic_iam_member.unhandled_publisher]
+}
+
+# Dead letters the application could not take either, kept to be read and replayed by hand.
+resource "google_pubsub_topic" "unhandled" {
+  #checkov:skip=CKV_GCP_83:Dead letters carry job ids and indexes only; Google-managed encryption is enough and CMEK is not used in this project.
+  for_each = local.dead_letter_push
+
+  project = var.project_id
+  name    = "${var.name}-dead-letter-unhandled"
+  labels  = var.labels
+}
+
+resource "google_pubsub_subscription" "unhandled" {
+  for_each = local.dead_letter_push
+
+  project                    = var.project_id
+  name                       = "${var.name}-dead-letter-unhandled"
+  topic                      = google_pubsub_topic.unhandled[each.key].id
+  labels                     = var.labels
+  ack_deadline_seconds       = 60
+  message_retention_duration = var.dead_letter_retention
+  retain_acked_messages      = false
+
+  expiration_policy {
+    ttl = ""
+  }
+}
+
+resource "google_pubsub_topic_iam_member" "unhandled_publisher" {
+  for_each = local.dead_letter_push
+
+  project = var.project_id
+  topic   = google_pubsub_topic.unhandled[each.key].name
+  role    = "roles/pubsub.publisher"
+  member  = local.pubsub_agent
+}
+
+resource "google_pubsub_subscription_iam_member" "dead_letter_push_subscriber" {
+  for_each = local.dead_letter_push
+
+  project      = var.project_id
+  subscription = google_pubsub_subscription.dead_letter_push[each.key].name
+  role         = "roles/pubsub.subscriber"
+  member       = local.pubsub_agent
 }
 
 # The Pub/Sub service agent forwards undeliverable messages: it must publish to the dead-letter

@@ -22,3 +22,8 @@ output "dead_letter_subscription_name" {
   description = "Pull subscription holding dead letters, or null."
   value       = try(google_pubsub_subscription.dead_letter["push"].name, null)
 }
+
+output "unhandled_subscription_name" {
+  description = "Pull subscription holding dead letters the dead-letter push could not deliver either, or null."
+  value       = try(google_pubsub_subscription.unhandled["push"].name, null)
+}

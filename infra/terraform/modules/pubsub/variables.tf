@@ -66,3 +66,14 @@ variable "dead_letter_retention" {
   type        = string
   default     = "1209600s" # 14 days
 }
+
+variable "dead_letter_push_attempts" {
+  description = "Pushes of one dead letter to dead_letter_endpoint before it is moved to NAME-dead-letter-unhandled (5-100)."
+  type        = number
+  default     = 10
+
+  validation {
+    condition     = var.dead_letter_push_attempts >= 5 && var.dead_letter_push_attempts <= 100
+    error_message = "Pub/Sub allows 5-100 delivery attempts."
+  }
+}
