@@ -19,6 +19,7 @@ __all__ = [
     "BatchState",
     "BatchStatus",
     "BlobStore",
+    "Clock",
     "EmbeddingTask",
     "ImageDescriber",
     "ImageModel",
@@ -116,6 +117,21 @@ class ImageModel(SyncImageModel, Protocol):
 
 
 # -- the service's ports ---------------------------------------------------------------------
+
+
+class Clock(Protocol):
+    """Time, as leases, deadlines, quota windows and the finaliser see it
+    (:class:`sketchgen.clock.SystemClock`; tests advance a fake one)."""
+
+    def now(self) -> datetime:
+        """Wall time, timezone-aware UTC (what is stored and shared between instances)."""
+        ...
+
+    def monotonic(self) -> float:
+        """Seconds on a clock that never goes back (for waiting within one process)."""
+        ...
+
+    def sleep(self, seconds: float) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,15 +8,16 @@ from __future__ import annotations
 
 import contextvars
 import threading
-import time
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 
+from sketchgen.clock import SYSTEM_CLOCK
 from sketchgen.errors import ModelError
 from sketchgen.generate.pipeline import SketchOutcome, draw_sketch
 from sketchgen.jobs import Claim, ClaimResult, JobRecord, SketchState
 from sketchgen.logs import get_logger, log_context
 from sketchgen.ports import (
+    Clock,
     ImageModel,
     ImageRequest,
     ImageResponse,
@@ -45,8 +46,10 @@ class SketchWorker:
         recorder: SketchRecorder,
         config: ServiceConfig | None = None,
         gate: QuotaGate | None = None,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self.jobs = jobs
+        self.clock = clock
         self.queue = queue
         self.model = model
         self.stored = stored
@@ -115,15 +118,15 @@ class SketchWorker:
         A live holder finishes (this delivery then sees ALREADY_ENDED and acks); a dead one's
         lease expires and this delivery takes the sketch over.
         """
-        give_up = time.monotonic() + self.config.lease_wait_s
+        give_up = self.clock.monotonic() + self.config.lease_wait_s
         while True:
             claim = self.jobs.claim_sketch(
                 task.job_id, task.index, worker=self.worker_id, lease_s=self.config.lease_s
             )
-            remaining = give_up - time.monotonic()
+            remaining = give_up - self.clock.monotonic()
             if claim.claim is not Claim.LEASED or remaining <= 0:
                 return claim
-            time.sleep(min(self.config.lease_poll_s, remaining))
+            self.clock.sleep(min(self.config.lease_poll_s, remaining))
 
     def _draw_claimed(self, job: JobRecord, index: int, delivery: int) -> bool:
         request = self.stored.job_plan(job).request(index)

@@ -15,8 +15,10 @@ from pathlib import Path
 from typing import TypeVar
 
 from sketchgen.adapters.job_store_base import TransactionalJobStore, Transition
+from sketchgen.clock import SYSTEM_CLOCK
 from sketchgen.errors import ConflictError, StorageError
 from sketchgen.jobs import JobRecord, job_matches
+from sketchgen.ports import Clock
 
 __all__ = ["MemoryJobStore", "SqliteJobStore"]
 
@@ -50,7 +52,8 @@ def _select(
 
 
 class MemoryJobStore(TransactionalJobStore):
-    def __init__(self) -> None:
+    def __init__(self, *, clock: Clock = SYSTEM_CLOCK) -> None:
+        self.clock = clock
         self._jobs: dict[str, JobRecord] = {}
         self._keys: dict[tuple[str, str], str] = {}
         self._changed = threading.Condition()
@@ -141,7 +144,10 @@ CREATE INDEX IF NOT EXISTS jobs_by_style ON jobs (style_id, created_at);
 class SqliteJobStore(TransactionalJobStore):
     """Jobs in one SQLite file; watchers poll the row's version every ``poll_s`` seconds."""
 
-    def __init__(self, path: Path | str, *, poll_s: float = 0.1) -> None:
+    def __init__(
+        self, path: Path | str, *, poll_s: float = 0.1, clock: Clock = SYSTEM_CLOCK
+    ) -> None:
+        self.clock = clock
         self.path = Path(path)
         self.poll_s = poll_s
         self._local = threading.local()
