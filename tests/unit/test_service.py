@@ -368,11 +368,13 @@ def test_deadline_cancels_unstarted_sketches(
 ) -> None:
     model = FakeImageModel()
     service = make_service(model)
-    job, _ = service.submission.submit_job("alice", _request(num_images=3), deadline_s=0.05)
+    # The deadline is set from the real time of submission; the fake clock started at the real
+    # time too, a moment before, so it passes the deadline once advanced past it.
+    job, _ = service.submission.submit_job("alice", _request(num_images=3), deadline_s=60)
     queue = service.queue
     assert isinstance(queue, CollectingQueue)
     assert service.worker.run_sketch(queue.tasks[0])  # before the deadline: drawn
-    clock.advance(0.06)
+    clock.advance(61)
     assert service.worker.run_sketch(queue.tasks[1])  # after it: cancelled, never drawn
     assert len(model.requests) == 1
     done = service.submission.get_job("alice", job.job_id)  # every unstarted sketch ended at once
@@ -381,9 +383,9 @@ def test_deadline_cancels_unstarted_sketches(
 
     # A job none of whose messages arrive in time is ended by the sweep.
     late, _ = service.submission.submit_job(
-        "alice", _request(num_images=2, seed=9), deadline_s=0.01
+        "alice", _request(num_images=2, seed=9), deadline_s=60
     )
-    clock.advance(0.02)
+    clock.advance(61)
     assert service.upkeep.sweep() == {"finalized": 1, "deadline_cancelled": 1, "requeued": 0}
     assert service.submission.get_job("alice", late.job_id).status == "cancelled"
     assert len(model.requests) == 1
