@@ -8,14 +8,21 @@ from sketchgen.testing.contention import ContentionModel, document_kind
 DOC = "projects/p/databases/(default)/documents/jobs/a"
 
 
+def _write(model: ContentionModel, *documents: str) -> bool:
+    admitted = model.admit(documents)
+    if admitted:
+        model.written(documents)
+    return admitted
+
+
 def test_a_burst_of_three_then_one_write_a_second() -> None:
     clock = FakeClock()
     model = ContentionModel(clock)
-    assert [model.admit([DOC]) for _ in range(4)] == [True, True, True, False]
+    assert [_write(model, DOC) for _ in range(4)] == [True, True, True, False]
     clock.advance(0.5)
-    assert not model.admit([DOC])
+    assert not _write(model, DOC)
     clock.advance(0.5)
-    assert model.admit([DOC]) and not model.admit([DOC])
+    assert _write(model, DOC) and not _write(model, DOC)
     assert model.refused == 3
     counts = model.counts()[DOC]
     assert (counts.total, counts.max_1s, counts.max_10s) == (4, 3, 4)
@@ -26,15 +33,17 @@ def test_a_commit_is_refused_whole_and_takes_no_token() -> None:
     model = ContentionModel(clock)
     other = DOC.replace("/a", "/b")
     for _ in range(3):
-        assert model.admit([DOC])
-    assert not model.admit([DOC, other])  # one hot document refuses the whole commit
-    assert model.admit([other]) and model.admit([other]) and model.admit([other])
+        assert _write(model, DOC)
+    assert not _write(model, DOC, other)  # one hot document refuses the whole commit
+    assert _write(model, other) and _write(model, other) and _write(model, other)
     assert model.counts()[other].total == 3
+    assert model.admit([DOC.replace("/a", "/c")])  # admitted but never landed: not counted
+    assert DOC.replace("/a", "/c") not in model.counts()
 
 
 def test_counting_only_admits_everything() -> None:
     model = ContentionModel(FakeClock(), enforce=False)
-    assert all(model.admit([DOC]) for _ in range(10))
+    assert all(_write(model, DOC) for _ in range(10))
     assert model.counts()[DOC].max_1s == 10 and model.refused == 0
 
 
@@ -42,7 +51,7 @@ def test_writes_are_grouped_by_kind() -> None:
     assert document_kind(DOC + "/sketches/3") == "jobs/*/sketches/*"
     clock = FakeClock()
     model = ContentionModel(clock)
-    model.admit([DOC + "/sketches/0"])
-    model.admit([DOC + "/sketches/1"])
-    model.admit([DOC + "/sketches/1"])
+    _write(model, DOC + "/sketches/0")
+    _write(model, DOC + "/sketches/1")
+    _write(model, DOC + "/sketches/1")
     assert model.by_kind()["jobs/*/sketches/*"].total == 2

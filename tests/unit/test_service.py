@@ -382,9 +382,7 @@ def test_deadline_cancels_unstarted_sketches(
     assert [done.sketch(i).status for i in range(3)] == ["ok", "cancelled", "cancelled"]
 
     # A job none of whose messages arrive in time is ended by the sweep.
-    late, _ = service.submission.submit_job(
-        "alice", _request(num_images=2, seed=9), deadline_s=60
-    )
+    late, _ = service.submission.submit_job("alice", _request(num_images=2, seed=9), deadline_s=60)
     clock.advance(61)
     assert service.upkeep.sweep() == {"finalized": 1, "deadline_cancelled": 1, "requeued": 0}
     assert service.submission.get_job("alice", late.job_id).status == "cancelled"

@@ -74,10 +74,18 @@ class SketchWorker:
             job = claim.job
             assert job is not None
             if claim.claim is Claim.ALREADY_ENDED:
-                if job.all_ended and not job.is_final:
-                    self.stored.finalize_job(job.job_id)  # the finaliser died before finishing
+                self._finalize_if_abandoned(job)
                 return True
             return self._draw_claimed(job, task.index, claim.attempt)
+
+    def _finalize_if_abandoned(self, job: JobRecord) -> None:
+        """Finalise a job whose sketches all ended long enough ago that its finaliser must
+        have died before finishing; a late duplicate delivery must not race a live one (each
+        of them would write the job's document)."""
+        if not job.all_ended or job.is_final:
+            return
+        if (self.clock.now() - job.updated_at).total_seconds() >= self.config.finalize_grace_s:
+            self.stored.finalize_job(job.job_id)
 
     def fail_undeliverable(self, task: SketchTask, deliveries: int | None) -> bool:
         """A task Pub/Sub gave up on (its dead-letter topic): the sketch ends ``failed`` with
@@ -93,8 +101,7 @@ class SketchWorker:
             if claim.claim is Claim.MISSING or job is None:
                 return True
             if claim.claim is Claim.ALREADY_ENDED:
-                if job.all_ended and not job.is_final:
-                    self.stored.finalize_job(job.job_id)
+                self._finalize_if_abandoned(job)
                 return True
             tries = f"{deliveries} deliveries" if deliveries else "every delivery"
             log.error("dead letter: the worker failed %s of this sketch", tries)

@@ -6,8 +6,10 @@ design that writes one hot document passes every emulator test and fails in the 
 
 :class:`ContentionModel` is a token bucket per document (``rate`` writes a second, ``burst``
 at once) on a :class:`~sketchgen.ports.Clock`. A commit is admitted only if every document it
-writes has a token; a refused commit writes nothing and takes no token. It also keeps the
-log of admitted writes, so a test can count writes per document in any window.
+writes has a token; a refused commit writes nothing and takes no token (an admitted one that
+then fails a precondition has taken its tokens: it held the documents all the same). It also
+keeps the log of the writes that landed (:meth:`ContentionModel.written`), so a test can count
+writes per document in any window.
 :mod:`sketchgen.testing.firestore_proxy` puts it in front of the Firestore emulator.
 """
 
@@ -84,11 +86,17 @@ class ContentionModel:
                 return False
             for document, tokens in available.items():
                 self._tokens[document] = (tokens - 1.0, now)
-                self._writes[document].append(now)
             return True
 
+    def written(self, documents: Iterable[str]) -> None:
+        """An admitted commit landed: count its writes."""
+        with self._lock:
+            now = self.clock.monotonic()
+            for document in set(documents):
+                self._writes[document].append(now)
+
     def counts(self) -> dict[str, WriteCounts]:
-        """Every document written, with its admitted writes."""
+        """Every document written, with the writes that landed."""
         with self._lock:
             logs = {d: list(times) for d, times in self._writes.items()}
         return {

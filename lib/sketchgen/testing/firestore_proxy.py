@@ -89,6 +89,7 @@ class _Forward(grpc.GenericRpcHandler):  # type: ignore[misc]
             )(raw, metadata=metadata)
         except grpc.RpcError as error:
             context.abort(error.code(), error.details() or "")
+        self.model.written(names)
         return response
 
     def _rollback(self, request: Any, metadata: list[tuple[str, str]]) -> None:
