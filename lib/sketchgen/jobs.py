@@ -241,9 +241,13 @@ class Claim(Enum):
 
 
 class ClaimResult(_Model):
+    """``finalize``: this claim found the job cancelled or past its deadline and its write
+    ended the job's last sketch, so the caller finalises (as :class:`FinishResult` says)."""
+
     claim: Claim
     attempt: int = 0
     job: JobRecord | None = None
+    finalize: bool = False
 
 
 class FinishResult(_Model):
@@ -297,7 +301,8 @@ def claim_transition(
         changed = _end_pending_as_cancelled(
             job.model_copy(update={"cancel_requested": True}) if expired else job, now
         )
-        return changed, ClaimResult(claim=Claim.ALREADY_ENDED, job=changed)
+        ended = ClaimResult(claim=Claim.ALREADY_ENDED, job=changed, finalize=changed.all_ended)
+        return changed, ended
     state = job.sketch(index)
     if state.status in TERMINAL_SKETCH:
         return None, ClaimResult(claim=Claim.ALREADY_ENDED, job=job)

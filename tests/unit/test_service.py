@@ -360,7 +360,6 @@ def test_sweep_requeues_lost_sketches_and_finalizes(
     _deliver_all(service)
     assert service.submission.get_job("alice", job.job_id).status == "done"
     assert service.upkeep.sweep() == {"finalized": 0, "deadline_cancelled": 0, "requeued": 0}
-    assert clock.now() > job.created_at
 
 
 def test_deadline_cancels_unstarted_sketches(

@@ -74,7 +74,10 @@ class SketchWorker:
             job = claim.job
             assert job is not None
             if claim.claim is Claim.ALREADY_ENDED:
-                self._finalize_if_abandoned(job)
+                if claim.finalize:  # this claim ended the last sketches (cancel, deadline)
+                    self.stored.finalize_job(job.job_id)
+                else:
+                    self._finalize_if_abandoned(job)
                 return True
             return self._draw_claimed(job, task.index, claim.attempt)
 
@@ -101,7 +104,10 @@ class SketchWorker:
             if claim.claim is Claim.MISSING or job is None:
                 return True
             if claim.claim is Claim.ALREADY_ENDED:
-                self._finalize_if_abandoned(job)
+                if claim.finalize:
+                    self.stored.finalize_job(job.job_id)
+                else:
+                    self._finalize_if_abandoned(job)
                 return True
             tries = f"{deliveries} deliveries" if deliveries else "every delivery"
             log.error("dead letter: the worker failed %s of this sketch", tries)

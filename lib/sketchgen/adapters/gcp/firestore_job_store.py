@@ -302,7 +302,11 @@ class FirestoreJobStore(TransactionalJobStore):
             ClaimResult(claim=Claim.MISSING),
         )
         if result is None:
-            return super().claim_sketch(job_id, index, worker=worker, lease_s=lease_s, now=at)
+            full = super().claim_sketch(job_id, index, worker=worker, lease_s=lease_s, now=at)
+            if full.finalize:
+                marked = self._marked(job_id, FinishResult(accepted=True, finalize=True))
+                return full.model_copy(update={"finalize": marked.finalize})
+            return full
         if result.claim is Claim.LEASED or result.job is None:
             return result
         # The worker needs the whole job (its plan; whether every sketch has ended).
