@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 __all__ = [
     "TERMINAL_SKETCH",
     "BatchRef",
+    "CallResult",
     "Claim",
     "ClaimResult",
     "FinishResult",
@@ -32,6 +33,8 @@ __all__ = [
     "PlanRecord",
     "RefineRequest",
     "SketchState",
+    "call_price_usd",
+    "call_transition",
     "job_matches",
     "job_status_for",
     "request_hash",
@@ -131,6 +134,9 @@ class SketchState(_Model):
     qa: dict[str, Any] | None = None
     ended_at: datetime | None = None
     cost_usd: float | None = None  # what the model billed for it (sketchgen.pricing)
+    # Model calls sent for it, each charged when sent (docs/decisions/0025): the claim counts
+    # the call it is about to make, every further call is counted before it is made.
+    model_calls: int = 0
 
 
 class BatchRef(_Model):
@@ -221,6 +227,16 @@ class JobRecord(_Model):
         return cls.model_validate(doc)
 
 
+def call_price_usd(job: JobRecord) -> float:
+    """What one model call of ``job`` costs (:mod:`sketchgen.pricing`): every call is charged
+    when it is sent, whatever it answers."""
+    from sketchgen import pricing
+
+    return pricing.price_per_image(
+        job.plan.model_id, job.request.image_size, batch=job.batch is not None
+    )
+
+
 def job_status_for(sketches: dict[str, SketchState]) -> JobStatus:
     """The final status a job takes once every sketch has ended."""
     statuses = [s.status for s in sketches.values()]
@@ -248,6 +264,14 @@ class ClaimResult(_Model):
     attempt: int = 0
     job: JobRecord | None = None
     finalize: bool = False
+
+
+class CallResult(_Model):
+    """``held`` False: the sketch is no longer this worker's (make no call). ``calls``: the
+    sketch's model calls, the one about to be made included."""
+
+    held: bool
+    calls: int = 0
 
 
 class FinishResult(_Model):
@@ -284,7 +308,8 @@ def _end_pending_as_cancelled(job: JobRecord, now: datetime, *, running: bool = 
                     "error": "cancelled",
                     "lease_owner": None,
                     "lease_expires_at": None,
-                    "cost_usd": 0.0,
+                    # The calls already sent stay charged: a cancel stops only future ones.
+                    "cost_usd": round(sketches[key].model_calls * call_price_usd(job), 6),
                 }
             )
     return job.model_copy(update={"sketches": sketches, "event_seq": seq, "updated_at": now})
@@ -314,6 +339,7 @@ def claim_transition(
             "lease_owner": worker,
             "lease_expires_at": now + timedelta(seconds=lease_s),
             "attempts": state.attempts + 1,
+            "model_calls": state.model_calls + 1,  # the call this claim is about to make
         }
     )
     changed = job.model_copy(
@@ -371,11 +397,28 @@ def release_transition(
             "lease_expires_at": None,
             "error": current.error if refund else error,
             "attempts": current.attempts - 1 if refund else current.attempts,
+            "model_calls": current.model_calls - 1 if refund else current.model_calls,
         }
     )
     return job.model_copy(
         update={"sketches": {**job.sketches, str(index): released}, "updated_at": now}
     )
+
+
+def call_transition(
+    job: JobRecord | None, index: int, worker: str, now: datetime
+) -> tuple[JobRecord | None, CallResult]:
+    """Count one more model call for a sketch this worker holds, before it is sent."""
+    if job is None or str(index) not in job.sketches:
+        return None, CallResult(held=False)
+    current = job.sketch(index)
+    if current.status != "running" or current.lease_owner != worker:
+        return None, CallResult(held=False)
+    counted = current.model_copy(update={"model_calls": current.model_calls + 1})
+    changed = job.model_copy(
+        update={"sketches": {**job.sketches, str(index): counted}, "updated_at": now}
+    )
+    return changed, CallResult(held=True, calls=counted.model_calls)
 
 
 def cancel_transition(

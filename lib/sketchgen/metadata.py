@@ -56,6 +56,7 @@ class SketchRecord(_Frozen):
     model_used: str | None = None
     qa: dict[str, Any] | None = None
     cost_usd: float | None = None  # what the model billed for it (sketchgen.pricing)
+    model_calls: int | None = None  # calls sent for it, each billed (None: not counted)
 
 
 class ModelUsed(_Frozen):

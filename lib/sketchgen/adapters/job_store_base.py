@@ -16,10 +16,12 @@ from sketchgen.clock import SYSTEM_CLOCK
 from sketchgen.errors import NotFoundError
 from sketchgen.jobs import (
     BatchRef,
+    CallResult,
     ClaimResult,
     FinishResult,
     JobRecord,
     SketchState,
+    call_transition,
     cancel_transition,
     claim_transition,
     complete_transition,
@@ -69,6 +71,10 @@ class TransactionalJobStore(ABC):
             job_id,
             lambda job: (release_transition(job, index, worker, error, at, refund=refund), None),
         )
+
+    def count_call(self, job_id: str, index: int, *, worker: str) -> CallResult:
+        at = self.clock.now()
+        return self._update(job_id, lambda job: call_transition(job, index, worker, at))
 
     def set_batch(self, job_id: str, batch: BatchRef | None) -> None:
         at = self.clock.now()

@@ -20,7 +20,6 @@ from sketchgen.spend import (
     Reservation,
     UsageDoc,
     UsageLedger,
-    is_billable,
     reserve_transition,
     seconds_to_next_day,
     utc_day,
@@ -123,12 +122,20 @@ class SpendControl:
         """Undo a reservation whose job was not created (or was an idempotent replay)."""
         self.ledger.settle(uid, job_id, refunded=images, cost_usd=0.0)
 
+    def admit_extra_call(self, uid: str, job_id: str) -> bool:
+        """A sketch's model call beyond the one reserved for it at submission: admitted
+        against today's budget as it is sent (one write to the user's usage; rare)."""
+        limits = self._limits(self.ledger.account(uid))
+        admitted = self.ledger.extra_call(uid, job_id, limits)
+        if not admitted:
+            log.info("no budget left for another model call of job %s", job_id)
+        return admitted
+
     def settle_job(self, job: JobRecord) -> bool:
-        """Settle a finalised job once: refund its sketches without a billable model answer,
-        add its cost. True for the call that settled it (later calls do nothing)."""
-        refunded = sum(
-            1 for s in job.sketches.values() if not is_billable(s.status, s.finish_reason)
-        )
+        """Settle a finalised job once: every model call sent stays charged (a cancel stops
+        only future calls); the images reserved for sketches that never made a call are
+        given back, and the job's cost is added. True for the call that settled it."""
+        refunded = sum(1 for s in job.sketches.values() if s.model_calls == 0)
         settled = self.ledger.settle(
             job.owner_uid, job.job_id, refunded=refunded, cost_usd=job_cost_usd(job)
         )

@@ -28,7 +28,7 @@ from sketchgen.ports import (
 )
 from sketchgen.quota import GatedModel, QuotaGate
 from sketchgen.services.config import ServiceConfig
-from sketchgen.services.stored import SketchRecorder, StoredJobs
+from sketchgen.services.stored import SketchRecorder, StoredJobs, sketch_cost_usd
 
 __all__ = ["SketchWorker"]
 
@@ -110,13 +110,15 @@ class SketchWorker:
                     self._finalize_if_abandoned(job)
                 return True
             tries = f"{deliveries} deliveries" if deliveries else "every delivery"
+            calls = max(0, job.sketch(task.index).model_calls - 1)  # the calls sent before
             log.error("dead letter: the worker failed %s of this sketch", tries)
             state = SketchState(
                 status="failed",
                 error=f"undeliverable: the worker failed {tries}; see the worker's logs",
                 finish_reason="UNDELIVERABLE",
                 attempts=max(0, claim.attempt - 1),  # this claim made no model call
-                cost_usd=0.0,
+                model_calls=calls,
+                cost_usd=sketch_cost_usd(job, calls),
             )
             result = self.jobs.finish_sketch(
                 job.job_id, task.index, worker=self.worker_id, state=state
@@ -152,14 +154,20 @@ class SketchWorker:
             if self.gate.acquire(request.model, job.owner_uid, max_wait_s=wait_s) is None:
                 return self._requeue_for_quota(job, index)
             model = GatedModel(self.model, self.gate, job.owner_uid, wait_s, admitted=True)
-        outcome = self._draw_until_cancelled(model, request, job.job_id, index)
+        meter = _Meter(self, job, index)
+        outcome = self._draw_until_cancelled(model, meter, request, job.job_id, index)
         if outcome is None:
             log.info("cancelled while the model was drawing: the call is abandoned")
             return True
-        return self.recorder.record(job, index, delivery, outcome)
+        return self.recorder.record(job, index, delivery, outcome, calls_sent=meter.sent)
 
     def _draw_until_cancelled(
-        self, model: SyncImageModel, request: ImageRequest, job_id: str, index: int
+        self,
+        model: SyncImageModel,
+        meter: _Meter,
+        request: ImageRequest,
+        job_id: str,
+        index: int,
     ) -> SketchOutcome | None:
         """Draw on a helper thread while this one re-reads the job every ``cancel_poll_s``;
         None as soon as the sketch is no longer this worker's (cancelled, or taken over).
@@ -171,7 +179,7 @@ class SketchWorker:
         """
         stop = threading.Event()
         drawn: Future[SketchOutcome] = Future()
-        stoppable = _Stoppable(model, stop)
+        stoppable = _Stoppable(model, stop, meter)
 
         def draw() -> None:
             try:
@@ -208,15 +216,53 @@ class SketchWorker:
         return True
 
 
+class _Meter:
+    """Charges one delivery's model calls as they are sent (docs/decisions/0025).
+
+    The claim counted the delivery's first call; each further one (a retry, the stricter
+    re-ask, a guard redraw) is counted on the sketch before it is sent. A sketch's first call
+    is paid by the images reserved at submission; every later one (in this delivery or a
+    redelivery) is admitted against the owner's budget as it is sent, or not made.
+    """
+
+    def __init__(self, worker: SketchWorker, job: JobRecord, index: int) -> None:
+        self.worker = worker
+        self.job = job
+        self.index = index
+        self.calls = job.sketch(index).model_calls  # the claim's call included
+        self.sent = 0
+
+    def before_call(self) -> None:
+        if self.sent > 0:
+            counted = self.worker.jobs.count_call(
+                self.job.job_id, self.index, worker=self.worker.worker_id
+            )
+            if not counted.held:
+                raise ModelError("abandoned: the sketch was cancelled", finish_reason="CANCELLED")
+            self.calls = counted.calls
+        spend = self.worker.stored.spend
+        beyond_reservation = self.calls > 1 and spend is not None
+        if beyond_reservation and not spend.admit_extra_call(  # type: ignore[union-attr]
+            self.job.owner_uid, self.job.job_id
+        ):
+            raise ModelError(
+                "today's image budget is spent: no further model call for this sketch",
+                finish_reason="BUDGET_EXHAUSTED",
+            )
+        self.sent += 1
+
+
 class _Stoppable:
     """The model for one drawing, refusing further calls (retries, the stricter re-ask) once
-    the worker abandoned it."""
+    the worker abandoned it, and charging each call it makes before sending it."""
 
-    def __init__(self, model: SyncImageModel, stop: threading.Event) -> None:
+    def __init__(self, model: SyncImageModel, stop: threading.Event, meter: _Meter) -> None:
         self._model = model
         self._stop = stop
+        self._meter = meter
 
     def generate_image(self, request: ImageRequest) -> ImageResponse:
         if self._stop.is_set():
             raise ModelError("abandoned: the sketch was cancelled", finish_reason="CANCELLED")
+        self._meter.before_call()
         return self._model.generate_image(request)

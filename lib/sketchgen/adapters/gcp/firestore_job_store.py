@@ -44,11 +44,13 @@ from sketchgen.errors import ConflictError, StorageError
 from sketchgen.jobs import (
     TERMINAL_JOB,
     TERMINAL_SKETCH,
+    CallResult,
     Claim,
     ClaimResult,
     FinishResult,
     JobRecord,
     SketchState,
+    call_transition,
     claim_transition,
     finish_transition,
     job_matches,
@@ -352,6 +354,16 @@ class FirestoreJobStore(TransactionalJobStore):
         )
         if released is None:
             super().release_sketch(job_id, index, worker=worker, error=error, refund=refund)
+
+    def count_call(self, job_id: str, index: int, *, worker: str) -> CallResult:
+        at = self.clock.now()
+        counted = self._on_own_sketch(
+            job_id,
+            index,
+            lambda job: call_transition(job, index, worker, at),
+            CallResult(held=False),
+        )
+        return counted if counted is not None else CallResult(held=False)
 
     def cancel_job(
         self, job_id: str, now: datetime | None = None, *, running: bool = True
