@@ -10,7 +10,7 @@ import hashlib
 import json
 from datetime import UTC, datetime, timedelta
 from enum import Enum
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, get_args, get_origin
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -37,6 +37,7 @@ __all__ = [
     "call_transition",
     "job_matches",
     "job_status_for",
+    "known_fields",
     "request_hash",
     "utcnow",
 ]
@@ -49,6 +50,38 @@ TERMINAL_JOB: frozenset[str] = frozenset({"done", "partial", "failed", "cancelle
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+def known_fields(model: type[BaseModel], data: Any) -> Any:
+    """``data`` without the keys ``model`` (and the models in it) does not know.
+
+    Stored documents are read tolerantly and written strictly: during a rolling deploy an
+    instance still on the old version reads documents the new one wrote with a field it has
+    not heard of, and must not fail on them (the models themselves forbid extra fields, so
+    nothing unknown is ever written)."""
+    if not isinstance(data, dict):
+        return data
+    kept = {}
+    for name, value in data.items():
+        field = model.model_fields.get(name)
+        if field is not None:
+            kept[name] = _known_in(field.annotation, value)
+    return kept
+
+
+def _known_in(annotation: Any, value: Any) -> Any:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return known_fields(annotation, value)
+    args = get_args(annotation)
+    origin = get_origin(annotation)
+    if origin is dict and len(args) == 2 and isinstance(value, dict):
+        return {k: _known_in(args[1], v) for k, v in value.items()}
+    if origin in (tuple, list) and args and isinstance(value, (list, tuple)):
+        return [_known_in(args[0], v) for v in value]
+    models = [a for a in args if isinstance(a, type) and issubclass(a, BaseModel)]
+    if len(models) == 1 and isinstance(value, dict):  # X | None
+        return known_fields(models[0], value)
+    return value
 
 
 class _Model(BaseModel):
@@ -224,7 +257,8 @@ class JobRecord(_Model):
 
     @classmethod
     def from_doc(cls, doc: dict[str, Any]) -> JobRecord:
-        return cls.model_validate(doc)
+        """A stored job, fields this version does not know ignored (:func:`known_fields`)."""
+        return cls.model_validate(known_fields(cls, doc))
 
 
 def call_price_usd(job: JobRecord) -> float:

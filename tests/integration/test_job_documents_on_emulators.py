@@ -107,3 +107,24 @@ def test_a_cancelled_job_writes_its_own_document_three_times(
     assert cancelled.status == "cancelled"
     assert [s.status for s in cancelled.sketches.values()] == ["cancelled"] * 3
     assert _writes(writes, f"jobs/{job.job_id}") == 3  # created, cancelled, final
+
+
+def test_documents_with_fields_this_version_does_not_know_are_read(
+    firestore_emulator: str,
+) -> None:
+    """A rolling deploy: the job's and a sketch's documents carry a field a newer version
+    wrote; this version reads them, fields ignored, and keeps working on the job."""
+    from tests.contract.job_store_contract import make_job
+
+    client = firestore.Client(project=PROJECT)
+    store = FirestoreJobStore(client)
+    job = make_job(n=2)
+    store.create_job(job)
+    ref = client.collection("jobs").document(job.job_id)
+    ref.update({"priority_boost": 3, "plan.prompt_spec.mood": "sunny"})
+    store.claim_sketch(job.job_id, 0, worker="w", lease_s=60)
+    ref.collection("sketches").document("0").update({"thumbnail": "t.png"})
+    read = store.get_job(job.job_id)
+    assert read is not None and read.sketch(0).status == "running"
+    assert read.plan == job.plan
+    assert store.claim_sketch(job.job_id, 1, worker="w", lease_s=60).attempt == 1

@@ -54,6 +54,7 @@ from sketchgen.jobs import (
     claim_transition,
     finish_transition,
     job_matches,
+    known_fields,
     release_transition,
 )
 from sketchgen.ports import Clock
@@ -92,7 +93,7 @@ def sketch_to_doc(state: SketchState) -> dict[str, Any]:
 
 
 def sketch_from_doc(doc: dict[str, Any]) -> SketchState:
-    return SketchState.model_validate(doc)
+    return SketchState.model_validate(known_fields(SketchState, doc))
 
 
 def assemble(job_doc: dict[str, Any], sketches: dict[str, tuple[dict[str, Any], Any]]) -> JobRecord:

@@ -6,6 +6,7 @@ memory, ``BEGIN IMMEDIATE`` for SQLite (safe across threads and processes sharin
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import threading
 import time
@@ -180,7 +181,7 @@ class SqliteJobStore(TransactionalJobStore):
 
     @staticmethod
     def _load(row: tuple[str] | None) -> JobRecord | None:
-        return JobRecord.model_validate_json(row[0]) if row else None
+        return JobRecord.from_doc(json.loads(row[0])) if row else None
 
     def create_job(self, job: JobRecord) -> tuple[JobRecord, bool]:
         with self._transaction() as db:
@@ -242,7 +243,7 @@ class SqliteJobStore(TransactionalJobStore):
                 )
                 if row and row[0] != version:
                     version = row[0]
-                    yield JobRecord.model_validate_json(row[1])
+                    yield JobRecord.from_doc(json.loads(row[1]))
                 else:
                     time.sleep(self.poll_s)
 
@@ -281,4 +282,4 @@ class SqliteJobStore(TransactionalJobStore):
             )
             .fetchall()
         )
-        return [JobRecord.model_validate_json(r[0]) for r in rows]
+        return [JobRecord.from_doc(json.loads(r[0])) for r in rows]
