@@ -434,3 +434,31 @@ def test_a_sketch_waiting_for_quota_goes_back_to_the_queue_unspent(
     clock.advance(60)  # ...and once the horizon clears, the same tasks run
     assert _deliver_all(service) == [True, True, True]
     assert service.submission.get_job("alice", job.job_id).status == "done"
+
+
+def test_an_exception_after_the_claim_releases_the_lease(
+    make_service: Callable[..., SketchService], tmp_path: Path
+) -> None:
+    """The next delivery takes the sketch at once instead of waiting out the lease."""
+
+    class FailingPut(LocalBlobStore):
+        failed = False
+
+        def put(self, key: str, data: bytes, content_type: str) -> None:
+            if key.endswith(".png") and not FailingPut.failed:
+                FailingPut.failed = True
+                raise OSError("disk full")
+            super().put(key, data, content_type)
+
+    model = FakeImageModel()
+    service = make_service(model, blobs=FailingPut(tmp_path / "blobs"))
+    job, _ = service.submission.submit_job("alice", _request(num_images=1))
+    task = service.queue.tasks[0]  # type: ignore[attr-defined]
+    with pytest.raises(OSError):
+        service.worker.run_sketch(task)
+    released = service.submission.get_job("alice", job.job_id).sketch(0)
+    assert released.status == "pending" and released.lease_owner is None
+    assert released.error == "disk full" and released.model_calls == 1  # the call stays counted
+    assert service.worker.run_sketch(task)  # lease_wait_s=0: taken at once, not LEASED
+    done = service.submission.get_job("alice", job.job_id)
+    assert done.status == "done" and done.sketch(0).model_calls == 2

@@ -79,7 +79,21 @@ class SketchWorker:
                 else:
                     self._finalize_if_abandoned(job)
                 return True
-            return self._draw_claimed(job, task.index, claim.attempt)
+            return self._draw_releasing_on_error(job, task.index, claim.attempt)
+
+    def _draw_releasing_on_error(self, job: JobRecord, index: int, delivery: int) -> bool:
+        """Draw the claimed sketch; if this delivery fails with an exception, the lease is
+        given back at once, so the queue's next delivery takes the sketch over instead of
+        waiting out the lease (the calls already sent stay counted)."""
+        try:
+            return self._draw_claimed(job, index, delivery)
+        except Exception as error:
+            log.warning("delivery failed after its claim, releasing the sketch: %s", error)
+            try:
+                self.jobs.release_sketch(job.job_id, index, worker=self.worker_id, error=str(error))
+            except Exception as release_error:  # the lease then simply runs out
+                log.warning("could not release the sketch: %s", release_error)
+            raise
 
     def _finalize_if_abandoned(self, job: JobRecord) -> None:
         """Finalise a job whose sketches all ended long enough ago that its finaliser must
