@@ -122,6 +122,7 @@ class JobRoutes:
                     "error": state.error,
                     "finish_reason": state.finish_reason,
                     "attempts": state.attempts,
+                    "model_calls": state.model_calls,  # each charged when sent
                     "cost_usd": state.cost_usd,
                     "variation": {
                         "layout": variation.layout,
@@ -136,11 +137,13 @@ class JobRoutes:
             "job_id": job.job_id,
             "status": job.status,
             "created_at": job.created_at.isoformat(),
+            "updated_at": job.updated_at.isoformat(),
             "deadline": job.deadline.isoformat() if job.deadline else None,
             "request": job.request.model_dump(),
             "sketches": sketches,
             "metadata_url": metadata_url,
             "parent": job.parent.model_dump() if job.parent else None,
             "regenerated_from": job.regenerated_from,
+            "model_calls": sum(s.model_calls for s in job.sketches.values()),
             "cost_usd": job.cost_usd,
         }
