@@ -173,6 +173,17 @@ def markdown(data: dict[str, Any]) -> str:
             f"{r['calls_per_sketch']} | {r['p50_s']} s | {r['p99_s']} s | "
             f"{r['max_job_doc_writes']} | {r['writes_refused']} |"
         )
+    lines += [
+        "",
+        "Every write a job makes is under the limit: no document took more than 3 writes in a "
+        "second or 10 in ten, a job's own document 2 in its life (created, final), each "
+        "sketch's 2 (claimed, ended). The refused writes are the users' usage documents (each "
+        "user's 5 jobs reserve and settle within seconds: 10 writes); the ledger retries them "
+        "and every job still ended. The times are not the design's: on this 2-core machine, "
+        "shared with other work while it ran, the one worker process finishes 120 images "
+        "(CPU-bound) and the run took as long with the contention model as without it; the "
+        "p99 ≤ L + 4 s target was not met here.",
+    ]
     lines += ["", "Writes per document, worst document of each kind (contended run):", ""]
     lines += ["| document | writes (life) | max in 1 s | max in 10 s |", "|---|---|---|---|"]
     for kind, c in data["contended"]["by_kind"].items():
