@@ -27,6 +27,7 @@ BENCHMARKS = {
     "cold": "Cold starts: a just-started instance and the library's first job",
     "faults": "Faults: 503s and missing images on the `make dev` topology",
     "quota": "Quota: the model's rate limit shared by every worker",
+    "burst": "Burst: 20 jobs x 6 sketches at once, Firestore writes per document",
     "load": "Load: the generate endpoint and the event stream",
     "spend": "Spend control: the per-user check on POST /v1/jobs",
     "ceiling": "Deployment ceiling: shard writes at 10,000 and 100,000 jobs an hour",

@@ -10,6 +10,12 @@ The sketch subscription has the cloud's retry and dead-letter policy and is deli
 the regenerate function as CloudEvents, as Eventarc delivers it. One public origin routes the
 same paths as the cloud. While it runs, ``generated_outputs/dev/topology.json`` says how to
 reach every part; everything it starts, it stops.
+
+With ``firestore_writes="contended"`` (``SKETCHGEN_DEV_FIRESTORE=contended make dev``) the
+functions and the caller's clients reach Firestore through a proxy that refuses writes past
+Firestore's per-document limit with ABORTED, as the cloud does
+(:mod:`sketchgen.testing.firestore_proxy`); ``"counted"`` only counts them. Either way
+``topology.firestore_writes`` counts every write per document.
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
+from typing import Literal
 
 from dev.definition import REPO, Definition, Function, load_definition
 from dev.processes import (
@@ -36,6 +43,8 @@ from dev.processes import (
 )
 from dev.push_bridge import PushBridge
 from dev.router import Router, serve_router
+from sketchgen.testing.contention import ContentionModel
+from sketchgen.testing.firestore_proxy import FirestoreContentionProxy
 
 __all__ = ["DevTopology", "main"]
 
@@ -77,6 +86,8 @@ class DevTopology:
     threads: int = 32  # per function process (Terraform: THREADS = the function's concurrency)
     push_concurrency: int = 64  # deliveries in flight (Cloud Run: instances x concurrency)
     deliver: bool = True  # False: sketches stay queued (benchmarks of the endpoints alone)
+    # Firestore as the emulator has it ("direct"), or behind the contention proxy.
+    firestore_writes: Literal["direct", "counted", "contended"] = "direct"
     definition: Definition = field(default_factory=load_definition)
     processes: dict[str, ManagedProcess] = field(default_factory=dict)
     ports: dict[str, int] = field(default_factory=dict)
@@ -185,7 +196,7 @@ class DevTopology:
     def emulator_env(self) -> dict[str, str]:
         """What the client libraries read to find the emulators (the cloud needs none)."""
         return {
-            "FIRESTORE_EMULATOR_HOST": f"127.0.0.1:{self.ports['firestore']}",
+            "FIRESTORE_EMULATOR_HOST": self.firestore_host,
             "PUBSUB_EMULATOR_HOST": f"127.0.0.1:{self.ports['pubsub']}",
             # Through the bucket's CORS rule, as browsers reach the bucket in the cloud.
             "STORAGE_EMULATOR_HOST": f"http://127.0.0.1:{self.ports['storage_front']}",
@@ -193,6 +204,19 @@ class DevTopology:
             "FIREBASE_AUTH_EMULATOR_HOST": f"127.0.0.1:{self.ports['auth']}",
             "GOOGLE_CLOUD_PROJECT": self.project,
         }
+
+    @property
+    def firestore_host(self) -> str:
+        """Where the Python clients reach Firestore: the emulator, or the proxy before it."""
+        if self.firestore_writes == "direct":
+            return f"127.0.0.1:{self.ports['firestore']}"
+        return f"127.0.0.1:{self.ports['firestore_proxy']}"
+
+    @property
+    def firestore_writes_model(self) -> ContentionModel | None:
+        """The proxy's model: its write counts per document (None when direct)."""
+        proxy = getattr(self, "_firestore_proxy", None)
+        return proxy.model if proxy is not None else None
 
     def function_env(self, function: str) -> dict[str, str]:
         """Exactly the function's cloud variables and secrets, plus where the emulators are."""
@@ -250,6 +274,12 @@ class DevTopology:
             wait_for_http(
                 f"http://127.0.0.1:{self.ports[name]}/", timeout_s=90, process=self.processes[name]
             )
+        if self.firestore_writes != "direct":
+            self.ports["firestore_proxy"] = free_port()
+            model = ContentionModel(enforce=self.firestore_writes == "contended")
+            self._firestore_proxy = FirestoreContentionProxy(
+                f"127.0.0.1:{self.ports['firestore']}", self.ports["firestore_proxy"], model
+            ).start()
         bucket_cors = Router(default=f"127.0.0.1:{self.ports['storage']}", cors_any_origin=True)
         self._servers = [serve_router(bucket_cors, "127.0.0.1", self.ports["storage_front"])[0]]
 
@@ -383,7 +413,9 @@ class DevTopology:
             "api_url": self.url,
             "project_id": self.project,
             "bucket": self.bucket,
+            # The emulator itself (the JS SDK and rules); Python clients use firestore_host.
             "firestore_emulator_host": f"127.0.0.1:{self.ports['firestore']}",
+            "firestore_host": self.firestore_host,
             "pubsub_emulator_host": f"127.0.0.1:{self.ports['pubsub']}",
             "storage_emulator_host": f"http://127.0.0.1:{self.ports['storage_front']}",
             "auth_emulator_host": f"127.0.0.1:{self.ports['auth']}",
@@ -421,6 +453,9 @@ class DevTopology:
         self._servers = []
         stop_all(list(self.processes.values()))
         self.processes.clear()
+        proxy = getattr(self, "_firestore_proxy", None)
+        if proxy is not None:
+            proxy.stop()
         for name, value in getattr(self, "_outer_env", {}).items():
             if value is None:
                 os.environ.pop(name, None)
@@ -459,7 +494,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=int(os.environ.get("SKETCHGEN_DEV_PORT", 8080)))
     parser.add_argument("--data-dir", type=Path, default=None)
     args = parser.parse_args(argv)
-    topology = DevTopology(port=args.port)
+    writes = os.environ.get("SKETCHGEN_DEV_FIRESTORE", "direct")
+    if writes not in ("direct", "counted", "contended"):
+        parser.error("SKETCHGEN_DEV_FIRESTORE must be direct, counted or contended")
+    topology = DevTopology(port=args.port, firestore_writes=writes)  # type: ignore[arg-type]
     if args.data_dir is not None:
         topology.data_dir = args.data_dir
     signal.signal(signal.SIGINT, _on_signal)

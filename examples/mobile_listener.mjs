@@ -1,5 +1,7 @@
 // Follow one job the way a mobile app does, with the real Firebase JS SDK (npm `firebase`,
-// installed by `make web`): sign in, then a snapshot listener on jobs/{jobId}.
+// installed by `make web`): sign in, then snapshot listeners on jobs/{jobId} and on its
+// sketches (jobs/{jobId}/sketches/{i}: each sketch's progress while the job runs; the final
+// job document carries every sketch's final state).
 //
 //   node examples/mobile_listener.mjs JOB_ID --topology generated_outputs/dev/topology.json \
 //       --email alice@example.com --password a-long-test-password [--try-write]
@@ -21,7 +23,7 @@ const require = createRequire(new URL("../web/package.json", import.meta.url));
 const { initializeApp } = require("firebase/app");
 const { connectAuthEmulator, getAuth, signInWithEmailAndPassword } = require("firebase/auth");
 const {
-  connectFirestoreEmulator, doc, getFirestore, onSnapshot, updateDoc,
+  collection, connectFirestoreEmulator, doc, getFirestore, onSnapshot, updateDoc,
 } = require("firebase/firestore");
 
 const FINAL = new Set(["done", "partial", "failed", "cancelled"]);
@@ -68,6 +70,34 @@ if (values["try-write"]) {
 const timer = setTimeout(() => { say({ error: "timeout" }); finish(1); },
   Number(values["timeout-s"]) * 1000);
 
+let jobData = null;
+let sketchDocs = {};
+let ended = false;
+
+// The job as the API shows it: a final job document is complete; before that each sketch's
+// own document is newer than the job's copy, and the job is running once a sketch started.
+const changed = () => {
+  if (!jobData || ended) return;
+  const final = FINAL.has(jobData.status);
+  const states = final ? (jobData.sketches || {}) : { ...(jobData.sketches || {}), ...sketchDocs };
+  const sketches = Object.fromEntries(
+    Object.entries(states).map(([index, s]) => [index, s.status]),
+  );
+  const started = Object.values(sketches).some((s) => s !== "pending");
+  const status = final ? jobData.status : (started ? "running" : "queued");
+  say({ status, sketches });
+  if (final) { ended = true; clearTimeout(timer); finish(0); }
+};
+
+// The error path a mobile listener must handle: the rules refused it.
+const refused = (error) => {
+  if (ended) return;
+  ended = true;
+  say({ error: error.code });
+  clearTimeout(timer);
+  finish(3);
+};
+
 onSnapshot(
   job,
   (snapshot) => {
@@ -77,17 +107,16 @@ onSnapshot(
       finish(1);
       return;
     }
-    const data = snapshot.data();
-    const sketches = Object.fromEntries(
-      Object.entries(data.sketches || {}).map(([index, s]) => [index, s.status]),
-    );
-    say({ status: data.status, sketches });
-    if (FINAL.has(data.status)) { clearTimeout(timer); finish(0); }
+    jobData = snapshot.data();
+    changed();
   },
-  (error) => {
-    // The error path a mobile listener must handle: the rules refused it.
-    say({ error: error.code });
-    clearTimeout(timer);
-    finish(3);
+  refused,
+);
+onSnapshot(
+  collection(db, "jobs", jobId, "sketches"),
+  (snapshot) => {
+    sketchDocs = Object.fromEntries(snapshot.docs.map((d) => [d.id, d.data()]));
+    changed();
   },
+  refused,
 );

@@ -1,8 +1,11 @@
-"""Listen to one job the way a mobile app does: a Firestore snapshot listener on jobs/{job_id}.
+"""Listen to one job the way a mobile app does: snapshot listeners on jobs/{job_id} and on
+its sketches (jobs/{job_id}/sketches/{i}, one document per sketch while the job runs).
 
     FIRESTORE_EMULATOR_HOST=127.0.0.1:8081 python examples/mobile_listener.py JOB_ID \\
         --project sketchgen-dev
 
+The job document says what was asked and, once the job is final, everything (each sketch's
+final state is copied in); while it runs, each sketch's progress is in its own document.
 Prints one line per change (the job's status and each sketch's) and exits 0 when the job
 reaches a final state; 1 with a one-line message on a timeout or a missing job. The app's own
 code does the same with the Firebase SDK for iOS, Android or Flutter (docs/CLIENTS.md).
@@ -22,7 +25,8 @@ FINAL = {"done", "partial", "failed", "cancelled"}
 def listen(
     client: Any, job_id: str, on_change: Callable[[dict[str, Any]], None], timeout_s: float
 ) -> dict[str, Any]:
-    """Call ``on_change`` with each version of the job document until it is final.
+    """Call ``on_change`` with each version of the job (the job document with its sketch
+    documents laid over it) until it is final.
 
     Returns the final document; raises ``LookupError`` if the job does not exist and
     ``TimeoutError`` if it does not end in time.
@@ -30,32 +34,56 @@ def listen(
     final: dict[str, Any] = {}
     ended = threading.Event()
     missing = threading.Event()
+    lock = threading.Lock()
+    job: dict[str, Any] = {}
+    sketches: dict[str, dict[str, Any]] = {}
 
-    def on_snapshot(snapshots: list[Any], _changes: Any, _read_time: Any) -> None:
-        if not snapshots:  # a document listener reports a missing document as no snapshot
-            missing.set()
-            ended.set()
+    def changed() -> None:  # caller holds ``lock``
+        if not job or ended.is_set():
             return
-        for snapshot in snapshots:
-            if not snapshot.exists:
+        doc = merged(job, sketches)
+        on_change(doc)
+        if doc.get("status") in FINAL:
+            final.update(doc)
+            ended.set()
+
+    def on_job(snapshots: list[Any], _changes: Any, _read_time: Any) -> None:
+        with lock:
+            if not snapshots or not snapshots[0].exists:  # a missing document: no snapshot
                 missing.set()
                 ended.set()
                 return
-            doc = snapshot.to_dict()
-            on_change(doc)
-            if doc.get("status") in FINAL:
-                final.update(doc)
-                ended.set()
+            job.clear()
+            job.update(snapshots[0].to_dict())
+            changed()
 
-    watch = client.collection("jobs").document(job_id).on_snapshot(on_snapshot)
+    def on_sketches(snapshots: list[Any], _changes: Any, _read_time: Any) -> None:
+        with lock:
+            sketches.clear()
+            sketches.update({s.id: s.to_dict() for s in snapshots})
+            changed()
+
+    ref = client.collection("jobs").document(job_id)
+    watches = [ref.on_snapshot(on_job), ref.collection("sketches").on_snapshot(on_sketches)]
     try:
         if not ended.wait(timeout_s):
             raise TimeoutError(f"job {job_id} did not end within {timeout_s:.0f} s")
     finally:
-        watch.unsubscribe()
+        for watch in watches:
+            watch.unsubscribe()
     if missing.is_set():
         raise LookupError(f"no job {job_id} (or it is not yours to read)")
     return final
+
+
+def merged(job: dict[str, Any], sketches: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """The job as the API shows it: a final job document is complete; before that, each
+    sketch's own document is newer than the job's copy, and the job runs once one started."""
+    if job.get("status") in FINAL:
+        return dict(job)
+    states = {**job.get("sketches", {}), **sketches}
+    started = any(s.get("status") != "pending" for s in states.values())
+    return {**job, "sketches": states, "status": "running" if started else "queued"}
 
 
 def describe(doc: dict[str, Any]) -> str:

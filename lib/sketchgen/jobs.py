@@ -10,7 +10,7 @@ import hashlib
 import json
 from datetime import UTC, datetime, timedelta
 from enum import Enum
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, get_args, get_origin
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 __all__ = [
     "TERMINAL_SKETCH",
     "BatchRef",
+    "CallResult",
     "Claim",
     "ClaimResult",
     "FinishResult",
@@ -32,8 +33,11 @@ __all__ = [
     "PlanRecord",
     "RefineRequest",
     "SketchState",
+    "call_price_usd",
+    "call_transition",
     "job_matches",
     "job_status_for",
+    "known_fields",
     "request_hash",
     "utcnow",
 ]
@@ -46,6 +50,38 @@ TERMINAL_JOB: frozenset[str] = frozenset({"done", "partial", "failed", "cancelle
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+def known_fields(model: type[BaseModel], data: Any) -> Any:
+    """``data`` without the keys ``model`` (and the models in it) does not know.
+
+    Stored documents are read tolerantly and written strictly: during a rolling deploy an
+    instance still on the old version reads documents the new one wrote with a field it has
+    not heard of, and must not fail on them (the models themselves forbid extra fields, so
+    nothing unknown is ever written)."""
+    if not isinstance(data, dict):
+        return data
+    kept = {}
+    for name, value in data.items():
+        field = model.model_fields.get(name)
+        if field is not None:
+            kept[name] = _known_in(field.annotation, value)
+    return kept
+
+
+def _known_in(annotation: Any, value: Any) -> Any:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return known_fields(annotation, value)
+    args = get_args(annotation)
+    origin = get_origin(annotation)
+    if origin is dict and len(args) == 2 and isinstance(value, dict):
+        return {k: _known_in(args[1], v) for k, v in value.items()}
+    if origin in (tuple, list) and args and isinstance(value, (list, tuple)):
+        return [_known_in(args[0], v) for v in value]
+    models = [a for a in args if isinstance(a, type) and issubclass(a, BaseModel)]
+    if len(models) == 1 and isinstance(value, dict):  # X | None
+        return known_fields(models[0], value)
+    return value
 
 
 class _Model(BaseModel):
@@ -131,6 +167,9 @@ class SketchState(_Model):
     qa: dict[str, Any] | None = None
     ended_at: datetime | None = None
     cost_usd: float | None = None  # what the model billed for it (sketchgen.pricing)
+    # Model calls sent for it, each charged when sent (docs/decisions/0025): the claim counts
+    # the call it is about to make, every further call is counted before it is made.
+    model_calls: int = 0
 
 
 class BatchRef(_Model):
@@ -221,7 +260,18 @@ class JobRecord(_Model):
 
     @classmethod
     def from_doc(cls, doc: dict[str, Any]) -> JobRecord:
-        return cls.model_validate(doc)
+        """A stored job, fields this version does not know ignored (:func:`known_fields`)."""
+        return cls.model_validate(known_fields(cls, doc))
+
+
+def call_price_usd(job: JobRecord) -> float:
+    """What one model call of ``job`` costs (:mod:`sketchgen.pricing`): every call is charged
+    when it is sent, whatever it answers."""
+    from sketchgen import pricing
+
+    return pricing.price_per_image(
+        job.plan.model_id, job.request.image_size, batch=job.batch is not None
+    )
 
 
 def job_status_for(sketches: dict[str, SketchState]) -> JobStatus:
@@ -244,9 +294,21 @@ class Claim(Enum):
 
 
 class ClaimResult(_Model):
+    """``finalize``: this claim found the job cancelled or past its deadline and its write
+    ended the job's last sketch, so the caller finalises (as :class:`FinishResult` says)."""
+
     claim: Claim
     attempt: int = 0
     job: JobRecord | None = None
+    finalize: bool = False
+
+
+class CallResult(_Model):
+    """``held`` False: the sketch is no longer this worker's (make no call). ``calls``: the
+    sketch's model calls, the one about to be made included."""
+
+    held: bool
+    calls: int = 0
 
 
 class FinishResult(_Model):
@@ -283,7 +345,8 @@ def _end_pending_as_cancelled(job: JobRecord, now: datetime, *, running: bool = 
                     "error": "cancelled",
                     "lease_owner": None,
                     "lease_expires_at": None,
-                    "cost_usd": 0.0,
+                    # The calls already sent stay charged: a cancel stops only future ones.
+                    "cost_usd": round(sketches[key].model_calls * call_price_usd(job), 6),
                 }
             )
     return job.model_copy(update={"sketches": sketches, "event_seq": seq, "updated_at": now})
@@ -300,7 +363,8 @@ def claim_transition(
         changed = _end_pending_as_cancelled(
             job.model_copy(update={"cancel_requested": True}) if expired else job, now
         )
-        return changed, ClaimResult(claim=Claim.ALREADY_ENDED, job=changed)
+        ended = ClaimResult(claim=Claim.ALREADY_ENDED, job=changed, finalize=changed.all_ended)
+        return changed, ended
     state = job.sketch(index)
     if state.status in TERMINAL_SKETCH:
         return None, ClaimResult(claim=Claim.ALREADY_ENDED, job=job)
@@ -312,6 +376,7 @@ def claim_transition(
             "lease_owner": worker,
             "lease_expires_at": now + timedelta(seconds=lease_s),
             "attempts": state.attempts + 1,
+            "model_calls": state.model_calls + 1,  # the call this claim is about to make
         }
     )
     changed = job.model_copy(
@@ -369,11 +434,28 @@ def release_transition(
             "lease_expires_at": None,
             "error": current.error if refund else error,
             "attempts": current.attempts - 1 if refund else current.attempts,
+            "model_calls": current.model_calls - 1 if refund else current.model_calls,
         }
     )
     return job.model_copy(
         update={"sketches": {**job.sketches, str(index): released}, "updated_at": now}
     )
+
+
+def call_transition(
+    job: JobRecord | None, index: int, worker: str, now: datetime
+) -> tuple[JobRecord | None, CallResult]:
+    """Count one more model call for a sketch this worker holds, before it is sent."""
+    if job is None or str(index) not in job.sketches:
+        return None, CallResult(held=False)
+    current = job.sketch(index)
+    if current.status != "running" or current.lease_owner != worker:
+        return None, CallResult(held=False)
+    counted = current.model_copy(update={"model_calls": current.model_calls + 1})
+    changed = job.model_copy(
+        update={"sketches": {**job.sketches, str(index): counted}, "updated_at": now}
+    )
+    return changed, CallResult(held=True, calls=counted.model_calls)
 
 
 def cancel_transition(

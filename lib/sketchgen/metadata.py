@@ -22,13 +22,15 @@ __all__ = [
     "SketchRecord",
     "atomic_write_bytes",
     "new_job_id",
+    "random_job_id",
 ]
 
 SketchStatus = Literal["pending", "running", "ok", "failed", "cancelled"]
 
 
-# What new_job_id makes; anything else is not a job id (routes answer 404, messages are dropped).
-JOB_ID_PATTERN = r"^\d{8}_\d{6}-[0-9a-f]{6}$"
+# What new_job_id (the library's folders) and random_job_id (the service's documents) make;
+# anything else is not a job id (routes answer 404, messages are dropped).
+JOB_ID_PATTERN = r"^(\d{8}_\d{6}-[0-9a-f]{6}|[0-9a-f]{20})$"
 JOB_ID = re.compile(JOB_ID_PATTERN)
 
 
@@ -36,6 +38,13 @@ def new_job_id(now: datetime | None = None) -> str:
     """``YYYYMMDD_HHMMSS-xxxxxx``: time first so folders sort; the suffix splits a second."""
     stamp = (now or datetime.now(UTC)).strftime("%Y%m%d_%H%M%S")
     return f"{stamp}-{secrets.token_hex(3)}"
+
+
+def random_job_id() -> str:
+    """80 random bits as hex: a service job's document id. Random, not time-first: Firestore
+    splits a collection by key range, and ids that grow with time all land on the last split
+    (a hotspot at a high rate of new jobs)."""
+    return secrets.token_hex(10)
 
 
 class _Frozen(BaseModel):
@@ -56,6 +65,7 @@ class SketchRecord(_Frozen):
     model_used: str | None = None
     qa: dict[str, Any] | None = None
     cost_usd: float | None = None  # what the model billed for it (sketchgen.pricing)
+    model_calls: int | None = None  # calls sent for it, each billed (None: not counted)
 
 
 class ModelUsed(_Frozen):

@@ -11,7 +11,14 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal, Protocol, runtime_checkable
 
-from sketchgen.jobs import BatchRef, ClaimResult, FinishResult, JobRecord, SketchState
+from sketchgen.jobs import (
+    BatchRef,
+    CallResult,
+    ClaimResult,
+    FinishResult,
+    JobRecord,
+    SketchState,
+)
 from sketchgen.schemas import ReferenceImage, Variation
 from sketchgen.styles.owned import ReferenceDoc, StyleDoc
 
@@ -19,6 +26,7 @@ __all__ = [
     "BatchState",
     "BatchStatus",
     "BlobStore",
+    "Clock",
     "EmbeddingTask",
     "Favourite",
     "FavouriteStore",
@@ -120,6 +128,21 @@ class ImageModel(SyncImageModel, Protocol):
 
 
 # -- the service's ports ---------------------------------------------------------------------
+
+
+class Clock(Protocol):
+    """Time, as leases, deadlines, quota windows and the finaliser see it
+    (:class:`sketchgen.clock.SystemClock`; tests advance a fake one)."""
+
+    def now(self) -> datetime:
+        """Wall time, timezone-aware UTC (what is stored and shared between instances)."""
+        ...
+
+    def monotonic(self) -> float:
+        """Seconds on a clock that never goes back (for waiting within one process)."""
+        ...
+
+    def sleep(self, seconds: float) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -260,6 +283,13 @@ class JobStore(Protocol):
         """Back to ``pending`` (lease cleared) if ``worker`` still holds it: after a transient
         failure (attempts and error kept), or with ``refund`` when the model was never called
         (no model slot came in time: the claim's attempt is given back, the error kept)."""
+        ...
+
+    def count_call(self, job_id: str, index: int, *, worker: str) -> CallResult:
+        """Count one more model call (a retry, a stricter re-ask, a guard redraw) for a sketch
+        ``worker`` holds, before the call is sent: the call is charged from then on. Not held
+        (cancelled, taken over): ``held=False``, nothing counted, no call may be made. (The
+        claim counts the delivery's first call; a refunded release gives it back.)"""
         ...
 
     def set_batch(self, job_id: str, batch: BatchRef | None) -> None:

@@ -23,16 +23,16 @@ from __future__ import annotations
 import hashlib
 import math
 import random
-import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, TypeVar
 
+from sketchgen.clock import SYSTEM_CLOCK
 from sketchgen.errors import TransientModelError
 from sketchgen.logs import get_logger
-from sketchgen.ports import ImageRequest, ImageResponse, SyncImageModel
+from sketchgen.ports import Clock, ImageRequest, ImageResponse, SyncImageModel
 
 __all__ = [
     "GatedModel",
@@ -158,17 +158,13 @@ class QuotaGate(ABC):
     transition, write what it returns); the waiting and the rules are the same everywhere.
     """
 
-    def __init__(
-        self,
-        policy: QuotaPolicy,
-        *,
-        clock: Callable[[], float] = time.time,
-        sleep: Callable[[float], None] = time.sleep,
-    ) -> None:
+    def __init__(self, policy: QuotaPolicy, *, clock: Clock = SYSTEM_CLOCK) -> None:
         self.policy = policy
         self.clock = clock
-        self.sleep = sleep
         self._rng = random.Random()
+
+    def _now(self) -> float:
+        return self.clock.now().timestamp()
 
     @abstractmethod
     def _update(
@@ -185,15 +181,15 @@ class QuotaGate(ABC):
         ahead keep the model busy meanwhile).
         """
         user = user_key(uid)
-        give_up = self.clock() + max_wait_s
+        give_up = self._now() + max_wait_s
         while True:
-            now = self.clock()
+            now = self._now()
             decision = self._update(
                 key, partial(reserve_transition, user=user, now=now, policy=self.policy)
             )
             if isinstance(decision, Grant):
                 if decision.at > now:
-                    self.sleep(decision.at - now)
+                    self.clock.sleep(decision.at - now)
                 return decision.at
             jitter = self._rng.uniform(0, min(self.policy.horizon_s / 4, 2.0))
             pause = max(decision.retry_in, 0.0) + jitter
@@ -201,11 +197,11 @@ class QuotaGate(ABC):
                 log.info("no %s slot for %s within %.0f s (%s)", key, user, max_wait_s,
                          decision.reason)  # fmt: skip
                 return None
-            self.sleep(pause)
+            self.clock.sleep(pause)
 
     def hold(self, key: str, delay_s: float) -> None:
         """Every worker pauses calls to ``key`` for ``delay_s`` (the model's own 429 hint)."""
-        until = self.clock() + delay_s
+        until = self._now() + delay_s
         self._update(key, lambda state: (hold_transition(state, until), None))
 
 

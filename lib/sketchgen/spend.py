@@ -293,6 +293,22 @@ def settle_transition(
     return current.model_copy(update=update), True
 
 
+def extra_call_transition(
+    doc: UsageDoc, job_id: str, limits: Limits, now: datetime
+) -> tuple[UsageDoc | None, bool]:
+    """Admit one model call beyond ``job_id``'s reservation (a sketch's second call: a retry,
+    a stricter re-ask, a guard redraw) against today's budget; False (nothing written) if the
+    budget is spent. The call is part of the job's charge from now on, never refunded."""
+    current = doc.on(utc_day(now))
+    if current.images_used + 1 > limits.daily_images:
+        return None, False
+    jobs = dict(current.jobs)
+    charge = jobs.get(job_id)
+    if charge is not None and charge.day == current.day:
+        jobs[job_id] = charge.model_copy(update={"images": charge.images + 1})
+    return current.model_copy(update={"images_used": current.images_used + 1, "jobs": jobs}), True
+
+
 class UsageLedger(ABC):
     """Usage documents and accounts; the rules above applied atomically per user."""
 
@@ -360,6 +376,12 @@ class UsageLedger(ABC):
         self._update(
             uid, lambda doc: refund_calls_transition(doc, calls, cost_usd, at, uploads=uploads)
         )
+
+    def extra_call(
+        self, uid: str, job_id: str, limits: Limits, *, now: datetime | None = None
+    ) -> bool:
+        at = now or datetime.now(UTC)
+        return self._update(uid, lambda doc: extra_call_transition(doc, job_id, limits, at))
 
     def settle(
         self, uid: str, job_id: str, *, refunded: int, cost_usd: float, now: datetime | None = None

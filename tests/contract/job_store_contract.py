@@ -215,9 +215,10 @@ class JobStoreContract:
     def test_deadline_cancels_unstarted_sketches(self, store: JobStore) -> None:
         job = make_job(n=2, deadline=timedelta(seconds=-1))
         store.create_job(job)
-        assert (
-            store.claim_sketch(job.job_id, 0, worker="a", lease_s=60).claim is Claim.ALREADY_ENDED
-        )
+        late = store.claim_sketch(job.job_id, 0, worker="a", lease_s=60)
+        assert late.claim is Claim.ALREADY_ENDED and late.finalize  # it ended the last sketch
+        again = store.claim_sketch(job.job_id, 1, worker="b", lease_s=60)
+        assert again.claim is Claim.ALREADY_ENDED and not again.finalize
         stored = store.get_job(job.job_id)
         assert stored is not None and stored.all_ended
         assert {s.status for s in stored.sketches.values()} == {"cancelled"}

@@ -89,3 +89,38 @@ def test_plan_budget_and_usage_on_make_dev(topology: DevTopology) -> None:
     assert usage["plan"] == "pro" and usage["images_used"] == 4 and usage["active_jobs"] == 0
     assert usage["cost_usd_today"] == pytest.approx(4 * unit)
     assert '"images_used": 4' in _cli(topology, "usage", uid)
+
+
+def test_a_cancel_storm_spends_no_more_than_the_daily_images(
+    topology: DevTopology, gemini: FakeGeminiServer
+) -> None:
+    """Submit 3 sketches, cancel once the first model call is out, repeat (issue 23): each
+    call sent is charged (docs/decisions/0025), so the calls made stay within the day's 6
+    images and /v1/usage counts every one of them."""
+    _, token = sign_up(topology.manifest()["auth_emulator_host"], f"{uuid.uuid4().hex}@x.io")
+    auth = {"Authorization": f"Bearer {token}"}
+    tag = uuid.uuid4().hex[:8]
+    briefs = []
+    gemini.latency_s = 1.0  # a call is in flight long enough to be cancelled mid-way
+    try:
+        for round_ in range(10):
+            brief = f"storm {tag} {round_}"
+            body = {"brief": brief, "style_id": "loose-ink-mascot", "num_images": 3}
+            response = httpx.post(f"{topology.url}/v1/jobs", json=body, headers=auth, timeout=30)
+            if response.status_code == 429:
+                break
+            assert response.status_code == 202, response.text
+            briefs.append(brief)
+            job_id = response.json()["job_id"]
+            assert gemini.wait_for_calls(1, brief) >= 1  # a call is in flight: now cancel
+            cancel = f"{topology.url}/v1/jobs/{job_id}/cancel"
+            assert httpx.post(cancel, headers=auth, timeout=30).status_code == 202
+            _final(topology, job_id, auth)
+    finally:
+        gemini.latency_s = 0.2
+    # Every job is final: no worker sends another call (an abandoned drawing makes none).
+    calls = sum(gemini.calls(brief) for brief in briefs)
+    usage = httpx.get(f"{topology.url}/v1/usage", headers=auth, timeout=10).json()
+    assert 0 < calls <= 6  # never past the daily limit
+    assert usage["images_used"] >= calls  # every call counted
+    assert len(briefs) < 10  # the budget ran out: the storm was stopped

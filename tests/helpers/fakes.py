@@ -114,19 +114,6 @@ class CrashOnceBlobStore:
         return self.inner.delete_under(folder)
 
 
-class FakeClock:
-    """Simulated epoch time for the quota gate: ``sleep`` advances it instantly."""
-
-    def __init__(self, now: float = 1000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.now += seconds
-
-
 class ScriptedImageModel(FakeImageModel):
     """Answers with the given images in turn (the last one from then on): what a model
     that ignores the style returns. ``requests`` records every prompt it was asked."""

@@ -1,4 +1,9 @@
-"""The `make dev` topology against the local Gemini server, for module-scoped fixtures."""
+"""The `make dev` topology against the local Gemini server, for module-scoped fixtures.
+
+Firestore is reached through the contention model (writes past 1/s, burst 3, per document
+refused with ABORTED, as in the cloud) unless ``SKETCHGEN_TEST_FIRESTORE=direct`` (or
+``counted``) says otherwise: a design that writes a hot document fails here, not in the cloud.
+"""
 
 from __future__ import annotations
 
@@ -20,6 +25,7 @@ def dev_topology(
     """Started, yielded, stopped: ``yield from dev_topology(...)`` in a fixture."""
     values = {"GEMINI_API_KEY": "test-key", "GOOGLE_GEMINI_BASE_URL": gemini.url, **(env or {})}
     before = {name: os.environ.get(name) for name in _EMULATORS}
+    options.setdefault("firestore_writes", os.environ.get("SKETCHGEN_TEST_FIRESTORE", "contended"))
     with DevTopology(port=free_port(), data_dir=data_dir, values=values, **options) as topo:
         yield topo
     # Stopped, it leaves this process's environment as it found it: a later test's client

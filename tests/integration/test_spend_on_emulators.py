@@ -173,7 +173,9 @@ def test_refunds_happen_once_however_often_a_message_is_delivered(
     second.stored.finalize_job(job.job_id)
 
     usage = ledger.usage("alice")
-    assert usage.images_used == 2 and usage.active_job_ids == []  # one sketch refunded, once
-    assert abs(usage.cost_usd - 2 * 0.039) < 1e-9
+    # Every call sent is charged, once (docs/decisions/0025): 3 sketches, 3 calls.
+    assert usage.images_used == 3 and usage.active_job_ids == []
+    assert abs(usage.cost_usd - 3 * 0.039) < 1e-9
     final = first.submission.get_job("alice", job.job_id)
-    assert final.status == "partial" and abs((final.cost_usd or 0) - 0.078) < 1e-9
+    assert final.status == "partial" and abs((final.cost_usd or 0) - 0.117) < 1e-9
+    assert [s.model_calls for s in final.sketches.values()] == [1, 1, 1]

@@ -174,3 +174,31 @@ def test_no_client_writes_an_account_or_usage(
     created = as_user(uid).post(f"/{collection}", params={"documentId": BOB}, json=upgrade)
     assert created.status_code == 403
     assert admin.get(doc).json()["fields"]["plan"]["stringValue"] == "free"
+
+
+# -- a job's sketch documents (jobs/{id}/sketches/{i}) ---------------------------------------
+
+
+def test_only_the_jobs_owner_reads_its_sketches(
+    as_user: UserClient, admin: httpx.Client, firestore_emulator: Emulator, job_id: str
+) -> None:
+    sketch = f"/jobs/{job_id}/sketches/0"
+    running = {"fields": {"status": {"stringValue": "running"}}}
+    assert admin.patch(sketch, json=running).is_success
+    own = as_user(ALICE).get(sketch)
+    assert own.status_code == 200 and own.json()["fields"]["status"]["stringValue"] == "running"
+    listed = as_user(ALICE).get(f"/jobs/{job_id}/sketches")  # what a listener on them reads
+    assert listed.status_code == 200, listed.text
+    assert [d["name"].rsplit("/", 1)[-1] for d in listed.json()["documents"]] == ["0"]
+    for uid in (BOB, None):
+        assert as_user(uid).get(sketch).status_code == 403
+        assert as_user(uid).get(f"/jobs/{job_id}/sketches").status_code == 403
+
+
+@pytest.mark.parametrize("uid", [ALICE, BOB, None])
+def test_no_client_writes_a_sketch(as_user: UserClient, job_id: str, uid: str | None) -> None:
+    sketch = f"/jobs/{job_id}/sketches/0"
+    done = {"fields": {"status": {"stringValue": "ok"}}}
+    assert as_user(uid).patch(sketch, json=done).status_code == 403
+    assert as_user(uid).delete(sketch).status_code == 403
+    assert as_user(uid).patch(f"/jobs/{job_id}/markers/final", json=done).status_code == 403

@@ -25,7 +25,7 @@ from sketchgen.styles import StyleRegistry
 from tests.helpers.fakes import CollectingQueue, FakeImageModel
 
 ALICE = {"Authorization": "Bearer dev:alice"}
-JOB_ID = re.compile(r"^\d{8}_\d{6}-[0-9a-f]{6}$")
+JOB_ID = re.compile(r"^[0-9a-f]{20}$")  # a service job's id: random (metadata.random_job_id)
 FUZZ = settings(
     max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )

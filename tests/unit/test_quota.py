@@ -11,6 +11,7 @@ import heapq
 import itertools
 import random
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 import pytest
 
@@ -27,8 +28,9 @@ from sketchgen.quota import (
     reserve_transition,
 )
 from sketchgen.schemas import Variation
-from tests.helpers.fakes import FakeClock
+from sketchgen.testing.clock import FakeClock
 
+AT_1000 = datetime.fromtimestamp(1000.0, UTC)  # epoch second 1000: round slot times
 POLICY = QuotaPolicy(rpm=120, horizon_s=10.0)  # a slot every 0.5 s, 20 slots ahead
 
 
@@ -160,20 +162,20 @@ def test_shared_users_get_equal_shares_and_the_quota_is_used() -> None:
 
 
 def test_acquire_sleeps_until_its_slot_and_gives_up_past_max_wait() -> None:
-    clock = FakeClock()
-    gate = MemoryQuotaGate(QuotaPolicy(rpm=60, horizon_s=3.0), clock=clock, sleep=clock.sleep)
+    clock = FakeClock(AT_1000)
+    gate = MemoryQuotaGate(QuotaPolicy(rpm=60, horizon_s=3.0), clock=clock)
     starts = []
     for _ in range(3):
         slot = gate.acquire("m", "u", max_wait_s=5)
-        assert slot == clock.now
+        assert slot == clock.time()
         starts.append(slot)
     assert starts == [1000.0, 1001.0, 1002.0]
     # another user fills the horizon; u asks with too little patience
     for _ in range(4):
-        gate._update("m", lambda s: reserve_transition(s, "x", clock.now, gate.policy))
-    before = clock.now
+        gate._update("m", lambda s: reserve_transition(s, "x", clock.time(), gate.policy))
+    before = clock.time()
     assert gate.acquire("m", "u", max_wait_s=0.1) is None
-    assert clock.now - before <= 0.1
+    assert clock.time() - before <= 0.1
 
 
 def _request() -> ImageRequest:
@@ -193,8 +195,8 @@ class RateLimitedOnce:
 
 
 def test_a_429_pauses_every_worker_and_the_retry_waits_for_the_gate() -> None:
-    clock = FakeClock()
-    gate = MemoryQuotaGate(QuotaPolicy(rpm=600), clock=clock, sleep=clock.sleep)
+    clock = FakeClock(AT_1000)
+    gate = MemoryQuotaGate(QuotaPolicy(rpm=600), clock=clock)
     model = RateLimitedOnce()
     gated = GatedModel(model, gate, "u", max_wait_s=30)
     with pytest.raises(TransientModelError):
@@ -202,4 +204,4 @@ def test_a_429_pauses_every_worker_and_the_retry_waits_for_the_gate() -> None:
     assert gate._states["m"].next_slot == pytest.approx(1007.0)
     other = GatedModel(model, gate, "someone else", max_wait_s=30)
     other.generate_image(_request())
-    assert clock.now >= 1007.0  # the other user's call also waited out the hold
+    assert clock.time() >= 1007.0  # the other user's call also waited out the hold

@@ -4,6 +4,7 @@ import itertools
 import json
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,7 @@ import pytest
 from sketchgen.adapters.local.blob_store import LocalBlobStore
 from sketchgen.adapters.local.job_store import MemoryJobStore
 from sketchgen.adapters.local.quota_gate import MemoryQuotaGate
+from sketchgen.clock import SystemClock
 from sketchgen.errors import ConflictError, NoImageError, NotFoundError, TransientModelError
 from sketchgen.generate.retry import RetryPolicy
 from sketchgen.jobs import JobRequest
@@ -19,7 +21,8 @@ from sketchgen.ports import ImageRequest, ImageResponse
 from sketchgen.quota import QuotaPolicy, reserve_transition
 from sketchgen.services import ServiceConfig, SketchService
 from sketchgen.styles import StyleRegistry
-from tests.helpers.fakes import CollectingQueue, CrashOnceBlobStore, FakeClock, FakeImageModel
+from sketchgen.testing.clock import FakeClock
+from tests.helpers.fakes import CollectingQueue, CrashOnceBlobStore, FakeImageModel
 
 FAST = ServiceConfig(
     lease_s=30, lease_wait_s=0, max_deliveries=3, retry=RetryPolicy(max_attempts=1)
@@ -27,13 +30,26 @@ FAST = ServiceConfig(
 
 
 @pytest.fixture
-def make_service(tmp_path: Path, style_registry: StyleRegistry) -> Callable[..., SketchService]:
+def clock() -> FakeClock:
+    # Starts at the real time: a job's deadline is set from its creation time.
+    return FakeClock(datetime.now(UTC))
+
+
+@pytest.fixture
+def make_service(
+    tmp_path: Path, style_registry: StyleRegistry, clock: FakeClock
+) -> Callable[..., SketchService]:
     def make(
-        model: FakeImageModel | None = None, config: ServiceConfig = FAST, blobs=None, gate=None
+        model: FakeImageModel | None = None,
+        config: ServiceConfig = FAST,
+        blobs=None,
+        gate=None,
+        clock: FakeClock | SystemClock = clock,
     ) -> SketchService:  # type: ignore[no-untyped-def]
         return SketchService.from_ports(
             gate=gate,
-            jobs=MemoryJobStore(),
+            clock=clock,
+            jobs=MemoryJobStore(clock=clock),
             blobs=blobs or LocalBlobStore(tmp_path / "blobs"),
             queue=CollectingQueue(),
             model=model or FakeImageModel(),
@@ -105,7 +121,7 @@ def test_a_leased_sketch_is_redelivered_not_redrawn(
 
 
 def test_worker_killed_before_the_write_is_taken_over(
-    make_service: Callable[..., SketchService], tmp_path: Path
+    make_service: Callable[..., SketchService], tmp_path: Path, clock: FakeClock
 ) -> None:
     model = FakeImageModel()
     blobs = CrashOnceBlobStore(LocalBlobStore(tmp_path / "blobs"))
@@ -116,7 +132,7 @@ def test_worker_killed_before_the_write_is_taken_over(
     task = service.queue.tasks[0]  # type: ignore[attr-defined]
     with pytest.raises(SystemExit):
         service.worker.run_sketch(task)
-    time.sleep(0.1)  # the dead worker's lease runs out
+    clock.advance(0.1)  # the dead worker's lease runs out
     assert all(_deliver_all(service))  # both messages, incl. the redelivered one
     final = service.submission.get_job("alice", job.job_id)
     assert final.status == "done"
@@ -213,7 +229,6 @@ def test_cancel_frees_the_worker_while_its_model_call_is_still_in_flight(
     """The worker stops waiting for a cancelled sketch's call: its delivery is acked within
     a poll of the job, the abandoned call makes no retry, and its late result is dropped."""
     import threading
-    import time
 
     from sketchgen.errors import TransientModelError
 
@@ -309,23 +324,23 @@ def test_a_duplicate_waits_out_a_live_lease_then_acks(
     import threading
 
     model = FakeImageModel(delay_s=0.3)
-    service = make_service(model, ServiceConfig(lease_s=30, lease_wait_s=5, lease_poll_s=0.05))
+    # The real clock: the duplicate waits for a real thread's model call to end.
+    config = ServiceConfig(lease_s=30, lease_wait_s=5, lease_poll_s=0.05)
+    service = make_service(model, config, clock=SystemClock())
     service.submission.submit_job("alice", _request(num_images=1))
     task = service.queue.tasks[0]  # type: ignore[attr-defined]
     first = threading.Thread(target=service.worker.run_sketch, args=(task,))
     first.start()
-    time.sleep(0.1)  # the first delivery holds the lease and is drawing
+    assert model.entered.acquire(timeout=10)  # the first delivery holds the lease, drawing
     assert service.worker.run_sketch(task) is True  # waits for it, sees the sketch ended, acks
     first.join()
     assert len(model.requests) == 1
 
 
 def test_sweep_requeues_lost_sketches_and_finalizes(
-    make_service: Callable[..., SketchService],
+    make_service: Callable[..., SketchService], clock: FakeClock
 ) -> None:
     from datetime import timedelta
-
-    from sketchgen.jobs import utcnow
 
     service = make_service()
     job, _ = service.submission.submit_job("alice", _request(num_images=3))
@@ -336,7 +351,7 @@ def test_sweep_requeues_lost_sketches_and_finalizes(
     assert service.worker.run_sketch(first)
     # A worker claims sketch 1 and dies: its lease runs out. Sketch 2's message is lost.
     service.jobs.claim_sketch(job.job_id, 1, worker="dead", lease_s=0.01)
-    time.sleep(0.02)
+    clock.advance(0.02)
     assert service.upkeep.sweep() == {"finalized": 0, "deadline_cancelled": 0, "requeued": 1}
     assert [t.index for t in queue.tasks] == [1]
     queue.tasks = []
@@ -345,17 +360,20 @@ def test_sweep_requeues_lost_sketches_and_finalizes(
     _deliver_all(service)
     assert service.submission.get_job("alice", job.job_id).status == "done"
     assert service.upkeep.sweep() == {"finalized": 0, "deadline_cancelled": 0, "requeued": 0}
-    assert utcnow() > job.created_at
 
 
-def test_deadline_cancels_unstarted_sketches(make_service: Callable[..., SketchService]) -> None:
+def test_deadline_cancels_unstarted_sketches(
+    make_service: Callable[..., SketchService], clock: FakeClock
+) -> None:
     model = FakeImageModel()
     service = make_service(model)
-    job, _ = service.submission.submit_job("alice", _request(num_images=3), deadline_s=0.05)
+    # The deadline is set from the real time of submission; the fake clock started at the real
+    # time too, a moment before, so it passes the deadline once advanced past it.
+    job, _ = service.submission.submit_job("alice", _request(num_images=3), deadline_s=60)
     queue = service.queue
     assert isinstance(queue, CollectingQueue)
     assert service.worker.run_sketch(queue.tasks[0])  # before the deadline: drawn
-    time.sleep(0.06)
+    clock.advance(61)
     assert service.worker.run_sketch(queue.tasks[1])  # after it: cancelled, never drawn
     assert len(model.requests) == 1
     done = service.submission.get_job("alice", job.job_id)  # every unstarted sketch ended at once
@@ -363,10 +381,8 @@ def test_deadline_cancels_unstarted_sketches(make_service: Callable[..., SketchS
     assert [done.sketch(i).status for i in range(3)] == ["ok", "cancelled", "cancelled"]
 
     # A job none of whose messages arrive in time is ended by the sweep.
-    late, _ = service.submission.submit_job(
-        "alice", _request(num_images=2, seed=9), deadline_s=0.01
-    )
-    time.sleep(0.02)
+    late, _ = service.submission.submit_job("alice", _request(num_images=2, seed=9), deadline_s=60)
+    clock.advance(61)
     assert service.upkeep.sweep() == {"finalized": 1, "deadline_cancelled": 1, "requeued": 0}
     assert service.submission.get_job("alice", late.job_id).status == "cancelled"
     assert len(model.requests) == 1
@@ -381,15 +397,14 @@ class ClockedModel(FakeImageModel):
         self.times: list[float] = []
 
     def generate_image(self, request: ImageRequest) -> ImageResponse:
-        self.times.append(self.clock.now)
+        self.times.append(self.clock.time())
         return super().generate_image(request)
 
 
 def test_the_quota_gate_spaces_every_model_call(
-    make_service: Callable[..., SketchService],
+    make_service: Callable[..., SketchService], clock: FakeClock
 ) -> None:
-    clock = FakeClock()
-    gate = MemoryQuotaGate(QuotaPolicy(rpm=30), clock=clock, sleep=clock.sleep)
+    gate = MemoryQuotaGate(QuotaPolicy(rpm=30), clock=clock)
     model = ClockedModel(clock, failures={1: lambda: TransientModelError("503", status=503)})
     config = ServiceConfig(lease_s=30, lease_wait_s=0, retry=RetryPolicy(max_attempts=2))
     service = make_service(model, config=config, gate=gate)
@@ -401,22 +416,49 @@ def test_the_quota_gate_spaces_every_model_call(
 
 
 def test_a_sketch_waiting_for_quota_goes_back_to_the_queue_unspent(
-    make_service: Callable[..., SketchService],
+    make_service: Callable[..., SketchService], clock: FakeClock
 ) -> None:
-    clock = FakeClock()
     policy = QuotaPolicy(rpm=60, horizon_s=5)
-    gate = MemoryQuotaGate(policy, clock=clock, sleep=clock.sleep)
+    gate = MemoryQuotaGate(policy, clock=clock)
     model = FakeImageModel()
     service = make_service(model, config=ServiceConfig(quota_wait_s=1.0), gate=gate)
     job, _ = service.submission.submit_job("alice", _request(num_images=3))
     key = job.plan.model_id
     for _ in range(20):  # someone else's batch holds every slot in the horizon
-        gate._update(key, lambda s: reserve_transition(s, "other", clock.now, policy))
+        gate._update(key, lambda s: reserve_transition(s, "other", clock.time(), policy))
     assert _deliver_all(service) == [True, True, True]  # acked: nothing is lost or failed...
     assert [t.index for t in service.queue.tasks] == [0, 1, 2]  # type: ignore[attr-defined]
     waiting = service.submission.get_job("alice", job.job_id)
     assert {s.status for s in waiting.sketches.values()} == {"pending"}
     assert all(s.attempts == 0 for s in waiting.sketches.values()) and not model.requests
-    clock.now += 60  # ...and once the horizon clears, the same tasks run
+    clock.advance(60)  # ...and once the horizon clears, the same tasks run
     assert _deliver_all(service) == [True, True, True]
     assert service.submission.get_job("alice", job.job_id).status == "done"
+
+
+def test_an_exception_after_the_claim_releases_the_lease(
+    make_service: Callable[..., SketchService], tmp_path: Path
+) -> None:
+    """The next delivery takes the sketch at once instead of waiting out the lease."""
+
+    class FailingPut(LocalBlobStore):
+        failed = False
+
+        def put(self, key: str, data: bytes, content_type: str) -> None:
+            if key.endswith(".png") and not FailingPut.failed:
+                FailingPut.failed = True
+                raise OSError("disk full")
+            super().put(key, data, content_type)
+
+    model = FakeImageModel()
+    service = make_service(model, blobs=FailingPut(tmp_path / "blobs"))
+    job, _ = service.submission.submit_job("alice", _request(num_images=1))
+    task = service.queue.tasks[0]  # type: ignore[attr-defined]
+    with pytest.raises(OSError):
+        service.worker.run_sketch(task)
+    released = service.submission.get_job("alice", job.job_id).sketch(0)
+    assert released.status == "pending" and released.lease_owner is None
+    assert released.error == "disk full" and released.model_calls == 1  # the call stays counted
+    assert service.worker.run_sketch(task)  # lease_wait_s=0: taken at once, not LEASED
+    done = service.submission.get_job("alice", job.job_id)
+    assert done.status == "done" and done.sketch(0).model_calls == 2

@@ -188,25 +188,28 @@ def test_limits_refuse_with_nothing_queued_and_another_user_is_unaffected(
     assert len(service.jobs.list_jobs(owner_uid="alice")) == 2
 
 
-def test_sketches_without_a_billable_answer_are_refunded_exactly_once(
+def test_every_call_sent_is_charged_once_even_without_an_image(
     make_service: Callable[..., SketchService], ledger: MemoryUsageLedger
 ) -> None:
+    """A call is charged when it is sent (docs/decisions/0025), whatever it answers; a
+    redelivered message charges nothing twice."""
     model = FakeImageModel(failures={1: lambda: NoImageError("no image", finish_reason="SAFETY")})
     service = make_service(model)
     job, _ = service.submission.submit_job("alice", _request(num_images=3, model="flash"))
     tasks = list(service.queue.tasks)  # type: ignore[attr-defined]
     _deliver_all(service)
-    for task in tasks:  # every message delivered again: nothing is refunded twice
+    for task in tasks:  # every message delivered again: nothing is charged twice
         service.worker.run_sketch(task)
     service.stored.finalize_job(job.job_id)
     usage = ledger.usage("alice")
-    assert usage.images_used == 2 and not usage.jobs  # 3 reserved, 1 refunded, settled
-    assert usage.cost_usd == pytest.approx(2 * 0.039)
+    assert usage.images_used == 3 and not usage.jobs  # 3 reserved, 3 calls sent, settled
+    assert usage.cost_usd == pytest.approx(3 * 0.039) and len(model.requests) == 3
     done = service.submission.get_job("alice", job.job_id)
-    assert done.cost_usd == pytest.approx(2 * 0.039)
-    assert [done.sketch(i).cost_usd for i in range(3)] == [0.039, 0.0, 0.039]
+    assert done.cost_usd == pytest.approx(3 * 0.039)
+    assert [done.sketch(i).model_calls for i in range(3)] == [1, 1, 1]
+    assert [done.sketch(i).cost_usd for i in range(3)] == [0.039] * 3
     meta = JobMetadata.model_validate_json(service.blobs.get(f"jobs/{job.job_id}/metadata.json"))
-    assert meta.cost_usd == pytest.approx(0.078) and meta.sketches[1].cost_usd == 0.0
+    assert meta.cost_usd == pytest.approx(0.117) and meta.sketches[1].model_calls == 1
 
 
 def test_a_cancelled_job_gives_back_its_unstarted_images(

@@ -12,21 +12,24 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import TypeVar
 
+from sketchgen.clock import SYSTEM_CLOCK
 from sketchgen.errors import NotFoundError
 from sketchgen.jobs import (
     BatchRef,
+    CallResult,
     ClaimResult,
     FinishResult,
     JobRecord,
     SketchState,
+    call_transition,
     cancel_transition,
     claim_transition,
     complete_transition,
     finish_transition,
     release_transition,
     set_batch_transition,
-    utcnow,
 )
+from sketchgen.ports import Clock
 
 __all__ = ["TransactionalJobStore"]
 
@@ -35,6 +38,9 @@ Transition = Callable[[JobRecord | None], tuple[JobRecord | None, T]]
 
 
 class TransactionalJobStore(ABC):
+    # Leases and deadlines are judged on this clock (a store's constructor takes one).
+    clock: Clock = SYSTEM_CLOCK
+
     @abstractmethod
     def _update(self, job_id: str, transition: Transition[T]) -> T:
         """Atomically apply ``transition`` to the stored job and persist what it returns."""
@@ -42,7 +48,7 @@ class TransactionalJobStore(ABC):
     def claim_sketch(
         self, job_id: str, index: int, *, worker: str, lease_s: float, now: datetime | None = None
     ) -> ClaimResult:
-        at = now or utcnow()
+        at = now or self.clock.now()
         return self._update(job_id, lambda job: claim_transition(job, index, worker, lease_s, at))
 
     def finish_sketch(
@@ -54,30 +60,34 @@ class TransactionalJobStore(ABC):
         state: SketchState,
         now: datetime | None = None,
     ) -> FinishResult:
-        at = now or utcnow()
+        at = now or self.clock.now()
         return self._update(job_id, lambda job: finish_transition(job, index, worker, state, at))
 
     def release_sketch(
         self, job_id: str, index: int, *, worker: str, error: str | None, refund: bool = False
     ) -> None:
-        at = utcnow()
+        at = self.clock.now()
         self._update(
             job_id,
             lambda job: (release_transition(job, index, worker, error, at, refund=refund), None),
         )
 
+    def count_call(self, job_id: str, index: int, *, worker: str) -> CallResult:
+        at = self.clock.now()
+        return self._update(job_id, lambda job: call_transition(job, index, worker, at))
+
     def set_batch(self, job_id: str, batch: BatchRef | None) -> None:
-        at = utcnow()
+        at = self.clock.now()
         self._update(job_id, lambda job: (set_batch_transition(job, batch, at), None))
 
     def cancel_job(
         self, job_id: str, now: datetime | None = None, *, running: bool = True
     ) -> FinishResult:
-        at = now or utcnow()
+        at = now or self.clock.now()
         return self._update(job_id, lambda job: cancel_transition(job, at, running=running))
 
     def complete_job(self, job_id: str, *, metadata_path: str | None) -> JobRecord:
-        at = utcnow()
+        at = self.clock.now()
 
         def complete(job: JobRecord | None) -> tuple[JobRecord | None, JobRecord]:
             if job is None:

@@ -129,7 +129,7 @@ class TracedQuotaGate(QuotaGate):
     admitted, or turned away to the queue). The wrapped gate decides everything."""
 
     def __init__(self, gate: QuotaGate) -> None:
-        super().__init__(gate.policy, clock=gate.clock, sleep=gate.sleep)
+        super().__init__(gate.policy, clock=gate.clock)
         self.gate = gate
 
     def _update(
@@ -138,13 +138,13 @@ class TracedQuotaGate(QuotaGate):
         return self.gate._update(key, transition)
 
     def acquire(self, key: str, uid: str, *, max_wait_s: float) -> float | None:
-        started = time.monotonic()
+        started = self.clock.monotonic()
         with telemetry.span("quota.wait", model=key, user_id=uid) as current:
             at = self.gate.acquire(key, uid, max_wait_s=max_wait_s)
             outcome = "admitted" if at is not None else "requeued"
             telemetry.set_fields(current, quota_outcome=outcome)
         telemetry.instruments().quota_wait.record(
-            time.monotonic() - started, {"model": key, "outcome": outcome}
+            self.clock.monotonic() - started, {"model": key, "outcome": outcome}
         )
         return at
 

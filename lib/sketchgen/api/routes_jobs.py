@@ -145,6 +145,7 @@ class JobRoutes:
                     "error": state.error,
                     "finish_reason": state.finish_reason,
                     "attempts": state.attempts,
+                    "model_calls": state.model_calls,  # each charged when sent
                     "cost_usd": state.cost_usd,
                     # Which model drew it: the page badges the offline sketch model's work.
                     "model_used": state.model_used,
@@ -161,11 +162,13 @@ class JobRoutes:
             "job_id": job.job_id,
             "status": job.status,
             "created_at": job.created_at.isoformat(),
+            "updated_at": job.updated_at.isoformat(),
             "deadline": job.deadline.isoformat() if job.deadline else None,
             "request": job.request.model_dump(),
             "sketches": sketches,
             "metadata_url": metadata_url,
             "parent": job.parent.model_dump() if job.parent else None,
             "regenerated_from": job.regenerated_from,
+            "model_calls": sum(s.model_calls for s in job.sketches.values()),
             "cost_usd": job.cost_usd,
         }

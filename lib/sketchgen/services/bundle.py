@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sketchgen.ports import BlobStore, FavouriteStore, ImageModel, JobStore, TaskQueue
+from sketchgen.clock import SYSTEM_CLOCK
+from sketchgen.ports import BlobStore, Clock, FavouriteStore, ImageModel, JobStore, TaskQueue
 from sketchgen.quota import QuotaGate
 from sketchgen.references import ImageRetriever
 from sketchgen.services.batch import BatchRegeneration
@@ -77,6 +78,7 @@ class SketchService:
         spend: SpendControl | None = None,
         catalog: StyleService | None = None,
         favourites: FavouriteStore | None = None,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> SketchService:
         config = config or ServiceConfig()
         retriever = retriever or ImageRetriever()
@@ -120,6 +122,7 @@ class SketchService:
                 recorder=recorder,
                 config=config,
                 gate=gate,
+                clock=clock,
             ),
             batch=BatchRegeneration(
                 jobs=jobs,
@@ -131,7 +134,9 @@ class SketchService:
                 config=config,
                 gate=gate,
             ),
-            upkeep=Upkeep(jobs=jobs, queue=queue, stored=stored, reembed=catalog.reembed),
+            upkeep=Upkeep(
+                jobs=jobs, queue=queue, stored=stored, reembed=catalog.reembed, clock=clock
+            ),
             stored=stored,
             jobs=jobs,
             blobs=blobs,

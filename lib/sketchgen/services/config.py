@@ -20,6 +20,9 @@ class ServiceConfig:
     lease_wait_s: float = 330.0
     lease_poll_s: float = 1.0
     max_deliveries: int = 5
+    # A job whose sketches all ended this long ago and is not final lost its finaliser: a
+    # delivery (or the sweep) that finds it finalises it. Sooner, the finaliser may be at work.
+    finalize_grace_s: float = 60.0
     retention: timedelta = timedelta(days=30)
     # In one delivery a transient error gets one quick retry; beyond that the queue's own
     # backoff (Pub/Sub retry policy) spaces the attempts out without holding a worker.

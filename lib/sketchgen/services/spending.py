@@ -24,7 +24,6 @@ from sketchgen.spend import (
     UsageDoc,
     UsageLedger,
     charge_calls_transition,
-    is_billable,
     reserve_transition,
     seconds_to_next_day,
     utc_day,
@@ -229,12 +228,27 @@ class SpendControl:
         """Undo a reservation whose job was not created (or was an idempotent replay)."""
         self.ledger.settle(uid, job_id, refunded=images, cost_usd=0.0)
 
+    def admit_extra_call(self, uid: str, job_id: str, *, usd: float) -> bool:
+        """A sketch's model call beyond the one reserved for it at submission (a stricter
+        re-ask, a redraw), costing ``usd``: admitted against the user's day and the
+        deployment's ceiling as it is sent (one write to each; rare)."""
+        # The ceiling first: a call the user's day then refuses leaves the ceiling charged
+        # for one call not sent (stricter on our money), never a user charged for one.
+        if self.ceiling is not None and not self.ceiling.charge(usd):
+            with log_context(ceiling_usd=self.ceiling.ceiling_usd, refused_usd=usd):
+                log.warning("deployment ceiling reached: refused a further model call")
+            return False
+        limits = self._limits(self.ledger.account(uid))
+        admitted = self.ledger.extra_call(uid, job_id, limits)
+        if not admitted:
+            log.info("no budget left for another model call of job %s", job_id)
+        return admitted
+
     def settle_job(self, job: JobRecord) -> bool:
-        """Settle a finalised job once: refund its sketches without a billable model answer,
-        add its cost. True for the call that settled it (later calls do nothing)."""
-        refunded = sum(
-            1 for s in job.sketches.values() if not is_billable(s.status, s.finish_reason)
-        )
+        """Settle a finalised job once: every model call sent stays charged (a cancel stops
+        only future calls); the images reserved for sketches that never made a call are
+        given back, and the job's cost is added. True for the call that settled it."""
+        refunded = sum(1 for s in job.sketches.values() if s.model_calls == 0)
         settled = self.ledger.settle(
             job.owner_uid, job.job_id, refunded=refunded, cost_usd=job_cost_usd(job)
         )

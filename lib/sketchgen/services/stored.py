@@ -12,12 +12,12 @@ import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from sketchgen import pricing, telemetry
+from sketchgen import telemetry
 from sketchgen.errors import NotFoundError
 from sketchgen.generate.config import GenerationConfig
 from sketchgen.generate.models import resolve_model
 from sketchgen.generate.pipeline import JobPlan, SketchOutcome
-from sketchgen.jobs import JobRecord, PlanRecord, ReferenceEntry, SketchState
+from sketchgen.jobs import JobRecord, PlanRecord, ReferenceEntry, SketchState, call_price_usd
 from sketchgen.layout import input_key, metadata_key, sketch_file, sketch_key, style_reference_key
 from sketchgen.logs import get_logger, log_context
 from sketchgen.metadata import JobMetadata, SketchRecord
@@ -55,11 +55,10 @@ def plan_record(plan: JobPlan, *, style_version: str | None = None) -> PlanRecor
     )
 
 
-def sketch_cost_usd(job: JobRecord, status: str, finish_reason: str | None, model: str) -> float:
-    """What one of ``job``'s sketches cost (:func:`sketchgen.pricing.sketch_cost_usd`)."""
-    return pricing.sketch_cost_usd(
-        model, job.request.image_size, status, finish_reason, batch=job.batch is not None
-    )
+def sketch_cost_usd(job: JobRecord, model_calls: int) -> float:
+    """What one of ``job``'s sketches cost: every model call sent is charged
+    (:func:`sketchgen.jobs.call_price_usd`), whatever it answered."""
+    return round(model_calls * call_price_usd(job), 6)
 
 
 class StoredJobs:
@@ -213,6 +212,7 @@ def _sketch_record(job: JobRecord, index: int) -> SketchRecord:
         model_used=state.model_used,
         qa=state.qa,
         cost_usd=state.cost_usd,
+        model_calls=state.model_calls,
     )
 
 
@@ -241,8 +241,18 @@ class SketchRecorder:
         self.max_deliveries = max_deliveries
         self.worker_id = worker_id or f"worker-{uuid.uuid4().hex[:12]}"
 
-    def record(self, job: JobRecord, index: int, delivery: int, outcome: SketchOutcome) -> bool:
-        """Store a claimed sketch's outcome. False: released for another delivery."""
+    def record(
+        self,
+        job: JobRecord,
+        index: int,
+        delivery: int,
+        outcome: SketchOutcome,
+        *,
+        calls_sent: int | None = None,
+    ) -> bool:
+        """Store a claimed sketch's outcome (``job`` as claimed; ``calls_sent``: the model
+        calls this delivery sent, by default the outcome's). False: released for another
+        delivery."""
         record = outcome.record
         if outcome.transient and delivery < self.max_deliveries:
             self.jobs.release_sketch(
@@ -260,6 +270,8 @@ class SketchRecorder:
             path = sketch_key(job.job_id, index)
             self.blobs.put(path, outcome.png, "image/png")
         previous_calls = job.sketch(index).attempts - 1
+        sent = record.attempts if calls_sent is None else calls_sent
+        model_calls = job.sketch(index).model_calls - 1 + sent  # the claim counted the first
         state = SketchState(
             status=record.status,
             path=path,
@@ -270,9 +282,8 @@ class SketchRecorder:
             model_used=record.model_used,
             adapter=self.adapter if record.model_used else None,
             qa=record.qa,
-            cost_usd=sketch_cost_usd(
-                job, record.status, record.finish_reason, record.model_used or job.plan.model_id
-            ),
+            cost_usd=sketch_cost_usd(job, model_calls),
+            model_calls=model_calls,
         )
         result = self.jobs.finish_sketch(job.job_id, index, worker=self.worker_id, state=state)
         if not result.accepted:

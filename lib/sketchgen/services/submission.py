@@ -17,7 +17,7 @@ from sketchgen.generate.pipeline import JobPlan, Refinement, VariationOf, plan_j
 from sketchgen.jobs import BatchRef, JobRecord, JobRequest
 from sketchgen.layout import METADATA_FILE, input_key, metadata_key, sketch_file, sketch_key
 from sketchgen.logs import get_logger, log_context
-from sketchgen.metadata import ParentRef, new_job_id
+from sketchgen.metadata import ParentRef, random_job_id
 from sketchgen.ports import BlobStore, ImageModel, JobStore, SketchTask, TaskQueue
 from sketchgen.prompt import PromptCompiler
 from sketchgen.references import ImageRetriever
@@ -113,7 +113,7 @@ class JobService:
         prompt_spec = PromptCompiler().compile(request.brief, style)
         config = request.generation_config(default_model=self.config.default_model)
         spend = self.spend
-        job_id = new_job_id()
+        job_id = random_job_id()
         if spend is not None:
             # First: a refused request costs no retrieval, planning or storage.
             spend.admit(

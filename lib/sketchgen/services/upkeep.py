@@ -9,10 +9,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import timedelta
 
+from sketchgen.clock import SYSTEM_CLOCK
 from sketchgen.errors import SketchgenError
-from sketchgen.jobs import utcnow
 from sketchgen.logs import get_logger, log_context
-from sketchgen.ports import JobStore, SketchTask, TaskQueue
+from sketchgen.ports import Clock, JobStore, SketchTask, TaskQueue
 from sketchgen.services.stored import StoredJobs
 
 __all__ = ["Upkeep"]
@@ -28,8 +28,10 @@ class Upkeep:
         queue: TaskQueue,
         stored: StoredJobs,
         reembed: Callable[[], int] | None = None,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self.jobs = jobs
+        self.clock = clock
         self.queue = queue
         self.stored = stored
         # User styles' references whose vector is missing or from another embedding model.
@@ -45,7 +47,7 @@ class Upkeep:
         are left to :meth:`BatchRegeneration.collect_batches
         <sketchgen.services.batch.BatchRegeneration.collect_batches>`.
         """
-        now = utcnow()
+        now = self.clock.now()
         counts = {"finalized": 0, "deadline_cancelled": 0, "requeued": 0}
         for job in self.jobs.list_jobs(statuses=("queued", "running"), limit=1000):
             with log_context(job_id=job.job_id):

@@ -8,15 +8,16 @@ from __future__ import annotations
 
 import contextvars
 import threading
-import time
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 
+from sketchgen.clock import SYSTEM_CLOCK
 from sketchgen.errors import ModelError
 from sketchgen.generate.pipeline import SketchOutcome, draw_sketch
 from sketchgen.jobs import Claim, ClaimResult, JobRecord, SketchState
 from sketchgen.logs import get_logger, log_context
 from sketchgen.ports import (
+    Clock,
     ImageModel,
     ImageRequest,
     ImageResponse,
@@ -25,9 +26,10 @@ from sketchgen.ports import (
     SyncImageModel,
     TaskQueue,
 )
+from sketchgen.pricing import price_per_image
 from sketchgen.quota import GatedModel, QuotaGate
 from sketchgen.services.config import ServiceConfig
-from sketchgen.services.stored import SketchRecorder, StoredJobs
+from sketchgen.services.stored import SketchRecorder, StoredJobs, sketch_cost_usd
 
 __all__ = ["SketchWorker"]
 
@@ -45,8 +47,10 @@ class SketchWorker:
         recorder: SketchRecorder,
         config: ServiceConfig | None = None,
         gate: QuotaGate | None = None,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self.jobs = jobs
+        self.clock = clock
         self.queue = queue
         self.model = model
         self.stored = stored
@@ -71,10 +75,35 @@ class SketchWorker:
             job = claim.job
             assert job is not None
             if claim.claim is Claim.ALREADY_ENDED:
-                if job.all_ended and not job.is_final:
-                    self.stored.finalize_job(job.job_id)  # the finaliser died before finishing
+                if claim.finalize:  # this claim ended the last sketches (cancel, deadline)
+                    self.stored.finalize_job(job.job_id)
+                else:
+                    self._finalize_if_abandoned(job)
                 return True
-            return self._draw_claimed(job, task.index, claim.attempt)
+            return self._draw_releasing_on_error(job, task.index, claim.attempt)
+
+    def _draw_releasing_on_error(self, job: JobRecord, index: int, delivery: int) -> bool:
+        """Draw the claimed sketch; if this delivery fails with an exception, the lease is
+        given back at once, so the queue's next delivery takes the sketch over instead of
+        waiting out the lease (the calls already sent stay counted)."""
+        try:
+            return self._draw_claimed(job, index, delivery)
+        except Exception as error:
+            log.warning("delivery failed after its claim, releasing the sketch: %s", error)
+            try:
+                self.jobs.release_sketch(job.job_id, index, worker=self.worker_id, error=str(error))
+            except Exception as release_error:  # the lease then simply runs out
+                log.warning("could not release the sketch: %s", release_error)
+            raise
+
+    def _finalize_if_abandoned(self, job: JobRecord) -> None:
+        """Finalise a job whose sketches all ended long enough ago that its finaliser must
+        have died before finishing; a late duplicate delivery must not race a live one (each
+        of them would write the job's document)."""
+        if not job.all_ended or job.is_final:
+            return
+        if (self.clock.now() - job.updated_at).total_seconds() >= self.config.finalize_grace_s:
+            self.stored.finalize_job(job.job_id)
 
     def fail_undeliverable(self, task: SketchTask, deliveries: int | None) -> bool:
         """A task Pub/Sub gave up on (its dead-letter topic): the sketch ends ``failed`` with
@@ -90,17 +119,21 @@ class SketchWorker:
             if claim.claim is Claim.MISSING or job is None:
                 return True
             if claim.claim is Claim.ALREADY_ENDED:
-                if job.all_ended and not job.is_final:
+                if claim.finalize:
                     self.stored.finalize_job(job.job_id)
+                else:
+                    self._finalize_if_abandoned(job)
                 return True
             tries = f"{deliveries} deliveries" if deliveries else "every delivery"
+            calls = max(0, job.sketch(task.index).model_calls - 1)  # the calls sent before
             log.error("dead letter: the worker failed %s of this sketch", tries)
             state = SketchState(
                 status="failed",
                 error=f"undeliverable: the worker failed {tries}; see the worker's logs",
                 finish_reason="UNDELIVERABLE",
                 attempts=max(0, claim.attempt - 1),  # this claim made no model call
-                cost_usd=0.0,
+                model_calls=calls,
+                cost_usd=sketch_cost_usd(job, calls),
             )
             result = self.jobs.finish_sketch(
                 job.job_id, task.index, worker=self.worker_id, state=state
@@ -115,15 +148,15 @@ class SketchWorker:
         A live holder finishes (this delivery then sees ALREADY_ENDED and acks); a dead one's
         lease expires and this delivery takes the sketch over.
         """
-        give_up = time.monotonic() + self.config.lease_wait_s
+        give_up = self.clock.monotonic() + self.config.lease_wait_s
         while True:
             claim = self.jobs.claim_sketch(
                 task.job_id, task.index, worker=self.worker_id, lease_s=self.config.lease_s
             )
-            remaining = give_up - time.monotonic()
+            remaining = give_up - self.clock.monotonic()
             if claim.claim is not Claim.LEASED or remaining <= 0:
                 return claim
-            time.sleep(min(self.config.lease_poll_s, remaining))
+            self.clock.sleep(min(self.config.lease_poll_s, remaining))
 
     def _draw_claimed(self, job: JobRecord, index: int, delivery: int) -> bool:
         request = self.stored.job_plan(job).request(index)
@@ -136,14 +169,20 @@ class SketchWorker:
             if self.gate.acquire(request.model, job.owner_uid, max_wait_s=wait_s) is None:
                 return self._requeue_for_quota(job, index)
             model = GatedModel(self.model, self.gate, job.owner_uid, wait_s, admitted=True)
-        outcome = self._draw_until_cancelled(model, request, job.job_id, index)
+        meter = _Meter(self, job, index)
+        outcome = self._draw_until_cancelled(model, meter, request, job.job_id, index)
         if outcome is None:
             log.info("cancelled while the model was drawing: the call is abandoned")
             return True
-        return self.recorder.record(job, index, delivery, outcome)
+        return self.recorder.record(job, index, delivery, outcome, calls_sent=meter.sent)
 
     def _draw_until_cancelled(
-        self, model: SyncImageModel, request: ImageRequest, job_id: str, index: int
+        self,
+        model: SyncImageModel,
+        meter: _Meter,
+        request: ImageRequest,
+        job_id: str,
+        index: int,
     ) -> SketchOutcome | None:
         """Draw on a helper thread while this one re-reads the job every ``cancel_poll_s``;
         None as soon as the sketch is no longer this worker's (cancelled, or taken over).
@@ -155,7 +194,7 @@ class SketchWorker:
         """
         stop = threading.Event()
         drawn: Future[SketchOutcome] = Future()
-        stoppable = _Stoppable(model, stop)
+        stoppable = _Stoppable(model, stop, meter)
 
         def draw() -> None:
             try:
@@ -192,15 +231,58 @@ class SketchWorker:
         return True
 
 
+class _Meter:
+    """Charges one delivery's model calls as they are sent (docs/decisions/0025).
+
+    The claim counted the delivery's first call; each further one (a retry, the stricter
+    re-ask, a guard redraw) is counted on the sketch before it is sent. A sketch's first call
+    is paid by the images reserved at submission; every later one (in this delivery or a
+    redelivery) is admitted against the owner's budget as it is sent, or not made.
+    """
+
+    def __init__(self, worker: SketchWorker, job: JobRecord, index: int) -> None:
+        self.worker = worker
+        self.job = job
+        self.index = index
+        self.calls = job.sketch(index).model_calls  # the claim's call included
+        self.sent = 0
+
+    def before_call(self) -> None:
+        if self.sent > 0:
+            counted = self.worker.jobs.count_call(
+                self.job.job_id, self.index, worker=self.worker.worker_id
+            )
+            if not counted.held:
+                raise ModelError("abandoned: the sketch was cancelled", finish_reason="CANCELLED")
+            self.calls = counted.calls
+        spend = self.worker.stored.spend
+        if (
+            spend is not None
+            and self.calls > 1  # beyond the call reserved at submission
+            and not spend.admit_extra_call(
+                self.job.owner_uid,
+                self.job.job_id,
+                usd=price_per_image(self.job.plan.model_id, self.job.request.image_size),
+            )
+        ):
+            raise ModelError(
+                "today's image budget is spent: no further model call for this sketch",
+                finish_reason="BUDGET_EXHAUSTED",
+            )
+        self.sent += 1
+
+
 class _Stoppable:
     """The model for one drawing, refusing further calls (retries, the stricter re-ask) once
-    the worker abandoned it."""
+    the worker abandoned it, and charging each call it makes before sending it."""
 
-    def __init__(self, model: SyncImageModel, stop: threading.Event) -> None:
+    def __init__(self, model: SyncImageModel, stop: threading.Event, meter: _Meter) -> None:
         self._model = model
         self._stop = stop
+        self._meter = meter
 
     def generate_image(self, request: ImageRequest) -> ImageResponse:
         if self._stop.is_set():
             raise ModelError("abandoned: the sketch was cancelled", finish_reason="CANCELLED")
+        self._meter.before_call()
         return self._model.generate_image(request)

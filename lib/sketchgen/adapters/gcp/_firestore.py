@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import os
 import random
-import time
 from collections.abc import Callable, Sequence
 from functools import cache
 from typing import Any, TypeVar
 
+from sketchgen.clock import SYSTEM_CLOCK
 from sketchgen.errors import StorageError
+from sketchgen.ports import Clock
 
 __all__ = ["client_for", "optimistic_update", "optimistic_update_reading"]
 
@@ -44,10 +45,11 @@ def optimistic_update(
     *,
     what: str,
     attempts: int = 50,
+    clock: Clock = SYSTEM_CLOCK,
 ) -> T:
     """Apply ``transform`` (document or None → new document or None for no change, result)."""
     return optimistic_update_reading(
-        client, ref, (), lambda doc, _: transform(doc), what=what, attempts=attempts
+        client, ref, (), lambda doc, _: transform(doc), what=what, attempts=attempts, clock=clock
     )
 
 
@@ -59,6 +61,7 @@ def optimistic_update_reading(
     *,
     what: str,
     attempts: int = 50,
+    clock: Clock = SYSTEM_CLOCK,
 ) -> T:
     """:func:`optimistic_update` that also reads ``others`` (never written) in the same round
     trip (``get_all``); ``transform`` gets them, in order, after the document."""
@@ -83,7 +86,8 @@ def optimistic_update_reading(
                 ref.create(changed)  # fails if another writer created it first
             return result
         except (exceptions.FailedPrecondition, exceptions.Aborted, exceptions.Conflict):
-            time.sleep(rng.uniform(0, 0.01 * 2 ** min(attempt, 6)))
+            # Up to ~1 s apart: a document refused for contention takes a write a second.
+            clock.sleep(rng.uniform(0, 0.01 * 2 ** min(attempt, 7)))
         except exceptions.GoogleAPICallError as error:
             raise StorageError(f"firestore: {error.message}") from error
     raise StorageError(f"firestore: {what} is too contended to update, retry")

@@ -6,6 +6,7 @@ memory, ``BEGIN IMMEDIATE`` for SQLite (safe across threads and processes sharin
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import threading
 import time
@@ -16,9 +17,10 @@ from typing import TypeVar
 
 from sketchgen.adapters.job_pages import QUERY_SCAN_LIMIT, is_after, newest_first, page_of
 from sketchgen.adapters.job_store_base import TransactionalJobStore, Transition
+from sketchgen.clock import SYSTEM_CLOCK
 from sketchgen.errors import ConflictError, StorageError
 from sketchgen.jobs import JobRecord, job_matches
-from sketchgen.ports import JobCursor, JobPage
+from sketchgen.ports import Clock, JobCursor, JobPage
 
 __all__ = ["MemoryJobStore", "SqliteJobStore"]
 
@@ -52,7 +54,8 @@ def _select(
 
 
 class MemoryJobStore(TransactionalJobStore):
-    def __init__(self) -> None:
+    def __init__(self, *, clock: Clock = SYSTEM_CLOCK) -> None:
+        self.clock = clock
         self._jobs: dict[str, JobRecord] = {}
         self._keys: dict[tuple[str, str], str] = {}
         self._changed = threading.Condition()
@@ -184,7 +187,10 @@ CREATE INDEX IF NOT EXISTS jobs_by_style ON jobs (style_id, created_at);
 class SqliteJobStore(TransactionalJobStore):
     """Jobs in one SQLite file; watchers poll the row's version every ``poll_s`` seconds."""
 
-    def __init__(self, path: Path | str, *, poll_s: float = 0.1) -> None:
+    def __init__(
+        self, path: Path | str, *, poll_s: float = 0.1, clock: Clock = SYSTEM_CLOCK
+    ) -> None:
+        self.clock = clock
         self.path = Path(path)
         self.poll_s = poll_s
         self._local = threading.local()
@@ -217,7 +223,7 @@ class SqliteJobStore(TransactionalJobStore):
 
     @staticmethod
     def _load(row: tuple[str] | None) -> JobRecord | None:
-        return JobRecord.model_validate_json(row[0]) if row else None
+        return JobRecord.from_doc(json.loads(row[0])) if row else None
 
     def create_job(self, job: JobRecord) -> tuple[JobRecord, bool]:
         with self._transaction() as db:
@@ -279,7 +285,7 @@ class SqliteJobStore(TransactionalJobStore):
                 )
                 if row and row[0] != version:
                     version = row[0]
-                    yield JobRecord.model_validate_json(row[1])
+                    yield JobRecord.from_doc(json.loads(row[1]))
                 else:
                     time.sleep(self.poll_s)
 
@@ -318,7 +324,7 @@ class SqliteJobStore(TransactionalJobStore):
             )
             .fetchall()
         )
-        return [JobRecord.model_validate_json(r[0]) for r in rows]
+        return [JobRecord.from_doc(json.loads(r[0])) for r in rows]
 
     def find_idempotent(self, owner_uid: str, idempotency_key: str) -> JobRecord | None:
         row = (
@@ -369,7 +375,7 @@ class SqliteJobStore(TransactionalJobStore):
             )
             .fetchall()
         )
-        jobs = [JobRecord.model_validate_json(r[0]) for r in rows]
+        jobs = [JobRecord.from_doc(json.loads(r[0])) for r in rows]
         return page_of(jobs[:scan], limit=limit, query=query, more=len(jobs) > scan)
 
     def delete_job(self, job_id: str) -> bool:
