@@ -155,6 +155,7 @@ class DevTopology:
             "SKETCHGEN_USER_DAILY_IMAGES": "200",
             "SKETCHGEN_USER_ACTIVE_JOBS": "3",
             "SKETCHGEN_USER_STREAMS": "5",
+            "SKETCHGEN_FIRESTORE_CHANNELS": "12",  # as deployed: 1000 streams / 90 a channel
             "GEMINI_MODEL": DEFAULT_MODEL,
             "GOOGLE_GEMINI_BASE_URL": "",
         }

@@ -31,10 +31,17 @@ __all__ = ["JOB_ID", "Api", "error_response"]
 
 
 class _Health:
+    """``/healthz``: 200 once the instance is ready (its clients connected), 503 until then."""
+
+    def __init__(self, ready: Callable[[float], bool]) -> None:
+        self._ready = ready
+
     def rules(self) -> list[Rule]:
         return [Rule("/healthz", endpoint=self.health, methods=["GET"])]
 
     def health(self, request: Request) -> Response:
+        if not self._ready(1.0):  # a probe polls: wait a little rather than answer late
+            return json_response({"status": "starting"}, status=503)
         return json_response({"status": "ok"})
 
 
@@ -58,6 +65,7 @@ class Api:
         web_config: dict[str, Any] | None = None,
         connect_origins: Iterable[str] = (),
         user_streams: int = 5,
+        ready: Callable[[float], bool] = lambda timeout_s: True,
     ) -> None:
         routing = Routing(
             service,
@@ -66,9 +74,10 @@ class Api:
             signed_url_ttl_s=signed_url_ttl_s,
         )
         self.cors_origins = origins(cors_origins)
+        self.authenticator = authenticator
         # Built only when served: a function builds the groups its routes name, nothing else.
         groups: dict[str, Callable[[], RouteGroup]] = {
-            "health": _Health,
+            "health": lambda: _Health(ready),
             "jobs": lambda: JobRoutes(routing, events_base_url=events_base_url),
             "blobs": lambda: FileRoutes(routing),
             "web": lambda: WebRoutes(web_config=web_config, connect_origins=connect_origins),
