@@ -8,7 +8,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -22,7 +21,7 @@ from sketchgen.schemas import ASPECT_RATIOS, IMAGE_SIZES, MAX_REFINE_IMAGES
 if TYPE_CHECKING:
     from pydantic import BaseModel
 
-    from sketchgen.generate import ImageGenerator, SketchStream
+    from sketchgen.generate import SketchStream
 
     _Request = TypeVar("_Request", bound=BaseModel)
 
@@ -213,8 +212,8 @@ def _generate(args: argparse.Namespace) -> int:
     from sketchgen.settings import get_settings
 
     settings = get_settings()
+    # Made, the generator prepares the SDK and its client in a thread while the job is planned.
     generator = build_generator(settings, offline=True if args.offline else None)
-    warming = _start_warm_up(generator)  # the SDK import and client, while the job is planned
     request = _validated(
         JobRequest,
         brief=args.brief,
@@ -232,26 +231,10 @@ def _generate(args: argparse.Namespace) -> int:
         default_model=settings.gemini_model, output_dir=args.output_dir or settings.output_dir
     )
     retrieval = ImageRetriever().retrieve(prompt_spec, style, top_k=3)
-    warming.join()
     stream = generator.generate_streaming(
         prompt_spec=prompt_spec, retrieval_result=retrieval, style=style, config=config
     )
     return _report(stream, config.num_images, as_json=args.json)
-
-
-def _start_warm_up(generator: ImageGenerator) -> threading.Thread:
-    """Prepare the model client in a thread while the caller plans, so that the first sketch
-    does not also pay for the SDK's import and the client (about a second)."""
-
-    def warm() -> None:
-        try:
-            generator.warm_up()
-        except Exception:  # the first real call reports it, through the CLI's own errors
-            return
-
-    thread = threading.Thread(target=warm, name="warm-up", daemon=True)
-    thread.start()
-    return thread
 
 
 def _refine(args: argparse.Namespace) -> int:
@@ -260,7 +243,6 @@ def _refine(args: argparse.Namespace) -> int:
     from sketchgen.jobs import RefineRequest
 
     generator = build_generator(offline=True if args.offline else None)
-    warming = _start_warm_up(generator)
     request = _validated(RefineRequest, instruction=args.instruction, num_images=args.num_images)
     job = prepare_refinement(
         args.job_dir,
@@ -270,7 +252,6 @@ def _refine(args: argparse.Namespace) -> int:
         num_images=request.num_images,
         output_dir=args.output_dir,
     )
-    warming.join()
     stream = generator.generate_streaming(**job.kwargs())
     return _report(stream, job.config.num_images, as_json=args.json)
 

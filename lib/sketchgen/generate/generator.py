@@ -14,6 +14,7 @@ import threading
 import time
 from collections.abc import AsyncIterator, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -238,6 +239,10 @@ class ImageGenerator:
     The library does not read settings: ``model`` is an adapter you give it. To have the
     configured one (Nano Banana with a Gemini key, else the offline sketch model), use
     ``sketchgen.ImageGenerator()``, which fills it in.
+
+    Made, it starts preparing the model's client and the finisher in a thread (:meth:`warm_up`;
+    ``warm=False`` leaves that to the first call): the caller plans its job meanwhile, and the
+    first ``generate()`` finds the SDK imported instead of importing it before its first call.
     """
 
     def __init__(
@@ -245,6 +250,7 @@ class ImageGenerator:
         model: ImageModelAdapter | None = None,
         *,
         retry: RetryPolicy | None = None,
+        warm: bool = True,
     ) -> None:
         if model is None:
             raise ConfigError(
@@ -255,6 +261,15 @@ class ImageGenerator:
             )
         self.model = model
         self.retry = retry or RetryPolicy()
+        self._warming: threading.Thread | None = None
+        if warm:
+            self._warming = threading.Thread(target=self._warm_quietly, name="warm-up", daemon=True)
+            self._warming.start()
+
+    def _warm_quietly(self) -> None:
+        # A failure here (an SDK that cannot import) is the first call's to report.
+        with suppress(Exception):
+            warm_up(self.model)
 
     def warm_up(self) -> None:
         """Prepare the model client and the finisher once, so the first ``generate()`` costs
