@@ -33,10 +33,13 @@ CLI_RUNS = 5
 STREAM_LEVELS = (1000, 1000, 1000)
 
 
-def _cli(runs: int = CLI_RUNS) -> list[float]:
+def _cli(runs: int = CLI_RUNS) -> tuple[list[float], list[float]]:
+    """Wall and CPU seconds (the command's process, user + system) of each run."""
+    import resource
+
     from sketchgen.testing.gemini_server import FakeGeminiServer
 
-    walls = []
+    walls, cpus = [], []
     with FakeGeminiServer(latency_s=2.0) as gemini, tempfile.TemporaryDirectory() as out:
         env = {
             **os.environ,
@@ -49,10 +52,13 @@ def _cli(runs: int = CLI_RUNS) -> list[float]:
             "-n", "6", "--seed", "3", "--output-dir", out,
         ]  # fmt: skip
         for _ in range(runs + 1):  # the first warms the OS's file cache and is not counted
+            used = resource.getrusage(resource.RUSAGE_CHILDREN)
             start = time.monotonic()
             subprocess.run(command, env=env, check=True, capture_output=True)
             walls.append(time.monotonic() - start)
-    return walls[1:]
+            now = resource.getrusage(resource.RUSAGE_CHILDREN)
+            cpus.append(now.ru_utime + now.ru_stime - used.ru_utime - used.ru_stime)
+    return walls[1:], cpus[1:]
 
 
 def _streams() -> list[dict[str, Any]]:
@@ -75,10 +81,12 @@ def measure() -> dict[str, Any]:
     from bench import bench_cold, bench_finish
 
     bench_finish.SIZES = {"1K": 1024, "4K": 4096}
+    walls, cpus = _cli()
     return {
         "service": bench_cold._service(),
         "library": bench_cold._library(),
-        "cli_wall_s": _cli(),
+        "cli_wall_s": walls,
+        "cli_cpu_s": median(cpus),
         "streams": _streams(),
         "finish": bench_finish.run()["sizes"],
     }
@@ -114,7 +122,8 @@ def _rows(figures: dict[str, Any]) -> dict[str, str]:
         f"({cold('done_s') - warm('done_s'):+.2f} s)",
         "library": f"{median([r['first_s'] for r in lib]):.2f} s "
         f"(second {median([r['second_s'] for r in lib]):.2f} s)",
-        "cli": f"{median(figures['cli_wall_s']):.2f} s",
+        "cli": f"{median(figures['cli_wall_s']):.2f} s"
+        + (f" (CPU {figures['cli_cpu_s']:.2f} s)" if "cli_cpu_s" in figures else ""),
         "streams": f"{median([s['fan_out_p99_ms'] for s in streams]):.0f} ms "
         f"({len(streams)} runs: {', '.join(str(round(s['fan_out_p99_ms'])) for s in streams)}; "
         f"load {', '.join(str(s['load_1min']) for s in streams)})",
