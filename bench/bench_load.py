@@ -168,7 +168,11 @@ def _stream(topology: DevTopology, clients: int) -> dict[str, Any]:
 def _create(topology: DevTopology) -> str:
     connection = http.client.HTTPConnection("127.0.0.1", topology.ports["generate"], timeout=30)
     connection.request("POST", "/v1/jobs", body=BODY, headers=AUTH)
-    return str(json.loads(connection.getresponse().read())["job_id"])
+    answer = connection.getresponse()
+    body = answer.read()
+    if answer.status != 202:
+        raise RuntimeError(f"POST /v1/jobs answered {answer.status}: {body[:300]!r}")
+    return str(json.loads(body)["job_id"])
 
 
 def run() -> dict[str, Any]:
