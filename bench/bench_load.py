@@ -112,11 +112,12 @@ def _fresh_stream(topology: DevTopology) -> None:
     topology.processes["stream"].stop()
     topology.start_function("stream")
     port = topology.ports["stream"]
+    job_id = _create(topology)  # once: a job per attempt would pile up active jobs
     deadline = time.monotonic() + 60
     while True:
         try:
             connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-            connection.request("GET", f"/v1/jobs/{_create(topology)}/events", headers=AUTH)
+            connection.request("GET", f"/v1/jobs/{job_id}/events", headers=AUTH)
             break
         except OSError:
             if time.monotonic() > deadline:
