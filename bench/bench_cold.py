@@ -214,10 +214,11 @@ def markdown(results: dict[str, Any]) -> str:
         "",
         "| | first `generate()` | second | import + plan | then waiting for the warm-up |",
         "|---|---|---|---|---|",
-        f"| no warm-up | {_med(lib['cold'], 'first_s'):.2f} s "
+        f"| straight after planning (the generator warms up from when it is made) "
+        f"| {_med(lib['cold'], 'first_s'):.2f} s "
         f"| {_med(lib['cold'], 'second_s'):.2f} s "
         f"| {_med(lib['cold'], 'import_and_plan_s'):.2f} s | – |",
-        f"| `warm_up()` in a thread while planning (the CLI) "
+        f"| a second `warm_up()` thread, joined before the call "
         f"| {_med(lib['warm'], 'first_s'):.2f} s "
         f"| {_med(lib['warm'], 'second_s'):.2f} s "
         f"| {_med(lib['warm'], 'import_and_plan_s'):.2f} s "
@@ -237,7 +238,8 @@ def markdown(results: dict[str, Any]) -> str:
             f"GET events → first byte cold {_med(before, 'cold', 'stream_first_byte_ms'):.0f} ms, "
             f"POST → first model call cold {_med(before, 'cold', 'first_model_call_s'):.2f} s, "
             f"POST → `done` cold {_med(before, 'cold', 'done_s'):.2f} s "
-            f"(warm {_med(before, 'warm', 'done_s'):.2f} s); process start → listening "
+            f"(warm {_med(before, 'warm', 'done_s'):.2f} s); process start → healthy "
+            "(then: listening) "
             f"{_med(before, 'ready_ms', 'generate'):.0f} / {_med(before, 'ready_ms', 'stream'):.0f}"
             f" / {_med(before, 'ready_ms', 'sketch_worker'):.0f} ms (generate / stream / worker).",
         ]
