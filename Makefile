@@ -49,9 +49,14 @@ $(LIB_STAMP): requirements.txt pyproject.toml
 demo: $(LIB_STAMP)
 	$(VENV)/bin/sketchgen generate "playful golf mascot" --offline -n 4 --seed 7
 
+# Tests run in parallel (pytest-xdist), a test module on one worker (--dist loadscope) so its
+# module fixtures (a make dev topology, emulators) are built once; each worker starts its own
+# emulators when its first test needs them (session fixtures), so workers share no state.
+TEST_WORKERS ?= auto
+
 test: install browser web
 	$(PY) scripts/check_prerequisites.py
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadscope
 
 lint: install
 	$(VENV)/bin/ruff check lib dev tests bench scripts examples

@@ -1,9 +1,10 @@
 """Cold starts: what a just-started function instance, and a library's first job, cost.
 
 Service, on the `make dev` topology (model latency L): each round stops the three function
-processes and starts them one at a time, timing process start → ready (its port accepts a
-connection: functions-framework has imported ``main.py`` and gunicorn is listening, as Cloud
-Run's default TCP start-up probe sees it). Then one job on the just-started instances (cold)
+processes and starts them one at a time, timing process start → healthy (its health check
+answers 200, as `make dev` waits for it: functions-framework has imported ``main.py``, gunicorn
+is listening and its worker has connected its clients). Then one job on the just-started
+instances (cold)
 and one right after (warm), each timed as: POST → 202 (generate's first request), GET events
 → first byte (stream's first request), POST → the model's first call (the worker's first push,
 Pub/Sub push included) and POST → ``done``.
@@ -16,9 +17,9 @@ when the generator is made (what the CLI does while it plans).
 from __future__ import annotations
 
 import json
-import socket
 import tempfile
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -36,15 +37,18 @@ FUNCTIONS = ("generate", "stream", "sketch_worker")
 AUTH = bearer("bench-cold")
 
 
-def _wait_listening(port: int, timeout_s: float = 60.0) -> None:
+def _wait_healthy(port: int, path: str, timeout_s: float = 60.0) -> None:
+    """Until ``path`` answers 200 (``/healthz``; the worker's health check is a GET of ``/``)."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            return
-        except OSError:
-            time.sleep(0.005)
-    raise RuntimeError(f"nothing listening on {port}")
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as answer:
+                if answer.status == 200:
+                    return
+        except (OSError, urllib.error.HTTPError):
+            pass
+        time.sleep(0.005)
+    raise RuntimeError(f"{port} did not report healthy")
 
 
 def _job(topology: DevTopology, gemini: FakeGeminiServer, brief: str) -> dict[str, float]:
@@ -101,7 +105,8 @@ def _service() -> dict[str, Any]:
                 for name in FUNCTIONS:
                     start = time.monotonic()
                     topology.start_function(name)
-                    _wait_listening(topology.ports[name])
+                    health = "/" if name == "sketch_worker" else "/healthz"
+                    _wait_healthy(topology.ports[name], health)
                     ready[name] = (time.monotonic() - start) * 1000
                 cold = _job(topology, gemini, f"cold golf mascot {n}")
                 warm = _job(topology, gemini, f"warm golf mascot {n}")
@@ -185,7 +190,7 @@ def markdown(results: dict[str, Any]) -> str:
         f"noisy), model latency L = {latency} s, {results['sketches']} sketches; median of "
         f"{n} rounds, each round restarting the three function processes.",
         "",
-        "| function | process start → listening | first request (cold) | same, warm |",
+        "| function | process start → healthy | first request (cold) | same, warm |",
         "|---|---|---|---|",
         f"| generate | {_med(rounds, 'ready_ms', 'generate'):.0f} ms "
         f"| POST → 202 {_med(rounds, 'cold', 'accepted_ms'):.0f} ms "
@@ -209,10 +214,11 @@ def markdown(results: dict[str, Any]) -> str:
         "",
         "| | first `generate()` | second | import + plan | then waiting for the warm-up |",
         "|---|---|---|---|---|",
-        f"| no warm-up | {_med(lib['cold'], 'first_s'):.2f} s "
+        f"| straight after planning (the generator warms up from when it is made) "
+        f"| {_med(lib['cold'], 'first_s'):.2f} s "
         f"| {_med(lib['cold'], 'second_s'):.2f} s "
         f"| {_med(lib['cold'], 'import_and_plan_s'):.2f} s | – |",
-        f"| `warm_up()` in a thread while planning (the CLI) "
+        f"| a second `warm_up()` thread, joined before the call "
         f"| {_med(lib['warm'], 'first_s'):.2f} s "
         f"| {_med(lib['warm'], 'second_s'):.2f} s "
         f"| {_med(lib['warm'], 'import_and_plan_s'):.2f} s "
@@ -232,7 +238,8 @@ def markdown(results: dict[str, Any]) -> str:
             f"GET events → first byte cold {_med(before, 'cold', 'stream_first_byte_ms'):.0f} ms, "
             f"POST → first model call cold {_med(before, 'cold', 'first_model_call_s'):.2f} s, "
             f"POST → `done` cold {_med(before, 'cold', 'done_s'):.2f} s "
-            f"(warm {_med(before, 'warm', 'done_s'):.2f} s); process start → listening "
+            f"(warm {_med(before, 'warm', 'done_s'):.2f} s); process start → healthy "
+            "(then: listening) "
             f"{_med(before, 'ready_ms', 'generate'):.0f} / {_med(before, 'ready_ms', 'stream'):.0f}"
             f" / {_med(before, 'ready_ms', 'sketch_worker'):.0f} ms (generate / stream / worker).",
         ]

@@ -112,11 +112,12 @@ def _fresh_stream(topology: DevTopology) -> None:
     topology.processes["stream"].stop()
     topology.start_function("stream")
     port = topology.ports["stream"]
+    job_id = _create(topology)  # once: a job per attempt would pile up active jobs
     deadline = time.monotonic() + 60
     while True:
         try:
             connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-            connection.request("GET", f"/v1/jobs/{_create(topology)}/events", headers=AUTH)
+            connection.request("GET", f"/v1/jobs/{job_id}/events", headers=AUTH)
             break
         except OSError:
             if time.monotonic() > deadline:
@@ -168,7 +169,11 @@ def _stream(topology: DevTopology, clients: int) -> dict[str, Any]:
 def _create(topology: DevTopology) -> str:
     connection = http.client.HTTPConnection("127.0.0.1", topology.ports["generate"], timeout=30)
     connection.request("POST", "/v1/jobs", body=BODY, headers=AUTH)
-    return str(json.loads(connection.getresponse().read())["job_id"])
+    answer = connection.getresponse()
+    body = answer.read()
+    if answer.status != 202:
+        raise RuntimeError(f"POST /v1/jobs answered {answer.status}: {body[:300]!r}")
+    return str(json.loads(body)["job_id"])
 
 
 def run() -> dict[str, Any]:

@@ -25,6 +25,7 @@ BENCHMARKS = {
     "generate": "Library: ImageGenerator modes",
     "service": "Service on the `make dev` topology",
     "cold": "Cold starts: a just-started instance and the library's first job",
+    "waits": "Where a user waits: before → after (issue 28)",
     "faults": "Faults: 503s and missing images on the `make dev` topology",
     "quota": "Quota: the model's rate limit shared by every worker",
     "burst": "Burst: 20 jobs x 6 sketches at once, Firestore writes per document",

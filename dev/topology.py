@@ -174,6 +174,7 @@ class DevTopology:
             "SKETCHGEN_REQUIRE_VERIFIED_EMAIL": "false",
             "SKETCHGEN_APP_CHECK": "false",  # the emulators issue no App Check tokens
             "SKETCHGEN_PROJECT_NUMBER": "",
+            "SKETCHGEN_FIRESTORE_CHANNELS": "12",  # as deployed: 1000 streams / 90 a channel
             "GEMINI_MODEL": DEFAULT_MODEL,
             "GOOGLE_GEMINI_BASE_URL": "",
         }

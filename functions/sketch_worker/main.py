@@ -13,4 +13,4 @@ bootstrap.start_instance(model=True)
 
 @functions_framework.http
 def sketch_worker(request: Request) -> Response:
-    return handle_sketch_push(request, bootstrap.service().worker)
+    return handle_sketch_push(request, bootstrap.service().worker, bootstrap.ready)

@@ -3,12 +3,13 @@
 Nothing is built at import time of this module. Each function's ``main.py`` calls :func:`warm`
 as functions-framework imports it, so what every request needs is built before the instance
 serves; requests then call :func:`service` / :func:`api` and get those instances. The gRPC
-clients (Firestore, Pub/Sub) stay lazy — built by the first request that needs them — because
-gunicorn forks its worker after ``main.py`` is imported (see :func:`warm`).
+clients (Firestore, Pub/Sub) are connected in the process that serves, once gunicorn has forked
+it (:func:`ready`, which the health check answers from), not by the first request.
 """
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Callable
 from datetime import timedelta
@@ -60,6 +61,7 @@ __all__ = [
     "check_deployment_safety",
     "configure",
     "current_settings",
+    "ready",
     "reset",
     "service",
     "start_instance",
@@ -76,6 +78,9 @@ _lock = threading.Lock()
 _settings: Settings | None = None  # set by configure(); else the environment's
 _service: SketchService | None = None
 _apis: dict[frozenset[str], Api] = {}
+_startup: _Startup | None = None  # set by warm(): what this instance connects before serving
+_fork_hooked = False
+_CONNECT_TIMEOUT_S = 10.0  # per client; past it the first requests connect, as they could
 
 
 def build_image_model(
@@ -536,6 +541,7 @@ def build_api(
         connect_origins=_connect_origins(settings),
         user_streams=settings.user_streams,
         app_check=build_app_check(settings),
+        ready=ready,
     )
 
 
@@ -611,6 +617,10 @@ def service() -> SketchService:
 
                 settings = current_settings()
                 configure_logging(settings.log_level, settings.log_format)
+                if settings.job_store == "firestore":
+                    from sketchgen.adapters.gcp._firestore import use_channels
+
+                    use_channels(settings.firestore_channels)
                 _service = build_service(settings)
     return _service
 
@@ -636,17 +646,20 @@ def warm(routes: frozenset[str] | None = None, *, model: bool = False) -> None:
     client libraries the adapters use (google.cloud.firestore / pubsub / storage,
     google.genai) and, for the worker, the finisher (:func:`sketchgen.generate.pipeline.warm_up`).
 
-    Not built: the Firestore and Pub/Sub clients. gunicorn forks its worker after this import
-    and gRPC channels, and the threads they start, do not survive a fork; they stay lazy, and
-    their first request finds everything they need imported. With ``model`` (the worker) the
-    model's client is built too: google-genai over httpx holds no socket or thread until its
-    first call, so it crosses the fork intact.
+    Connected in the process that serves, not here: the Firestore and Pub/Sub clients (their
+    channels, a first call, the ID-token signing keys: :class:`_Startup`). gunicorn forks its
+    worker after this import and gRPC channels, and the threads they start, do not survive a
+    fork; so the worker starts connecting as soon as it is forked and the health check
+    (:func:`ready`) answers only once it has. With ``model`` (the worker) the model's client is
+    built here: google-genai over httpx holds no socket or thread until its first call, so it
+    crosses the fork intact.
     """
     from sketchgen.logs import configure_logging
 
     settings = current_settings()
     configure_logging(settings.log_level, settings.log_format)
-    _import_client_libraries(settings, model=model)
+    listens = routes is not None and "events" in routes
+    _import_client_libraries(settings, model=model, listens=listens)
     built = service()
     if routes is not None:
         served = api(routes)
@@ -670,9 +683,77 @@ def warm(routes: frozenset[str] | None = None, *, model: bool = False) -> None:
         from sketchgen.generate.pipeline import warm_up
 
         warm_up(built.model)
+    global _startup, _fork_hooked
+    if _startup is None:
+        _startup = _Startup(settings, built, routes)
+    if not _fork_hooked:
+        # gunicorn forks the serving worker after main.py is imported: connect there.
+        os.register_at_fork(after_in_child=_begin_startup)
+        _fork_hooked = True
 
 
-def _import_client_libraries(settings: Settings, *, model: bool) -> None:
+def _begin_startup() -> None:
+    if _startup is not None:
+        _startup.begin()
+
+
+def ready(timeout_s: float = 1.0) -> bool:
+    """Whether this instance has connected what every request uses (waiting up to
+    ``timeout_s``); the health checks answer 503 until it has. Always true where :func:`warm`
+    did not run (the CLI, ``sketchgen serve``, tests that build their own service)."""
+    startup = _startup
+    if startup is None:
+        return True
+    startup.begin()  # no fork happened (a server without workers, a test client): here, now
+    return startup.done.wait(timeout_s)
+
+
+class _Startup:
+    """Connecting an instance's clients once, in the process that serves, off any request."""
+
+    def __init__(self, settings: Settings, built: SketchService, routes: frozenset[str] | None):
+        self.settings, self.built, self.routes = settings, built, routes
+        self.done = threading.Event()
+        self._started = False
+        self._lock = threading.Lock()
+
+    def begin(self) -> None:
+        with self._lock:
+            if self._started:
+                return
+            self._started = True
+        threading.Thread(target=self._connect, name="sketchgen-startup", daemon=True).start()
+
+    def _connect(self) -> None:
+        from sketchgen.logs import get_logger
+
+        log = get_logger(__name__)
+        try:
+            self._connect_clients()
+        except Exception as error:  # the first requests then connect, as they always could
+            log.warning("instance start: could not connect every client: %s", error)
+        finally:
+            self.done.set()
+
+    def _connect_clients(self) -> None:
+        settings = self.settings
+        if settings.job_store == "firestore" or settings.model_rpm is not None:
+            from sketchgen.adapters.gcp._firestore import client_for, connect
+
+            client = client_for(settings.project, settings.firestore_database)
+            connect(client, timeout_s=_CONNECT_TIMEOUT_S)
+        queue = self.built.submission.queue
+        connect_queue = getattr(queue, "connect", None)
+        if connect_queue is not None:
+            connect_queue(timeout_s=_CONNECT_TIMEOUT_S)
+        if self.routes is not None:
+            authenticator = api(self.routes).authenticator()
+            fetch_keys = getattr(authenticator, "fetch_keys", None)
+            if fetch_keys is not None:
+                fetch_keys()
+
+
+def _import_client_libraries(settings: Settings, *, model: bool, listens: bool = False) -> None:
     """Import (not construct) the SDKs the configured adapters will build clients from."""
     import importlib
 
@@ -681,6 +762,8 @@ def _import_client_libraries(settings: Settings, *, model: bool) -> None:
     modules = []
     if settings.job_store == "firestore" or settings.model_rpm is not None:
         modules += ["google.cloud.firestore", "google.api_core.exceptions"]
+    if listens and settings.job_store == "firestore":  # the stream function's job listeners
+        modules += ["google.cloud.firestore_v1.watch", "google.api_core.bidi"]
     if settings.sketch_topic:
         modules.append("google.cloud.pubsub_v1")
     if settings.blob_url.startswith("gs://"):
@@ -693,9 +776,10 @@ def _import_client_libraries(settings: Settings, *, model: bool) -> None:
 
 def reset() -> None:
     """Forget the built instances (tests change settings between cases)."""
-    global _service, _settings
+    global _service, _settings, _startup
     with _lock:
         _service = None
         _settings = None
+        _startup = None
         _apis.clear()
     get_settings.cache_clear()

@@ -8,7 +8,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import threading
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -31,7 +30,7 @@ from sketchgen.schemas import ASPECT_RATIOS, IMAGE_SIZES, MAX_REFINE_IMAGES
 if TYPE_CHECKING:
     from pydantic import BaseModel
 
-    from sketchgen.generate import ImageGenerator, SketchStream
+    from sketchgen.generate import SketchStream
     from sketchgen.schemas import PromptSpec, RetrievalResult, Style
     from sketchgen.services import SketchService
     from sketchgen.services.styles import StyleService
@@ -278,7 +277,7 @@ def _generate(args: argparse.Namespace) -> int:
     settings = get_settings()
     offline = _offline_model_chosen(settings, args.model, args.offline)
     generator = build_generator(settings, offline=offline)
-    warming = _start_warm_up(generator)  # the SDK import and client, while the job is planned
+    # Made, the generator prepares the SDK and its client in a thread while the job is planned.
     request = _validated(
         JobRequest,
         brief=args.brief,
@@ -299,7 +298,6 @@ def _generate(args: argparse.Namespace) -> int:
         style = build_style_registry(settings).get_style(request.style_id)
         prompt_spec = PromptCompiler().compile(request.brief, style)
         retrieval = ImageRetriever().retrieve(prompt_spec, style, top_k=3)
-    warming.join()
     stream = generator.generate_streaming(
         prompt_spec=prompt_spec, retrieval_result=retrieval, style=style, config=config
     )
@@ -387,21 +385,6 @@ def _own_style_job(
     return style, prompt_spec, RetrievalResult(style_id=style.id, items=items)
 
 
-def _start_warm_up(generator: ImageGenerator) -> threading.Thread:
-    """Prepare the model client in a thread while the caller plans, so that the first sketch
-    does not also pay for the SDK's import and the client (about a second)."""
-
-    def warm() -> None:
-        try:
-            generator.warm_up()
-        except Exception:  # the first real call reports it, through the CLI's own errors
-            return
-
-    thread = threading.Thread(target=warm, name="warm-up", daemon=True)
-    thread.start()
-    return thread
-
-
 def _refine(args: argparse.Namespace) -> int:
     from sketchgen.bootstrap import build_generator, build_style_registry
     from sketchgen.generate.refine import prepare_refinement
@@ -412,7 +395,6 @@ def _refine(args: argparse.Namespace) -> int:
     generator = build_generator(
         settings, offline=_offline_model_chosen(settings, None, args.offline)
     )
-    warming = _start_warm_up(generator)
     request = _validated(RefineRequest, instruction=args.instruction, num_images=args.num_images)
     job = prepare_refinement(
         args.job_dir,
@@ -422,7 +404,6 @@ def _refine(args: argparse.Namespace) -> int:
         num_images=request.num_images,
         output_dir=args.output_dir,
     )
-    warming.join()
     stream = generator.generate_streaming(**job.kwargs())
     return _report(stream, job.config.num_images, as_json=args.json)
 

@@ -56,6 +56,9 @@ class Settings(BaseSettings):
         "sqlite:///generated_outputs/jobs.sqlite3"  # memory:// | sqlite:///… | firestore
     )
     firestore_database: str = "(default)"
+    # Connections the process's Firestore client spreads its calls over: one carries about 100
+    # open listeners, so the stream function (one listener per job it streams) needs more.
+    firestore_channels: int = Field(default=1, ge=1, le=64)
     sketch_topic: str | None = None  # full or short Pub/Sub topic; unset = in-process queue
     regenerate_topic: str | None = None
     events_base_url: str | None = None  # where the stream function answers, if not this host

@@ -23,8 +23,9 @@ from sketchgen.ports import ImageRequest
 from sketchgen.schemas import Variation
 from sketchgen.services import ServiceConfig, SketchService
 from sketchgen.styles import StyleRegistry
+from sketchgen.testing.clock import FakeClock
 from sketchgen.testing.gemini_server import FakeGeminiServer
-from tests.helpers.fakes import CollectingQueue, FakeClock
+from tests.helpers.fakes import CollectingQueue
 
 
 @pytest.fixture
@@ -63,7 +64,7 @@ def _variation() -> Variation:
 
 def test_adapter_batch_round_trip_through_the_sdk(gemini: FakeGeminiServer) -> None:
     clock = FakeClock()
-    gemini.clock, gemini.batch_delay_s = clock, 0.2
+    gemini.clock, gemini.batch_delay_s = clock.monotonic, 0.2
     gemini.when("grumpy", "IMAGE_SAFETY")
     adapter = NanoBananaAdapter("test-key", base_url=gemini.url)
     requests = [
@@ -75,7 +76,7 @@ def test_adapter_batch_round_trip_through_the_sdk(gemini: FakeGeminiServer) -> N
     assert name.startswith("batches/")
     first = adapter.batch_status(name)
     assert first.state == "running" and first.results is None and not first.ended
-    clock.now += 0.25  # the batch's time passes on the fake clock, not the wall clock
+    clock.advance(0.25)  # the batch's time passes on the fake clock, not the wall clock
     done = adapter.batch_status(name)
     assert done.state == "succeeded" and done.results is not None and len(done.results) == 3
     ok, blocked, fox = done.results

@@ -246,6 +246,21 @@ def test_warm_up_prepares_the_model_client_without_calling_it() -> None:
         assert model.client is client  # once
 
 
+def test_a_new_generator_prepares_the_model_client_in_a_thread() -> None:
+    from sketchgen.generate import NanoBananaAdapter
+    from sketchgen.testing.gemini_server import FakeGeminiServer
+
+    with FakeGeminiServer() as gemini:
+        model = NanoBananaAdapter(api_key="test-key", base_url=gemini.url)
+        generator = ImageGenerator(model)
+        assert generator._warming is not None
+        generator._warming.join(60)
+        assert model._client_instance is not None and not gemini.requests  # built, not called
+        idle = NanoBananaAdapter(api_key="test-key", base_url=gemini.url)
+        assert ImageGenerator(idle, warm=False)._warming is None
+        assert idle._client_instance is None  # left to the first call
+
+
 def test_every_sketch_records_what_it_cost_from_the_one_price_table(
     style: Style, tmp_path: Path
 ) -> None:

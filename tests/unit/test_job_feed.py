@@ -182,3 +182,50 @@ def test_an_async_client_joining_an_ended_job_gets_its_last_snapshot_then_closed
 
     first, second = asyncio.run(scenario())
     assert first == final and second == CLOSED
+
+
+def test_clients_of_an_ending_job_make_its_urls_once_between_them() -> None:
+    """When a job ends its clients all want the same URLs before any is cached: each is made
+    once (signing can be a network call per URL), and every client gets it."""
+    import asyncio
+
+    from sketchgen.api.sse import async_event_stream
+
+    store = CountingJobStore()
+    job = make_job(n=1)
+    store.create_job(job)
+    feed = JobFeed(store)
+    made: list[str] = []
+    cache: dict[str, str] = {}  # as the API's: filled by the maker, read without I/O
+    release = threading.Event()
+
+    def signer(key: str) -> str:  # answers only once every client is waiting for it
+        made.append(key)
+        release.wait(10)
+        cache[key] = f"https://signed/{key}"
+        return cache[key]
+
+    async def scenario() -> list[bytes]:
+        async def listen() -> bytes:
+            stream = async_event_stream(
+                store, job.job_id, 0, url_for=signer, heartbeat_s=5, feed=feed,
+                cached_url=cache.get, url_scope="https://api",
+            )  # fmt: skip
+            return b"".join([chunk async for chunk in stream])
+
+        tasks = [asyncio.create_task(listen()) for _ in range(30)]
+        while sum(len(q) for w in feed._watches.values() for q in w.queues.values()) < 30:
+            await asyncio.sleep(0.01)
+        await asyncio.to_thread(_finish, store, job.job_id, 0)
+        await asyncio.to_thread(store.complete_job, job.job_id, metadata_path="m.json")
+        while not made:  # one snapshot woke all 30 together: they wait on this one URL
+            await asyncio.sleep(0.01)
+        release.set()
+        return await asyncio.gather(*tasks)
+
+    bodies = asyncio.run(scenario())
+    sketch, metadata = f"jobs/{job.job_id}/sketch_0.png", f"jobs/{job.job_id}/metadata.json"
+    assert made == [sketch, metadata]  # each URL made once for the 30 clients
+    for body in bodies:
+        assert f"https://signed/{sketch}".encode() in body
+        assert f"https://signed/{metadata}".encode() in body

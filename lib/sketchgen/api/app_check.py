@@ -104,7 +104,7 @@ class AppCheckVerifier:
     def prefetch(self) -> None:
         """Fetch the keys now (at instance start), off the first request's clock. A failure
         is logged and the first request tries again."""
-        self._keys.prefetch()
+        self._keys.fetch()
 
     def verify(self, token: str | None) -> str:
         """The app id the token was issued to (``sub``), or :class:`AppCheckError`."""

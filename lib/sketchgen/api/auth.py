@@ -133,11 +133,13 @@ class _GoogleCertificates:
                 raise AuthUnavailableError("cannot fetch the ID token signing keys; retry")
             return self._verifiers.get(kid)
 
-    def prefetch(self) -> None:
+    def fetch(self) -> None:
+        """Fetch the certificates now unless they are fresh (at instance start)."""
         with self._lock:
             now = time.monotonic()
-            self._attempted_at = now
-            self._refresh(now)
+            if now >= self._expires_at:
+                self._attempted_at = now
+                self._refresh(now)
 
     def _refresh(self, now: float) -> None:
         try:
@@ -200,6 +202,12 @@ class FirebaseAuthenticator:
                 "FIREBASE_AUTH_EMULATOR_HOST=%s: accepting the Auth emulator's unsigned ID tokens",
                 self.emulator_host,
             )
+
+    def fetch_keys(self) -> None:
+        """Fetch the signing keys before the first token needs them (at instance start). Not
+        with the Auth emulator: its tokens are unsigned, and make dev has no Google to ask."""
+        if not self.emulator_host:
+            self._certs.fetch()
 
     def uid_for(self, authorization: str | None) -> str:
         header, claims, signed, signature = _split(bearer_token(authorization))

@@ -43,10 +43,17 @@ __all__ = ["JOB_ID", "Api", "error_response"]
 
 
 class _Health:
+    """``/healthz``: 200 once the instance is ready (its clients connected), 503 until then."""
+
+    def __init__(self, ready: Callable[[float], bool]) -> None:
+        self._ready = ready
+
     def rules(self) -> list[Rule]:
         return [Rule("/healthz", endpoint=self.health, methods=["GET"])]
 
     def health(self, request: Request) -> Response:
+        if not self._ready(1.0):  # a probe polls: wait a little rather than answer late
+            return json_response({"status": "starting"}, status=503)
         return json_response({"status": "ok"})
 
 
@@ -72,6 +79,7 @@ class Api:
         connect_origins: Iterable[str] = (),
         user_streams: int = 5,
         app_check: AppCheckVerifier | None = None,
+        ready: Callable[[float], bool] = lambda timeout_s: True,
     ) -> None:
         routing = Routing(
             service,
@@ -84,9 +92,10 @@ class Api:
         self.routing = routing
         self.cors_origins = origins(cors_origins)
         self.app_check = app_check  # warmed with the instance (bootstrap.warm)
+        self.authenticator = authenticator
         # Built only when served: a function builds the groups its routes name, nothing else.
         groups: dict[str, Callable[[], RouteGroup]] = {
-            "health": _Health,
+            "health": lambda: _Health(ready),
             "jobs": lambda: JobRoutes(routing, events_base_url=events_base_url),
             "blobs": lambda: FileRoutes(routing),
             "web": lambda: WebRoutes(web_config=web_config, connect_origins=connect_origins),

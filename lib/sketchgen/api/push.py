@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+from collections.abc import Callable
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -95,10 +96,17 @@ MAX_PUSH_BYTES = 64 * 1024
 DEAD_LETTER_PATH = "/dead-letter"  # infra/functions.yaml: sketch_worker.trigger.dead_letter_path
 
 
-def handle_sketch_push(request: Request, worker: SketchWorker) -> Response:
-    """A sketch task pushed by the subscription, or at ``/dead-letter`` one it gave up on."""
+def handle_sketch_push(
+    request: Request,
+    worker: SketchWorker,
+    ready: Callable[[float], bool] = lambda timeout_s: True,
+) -> Response:
+    """A sketch task pushed by the subscription, or at ``/dead-letter`` one it gave up on.
+    A GET is a health check (Pub/Sub always POSTs): 503 until the instance is ``ready``."""
     if request.method == "GET":
-        return Response("ok", mimetype="text/plain")  # health checks; Pub/Sub always POSTs
+        if not ready(1.0):
+            return Response("starting", status=503, mimetype="text/plain")
+        return Response("ok", mimetype="text/plain")
     try:
         raw = request.stream.read(MAX_PUSH_BYTES + 1)
         if len(raw) > MAX_PUSH_BYTES:

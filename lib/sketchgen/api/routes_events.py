@@ -6,7 +6,7 @@ from werkzeug.routing import Rule
 from werkzeug.wrappers import Request, Response
 
 from sketchgen import telemetry
-from sketchgen.api.core import Routing, checked_job_id
+from sketchgen.api.core import Routing, base_url, checked_job_id
 from sketchgen.api.stream_slots import StreamSlots
 
 __all__ = ["EventRoutes"]
@@ -42,6 +42,7 @@ class EventRoutes:
             url_for=lambda key: self.routing.blob_url(request, job.job_id, key),
             heartbeat_s=self.heartbeat_s,
             cached_url=lambda key: self.routing.cached_blob_url(request, key),
+            url_scope=base_url(request),  # what blob_url's URLs depend on besides the key
         )
         return Response(
             self.streams.hold(uid, body, on_close=telemetry.open_stream(job, uid)),

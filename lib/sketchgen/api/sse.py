@@ -29,6 +29,22 @@ __all__ = [
 RETRY = b"retry: 2000\n\n"
 HEARTBEAT = b": heartbeat\n\n"
 
+# URLs being made for streams on this loop, by (loop, scope, key): when a job ends, its N
+# clients all want the same metadata URL at once, before any has been cached; the first makes
+# it (signing may be an IAM call) and the others await that one instead of N of their own.
+_making: dict[tuple[asyncio.AbstractEventLoop, str, str], asyncio.Future[str]] = {}
+
+
+async def _one_url(scope: str, key: str, url_for: Callable[[str], str]) -> str:
+    loop = asyncio.get_running_loop()
+    slot = (loop, scope, key)
+    making = _making.get(slot)
+    if making is None:
+        making = _making[slot] = asyncio.ensure_future(asyncio.to_thread(url_for, key))
+        making.add_done_callback(lambda _: _making.pop(slot, None))
+    # Shielded: a client that leaves while waiting must not cancel the others' URL.
+    return await asyncio.shield(making)
+
 
 def parse_last_event_id(value: str | None) -> int:
     """A malformed Last-Event-ID counts as none: the client gets the whole stream again."""
@@ -110,16 +126,19 @@ async def async_event_stream(
     heartbeat_s: float = 15.0,
     feed: JobFeed | None = None,
     cached_url: Callable[[str], str | None] | None = None,
+    url_scope: str = "",
 ) -> AsyncIterator[bytes]:
     """The same stream as :func:`event_stream` on an event loop (the stream function): the
     client holds a queue on the job's shared listener, not a thread. ``url_for`` may sign a
     URL over the network, so it runs in the loop's executor unless ``cached_url`` (no I/O)
-    has it. What one snapshot brings goes out as one write: when a job ends, every client
-    of it gets its events at the same moment, and a write per client is what that costs."""
+    has it; streams with the same ``url_scope`` (the URL's base) make a missing URL once
+    between them. What one snapshot brings goes out as one write: when a job ends, every
+    client of it gets its events at the same moment, and a write per client is what that
+    costs."""
 
     async def url(key: str) -> str:
         found = cached_url(key) if cached_url is not None else None
-        return found if found is not None else await asyncio.to_thread(url_for, key)
+        return found if found is not None else await _one_url(url_scope, key, url_for)
 
     sent = last_event_id
     yield RETRY
@@ -157,6 +176,7 @@ class EventStream:
     heartbeat_s: float = 15.0
     feed: JobFeed | None = None
     cached_url: Callable[[str], str | None] | None = None  # the async stream's fast path
+    url_scope: str = ""  # streams whose url_for gives the same URLs: made once between them
 
     def __iter__(self) -> Iterator[bytes]:
         return event_stream(
@@ -177,4 +197,5 @@ class EventStream:
             heartbeat_s=self.heartbeat_s,
             feed=self.feed,
             cached_url=self.cached_url,
+            url_scope=self.url_scope,
         )

@@ -16,6 +16,7 @@ import threading
 import time
 from collections.abc import AsyncIterator, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -359,6 +360,10 @@ class ImageGenerator:
     the offline one), the same whether the class was imported from ``sketchgen`` or
     ``sketchgen.generate``. The library reads no settings itself: the defaults come from
     :mod:`sketchgen.defaults`, which ``import sketchgen`` fills from the settings.
+
+    Made, it starts preparing the model's client and the finisher in a thread (:meth:`warm_up`;
+    ``warm=False`` leaves that to the first call): the caller plans its job meanwhile, and the
+    first ``generate()`` finds the SDK imported instead of importing it before its first call.
     """
 
     def __init__(
@@ -367,11 +372,21 @@ class ImageGenerator:
         *,
         retry: RetryPolicy | None = None,
         offline: bool | None = None,
+        warm: bool = True,
     ) -> None:
         self.model: ImageModel = (
             model if model is not None else current_defaults().image_model(offline=offline)
         )
         self.retry = retry or RetryPolicy(max_attempts=current_defaults().max_attempts())
+        self._warming: threading.Thread | None = None
+        if warm:
+            self._warming = threading.Thread(target=self._warm_quietly, name="warm-up", daemon=True)
+            self._warming.start()
+
+    def _warm_quietly(self) -> None:
+        # A failure here (an SDK that cannot import) is the first call's to report.
+        with suppress(Exception):
+            warm_up(self.model)
 
     def warm_up(self) -> None:
         """Prepare the model client and the finisher once, so the first ``generate()`` costs

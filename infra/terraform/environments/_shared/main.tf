@@ -64,6 +64,9 @@ locals {
   # The quota gate (SKETCHGEN_MODEL_RPM) holds the rate itself; deliveries waiting for a slot
   # are sleeping requests, so instances get twice the room: waiting sketches of other users
   # must reach a worker to ask for their fair share.
+  # Requests one stream instance holds (Cloud Run's maximum): each an open event stream.
+  stream_concurrency = 1000
+
   worker_max_instances = max(1, ceil(2 * var.gemini_rpm * var.model_latency_s / 60 / var.worker_concurrency))
 
   # The functions, defined once (infra/functions.yaml; docs/decisions/0007): sources, triggers,
@@ -108,8 +111,10 @@ locals {
     SKETCHGEN_REQUIRE_VERIFIED_EMAIL = tostring(var.require_verified_email)
     SKETCHGEN_APP_CHECK              = tostring(var.app_check)
     SKETCHGEN_PROJECT_NUMBER         = data.google_project.this.number
-    GEMINI_MODEL                     = var.gemini_model
-    GOOGLE_GEMINI_BASE_URL           = "https://generativelanguage.googleapis.com"
+    # A connection carries ~100 streams (listeners); keep each under 90 at full concurrency.
+    SKETCHGEN_FIRESTORE_CHANNELS = tostring(ceil(local.stream_concurrency / 90))
+    GEMINI_MODEL                 = var.gemini_model
+    GOOGLE_GEMINI_BASE_URL       = "https://generativelanguage.googleapis.com"
   }
 
   secrets   = { "gemini-api-key" = google_secret_manager_secret.gemini_api_key.secret_id }
@@ -152,7 +157,7 @@ locals {
     # 1,000 clients of 1,000 different jobs (a listener each, ~320 KiB).
     stream = {
       min_instances = 0, max_instances = var.stream_max_instances
-      concurrency   = 1000, memory = "1Gi", timeout_seconds = 3600
+      concurrency   = local.stream_concurrency, memory = "1Gi", timeout_seconds = 3600
     }
     # Draws like the worker (batch results and re-runs of 4K jobs): the worker's memory.
     regenerate = {

@@ -19,23 +19,103 @@ from sketchgen.clock import SYSTEM_CLOCK
 from sketchgen.errors import StorageError
 from sketchgen.ports import Clock
 
-__all__ = ["client_for", "optimistic_update", "optimistic_update_reading"]
+__all__ = [
+    "client_for",
+    "connect",
+    "optimistic_update",
+    "optimistic_update_reading",
+    "use_channels",
+]
 
 T = TypeVar("T")
 Doc = dict[str, Any]
 
 
+_channels = 1  # connections per client, set by the composition root (use_channels)
+
+
+def use_channels(channels: int) -> None:
+    """How many connections the process's clients spread their calls over (at instance start,
+    before any client is made; bootstrap sets it from ``SKETCHGEN_FIRESTORE_CHANNELS``).
+
+    More than 1 (:class:`~sketchgen.adapters.gcp._channel_pool.ChannelPool`): more listeners
+    can be open at once than one connection carries (about 100): the stream function."""
+    global _channels
+    if channels < 1:
+        raise ValueError("channels must be at least 1")
+    _channels = channels
+
+
 def client_for(project: str | None, database: str) -> Any:
     """The process's client for a database, shared by every adapter (the job store and the
-    quota gate hold one channel). An emulator address is part of what a client is bound to."""
-    return _client(project, database, os.environ.get("FIRESTORE_EMULATOR_HOST"))
+    quota gate hold one channel, or one pool of them). An emulator address is part of what a
+    client is bound to."""
+    return _client(project, database, os.environ.get("FIRESTORE_EMULATOR_HOST"), _channels)
 
 
 @cache
-def _client(project: str | None, database: str, emulator: str | None) -> Any:
+def _client(project: str | None, database: str, emulator: str | None, channels: int) -> Any:
     from google.cloud import firestore
 
-    return firestore.Client(project=project, database=database)
+    client = firestore.Client(project=project, database=database)
+    if channels > 1:
+        _use_channel_pool(client, channels)
+    return client
+
+
+def _use_channel_pool(client: Any, size: int) -> None:
+    """Give ``client`` a pool of channels where it would make one.
+
+    The SDK makes its one channel when first used (``_firestore_api_helper``, with keepalive
+    and message-size options, or an insecure channel to an emulator); this makes the pool with
+    the same options and hands the SDK the transport built on it, before its first use.
+    """
+    import grpc
+    from google.cloud.firestore_v1 import base_client
+    from google.cloud.firestore_v1.services.firestore import client as gapic
+    from google.cloud.firestore_v1.services.firestore.transports.grpc import (
+        FirestoreGrpcTransport,
+    )
+
+    from sketchgen.adapters.gcp._channel_pool import ChannelPool
+
+    emulator = client._emulator_host
+    if emulator is not None:
+        # As the SDK's own emulator channel: the "owner" token is the emulator's admin.
+        base = [("Authorization", "Bearer owner"), *base_client._GRPC_MSG_SIZE_OPTIONS]
+
+        def make(options: Any) -> grpc.Channel:
+            return grpc.insecure_channel(emulator, options=[*base, *options])
+
+    else:
+
+        def make(options: Any) -> grpc.Channel:
+            return FirestoreGrpcTransport.create_channel(
+                client._target,
+                credentials=client._credentials,
+                options=[*base_client._DEFAULT_CHANNEL_OPTIONS, *options],
+            )
+
+    transport = FirestoreGrpcTransport(host=client._target, channel=ChannelPool(make, size))
+    client._transport = transport
+    client._firestore_api_internal = gapic.FirestoreClient(
+        transport=transport, client_options=client._client_options
+    )
+    gapic._client_info = client._client_info  # type: ignore[attr-defined]  # as the SDK does
+
+
+def connect(client: Any, timeout_s: float = 10.0) -> None:
+    """Open the client's connections and make one read, so a request finds them ready (at
+    instance start: the channel, its connection and the first call's setup are not paid by
+    the first request). The read is of a document nothing writes."""
+    import grpc
+
+    from sketchgen.adapters.gcp._channel_pool import ChannelPool
+
+    channel = client._firestore_api._transport.grpc_channel
+    for each in channel.channels if isinstance(channel, ChannelPool) else [channel]:
+        grpc.channel_ready_future(each).result(timeout=timeout_s)
+    client.collection("sketchgen-start-up").document("probe").get(timeout=timeout_s)
 
 
 def optimistic_update(

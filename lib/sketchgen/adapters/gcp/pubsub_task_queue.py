@@ -33,6 +33,14 @@ class PubSubTaskQueue:
                     self._publisher = pubsub_v1.PublisherClient()
         return self._publisher
 
+    def connect(self, timeout_s: float = 10.0) -> None:
+        """Make the publisher and open its connection (at instance start, not on the first
+        job). Publishing is the only call it may make (roles/pubsub.publisher), so the channel
+        is opened without one."""
+        import grpc
+
+        grpc.channel_ready_future(self.publisher._transport.grpc_channel).result(timeout_s)
+
     def publish(self, tasks: Sequence[SketchTask]) -> None:
         from google.api_core import exceptions
 
