@@ -15,7 +15,7 @@ a few shards at random (a batched read), takes a slot from the one whose slot co
 on losing a race tries the next. A turned-away caller writes nothing to a shard.
 
 Fair share: a user who asked within ``waiting_ttl_s`` is *active* (a per-user presence
-document, written at most every third of the ttl, counted with a query); each active user may
+document, written at most once per third of the ttl, counted with a query); each active user may
 hold at most ``lookahead / active`` slots ahead, counted per shard
 (``shard_lookahead / active``, at least one). One user's 100-sketch batch therefore fills the
 schedule only while nobody else is asking. A user alone gets every slot.
@@ -213,7 +213,10 @@ class QuotaGate(ABC):
     def _active(self, key: str, user: str, now: float) -> int:
         ttl = self.policy.waiting_ttl_s
         if now - self._touched.get((key, user), -math.inf) >= ttl / 3:
-            self._touch(key, user, now)
+            try:
+                self._touch(key, user, now)
+            except StorageError:  # presence only tunes the shares: never block a call on it
+                log.info("quota presence of %s not recorded (contended)", user)
             self._touched[(key, user)] = now
             self._active_cache.pop(key, None)
         # One count a second per instance is plenty: shares change on the ttl's scale.

@@ -3,9 +3,9 @@
 The schedule of :mod:`sketchgen.quota` is split over shard documents
 (``quota/{model}/shards/{n}``), each granting at most 0.8 slots a second at the configured
 RPM, so no document is hot (ADR 0050). Who asked lately lives in
-``quota/{model}/users/{user_key}`` (written at most every third of the waiting ttl per user
-and instance) and is counted with one query a second per instance. Clients cannot read or
-write any of it (``firestore.rules`` denies everything but a job's owner reading the job).
+``quota/{model}/users/{user_key}`` (written at most once per third of the waiting ttl, by
+whichever instance finds it stale) and is counted with one query a second per instance.
+Clients cannot read or write any of it (``firestore.rules`` denies everything but a job's owner reading the job).
 """
 
 from __future__ import annotations
@@ -76,7 +76,20 @@ class FirestoreQuotaGate(QuotaGate):
         )  # fmt: skip
 
     def _touch(self, key: str, user: str, at: float) -> None:
-        self._model(key).collection("users").document(user).set({"at": at})
+        # Written only when the stored mark is a third of the ttl old: however many instances
+        # serve a user, its presence document takes at most one write per ttl / 3.
+        fresh_after = at - self.policy.waiting_ttl_s / 3
+
+        def transform(doc: dict[str, Any] | None) -> tuple[dict[str, Any] | None, None]:
+            if doc is not None and float(doc.get("at", 0.0)) > fresh_after:
+                return None, None
+            return {"at": at}, None
+
+        ref = self._model(key).collection("users").document(user)
+        optimistic_update(
+            self.client, ref, transform, what=f"quota {key} presence", attempts=3,
+            clock=self.clock,
+        )  # fmt: skip
 
     def _count_active(self, key: str, since: float) -> int:
         from google.cloud.firestore_v1.base_query import FieldFilter
