@@ -5,7 +5,8 @@ The schedule of :mod:`sketchgen.quota` is split over shard documents
 RPM, so no document is hot (ADR 0050). Who asked lately lives in
 ``quota/{model}/users/{user_key}`` (written at most once per third of the waiting ttl, by
 whichever instance finds it stale) and is counted with one query a second per instance.
-Clients cannot read or write any of it (``firestore.rules`` denies everything but a job's owner reading the job).
+Clients cannot read or write any of it (``firestore.rules`` denies everything but a job's
+owner reading the job).
 """
 
 from __future__ import annotations
