@@ -10,7 +10,9 @@ shard ``s`` owns the slots ``k ≡ s (mod shards)``, one every ``shards * interv
 and is stored in its own document (``quota/{model}/shards/{s}`` in Firestore). Granting a
 slot is one write to one shard, and a shard's slots open one at a time as the horizon moves,
 so at the configured RPM a shard takes at most ``1 / (shards * interval)`` writes a second;
-``shards = ceil(rpm / 60 / MAX_WRITES_PER_DOC_S)`` keeps that at or below 0.8. A caller probes
+``shards = ceil(rpm / 60 / MAX_WRITES_PER_DOC_S)`` keeps that at or below 0.8, and a shard
+grants through a bucket of 0.9 writes a second, burst 1.5 (even when its horizon has room
+for more), so no burst of asks writes it faster. A caller probes
 a few shards at random (a batched read), takes a slot from the one whose slot comes first, and
 on losing a race tries the next. A turned-away caller writes nothing to a shard.
 
@@ -58,7 +60,11 @@ log = get_logger(__name__)
 T = TypeVar("T")
 _HOLD_WITHOUT_HINT_S = 1.0  # a 429 without RetryInfo pauses everyone this long
 # Firestore sustains about one write a second per document; stay a margin below it.
-MAX_WRITES_PER_DOC_S = 0.8
+MAX_WRITES_PER_DOC_S = 0.8  # a shard's slots a second at the configured RPM
+# A shard's grants (writes) go through a bucket a little faster than its slots: at most 10 in
+# any 10 s and 2 in a second (Firestore's contention starts past 1/s with a burst of 3).
+SHARD_WRITES_PER_S = 0.9
+SHARD_BURST = 1.5
 _PROBES = 4  # shards read per attempt: enough to find room, few enough to read cheaply
 _RACES = 3  # shards tried in one attempt when another caller took the slot first
 
@@ -107,11 +113,15 @@ class QuotaState:
 
     next_slot: float = 0.0  # no slot of this shard is handed out before this
     slots: Mapping[str, tuple[float, ...]] = field(default_factory=dict)  # user → slots ahead
+    granted_at: float = -math.inf  # when this shard last handed out a slot (was written)
+    tokens: float = SHARD_BURST  # grants it may make now (a bucket: Firestore's own limit)
 
     def to_doc(self) -> dict[str, Any]:
         return {
             "next_slot": self.next_slot,
             "slots": {user: list(times) for user, times in self.slots.items()},
+            "granted_at": self.granted_at if math.isfinite(self.granted_at) else None,
+            "tokens": self.tokens,
         }
 
     @classmethod
@@ -121,6 +131,8 @@ class QuotaState:
         return cls(
             next_slot=float(doc.get("next_slot", 0.0)),
             slots={u: tuple(float(t) for t in ts) for u, ts in doc.get("slots", {}).items()},
+            granted_at=float(doc["granted_at"]) if doc.get("granted_at") is not None else -math.inf,
+            tokens=float(doc.get("tokens", SHARD_BURST)),
         )
 
 
@@ -156,23 +168,45 @@ def reserve_transition(
 
     ``active``: how many users asked lately (``user`` included). A refusal writes nothing.
     """
-    slots = {u: kept for u, ts in state.slots.items() if (kept := tuple(t for t in ts if t > now))}
-    share = max(1, policy.shard_lookahead // max(1, active))
+    # A user's slots are counted over the horizon behind as well as ahead: a shard grants
+    # about one slot per its interval (never faster: it is one document), so the slots ahead
+    # stay few and the share is of the shard's recent and coming slots together.
+    since = now - policy.horizon_s
+    slots = {
+        u: kept for u, ts in state.slots.items() if (kept := tuple(t for t in ts if t > since))
+    }
+    # A user alone takes every slot; with others, its part of the slots the shard has in the
+    # span (the schedule runs up to a horizon ahead, so about 2 x its lookahead).
+    share = math.inf if active <= 1 else math.ceil((2 * policy.shard_lookahead + 1) / active)
     start = policy.slot_at_or_after(shard, max(now, state.next_slot))
     mine = slots.get(user, ())
     if start - now > policy.horizon_s:
         return None, Wait(retry_in=start - policy.horizon_s - now, reason="quota")
     if len(mine) >= share:
-        return None, Wait(retry_in=min(mine) - now, reason="fair_share")
+        return None, Wait(
+            retry_in=max(min(mine) + policy.horizon_s - now, 0.0), reason="fair_share"
+        )
+    # Grants (writes) through a bucket (SHARD_WRITES_PER_S), even when the horizon has room
+    # for more: a burst of asks after a quiet spell would otherwise write one shard
+    # several times in a second. Its slots come at <= 0.8 a second, so the schedule still
+    # runs ahead of the clock (and no slot is lost to a late ask).
+    tokens = min(SHARD_BURST, state.tokens + (now - state.granted_at) * SHARD_WRITES_PER_S)
+    if tokens < 1.0 - 1e-9:
+        return None, Wait(retry_in=(1.0 - tokens) / SHARD_WRITES_PER_S, reason="shard_busy")
     slots[user] = (*mine, start)
-    return QuotaState(next_slot=start + policy.shard_interval_s, slots=slots), Grant(at=start)
+    granted = QuotaState(
+        next_slot=start + policy.shard_interval_s, slots=slots, granted_at=now, tokens=tokens - 1
+    )
+    return granted, Grant(at=start)
 
 
 def hold_transition(state: QuotaState, until: float) -> QuotaState | None:
     """The model said 429 with a RetryInfo delay: no new slot starts before ``until``."""
     if state.next_slot >= until:
         return None
-    return QuotaState(next_slot=until, slots=state.slots)
+    return QuotaState(
+        next_slot=until, slots=state.slots, granted_at=state.granted_at, tokens=state.tokens
+    )
 
 
 class QuotaGate(ABC):
@@ -271,7 +305,7 @@ class QuotaGate(ABC):
                 if decision.at > now:
                     self.clock.sleep(decision.at - now)
                 return decision.at
-            jitter = self._rng.uniform(0, min(self.policy.shard_interval_s, 2.0))
+            jitter = self._rng.uniform(0, min(self.policy.interval_s * 2, 2.0))
             pause = max(decision.retry_in, 0.0) + jitter
             if now + pause > give_up:
                 log.info("no %s slot for %s within %.0f s (%s)", key, user_key(uid), max_wait_s,
