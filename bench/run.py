@@ -32,6 +32,7 @@ BENCHMARKS = {
     "load": "Load: the generate endpoint and the event stream",
     "spend": "Spend control: the per-user check on POST /v1/jobs",
     "ceiling": "Deployment ceiling: shard writes at 10,000 and 100,000 jobs an hour",
+    "scale": "Scale: a load simulator at 10,000 and 100,000 jobs an hour (issue 24)",
     "streams": "Streams: 1,000 event-stream clients on one stream instance",
     "finish": "Finisher",
     "guard": "Style guard",

@@ -1,21 +1,29 @@
 """Quota-aware admission: every worker instance shares the model's requests-per-minute limit.
 
 The model's quota (``SKETCHGEN_MODEL_RPM``) is one budget for the whole deployment, so the
-limiter lives in shared state (a Firestore document per model in the cloud, memory in one
-process) and every model call takes a *slot* from it first. Slots are handed out on one
-schedule spaced ``60 / rpm`` seconds apart (the generic cell-rate algorithm): a worker that
-gets a slot knows exactly when it may call and sleeps until then, with no polling and one
-write per call. Slots are handed out at most ``horizon_s`` ahead; beyond that a worker is told
-when to ask again.
+limiter lives in shared state and every model call takes a *slot* from it first. Slots sit on
+one schedule spaced ``60 / rpm`` seconds apart (epoch-aligned: slot ``k`` starts at
+``k * interval``), so no two calls anywhere start closer than one interval.
 
-Fair share: users who hold slots ahead or were recently turned away are *active*, and each
-may hold at most ``lookahead / active`` slots ahead. One user's 100-sketch batch therefore
-fills the schedule only while nobody else is asking; as soon as another user asks, the big
-batch is held to half the slots and the newcomer takes the next free ones. A user alone gets
-every slot (the limiter never leaves quota unused while someone waits).
+No hot document (ADR 0050): the schedule is split into ``shards`` interleaved sub-schedules;
+shard ``s`` owns the slots ``k ≡ s (mod shards)``, one every ``shards * interval`` seconds,
+and is stored in its own document (``quota/{model}/shards/{s}`` in Firestore). Granting a
+slot is one write to one shard, and a shard's slots open one at a time as the horizon moves,
+so at the configured RPM a shard takes at most ``1 / (shards * interval)`` writes a second;
+``shards = ceil(rpm / 60 / MAX_WRITES_PER_DOC_S)`` keeps that at or below 0.8, and a shard
+grants through a bucket of 0.9 writes a second, burst 1.5 (even when its horizon has room
+for more), so no burst of asks writes it faster. A caller probes
+a few shards at random (a batched read), takes a slot from the one whose slot comes first, and
+on losing a race tries the next. A turned-away caller writes nothing to a shard.
 
-The rules are pure functions over :class:`QuotaState` (like :mod:`sketchgen.jobs`); a gate
-only has to apply them atomically (:meth:`QuotaGate._update`).
+Fair share: a user who asked within ``waiting_ttl_s`` is *active* (a per-user presence
+document, written at most once per third of the ttl, counted with a query); each active user may
+hold at most ``lookahead / active`` slots ahead, counted per shard
+(``shard_lookahead / active``, at least one). One user's 100-sketch batch therefore fills the
+schedule only while nobody else is asking. A user alone gets every slot.
+
+The rules are pure functions over :class:`QuotaState` (one shard; like :mod:`sketchgen.jobs`);
+a gate only has to read shards, apply a transition to one atomically, and keep presence.
 """
 
 from __future__ import annotations
@@ -24,17 +32,19 @@ import hashlib
 import math
 import random
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, TypeVar
 
 from sketchgen.clock import SYSTEM_CLOCK
-from sketchgen.errors import TransientModelError
+from sketchgen.errors import StorageError, TransientModelError
 from sketchgen.logs import get_logger
 from sketchgen.ports import Clock, ImageRequest, ImageResponse, SyncImageModel
 
 __all__ = [
+    "MAX_WRITES_PER_DOC_S",
+    "Decision",
     "GatedModel",
     "Grant",
     "QuotaGate",
@@ -49,13 +59,21 @@ __all__ = [
 log = get_logger(__name__)
 T = TypeVar("T")
 _HOLD_WITHOUT_HINT_S = 1.0  # a 429 without RetryInfo pauses everyone this long
+# Firestore sustains about one write a second per document; stay a margin below it.
+MAX_WRITES_PER_DOC_S = 0.8  # a shard's slots a second at the configured RPM
+# A shard's grants (writes) go through a bucket a little faster than its slots: at most 10 in
+# any 10 s and 2 in a second (Firestore's contention starts past 1/s with a burst of 3).
+SHARD_WRITES_PER_S = 0.9
+SHARD_BURST = 1.5
+_PROBES = 4  # shards read per attempt: enough to find room, few enough to read cheaply
+_RACES = 3  # shards tried in one attempt when another caller took the slot first
 
 
 @dataclass(frozen=True, slots=True)
 class QuotaPolicy:
     rpm: float
     horizon_s: float = 10.0  # how far ahead slots are handed out
-    waiting_ttl_s: float = 10.0  # a user turned away stays active this long without asking again
+    waiting_ttl_s: float = 10.0  # a user stays active this long after asking
 
     def __post_init__(self) -> None:
         if self.rpm <= 0:
@@ -66,24 +84,44 @@ class QuotaPolicy:
         return 60.0 / self.rpm
 
     @property
+    def shards(self) -> int:
+        """Documents the schedule is split over, so each takes <= 0.8 writes a second."""
+        return max(1, math.ceil(self.rpm / 60.0 / MAX_WRITES_PER_DOC_S))
+
+    @property
+    def shard_interval_s(self) -> float:
+        return self.interval_s * self.shards
+
+    @property
     def lookahead(self) -> int:
         """Slots the horizon holds: what all active users share."""
         return max(1, math.floor(self.horizon_s / self.interval_s))
 
+    @property
+    def shard_lookahead(self) -> int:
+        return max(1, math.floor(self.horizon_s / self.shard_interval_s))
+
+    def slot_at_or_after(self, shard: int, t: float) -> float:
+        """The first start of a slot of ``shard`` at or after ``t``."""
+        step, phase = self.shard_interval_s, shard * self.interval_s
+        return phase + math.ceil((t - phase) / step - 1e-9) * step
+
 
 @dataclass(frozen=True, slots=True)
 class QuotaState:
-    """One model's schedule. Times are epoch seconds (instances share NTP-synced clocks)."""
+    """One shard of a model's schedule. Times are epoch seconds (NTP-synced instances)."""
 
-    next_slot: float = 0.0  # the earliest start of the next slot handed out
+    next_slot: float = 0.0  # no slot of this shard is handed out before this
     slots: Mapping[str, tuple[float, ...]] = field(default_factory=dict)  # user → slots ahead
-    waiting: Mapping[str, float] = field(default_factory=dict)  # user → last turned away
+    granted_at: float = -math.inf  # when this shard last handed out a slot (was written)
+    tokens: float = SHARD_BURST  # grants it may make now (a bucket: Firestore's own limit)
 
     def to_doc(self) -> dict[str, Any]:
         return {
             "next_slot": self.next_slot,
             "slots": {user: list(times) for user, times in self.slots.items()},
-            "waiting": dict(self.waiting),
+            "granted_at": self.granted_at if math.isfinite(self.granted_at) else None,
+            "tokens": self.tokens,
         }
 
     @classmethod
@@ -93,7 +131,8 @@ class QuotaState:
         return cls(
             next_slot=float(doc.get("next_slot", 0.0)),
             slots={u: tuple(float(t) for t in ts) for u, ts in doc.get("slots", {}).items()},
-            waiting={u: float(t) for u, t in doc.get("waiting", {}).items()},
+            granted_at=float(doc["granted_at"]) if doc.get("granted_at") is not None else -math.inf,
+            tokens=float(doc.get("tokens", SHARD_BURST)),
         )
 
 
@@ -112,65 +151,143 @@ Decision = Grant | Wait
 
 
 def user_key(uid: str) -> str:
-    """Who a slot belongs to, without putting user ids in the quota document."""
+    """Who a slot belongs to, without putting user ids in the quota documents."""
     return hashlib.sha256(uid.encode()).hexdigest()[:16]
 
 
 def reserve_transition(
-    state: QuotaState, user: str, now: float, policy: QuotaPolicy
+    state: QuotaState,
+    user: str,
+    now: float,
+    policy: QuotaPolicy,
+    *,
+    shard: int = 0,
+    active: int = 1,
 ) -> tuple[QuotaState | None, Decision]:
-    """(the state to write, or None for no change; the decision for ``user``)."""
-    slots = {u: kept for u, ts in state.slots.items() if (kept := tuple(t for t in ts if t > now))}
-    waiting = {u: t for u, t in state.waiting.items() if now - t < policy.waiting_ttl_s}
-    active = set(slots) | set(waiting) | {user}
-    share = max(1, policy.lookahead // len(active))
-    start = max(now, state.next_slot)
+    """(the shard state to write, or None for no change; the decision for ``user``).
+
+    ``active``: how many users asked lately (``user`` included). A refusal writes nothing.
+    """
+    # A user's slots are counted over the horizon behind as well as ahead: a shard grants
+    # about one slot per its interval (never faster: it is one document), so the slots ahead
+    # stay few and the share is of the shard's recent and coming slots together.
+    since = now - policy.horizon_s
+    slots = {
+        u: kept for u, ts in state.slots.items() if (kept := tuple(t for t in ts if t > since))
+    }
+    # A user alone takes every slot; with others, its part of the slots the shard has in the
+    # span (the schedule runs up to a horizon ahead, so about 2 x its lookahead).
+    share = math.inf if active <= 1 else math.ceil((2 * policy.shard_lookahead + 1) / active)
+    start = policy.slot_at_or_after(shard, max(now, state.next_slot))
     mine = slots.get(user, ())
-    decision: Decision
     if start - now > policy.horizon_s:
-        decision = Wait(retry_in=start - policy.horizon_s - now, reason="quota")
-    elif len(mine) >= share:
-        decision = Wait(retry_in=min(mine) - now, reason="fair_share")
-    else:
-        waiting.pop(user, None)
-        slots[user] = (*mine, start)
-        granted = QuotaState(next_slot=start + policy.interval_s, slots=slots, waiting=waiting)
-        return granted, Grant(at=start)
-    # Turned away: be counted as active (so others' share shrinks), but write that at most a
-    # few times per ttl, not on every ask.
-    if now - state.waiting.get(user, -math.inf) < policy.waiting_ttl_s / 3:
-        return None, decision
-    waiting[user] = now
-    return QuotaState(next_slot=state.next_slot, slots=slots, waiting=waiting), decision
+        return None, Wait(retry_in=start - policy.horizon_s - now, reason="quota")
+    if len(mine) >= share:
+        return None, Wait(
+            retry_in=max(min(mine) + policy.horizon_s - now, 0.0), reason="fair_share"
+        )
+    # Grants (writes) through a bucket (SHARD_WRITES_PER_S), even when the horizon has room
+    # for more: a burst of asks after a quiet spell would otherwise write one shard
+    # several times in a second. Its slots come at <= 0.8 a second, so the schedule still
+    # runs ahead of the clock (and no slot is lost to a late ask).
+    tokens = min(SHARD_BURST, state.tokens + (now - state.granted_at) * SHARD_WRITES_PER_S)
+    if tokens < 1.0 - 1e-9:
+        return None, Wait(retry_in=(1.0 - tokens) / SHARD_WRITES_PER_S, reason="shard_busy")
+    slots[user] = (*mine, start)
+    granted = QuotaState(
+        next_slot=start + policy.shard_interval_s, slots=slots, granted_at=now, tokens=tokens - 1
+    )
+    return granted, Grant(at=start)
 
 
 def hold_transition(state: QuotaState, until: float) -> QuotaState | None:
     """The model said 429 with a RetryInfo delay: no new slot starts before ``until``."""
     if state.next_slot >= until:
         return None
-    return QuotaState(next_slot=until, slots=state.slots, waiting=state.waiting)
+    return QuotaState(
+        next_slot=until, slots=state.slots, granted_at=state.granted_at, tokens=state.tokens
+    )
 
 
 class QuotaGate(ABC):
     """Admission to the model, shared by every worker that uses the same state.
 
-    A gate only has to provide ``_update`` (atomically: read the state for ``key``, apply a
-    transition, write what it returns); the waiting and the rules are the same everywhere.
+    A gate provides storage: read shards, apply a transition to one shard atomically, record
+    and count the users asking. The waiting and the rules are the same everywhere.
     """
 
     def __init__(self, policy: QuotaPolicy, *, clock: Clock = SYSTEM_CLOCK) -> None:
         self.policy = policy
         self.clock = clock
         self._rng = random.Random()
+        self._touched: dict[tuple[str, str], float] = {}  # this instance's last presence write
+        self._active_cache: dict[str, tuple[float, int]] = {}
 
     def _now(self) -> float:
         return self.clock.now().timestamp()
 
     @abstractmethod
+    def _read(self, key: str, shards: Sequence[int]) -> list[QuotaState]:
+        """The stored states of ``shards`` of model ``key`` (empty state when absent)."""
+
+    @abstractmethod
     def _update(
-        self, key: str, transition: Callable[[QuotaState], tuple[QuotaState | None, T]]
+        self, key: str, shard: int, transition: Callable[[QuotaState], tuple[QuotaState | None, T]]
     ) -> T:
-        """Atomically apply ``transition`` to the state stored for ``key``."""
+        """Atomically apply ``transition`` to shard ``shard`` of model ``key``."""
+
+    @abstractmethod
+    def _touch(self, key: str, user: str, at: float) -> None:
+        """Record that ``user`` asked for model ``key`` at ``at`` (its own document)."""
+
+    @abstractmethod
+    def _count_active(self, key: str, since: float) -> int:
+        """How many users asked for model ``key`` at or after ``since``."""
+
+    def _active(self, key: str, user: str, now: float) -> int:
+        ttl = self.policy.waiting_ttl_s
+        if now - self._touched.get((key, user), -math.inf) >= ttl / 3:
+            try:
+                self._touch(key, user, now)
+            except StorageError:  # presence only tunes the shares: never block a call on it
+                log.info("quota presence of %s not recorded (contended)", user)
+            self._touched[(key, user)] = now
+            self._active_cache.pop(key, None)
+        # One count a second per instance is plenty: shares change on the ttl's scale.
+        cached = self._active_cache.get(key)
+        if cached is None or now - cached[0] >= 1.0:
+            cached = (now, self._count_active(key, now - ttl))
+            self._active_cache[key] = cached
+        return max(1, cached[1])
+
+    def reserve(self, key: str, uid: str) -> Decision:
+        """One attempt at a slot for ``uid`` (no sleeping): a grant, or how long to wait."""
+        user = user_key(uid)
+        now = self._now()
+        active = self._active(key, user, now)
+        count = self.policy.shards
+        probed = self._rng.sample(range(count), min(_PROBES, count))
+        states = self._read(key, probed)
+        decisions = [
+            (reserve_transition(s, user, now, self.policy, shard=n, active=active)[1], n)
+            for n, s in zip(probed, states, strict=True)
+        ]
+        open_ = sorted((d.at, n) for d, n in decisions if isinstance(d, Grant))
+        for _, shard in open_[:_RACES]:
+            rule = partial(
+                reserve_transition, user=user, now=now, policy=self.policy, shard=shard,
+                active=active,
+            )  # fmt: skip
+            try:
+                decision = self._update(key, shard, rule)
+            except StorageError:  # that shard is contended: another has room
+                continue
+            if isinstance(decision, Grant):
+                return decision
+        waits = [d for d, _ in decisions if isinstance(d, Wait)]
+        if not waits:  # every open shard was taken under us: ask again at once
+            return Wait(retry_in=0.0, reason="contended")
+        return min(waits, key=lambda w: w.retry_in)
 
     def acquire(self, key: str, uid: str, *, max_wait_s: float) -> float | None:
         """Wait for a slot to call model ``key`` for user ``uid``: its start, or None if none
@@ -180,29 +297,33 @@ class QuotaGate(ABC):
         for it (plus jitter, so waiting workers do not all ask at once; the horizon's slots
         ahead keep the model busy meanwhile).
         """
-        user = user_key(uid)
         give_up = self._now() + max_wait_s
         while True:
             now = self._now()
-            decision = self._update(
-                key, partial(reserve_transition, user=user, now=now, policy=self.policy)
-            )
+            decision = self.reserve(key, uid)
             if isinstance(decision, Grant):
                 if decision.at > now:
                     self.clock.sleep(decision.at - now)
                 return decision.at
-            jitter = self._rng.uniform(0, min(self.policy.horizon_s / 4, 2.0))
+            jitter = self._rng.uniform(0, min(self.policy.interval_s * 2, 2.0))
             pause = max(decision.retry_in, 0.0) + jitter
             if now + pause > give_up:
-                log.info("no %s slot for %s within %.0f s (%s)", key, user, max_wait_s,
+                log.info("no %s slot for %s within %.0f s (%s)", key, user_key(uid), max_wait_s,
                          decision.reason)  # fmt: skip
                 return None
             self.clock.sleep(pause)
 
     def hold(self, key: str, delay_s: float) -> None:
-        """Every worker pauses calls to ``key`` for ``delay_s`` (the model's own 429 hint)."""
+        """Every worker pauses calls to ``key`` for ``delay_s`` (the model's own 429 hint).
+
+        One write per shard still behind ``until``; a second 429 for the same pause reads and
+        writes nothing more.
+        """
         until = self._now() + delay_s
-        self._update(key, lambda state: (hold_transition(state, until), None))
+        shards = range(self.policy.shards)
+        for shard, state in zip(shards, self._read(key, shards), strict=True):
+            if state.next_slot < until:
+                self._update(key, shard, lambda s: (hold_transition(s, until), None))
 
 
 class GatedModel:

@@ -18,7 +18,7 @@ from sketchgen.generate.retry import RetryPolicy
 from sketchgen.jobs import JobRequest
 from sketchgen.metadata import JobMetadata
 from sketchgen.ports import ImageRequest, ImageResponse
-from sketchgen.quota import QuotaPolicy, reserve_transition
+from sketchgen.quota import QuotaPolicy
 from sketchgen.services import ServiceConfig, SketchService
 from sketchgen.styles import StyleRegistry
 from sketchgen.testing.clock import FakeClock
@@ -424,8 +424,7 @@ def test_a_sketch_waiting_for_quota_goes_back_to_the_queue_unspent(
     service = make_service(model, config=ServiceConfig(quota_wait_s=1.0), gate=gate)
     job, _ = service.submission.submit_job("alice", _request(num_images=3))
     key = job.plan.model_id
-    for _ in range(20):  # someone else's batch holds every slot in the horizon
-        gate._update(key, lambda s: reserve_transition(s, "other", clock.time(), policy))
+    gate.hold(key, 30.0)  # the model said 429, retry in 30 s: no slot within the horizon
     assert _deliver_all(service) == [True, True, True]  # acked: nothing is lost or failed...
     assert [t.index for t in service.queue.tasks] == [0, 1, 2]  # type: ignore[attr-defined]
     waiting = service.submission.get_job("alice", job.job_id)

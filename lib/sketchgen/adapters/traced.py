@@ -16,7 +16,7 @@ from sketchgen import pricing, telemetry
 from sketchgen.errors import ModelError
 from sketchgen.generate.base import ImageModelAdapter
 from sketchgen.ports import BatchStatus, BlobStore, ImageModel, ImageRequest, ImageResponse
-from sketchgen.quota import QuotaGate, QuotaState
+from sketchgen.quota import Decision, QuotaGate, QuotaState
 
 __all__ = ["TracedBlobStore", "TracedImageModel", "TracedQuotaGate", "traced"]
 
@@ -132,10 +132,22 @@ class TracedQuotaGate(QuotaGate):
         super().__init__(gate.policy, clock=gate.clock)
         self.gate = gate
 
+    def _read(self, key: str, shards: Sequence[int]) -> list[QuotaState]:
+        return self.gate._read(key, shards)
+
     def _update(
-        self, key: str, transition: Callable[[QuotaState], tuple[QuotaState | None, T]]
+        self, key: str, shard: int, transition: Callable[[QuotaState], tuple[QuotaState | None, T]]
     ) -> T:
-        return self.gate._update(key, transition)
+        return self.gate._update(key, shard, transition)
+
+    def _touch(self, key: str, user: str, at: float) -> None:
+        self.gate._touch(key, user, at)
+
+    def _count_active(self, key: str, since: float) -> int:
+        return self.gate._count_active(key, since)
+
+    def reserve(self, key: str, uid: str) -> Decision:
+        return self.gate.reserve(key, uid)
 
     def acquire(self, key: str, uid: str, *, max_wait_s: float) -> float | None:
         started = self.clock.monotonic()
