@@ -93,7 +93,7 @@ def _left(pids: list[int], within_s: float) -> list[int]:
 def _environ(pid: int) -> dict[str, str]:
     raw = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
     pairs = (item.decode().split("=", 1) for item in raw if b"=" in item)
-    return dict(pairs)  # type: ignore[arg-type]
+    return dict(pairs)
 
 
 def test_it_says_how_to_connect_runs_each_function_as_deployed_and_always_stops(
@@ -255,7 +255,7 @@ def test_a_sketch_that_fails_every_delivery_is_dead_lettered_and_failed(
     worker's /dead-letter ends the sketch as failed, with the reason, once it is back."""
     import threading
 
-    from google.cloud import pubsub_v1  # type: ignore[attr-defined]
+    from google.cloud import pubsub_v1
 
     # A watch on the dead-letter topic: the worker comes back when the message has been
     # dead-lettered (5 refused deliveries, 1-10 s backoff), not after a guessed sleep.

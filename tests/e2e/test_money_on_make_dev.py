@@ -110,7 +110,7 @@ def test_unverified_emails_are_refused_and_verified_ones_let_in(topology: DevTop
 def test_the_deployment_ceiling_holds_across_users_and_the_operator_sees_it(
     topology: DevTopology,
 ) -> None:
-    job_usd = JOB["num_images"] * price_per_image("gemini-2.5-flash-image", "1K")  # type: ignore[operator]
+    job_usd = JOB["num_images"] * price_per_image("gemini-2.5-flash-image", "1K")
     users = [_verified_user(topology) for _ in range(3)]
     accepted, answer = 0, None
     for n in range(12):

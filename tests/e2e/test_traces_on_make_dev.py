@@ -104,9 +104,9 @@ def test_one_job_is_one_trace_across_three_functions(topology: DevTopology) -> N
     # Each model call hangs below a delivery, below the message that carried it.
     parents = {s.span_id: s for s in spans}
     for call in calls:
-        delivery = parents[call.parent_id]  # type: ignore[index]
+        delivery = parents[call.parent_id]
         assert delivery.name == "sketch_worker.deliver"
-        assert parents[delivery.parent_id].name == "pubsub.publish"  # type: ignore[index]
+        assert parents[delivery.parent_id].name == "pubsub.publish"
     (stream,) = by_name["stream"]
     assert stream.parent_id == roots[0].span_id
 

@@ -95,7 +95,7 @@ def _process(args: list[str], env: dict[str, str], port: int) -> Iterator[Server
         deadline = time.monotonic() + 90
         while True:
             if process.poll() is not None:
-                raise RuntimeError(f"{args} exited: {process.stderr.read().decode()[-2000:]}")  # type: ignore[union-attr]
+                raise RuntimeError(f"{args} exited: {process.stderr.read().decode()[-2000:]}")
             try:
                 if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
                     break

@@ -57,7 +57,7 @@ def _request(model: str = "gemini-2.5-flash-image", **kw: object) -> ImageReques
         "references": refs,
         **kw,
     }
-    return ImageRequest(**fields)  # type: ignore[arg-type]
+    return ImageRequest(**fields)
 
 
 def test_sync_image(adapter: NanoBananaAdapter, server: FakeGeminiServer) -> None:
@@ -207,15 +207,15 @@ async def test_a_whole_job_through_the_sdk(
         retry=RetryPolicy(max_attempts=3, initial_delay_s=0.01),
     )
     if mode == "sync":
-        result = generator.generate(**job)  # type: ignore[arg-type]
+        result = generator.generate(**job)
     elif mode == "async":
-        result = await generator.generate_async(**job)  # type: ignore[arg-type]
+        result = await generator.generate_async(**job)
     elif mode == "stream":
-        stream = generator.generate_streaming(**job)  # type: ignore[arg-type]
+        stream = generator.generate_streaming(**job)
         assert len(list(stream)) == 6
         result = stream.result
     else:
-        astream = generator.generate_streaming_async(**job)  # type: ignore[arg-type]
+        astream = generator.generate_streaming_async(**job)
         assert len([e async for e in astream]) == 6
         result = astream.result
     assert len(result.images) == 5 and len(result.errors) == 1

@@ -83,7 +83,7 @@ def wait_final(
     while time.monotonic() < deadline:
         _, body = call(topo, "GET", f"/v1/jobs/{job_id}", headers=headers)
         if body["status"] in {"done", "partial", "failed", "cancelled"}:
-            return body  # type: ignore[no-any-return]
+            return body
         time.sleep(0.2)
     raise AssertionError(f"job {job_id} never finished: {body}")
 
@@ -108,7 +108,7 @@ def sse(
 
 
 def blobs(topo: DevTopology, job_id: str) -> list[str]:
-    from google.cloud import storage  # type: ignore[attr-defined]
+    from google.cloud import storage
 
     client = storage.Client(project=topo.project)
     return sorted(b.name for b in client.list_blobs(topo.bucket, prefix=f"jobs/{job_id}/"))

@@ -22,10 +22,10 @@ def _request(
         "brief": "playful golf mascot",
         "model": "offline",
         "seed": 7,
-        "variation": Variation(index=0, layout=layout, exaggeration=exaggeration),  # type: ignore[arg-type]
+        "variation": Variation(index=0, layout=layout, exaggeration=exaggeration),
         **kw,
     }
-    return ImageRequest(**fields)  # type: ignore[arg-type]
+    return ImageRequest(**fields)
 
 
 def _pixels(data: bytes) -> np.ndarray:

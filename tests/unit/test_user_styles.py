@@ -18,6 +18,7 @@ from sketchgen.bootstrap import build_api, build_service
 from sketchgen.layout import metadata_key, style_reference_key
 from sketchgen.services import SketchService
 from sketchgen.settings import Settings
+from tests.helpers.waiting import wait_until
 
 ALICE = {"Authorization": "Bearer dev:alice"}
 BOB = {"Authorization": "Bearer dev:bob"}
@@ -59,7 +60,7 @@ def create(client: Client, headers: dict[str, str] = ALICE, **body: Any) -> str:
         "/v1/styles", json={"name": "Team ink", "rules": ["thick ink"], **body}, headers=headers
     )
     assert answer.status_code == 201, answer.get_data(as_text=True)
-    return str(answer.json["style_id"])  # type: ignore[index]
+    return str(answer.json["style_id"])
 
 
 def upload(
@@ -85,7 +86,7 @@ def upload(
 
 
 def blobs_under(service: SketchService, style_id: str) -> list[Path]:
-    root = Path(service.blobs.root) / "styles" / style_id  # type: ignore[attr-defined]
+    root = Path(service.blobs.root) / "styles" / style_id
     return sorted(root.rglob("*.png")) if root.exists() else []
 
 
@@ -94,7 +95,7 @@ def blobs_under(service: SketchService, style_id: str) -> list[Path]:
 
 def test_create_list_get_patch_delete(client: Client) -> None:
     style_id = create(client, description="our look", negative_rules=["no halftone"])
-    listed = client.get("/v1/styles", headers=ALICE).json["styles"]  # type: ignore[index]
+    listed = client.get("/v1/styles", headers=ALICE).json["styles"]
     assert {s["id"] for s in listed} >= {"loose-ink-mascot", "pencil-thumbnail", style_id}
     assert [s["owned"] for s in listed if s["id"] == style_id] == [True]
     shown = client.get(f"/v1/styles/{style_id}", headers=ALICE).json
@@ -321,14 +322,11 @@ def test_reference_limit_delete_and_do_not_use(client: Client) -> None:
 
 
 def _wait_done(client: Client, job_id: str) -> dict[str, Any]:
-    import time
+    def ended() -> dict[str, Any] | None:
+        job = dict(client.get(f"/v1/jobs/{job_id}", headers=ALICE).json or {})
+        return job if job["status"] in {"done", "partial", "failed", "cancelled"} else None
 
-    for _ in range(200):
-        job = client.get(f"/v1/jobs/{job_id}", headers=ALICE).json
-        if job["status"] in {"done", "partial", "failed", "cancelled"}:
-            return dict(job)
-        time.sleep(0.05)
-    raise AssertionError(f"job {job_id} did not end")
+    return wait_until(ended, f"job {job_id} did not end", timeout_s=10)
 
 
 def test_a_job_retrieves_by_meaning_and_records_the_style(
@@ -384,7 +382,7 @@ def test_a_job_retrieves_by_meaning_and_records_the_style(
         json={"brief": "a golf mascot", "style_id": style_id, "num_images": 1},
         headers=ALICE,
     )
-    plan = service.jobs.get_job(fresh.json["job_id"]).plan  # type: ignore[union-attr]
+    plan = service.jobs.get_job(fresh.json["job_id"]).plan
     assert golf not in {r.sha256 for r in plan.references} and plan.style_version != version
 
 
