@@ -115,7 +115,10 @@ async def _listen(
 
 
 async def _until(predicate: Callable[[], bool], timeout: float = 60) -> None:
-    await wait_until_async(predicate, "timed out", timeout_s=timeout)
+    async def holds() -> bool:
+        return predicate()
+
+    await wait_until_async(holds, "timed out", timeout_s=timeout)
 
 
 def test_many_clients_of_one_job_share_one_listener_and_no_threads(instance: Instance) -> None:

@@ -13,7 +13,6 @@ report, never the thing the test waits for.
 from __future__ import annotations
 
 import asyncio
-import inspect
 import time
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
@@ -24,7 +23,7 @@ T = TypeVar("T")
 
 
 def wait_until(
-    check: Callable[[], T], what: str, *, timeout_s: float = 30.0, interval_s: float = 0.05
+    check: Callable[[], T | None], what: str, *, timeout_s: float = 30.0, interval_s: float = 0.05
 ) -> T:
     """Call ``check`` until it returns something truthy and return that; fail the test with
     ``what`` if ``timeout_s`` passes first."""
@@ -39,19 +38,17 @@ def wait_until(
 
 
 async def wait_until_async(
-    check: Callable[[], T | Awaitable[T]],
+    check: Callable[[], Awaitable[T | None]],
     what: str,
     *,
     timeout_s: float = 30.0,
     interval_s: float = 0.02,
 ) -> T:
-    """:func:`wait_until` inside an event loop: ``check`` may be a coroutine function, and the
-    loop keeps serving the other tasks (the server under test among them) between checks."""
+    """:func:`wait_until` inside an event loop, for a coroutine function ``check``: the loop
+    keeps serving the other tasks (the server under test among them) between checks."""
     deadline = time.monotonic() + timeout_s
     while True:
-        value = check()
-        if inspect.isawaitable(value):
-            value = await value
+        value = await check()
         if value:
             return value
         if time.monotonic() >= deadline:
