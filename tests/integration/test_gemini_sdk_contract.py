@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from PIL import Image
@@ -45,7 +46,7 @@ def _request(model: str = "gemini-2.5-flash-image", **kw: object) -> ImageReques
         ReferencePart(reference=r, data=StyleRegistry().reference_bytes(r))
         for r in StyleRegistry().get_style("loose-ink-mascot").references
     )
-    fields: dict[str, object] = {
+    fields: dict[str, Any] = {
         "index": 0,
         "prompt": "a golf mascot, close-up",
         "brief": "golf mascot",
@@ -196,7 +197,7 @@ async def test_a_whole_job_through_the_sdk(
     server.script(["unavailable"])  # and the first call is retried
     style = StyleRegistry().get_style("loose-ink-mascot")
     spec = PromptCompiler().compile("playful golf mascot", style)
-    job = {
+    job: dict[str, Any] = {
         "prompt_spec": spec,
         "retrieval_result": ImageRetriever().retrieve(spec, style, top_k=3),
         "style": style,

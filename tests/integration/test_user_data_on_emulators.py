@@ -21,6 +21,7 @@ from sketchgen.layout import sketch_key, style_reference_key
 from sketchgen.services import SketchService
 from sketchgen.settings import Settings
 from sketchgen.styles.owned import ReferenceDoc, StyleDoc
+from tests.helpers.responses import json_of
 
 ALICE = {"Authorization": "Bearer dev:alice"}
 BOB = {"Authorization": "Bearer dev:bob"}
@@ -113,16 +114,16 @@ def test_delete_me_on_the_emulators_leaves_nothing_of_the_user(service: SketchSe
     for who, headers in (("alice", ALICE), ("bob", BOB)):
         answer = client.post("/v1/jobs", json=body, headers={**headers, "Idempotency-Key": "k"})
         assert answer.status_code == 202, answer.get_data(as_text=True)
-        jobs[who] = answer.json["job_id"]
+        jobs[who] = json_of(answer)["job_id"]
         made = client.post("/v1/styles", json={"name": "Ink"}, headers=headers)
-        styles[who] = made.json["style_id"]
+        styles[who] = json_of(made)["style_id"]
         uploaded = client.post(
             f"/v1/styles/{styles[who]}/references",
             data={"image": (io.BytesIO(_png(1)), "r.png", "image/png"), "tags": "fox"},
             headers=headers,
         )
         assert uploaded.status_code == 201, uploaded.get_data(as_text=True)
-        refs[who] = uploaded.json["sha256"]
+        refs[who] = json_of(uploaded)["sha256"]
     join = getattr(service.queue, "join", None)
     assert join is not None
     join()
@@ -137,7 +138,7 @@ def test_delete_me_on_the_emulators_leaves_nothing_of_the_user(service: SketchSe
 
     answer = client.delete("/v1/me", headers=ALICE)
     assert answer.status_code == 200, answer.get_data(as_text=True)
-    assert answer.json["deleted"]["jobs"] == 1
+    assert json_of(answer)["deleted"]["jobs"] == 1
 
     # Nothing of alice's in Firestore: no job, nothing under it, no key, no style, no reference.
     alice_job = db.collection("jobs").document(jobs["alice"])

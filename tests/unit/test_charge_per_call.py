@@ -16,6 +16,7 @@ from sketchgen.adapters.local.usage_ledger import MemoryUsageLedger
 from sketchgen.errors import LimitError, TransientModelError
 from sketchgen.generate.retry import RetryPolicy
 from sketchgen.jobs import JobRequest
+from sketchgen.ports import ImageRequest, ImageResponse
 from sketchgen.services import ServiceConfig, SketchService
 from sketchgen.services.spending import SpendControl, SpendLimits
 from sketchgen.styles import StyleRegistry
@@ -100,7 +101,7 @@ def test_a_retry_is_a_call_admitted_against_the_budget_as_it_is_sent(
     once: dict[int, Callable[[], Exception]] = {}
 
     class FailsOnce(FakeImageModel):
-        def generate_image(self, request):
+        def generate_image(self, request: ImageRequest) -> ImageResponse:
             if request.index in failures and request.index not in once:
                 once[request.index] = failures[request.index]
                 with self._lock:

@@ -3,6 +3,7 @@ import json
 import re
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from PIL import Image
@@ -10,6 +11,7 @@ from PIL import Image
 from sketchgen.errors import NoImageError, TransientModelError
 from sketchgen.generate import GenerationConfig, ImageGenerator, RetryPolicy
 from sketchgen.metadata import JobMetadata
+from sketchgen.ports import ImageRequest, ImageResponse
 from sketchgen.prompt import PromptCompiler
 from sketchgen.prompt.render import EXAGGERATION_PROMPTS, LAYOUT_PROMPTS
 from sketchgen.references import ImageRetriever
@@ -19,7 +21,7 @@ from tests.helpers.fakes import FakeImageModel
 FAST_RETRY = RetryPolicy(max_attempts=3, initial_delay_s=0.001, max_delay_s=0.01)
 
 
-def _job(style: Style, tmp_path: Path, **config: object) -> dict[str, object]:
+def _job(style: Style, tmp_path: Path, **config: Any) -> dict[str, Any]:
     spec = PromptCompiler().compile("playful golf mascot", style)
     return {
         "prompt_spec": spec,
@@ -110,7 +112,7 @@ def test_transient_errors_are_retried_and_counted(style: Style, tmp_path: Path) 
     calls = {"n": 0}
 
     class Flaky(FakeImageModel):
-        def generate_image(self, request):
+        def generate_image(self, request: ImageRequest) -> ImageResponse:
             if request.index == 0 and calls["n"] < 2:
                 calls["n"] += 1
                 raise TransientModelError("unavailable", status=503)
@@ -125,7 +127,7 @@ def test_transient_errors_are_retried_and_counted(style: Style, tmp_path: Path) 
 
 def test_unexpected_bug_in_one_sketch_is_recorded(style: Style, tmp_path: Path) -> None:
     class Buggy(FakeImageModel):
-        def generate_image(self, request):
+        def generate_image(self, request: ImageRequest) -> ImageResponse:
             if request.index == 2:
                 raise ZeroDivisionError
             return super().generate_image(request)
@@ -141,7 +143,7 @@ def test_streaming_yields_in_completion_order(style: Style, tmp_path: Path) -> N
     yielded = {i: threading.Event() for i in range(4)}
 
     class Staggered(FakeImageModel):
-        def generate_image(self, request):
+        def generate_image(self, request: ImageRequest) -> ImageResponse:
             if request.index < 3:
                 assert yielded[request.index + 1].wait(30), f"{request.index + 1} never yielded"
             return super().generate_image(request)

@@ -11,6 +11,7 @@ import io
 import json
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -213,7 +214,7 @@ def test_a_batch_answer_is_guarded_the_same_way() -> None:
     assert "no shading" in model.requests[0].prompt
 
 
-def _job(style: Style, tmp_path: Path) -> dict[str, object]:
+def _job(style: Style, tmp_path: Path) -> dict[str, Any]:
     spec = PromptCompiler().compile("playful golf mascot", style)
     return {
         "prompt_spec": spec,
