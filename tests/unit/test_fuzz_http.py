@@ -22,7 +22,7 @@ from sketchgen.api.http import Api
 from sketchgen.jobs import JobRequest
 from sketchgen.services import SketchService
 from sketchgen.styles import StyleRegistry
-from tests.helpers.fakes import CollectingQueue, FakeImageModel
+from tests.helpers.fakes import CollectingQueue, FakeImageModel, published
 
 ALICE = {"Authorization": "Bearer dev:alice"}
 JOB_ID = re.compile(r"^[0-9a-f]{20}$")  # a service job's id: random (metadata.random_job_id)
@@ -61,7 +61,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Client, Wa
     job, _ = service.submission.submit_job(
         "alice", JobRequest(brief="golf mascot", style_id="loose-ink-mascot", num_images=2)
     )
-    for task in service.queue.tasks:
+    for task in published(service):
         service.worker.run_sketch(task)
     api = Api(lambda: service, DevAuthenticator, web_config={"auth": "dev"})
     yield Client(api), blobs, job.job_id

@@ -22,7 +22,7 @@ from sketchgen.quota import QuotaPolicy, reserve_transition
 from sketchgen.services import ServiceConfig, SketchService
 from sketchgen.styles import StyleRegistry
 from sketchgen.testing.clock import FakeClock
-from tests.helpers.fakes import CollectingQueue, CrashOnceBlobStore, FakeImageModel
+from tests.helpers.fakes import CollectingQueue, CrashOnceBlobStore, FakeImageModel, published
 from tests.helpers.waiting import wait_until
 
 FAST = ServiceConfig(
@@ -78,7 +78,7 @@ def test_a_job_runs_to_done_with_metadata(make_service: Callable[..., SketchServ
     service = make_service()
     job, created = service.submission.submit_job("alice", _request(seed=3))
     assert created and job.status == "queued" and len(job.sketches) == 4
-    assert [t.index for t in service.queue.tasks] == [0, 1, 2, 3]
+    assert [t.index for t in published(service)] == [0, 1, 2, 3]
     assert _deliver_all(service) == [True] * 4
     done = service.submission.get_job("alice", job.job_id)
     assert done.status == "done" and done.metadata_path
@@ -97,8 +97,8 @@ def test_every_message_delivered_twice_makes_n_calls_and_n_files(
     model = FakeImageModel()
     service = make_service(model)
     job, _ = service.submission.submit_job("alice", _request())
-    tasks = list(service.queue.tasks)
-    service.queue.tasks = tasks + tasks
+    tasks = list(published(service))
+    published(service)[:] = tasks + tasks
     assert all(_deliver_all(service))
     assert len(model.requests) == 4
     root = Path(service.blobs.root) / "jobs" / job.job_id
@@ -130,7 +130,7 @@ def test_worker_killed_before_the_write_is_taken_over(
         model, ServiceConfig(lease_s=0.05, lease_wait_s=0, retry=RetryPolicy(max_attempts=1)), blobs
     )
     job, _ = service.submission.submit_job("alice", _request(num_images=2))
-    task = service.queue.tasks[0]
+    task = published(service)[0]
     with pytest.raises(SystemExit):
         service.worker.run_sketch(task)
     clock.advance(0.1)  # the dead worker's lease runs out
@@ -163,7 +163,7 @@ def test_transient_failures_redeliver_then_give_up(
     model = FakeImageModel(failures={0: lambda: TransientModelError("503", status=503)})
     service = make_service(model)
     job, _ = service.submission.submit_job("alice", _request(num_images=1))
-    task = service.queue.tasks[0]
+    task = published(service)[0]
     assert service.worker.run_sketch(task) is False
     assert service.submission.get_job("alice", job.job_id).sketch(0).status == "pending"
     assert service.worker.run_sketch(task) is False
@@ -176,7 +176,7 @@ def test_cancel_stops_unstarted_sketches(make_service: Callable[..., SketchServi
     model = FakeImageModel()
     service = make_service(model)
     job, _ = service.submission.submit_job("alice", _request(num_images=3))
-    tasks = list(service.queue.tasks)
+    tasks = list(published(service))
     assert service.worker.run_sketch(tasks[0])
     cancelled = service.submission.cancel_job("alice", job.job_id)
     assert cancelled.status == "partial"  # one made, two cancelled, and it is final
@@ -195,7 +195,7 @@ def test_cancel_ends_the_job_while_model_calls_are_in_flight(
     model = FakeImageModel(hold=hold)
     service = make_service(model)
     job, _ = service.submission.submit_job("alice", _request(num_images=3))
-    tasks = list(service.queue.tasks)
+    tasks = list(published(service))
     workers = [threading.Thread(target=service.worker.run_sketch, args=(t,)) for t in tasks[:2]]
     for worker in workers:
         worker.start()
@@ -247,7 +247,7 @@ def test_cancel_frees_the_worker_while_its_model_call_is_still_in_flight(
     job, _ = service.submission.submit_job("alice", _request(num_images=1))
     acked: list[bool] = []
     worker = threading.Thread(
-        target=lambda: acked.append(service.worker.run_sketch(service.queue.tasks[0]))
+        target=lambda: acked.append(service.worker.run_sketch(published(service)[0]))
     )
     worker.start()
     try:
@@ -284,7 +284,7 @@ def test_a_result_that_loses_the_race_with_cancel_is_not_referenced(
     # Handed in at construction: the bundle is frozen and its capabilities hold their ports.
     service = make_service(blobs=CancelOnPut(tmp_path / "blobs"))
     job, _ = service.submission.submit_job("alice", _request(num_images=1))
-    assert service.worker.run_sketch(service.queue.tasks[0])
+    assert service.worker.run_sketch(published(service)[0])
     final = service.submission.get_job("alice", job.job_id)
     assert final.status == "cancelled" and final.sketch(0).path is None
     meta = JobMetadata.model_validate_json(service.blobs.get(f"jobs/{job.job_id}/metadata.json"))
@@ -298,7 +298,7 @@ def test_idempotency_and_ownership(make_service: Callable[..., SketchService]) -
     first, created = service.submission.submit_job("alice", _request(), idempotency_key="k1")
     again, created_again = service.submission.submit_job("alice", _request(), idempotency_key="k1")
     assert created and not created_again and again.job_id == first.job_id
-    assert len(service.queue.tasks) == 4
+    assert len(published(service)) == 4
     with pytest.raises(ConflictError):
         service.submission.submit_job("alice", _request(num_images=3), idempotency_key="k1")
     bobs, created = service.submission.submit_job("bob", _request(), idempotency_key="k1")
@@ -316,7 +316,7 @@ def test_regenerate_by_style_links_new_jobs(make_service: Callable[..., SketchSe
     (regen,) = service.batch.regenerate(style_id="test-ink")
     assert regen.regenerated_from == original.job_id and regen.priority == "batch"
     assert regen.owner_uid == "alice"
-    assert service.queue.tasks[0].priority == "batch"
+    assert published(service)[0].priority == "batch"
 
 
 def test_a_duplicate_waits_out_a_live_lease_then_acks(
@@ -329,7 +329,7 @@ def test_a_duplicate_waits_out_a_live_lease_then_acks(
     config = ServiceConfig(lease_s=30, lease_wait_s=5, lease_poll_s=0.05)
     service = make_service(model, config, clock=SystemClock())
     service.submission.submit_job("alice", _request(num_images=1))
-    task = service.queue.tasks[0]
+    task = published(service)[0]
     first = threading.Thread(target=service.worker.run_sketch, args=(task,))
     first.start()
     assert model.entered.acquire(timeout=10)  # the first delivery holds the lease, drawing
@@ -428,7 +428,7 @@ def test_a_sketch_waiting_for_quota_goes_back_to_the_queue_unspent(
     for _ in range(20):  # someone else's batch holds every slot in the horizon
         gate._update(key, lambda s: reserve_transition(s, "other", clock.time(), policy))
     assert _deliver_all(service) == [True, True, True]  # acked: nothing is lost or failed...
-    assert [t.index for t in service.queue.tasks] == [0, 1, 2]
+    assert [t.index for t in published(service)] == [0, 1, 2]
     waiting = service.submission.get_job("alice", job.job_id)
     assert {s.status for s in waiting.sketches.values()} == {"pending"}
     assert all(s.attempts == 0 for s in waiting.sketches.values()) and not model.requests
@@ -454,7 +454,7 @@ def test_an_exception_after_the_claim_releases_the_lease(
     model = FakeImageModel()
     service = make_service(model, blobs=FailingPut(tmp_path / "blobs"))
     job, _ = service.submission.submit_job("alice", _request(num_images=1))
-    task = service.queue.tasks[0]
+    task = published(service)[0]
     with pytest.raises(OSError):
         service.worker.run_sketch(task)
     released = service.submission.get_job("alice", job.job_id).sketch(0)
