@@ -1,4 +1,5 @@
 import io
+from typing import Any
 
 import numpy as np
 import pytest
@@ -14,9 +15,9 @@ from sketchgen.styles import StyleRegistry
 
 
 def _request(
-    layout: str = "centered_full_figure", exaggeration: str = "moderate", **kw: object
+    layout: str = "centered_full_figure", exaggeration: str = "moderate", **kw: Any
 ) -> ImageRequest:
-    fields: dict[str, object] = {
+    fields: dict[str, Any] = {
         "index": 0,
         "prompt": "",
         "brief": "playful golf mascot",

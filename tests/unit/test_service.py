@@ -6,6 +6,7 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -392,7 +393,7 @@ def test_deadline_cancels_unstarted_sketches(
 class ClockedModel(FakeImageModel):
     """Notes the (simulated) time of every call."""
 
-    def __init__(self, clock: FakeClock, **kwargs: object) -> None:
+    def __init__(self, clock: FakeClock, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.clock = clock
         self.times: list[float] = []
