@@ -65,6 +65,8 @@ class FakeImageModel(ImageModelAdapter):
             if self.hold is not None:
                 assert self.hold.wait(timeout=60), "the test never released the model call"
             if self.delay_s:
+                # Not synchronisation: the model's latency is the knob tests turn (overlap,
+                # concurrency caps), so a call takes this long.
                 time.sleep(self.delay_s)
         finally:
             with self._lock:
