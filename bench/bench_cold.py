@@ -175,9 +175,10 @@ def run() -> dict[str, Any]:
 def _med(rows: list[dict[str, Any]], *path: str) -> float:
     values = []
     for row in rows:
+        value: Any = row
         for key in path:
-            row = row[key]
-        values.append(float(row))  # type: ignore[arg-type]
+            value = value[key]
+        values.append(float(value))
     return median(values)
 
 

@@ -23,7 +23,8 @@ P_UNAVAILABLE, P_NO_IMAGE, LATENCY_S = 0.3, 0.1, 0.5
 def _job(url: str, job_id: str) -> dict[str, Any]:
     request = urllib.request.Request(f"{url}/v1/jobs/{job_id}", headers=AUTH)
     with urllib.request.urlopen(request, timeout=30) as response:
-        return json.loads(response.read())  # type: ignore[no-any-return]
+        job: dict[str, Any] = json.loads(response.read())
+        return job
 
 
 def _submit(url: str, brief: str) -> str:

@@ -25,6 +25,12 @@ SPEC = PromptSpec(
 )
 
 
+def _job(store: JobStore, job_id: str) -> JobRecord:
+    record = store.get_job(job_id)
+    assert record is not None, f"job {job_id} is not stored"
+    return record
+
+
 def make_job(
     owner: str = "alice",
     n: int = 3,
@@ -134,7 +140,7 @@ class JobStoreContract:
         store.create_job(job)
         store.claim_sketch(job.job_id, 0, worker="a", lease_s=60)
         store.release_sketch(job.job_id, 0, worker="a", error="503")
-        state = store.get_job(job.job_id).sketch(0)  # type: ignore[union-attr]
+        state = _job(store, job.job_id).sketch(0)
         assert state.status == "pending" and state.attempts == 1 and state.error == "503"
         assert store.claim_sketch(job.job_id, 0, worker="b", lease_s=60).attempt == 2
 
@@ -145,10 +151,10 @@ class JobStoreContract:
         store.release_sketch(job.job_id, 0, worker="a", error="503")
         store.claim_sketch(job.job_id, 0, worker="b", lease_s=60)
         store.release_sketch(job.job_id, 0, worker="b", error=None, refund=True)  # no slot came
-        state = store.get_job(job.job_id).sketch(0)  # type: ignore[union-attr]
+        state = _job(store, job.job_id).sketch(0)
         assert state.status == "pending" and state.attempts == 1 and state.error == "503"
         store.release_sketch(job.job_id, 0, worker="b", error=None, refund=True)  # not held: no-op
-        assert store.get_job(job.job_id).sketch(0).attempts == 1  # type: ignore[union-attr]
+        assert _job(store, job.job_id).sketch(0).attempts == 1
 
     def test_finalize_exactly_once_under_contention(self, store: JobStore) -> None:
         n = 6
@@ -168,7 +174,7 @@ class JobStoreContract:
         stored = store.get_job(job.job_id)
         assert stored is not None and sorted(s.seq for s in stored.sketches.values()) == list(
             range(1, n + 1)
-        )  # type: ignore[type-var]
+        )
         assert stored.all_ended and stored.event_seq == n
 
     def test_cancel_ends_running_sketches_at_once(self, store: JobStore) -> None:

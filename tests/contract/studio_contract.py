@@ -22,7 +22,7 @@ def _at(job: JobRecord, minutes: int) -> JobRecord:
 def _all_pages(store: JobStore, owner: str, limit: int, **filters: str) -> list[list[str]]:
     pages, cursor = [], None
     for _ in range(50):
-        page = store.page_jobs(owner, limit=limit, cursor=cursor, **filters)  # type: ignore[arg-type]
+        page = store.page_jobs(owner, limit=limit, cursor=cursor, **filters)
         pages.append([j.job_id for j in page.jobs])
         cursor = page.next_cursor
         if cursor is None:

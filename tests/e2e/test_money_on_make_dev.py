@@ -8,7 +8,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -21,6 +20,7 @@ from sketchgen.pricing import price_per_image
 from sketchgen.testing.gemini_server import FakeGeminiServer
 from tests.helpers.auth import sign_up
 from tests.helpers.topology import dev_topology
+from tests.helpers.waiting import wait_until
 
 CEILING_USD = 2.0
 JOB = {
@@ -110,7 +110,7 @@ def test_unverified_emails_are_refused_and_verified_ones_let_in(topology: DevTop
 def test_the_deployment_ceiling_holds_across_users_and_the_operator_sees_it(
     topology: DevTopology,
 ) -> None:
-    job_usd = JOB["num_images"] * price_per_image("gemini-2.5-flash-image", "1K")  # type: ignore[operator]
+    job_usd = JOB["num_images"] * price_per_image("gemini-2.5-flash-image", "1K")
     users = [_verified_user(topology) for _ in range(3)]
     accepted, answer = 0, None
     for n in range(12):
@@ -137,11 +137,13 @@ def test_delete_me_on_make_dev(topology: DevTopology) -> None:
     gone = httpx.delete(f"{topology.url}/v1/me", headers=auth, timeout=60)
     assert gone.status_code == 200, gone.text
     assert gone.json()["deleted"]["styles"] == 1
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        mine = httpx.get(f"{topology.url}/v1/styles/{style_id}", headers=auth, timeout=10)
-        if mine.status_code == 404:
-            break
-        time.sleep(0.2)
-    assert mine.status_code == 404
+    wait_until(
+        lambda: (
+            httpx.get(f"{topology.url}/v1/styles/{style_id}", headers=auth, timeout=10).status_code
+            == 404
+        ),
+        "the deleted user's style is still served",
+        timeout_s=10,
+        interval_s=0.2,
+    )
     assert httpx.delete(f"{topology.url}/v1/me", timeout=10).status_code == 401

@@ -9,7 +9,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,6 +22,7 @@ from sketchgen.cli_trace import Span, job_traces, read_spans
 from sketchgen.testing.gemini_server import FakeGeminiServer
 from tests.helpers.auth import sign_up
 from tests.helpers.topology import dev_topology
+from tests.helpers.waiting import wait_until
 
 SKETCHES = 6
 
@@ -55,15 +55,16 @@ def _stream_until_done(topology: DevTopology, job_id: str, auth: dict[str, str])
 
 def _complete_trace(folder: Path, job_id: str, timeout_s: float = 60) -> dict[str, list[Span]]:
     """The job's trace(s) once the stream's span (the last to end) has been written."""
-    deadline = time.monotonic() + timeout_s
-    traces: dict[str, list[Span]] = {}
-    while time.monotonic() < deadline:
+
+    # The spans are files other processes write: polled, nothing signals their arrival.
+    def complete() -> dict[str, list[Span]] | None:
         traces = job_traces(read_spans(folder), job_id) if folder.is_dir() else {}
         names = [s.name for spans in traces.values() for s in spans]
-        if "stream" in names and "finalize" in names:
-            return traces
-        time.sleep(0.2)
-    raise AssertionError(f"the job's trace did not complete: {traces}")
+        return traces if "stream" in names and "finalize" in names else None
+
+    return wait_until(
+        complete, "the job's trace did not complete", timeout_s=timeout_s, interval_s=0.2
+    )
 
 
 def test_one_job_is_one_trace_across_three_functions(topology: DevTopology) -> None:
@@ -104,9 +105,9 @@ def test_one_job_is_one_trace_across_three_functions(topology: DevTopology) -> N
     # Each model call hangs below a delivery, below the message that carried it.
     parents = {s.span_id: s for s in spans}
     for call in calls:
-        delivery = parents[call.parent_id]  # type: ignore[index]
+        delivery = parents[call.parent_id]
         assert delivery.name == "sketch_worker.deliver"
-        assert parents[delivery.parent_id].name == "pubsub.publish"  # type: ignore[index]
+        assert parents[delivery.parent_id].name == "pubsub.publish"
     (stream,) = by_name["stream"]
     assert stream.parent_id == roots[0].span_id
 
@@ -151,9 +152,9 @@ def test_metrics_reach_the_metrics_files(topology: DevTopology) -> None:
         "sketchgen.sketches",
         "sketchgen.streams.active",
     }
-    deadline = time.monotonic() + 60
     seen: set[str] = set()
-    while time.monotonic() < deadline and not wanted <= seen:
+
+    def exported() -> bool:
         for path in (topology.data_dir / "metrics").glob("*.jsonl"):
             for line in path.read_text().splitlines():
                 try:
@@ -162,6 +163,8 @@ def test_metrics_reach_the_metrics_files(topology: DevTopology) -> None:
                     continue
                 for resource in data.get("resource_metrics", []):
                     for scope in resource.get("scope_metrics", []):
-                        seen |= {m["name"] for m in scope.get("metrics", [])}
-        time.sleep(0.5)
+                        seen.update(m["name"] for m in scope.get("metrics", []))
+        return wanted <= seen
+
+    wait_until(exported, f"not all of {sorted(wanted)} were exported", timeout_s=60, interval_s=0.5)
     assert wanted <= seen, f"missing {wanted - seen}"

@@ -48,10 +48,10 @@ def test_push_draws_once_even_when_delivered_twice(
     job, _ = service.submission.submit_job(
         "alice", JobRequest(brief="golf mascot", style_id="loose-ink-mascot", num_images=2)
     )
-    for task in service.queue.tasks * 2:  # type: ignore[attr-defined]
+    for task in service.queue.tasks * 2:
         response = worker.post("/", json=envelope({"job_id": task.job_id, "index": task.index}))
         assert response.status_code == 204
-    assert len(service.model.requests) == 2  # type: ignore[attr-defined]
+    assert len(service.model.requests) == 2
     assert service.submission.get_job("alice", job.job_id).status == "done"
 
 

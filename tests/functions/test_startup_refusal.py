@@ -8,12 +8,13 @@ import os
 import socket
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 from pathlib import Path
 
 import pytest
+
+from tests.helpers.waiting import wait_until
 
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -118,18 +119,19 @@ def test_the_same_function_starts_otherwise(env: dict[str, str], tmp_path: Path)
     port = _free_port()
     process = _function("generate", port, _env(**env), tmp_path)
     try:
-        deadline = time.monotonic() + 60
-        while True:
+
+        def serving() -> bool:
             assert process.poll() is None, process.communicate()
             try:
                 with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as r:
                     assert r.status == 200
-                    break
+                    return True
             except urllib.error.HTTPError:
                 raise  # it is serving, but not as it should
             except OSError:  # not listening yet
-                assert time.monotonic() < deadline, "the function did not start"
-                time.sleep(0.2)
+                return False
+
+        wait_until(serving, "the function did not start", timeout_s=60, interval_s=0.2)
     finally:
         process.terminate()
         try:

@@ -9,8 +9,7 @@ import contextlib
 import json
 import socket
 import threading
-import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +25,7 @@ from sketchgen.api.http import Api
 from sketchgen.jobs import SketchState
 from tests.contract.job_store_contract import make_job
 from tests.functions.conftest import ALICE, BOB, REPO
+from tests.helpers.waiting import wait_until, wait_until_async
 from tests.unit.test_job_feed import CountingJobStore
 
 ROUTES = frozenset({"events", "health"})
@@ -83,10 +83,7 @@ def instance(local_env: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Insta
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.02)
+    wait_until(lambda: server.started, "uvicorn did not start", timeout_s=30, interval_s=0.02)
     try:
         yield Instance(store, f"http://127.0.0.1:{port}", service)
     finally:
@@ -117,11 +114,11 @@ async def _listen(
         return text
 
 
-async def _until(predicate: Any, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "timed out"
-        await asyncio.sleep(0.02)
+async def _until(predicate: Callable[[], bool], timeout: float = 60) -> None:
+    async def holds() -> bool:
+        return predicate()
+
+    await wait_until_async(holds, "timed out", timeout_s=timeout)
 
 
 def test_many_clients_of_one_job_share_one_listener_and_no_threads(instance: Instance) -> None:
@@ -151,9 +148,7 @@ def test_many_clients_of_one_job_share_one_listener_and_no_threads(instance: Ins
     expected = [(1, "sketch"), (2, "sketch"), (3, "sketch"), (4, "done")]
     assert all([(i, e) for i, e, _ in _events(text)] == expected for text in texts)
     assert instance.store.opened == 1
-    deadline = time.monotonic() + 30
-    while instance.store.open_now and time.monotonic() < deadline:
-        time.sleep(0.05)
+    wait_until(lambda: not instance.store.open_now, "the listener stayed open", timeout_s=30)
     assert instance.store.open_now == 0 and feed_for(instance.store).watching() == 0
 
 
@@ -170,7 +165,9 @@ def test_resume_with_last_event_id_heartbeats_then_done(instance: Instance) -> N
                 _listen(client, url, {**ALICE, "Last-Event-ID": "1"}, opened)
             )
             await _until(lambda: instance.subscribers(job_id) == 1)
-            await asyncio.sleep(1.0)  # heartbeats every 0.3 s while nothing happens
+            # Not synchronisation: an idle second is the condition under test (heartbeats
+            # every 0.3 s while nothing happens).
+            await asyncio.sleep(1.0)
             instance.finish(job_id, 2)
             instance.store.complete_job(job_id, metadata_path=None)
             return await task
@@ -215,14 +212,18 @@ def test_a_client_that_leaves_releases_the_listener(instance: Instance) -> None:
     with httpx.stream("GET", url, headers=ALICE, timeout=10) as response:
         chunks = response.iter_bytes()  # kept: a dropped iterator closes the connection
         assert next(chunks).startswith(b"retry:")
-        deadline = time.monotonic() + 30
-        while instance.subscribers(job_id) != 1:
-            assert time.monotonic() < deadline, feed_for(instance.store)._watches
-            time.sleep(0.02)
+        wait_until(
+            lambda: instance.subscribers(job_id) == 1,
+            "the stream never subscribed to the job",
+            timeout_s=30,
+            interval_s=0.02,
+        )
     # Noticed at the next write at the latest (a heartbeat): the job has no listener left.
-    deadline = time.monotonic() + 30
-    while instance.store.open_now + instance.subscribers(job_id) and time.monotonic() < deadline:
-        time.sleep(0.05)
+    wait_until(
+        lambda: not instance.store.open_now + instance.subscribers(job_id),
+        "the job kept a listener",
+        timeout_s=30,
+    )
     assert instance.store.open_now == 0 and instance.subscribers(job_id) == 0
 
 
@@ -252,10 +253,9 @@ def test_a_users_open_streams_are_capped_and_given_back(instance: Instance) -> N
                 async with client.stream("GET", url, headers=ALICE) as again:
                     return again.status_code == 200
 
-            deadline = time.monotonic() + 30
-            while not await admitted():
-                assert time.monotonic() < deadline, "the slot was never given back"
-                await asyncio.sleep(0.1)
+            await wait_until_async(
+                admitted, "the slot was never given back", timeout_s=30, interval_s=0.1
+            )
             other_job = instance.job(n=1, owner="bob")
             other = f"{instance.url}/v1/jobs/{other_job}/events"
             async with client.stream("GET", other, headers=BOB) as bobs:

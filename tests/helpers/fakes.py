@@ -6,12 +6,16 @@ import io
 import threading
 import time
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 from PIL import Image, ImageDraw
 
 from sketchgen.errors import ModelError
 from sketchgen.generate.base import ImageModelAdapter
 from sketchgen.ports import BlobStore, ImageRequest, ImageResponse, SketchTask
+
+if TYPE_CHECKING:
+    from sketchgen.services import SketchService
 
 
 def drawing_png(width: int = 600, height: int = 400, seed: int = 0) -> bytes:
@@ -61,6 +65,8 @@ class FakeImageModel(ImageModelAdapter):
             if self.hold is not None:
                 assert self.hold.wait(timeout=60), "the test never released the model call"
             if self.delay_s:
+                # Not synchronisation: the model's latency is the knob tests turn (overlap,
+                # concurrency caps), so a call takes this long.
                 time.sleep(self.delay_s)
         finally:
             with self._lock:
@@ -83,6 +89,13 @@ class CollectingQueue:
 
     def publish(self, tasks: Sequence[SketchTask]) -> None:
         self.tasks.extend(tasks)
+
+
+def published(service: SketchService) -> list[SketchTask]:
+    """What a service built on a :class:`CollectingQueue` has published: the live list, which a
+    test takes tasks from (to deliver by hand) or puts them back into (to redeliver)."""
+    assert isinstance(service.queue, CollectingQueue), service.queue
+    return service.queue.tasks
 
 
 class CrashOnceBlobStore:

@@ -17,7 +17,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
@@ -26,6 +25,7 @@ from pathlib import Path
 import httpx
 
 from dev.processes import free_port
+from tests.helpers.waiting import wait_until
 
 __all__ = ["PROJECT", "STACKS", "Server", "Stack", "running_stack", "serving_pid", "vm_kib"]
 
@@ -91,19 +91,18 @@ def _process(args: list[str], env: dict[str, str], port: int) -> Iterator[Server
         args, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
     )
     url = f"http://127.0.0.1:{port}"
+
+    def healthy() -> bool:
+        if process.poll() is not None:
+            stderr = process.stderr.read().decode() if process.stderr else ""
+            raise RuntimeError(f"{args} exited: {stderr[-2000:]}")
+        try:
+            return httpx.get(f"{url}/healthz", timeout=2).status_code == 200
+        except httpx.HTTPError:
+            return False
+
     try:
-        deadline = time.monotonic() + 90
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError(f"{args} exited: {process.stderr.read().decode()[-2000:]}")  # type: ignore[union-attr]
-            try:
-                if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"{args} did not answer /healthz")
-            time.sleep(0.2)
+        wait_until(healthy, f"{args} did not answer /healthz", timeout_s=90, interval_s=0.2)
         yield Server(url, process)
     finally:
         process.terminate()

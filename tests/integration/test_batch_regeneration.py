@@ -99,10 +99,10 @@ def test_regenerate_in_batch_stores_results_like_any_sketch(
     gemini.batch_delay_s = 3600  # "results within a day": still running at the first poll
 
     made = service.batch.regenerate(style_id="loose-ink-mascot", batch=True, run_id="nightly-1")
-    assert sorted(j.regenerated_from for j in made) == sorted(originals)  # type: ignore[type-var]
-    assert service.queue.tasks == []  # type: ignore[attr-defined]  # nothing went to the queue
+    assert sorted(j.regenerated_from for j in made) == sorted(originals)
+    assert service.queue.tasks == []  # nothing went to the queue
     assert len(gemini.batches) == 1 and gemini.calls() == interactive_calls + 5
-    assert all(service.jobs.get_job(j.job_id).batch.name for j in made)  # type: ignore[union-attr]
+    assert all(service.jobs.get_job(j.job_id).batch.name for j in made)
 
     # The same scheduled run delivered again makes nothing new.
     again = service.batch.regenerate(style_id="loose-ink-mascot", batch=True, run_id="nightly-1")
@@ -131,7 +131,7 @@ def test_regenerate_in_batch_stores_results_like_any_sketch(
     next_night = service.batch.regenerate(
         style_id="loose-ink-mascot", batch=True, run_id="nightly-2"
     )
-    assert sorted(j.regenerated_from for j in next_night) == sorted(originals)  # type: ignore[type-var]
+    assert sorted(j.regenerated_from for j in next_night) == sorted(originals)
 
 
 def test_a_failed_batch_falls_back_to_the_queue(

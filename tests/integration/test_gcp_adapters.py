@@ -40,7 +40,7 @@ def test_firestore_document_shape_for_mobile_clients(firestore_emulator: str) ->
 
 
 def test_pubsub_queue_publishes_one_message_per_task(pubsub_emulator: str) -> None:
-    from google.cloud import pubsub_v1  # type: ignore[attr-defined]
+    from google.cloud import pubsub_v1
 
     topic = f"projects/{PROJECT}/topics/sketches-{uuid.uuid4().hex[:8]}"
     subscription = topic.replace("/topics/", "/subscriptions/")
@@ -85,7 +85,7 @@ def _exercise(store: BlobStore) -> None:
 
 
 def test_gcs_blob_store(gcs_emulator: str) -> None:
-    from google.cloud import storage  # type: ignore[attr-defined]
+    from google.cloud import storage
 
     bucket = f"bucket-{uuid.uuid4().hex[:8]}"
     storage.Client(project=PROJECT).create_bucket(bucket)
@@ -103,7 +103,7 @@ def test_s3_blob_store_on_moto(moto_server: str) -> None:
     assert isinstance(store, S3BlobStore) and store.prefix == "outputs"
 
 
-def test_local_blob_store_and_urls(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_local_blob_store_and_urls(tmp_path) -> None:
     _exercise(LocalBlobStore(tmp_path))
     assert isinstance(blob_store_from_url(f"file://{tmp_path}"), LocalBlobStore)
     with pytest.raises(InputError):

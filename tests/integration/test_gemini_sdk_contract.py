@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from PIL import Image
@@ -45,7 +46,7 @@ def _request(model: str = "gemini-2.5-flash-image", **kw: object) -> ImageReques
         ReferencePart(reference=r, data=StyleRegistry().reference_bytes(r))
         for r in StyleRegistry().get_style("loose-ink-mascot").references
     )
-    fields: dict[str, object] = {
+    fields: dict[str, Any] = {
         "index": 0,
         "prompt": "a golf mascot, close-up",
         "brief": "golf mascot",
@@ -57,7 +58,7 @@ def _request(model: str = "gemini-2.5-flash-image", **kw: object) -> ImageReques
         "references": refs,
         **kw,
     }
-    return ImageRequest(**fields)  # type: ignore[arg-type]
+    return ImageRequest(**fields)
 
 
 def test_sync_image(adapter: NanoBananaAdapter, server: FakeGeminiServer) -> None:
@@ -196,7 +197,7 @@ async def test_a_whole_job_through_the_sdk(
     server.script(["unavailable"])  # and the first call is retried
     style = StyleRegistry().get_style("loose-ink-mascot")
     spec = PromptCompiler().compile("playful golf mascot", style)
-    job = {
+    job: dict[str, Any] = {
         "prompt_spec": spec,
         "retrieval_result": ImageRetriever().retrieve(spec, style, top_k=3),
         "style": style,
@@ -207,15 +208,15 @@ async def test_a_whole_job_through_the_sdk(
         retry=RetryPolicy(max_attempts=3, initial_delay_s=0.01),
     )
     if mode == "sync":
-        result = generator.generate(**job)  # type: ignore[arg-type]
+        result = generator.generate(**job)
     elif mode == "async":
-        result = await generator.generate_async(**job)  # type: ignore[arg-type]
+        result = await generator.generate_async(**job)
     elif mode == "stream":
-        stream = generator.generate_streaming(**job)  # type: ignore[arg-type]
+        stream = generator.generate_streaming(**job)
         assert len(list(stream)) == 6
         result = stream.result
     else:
-        astream = generator.generate_streaming_async(**job)  # type: ignore[arg-type]
+        astream = generator.generate_streaming_async(**job)
         assert len([e async for e in astream]) == 6
         result = astream.result
     assert len(result.images) == 5 and len(result.errors) == 1

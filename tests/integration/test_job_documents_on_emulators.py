@@ -46,7 +46,7 @@ def _service(client: firestore.Client, model: FakeImageModel, root: Path) -> Ske
 
 
 def _deliver_at_once(service: SketchService) -> list[bool]:
-    tasks = list(service.queue.tasks)  # type: ignore[attr-defined]
+    tasks = list(service.queue.tasks)
     acked: list[bool] = []
     threads = [
         threading.Thread(target=lambda t=t: acked.append(service.worker.run_sketch(t)))
@@ -73,11 +73,11 @@ def test_a_six_sketch_job_writes_its_own_document_twice(
     request = JobRequest(brief="golf mascot", style_id="loose-ink-mascot", num_images=6)
     job, _ = service.submission.submit_job("alice", request)
     # Every message twice, all at once: duplicates wait out the live lease, then ack.
-    service.queue.tasks = service.queue.tasks * 2  # type: ignore[attr-defined]
+    service.queue.tasks = service.queue.tasks * 2
     assert all(_deliver_at_once(service))
     final = service.submission.get_job("alice", job.job_id)
     assert final.status == "done" and len(model.requests) == 6  # one call per sketch
-    assert sorted(s.seq for s in final.sketches.values()) == list(range(1, 7))  # type: ignore[type-var]
+    assert sorted(s.seq for s in final.sketches.values()) == list(range(1, 7))
     assert _writes(writes, f"jobs/{job.job_id}") == 2  # created, final
     for i in range(6):
         assert _writes(writes, f"jobs/{job.job_id}/sketches/{i}") == 2  # claimed, ended
@@ -97,7 +97,7 @@ def test_a_cancelled_job_writes_its_own_document_three_times(
     service = _service(client, model, tmp_path)
     request = JobRequest(brief="golf mascot", style_id="loose-ink-mascot", num_images=3)
     job, _ = service.submission.submit_job("alice", request)
-    first = service.queue.tasks[0]  # type: ignore[attr-defined]
+    first = service.queue.tasks[0]
     drawing = threading.Thread(target=service.worker.run_sketch, args=(first,))
     drawing.start()
     assert model.entered.acquire(timeout=30)

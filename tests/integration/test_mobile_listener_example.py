@@ -68,7 +68,7 @@ def test_listener_sees_each_sketch_end_then_the_final_state(
     listener = threading.Thread(target=run)
     listener.start()
     wait_until(lambda: bool(seen))  # listening: the job as it stands
-    for ended, task in enumerate(service.queue.tasks, 1):  # type: ignore[attr-defined]
+    for ended, task in enumerate(service.queue.tasks, 1):
         assert service.worker.run_sketch(task)
         # Each sketch's end reaches the listener before the next one is drawn.
         wait_until(partial(_ended_at_least, seen, ended))

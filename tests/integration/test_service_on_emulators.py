@@ -5,7 +5,6 @@ to our Gemini-protocol server."""
 from __future__ import annotations
 
 import json
-import time
 import urllib.error
 import urllib.request
 import uuid
@@ -21,7 +20,8 @@ from sketchgen.adapters.gcp.pubsub_task_queue import PubSubTaskQueue
 from sketchgen.ports import SketchTask
 from sketchgen.testing.gemini_server import FakeGeminiServer
 from tests.helpers.auth import bearer
-from tests.helpers.topology import dev_topology
+from tests.helpers.topology import dev_topology, final_job
+from tests.helpers.waiting import wait_until
 
 # make dev signs in only through the Firebase Auth emulator, as the cloud signs in with Firebase.
 ALICE = bearer("alice")
@@ -79,13 +79,8 @@ def submit(topo: DevTopology, brief: str, n: int = 3, **extra: Any) -> str:
 def wait_final(
     topo: DevTopology, job_id: str, timeout: float = 90, headers: dict[str, str] = ALICE
 ) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        _, body = call(topo, "GET", f"/v1/jobs/{job_id}", headers=headers)
-        if body["status"] in {"done", "partial", "failed", "cancelled"}:
-            return body  # type: ignore[no-any-return]
-        time.sleep(0.2)
-    raise AssertionError(f"job {job_id} never finished: {body}")
+    """The job once it has ended: its event stream closes then (no polling)."""
+    return final_job(topo.url, job_id, headers, timeout_s=timeout)
 
 
 def sse(
@@ -108,7 +103,7 @@ def sse(
 
 
 def blobs(topo: DevTopology, job_id: str) -> list[str]:
-    from google.cloud import storage  # type: ignore[attr-defined]
+    from google.cloud import storage
 
     client = storage.Client(project=topo.project)
     return sorted(b.name for b in client.list_blobs(topo.bucket, prefix=f"jobs/{job_id}/"))
@@ -142,8 +137,8 @@ def test_every_message_twice_means_n_calls_and_n_files(
     PubSubTaskQueue(topology.topic()).publish([SketchTask(job_id, i) for i in range(3)])
     body = wait_final(topology, job_id)
     assert body["status"] == "done"
-    time.sleep(1.5)  # let any late duplicate land before counting
-    assert gemini.calls(brief) == 3
+    # A late duplicate would be a fourth call: waited for (1.5 s), so it fails the test.
+    assert gemini.wait_for_calls(4, brief, timeout_s=1.5) == 3
     assert len([b for b in blobs(topology, job_id) if b.endswith(".png")]) == 3
 
 
@@ -154,9 +149,7 @@ def test_worker_killed_mid_sketch_still_completes_once(
     gemini.latency_s = 2.0
     try:
         job_id = submit(topology, brief, n=2)
-        deadline = time.monotonic() + 20
-        while gemini.calls(brief) < 2 and time.monotonic() < deadline:
-            time.sleep(0.05)
+        assert gemini.wait_for_calls(2, brief, timeout_s=20) >= 2
         topology.processes["sketch_worker"].kill()  # mid model call, before any write
         topology.start_function("sketch_worker")
         body = wait_final(topology, job_id, timeout=120)
@@ -247,18 +240,22 @@ def test_cancel_mid_call_ends_the_job_before_the_model_answers(
         assert [s["status"] for s in final["sketches"]] == ["cancelled", "cancelled"]
         # The worker re-reads the job while the model draws: it abandons both calls (acks
         # its deliveries) while they are still held at the model.
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            abandoned = worker_log.read_text(errors="replace").count("the call is abandoned")
-            if abandoned - abandoned_before >= 2:
-                break
-            time.sleep(0.1)
-        assert abandoned - abandoned_before >= 2, "the worker kept waiting for the model"
+        # The worker is another process: what it did is read from its log.
+        wait_until(
+            lambda: (
+                worker_log.read_text(errors="replace").count("the call is abandoned")
+                - abandoned_before
+                >= 2
+            ),
+            "the worker kept waiting for the model",
+            timeout_s=30,
+            interval_s=0.1,
+        )
         assert not [r for r in gemini.answered if brief in r.prompt]  # still held
     finally:
         gemini.release_held()
-    time.sleep(1.0)  # the held calls answer now, to nobody
-    assert gemini.calls(brief) == 2  # and were not retried
+    # The held calls answer now, to nobody; a retry would be a third call, waited for (1 s).
+    assert gemini.wait_for_calls(3, brief, timeout_s=1.0) == 2
     assert call(topology, "GET", f"/v1/jobs/{job_id}")[1] == final
     assert blobs(topology, job_id) == [f"jobs/{job_id}/metadata.json"]
     metadata = json.loads(GcsBlobStore(topology.bucket).get(f"jobs/{job_id}/metadata.json"))

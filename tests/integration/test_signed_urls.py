@@ -14,7 +14,7 @@ import pytest
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
-from google.cloud import storage  # type: ignore[attr-defined]
+from google.cloud import storage
 from google.oauth2 import service_account
 
 from sketchgen.adapters.gcp.gcs_blob_store import GcsBlobStore

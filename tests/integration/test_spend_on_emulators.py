@@ -155,7 +155,7 @@ def test_refunds_happen_once_however_often_a_message_is_delivered(
     request = JobRequest(brief="golf mascot", style_id="test-ink", num_images=3, model="flash")
     job, _ = first.submission.submit_job("alice", request)
     assert ledger.usage("alice").images_used == 3
-    tasks = list(first.queue.tasks)  # type: ignore[attr-defined]
+    tasks = list(first.queue.tasks)
     # Every message delivered to both instances at once, then once more to each.
     threads = [
         threading.Thread(target=service.worker.run_sketch, args=(task,))

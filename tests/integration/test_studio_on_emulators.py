@@ -57,7 +57,7 @@ def _exercise_delete_under(store: BlobStore) -> None:
 
 
 def test_gcs_delete_under(gcs_emulator: str) -> None:
-    from google.cloud import storage  # type: ignore[attr-defined]
+    from google.cloud import storage
 
     bucket = f"bucket-{uuid.uuid4().hex[:8]}"
     storage.Client(project=PROJECT).create_bucket(bucket)

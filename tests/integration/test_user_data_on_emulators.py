@@ -21,6 +21,7 @@ from sketchgen.layout import sketch_key, style_reference_key
 from sketchgen.services import SketchService
 from sketchgen.settings import Settings
 from sketchgen.styles.owned import ReferenceDoc, StyleDoc
+from tests.helpers.responses import json_of
 
 ALICE = {"Authorization": "Bearer dev:alice"}
 BOB = {"Authorization": "Bearer dev:bob"}
@@ -88,7 +89,7 @@ def _png(seed: int) -> bytes:
 
 @pytest.fixture
 def service(firestore_emulator: str, gcs_emulator: str) -> SketchService:
-    from google.cloud import storage  # type: ignore[attr-defined]
+    from google.cloud import storage
 
     project = f"erase-{uuid.uuid4().hex[:8]}"
     bucket = f"bucket-{uuid.uuid4().hex[:8]}"
@@ -113,20 +114,20 @@ def test_delete_me_on_the_emulators_leaves_nothing_of_the_user(service: SketchSe
     for who, headers in (("alice", ALICE), ("bob", BOB)):
         answer = client.post("/v1/jobs", json=body, headers={**headers, "Idempotency-Key": "k"})
         assert answer.status_code == 202, answer.get_data(as_text=True)
-        jobs[who] = answer.json["job_id"]  # type: ignore[index]
+        jobs[who] = json_of(answer)["job_id"]
         made = client.post("/v1/styles", json={"name": "Ink"}, headers=headers)
-        styles[who] = made.json["style_id"]  # type: ignore[index]
+        styles[who] = json_of(made)["style_id"]
         uploaded = client.post(
             f"/v1/styles/{styles[who]}/references",
             data={"image": (io.BytesIO(_png(1)), "r.png", "image/png"), "tags": "fox"},
             headers=headers,
         )
         assert uploaded.status_code == 201, uploaded.get_data(as_text=True)
-        refs[who] = uploaded.json["sha256"]  # type: ignore[index]
+        refs[who] = json_of(uploaded)["sha256"]
     join = getattr(service.queue, "join", None)
     assert join is not None
     join()
-    db = firestore.Client(project=service.catalog.store.client.project)  # type: ignore[attr-defined]
+    db = firestore.Client(project=service.catalog.store.client.project)
     # Per-sketch subdocuments, as the job documents are being reshaped into (issue 24), and
     # one level deeper: whatever lies under a job's document goes with it.
     for who in ("alice", "bob"):
@@ -137,7 +138,7 @@ def test_delete_me_on_the_emulators_leaves_nothing_of_the_user(service: SketchSe
 
     answer = client.delete("/v1/me", headers=ALICE)
     assert answer.status_code == 200, answer.get_data(as_text=True)
-    assert answer.json["deleted"]["jobs"] == 1  # type: ignore[index]
+    assert json_of(answer)["deleted"]["jobs"] == 1
 
     # Nothing of alice's in Firestore: no job, nothing under it, no key, no style, no reference.
     alice_job = db.collection("jobs").document(jobs["alice"])
@@ -154,9 +155,9 @@ def test_delete_me_on_the_emulators_leaves_nothing_of_the_user(service: SketchSe
     usage = db.collection("usage").document("alice").get().to_dict() or {}
     assert usage.get("jobs") == {}  # today's counters only: no job of hers is named
     # Nothing of alice's in the bucket.
-    from google.cloud import storage  # type: ignore[attr-defined]
+    from google.cloud import storage
 
-    bucket = storage.Client(project=db.project).bucket(service.blobs.bucket_name)  # type: ignore[attr-defined]
+    bucket = storage.Client(project=db.project).bucket(service.blobs.bucket_name)
     names = sorted(b.name for b in bucket.list_blobs())
     assert not [n for n in names if jobs["alice"] in n or styles["alice"] in n]
     # Bob's, all there.

@@ -175,7 +175,7 @@ def test_the_service_embeds_with_gemini_when_a_key_is_configured(
         job_store="memory://",
         blob_url=f"file://{tmp_path}",
         auth="dev",
-        **{"GEMINI_API_KEY": KEY, "GOOGLE_GEMINI_BASE_URL": gemini.url},  # type: ignore[arg-type]
+        **{"GEMINI_API_KEY": KEY, "GOOGLE_GEMINI_BASE_URL": gemini.url},
     )
     service = build_service(settings, model=OfflineSketchAdapter())  # embeddings only, here
     catalog = service.catalog
@@ -199,7 +199,7 @@ def test_an_upload_without_a_description_gets_one_from_gemini(
 ) -> None:
     values = {"GEMINI_API_KEY": KEY, "GOOGLE_GEMINI_BASE_URL": gemini.url}
     service = build_service(
-        Settings(job_store="memory://", blob_url=f"file://{tmp_path}", auth="dev", **values),  # type: ignore[arg-type]
+        Settings(job_store="memory://", blob_url=f"file://{tmp_path}", auth="dev", **values),
         model=OfflineSketchAdapter(),
     )
     catalog = service.catalog
@@ -217,7 +217,7 @@ def test_an_upload_without_a_description_gets_one_from_gemini(
 
     off = build_service(
         Settings(job_store="memory://", blob_url=f"file://{tmp_path}", auth="dev",
-                 describe_references=False, **values),  # type: ignore[arg-type]
+                 describe_references=False, **values),
         model=OfflineSketchAdapter(),
     )  # fmt: skip
     doc = off.catalog.create_style("alice", StyleDraft(name="team"))

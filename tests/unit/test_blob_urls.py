@@ -24,8 +24,8 @@ class SigningBlobs:
 def _routing(blobs: Any, ttl_s: int = 900) -> Routing:
     service = SimpleNamespace(blobs=blobs)
     return Routing(
-        lambda: service,  # type: ignore[arg-type, return-value]
-        lambda: None,  # type: ignore[arg-type, return-value]
+        lambda: service,
+        lambda: None,
         max_body_bytes=1024,
         signed_url_ttl_s=ttl_s,
     )

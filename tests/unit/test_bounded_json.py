@@ -19,6 +19,7 @@ from sketchgen.bounded_json import MAX_JSON_DEPTH, JsonTooDeepError
 from sketchgen.services import SketchService
 from sketchgen.styles import StyleRegistry
 from tests.helpers.fakes import CollectingQueue, FakeImageModel
+from tests.helpers.responses import json_of
 
 DEEP = 1_500
 
@@ -74,7 +75,7 @@ def test_a_deep_body_is_a_400_naming_the_problem(client: Client) -> None:
             headers=bearer("alice", "demo-edge"),
         )
         assert answer.status_code == 400, answer.get_data(as_text=True)
-        error = answer.json["error"]  # type: ignore[index]
+        error = json_of(answer)["error"]
         assert error["code"] == "invalid_json" and error["field"] == "body"
         assert f"deeper than {MAX_JSON_DEPTH} levels" in error["message"]
 
@@ -89,7 +90,7 @@ def test_a_deep_token_is_a_401_saying_why(client: Client, segment: str) -> None:
     for path in ("/v1/jobs/20260101_000000-abcdef", "/v1/usage", "/v1/styles"):
         answer = client.get(path, headers={"Authorization": f"Bearer {token}"})
         assert answer.status_code == 401, answer.get_data(as_text=True)
-        assert "deeper than" in answer.json["error"]["message"]  # type: ignore[index]
+        assert "deeper than" in json_of(answer)["error"]["message"]
 
 
 def test_a_deep_push_message_is_refused_as_malformed() -> None:

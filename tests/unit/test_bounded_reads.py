@@ -24,6 +24,7 @@ from sketchgen.api.http import Api
 from sketchgen.bootstrap import build_api, build_service
 from sketchgen.settings import Settings
 from sketchgen.styles.upload import MAX_UPLOAD_BYTES
+from tests.helpers.responses import json_of
 
 ALICE = {"Authorization": "Bearer dev:alice"}
 MIB = 1024 * 1024
@@ -88,7 +89,7 @@ def test_a_declared_length_over_the_limit_is_refused_before_reading(api: Api) ->
     for path in ("/v1/jobs", "/v1/styles"):
         answer = _call(api, "POST", path, {**ALICE, "Content-Length": str(HUGE)}, body)
         assert answer.status_code == 413
-        error = answer.json["error"]
+        error = json_of(answer)["error"]
         assert error["code"] == "payload_too_large" and error["field"] == "body"
         assert f"limit of {JSON_LIMIT} bytes" in error["message"]
     assert body.taken == 0
@@ -97,7 +98,8 @@ def test_a_declared_length_over_the_limit_is_refused_before_reading(api: Api) ->
 def test_a_chunked_body_is_counted_and_stopped_at_the_limit(api: Api) -> None:
     body = CountingBody()
     answer = _call(api, "POST", "/v1/jobs", ALICE, body)
-    assert answer.status_code == 413 and "limit of 16384 bytes" in answer.json["error"]["message"]
+    assert answer.status_code == 413
+    assert "limit of 16384 bytes" in json_of(answer)["error"]["message"]
     assert body.taken <= JSON_LIMIT + 1
 
 
@@ -115,7 +117,7 @@ def test_routes_without_a_body_read_none_of_it(api: Api) -> None:
 
 
 def test_an_upload_over_its_limit_is_refused_before_reading(api: Api) -> None:
-    style = Client(api).post("/v1/styles", json={"name": "ink"}, headers=ALICE).json["style_id"]
+    style = json_of(Client(api).post("/v1/styles", json={"name": "ink"}, headers=ALICE))["style_id"]
     body = CountingBody()
     declared = MAX_UPLOAD_BYTES + FORM_OVERHEAD + 1
     headers = {
@@ -124,7 +126,7 @@ def test_an_upload_over_its_limit_is_refused_before_reading(api: Api) -> None:
         "Content-Type": "multipart/form-data; boundary=x",
     }
     answer = _call(api, "POST", f"/v1/styles/{style}/references", headers, body)
-    assert answer.status_code == 413 and answer.json["error"]["code"] == "image_too_large"
+    assert answer.status_code == 413 and json_of(answer)["error"]["code"] == "image_too_large"
     assert body.taken == 0
     chunked = {**ALICE, "Content-Type": "multipart/form-data; boundary=x"}
     answer = _call(api, "POST", f"/v1/styles/{style}/references", chunked, body)

@@ -16,10 +16,11 @@ from sketchgen.adapters.local.usage_ledger import MemoryUsageLedger
 from sketchgen.errors import LimitError, TransientModelError
 from sketchgen.generate.retry import RetryPolicy
 from sketchgen.jobs import JobRequest
+from sketchgen.ports import ImageRequest, ImageResponse
 from sketchgen.services import ServiceConfig, SketchService
 from sketchgen.services.spending import SpendControl, SpendLimits
 from sketchgen.styles import StyleRegistry
-from tests.helpers.fakes import CollectingQueue, FakeImageModel
+from tests.helpers.fakes import CollectingQueue, FakeImageModel, published
 
 PRICE = 0.039  # gemini-2.5-flash-image at 1K
 
@@ -72,15 +73,15 @@ def test_a_cancel_storm_never_spends_past_the_daily_limit(
         except LimitError:
             break
         jobs.append(job)
-        first = service.queue.tasks.pop(0)  # type: ignore[attr-defined]
+        first = published(service).pop(0)
         drawing = threading.Thread(target=service.worker.run_sketch, args=(first,))
         drawing.start()
         assert model.entered.acquire(timeout=10)  # the call is out: it is paid for
         service.submission.cancel_job("mallory", job.job_id)
         drawing.join(10)
-        for task in service.queue.tasks:  # type: ignore[attr-defined]
+        for task in published(service):
             service.worker.run_sketch(task)  # the rest: cancelled, never drawn
-        service.queue.tasks.clear()  # type: ignore[attr-defined]
+        published(service).clear()
     hold.set()
     usage = ledger.usage("mallory")
     assert len(model.requests) <= 6  # never past the daily limit
@@ -100,7 +101,7 @@ def test_a_retry_is_a_call_admitted_against_the_budget_as_it_is_sent(
     once: dict[int, Callable[[], Exception]] = {}
 
     class FailsOnce(FakeImageModel):
-        def generate_image(self, request):  # type: ignore[no-untyped-def]
+        def generate_image(self, request: ImageRequest) -> ImageResponse:
             if request.index in failures and request.index not in once:
                 once[request.index] = failures[request.index]
                 with self._lock:
@@ -111,7 +112,7 @@ def test_a_retry_is_a_call_admitted_against_the_budget_as_it_is_sent(
     model = FailsOnce()
     service = make_service(model, daily=3, retries=2)
     job, _ = service.submission.submit_job("alice", _request(2))
-    for task in list(service.queue.tasks):  # type: ignore[attr-defined]
+    for task in list(published(service)):
         assert service.worker.run_sketch(task)
     done = service.submission.get_job("alice", job.job_id)
     assert done.status == "done" and len(model.requests) == 3
@@ -126,7 +127,7 @@ def test_a_call_past_the_budget_is_not_made(
     model = FakeImageModel(failures={0: lambda: TransientModelError("busy", status=503)})
     service = make_service(model, daily=2, retries=3)
     job, _ = service.submission.submit_job("alice", _request(2))
-    for task in list(service.queue.tasks):  # type: ignore[attr-defined]
+    for task in list(published(service)):
         service.worker.run_sketch(task)
     done = service.submission.get_job("alice", job.job_id)
     assert len(model.requests) == 2  # sketch 0's retry would have passed the day's 2 images
@@ -158,7 +159,7 @@ def test_a_call_past_the_deployments_ceiling_is_not_made(
         spend=SpendControl(ledger, SpendLimits(daily_images=10, active_jobs=10), ceiling=ceiling),
     )
     job, _ = service.submission.submit_job("alice", _request(2))
-    for task in list(service.queue.tasks):  # type: ignore[attr-defined]
+    for task in list(published(service)):
         service.worker.run_sketch(task)
     done = service.submission.get_job("alice", job.job_id)
     assert len(model.requests) == 2

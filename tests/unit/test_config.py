@@ -96,4 +96,4 @@ def test_invalid_values_name_field_and_allowed_values(
 def test_config_is_frozen() -> None:
     config = GenerationConfig()
     with pytest.raises(Exception):  # noqa: B017 - pydantic's frozen error
-        config.num_images = 5  # type: ignore[misc]
+        config.num_images = 5

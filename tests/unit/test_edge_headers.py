@@ -92,7 +92,7 @@ def test_job_json_usage_and_signed_urls_are_not_cached(
     job, _ = service.submission.submit_job(
         "alice", JobRequest(brief="golf mascot", style_id="loose-ink-mascot", num_images=1)
     )
-    service.queue.join()  # type: ignore[attr-defined]
+    service.queue.join()
     for answer in (
         client.post(
             "/v1/jobs",

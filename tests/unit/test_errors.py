@@ -71,7 +71,7 @@ class _Raising:
 def test_http_status_and_body_come_from_the_tree(
     error: SketchgenError, status: int, body: dict[str, object]
 ) -> None:
-    api = Api(lambda: _Raising(error), DevAuthenticator)  # type: ignore[arg-type,return-value]
+    api = Api(lambda: _Raising(error), DevAuthenticator)
     response = Client(api).get(JOB, headers=ALICE)
     assert response.status_code == status
     assert json.loads(response.get_data()) == {"error": body}

@@ -9,7 +9,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,6 +20,7 @@ from sketchgen.generate.config import GenerationConfig
 from sketchgen.generate.generator import INTERRUPTED
 from sketchgen.generate.models import ALIASES, OFFLINE_MODEL_ID, known_models
 from sketchgen.settings import Settings
+from tests.helpers.waiting import wait_until
 
 
 def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
@@ -207,9 +207,10 @@ def test_ctrl_c_mid_job_records_what_finished_and_cancels_the_rest(tmp_path: Pat
             stderr=subprocess.PIPE,
             text=True,
         )
-        deadline = time.monotonic() + 60
-        while not list(tmp_path.glob("*/sketch_*.png")) and time.monotonic() < deadline:
-            time.sleep(0.05)  # polling for the file, not waiting out a guess
+        # The CLI is another process: its first file is polled for, there is no event.
+        wait_until(
+            lambda: list(tmp_path.glob("*/sketch_*.png")), "no sketch was written", timeout_s=60
+        )
         proc.send_signal(signal.SIGINT)
         try:
             code = proc.wait(timeout=30)
@@ -236,7 +237,7 @@ def _local_settings(data: Path, **extra: object) -> Settings:
         blob_url=f"file://{data / 'blobs'}",
         auth="dev",
         offline=True,
-        **extra,  # type: ignore[arg-type]
+        **extra,
     )
 
 
@@ -255,7 +256,7 @@ def test_serve_ends_the_jobs_a_stopped_serve_left_running_and_frees_their_slots(
     request = JobRequest(brief="playful golf mascot", style_id="loose-ink-mascot", num_images=3)
     job, _ = before.submission.submit_job("local", request)
     before.worker.run_sketch(queue.tasks[0])  # one sketch was drawn before it stopped
-    assert before.jobs.get_job(job.job_id).status == "running"  # type: ignore[union-attr]
+    assert before.jobs.get_job(job.job_id).status == "running"
     assert before.spend is not None and before.spend.usage("local")["active_jobs"] == 1
 
     after = build_service(settings, model=OfflineSketchAdapter())  # serve starts again
@@ -321,8 +322,8 @@ def test_the_job_view_and_events_say_which_model_drew(tmp_path: Path) -> None:
     service = build_service(_local_settings(tmp_path), model=OfflineSketchAdapter())
     request = JobRequest(brief="golf", style_id="loose-ink-mascot", num_images=1)
     job, _ = service.submission.submit_job("local", request)
-    service.queue.join()  # type: ignore[attr-defined]
-    state = service.jobs.get_job(job.job_id).sketches["0"]  # type: ignore[union-attr]
+    service.queue.join()
+    state = service.jobs.get_job(job.job_id).sketches["0"]
     assert state.model_used == OFFLINE_MODEL_ID
     page = (Path(__file__).parents[2] / "lib/sketchgen/web/app.js").read_text()
     assert f'OFFLINE_MODEL_ID = "{OFFLINE_MODEL_ID}"' in page  # the page badges that id

@@ -22,7 +22,7 @@ from sketchgen.api.http import Api
 from sketchgen.jobs import JobRequest
 from sketchgen.services import SketchService
 from sketchgen.styles import StyleRegistry
-from tests.helpers.fakes import CollectingQueue, FakeImageModel
+from tests.helpers.fakes import CollectingQueue, FakeImageModel, published
 
 ALICE = {"Authorization": "Bearer dev:alice"}
 JOB_ID = re.compile(r"^[0-9a-f]{20}$")  # a service job's id: random (metadata.random_job_id)
@@ -55,13 +55,13 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Client, Wa
     root = tmp_path_factory.mktemp("fuzz")
     blobs = WatchedBlobs(LocalBlobStore(root / "blobs"))
     service = SketchService.from_ports(
-        jobs=MemoryJobStore(), blobs=blobs, queue=CollectingQueue(),  # type: ignore[arg-type]
+        jobs=MemoryJobStore(), blobs=blobs, queue=CollectingQueue(),
         model=FakeImageModel(), styles=StyleRegistry(),
     )  # fmt: skip
     job, _ = service.submission.submit_job(
         "alice", JobRequest(brief="golf mascot", style_id="loose-ink-mascot", num_images=2)
     )
-    for task in service.queue.tasks:  # type: ignore[attr-defined]
+    for task in published(service):
         service.worker.run_sketch(task)
     api = Api(lambda: service, DevAuthenticator, web_config={"auth": "dev"})
     yield Client(api), blobs, job.job_id
@@ -186,7 +186,7 @@ def test_nothing_written_outside_the_blob_root(
     world: tuple[Client, WatchedBlobs, str], tmp_path: Path
 ) -> None:
     client, blobs, _ = world
-    root = Path(blobs.inner.root)  # type: ignore[attr-defined]
+    root = Path(blobs.inner.root)
     outside = sorted(p for p in root.parent.rglob("*") if not p.is_relative_to(root))
     for path in ("/v1/jobs/..%2F..%2Fescape/files/x.png", "/v1/jobs/%2e%2e/cancel"):
         _check(client.post(path, headers=ALICE))

@@ -3,6 +3,7 @@ import json
 import re
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from PIL import Image
@@ -10,6 +11,7 @@ from PIL import Image
 from sketchgen.errors import NoImageError, TransientModelError
 from sketchgen.generate import GenerationConfig, ImageGenerator, RetryPolicy
 from sketchgen.metadata import JobMetadata
+from sketchgen.ports import ImageRequest, ImageResponse
 from sketchgen.prompt import PromptCompiler
 from sketchgen.prompt.render import EXAGGERATION_PROMPTS, LAYOUT_PROMPTS
 from sketchgen.references import ImageRetriever
@@ -19,20 +21,20 @@ from tests.helpers.fakes import FakeImageModel
 FAST_RETRY = RetryPolicy(max_attempts=3, initial_delay_s=0.001, max_delay_s=0.01)
 
 
-def _job(style: Style, tmp_path: Path, **config: object) -> dict[str, object]:
+def _job(style: Style, tmp_path: Path, **config: Any) -> dict[str, Any]:
     spec = PromptCompiler().compile("playful golf mascot", style)
     return {
         "prompt_spec": spec,
         "retrieval_result": ImageRetriever().retrieve(spec, style, top_k=3),
         "style": style,
-        "config": GenerationConfig(output_dir=tmp_path / "out", **config),  # type: ignore[arg-type]
+        "config": GenerationConfig(output_dir=tmp_path / "out", **config),
     }
 
 
 def test_sync_job_writes_sketches_and_complete_metadata(style: Style, tmp_path: Path) -> None:
     model = FakeImageModel()
     result = ImageGenerator(model, retry=FAST_RETRY).generate(
-        **_job(style, tmp_path, num_images=4, seed=11, aspect_ratio="16:9")  # type: ignore[arg-type]
+        **_job(style, tmp_path, num_images=4, seed=11, aspect_ratio="16:9")
     )
     assert re.fullmatch(r"\d{8}_\d{6}-[0-9a-f]{6}", result.job_id)
     assert result.output_dir == tmp_path / "out" / result.job_id
@@ -84,7 +86,7 @@ def test_metadata_with_the_older_resolution_string_still_loads(
     style: Style, tmp_path: Path
 ) -> None:
     result = ImageGenerator(FakeImageModel(), retry=FAST_RETRY).generate(
-        **_job(style, tmp_path, num_images=1, aspect_ratio="16:9")  # type: ignore[arg-type]
+        **_job(style, tmp_path, num_images=1, aspect_ratio="16:9")
     )
     meta = json.loads(result.metadata_path.read_text())
     meta["config"]["resolution"] = "1024x576"
@@ -95,7 +97,7 @@ def test_one_failed_sketch_does_not_take_the_others_down(style: Style, tmp_path:
     model = FakeImageModel(
         failures={1: lambda: NoImageError("blocked", finish_reason="IMAGE_SAFETY")}
     )
-    result = ImageGenerator(model, retry=FAST_RETRY).generate(**_job(style, tmp_path))  # type: ignore[arg-type]
+    result = ImageGenerator(model, retry=FAST_RETRY).generate(**_job(style, tmp_path))
     assert set(result.errors) == {1} and "blocked" in result.errors[1]
     assert len(result.images) == 3
     meta = json.loads(result.metadata_path.read_text())
@@ -110,7 +112,7 @@ def test_transient_errors_are_retried_and_counted(style: Style, tmp_path: Path) 
     calls = {"n": 0}
 
     class Flaky(FakeImageModel):
-        def generate_image(self, request):  # type: ignore[no-untyped-def]
+        def generate_image(self, request: ImageRequest) -> ImageResponse:
             if request.index == 0 and calls["n"] < 2:
                 calls["n"] += 1
                 raise TransientModelError("unavailable", status=503)
@@ -118,19 +120,19 @@ def test_transient_errors_are_retried_and_counted(style: Style, tmp_path: Path) 
 
     result = ImageGenerator(Flaky(), retry=FAST_RETRY).generate(
         **_job(style, tmp_path, num_images=2)
-    )  # type: ignore[arg-type]
+    )
     assert result.errors == {}
     assert result.sketches[0].attempts == 3 and result.sketches[1].attempts == 1
 
 
 def test_unexpected_bug_in_one_sketch_is_recorded(style: Style, tmp_path: Path) -> None:
     class Buggy(FakeImageModel):
-        def generate_image(self, request):  # type: ignore[no-untyped-def]
+        def generate_image(self, request: ImageRequest) -> ImageResponse:
             if request.index == 2:
                 raise ZeroDivisionError
             return super().generate_image(request)
 
-    result = ImageGenerator(Buggy(), retry=FAST_RETRY).generate(**_job(style, tmp_path))  # type: ignore[arg-type]
+    result = ImageGenerator(Buggy(), retry=FAST_RETRY).generate(**_job(style, tmp_path))
     assert result.errors == {2: "internal error: ZeroDivisionError"}
 
 
@@ -141,13 +143,13 @@ def test_streaming_yields_in_completion_order(style: Style, tmp_path: Path) -> N
     yielded = {i: threading.Event() for i in range(4)}
 
     class Staggered(FakeImageModel):
-        def generate_image(self, request):  # type: ignore[no-untyped-def]
+        def generate_image(self, request: ImageRequest) -> ImageResponse:
             if request.index < 3:
                 assert yielded[request.index + 1].wait(30), f"{request.index + 1} never yielded"
             return super().generate_image(request)
 
     stream = ImageGenerator(Staggered(), retry=FAST_RETRY).generate_streaming(
-        **_job(style, tmp_path)  # type: ignore[arg-type]
+        **_job(style, tmp_path)
     )
     events = []
     for event in stream:
@@ -161,11 +163,11 @@ def test_streaming_yields_in_completion_order(style: Style, tmp_path: Path) -> N
 
 def test_stopping_a_stream_early_still_records_every_sketch(style: Style, tmp_path: Path) -> None:
     stream = ImageGenerator(FakeImageModel(), retry=FAST_RETRY).generate_streaming(
-        **_job(style, tmp_path)  # type: ignore[arg-type]
+        **_job(style, tmp_path)
     )
     iterator = iter(stream)
     next(iterator)
-    iterator.close()  # type: ignore[attr-defined]
+    iterator.close()
     assert len(stream.result.images) == 4
     assert json.loads(stream.result.metadata_path.read_text())["status"] == "done"
 
@@ -175,10 +177,10 @@ async def test_async_and_async_streaming(style: Style, tmp_path: Path) -> None:
         FakeImageModel(failures={0: lambda: NoImageError("no", finish_reason="NO_IMAGE")}),
         retry=FAST_RETRY,
     )
-    result = await generator.generate_async(**_job(style, tmp_path, num_images=3))  # type: ignore[arg-type]
+    result = await generator.generate_async(**_job(style, tmp_path, num_images=3))
     assert set(result.errors) == {0} and len(result.images) == 2
 
-    stream = generator.generate_streaming_async(**_job(style, tmp_path, num_images=3))  # type: ignore[arg-type]
+    stream = generator.generate_streaming_async(**_job(style, tmp_path, num_images=3))
     seen = [event async for event in stream]
     assert sorted(e[0] for e in seen) == [0, 1, 2]
     assert stream.result.metadata.status == "partial"
@@ -189,16 +191,16 @@ async def test_all_sketches_are_in_flight_at_once(style: Style, tmp_path: Path, 
     model = FakeImageModel(delay_s=0.2)
     generator = ImageGenerator(model, retry=FAST_RETRY)
     if mode == "sync":
-        await asyncio.to_thread(generator.generate, **_job(style, tmp_path, num_images=6))  # type: ignore[arg-type]
+        await asyncio.to_thread(generator.generate, **_job(style, tmp_path, num_images=6))
     else:
-        await generator.generate_async(**_job(style, tmp_path, num_images=6))  # type: ignore[arg-type]
+        await generator.generate_async(**_job(style, tmp_path, num_images=6))
     assert model.max_in_flight == 6  # no stagger, no serialisation
 
 
 def test_two_jobs_in_one_second_get_distinct_folders(style: Style, tmp_path: Path) -> None:
     generator = ImageGenerator(FakeImageModel(), retry=FAST_RETRY)
-    a = generator.generate(**_job(style, tmp_path, num_images=1))  # type: ignore[arg-type]
-    b = generator.generate(**_job(style, tmp_path, num_images=1))  # type: ignore[arg-type]
+    a = generator.generate(**_job(style, tmp_path, num_images=1))
+    b = generator.generate(**_job(style, tmp_path, num_images=1))
     assert a.output_dir != b.output_dir
 
 
@@ -270,7 +272,7 @@ def test_every_sketch_records_what_it_cost_from_the_one_price_table(
 
     model = FakeImageModel(failures={1: lambda: NoImageError("no", finish_reason="IMAGE_SAFETY")})
     result = ImageGenerator(model, retry=FAST_RETRY).generate(
-        **_job(style, tmp_path, num_images=3, model_name="gemini-2.5-flash-image")  # type: ignore[arg-type]
+        **_job(style, tmp_path, num_images=3, model_name="gemini-2.5-flash-image")
     )
     each = price_per_image("gemini-2.5-flash-image", "1K")
     assert each > 0

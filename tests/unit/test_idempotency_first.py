@@ -86,7 +86,7 @@ def test_the_same_key_with_any_other_part_of_the_body_is_a_409_naming_the_key(
         if changed == {}:  # deadline_s left out is a different body too
             status, answer = _post(client, "k")
         assert status == 409, changed
-        assert answer["error"]["field"] == "Idempotency-Key"  # type: ignore[index]
+        assert answer["error"]["field"] == "Idempotency-Key"
     assert _post(client, "k", deadline_s=60)[0] == 202
 
 

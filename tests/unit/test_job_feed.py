@@ -11,6 +11,7 @@ from sketchgen.api.feed import CLOSED, JobFeed
 from sketchgen.api.sse import event_stream
 from sketchgen.jobs import JobRecord, SketchState
 from tests.contract.job_store_contract import make_job
+from tests.helpers.waiting import wait_until_async
 
 
 class CountingJobStore(MemoryJobStore):
@@ -151,8 +152,11 @@ def test_async_clients_share_one_listener_fed_through_their_loop() -> None:
             return _events(iter(b"".join(chunks).split(b"\n\n")))
 
         tasks = [asyncio.create_task(listen()) for _ in range(50)]
-        while sum(len(q) for w in feed._watches.values() for q in w.queues.values()) < 50:
-            await asyncio.sleep(0.01)
+
+        async def all_listening() -> bool:
+            return sum(len(q) for w in feed._watches.values() for q in w.queues.values()) >= 50
+
+        await wait_until_async(all_listening, "the 50 never all listened", interval_s=0.01)
         threads = threading.active_count()
         await asyncio.to_thread(_finish, store, job.job_id, 0)
         await asyncio.to_thread(_finish, store, job.job_id, 1)

@@ -49,6 +49,6 @@ def test_a_stored_job_with_fields_this_version_does_not_know_is_read(tmp_path: P
     assert store.get_job(job.job_id) == job
     assert store.claim_sketch(job.job_id, 0, worker="w", lease_s=60).attempt == 1
     with pytest.raises(pydantic.ValidationError):  # strict on write: no unknown field is made
-        SketchState(status="ok", thumbnail="t.png")  # type: ignore[call-arg]
+        SketchState(status="ok", thumbnail="t.png")
     with pytest.raises(pydantic.ValidationError):
         JobRecord.model_validate({**job.model_dump(), "priority_boost": 3})

@@ -29,6 +29,7 @@ from sketchgen.errors import LimitError
 from sketchgen.pricing import PRICE_PER_CALL_USD, price_per_call, price_per_image
 from sketchgen.services import SketchService
 from sketchgen.settings import Settings
+from tests.helpers.responses import json_of
 
 ALICE = {"Authorization": "Bearer dev:alice"}
 BOB = {"Authorization": "Bearer dev:bob"}
@@ -103,7 +104,7 @@ def _client(service: SketchService) -> Client:
 def _style(client: Client, headers: dict[str, str] = ALICE) -> str:
     answer = client.post("/v1/styles", json={"name": "Ink"}, headers=headers)
     assert answer.status_code == 201, answer.get_data(as_text=True)
-    return str(answer.json["style_id"])  # type: ignore[index]
+    return str(json_of(answer)["style_id"])
 
 
 def _upload(
@@ -147,7 +148,7 @@ def test_each_upload_charges_its_describer_and_embedder_calls(tmp_path: Path) ->
     assert usage["model_calls_cost_usd"] == pytest.approx(DESCRIBE_PRICE + 2 * EMBED_PRICE)
     assert usage["cost_usd_today"] == pytest.approx(DESCRIBE_PRICE + 2 * EMBED_PRICE)
     assert usage["references_added"] == 2
-    assert client.get("/v1/usage", headers=BOB).json["images_used"] == 0  # type: ignore[index]
+    assert json_of(client.get("/v1/usage", headers=BOB))["images_used"] == 0
 
 
 def test_past_the_budget_an_upload_is_refused_with_the_image_429_and_no_call_is_sent(
@@ -160,7 +161,7 @@ def test_past_the_budget_an_upload_is_refused_with_the_image_429_and_no_call_is_
     assert _upload(client, style_id, 1).status_code == 201  # 2 calls
     refused = _upload(client, style_id, 2)  # needs 2, 1 left
     assert refused.status_code == 429 and int(refused.headers["Retry-After"]) > 0
-    assert refused.json["error"]["code"] == "budget_exhausted"  # type: ignore[index]
+    assert json_of(refused)["error"]["code"] == "budget_exhausted"
     assert (describer.calls, embedder.calls) == (1, 1)  # nothing sent for the refused one
     assert len(service.catalog.owned("alice", style_id).references) == 1
     # The same budget refuses a job once the calls have used it.
@@ -191,8 +192,8 @@ def test_deleting_and_adding_again_counts_every_upload_of_the_day(tmp_path: Path
         assert client.delete(url, headers=ALICE).status_code == 204
     refused = _upload(client, style_id, 1, description="a fox")
     assert refused.status_code == 429
-    assert refused.json["error"]["code"] == "too_many_uploads"  # type: ignore[index]
-    assert refused.json["error"]["field"] == "references"  # type: ignore[index]
+    assert json_of(refused)["error"]["code"] == "too_many_uploads"
+    assert json_of(refused)["error"]["field"] == "references"
     assert embedder.calls == 3
 
 
@@ -263,14 +264,14 @@ def test_refusals_past_the_ceiling_are_a_429_naming_the_deployment(tmp_path: Pat
             break
         admitted += 1
     assert answer.status_code == 429
-    error = answer.json["error"]  # type: ignore[index]
+    error = json_of(answer)["error"]
     assert error["code"] == "deployment_budget_exhausted" and error["field"] == "deployment"
     assert admitted == int(1.0 // (6 * price))
     assert int(answer.headers["Retry-After"]) > 0
     # The refused job's images went back to its user.
     usage = client.get("/v1/usage", headers=who).json
-    assert usage["images_used"] == 0  # type: ignore[index]
-    status = service.spend.deployment()  # type: ignore[union-attr]
+    assert usage["images_used"] == 0
+    status = service.spend.deployment()
     assert status["spent_usd"] == pytest.approx(admitted * 6 * price)
 
 
@@ -282,10 +283,10 @@ def test_an_upload_past_the_ceiling_is_refused_and_given_back_to_the_user(tmp_pa
     style_id = _style(client)
     refused = _upload(client, style_id, 1, description="a fox")
     assert refused.status_code == 429, refused.get_data(as_text=True)
-    assert refused.json["error"]["code"] == "deployment_budget_exhausted"  # type: ignore[index]
+    assert json_of(refused)["error"]["code"] == "deployment_budget_exhausted"
     assert embedder.calls == 0
     usage = client.get("/v1/usage", headers=ALICE).json
-    assert usage["images_used"] == 0 and usage["references_added"] == 0  # type: ignore[index]
+    assert usage["images_used"] == 0 and usage["references_added"] == 0
 
 
 def test_the_cli_shows_the_deployments_day(
@@ -337,5 +338,5 @@ def test_a_job_on_a_user_style_charges_the_briefs_embedding(tmp_path: Path) -> N
     # sent) and the image given back.
     refused = client.post("/v1/jobs", json={**job, "num_images": 1}, headers=ALICE)
     assert refused.status_code == 429 and embedder.calls == 2
-    assert refused.json["error"]["field"] == "style_id"  # type: ignore[index]
-    assert client.get("/v1/usage", headers=ALICE).json["images_used"] == 4  # type: ignore[index]
+    assert json_of(refused)["error"]["field"] == "style_id"
+    assert json_of(client.get("/v1/usage", headers=ALICE))["images_used"] == 4

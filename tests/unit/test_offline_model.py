@@ -1,4 +1,5 @@
 import io
+from typing import Any
 
 import numpy as np
 import pytest
@@ -14,18 +15,18 @@ from sketchgen.styles import StyleRegistry
 
 
 def _request(
-    layout: str = "centered_full_figure", exaggeration: str = "moderate", **kw: object
+    layout: str = "centered_full_figure", exaggeration: str = "moderate", **kw: Any
 ) -> ImageRequest:
-    fields: dict[str, object] = {
+    fields: dict[str, Any] = {
         "index": 0,
         "prompt": "",
         "brief": "playful golf mascot",
         "model": "offline",
         "seed": 7,
-        "variation": Variation(index=0, layout=layout, exaggeration=exaggeration),  # type: ignore[arg-type]
+        "variation": Variation(index=0, layout=layout, exaggeration=exaggeration),
         **kw,
     }
-    return ImageRequest(**fields)  # type: ignore[arg-type]
+    return ImageRequest(**fields)
 
 
 def _pixels(data: bytes) -> np.ndarray:

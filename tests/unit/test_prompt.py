@@ -43,5 +43,5 @@ def test_brief_is_cleaned_of_control_characters(style: Style) -> None:
 @pytest.mark.parametrize("brief", ["", "   ", "\x00\x01", "x" * 2001, None, 42])
 def test_bad_briefs_name_the_field(style: Style, brief: object) -> None:
     with pytest.raises(InputError) as error:
-        PromptCompiler().compile(brief, style)  # type: ignore[arg-type]
+        PromptCompiler().compile(brief, style)
     assert error.value.field == "brief"

@@ -6,6 +6,7 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -22,7 +23,8 @@ from sketchgen.quota import QuotaPolicy
 from sketchgen.services import ServiceConfig, SketchService
 from sketchgen.styles import StyleRegistry
 from sketchgen.testing.clock import FakeClock
-from tests.helpers.fakes import CollectingQueue, CrashOnceBlobStore, FakeImageModel
+from tests.helpers.fakes import CollectingQueue, CrashOnceBlobStore, FakeImageModel, published
+from tests.helpers.waiting import wait_until
 
 FAST = ServiceConfig(
     lease_s=30, lease_wait_s=0, max_deliveries=3, retry=RetryPolicy(max_attempts=1)
@@ -45,7 +47,7 @@ def make_service(
         blobs=None,
         gate=None,
         clock: FakeClock | SystemClock = clock,
-    ) -> SketchService:  # type: ignore[no-untyped-def]
+    ) -> SketchService:
         return SketchService.from_ports(
             gate=gate,
             clock=clock,
@@ -63,7 +65,7 @@ def make_service(
 def _request(**overrides: object) -> JobRequest:
     return JobRequest(
         **{"brief": "playful golf mascot", "style_id": "test-ink", "num_images": 4, **overrides}
-    )  # type: ignore[arg-type]
+    )
 
 
 def _deliver_all(service: SketchService) -> list[bool]:
@@ -77,11 +79,11 @@ def test_a_job_runs_to_done_with_metadata(make_service: Callable[..., SketchServ
     service = make_service()
     job, created = service.submission.submit_job("alice", _request(seed=3))
     assert created and job.status == "queued" and len(job.sketches) == 4
-    assert [t.index for t in service.queue.tasks] == [0, 1, 2, 3]  # type: ignore[attr-defined]
+    assert [t.index for t in published(service)] == [0, 1, 2, 3]
     assert _deliver_all(service) == [True] * 4
     done = service.submission.get_job("alice", job.job_id)
     assert done.status == "done" and done.metadata_path
-    assert sorted(s.seq for s in done.sketches.values()) == [1, 2, 3, 4]  # type: ignore[type-var]
+    assert sorted(s.seq for s in done.sketches.values()) == [1, 2, 3, 4]
     for i in range(4):
         assert service.blobs.exists(f"jobs/{job.job_id}/sketch_{i}.png")
     meta = JobMetadata.model_validate_json(service.blobs.get(f"jobs/{job.job_id}/metadata.json"))
@@ -96,11 +98,11 @@ def test_every_message_delivered_twice_makes_n_calls_and_n_files(
     model = FakeImageModel()
     service = make_service(model)
     job, _ = service.submission.submit_job("alice", _request())
-    tasks = list(service.queue.tasks)  # type: ignore[attr-defined]
-    service.queue.tasks = tasks + tasks  # type: ignore[attr-defined]
+    tasks = list(published(service))
+    published(service)[:] = tasks + tasks
     assert all(_deliver_all(service))
     assert len(model.requests) == 4
-    root = Path(service.blobs.root) / "jobs" / job.job_id  # type: ignore[attr-defined]
+    root = Path(service.blobs.root) / "jobs" / job.job_id
     assert sorted(p.name for p in root.glob("sketch_*.png")) == [
         f"sketch_{i}.png" for i in range(4)
     ]
@@ -129,7 +131,7 @@ def test_worker_killed_before_the_write_is_taken_over(
         model, ServiceConfig(lease_s=0.05, lease_wait_s=0, retry=RetryPolicy(max_attempts=1)), blobs
     )
     job, _ = service.submission.submit_job("alice", _request(num_images=2))
-    task = service.queue.tasks[0]  # type: ignore[attr-defined]
+    task = published(service)[0]
     with pytest.raises(SystemExit):
         service.worker.run_sketch(task)
     clock.advance(0.1)  # the dead worker's lease runs out
@@ -162,7 +164,7 @@ def test_transient_failures_redeliver_then_give_up(
     model = FakeImageModel(failures={0: lambda: TransientModelError("503", status=503)})
     service = make_service(model)
     job, _ = service.submission.submit_job("alice", _request(num_images=1))
-    task = service.queue.tasks[0]  # type: ignore[attr-defined]
+    task = published(service)[0]
     assert service.worker.run_sketch(task) is False
     assert service.submission.get_job("alice", job.job_id).sketch(0).status == "pending"
     assert service.worker.run_sketch(task) is False
@@ -175,7 +177,7 @@ def test_cancel_stops_unstarted_sketches(make_service: Callable[..., SketchServi
     model = FakeImageModel()
     service = make_service(model)
     job, _ = service.submission.submit_job("alice", _request(num_images=3))
-    tasks = list(service.queue.tasks)  # type: ignore[attr-defined]
+    tasks = list(published(service))
     assert service.worker.run_sketch(tasks[0])
     cancelled = service.submission.cancel_job("alice", job.job_id)
     assert cancelled.status == "partial"  # one made, two cancelled, and it is final
@@ -194,7 +196,7 @@ def test_cancel_ends_the_job_while_model_calls_are_in_flight(
     model = FakeImageModel(hold=hold)
     service = make_service(model)
     job, _ = service.submission.submit_job("alice", _request(num_images=3))
-    tasks = list(service.queue.tasks)  # type: ignore[attr-defined]
+    tasks = list(published(service))
     workers = [threading.Thread(target=service.worker.run_sketch, args=(t,)) for t in tasks[:2]]
     for worker in workers:
         worker.start()
@@ -205,7 +207,7 @@ def test_cancel_ends_the_job_while_model_calls_are_in_flight(
         # Ended and finalised before either call returned (they are still held).
         assert cancelled.status == "cancelled" and cancelled.metadata_path
         assert [cancelled.sketch(i).status for i in range(3)] == ["cancelled"] * 3
-        assert sorted(cancelled.sketch(i).seq for i in range(3)) == [1, 2, 3]  # type: ignore[type-var]
+        assert sorted(cancelled.sketch(i).seq for i in range(3)) == [1, 2, 3]
         meta = JobMetadata.model_validate_json(service.blobs.get(cancelled.metadata_path))
         assert meta.status == "cancelled" and meta.images == []
         events = list(event_stream(service.jobs, job.job_id, 0, url_for=str, heartbeat_s=5))
@@ -246,7 +248,7 @@ def test_cancel_frees_the_worker_while_its_model_call_is_still_in_flight(
     job, _ = service.submission.submit_job("alice", _request(num_images=1))
     acked: list[bool] = []
     worker = threading.Thread(
-        target=lambda: acked.append(service.worker.run_sketch(service.queue.tasks[0]))  # type: ignore[attr-defined]
+        target=lambda: acked.append(service.worker.run_sketch(published(service)[0]))
     )
     worker.start()
     try:
@@ -259,10 +261,10 @@ def test_cancel_frees_the_worker_while_its_model_call_is_still_in_flight(
         assert model.in_flight == 1  # the call itself is still out there, abandoned
     finally:
         hold.set()
-    deadline = time.monotonic() + 5
-    while model.in_flight and time.monotonic() < deadline:
-        time.sleep(0.01)
-    time.sleep(0.1)  # a retry would have started by now
+    wait_until(lambda: model.in_flight == 0, "the abandoned call never returned", timeout_s=5)
+    # A retry (0.01 s after the transient error) would enter the model again: waited for on
+    # the model's own entry signal, so a retry fails the test as soon as it starts.
+    assert not model.entered.acquire(timeout=0.5)
     assert len(model.requests) == 1  # no retry of the abandoned call
     assert service.submission.get_job("alice", job.job_id) == cancelled
     assert not service.blobs.exists(f"jobs/{job.job_id}/sketch_0.png")
@@ -283,7 +285,7 @@ def test_a_result_that_loses_the_race_with_cancel_is_not_referenced(
     # Handed in at construction: the bundle is frozen and its capabilities hold their ports.
     service = make_service(blobs=CancelOnPut(tmp_path / "blobs"))
     job, _ = service.submission.submit_job("alice", _request(num_images=1))
-    assert service.worker.run_sketch(service.queue.tasks[0])  # type: ignore[attr-defined]
+    assert service.worker.run_sketch(published(service)[0])
     final = service.submission.get_job("alice", job.job_id)
     assert final.status == "cancelled" and final.sketch(0).path is None
     meta = JobMetadata.model_validate_json(service.blobs.get(f"jobs/{job.job_id}/metadata.json"))
@@ -297,7 +299,7 @@ def test_idempotency_and_ownership(make_service: Callable[..., SketchService]) -
     first, created = service.submission.submit_job("alice", _request(), idempotency_key="k1")
     again, created_again = service.submission.submit_job("alice", _request(), idempotency_key="k1")
     assert created and not created_again and again.job_id == first.job_id
-    assert len(service.queue.tasks) == 4  # type: ignore[attr-defined]
+    assert len(published(service)) == 4
     with pytest.raises(ConflictError):
         service.submission.submit_job("alice", _request(num_images=3), idempotency_key="k1")
     bobs, created = service.submission.submit_job("bob", _request(), idempotency_key="k1")
@@ -315,7 +317,7 @@ def test_regenerate_by_style_links_new_jobs(make_service: Callable[..., SketchSe
     (regen,) = service.batch.regenerate(style_id="test-ink")
     assert regen.regenerated_from == original.job_id and regen.priority == "batch"
     assert regen.owner_uid == "alice"
-    assert service.queue.tasks[0].priority == "batch"  # type: ignore[attr-defined]
+    assert published(service)[0].priority == "batch"
 
 
 def test_a_duplicate_waits_out_a_live_lease_then_acks(
@@ -328,7 +330,7 @@ def test_a_duplicate_waits_out_a_live_lease_then_acks(
     config = ServiceConfig(lease_s=30, lease_wait_s=5, lease_poll_s=0.05)
     service = make_service(model, config, clock=SystemClock())
     service.submission.submit_job("alice", _request(num_images=1))
-    task = service.queue.tasks[0]  # type: ignore[attr-defined]
+    task = published(service)[0]
     first = threading.Thread(target=service.worker.run_sketch, args=(task,))
     first.start()
     assert model.entered.acquire(timeout=10)  # the first delivery holds the lease, drawing
@@ -391,8 +393,8 @@ def test_deadline_cancels_unstarted_sketches(
 class ClockedModel(FakeImageModel):
     """Notes the (simulated) time of every call."""
 
-    def __init__(self, clock: FakeClock, **kwargs: object) -> None:
-        super().__init__(**kwargs)  # type: ignore[arg-type]
+    def __init__(self, clock: FakeClock, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
         self.clock = clock
         self.times: list[float] = []
 
@@ -426,7 +428,7 @@ def test_a_sketch_waiting_for_quota_goes_back_to_the_queue_unspent(
     key = job.plan.model_id
     gate.hold(key, 30.0)  # the model said 429, retry in 30 s: no slot within the horizon
     assert _deliver_all(service) == [True, True, True]  # acked: nothing is lost or failed...
-    assert [t.index for t in service.queue.tasks] == [0, 1, 2]  # type: ignore[attr-defined]
+    assert [t.index for t in published(service)] == [0, 1, 2]
     waiting = service.submission.get_job("alice", job.job_id)
     assert {s.status for s in waiting.sketches.values()} == {"pending"}
     assert all(s.attempts == 0 for s in waiting.sketches.values()) and not model.requests
@@ -452,7 +454,7 @@ def test_an_exception_after_the_claim_releases_the_lease(
     model = FakeImageModel()
     service = make_service(model, blobs=FailingPut(tmp_path / "blobs"))
     job, _ = service.submission.submit_job("alice", _request(num_images=1))
-    task = service.queue.tasks[0]  # type: ignore[attr-defined]
+    task = published(service)[0]
     with pytest.raises(OSError):
         service.worker.run_sketch(task)
     released = service.submission.get_job("alice", job.job_id).sketch(0)

@@ -26,7 +26,7 @@ from sketchgen.services import ServiceConfig, SketchService
 from sketchgen.services.spending import SpendControl, SpendLimits
 from sketchgen.spend import Account, Limits, UsageDoc, reserve_transition, settle_transition
 from sketchgen.styles import StyleRegistry
-from tests.helpers.fakes import CollectingQueue, FakeImageModel
+from tests.helpers.fakes import CollectingQueue, FakeImageModel, published
 
 FAST = ServiceConfig(
     lease_s=30, lease_wait_s=0, max_deliveries=3, retry=RetryPolicy(max_attempts=1)
@@ -35,7 +35,7 @@ FAST = ServiceConfig(
 
 def _request(**overrides: object) -> JobRequest:
     fields: dict[str, object] = {"brief": "golf mascot", "style_id": "test-ink", "num_images": 2}
-    return JobRequest(**{**fields, **overrides})  # type: ignore[arg-type]
+    return JobRequest(**{**fields, **overrides})
 
 
 @pytest.fixture
@@ -104,7 +104,7 @@ def test_reserve_refuses_past_the_day_and_the_cap_and_a_new_day_starts_fresh() -
     assert capped.refused == "too_many_active_jobs" and capped.active_job_ids == ("a", "b")
     # Settled jobs free their slot; the next UTC day has all its images.
     doc, _ = settle_transition(doc, "a", 0, 0.1, now)
-    doc, _ = settle_transition(doc, "b", 0, 0.0, now)  # type: ignore[arg-type]
+    doc, _ = settle_transition(doc, "b", 0, 0.0, now)
     assert doc is not None
     tomorrow, result = reserve_transition(doc, "c", 5, limits, now + timedelta(hours=2))
     assert tomorrow is not None and result.refused is None and tomorrow.images_used == 5
@@ -162,7 +162,7 @@ def test_a_request_outside_the_plan_is_refused_naming_the_field(
             "alice", _request(model="gemini-3.1-flash-image-preview", image_size="4K")
         )
     assert error.value.field == "image_size"
-    assert service.queue.tasks == []  # type: ignore[attr-defined]
+    assert published(service) == []
     ledger.set_account("alice", Account(plan="pro"))
     job, created = service.submission.submit_job("alice", _request(model="pro", image_size="4K"))
     assert created and len(job.sketches) == 2
@@ -177,13 +177,13 @@ def test_limits_refuse_with_nothing_queued_and_another_user_is_unaffected(
     with pytest.raises(LimitError) as capped:
         service.submission.submit_job("alice", _request(num_images=1))
     assert capped.value.code == "too_many_active_jobs" and capped.value.http_status == 429
-    assert len(service.queue.tasks) == 4  # type: ignore[attr-defined]
+    assert len(published(service)) == 4
     _deliver_all(service)  # both jobs end: their slots are free again
     with pytest.raises(LimitError) as broke:
         service.submission.submit_job("alice", _request(num_images=2))
     assert broke.value.code == "budget_exhausted" and broke.value.field == "num_images"
     assert "1 of your 5" in str(broke.value) and broke.value.retry_after_s > 0
-    assert service.queue.tasks == []  # type: ignore[attr-defined]
+    assert published(service) == []
     service.submission.submit_job("bob", _request(num_images=4))
     assert len(service.jobs.list_jobs(owner_uid="alice")) == 2
 
@@ -196,7 +196,7 @@ def test_every_call_sent_is_charged_once_even_without_an_image(
     model = FakeImageModel(failures={1: lambda: NoImageError("no image", finish_reason="SAFETY")})
     service = make_service(model)
     job, _ = service.submission.submit_job("alice", _request(num_images=3, model="flash"))
-    tasks = list(service.queue.tasks)  # type: ignore[attr-defined]
+    tasks = list(published(service))
     _deliver_all(service)
     for task in tasks:  # every message delivered again: nothing is charged twice
         service.worker.run_sketch(task)

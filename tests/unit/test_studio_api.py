@@ -174,7 +174,7 @@ def test_delete_job_takes_everything_with_it(world: tuple[Client, SketchService]
     client.put(f"/v1/jobs/{job_id}/sketches/0/favourite", headers=ALICE)
     client.get(f"/v1/jobs/{job_id}/sketches/0/thumbnail", headers=ALICE)
     client.get(f"/v1/jobs/{job_id}/sketches/0/export?format=svg", headers=ALICE)
-    folder = Path(service.blobs.root) / job_prefix(job_id)  # type: ignore[attr-defined]
+    folder = Path(service.blobs.root) / job_prefix(job_id)
     assert (folder / "thumbnails").is_dir() and (folder / "exports").is_dir()
     assert client.delete(f"/v1/jobs/{job_id}", headers=BOB).status_code == 404
     assert client.delete(f"/v1/jobs/{job_id}", headers=ALICE).status_code == 204

@@ -11,6 +11,7 @@ import io
 import json
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -164,7 +165,7 @@ async def test_a_photograph_is_delivered_converted(mode: str) -> None:
     record = outcome.record
     assert record.status == "ok" and record.attempts == 1 and outcome.png is not None
     assert record.qa and record.qa["converted"] == "line-art"
-    assert record.qa["before"]["passed"] is False  # type: ignore[index]
+    assert record.qa["before"]["passed"] is False
     _assert_delivered(outcome.png, record.qa)
 
 
@@ -213,7 +214,7 @@ def test_a_batch_answer_is_guarded_the_same_way() -> None:
     assert "no shading" in model.requests[0].prompt
 
 
-def _job(style: Style, tmp_path: Path) -> dict[str, object]:
+def _job(style: Style, tmp_path: Path) -> dict[str, Any]:
     spec = PromptCompiler().compile("playful golf mascot", style)
     return {
         "prompt_spec": spec,
@@ -231,14 +232,14 @@ async def test_the_library_never_writes_an_ok_sketch_that_breaks_the_rules(
     generator = ImageGenerator(ScriptedImageModel([_image("portrait")]), retry=FAST)
     job = _job(style, tmp_path)
     if mode == "generate":
-        result = generator.generate(**job)  # type: ignore[arg-type]
+        result = generator.generate(**job)
     elif mode == "generate_async":
-        result = await generator.generate_async(**job)  # type: ignore[arg-type]
+        result = await generator.generate_async(**job)
     else:
-        stream = generator.generate_streaming(**job)  # type: ignore[arg-type]
+        stream = generator.generate_streaming(**job)
         for _ in stream:
             pass
-        result = stream.result  # type: ignore[attr-defined]
+        result = stream.result
     meta = json.loads(result.metadata_path.read_text())
     assert [s["status"] for s in meta["sketches"]] == ["ok"] * 3
     for sketch, path in zip(meta["sketches"], result.images, strict=True):
@@ -286,4 +287,4 @@ def test_the_rules_are_one_definition() -> None:
     strict = RULES.model_copy(update={"min_dark": 0.0})
     assert measure(blank, strict).passed
     with pytest.raises(ValueError, match="frozen"):
-        RULES.max_dark = 0.9  # type: ignore[misc]
+        RULES.max_dark = 0.9

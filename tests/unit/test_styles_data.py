@@ -1,6 +1,9 @@
 import hashlib
 import json
 import sys
+from pathlib import Path
+
+import pytest
 
 from sketchgen.styles import PACKAGED_STYLES_DIR, StyleRegistry
 
@@ -25,15 +28,17 @@ def test_the_duplicate_reference_is_kept_once() -> None:
     assert "golf-mascot.png" in names and "golf-mascot-copy.png" not in names
 
 
-def test_the_generator_script_is_deterministic(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_the_generator_script_is_deterministic(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import importlib.util
-    from pathlib import Path
 
     script = Path(__file__).resolve().parents[2] / "scripts" / "make_reference_images.py"
     spec = importlib.util.spec_from_file_location("make_refs", script)
-    module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+    assert spec is not None and spec.loader is not None, script
+    module = importlib.util.module_from_spec(spec)
     monkeypatch.setitem(sys.modules, "make_refs", module)  # dataclasses look their module up
-    spec.loader.exec_module(module)  # type: ignore[union-attr]
+    spec.loader.exec_module(module)
     monkeypatch.setattr(module, "ROOT", tmp_path)
     module.main()
     for made in tmp_path.glob("*/references/*.png"):

@@ -223,8 +223,8 @@ def test_an_open_stream_is_counted_and_its_span_ends_once(otel: Telemetry) -> No
 
     with telemetry.span("POST /v1/jobs"):
         parent = telemetry.traceparent()
-    _Job.traceparent = parent  # type: ignore[assignment]
-    close = telemetry.open_stream(_Job(), "alice")  # type: ignore[arg-type]
+    _Job.traceparent = parent
+    close = telemetry.open_stream(_Job(), "alice")
     (opened,) = otel.points("sketchgen.streams.active")
     assert opened.value == 1
     close()

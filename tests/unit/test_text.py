@@ -26,6 +26,7 @@ from sketchgen.services import SketchService
 from sketchgen.settings import Settings, get_settings
 from sketchgen.styles.owned import ReferencePatch, StyleDraft, StylePatch
 from sketchgen.text import MAX_TAG_CHARS, MAX_TAGS, clean_text, parse_tags
+from tests.helpers.responses import json_of
 
 ALICE = {"Authorization": "Bearer dev:alice"}
 # What issue 23 found stored raw: NUL, a bidi override, a terminal escape, a BOM, zero-width.
@@ -86,7 +87,7 @@ def test_one_tag_parser_for_strings_and_lists() -> None:
     with pytest.raises(InputError, match=f"at most {MAX_TAGS} tags"):
         parse_tags([f"t{i}" for i in range(MAX_TAGS + 1)])
     with pytest.raises(InputError, match="tags"):
-        parse_tags(["ok", 3])  # type: ignore[list-item]
+        parse_tags(["ok", 3])
 
 
 def test_models_store_the_cleaned_text() -> None:
@@ -138,10 +139,10 @@ def test_every_http_path_stores_cleaned_text(client: Client) -> None:
         "/v1/styles", json={"name": HOSTILE, "description": HOSTILE}, headers=ALICE
     )
     assert created.status_code == 201, created.get_data(as_text=True)
-    style_id = created.json["style_id"]  # type: ignore[index]
-    assert created.json["name"] == CLEANED and created.json["description"] == CLEANED  # type: ignore[index]
+    style_id = json_of(created)["style_id"]
+    assert json_of(created)["name"] == CLEANED and json_of(created)["description"] == CLEANED
     patched = client.patch(f"/v1/styles/{style_id}", json={"name": "\u202eok\x00"}, headers=ALICE)
-    assert patched.status_code == 200 and patched.json["name"] == "ok"  # type: ignore[index]
+    assert patched.status_code == 200 and json_of(patched)["name"] == "ok"
     form = {
         "image": (io.BytesIO(_png()), "a.png", "image/png"),
         "tags": "Go\x1blf, golf",
@@ -149,13 +150,13 @@ def test_every_http_path_stores_cleaned_text(client: Client) -> None:
     }
     added = client.post(f"/v1/styles/{style_id}/references", data=form, headers=ALICE)
     assert added.status_code == 201, added.get_data(as_text=True)
-    assert added.json["tags"] == ["golf"] and added.json["description"] == CLEANED  # type: ignore[index]
-    sha = added.json["sha256"]  # type: ignore[index]
+    assert json_of(added)["tags"] == ["golf"] and json_of(added)["description"] == CLEANED
+    sha = json_of(added)["sha256"]
     url = f"/v1/styles/{style_id}/references/{sha}"
     long_tag = client.patch(url, json={"tags": ["x" * 15_000]}, headers=ALICE)
-    assert long_tag.status_code == 422 and long_tag.json["error"]["field"] == "tags"  # type: ignore[index]
+    assert long_tag.status_code == 422 and json_of(long_tag)["error"]["field"] == "tags"
     tags = client.patch(url, json={"tags": ["Ink\u202e", "INK", "\x00"]}, headers=ALICE)
-    assert tags.status_code == 200 and tags.json["tags"] == ["ink"]  # type: ignore[index]
+    assert tags.status_code == 200 and json_of(tags)["tags"] == ["ink"]
     shown = client.get(f"/v1/styles/{style_id}", headers=ALICE).json
     assert "\\u0000" not in json.dumps(shown) and "\\u202e" not in json.dumps(shown)
 

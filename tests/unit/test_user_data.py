@@ -23,6 +23,7 @@ from sketchgen.ports import StyleStore
 from sketchgen.services import SketchService
 from sketchgen.settings import Settings
 from sketchgen.styles.owned import ReferenceDoc, StyleDoc
+from tests.helpers.responses import json_of
 
 ALICE = {"Authorization": "Bearer dev:alice"}
 BOB = {"Authorization": "Bearer dev:bob"}
@@ -123,7 +124,7 @@ def client(service: SketchService) -> Client:
 def _style(client: Client, headers: dict[str, str]) -> str:
     answer = client.post("/v1/styles", json={"name": "Ink"}, headers=headers)
     assert answer.status_code == 201
-    return str(answer.json["style_id"])  # type: ignore[index]
+    return str(json_of(answer)["style_id"])
 
 
 def _upload(client: Client, style_id: str, seed: int, headers: dict[str, str]) -> Any:
@@ -133,7 +134,7 @@ def _upload(client: Client, style_id: str, seed: int, headers: dict[str, str]) -
         headers=headers,
     )
     assert answer.status_code == 201, answer.get_data(as_text=True)
-    return answer.json["sha256"]  # type: ignore[index]
+    return json_of(answer)["sha256"]
 
 
 def test_deleting_a_reference_or_a_style_deletes_its_images(
@@ -163,7 +164,7 @@ def test_an_upload_refused_at_the_cap_leaves_no_image_behind(
         headers=ALICE,
     )
     assert refused.status_code == 409
-    assert refused.json["error"]["field"] == "references"  # type: ignore[index]
+    assert json_of(refused)["error"]["field"] == "references"
     assert isinstance(service.blobs, LocalBlobStore)
     stored = list((service.blobs.root / "styles" / style_id / "references").iterdir())
     assert len(stored) == 3
@@ -177,7 +178,7 @@ def test_delete_me_removes_everything_the_caller_owns_and_nothing_else(
     for who, headers in (("alice", ALICE), ("bob", BOB)):
         answer = client.post("/v1/jobs", json=body, headers={**headers, "Idempotency-Key": "k"})
         assert answer.status_code == 202
-        jobs[who] = answer.json["job_id"]  # type: ignore[index]
+        jobs[who] = json_of(answer)["job_id"]
     join = getattr(service.queue, "join", None)
     if join is not None:
         join()
@@ -191,7 +192,7 @@ def test_delete_me_removes_everything_the_caller_owns_and_nothing_else(
     assert client.delete("/v1/me").status_code == 401  # signed in, or nothing
     answer = client.delete("/v1/me", headers=ALICE)
     assert answer.status_code == 200 and answer.headers["Cache-Control"] == "no-store"
-    deleted = answer.json["deleted"]  # type: ignore[index]
+    deleted = json_of(answer)["deleted"]
     assert deleted["jobs"] == 1 and deleted["styles"] == 1 and deleted["job_files"] >= 2
 
     # Nothing of alice's is left...
@@ -214,5 +215,5 @@ def test_delete_me_removes_everything_the_caller_owns_and_nothing_else(
     assert service.blobs.exists(style_reference_key(styles["bob"], refs["bob"]))
     assert service.jobs.find_idempotent("bob", "k") is not None
     # Again: nothing left to delete, and no error.
-    again = client.delete("/v1/me", headers=ALICE).json["deleted"]  # type: ignore[index]
+    again = json_of(client.delete("/v1/me", headers=ALICE))["deleted"]
     assert again == {"jobs": 0, "job_files": 0, "styles": 0}

@@ -18,6 +18,8 @@ from sketchgen.bootstrap import build_api, build_service
 from sketchgen.layout import metadata_key, style_reference_key
 from sketchgen.services import SketchService
 from sketchgen.settings import Settings
+from tests.helpers.responses import json_of
+from tests.helpers.waiting import wait_until
 
 ALICE = {"Authorization": "Bearer dev:alice"}
 BOB = {"Authorization": "Bearer dev:bob"}
@@ -59,7 +61,7 @@ def create(client: Client, headers: dict[str, str] = ALICE, **body: Any) -> str:
         "/v1/styles", json={"name": "Team ink", "rules": ["thick ink"], **body}, headers=headers
     )
     assert answer.status_code == 201, answer.get_data(as_text=True)
-    return str(answer.json["style_id"])  # type: ignore[index]
+    return str(json_of(answer)["style_id"])
 
 
 def upload(
@@ -85,7 +87,7 @@ def upload(
 
 
 def blobs_under(service: SketchService, style_id: str) -> list[Path]:
-    root = Path(service.blobs.root) / "styles" / style_id  # type: ignore[attr-defined]
+    root = Path(service.blobs.root) / "styles" / style_id
     return sorted(root.rglob("*.png")) if root.exists() else []
 
 
@@ -94,30 +96,30 @@ def blobs_under(service: SketchService, style_id: str) -> list[Path]:
 
 def test_create_list_get_patch_delete(client: Client) -> None:
     style_id = create(client, description="our look", negative_rules=["no halftone"])
-    listed = client.get("/v1/styles", headers=ALICE).json["styles"]  # type: ignore[index]
+    listed = json_of(client.get("/v1/styles", headers=ALICE))["styles"]
     assert {s["id"] for s in listed} >= {"loose-ink-mascot", "pencil-thumbnail", style_id}
     assert [s["owned"] for s in listed if s["id"] == style_id] == [True]
     shown = client.get(f"/v1/styles/{style_id}", headers=ALICE).json
     assert shown["rules"] == ["thick ink"] and shown["negative_rules"] == ["no halftone"]
     assert shown["references"] == [] and shown["version"].startswith("sv1-")
     patched = client.patch(f"/v1/styles/{style_id}", json={"rules": ["thin pencil"]}, headers=ALICE)
-    assert patched.status_code == 200 and patched.json["rules"] == ["thin pencil"]
-    assert patched.json["version"] != shown["version"]
+    assert patched.status_code == 200 and json_of(patched)["rules"] == ["thin pencil"]
+    assert json_of(patched)["version"] != shown["version"]
     assert client.delete(f"/v1/styles/{style_id}", headers=ALICE).status_code == 204
     assert client.get(f"/v1/styles/{style_id}", headers=ALICE).status_code == 404
 
 
 def test_bad_bodies_name_the_field(client: Client) -> None:
     answer = client.post("/v1/styles", json={"name": ""}, headers=ALICE)
-    assert answer.status_code == 422 and answer.json["error"]["field"] == "name"
+    assert answer.status_code == 422 and json_of(answer)["error"]["field"] == "name"
     answer = client.post("/v1/styles", json={"name": "x", "colour": "red"}, headers=ALICE)
-    assert answer.status_code == 422 and answer.json["error"]["field"] == "colour"
+    assert answer.status_code == 422 and json_of(answer)["error"]["field"] == "colour"
     assert client.post("/v1/styles", json={"name": "x"}).status_code == 401
     style_id = create(client)
     answer = client.patch(f"/v1/styles/{style_id}", json={"name": "  "}, headers=ALICE)
-    assert answer.status_code == 422 and answer.json["error"]["field"] == "name"
+    assert answer.status_code == 422 and json_of(answer)["error"]["field"] == "name"
     answer = client.patch(f"/v1/styles/{style_id}", json={"rules": "thick"}, headers=ALICE)
-    assert answer.status_code == 422 and answer.json["error"]["field"] == "rules"
+    assert answer.status_code == 422 and json_of(answer)["error"]["field"] == "rules"
 
 
 def test_another_users_style_is_not_found_everywhere(
@@ -140,12 +142,13 @@ def test_another_users_style_is_not_found_everywhere(
             client.post("/v1/jobs", json={"brief": "golf mascot", "style_id": sid}, headers=BOB),
         ):
             assert answer.status_code == 404, (sid, answer.request.method, answer.request.path)
-            assert answer.json["error"]["code"] == "not_found"
+            assert json_of(answer)["error"]["code"] == "not_found"
             if "references/" not in answer.request.path:
-                assert answer.json["error"]["field"] == "style_id"
-    assert style_id not in {s["id"] for s in client.get("/v1/styles", headers=BOB).json["styles"]}
+                assert json_of(answer)["error"]["field"] == "style_id"
+    bobs = json_of(client.get("/v1/styles", headers=BOB))["styles"]
+    assert style_id not in {s["id"] for s in bobs}
     # ... and bob's attempts changed nothing.
-    assert client.get(f"/v1/styles/{style_id}", headers=ALICE).json["name"] == "Team ink"
+    assert json_of(client.get(f"/v1/styles/{style_id}", headers=ALICE))["name"] == "Team ink"
     assert len(blobs_under(service, style_id)) == 1
 
 
@@ -155,7 +158,7 @@ def test_built_in_styles_are_read_only(client: Client) -> None:
         client.delete("/v1/styles/loose-ink-mascot", headers=ALICE),
         upload(client, "loose-ink-mascot", png()),
     ):
-        assert answer.status_code == 403 and answer.json["error"]["code"] == "read_only"
+        assert answer.status_code == 403 and json_of(answer)["error"]["code"] == "read_only"
     shown = client.get("/v1/styles/loose-ink-mascot", headers=ALICE).json
     assert shown["owned"] is False and shown["references"][0]["thumbnail_url"].endswith(".png")
 
@@ -164,7 +167,7 @@ def test_style_limit(client: Client) -> None:
     for _ in range(3):
         create(client)
     answer = client.post("/v1/styles", json={"name": "one more"}, headers=ALICE)
-    assert answer.status_code == 409 and answer.json["error"] == {
+    assert answer.status_code == 409 and json_of(answer)["error"] == {
         "code": "limit_exceeded",
         "message": "at most 3 styles a user",
         "field": "styles",
@@ -192,8 +195,8 @@ def test_upload_normalises_and_stores_once(client: Client, service: SketchServic
         content_type="image/jpeg",
     )
     assert first.status_code == 201, first.get_data(as_text=True)
-    sha = first.json["sha256"]
-    assert first.json["tags"] == ["golf", "mascot"]
+    sha = json_of(first)["sha256"]
+    assert json_of(first)["tags"] == ["golf", "mascot"]
     stored = service.blobs.get(style_reference_key(style_id, sha))
     image = Image.open(io.BytesIO(stored))
     assert image.format == "PNG" and image.mode == "L" and image.size == (100, 300)  # upright
@@ -201,7 +204,7 @@ def test_upload_normalises_and_stores_once(client: Client, service: SketchServic
     again = upload(
         client, style_id, jpeg.getvalue(), filename="copy.jpg", content_type="image/jpeg"
     )
-    assert again.status_code == 200 and again.json["sha256"] == sha
+    assert again.status_code == 200 and json_of(again)["sha256"] == sha
     assert len(blobs_under(service, style_id)) == 1
     thumb = client.get(f"/v1/styles/{style_id}/references/{sha}.png", headers=ALICE)
     assert thumb.status_code == 200 and thumb.data == stored
@@ -216,7 +219,7 @@ def test_large_images_are_scaled_to_2048(client: Client, service: SketchService)
         filename="big.webp",
         content_type="image/webp",
     )
-    assert answer.status_code == 201 and (answer.json["width"], answer.json["height"]) == (
+    assert answer.status_code == 201 and (json_of(answer)["width"], json_of(answer)["height"]) == (
         2048,
         512,
     )
@@ -265,9 +268,9 @@ def test_hostile_uploads_are_refused_and_nothing_is_stored(
     style_id = create(client)
     answer = upload(client, style_id, data, filename=filename)
     assert answer.status_code == status, (name, answer.get_data(as_text=True))
-    assert answer.json["error"]["code"] == code and answer.json["error"]["field"] == "image"
+    assert json_of(answer)["error"]["code"] == code and json_of(answer)["error"]["field"] == "image"
     assert blobs_under(service, style_id) == []
-    assert client.get(f"/v1/styles/{style_id}", headers=ALICE).json["references"] == []
+    assert json_of(client.get(f"/v1/styles/{style_id}", headers=ALICE))["references"] == []
 
 
 def test_oversize_uploads_are_refused_before_reading(
@@ -275,32 +278,32 @@ def test_oversize_uploads_are_refused_before_reading(
 ) -> None:
     style_id = create(client)
     answer = upload(client, style_id, b"\x89PNG\r\n\x1a\n" + bytes(10 * 1024 * 1024))
-    assert answer.status_code == 413 and answer.json["error"]["field"] == "image"
+    assert answer.status_code == 413 and json_of(answer)["error"]["field"] == "image"
     assert blobs_under(service, style_id) == []
 
 
 def test_upload_needs_multipart_and_an_image_field(client: Client) -> None:
     style_id = create(client)
     answer = client.post(f"/v1/styles/{style_id}/references", json={"image": "x"}, headers=ALICE)
-    assert answer.status_code == 415 and answer.json["error"]["field"] == "Content-Type"
+    assert answer.status_code == 415 and json_of(answer)["error"]["field"] == "Content-Type"
     answer = client.post(
         f"/v1/styles/{style_id}/references",
         data={"tags": "x"},
         content_type="multipart/form-data",
         headers=ALICE,
     )
-    assert answer.status_code == 422 and answer.json["error"]["field"] == "image"
+    assert answer.status_code == 422 and json_of(answer)["error"]["field"] == "image"
 
 
 def test_reference_limit_delete_and_do_not_use(client: Client) -> None:
     style_id = create(client)
     shas = [upload(client, style_id, png(i), tags=f"tag{i}").json["sha256"] for i in range(4)]
     answer = upload(client, style_id, png(9))
-    assert answer.status_code == 409 and answer.json["error"]["field"] == "references"
+    assert answer.status_code == 409 and json_of(answer)["error"]["field"] == "references"
     flagged = client.patch(
         f"/v1/styles/{style_id}/references/{shas[0]}", json={"do_not_use": True}, headers=ALICE
     )
-    assert flagged.status_code == 200 and flagged.json["do_not_use"] is True
+    assert flagged.status_code == 200 and json_of(flagged)["do_not_use"] is True
     assert (
         client.delete(f"/v1/styles/{style_id}/references/{shas[1]}", headers=ALICE).status_code
         == 204
@@ -309,7 +312,7 @@ def test_reference_limit_delete_and_do_not_use(client: Client) -> None:
         client.delete(f"/v1/styles/{style_id}/references/{shas[1]}", headers=ALICE).status_code
         == 404
     )
-    refs = client.get(f"/v1/styles/{style_id}", headers=ALICE).json["references"]
+    refs = json_of(client.get(f"/v1/styles/{style_id}", headers=ALICE))["references"]
     assert {r["sha256"]: r["do_not_use"] for r in refs} == {
         shas[0]: True,
         shas[2]: False,
@@ -321,14 +324,11 @@ def test_reference_limit_delete_and_do_not_use(client: Client) -> None:
 
 
 def _wait_done(client: Client, job_id: str) -> dict[str, Any]:
-    import time
+    def ended() -> dict[str, Any] | None:
+        job = dict(client.get(f"/v1/jobs/{job_id}", headers=ALICE).json or {})
+        return job if job["status"] in {"done", "partial", "failed", "cancelled"} else None
 
-    for _ in range(200):
-        job = client.get(f"/v1/jobs/{job_id}", headers=ALICE).json
-        if job["status"] in {"done", "partial", "failed", "cancelled"}:
-            return dict(job)
-        time.sleep(0.05)
-    raise AssertionError(f"job {job_id} did not end")
+    return wait_until(ended, f"job {job_id} did not end", timeout_s=10)
 
 
 def test_a_job_retrieves_by_meaning_and_records_the_style(
@@ -347,7 +347,7 @@ def test_a_job_retrieves_by_meaning_and_records_the_style(
     client.patch(
         f"/v1/styles/{style_id}/references/{banned}", json={"do_not_use": True}, headers=ALICE
     )
-    version = client.get(f"/v1/styles/{style_id}", headers=ALICE).json["version"]
+    version = json_of(client.get(f"/v1/styles/{style_id}", headers=ALICE))["version"]
 
     answer = client.post(
         "/v1/jobs",
@@ -355,7 +355,7 @@ def test_a_job_retrieves_by_meaning_and_records_the_style(
         headers=ALICE,
     )
     assert answer.status_code == 202, answer.get_data(as_text=True)
-    job_id = answer.json["job_id"]
+    job_id = json_of(answer)["job_id"]
     _wait_done(client, job_id)
     record = service.jobs.get_job(job_id)
     assert record is not None
@@ -374,8 +374,8 @@ def test_a_job_retrieves_by_meaning_and_records_the_style(
         f"/v1/jobs/{job_id}/sketches/0/refine", json={"instruction": "bigger club"}, headers=ALICE
     )
     assert refined.status_code == 202, refined.get_data(as_text=True)
-    _wait_done(client, refined.json["job_id"])
-    child = service.jobs.get_job(refined.json["job_id"])
+    _wait_done(client, json_of(refined)["job_id"])
+    child = service.jobs.get_job(json_of(refined)["job_id"])
     assert child is not None and child.status == "done"
     assert [r.sha256 for r in child.plan.references] == [s for s, _ in used if s != golf]
     assert child.plan.style_version == version
@@ -384,7 +384,7 @@ def test_a_job_retrieves_by_meaning_and_records_the_style(
         json={"brief": "a golf mascot", "style_id": style_id, "num_images": 1},
         headers=ALICE,
     )
-    plan = service.jobs.get_job(fresh.json["job_id"]).plan  # type: ignore[union-attr]
+    plan = service.jobs.get_job(json_of(fresh)["job_id"]).plan
     assert golf not in {r.sha256 for r in plan.references} and plan.style_version != version
 
 
@@ -394,7 +394,7 @@ def test_a_built_in_job_records_its_version_too(client: Client, service: SketchS
         json={"brief": "golf mascot", "style_id": "loose-ink-mascot", "num_images": 1},
         headers=ALICE,
     )
-    record = service.jobs.get_job(answer.json["job_id"])
+    record = service.jobs.get_job(json_of(answer)["job_id"])
     assert record is not None and (record.plan.style_version or "").startswith("sv1-")
 
 
@@ -429,7 +429,7 @@ def test_regeneration_skips_jobs_whose_style_was_deleted(
     ids = []
     for style_id in (kept, gone):
         body = {"brief": "golf mascot", "style_id": style_id, "num_images": 1}
-        ids.append(client.post("/v1/jobs", json=body, headers=ALICE).json["job_id"])
+        ids.append(json_of(client.post("/v1/jobs", json=body, headers=ALICE))["job_id"])
     for job_id in ids:
         _wait_done(client, job_id)
     client.delete(f"/v1/styles/{gone}", headers=ALICE)

@@ -27,6 +27,7 @@ from dev.topology import DevTopology
 from sketchgen.bootstrap import LOCAL_OWNER
 from sketchgen.testing.gemini_server import FakeGeminiServer
 from tests.helpers.auth import sign_up
+from tests.helpers.waiting import wait_until
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "web"
 CHROMIUM = os.environ.get("SKETCHGEN_CHROMIUM", "/usr/bin/chromium")
@@ -162,10 +163,11 @@ def _generate(page: Page, brief: str, sketches: int) -> None:
 
 def _wait_for_hash(page: Page, check: Callable[[str], bool], timeout_s: float = 15.0) -> None:
     """Polled from here: the page's CSP (no eval) refuses Playwright's wait_for_function."""
-    deadline = time.monotonic() + timeout_s
-    while not check(hash_ := page.evaluate("location.hash")):
-        assert time.monotonic() < deadline, f"location.hash stayed {hash_!r}"
-        time.sleep(0.05)
+    wait_until(
+        lambda: check(page.evaluate("location.hash")),
+        "location.hash never matched",
+        timeout_s=timeout_s,
+    )
 
 
 def _settled(page: Page) -> int:
@@ -181,13 +183,16 @@ def test_grid_fills_progressively_shows_failures_and_downloads(
     _generate(page, "playful golf mascot", 4)
 
     seen = []
-    deadline = time.monotonic() + 30
-    while (count := _settled(page)) < 4 and time.monotonic() < deadline:
+
+    def settled() -> bool:
+        count = _settled(page)
         seen.append(count)
         if count == 3 and not (ARTIFACTS / "grid-in-progress.png").exists():
             ARTIFACTS.mkdir(parents=True, exist_ok=True)
             page.screenshot(path=ARTIFACTS / "grid-in-progress.png", full_page=True)
-        time.sleep(0.05)
+        return count >= 4
+
+    wait_until(settled, "the grid never settled all four sketches", timeout_s=30)
     assert _settled(page) == 4
     assert 3 in seen, f"the grid never showed three of four sketches done: {sorted(set(seen))}"
     assert page.locator(".sketch[data-status=pending]").count() == 0
@@ -355,12 +360,13 @@ def test_a_style_of_ones_own_with_references_is_picked_for_a_job(
     assert "not a PNG, JPEG or WebP" in page.inner_text("#style-error")
     assert page.locator(".own-reference").count() == 2
     thumbs = page.locator(".own-reference img")
-    deadline = time.monotonic() + 10
-    while not all(
-        thumbs.nth(i).evaluate("img => img.complete && img.naturalWidth") for i in range(2)
-    ):
-        assert time.monotonic() < deadline, "thumbnails never loaded"
-        time.sleep(0.05)
+    wait_until(
+        lambda: all(
+            thumbs.nth(i).evaluate("img => img.complete && img.naturalWidth") for i in range(2)
+        ),
+        "thumbnails never loaded",
+        timeout_s=10,
+    )
     assert "golf, mascot" in page.inner_text("#own-references")
 
     # A third reference, banned, then one removed: the job must not get the banned one.
@@ -380,9 +386,10 @@ def test_a_style_of_ones_own_with_references_is_picked_for_a_job(
     assert gemini.requests and all(r.image_parts == 2 for r in gemini.requests)
 
     page.locator(".own-reference", has_text="banned").locator("button.remove").click()
-    deadline = time.monotonic() + 10
-    while page.locator(".own-reference").count() != 2:
-        assert time.monotonic() < deadline, "the removed reference stayed"
-        time.sleep(0.05)
+    wait_until(
+        lambda: page.locator(".own-reference").count() == 2,
+        "the removed reference stayed",
+        timeout_s=10,
+    )
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=ARTIFACTS / "own-style.png", full_page=True)

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import io
 import json
-import time
 import urllib.error
 import urllib.request
 import xml.etree.ElementTree as ET
@@ -16,6 +15,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import Page
 
+from tests.helpers.waiting import wait_until
 from tests.web.test_page import (  # noqa: F401 - fixtures, used by name
     Site,
     _wait_for_hash,
@@ -39,11 +39,11 @@ def _call(site: Site, path: str, body: dict[str, Any] | None = None, method: str
 
 
 def _finished(site: Site, job_id: str) -> dict[str, Any]:
-    deadline = time.monotonic() + 60
-    while (job := _call(site, f"v1/jobs/{job_id}"))["status"] not in TERMINAL:
-        assert time.monotonic() < deadline, f"job {job_id} never finished"
-        time.sleep(0.2)
-    return dict(job)
+    def ended() -> dict[str, Any] | None:
+        job = dict(_call(site, f"v1/jobs/{job_id}"))
+        return job if job["status"] in TERMINAL else None
+
+    return wait_until(ended, f"job {job_id} never finished", timeout_s=60, interval_s=0.2)
 
 
 @pytest.fixture(scope="module")
@@ -84,9 +84,7 @@ def test_history_scrolls_for_more_and_searches_briefs(
     assert items.count() == HISTORY_PAGE + 2
     assert page.locator("#studio-history-list li[data-job-id] img").count() >= HISTORY_PAGE + 2
     page.fill("#history-search", "space fox")
-    deadline = time.monotonic() + 10
-    while items.count() != 2 and time.monotonic() < deadline:
-        time.sleep(0.1)
+    wait_until(lambda: items.count() == 2, "the search never narrowed to two", timeout_s=10)
     assert sorted(items.nth(i).get_attribute("data-job-id") or "" for i in range(2)) == sorted(
         newest
     )
@@ -148,10 +146,11 @@ def test_compare_shows_a_sketch_beside_its_variations(
         made["variations"]["job_id"]
     }
     assert "Variation" in panes.nth(1).inner_text()
-    deadline = time.monotonic() + 10
-    while page.locator("#compare-panes img[src^='blob:']").count() < 4:
-        assert time.monotonic() < deadline, "compare thumbnails never loaded"
-        time.sleep(0.1)
+    wait_until(
+        lambda: page.locator("#compare-panes img[src^='blob:']").count() >= 4,
+        "compare thumbnails never loaded",
+        timeout_s=10,
+    )
 
 
 def test_keyboard_shortcuts(
