@@ -26,7 +26,7 @@ CEILING_USD = 2.0
 JOB = {
     "brief": "playful golf mascot",
     "style_id": "loose-ink-mascot",
-    "num_images": 8,
+    "num_images": 6,
     "model": "gemini-2.5-flash-image",
     "image_size": "1K",
 }

@@ -257,10 +257,10 @@ def test_a_new_generator_prepares_the_model_client_in_a_thread() -> None:
         generator = ImageGenerator(model)
         assert generator._warming is not None
         generator._warming.join(60)
-        assert model._client_instance is not None and not gemini.requests  # built, not called
+        assert model.gemini.built and not gemini.requests  # built, not called
         idle = NanoBananaAdapter(api_key="test-key", base_url=gemini.url)
         assert ImageGenerator(idle, warm=False)._warming is None
-        assert idle._client_instance is None  # left to the first call
+        assert not idle.gemini.built  # left to the first call
 
 
 def test_every_sketch_records_what_it_cost_from_the_one_price_table(

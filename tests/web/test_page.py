@@ -296,7 +296,7 @@ def test_a_new_user_signs_up_through_the_page_and_runs_a_job(
     page.goto(server.url)
     if server.auth_host is None:  # `sketchgen serve`: local dev auth, no sign-in view at all
         page.wait_for_selector("body[data-ready=true]")
-        assert page.locator("#sign-in").is_hidden() and "designer" in page.inner_text("#account")
+        assert page.locator("#sign-in").is_hidden() and "local" in page.inner_text("#account")
         context.close()
         return
     _sign_in(page, "wrong-password@example.com", "nope", new=False)  # no such account
