@@ -14,7 +14,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sketchgen.errors import ModelError, NoImageError, OffStyleError, TransientModelError
+from sketchgen.errors import (
+    ModelError,
+    NoImageError,
+    OffStyleError,
+    StorageError,
+    TransientModelError,
+)
 from sketchgen.generate.config import GenerationConfig
 from sketchgen.generate.models import resolve_model
 from sketchgen.generate.retry import RetryPolicy
@@ -226,12 +232,18 @@ def _failed(
     if isinstance(error, ModelError):
         message, reason = str(error), error.finish_reason
         log.warning("sketch failed: %s", message)
+    elif isinstance(error, StorageError):
+        # The job's store stayed contended or unreachable past its own retries: not a bug,
+        # and another delivery may well get through.
+        message, reason = f"storage unavailable: {error}", "STORAGE_UNAVAILABLE"
+        log.warning("sketch failed: %s", message)
     else:
         # A bug must not take the job's other sketches down: record it, log the traceback.
         message, reason = f"internal error: {type(error).__name__}", None
         log.exception("sketch failed unexpectedly")
     return SketchOutcome(
-        transient=isinstance(error, ModelError) and not error.permanent,
+        transient=(isinstance(error, ModelError) and not error.permanent)
+        or isinstance(error, StorageError),
         record=SketchRecord(
             index=request.index,
             status="failed",
