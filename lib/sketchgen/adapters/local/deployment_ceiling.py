@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import json
 import random
+import sqlite3
 import threading
 from collections.abc import Callable
 from pathlib import Path
 
-from sketchgen.adapters.local._sqlite import SqliteFile
 from sketchgen.ceiling import DeploymentCeiling, ShardDoc
+from sketchgen.errors import StorageError
 
 __all__ = ["MemoryDeploymentCeiling", "SqliteDeploymentCeiling"]
 
@@ -43,19 +44,31 @@ CREATE TABLE IF NOT EXISTS spend_ceiling (
 """
 
 
-class SqliteDeploymentCeiling(DeploymentCeiling, SqliteFile):
+class SqliteDeploymentCeiling(DeploymentCeiling):
     """The day's shards as rows of one SQLite file (the job store's, by default)."""
 
     def __init__(
         self, path: Path | str, ceiling_usd: float, *, rng: random.Random | None = None
     ) -> None:
         super().__init__(ceiling_usd, rng=rng)
-        self._open(path, _SCHEMA)
+        self.path = Path(path)
+        self._local = threading.local()
+        self._db().executescript(_SCHEMA)
+
+    def _db(self) -> sqlite3.Connection:
+        db = getattr(self._local, "db", None)
+        if db is None:
+            db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+            db.execute("PRAGMA journal_mode=WAL")
+            self._local.db = db
+        return db
 
     def _update_shard(
         self, day: str, shard: int, transition: Callable[[ShardDoc], tuple[ShardDoc | None, bool]]
     ) -> bool:
-        with self._transaction() as db:
+        db = self._db()
+        try:
+            db.execute("BEGIN IMMEDIATE")
             row = db.execute(
                 "SELECT doc FROM spend_ceiling WHERE day = ? AND shard = ?", (day, shard)
             ).fetchone()
@@ -67,7 +80,16 @@ class SqliteDeploymentCeiling(DeploymentCeiling, SqliteFile):
                     "ON CONFLICT (day, shard) DO UPDATE SET doc = excluded.doc",
                     (day, shard, json.dumps(changed.to_doc())),
                 )
-        return result
+            db.execute("COMMIT")
+            return result
+        except sqlite3.Error as error:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            raise StorageError(f"sqlite: {error}") from error
+        except BaseException:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            raise
 
     def _read_shards(self, day: str) -> list[ShardDoc]:
         rows = self._db().execute("SELECT doc FROM spend_ceiling WHERE day = ?", (day,)).fetchall()

@@ -7,6 +7,7 @@ memory, ``BEGIN IMMEDIATE`` for SQLite (safe across threads and processes sharin
 from __future__ import annotations
 
 import json
+import sqlite3
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -16,9 +17,8 @@ from typing import TypeVar
 
 from sketchgen.adapters.job_pages import QUERY_SCAN_LIMIT, is_after, newest_first, page_of
 from sketchgen.adapters.job_store_base import TransactionalJobStore, Transition
-from sketchgen.adapters.local._sqlite import SqliteFile
 from sketchgen.clock import SYSTEM_CLOCK
-from sketchgen.errors import ConflictError
+from sketchgen.errors import ConflictError, StorageError
 from sketchgen.jobs import JobRecord, job_matches
 from sketchgen.ports import Clock, JobCursor, JobPage
 
@@ -184,15 +184,42 @@ CREATE INDEX IF NOT EXISTS jobs_by_style ON jobs (style_id, created_at);
 """
 
 
-class SqliteJobStore(TransactionalJobStore, SqliteFile):
+class SqliteJobStore(TransactionalJobStore):
     """Jobs in one SQLite file; watchers poll the row's version every ``poll_s`` seconds."""
 
     def __init__(
         self, path: Path | str, *, poll_s: float = 0.1, clock: Clock = SYSTEM_CLOCK
     ) -> None:
         self.clock = clock
+        self.path = Path(path)
         self.poll_s = poll_s
-        self._open(path, _SCHEMA)
+        self._local = threading.local()
+        self._db().executescript(_SCHEMA)  # idempotent; executescript manages its own commit
+
+    def _db(self) -> sqlite3.Connection:
+        db = getattr(self._local, "db", None)
+        if db is None:
+            # One connection per thread; autocommit mode so BEGIN IMMEDIATE is ours to issue.
+            db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+            db.execute("PRAGMA journal_mode=WAL")
+            self._local.db = db
+        return db
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        db = self._db()
+        try:
+            db.execute("BEGIN IMMEDIATE")
+            yield db
+            db.execute("COMMIT")
+        except sqlite3.Error as error:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            raise StorageError(f"sqlite: {error}") from error
+        except BaseException:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            raise
 
     @staticmethod
     def _load(row: tuple[str] | None) -> JobRecord | None:

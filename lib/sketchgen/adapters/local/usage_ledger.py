@@ -7,11 +7,12 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TypeVar
 
-from sketchgen.adapters.local._sqlite import SqliteFile
+from sketchgen.errors import StorageError
 from sketchgen.spend import Account, UsageDoc, UsageLedger
 
 __all__ = ["MemoryUsageLedger", "SqliteUsageLedger"]
@@ -61,11 +62,37 @@ CREATE TABLE IF NOT EXISTS accounts (uid TEXT PRIMARY KEY, doc TEXT NOT NULL);
 """
 
 
-class SqliteUsageLedger(UsageLedger, SqliteFile):
+class SqliteUsageLedger(UsageLedger):
     """Usage and accounts in one SQLite file (the job store's, by default)."""
 
     def __init__(self, path: Path | str) -> None:
-        self._open(path, _SCHEMA)
+        self.path = Path(path)
+        self._local = threading.local()
+        self._db().executescript(_SCHEMA)
+
+    def _db(self) -> sqlite3.Connection:
+        db = getattr(self._local, "db", None)
+        if db is None:
+            db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+            db.execute("PRAGMA journal_mode=WAL")
+            self._local.db = db
+        return db
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        db = self._db()
+        try:
+            db.execute("BEGIN IMMEDIATE")
+            yield db
+            db.execute("COMMIT")
+        except sqlite3.Error as error:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            raise StorageError(f"sqlite: {error}") from error
+        except BaseException:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            raise
 
     def _read(self, db: sqlite3.Connection, table: str, uid: str) -> str | None:
         row = db.execute(f"SELECT doc FROM {table} WHERE uid = ?", (uid,)).fetchone()  # noqa: S608 - fixed tables
