@@ -212,7 +212,11 @@ class FirestoreJobStore(TransactionalJobStore):
         snapshot = self._ref(job_id).get(transaction=transaction)
         if not snapshot.exists:
             return None
-        doc = snapshot.to_dict()
+        return self._assembled(job_id, snapshot.to_dict(), transaction)
+
+    def _assembled(self, job_id: str, doc: dict[str, Any], transaction: Any = None) -> JobRecord:
+        """The job from its stored document: an ended job's has every sketch copied in; a
+        live one's sketches are read from their own documents."""
         if doc.get("status") in TERMINAL_JOB:
             return from_doc(doc)
         refs = [self._sketch_ref(job_id, key) for key in doc.get("sketches", {})]
@@ -476,10 +480,8 @@ class FirestoreJobStore(TransactionalJobStore):
         return [job for job in listed if job_matches(job, statuses=statuses)]
 
     def _listed(self, snapshot: Any) -> JobRecord:
-        """A listed job as it stands: an ended job's document has every sketch copied in;
-        a live one is assembled from its sketches' documents."""
-        live = snapshot.get("status") not in TERMINAL_JOB
-        return (self._read(snapshot.id) if live else None) or from_doc(snapshot.to_dict())
+        # The query already read the job's document: only a live job's sketches are read.
+        return self._assembled(snapshot.id, snapshot.to_dict())
 
     def page_jobs(
         self,
