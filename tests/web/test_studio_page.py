@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 from playwright.sync_api import Page
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 from tests.helpers.waiting import wait_until
 from tests.web.test_page import (  # noqa: F401 - fixtures, used by name
@@ -204,7 +205,14 @@ def test_delete_a_job_from_the_history(
     page.wait_for_selector("#studio-history-list li")
     page.locator("#studio-history-more").scroll_into_view_if_needed()
     item = page.locator(f"#studio-history-list li[data-job-id='{oldest}']")
-    item.wait_for()
+    try:
+        item.wait_for()
+    except PlaywrightTimeout:
+        shown = page.locator("#studio-history-list li").evaluate_all(
+            "items => items.map(item => item.dataset.jobId)"
+        )
+        error = page.locator("#studio-error").text_content()
+        raise AssertionError(f"{oldest} never listed; listed {shown}; error {error!r}") from None
     page.once("dialog", lambda dialog: dialog.accept())
     item.locator("button.delete-job").click()
     item.wait_for(state="detached")

@@ -16,6 +16,8 @@ const studio = {
   app: null, // { api, blobUrl, openJob, openRefiner, currentJob }
   cursor: undefined, // undefined: not loaded yet; null: no more pages
   loading: false,
+  generation: 0, // bumped by each reset: a page asked for before it is dropped
+  retryMs: 0, // the pause before a failed page is asked for again
   jobs: new Map(), // job_id -> history summary (for lineage)
   stars: new Set(), // "job_id#index"
   selected: 0,
@@ -45,26 +47,43 @@ function historyQuery() {
   return `v1/jobs?${params}`;
 }
 
+/** The next page of history, appended. True when a page came; a failed page is asked for
+ * again (with a growing pause) while its sentinel shows, since the observer will not fire
+ * again for a sentinel that never left the screen. A reset while a page is in flight wins:
+ * the stale page is dropped and the first page asked for afresh. */
 async function loadHistoryPage() {
-  if (studio.loading || studio.cursor === null) return;
+  if (studio.loading || studio.cursor === null) return false;
+  const generation = studio.generation;
   studio.loading = true;
+  let page = null;
   try {
-    const page = await studio.app.api(historyQuery());
-    for (const job of page.jobs) {
-      studio.jobs.set(job.job_id, job);
-      for (const s of job.sketches) if (s.favourite) studio.stars.add(key(job.job_id, s.index));
-      $("#studio-history-list").append(historyCard(job));
-    }
-    studio.cursor = page.next_cursor;
-    $("#studio-history-end").hidden = studio.cursor !== null;
+    page = await studio.app.api(historyQuery());
   } catch (error) {
-    $("#studio-error").hidden = false;
-    $("#studio-error").textContent = error.message;
+    if (generation === studio.generation) {
+      $("#studio-error").hidden = false;
+      $("#studio-error").textContent = error.message;
+    }
   } finally {
     studio.loading = false;
   }
+  if (generation !== studio.generation) return loadHistoryPage();
+  if (page === null) {
+    studio.retryMs = Math.min(2 * studio.retryMs || 500, 30000);
+    setTimeout(() => { if (isVisible($("#studio-history-more"))) loadHistoryPage(); }, studio.retryMs);
+    return false;
+  }
+  studio.retryMs = 0;
+  $("#studio-error").hidden = true;
+  for (const job of page.jobs) {
+    studio.jobs.set(job.job_id, job);
+    for (const s of job.sketches) if (s.favourite) studio.stars.add(key(job.job_id, s.index));
+    $("#studio-history-list").append(historyCard(job));
+  }
+  studio.cursor = page.next_cursor;
+  $("#studio-history-end").hidden = studio.cursor !== null;
   // A short first page may not fill the screen: keep going while the sentinel shows.
   if (studio.cursor && isVisible($("#studio-history-more"))) loadHistoryPage();
+  return true;
 }
 
 function isVisible(element) {
@@ -73,6 +92,7 @@ function isVisible(element) {
 }
 
 function resetHistory() {
+  studio.generation += 1;
   studio.cursor = undefined;
   $("#studio-history-list").replaceChildren();
   loadHistoryPage();
@@ -192,7 +212,8 @@ async function makeVariations(jobId, index) {
 
 /** The sketch beside its parent and the refinements and variations made of it (by id). */
 async function openCompare(jobId, index) {
-  while (studio.cursor !== null && !studio.loading) await loadHistoryPage(); // lineage needs them all
+  // Lineage needs every page; a page that fails ends the walk (compare shows what came).
+  while (studio.cursor !== null && !studio.loading && (await loadHistoryPage()));
   const panes = [comparePane("This sketch", `v1/jobs/${jobId}/sketches/${index}/thumbnail`, jobId)];
   const job = studio.jobs.get(jobId);
   if (job && job.parent) {
