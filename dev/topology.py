@@ -331,11 +331,19 @@ class DevTopology:
                 },
             }
         )
-        for key, topic in (
-            ("sketch-dead-letter", self.dead_letter_topic),
-            ("regenerate", self.topic("regenerate")),
-        ):
-            subscriber.create_subscription(request={"name": self.subscription(key), "topic": topic})
+        # Its dead letters are pushed with the same backoff (Terraform's dead-letter push
+        # subscription has its own retry policy): a dead letter the worker cannot settle yet
+        # (a finaliser within its grace) comes back later, not at once in a loop.
+        subscriber.create_subscription(
+            request={
+                "name": self.subscription("sketch-dead-letter"),
+                "topic": self.dead_letter_topic,
+                "retry_policy": {"minimum_backoff": "1s", "maximum_backoff": "10s"},
+            }
+        )
+        subscriber.create_subscription(
+            request={"name": self.subscription("regenerate"), "topic": self.topic("regenerate")}
+        )
         storage.Client(project=self.project).create_bucket(self.bucket)
 
     def start_function(self, name: str) -> ManagedProcess:

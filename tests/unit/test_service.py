@@ -364,6 +364,38 @@ def test_sweep_requeues_lost_sketches_and_finalizes(
     assert service.upkeep.sweep() == {"finalized": 0, "deadline_cancelled": 0, "requeued": 0}
 
 
+def test_a_finaliser_that_fails_is_finished_by_a_redelivery_after_the_grace(
+    make_service: Callable[..., SketchService], clock: FakeClock, tmp_path: Path
+) -> None:
+    """The delivery that ends the last sketch wins the job's final marker, then fails to
+    finalise (here: writing metadata.json). Its redelivery finds the marker taken: within
+    the grace it is not acknowledged (the queue brings it back), after the grace it
+    finishes the job. Acknowledged within the grace, the job would stay running."""
+
+    class FailingMetadataOnce(LocalBlobStore):
+        failed = False
+
+        def put(self, key: str, data: bytes, content_type: str) -> None:
+            if key.endswith("metadata.json") and not FailingMetadataOnce.failed:
+                FailingMetadataOnce.failed = True
+                raise OSError("storage unavailable")
+            super().put(key, data, content_type)
+
+    service = make_service(blobs=FailingMetadataOnce(tmp_path / "blobs"))
+    job, _ = service.submission.submit_job("alice", _request(num_images=1))
+    task = published(service)[0]
+    with pytest.raises(OSError, match="storage unavailable"):
+        service.worker.run_sketch(task)  # drew the sketch, won the marker, failed to finalise
+    assert service.submission.get_job("alice", job.job_id).status == "running"
+    assert service.worker.run_sketch(task) is False  # within the grace: come back later
+    assert service.submission.get_job("alice", job.job_id).status == "running"
+    clock.advance(service.worker.config.finalize_grace_s)
+    assert service.worker.run_sketch(task) is True
+    final = service.submission.get_job("alice", job.job_id)
+    assert final.status == "done"
+    assert service.blobs.exists(f"jobs/{job.job_id}/metadata.json")
+
+
 def test_deadline_cancels_unstarted_sketches(
     make_service: Callable[..., SketchService], clock: FakeClock
 ) -> None:

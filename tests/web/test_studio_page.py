@@ -212,7 +212,13 @@ def test_delete_a_job_from_the_history(
             "items => items.map(item => item.dataset.jobId)"
         )
         error = page.locator("#studio-error").text_content()
-        raise AssertionError(f"{oldest} never listed; listed {shown}; error {error!r}") from None
+        ended = page.locator("#studio-history-end").is_visible()
+        first = _call(server, f"v1/jobs?limit={HISTORY_PAGE}")
+        rest = _call(server, f"v1/jobs?limit={HISTORY_PAGE}&cursor={first['next_cursor']}")
+        raise AssertionError(
+            f"{oldest} never listed; listed {shown}; error {error!r}; end shown {ended}; "
+            f"the API's second page {[(j['job_id'], j['created_at']) for j in rest['jobs']]}"
+        ) from None
     page.once("dialog", lambda dialog: dialog.accept())
     item.locator("button.delete-job").click()
     item.wait_for(state="detached")

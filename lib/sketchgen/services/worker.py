@@ -77,9 +77,8 @@ class SketchWorker:
             if claim.claim is Claim.ALREADY_ENDED:
                 if claim.finalize:  # this claim ended the last sketches (cancel, deadline)
                     self.stored.finalize_job(job.job_id)
-                else:
-                    self._finalize_if_abandoned(job)
-                return True
+                    return True
+                return self._finalize_if_abandoned(job)
             return self._draw_releasing_on_error(job, task.index, claim.attempt)
 
     def _draw_releasing_on_error(self, job: JobRecord, index: int, delivery: int) -> bool:
@@ -96,14 +95,22 @@ class SketchWorker:
                 log.warning("could not release the sketch: %s", release_error)
             raise
 
-    def _finalize_if_abandoned(self, job: JobRecord) -> None:
+    def _finalize_if_abandoned(self, job: JobRecord) -> bool:
         """Finalise a job whose sketches all ended long enough ago that its finaliser must
-        have died before finishing; a late duplicate delivery must not race a live one (each
-        of them would write the job's document)."""
+        have died or failed before finishing; a late duplicate delivery must not race a live
+        one (each of them would write the job's document). True acknowledges the delivery.
+
+        Within the grace the delivery is *not* acknowledged: the finaliser that created the
+        job's final marker may still fail (its delivery then ends in an error), and the
+        marker lets no one else finalise, so this delivery must come back after the grace
+        to finish what it started. Acknowledged here, the job would stay unfinished until a
+        sweep."""
         if not job.all_ended or job.is_final:
-            return
-        if (self.clock.now() - job.updated_at).total_seconds() >= self.config.finalize_grace_s:
-            self.stored.finalize_job(job.job_id)
+            return True
+        if (self.clock.now() - job.updated_at).total_seconds() < self.config.finalize_grace_s:
+            return False
+        self.stored.finalize_job(job.job_id)
+        return True
 
     def fail_undeliverable(self, task: SketchTask, deliveries: int | None) -> bool:
         """A task Pub/Sub gave up on (its dead-letter topic): the sketch ends ``failed`` with
@@ -121,9 +128,8 @@ class SketchWorker:
             if claim.claim is Claim.ALREADY_ENDED:
                 if claim.finalize:
                     self.stored.finalize_job(job.job_id)
-                else:
-                    self._finalize_if_abandoned(job)
-                return True
+                    return True
+                return self._finalize_if_abandoned(job)
             tries = f"{deliveries} deliveries" if deliveries else "every delivery"
             calls = max(0, job.sketch(task.index).model_calls - 1)  # the calls sent before
             log.error("dead letter: the worker failed %s of this sketch", tries)
