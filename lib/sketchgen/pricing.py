@@ -94,9 +94,7 @@ def is_billable(status: str, finish_reason: str | None) -> bool:
     return status == "ok" or finish_reason == "OFF_STYLE"
 
 
-def sketch_cost_usd(
-    model: str, image_size: str, model_calls: int, *, batch: bool = False
-) -> float:
+def sketch_cost_usd(model: str, image_size: str, model_calls: int, *, batch: bool = False) -> float:
     """What one sketch cost: every model call sent for it is charged, whatever it answered
     (docs/decisions/0025); half price when it came from a model-side batch (the Batch API).
     The one cost rule, for the library's sketches and the service's alike (ADR 0061)."""

@@ -160,9 +160,7 @@ class JobPlan:
 
     def cost_usd(self, model_calls: int) -> float:
         """What ``model_calls`` calls for one of this job's sketches cost (ADR 0025)."""
-        return sketch_cost_usd(
-            self.model_id, self.config.image_size, model_calls, batch=self.batch
-        )
+        return sketch_cost_usd(self.model_id, self.config.image_size, model_calls, batch=self.batch)
 
 
 def sketch_prompts(

@@ -132,9 +132,7 @@ class BatchRegeneration:
                 plan = self.stored.job_plan(job)
                 images = self.stored.images(plan)
                 refs.append(BatchRef(first=len(requests), submitted_at=utcnow()))
-                requests.extend(
-                    plan.request(int(i), images) for i in sorted(job.sketches, key=int)
-                )
+                requests.extend(plan.request(int(i), images) for i in sorted(job.sketches, key=int))
             try:
                 name = self.model.submit_batch(requests, display_name=f"sketchgen-{run_id}")
             except ModelError as error:

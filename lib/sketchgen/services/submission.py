@@ -290,9 +290,7 @@ class JobService:
             request,
             idempotency_key=idempotency_key,
             refinement=refinement,
-            references=self._still_stored(
-                self.stored.job_plan(parent).retrieval
-            ),
+            references=self._still_stored(self.stored.job_plan(parent).retrieval),
             style_version=parent.plan.style_version,
         )
 
