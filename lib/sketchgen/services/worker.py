@@ -26,7 +26,6 @@ from sketchgen.ports import (
     SyncImageModel,
     TaskQueue,
 )
-from sketchgen.pricing import price_per_image
 from sketchgen.quota import GatedModel, QuotaGate
 from sketchgen.services.config import ServiceConfig
 from sketchgen.services.stored import SketchRecorder, StoredJobs
@@ -265,7 +264,7 @@ class _Meter:
             and not spend.admit_extra_call(
                 self.job.owner_uid,
                 self.job.job_id,
-                usd=price_per_image(self.job.plan.model_id, self.job.request.image_size),
+                usd=sketch_cost_usd(self.job, 1),  # this one call, by the one cost rule
             )
         ):
             raise ModelError(
