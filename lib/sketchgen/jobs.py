@@ -33,12 +33,12 @@ __all__ = [
     "PlanRecord",
     "RefineRequest",
     "SketchState",
-    "call_price_usd",
     "call_transition",
     "job_matches",
     "job_status_for",
     "known_fields",
     "request_hash",
+    "sketch_cost_usd",
     "utcnow",
 ]
 
@@ -139,7 +139,8 @@ class ReferenceEntry(_Model):
 
 
 class PlanRecord(_Model):
-    """The fixed plan, so every worker draws its sketch exactly as the job was compiled."""
+    """The fixed plan, so every worker draws its sketch exactly as the job was compiled:
+    :class:`sketchgen.generate.plan.JobPlan` as stored, read back without I/O."""
 
     seed: int
     model_requested: str
@@ -150,6 +151,11 @@ class PlanRecord(_Model):
     references: tuple[ReferenceEntry, ...] = ()
     # The style as it was planned: a hash of its rules and reference set (issue 16).
     style_version: str | None = None
+    # Every sketch's complete prompt and how many references are sent, as planned (ADR 0060).
+    # Absent from documents stored before them: read back, they are derived once from the
+    # fields above (generate.plan.sketch_prompts, the model table), as the planner did.
+    prompts: tuple[str, ...] | None = None
+    max_references: int | None = None
 
 
 class SketchState(_Model):
@@ -264,13 +270,14 @@ class JobRecord(_Model):
         return cls.model_validate(known_fields(cls, doc))
 
 
-def call_price_usd(job: JobRecord) -> float:
-    """What one model call of ``job`` costs (:mod:`sketchgen.pricing`): every call is charged
-    when it is sent, whatever it answers."""
+def sketch_cost_usd(job: JobRecord, model_calls: int) -> float:
+    """What ``model_calls`` calls for one of ``job``'s sketches cost: the one cost rule
+    (:func:`sketchgen.pricing.sketch_cost_usd`: every call charged when it is sent, whatever
+    it answers), at the job's model, size and (Batch API or not) price."""
     from sketchgen import pricing
 
-    return pricing.price_per_image(
-        job.plan.model_id, job.request.image_size, batch=job.batch is not None
+    return pricing.sketch_cost_usd(
+        job.plan.model_id, job.request.image_size, model_calls, batch=job.batch is not None
     )
 
 
@@ -346,7 +353,7 @@ def _end_pending_as_cancelled(job: JobRecord, now: datetime, *, running: bool = 
                     "lease_owner": None,
                     "lease_expires_at": None,
                     # The calls already sent stay charged: a cancel stops only future ones.
-                    "cost_usd": round(sketches[key].model_calls * call_price_usd(job), 6),
+                    "cost_usd": sketch_cost_usd(job, sketches[key].model_calls),
                 }
             )
     return job.model_copy(update={"sketches": sketches, "event_seq": seq, "updated_at": now})

@@ -94,11 +94,8 @@ def is_billable(status: str, finish_reason: str | None) -> bool:
     return status == "ok" or finish_reason == "OFF_STYLE"
 
 
-def sketch_cost_usd(
-    model: str, image_size: str, status: str, finish_reason: str | None, *, batch: bool = False
-) -> float:
-    """What one sketch's model answer cost: nothing unless it was billable; half price when
-    it came from a model-side batch (the Batch API)."""
-    if not is_billable(status, finish_reason):
-        return 0.0
-    return price_per_image(model, image_size, batch=batch)
+def sketch_cost_usd(model: str, image_size: str, model_calls: int, *, batch: bool = False) -> float:
+    """What one sketch cost: every model call sent for it is charged, whatever it answered
+    (docs/decisions/0025); half price when it came from a model-side batch (the Batch API).
+    The one cost rule, for the library's sketches and the service's alike (ADR 0061)."""
+    return round(model_calls * price_per_image(model, image_size, batch=batch), 6)

@@ -266,17 +266,27 @@ def test_a_new_generator_prepares_the_model_client_in_a_thread() -> None:
 def test_every_sketch_records_what_it_cost_from_the_one_price_table(
     style: Style, tmp_path: Path
 ) -> None:
-    """The library prices its sketches as the service does (sketchgen.pricing): a blocked
-    sketch never produced a billable image and costs nothing; the job records the total."""
+    """The library prices its sketches by the service's rule, with the same function
+    (sketchgen.pricing.sketch_cost_usd, ADR 0025/0061): every model call sent is charged,
+    whatever it answered. A refused sketch costs its one call, a sketch re-asked once with a
+    stricter prompt its two; the job records the total."""
     from sketchgen.pricing import price_per_image
 
-    model = FakeImageModel(failures={1: lambda: NoImageError("no", finish_reason="IMAGE_SAFETY")})
+    model = FakeImageModel(
+        failures={
+            1: lambda: NoImageError("no", finish_reason="IMAGE_SAFETY"),
+            2: lambda: NoImageError("text only", finish_reason="TEXT_ONLY"),
+        }
+    )
     result = ImageGenerator(model, retry=FAST_RETRY).generate(
         **_job(style, tmp_path, num_images=3, model_name="gemini-2.5-flash-image")
     )
     each = price_per_image("gemini-2.5-flash-image", "1K")
     assert each > 0
     meta = json.loads(result.metadata_path.read_text())
+    calls = {s["index"]: s["model_calls"] for s in meta["sketches"]}
+    assert calls == {0: 1, 1: 1, 2: 2}
     costs = {s["index"]: s["cost_usd"] for s in meta["sketches"]}
-    assert costs == {0: each, 1: 0.0, 2: each}
-    assert meta["cost_usd"] == pytest.approx(2 * each)
+    assert costs == {0: each, 1: each, 2: pytest.approx(2 * each)}
+    assert meta["cost_usd"] == pytest.approx(4 * each)
+    assert [s.cost_usd for s in result.sketches] == [s["cost_usd"] for s in meta["sketches"]]

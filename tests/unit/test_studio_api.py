@@ -220,10 +220,10 @@ def test_variations_keep_the_sketchs_layout_and_seed(world: tuple[Client, Sketch
     assert child.plan.seed == (parent.plan.seed + 1) % 2**31  # the sketch's own seed
     assert child.request.brief == parent.request.brief
     # The first variation is drawn with exactly the seed the sketch was drawn with.
-    parent_plan = service.stored.job_plan(parent, load_images=False)
-    child_plan = service.stored.job_plan(child, load_images=False)
+    parent_plan = service.stored.job_plan(parent)
+    child_plan = service.stored.job_plan(child)
     assert child_plan.request(0).seed == parent_plan.request(1).seed
-    assert child_plan.request(0).input_image is None  # drawn afresh, not redrawn
+    assert service.stored.images(child_plan).input_image is None  # drawn afresh, not redrawn
     assert "Change requested" not in child_plan.request(0).prompt
     # Lineage in the history.
     listed = client.get("/v1/jobs", headers=ALICE).get_json()["jobs"]

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     )
     from sketchgen.generate.nano_banana import NanaBananaAdapter, NanoBananaAdapter
     from sketchgen.generate.offline import OfflineSketchAdapter
-    from sketchgen.generate.pipeline import Refinement
+    from sketchgen.generate.plan import Refinement
     from sketchgen.generate.refine import refine_sketch
     from sketchgen.generate.retry import RetryPolicy
 
@@ -51,7 +51,7 @@ _LAZY = {
     "NanoBananaAdapter": "sketchgen.generate.nano_banana",
     "NanaBananaAdapter": "sketchgen.generate.nano_banana",
     "OfflineSketchAdapter": "sketchgen.generate.offline",
-    "Refinement": "sketchgen.generate.pipeline",
+    "Refinement": "sketchgen.generate.plan",
     "RetryPolicy": "sketchgen.generate.retry",
     "SketchStream": "sketchgen.generate.generator",
     "refine_sketch": "sketchgen.generate.refine",

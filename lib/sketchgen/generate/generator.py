@@ -25,19 +25,19 @@ from typing import Literal, cast
 from sketchgen.defaults import current_defaults
 from sketchgen.errors import InputError, StorageError
 from sketchgen.generate.config import GenerationConfig
-from sketchgen.generate.pipeline import (
+from sketchgen.generate.pipeline import SketchOutcome, adraw_sketch, warm_up
+from sketchgen.generate.plan import (
     JobPlan,
+    PlanImages,
     Refinement,
-    SketchOutcome,
-    adraw_sketch,
+    job_metadata,
     plan_job,
-    warm_up,
+    read_images,
 )
 from sketchgen.generate.retry import RetryPolicy
 from sketchgen.layout import LIBRARY, job_prefix, metadata_key, sketch_key
 from sketchgen.metadata import JobMetadata, SketchRecord, new_job_id
 from sketchgen.ports import BlobStore, ImageModel
-from sketchgen.pricing import sketch_cost_usd
 from sketchgen.schemas import PromptSpec, RetrievalResult, Style
 
 __all__ = ["AsyncSketchStream", "GenerationResult", "ImageGenerator", "SketchEvent", "SketchStream"]
@@ -96,9 +96,15 @@ class _Job:
     """
 
     def __init__(
-        self, plan: JobPlan, output_root: Path, started_at: datetime, blobs: BlobStore
+        self,
+        plan: JobPlan,
+        images: PlanImages,
+        output_root: Path,
+        started_at: datetime,
+        blobs: BlobStore,
     ) -> None:
         self.plan = plan
+        self.images = images
         self.root = Path(output_root)
         self.blobs = blobs
         self.folder = self.root / job_prefix(plan.job_id, root=LIBRARY)
@@ -125,15 +131,7 @@ class _Job:
             return self._store(outcome)
 
     def _store(self, outcome: SketchOutcome) -> SketchEvent:
-        record = outcome.record
-        # What the model billed for it, from the one price table (as the service records it).
-        cost = sketch_cost_usd(
-            record.model_used or self.plan.model_id,
-            self.plan.config.image_size,
-            record.status,
-            record.finish_reason,
-        )
-        record = record.model_copy(update={"cost_usd": cost})
+        record = outcome.record  # priced with the metadata (job_metadata), as the service's
         path = None
         if outcome.png is not None and record.file:
             key = sketch_key(self.plan.job_id, record.index, root=LIBRARY)
@@ -173,33 +171,19 @@ class _Job:
         self, status: Literal["pending", "cancelled"] = "pending", error: str | None = None
     ) -> dict[int, SketchRecord]:
         """A record for every planned sketch that has not ended, as ``status``."""
-        records = {}
-        for variation in self.plan.variations:
-            request = self.plan.request(variation.index)
-            records[variation.index] = SketchRecord(
-                index=variation.index,
-                status=status,
-                error=error,
-                variation=variation,
-                prompt=request.prompt,
-                seed=request.seed,
-            )
-        return records
+        return {
+            v.index: self.plan.sketch(v.index, status=status, error=error)
+            for v in self.plan.variations
+        }
 
     def _metadata(
         self, records: dict[int, SketchRecord], *, provisional: bool = False
     ) -> JobMetadata:
-        sketches = [records[i] for i in sorted(records)]
-        return JobMetadata.build(
-            job_id=self.plan.job_id,
-            prompt_spec=self.plan.prompt_spec,
-            retrieval=self.plan.retrieval,
-            config=self.plan.config_record(),
-            model=self.plan.model_record(sketches),
-            sketches=sketches,
-            parent=self.plan.parent,
-            elapsed_s=None if provisional else round(time.perf_counter() - self.started, 3),
+        return job_metadata(
+            self.plan,
+            records.values(),
             timestamp=self.started_at,
+            elapsed_s=None if provisional else round(time.perf_counter() - self.started, 3),
         )
 
     def _write_metadata(self, metadata: JobMetadata) -> Path:
@@ -227,8 +211,8 @@ class _Job:
         return path
 
     def _record(self, records: dict[int, SketchRecord]) -> GenerationResult:
-        sketches = [records[i] for i in sorted(records)]
         metadata = self._metadata(records)
+        sketches = metadata.sketches  # as metadata.json has them, priced
         metadata_path = self._write_metadata(metadata)
         elapsed = metadata.elapsed_s or 0.0
         return GenerationResult(
@@ -273,7 +257,9 @@ class AsyncSketchStream:
         plan = self._job.plan
         tasks = [
             asyncio.ensure_future(
-                adraw_sketch(self._model, plan.request(i), self._policy, plan.job_id)
+                adraw_sketch(
+                    self._model, plan.request(i, self._job.images), self._policy, plan.job_id
+                )
             )
             for i in range(len(plan.variations))
         ]
@@ -421,9 +407,15 @@ class ImageGenerator:
             model=self.model,
             refinement=refinement,
         )
+        # The plan names its references; their files are read here, once, for the drawing.
+        images = read_images(
+            plan,
+            lambda reference: Path(reference.path).read_bytes(),
+            refinement.image if refinement is not None else None,
+        )
         root = Path(config.output_dir)
         blobs: BlobStore = current_defaults().folder_store(root)
-        return _Job(plan, root, started_at, blobs)
+        return _Job(plan, images, root, started_at, blobs)
 
     def generate_streaming(
         self,

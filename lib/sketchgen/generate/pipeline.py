@@ -1,18 +1,17 @@
-"""One job's plan and one sketch's pipeline: request → model (with retry) → finisher.
+"""One sketch's pipeline: request → model (with retry) → finisher.
 
 Shared by the library's :class:`ImageGenerator` and the cloud worker, so a sketch is made the
-same way whichever runs it.
+same way whichever runs it. The job's plan lives in :mod:`sketchgen.generate.plan` (its names
+are re-exported here, where they were first).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import random
-import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from sketchgen.errors import (
     ModelError,
@@ -21,22 +20,16 @@ from sketchgen.errors import (
     StorageError,
     TransientModelError,
 )
-from sketchgen.generate.config import GenerationConfig
-from sketchgen.generate.models import resolve_model
+from sketchgen.generate.plan import JobPlan, PlanImages, Refinement, VariationOf, plan_job
 from sketchgen.generate.retry import RetryPolicy
 from sketchgen.layout import sketch_file
 from sketchgen.logs import get_logger, log_context
-from sketchgen.metadata import ConfigRecord, ModelUsed, ParentRef, SketchRecord
-from sketchgen.ports import ImageModel, ImageRequest, ImageResponse, ReferencePart, SyncImageModel
-from sketchgen.prompt.variation import (
-    plan_layout_variations,
-    plan_refinement_variations,
-    plan_variations,
-)
-from sketchgen.schemas import PromptSpec, ReferenceImage, RetrievalResult, Variation
+from sketchgen.metadata import SketchRecord
+from sketchgen.ports import ImageModel, ImageRequest, ImageResponse, SyncImageModel
 
 __all__ = [
     "JobPlan",
+    "PlanImages",
     "Refinement",
     "SketchOutcome",
     "SyncImageModel",
@@ -48,124 +41,6 @@ __all__ = [
 ]
 
 log = get_logger(__name__)
-
-
-@dataclass(frozen=True, slots=True)
-class Refinement:
-    """Redraw one sketch of an earlier job with an instruction ("more exaggerated")."""
-
-    parent: ParentRef
-    image: bytes = field(repr=False)
-    variation: Variation
-
-
-@dataclass(frozen=True, slots=True)
-class VariationOf:
-    """New sketches of an earlier one (issue 27): its layout and seed kept, drawn afresh (no
-    input image, no instruction); ``parent`` links the new job to it."""
-
-    parent: ParentRef
-    variation: Variation
-
-
-@dataclass(frozen=True, slots=True)
-class JobPlan:
-    """Everything fixed before the first model call; the same plan always asks for the same."""
-
-    job_id: str
-    prompt_spec: PromptSpec
-    retrieval: RetrievalResult
-    config: GenerationConfig
-    seed: int
-    variations: tuple[Variation, ...]
-    model_id: str
-    adapter: str
-    references: tuple[ReferencePart, ...] = field(repr=False)
-    parent: ParentRef | None = None
-    input_image: bytes | None = field(default=None, repr=False)
-
-    def request(self, index: int) -> ImageRequest:
-        variation = self.variations[index]
-        return ImageRequest(
-            index=index,
-            prompt=self.prompt_spec.prompt_for(variation, allow_text=self.config.allow_text)
-            + (
-                f"\nChange requested: {self.parent.instruction}"
-                if self.parent and self.parent.instruction
-                else ""
-            ),
-            brief=self.prompt_spec.brief,
-            variation=variation,
-            model=self.model_id,
-            aspect_ratio=self.config.aspect_ratio,
-            image_size=self.config.image_size,
-            seed=(self.seed + index) % 2**31,
-            references=self.references,
-            input_image=self.input_image,
-            instruction=self.parent.instruction if self.parent else None,
-        )
-
-    def config_record(self) -> ConfigRecord:
-        c = self.config
-        return ConfigRecord(
-            num_images=c.num_images,
-            resolution=c.resolution,
-            model_name=c.model_name,
-            seed=self.seed,
-            image_size=c.image_size,
-            aspect_ratio=c.aspect_ratio,
-            allow_text=c.allow_text,
-        )
-
-    def model_record(self, sketches: list[SketchRecord], adapter: str | None = None) -> ModelUsed:
-        """``adapter``: the one that drew, where another process planned (the service)."""
-        used = next((s.model_used for s in sketches if s.model_used), None)
-        return ModelUsed(
-            requested=self.config.model_name, used=used, adapter=adapter or self.adapter
-        )
-
-
-def plan_job(
-    *,
-    job_id: str,
-    prompt_spec: PromptSpec,
-    retrieval: RetrievalResult,
-    config: GenerationConfig,
-    model: ImageModel,
-    refinement: Refinement | None = None,
-    read_reference: Callable[[ReferenceImage], bytes] | None = None,
-    variation_of: VariationOf | None = None,
-) -> JobPlan:
-    """``read_reference``: where a reference's bytes come from (default: its file; a user
-    style's are in the service's blob store)."""
-    read = read_reference or (lambda reference: Path(reference.path).read_bytes())
-    seed = config.seed if config.seed is not None else secrets.randbelow(2**31)
-    if refinement is not None:
-        variations = plan_refinement_variations(refinement.variation, config.num_images, seed)
-    elif variation_of is not None:
-        variations = plan_layout_variations(variation_of.variation, config.num_images)
-    else:
-        variations = plan_variations(config.num_images, seed)
-    # The model table decides, not the planning process's adapter: a job planned where no key
-    # is configured (the API) is drawn by the real model where one is (the worker).
-    info = resolve_model(config.model_name)
-    references = tuple(
-        ReferencePart(reference=item.reference, data=read(item.reference))
-        for item in retrieval.items[: info.max_reference_images]
-    )
-    return JobPlan(
-        job_id=job_id,
-        prompt_spec=prompt_spec,
-        retrieval=retrieval,
-        config=config,
-        seed=seed,
-        variations=variations,
-        model_id=info.id,
-        adapter=model.name,
-        references=references,
-        parent=refinement.parent if refinement else variation_of.parent if variation_of else None,
-        input_image=refinement.image if refinement else None,
-    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -215,6 +90,7 @@ def _ok(
             status="ok",
             finish_reason=response.finish_reason,
             attempts=attempts,
+            model_calls=attempts,  # each sent call is charged (ADR 0025)
             latency_s=round(time.perf_counter() - started, 3),
             variation=request.variation,
             prompt=request.prompt,
@@ -250,6 +126,7 @@ def _failed(
             error=message,
             finish_reason=reason,
             attempts=attempts,
+            model_calls=attempts,
             latency_s=round(time.perf_counter() - started, 3),
             variation=request.variation,
             prompt=request.prompt,

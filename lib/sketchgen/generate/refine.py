@@ -11,7 +11,7 @@ from pydantic import ValidationError
 from sketchgen.errors import InputError, NotFoundError
 from sketchgen.generate.config import GenerationConfig
 from sketchgen.generate.generator import GenerationResult, ImageGenerator
-from sketchgen.generate.pipeline import Refinement
+from sketchgen.generate.plan import Refinement
 from sketchgen.layout import METADATA_FILE
 from sketchgen.metadata import JobMetadata, ParentRef
 from sketchgen.schemas import (

@@ -130,8 +130,9 @@ class BatchRegeneration:
             refs: list[BatchRef] = []
             for job in group:
                 plan = self.stored.job_plan(job)
+                images = self.stored.images(plan)
                 refs.append(BatchRef(first=len(requests), submitted_at=utcnow()))
-                requests.extend(plan.request(int(i)) for i in sorted(job.sketches, key=int))
+                requests.extend(plan.request(int(i), images) for i in sorted(job.sketches, key=int))
             try:
                 name = self.model.submit_batch(requests, display_name=f"sketchgen-{run_id}")
             except ModelError as error:
@@ -179,7 +180,7 @@ class BatchRegeneration:
 
     def _collect(self, job: JobRecord, status: BatchStatus) -> None:
         assert job.batch is not None and status.results is not None
-        plan = self.stored.job_plan(job, load_images=False)
+        plan = self.stored.job_plan(job)
         with log_context(job_id=job.job_id):
             for index in sorted(int(i) for i in job.sketches):
                 position = job.batch.first + index

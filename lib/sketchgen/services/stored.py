@@ -1,8 +1,11 @@
-"""The stored job, shared by every capability: its plan as the pipeline's ``JobPlan``, a
-claimed sketch's outcome written back to it, and the finalising ``metadata.json``.
+"""The stored job, shared by every capability: its plan as stored at admission, the bytes a
+sketch is drawn with, a claimed sketch's outcome written back, and the final ``metadata.json``.
 
-Only the job document is read: whichever worker, collection or sweep finalises a job, and
-however many times, the metadata comes out byte for byte the same.
+The plan is made once, when the job is admitted (:func:`sketchgen.generate.plan.plan_job`),
+and stored with it (:func:`plan_record`); :meth:`StoredJobs.job_plan` reads it back without
+I/O and decides nothing again (ADR 0060). Only the job document is read to finalise:
+whichever worker, collection or sweep finalises a job, and however many times, the metadata
+comes out byte for byte the same.
 """
 
 from __future__ import annotations
@@ -16,12 +19,19 @@ from sketchgen import telemetry
 from sketchgen.errors import NotFoundError
 from sketchgen.generate.config import GenerationConfig
 from sketchgen.generate.models import resolve_model
-from sketchgen.generate.pipeline import JobPlan, SketchOutcome
-from sketchgen.jobs import JobRecord, PlanRecord, ReferenceEntry, SketchState, call_price_usd
+from sketchgen.generate.pipeline import SketchOutcome
+from sketchgen.generate.plan import (
+    JobPlan,
+    PlanImages,
+    job_metadata,
+    read_images,
+    sketch_prompts,
+)
+from sketchgen.jobs import JobRecord, PlanRecord, ReferenceEntry, SketchState, sketch_cost_usd
 from sketchgen.layout import input_key, metadata_key, sketch_file, sketch_key, style_reference_key
 from sketchgen.logs import get_logger, log_context
 from sketchgen.metadata import JobMetadata, SketchRecord
-from sketchgen.ports import BlobStore, JobStore, ReferencePart
+from sketchgen.ports import BlobStore, JobStore
 from sketchgen.schemas import ReferenceImage, RetrievalResult, ScoredReference
 from sketchgen.styles import StyleRegistry
 from sketchgen.styles.owned import is_user_style_id
@@ -29,13 +39,13 @@ from sketchgen.styles.owned import is_user_style_id
 if TYPE_CHECKING:
     from sketchgen.services.spending import SpendControl
 
-__all__ = ["SketchRecorder", "StoredJobs", "plan_record", "sketch_cost_usd"]
+__all__ = ["SketchRecorder", "StoredJobs", "plan_record"]
 
 log = get_logger(__name__)
 
 
 def plan_record(plan: JobPlan, *, style_version: str | None = None) -> PlanRecord:
-    """What of a fresh plan the job document keeps (reference paths relative to the styles)."""
+    """The plan as the job document keeps it (reference paths relative to the styles)."""
     return PlanRecord(
         style_version=style_version,
         seed=plan.seed,
@@ -52,18 +62,14 @@ def plan_record(plan: JobPlan, *, style_version: str | None = None) -> PlanRecor
             )
             for item in plan.retrieval.items
         ),
+        prompts=plan.prompts,
+        max_references=plan.max_references,
     )
 
 
-def sketch_cost_usd(job: JobRecord, model_calls: int) -> float:
-    """What one of ``job``'s sketches cost: every model call sent is charged
-    (:func:`sketchgen.jobs.call_price_usd`), whatever it answered."""
-    return round(model_calls * call_price_usd(job), 6)
-
-
 class StoredJobs:
-    """Reads a stored job back as a plan and finalises it (and, with ``spend``, settles
-    its owner's usage once: docs/decisions/0012)."""
+    """Reads a stored job's plan back and finalises it (and, with ``spend``, settles its
+    owner's usage once: docs/decisions/0012)."""
 
     def __init__(
         self,
@@ -78,77 +84,93 @@ class StoredJobs:
         self.styles = styles
         self.spend = spend
 
-    def job_plan(self, job: JobRecord, *, load_images: bool = True) -> JobPlan:
-        """The stored plan as the pipeline's ``JobPlan``; images are read only when drawing."""
-        request = job.request
+    def job_plan(self, job: JobRecord) -> JobPlan:
+        """The plan stored with ``job`` when it was admitted. No I/O, nothing planned again:
+        a document stored before the plan kept its prompts and reference cap gets them
+        derived here, once per read, from what it does keep (as the planner derived them)."""
+        stored, request = job.plan, job.request
         config = GenerationConfig(
             num_images=request.num_images,
             image_size=request.image_size,
             aspect_ratio=request.aspect_ratio,
-            model_name=job.plan.model_requested,
-            seed=job.plan.seed,
+            model_name=stored.model_requested,
+            seed=stored.seed,
             allow_text=request.allow_text,
         )
-        retrieval = self._retrieval(job)
-        references: tuple[ReferencePart, ...] = ()
-        input_image = None
-        if load_images:
-            cap = resolve_model(job.plan.model_id).max_reference_images
-            references = tuple(
-                ReferencePart(reference=r.reference, data=self._reference_bytes(r.reference))
-                for r in retrieval.items[:cap]
+        prompts = stored.prompts
+        if prompts is None or len(prompts) != len(stored.variations):
+            prompts = sketch_prompts(
+                stored.prompt_spec,
+                stored.variations,
+                allow_text=request.allow_text,
+                instruction=job.parent.instruction if job.parent else None,
             )
-            if job.parent is not None and job.parent.instruction is not None:
-                # A refinement redraws its stored input; variations (no instruction) draw afresh.
-                input_image = self.blobs.get(input_key(job.job_id))
         return JobPlan(
             job_id=job.job_id,
-            prompt_spec=job.plan.prompt_spec,
-            retrieval=retrieval,
+            prompt_spec=stored.prompt_spec,
+            retrieval=self._retrieval(job),
             config=config,
-            seed=job.plan.seed,
-            variations=job.plan.variations,
-            model_id=job.plan.model_id,
-            adapter=job.plan.adapter,
-            references=references,
+            seed=stored.seed,
+            variations=stored.variations,
+            prompts=prompts,
+            model_id=stored.model_id,
+            adapter=stored.adapter,
+            max_references=(
+                stored.max_references
+                if stored.max_references is not None
+                else resolve_model(stored.model_id).max_reference_images
+            ),
             parent=job.parent,
-            input_image=input_image,
+            batch=job.batch is not None,
         )
 
-    def _reference_bytes(self, reference: ReferenceImage) -> bytes:
-        # A user style's reference path is its (relative) blob key; a built-in's a file.
+    def images(self, plan: JobPlan) -> PlanImages:
+        """The bytes to draw ``plan``'s sketches with, each read once: its references (a
+        built-in's file, a user style's blob) and a refinement's stored input sketch."""
+        return read_images(
+            plan,
+            self._reference_bytes,
+            self.blobs.get(input_key(plan.job_id)) if plan.redraws_input else None,
+        )
+
+    def _reference_bytes(self, reference: ReferenceImage) -> bytes | None:
+        # A user style's reference path is its (relative) blob key, stored once by digest
+        # and never overwritten; a built-in's, a file under the styles root.
         if not Path(reference.path).is_absolute():
             return self.blobs.get(reference.path)
-        return Path(reference.path).read_bytes()
+        root = self.styles.root.resolve()
+        path = Path(reference.path).resolve()
+        if not path.is_relative_to(root) or not path.is_file():
+            log.warning("reference %s is gone; drawing without it", reference.path)
+            return None
+        data = path.read_bytes()
+        if hashlib.sha256(data).hexdigest() != reference.sha256:
+            log.warning("reference %s changed since the job was planned", reference.path)
+        return data
 
     def _retrieval(self, job: JobRecord) -> RetrievalResult:
+        """The stored references as the plan names them (no I/O): a user style's by its
+        blob key, a built-in's by its file under the styles root."""
         style_id = job.plan.prompt_spec.style_id
-        if is_user_style_id(style_id):
-            # Stored once by digest, never overwritten: the job's references are exactly
-            # what it was planned with, even after the style changed or was deleted.
-            return RetrievalResult(
-                style_id=style_id,
-                items=tuple(
-                    ScoredReference(
-                        reference=ReferenceImage(
-                            path=style_reference_key(style_id, e.sha256), sha256=e.sha256
+        user_style = is_user_style_id(style_id)
+        root = self.styles.root.absolute()
+        return RetrievalResult(
+            style_id=style_id,
+            items=tuple(
+                ScoredReference(
+                    reference=ReferenceImage(
+                        path=(
+                            style_reference_key(style_id, e.sha256)
+                            if user_style
+                            else str(root / e.path)
                         ),
-                        score=e.score,
-                    )
-                    for e in job.plan.references
-                ),
-            )
-        items = []
-        for entry in job.plan.references:
-            path = (self.styles.root / entry.path).resolve()
-            if not path.is_relative_to(self.styles.root.resolve()) or not path.is_file():
-                log.warning("reference %s is gone; drawing without it", entry.path)
-                continue
-            if hashlib.sha256(path.read_bytes()).hexdigest() != entry.sha256:
-                log.warning("reference %s changed since the job was planned", entry.path)
-            reference = ReferenceImage(path=str(path), sha256=entry.sha256)
-            items.append(ScoredReference(reference=reference, score=entry.score))
-        return RetrievalResult(style_id=job.plan.prompt_spec.style_id, items=tuple(items))
+                        sha256=e.sha256,
+                    ),
+                    score=e.score,
+                )
+                for e in job.plan.references
+            ),
+        )
 
     def finalize_job(self, job_id: str) -> JobRecord:
         """Write ``metadata.json`` (same shape as the library's) and set the final status.
@@ -177,41 +199,31 @@ class StoredJobs:
         return final
 
     def build_metadata(self, job: JobRecord) -> JobMetadata:
-        plan = self.job_plan(job, load_images=False)
-        sketches = [_sketch_record(job, int(i)) for i in sorted(job.sketches, key=int)]
-        return JobMetadata.build(
-            job_id=job.job_id,
-            prompt_spec=job.plan.prompt_spec,
-            retrieval=plan.retrieval,
-            config=plan.config_record(),
-            model=plan.model_record(
-                sketches, next((s.adapter for s in job.sketches.values() if s.adapter), None)
-            ),
-            sketches=sketches,
-            parent=job.parent,
-            regenerated_from=job.regenerated_from,
+        """``metadata.json`` from the stored plan and the sketches' states, by the one
+        function the library uses too (:func:`sketchgen.generate.plan.job_metadata`)."""
+        plan = self.job_plan(job)
+        return job_metadata(
+            plan,
+            [_sketch_record(plan, job, int(i)) for i in job.sketches],
             timestamp=job.created_at,
+            drawn_by=next((s.adapter for s in job.sketches.values() if s.adapter), None),
+            regenerated_from=job.regenerated_from,
             style_version=job.plan.style_version,
         )
 
 
-def _sketch_record(job: JobRecord, index: int) -> SketchRecord:
+def _sketch_record(plan: JobPlan, job: JobRecord, index: int) -> SketchRecord:
     state = job.sketch(index)
-    variation = job.plan.variations[index]
-    return SketchRecord(
-        index=index,
+    return plan.sketch(
+        index,
         file=sketch_file(index) if state.status == "ok" else None,
         status=state.status,
         error=state.error,
         finish_reason=state.finish_reason,
         attempts=state.attempts,
         latency_s=state.latency_s,
-        variation=variation,
-        prompt=job.plan.prompt_spec.prompt_for(variation, allow_text=job.request.allow_text),
-        seed=(job.plan.seed + index) % 2**31,
         model_used=state.model_used,
         qa=state.qa,
-        cost_usd=state.cost_usd,
         model_calls=state.model_calls,
     )
 

@@ -13,7 +13,7 @@ from pathlib import PurePath
 
 from sketchgen import telemetry
 from sketchgen.errors import ConflictError, InputError, NotFoundError
-from sketchgen.generate.pipeline import JobPlan, Refinement, VariationOf, plan_job
+from sketchgen.generate.plan import JobPlan, Refinement, VariationOf, plan_job
 from sketchgen.jobs import BatchRef, JobRecord, JobRequest
 from sketchgen.layout import METADATA_FILE, input_key, metadata_key, sketch_file, sketch_key
 from sketchgen.logs import get_logger, log_context
@@ -131,6 +131,8 @@ class JobService:
                 if references is not None
                 else self.catalog.retrieve(prompt_spec, style, top_k=3, owner_uid=owner_uid)
             )
+            # Planned once, here, without I/O (the references by path and hash); stored with
+            # the job, and read back as it is by whoever draws or finalises it (ADR 0060).
             plan = plan_job(
                 job_id=job_id,
                 prompt_spec=prompt_spec,
@@ -138,7 +140,6 @@ class JobService:
                 config=config,
                 model=self.model,
                 refinement=refinement,
-                read_reference=self.catalog.reference_bytes,
                 variation_of=variation_of,
             )
             job, created = self._store_job(
@@ -289,9 +290,7 @@ class JobService:
             request,
             idempotency_key=idempotency_key,
             refinement=refinement,
-            references=self._still_stored(
-                self.stored.job_plan(parent, load_images=False).retrieval
-            ),
+            references=self._still_stored(self.stored.job_plan(parent).retrieval),
             style_version=parent.plan.style_version,
         )
 
@@ -314,7 +313,8 @@ class JobService:
             raise InputError(
                 f"job {job_id} has no finished sketch {index}", field="index", allowed=made
             )
-        sketch_seed = (parent.plan.seed + index) % 2**31  # as JobPlan.request drew it
+        parent_plan = self.stored.job_plan(parent)
+        sketch_seed = parent_plan.seed_for(index)  # the seed the sketch was drawn with
         request = parent.request.model_copy(update={"num_images": num_images, "seed": sketch_seed})
         return self.submit_job(
             owner_uid,
@@ -324,7 +324,7 @@ class JobService:
                 parent=ParentRef(job_id=job_id, index=index),
                 variation=parent.plan.variations[index],
             ),
-            references=self.stored.job_plan(parent, load_images=False).retrieval,
+            references=parent_plan.retrieval,
             style_version=parent.plan.style_version,
         )
 

@@ -14,7 +14,7 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from sketchgen.clock import SYSTEM_CLOCK
 from sketchgen.errors import ModelError
 from sketchgen.generate.pipeline import SketchOutcome, draw_sketch
-from sketchgen.jobs import Claim, ClaimResult, JobRecord, SketchState
+from sketchgen.jobs import Claim, ClaimResult, JobRecord, SketchState, sketch_cost_usd
 from sketchgen.logs import get_logger, log_context
 from sketchgen.ports import (
     Clock,
@@ -26,10 +26,9 @@ from sketchgen.ports import (
     SyncImageModel,
     TaskQueue,
 )
-from sketchgen.pricing import price_per_image
 from sketchgen.quota import GatedModel, QuotaGate
 from sketchgen.services.config import ServiceConfig
-from sketchgen.services.stored import SketchRecorder, StoredJobs, sketch_cost_usd
+from sketchgen.services.stored import SketchRecorder, StoredJobs
 
 __all__ = ["SketchWorker"]
 
@@ -165,7 +164,10 @@ class SketchWorker:
             self.clock.sleep(min(self.config.lease_poll_s, remaining))
 
     def _draw_claimed(self, job: JobRecord, index: int, delivery: int) -> bool:
-        request = self.stored.job_plan(job).request(index)
+        # The plan stored when the job was admitted, as it is (nothing planned again); only
+        # the images it names are read, once, for this drawing.
+        plan = self.stored.job_plan(job)
+        request = plan.request(index, self.stored.images(plan))
         model: SyncImageModel = self.model
         if self.gate is not None:
             # The slot is taken last, right before the call: whatever ran before it (claim,
@@ -268,7 +270,7 @@ class _Meter:
             and not spend.admit_extra_call(
                 self.job.owner_uid,
                 self.job.job_id,
-                usd=price_per_image(self.job.plan.model_id, self.job.request.image_size),
+                usd=sketch_cost_usd(self.job, 1),  # this one call, by the one cost rule
             )
         ):
             raise ModelError(
