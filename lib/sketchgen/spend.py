@@ -1,7 +1,8 @@
 """Spend control: plans, per-user limits and the usage ledger's rules.
 
-Each user has one usage document (``usage/{uid}`` in Firestore, a row locally) holding the
-current UTC day's counters and the charge of every job not yet settled::
+Each user has one usage document (a row locally; in Firestore and in memory the sum of
+shards, :mod:`sketchgen.usage_shards`) holding the current UTC day's counters and the charge
+of every job not yet settled::
 
     {day, images_used, cost_usd, jobs: {job_id: {day, images, at, counts_active}}}
 

@@ -119,10 +119,15 @@ def plan_writes(
     changed: UsageDoc,
     limits: Limits | None,
     rng: random.Random,
+    avoid: frozenset[int] = frozenset(),
 ) -> dict[int, UsageShard] | None:
     """The shard documents to write so that their sum becomes ``changed`` (what a rule of
     :mod:`sketchgen.spend` made of :func:`combine` of ``shards``), each within its part of
-    ``limits``. None when no shard can take it as read (a race: read again)."""
+    ``limits``. None when no shard can take it as read (a race: read again).
+
+    A new job goes to another shard than those in ``avoid`` where one can take it: the
+    shards a lost race just wrote (each write, even a failed one, counts against a
+    document's rate)."""
     n = len(shards)
     day = changed.day
     views = [(s or UsageShard()).on(day) for s in shards]
@@ -161,6 +166,7 @@ def plan_writes(
         if not candidates:
             return None
         rng.shuffle(candidates)
+        candidates = [i for i in candidates if i not in avoid] or candidates
         fitting = [i for i in candidates if d_images <= 0 or room(i) >= d_images]
         target = (fitting or candidates)[0]
 
@@ -231,6 +237,7 @@ class ShardedUsageLedger(UsageLedger):
         *,
         reads_account: bool,
     ) -> T:
+        avoid: set[int] = set()
         for attempt in range(self.attempts):
             account, read = self._read(uid, account=reads_account)
             shards = [shard for shard, _ in read]
@@ -238,11 +245,13 @@ class ShardedUsageLedger(UsageLedger):
             changed, result = transition(who, combine(shards))
             if changed is None:
                 return result
-            writes = plan_writes(shards, changed, limits(who) if limits else None, self._rng)
-            if writes is not None and self._commit(
-                uid, {i: (shard, read[i][1]) for i, shard in writes.items()}
-            ):
-                return result
+            writes = plan_writes(
+                shards, changed, limits(who) if limits else None, self._rng, frozenset(avoid)
+            )
+            if writes is not None:
+                if self._commit(uid, {i: (shard, read[i][1]) for i, shard in writes.items()}):
+                    return result
+                avoid |= set(writes)  # lost a race there: try the other shards first
             # Up to ~1 s apart, as optimistic_update: a refused shard takes a write a second.
             self.clock.sleep(self._rng.uniform(0, 0.01 * 2 ** min(attempt, 7)))
         raise StorageError(f"the usage of {uid} is too contended to update, retry")

@@ -157,3 +157,29 @@ def test_a_new_day_starts_every_shard_with_nothing_used_or_lent() -> None:
 
 def _charge(images: int, day: str = DAY) -> JobCharge:
     return JobCharge(day=day, images=images, at=NOW)
+
+
+class LosesOnce(MemoryUsageLedger):
+    """A ledger whose first commit loses a race (another instance wrote those shards)."""
+
+    def __init__(self, seed: int) -> None:
+        super().__init__(rng=random.Random(seed))
+        self.commits: list[list[int]] = []
+
+    def _commit(self, uid, writes):  # type: ignore[no-untyped-def]
+        self.commits.append(sorted(writes))
+        if len(self.commits) == 1:
+            return False
+        return super()._commit(uid, writes)
+
+
+def test_after_a_lost_race_a_new_job_tries_another_shard() -> None:
+    """Each attempt on a shard counts against its write rate, even a failed one: a job that
+    lost a race goes to another shard with a free slot, not back to the one just written."""
+    limits = Limits(daily_images=200, active_jobs=8)
+    for seed in range(20):  # a random choice alone would take the same shard 1 time in 4
+        ledger = LosesOnce(seed)
+        assert ledger.reserve("u", "a", 6, limits, now=NOW).refused is None
+        first, second = ledger.commits
+        assert not set(first) & set(second), seed
+        assert ledger.usage("u").active_job_ids == ["a"]
