@@ -262,7 +262,8 @@ class DevTopology:
             ),
             "pubsub": emulator_command("pubsub", self.ports["pubsub"]),
             "storage": [
-                sys.executable, "-m", "gcp_storage_emulator", "start", "--host=127.0.0.1",
+                sys.executable, str(REPO / "dev" / "storage_emulator.py"), "start",
+                "--host=127.0.0.1",
                 f"--port={self.ports['storage']}", "--in-memory",
             ],
             "auth": self._auth_emulator_command(),

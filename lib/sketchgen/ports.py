@@ -246,6 +246,13 @@ class JobStore(Protocol):
 
     def get_job(self, job_id: str) -> JobRecord | None: ...
 
+    def get_sketch(self, job_id: str, index: int) -> SketchState | None:
+        """Sketch ``index`` as :meth:`get_job` would show it (None: no such job or sketch)
+        but without ``seq`` (its place among the job's ended sketches needs them all), where
+        the store can read it for less: what a worker re-reads every second while the model
+        draws, to notice a cancel."""
+        ...
+
     def claim_sketch(
         self, job_id: str, index: int, *, worker: str, lease_s: float, now: datetime | None = None
     ) -> ClaimResult:

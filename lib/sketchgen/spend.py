@@ -1,7 +1,8 @@
 """Spend control: plans, per-user limits and the usage ledger's rules.
 
-Each user has one usage document (``usage/{uid}`` in Firestore, a row locally) holding the
-current UTC day's counters and the charge of every job not yet settled::
+Each user has one usage document (a row locally; in Firestore and in memory the sum of
+shards, :mod:`sketchgen.usage_shards`) holding the current UTC day's counters and the charge
+of every job not yet settled::
 
     {day, images_used, cost_usd, jobs: {job_id: {day, images, at, counts_active}}}
 
@@ -14,7 +15,9 @@ the unsettled charges that count towards the cap (scheduled regeneration does no
 docs/decisions/0012).
 
 The rules are pure functions over :class:`UsageDoc` (like :mod:`sketchgen.quota`); a ledger
-only has to apply them atomically (:meth:`UsageLedger._update`).
+only has to apply them atomically (:meth:`UsageLedger._update`). In Firestore (and in memory)
+the document is split in shards so that a busy user's makes no hot document; the rules see
+their sum (:mod:`sketchgen.usage_shards`, docs/decisions/0051).
 """
 
 from __future__ import annotations
@@ -313,15 +316,26 @@ class UsageLedger(ABC):
     """Usage documents and accounts; the rules above applied atomically per user."""
 
     @abstractmethod
-    def _update(self, uid: str, transition: Callable[[UsageDoc], tuple[UsageDoc | None, T]]) -> T:
-        """Atomically: read the user's usage, apply ``transition``, write what it returns."""
+    def _update(
+        self,
+        uid: str,
+        transition: Callable[[UsageDoc], tuple[UsageDoc | None, T]],
+        limits: Limits | None = None,
+    ) -> T:
+        """Atomically: read the user's usage, apply ``transition``, write what it returns.
+        ``limits``: the ones ``transition`` holds the usage to (None: it never adds usage);
+        a sharded ledger holds each shard to its part of them."""
 
     @abstractmethod
     def _admit(
-        self, uid: str, transition: Callable[[Account, UsageDoc], tuple[UsageDoc | None, T]]
+        self,
+        uid: str,
+        transition: Callable[[Account, UsageDoc], tuple[UsageDoc | None, T]],
+        limits: Callable[[Account], Limits],
     ) -> T:
         """Atomically: read the user's account and usage (in one round trip where the store
-        allows), apply ``transition``, write the usage it returns. The account is only read."""
+        allows), apply ``transition``, write the usage it returns. The account is only read;
+        ``limits`` are the ones ``transition`` holds the usage to, for that account."""
 
     @abstractmethod
     def usage(self, uid: str) -> UsageDoc: ...
@@ -348,14 +362,20 @@ class UsageLedger(ABC):
             lambda doc: reserve_transition(
                 doc, job_id, images, limits, at, counts_active=counts_active
             ),
+            limits,
         )
 
     def admit(
-        self, uid: str, transition: Callable[[Account, UsageDoc], tuple[UsageDoc | None, T]]
+        self,
+        uid: str,
+        transition: Callable[[Account, UsageDoc], tuple[UsageDoc | None, T]],
+        *,
+        limits: Callable[[Account], Limits],
     ) -> T:
         """Decide on the user's account and usage together, and write the usage (a submission:
-        plan and limits from the account, the reservation in the usage)."""
-        return self._admit(uid, transition)
+        plan and limits from the account, the reservation in the usage). ``limits``: the
+        account's limits, the ones ``transition`` holds the usage to."""
+        return self._admit(uid, transition, limits)
 
     def forget(self, uid: str, *, now: datetime | None = None) -> None:
         """Drop the user's history (unsettled job charges, past days) but keep today's
@@ -381,7 +401,7 @@ class UsageLedger(ABC):
         self, uid: str, job_id: str, limits: Limits, *, now: datetime | None = None
     ) -> bool:
         at = now or datetime.now(UTC)
-        return self._update(uid, lambda doc: extra_call_transition(doc, job_id, limits, at))
+        return self._update(uid, lambda doc: extra_call_transition(doc, job_id, limits, at), limits)
 
     def settle(
         self, uid: str, job_id: str, *, refunded: int, cost_usd: float, now: datetime | None = None

@@ -204,6 +204,36 @@ class JobStoreContract:
         again = store.cancel_job(job.job_id)
         assert not again.accepted and not again.finalize
 
+    def test_one_sketch_reads_as_the_whole_job_shows_it(self, store: JobStore) -> None:
+        """``get_sketch`` (the worker's cancel check while the model draws) sees what
+        ``get_job`` sees of that sketch at every step — pending, claimed, ended, cancelled,
+        final — but its ``seq``, and nothing for a job or sketch that does not exist."""
+        job = make_job(n=3)
+        store.create_job(job)
+
+        def same() -> None:
+            whole = _job(store, job.job_id)
+            for i in range(3):
+                seen = whole.sketches[str(i)].model_copy(update={"seq": None})
+                assert store.get_sketch(job.job_id, i) == seen, i
+
+        same()
+        store.claim_sketch(job.job_id, 0, worker="a", lease_s=60)
+        store.claim_sketch(job.job_id, 1, worker="b", lease_s=60)
+        held = store.get_sketch(job.job_id, 0)
+        assert held is not None and held.status == "running" and held.lease_owner == "a"
+        same()
+        store.finish_sketch(job.job_id, 1, worker="b", state=ok())
+        same()
+        store.cancel_job(job.job_id)
+        cancelled = store.get_sketch(job.job_id, 0)
+        assert cancelled is not None and cancelled.status == "cancelled"
+        same()
+        store.complete_job(job.job_id, metadata_path="jobs/x/metadata.json")
+        same()
+        assert store.get_sketch(job.job_id, 3) is None
+        assert store.get_sketch("no-such-job", 0) is None
+
     def test_cancel_without_running_lets_started_sketches_finish(self, store: JobStore) -> None:
         job = make_job(n=3)
         store.create_job(job)

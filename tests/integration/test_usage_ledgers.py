@@ -69,9 +69,13 @@ def test_accounts_and_one_admission_over_account_and_usage(ledger: UsageLedger) 
         changed, result = reserve_transition(usage, "j", 3, limits, NOW)
         return changed, str(result.refused)
 
-    assert ledger.admit("u", admit) == "None" and ledger.usage("u").images_used == 3
+    def limits(account: Account) -> Limits:
+        return LIMITS.for_account(account)
+
+    assert ledger.admit("u", admit, limits=limits) == "None"
+    assert ledger.usage("u").images_used == 3
     with pytest.raises(NotEntitledError):
-        ledger.admit("free-user", admit)
+        ledger.admit("free-user", admit, limits=limits)
     assert ledger.usage("free-user") == UsageDoc()  # a refusal wrote nothing
 
 
@@ -88,6 +92,7 @@ def test_model_calls_and_uploads_are_charged_refused_and_refunded_alike(
             lambda _account, doc: charge_calls_transition(
                 doc, calls, 0.001 * sum(calls.values()), LIMITS, NOW, uploads=uploads, max_uploads=2
             ),
+            limits=lambda _account: LIMITS,
         ).refused
 
     assert charge({"describe": 1, "embed": 1}, uploads=1) is None
@@ -105,3 +110,28 @@ def test_model_calls_and_uploads_are_charged_refused_and_refunded_alike(
     # A new day: the calls and uploads start again from nothing.
     tomorrow = NOW + timedelta(days=1)
     assert ledger.usage("u").on(tomorrow.date().isoformat()).calls == {}
+
+
+def test_the_days_images_are_used_to_the_last_one_whatever_the_shards(
+    ledger: UsageLedger,
+) -> None:
+    """Reservations, settlements and extra calls that leave the day's images in fragments
+    (a sharded ledger holds each shard to a part of the limit): a job is admitted exactly
+    when the day has room for it, as with one document, and never past the limit."""
+    limits = Limits(daily_images=10, active_jobs=4)
+    assert ledger.reserve("u", "a", 3, limits, now=NOW).refused is None
+    assert ledger.reserve("u", "b", 3, limits, now=NOW).refused is None
+    assert ledger.settle("u", "a", refunded=3, cost_usd=0.0, now=NOW)  # a drew nothing
+    assert ledger.reserve("u", "c", 7, limits, now=NOW).refused is None  # 10 of 10
+    refused = ledger.reserve("u", "d", 1, limits, now=NOW)
+    assert refused.refused == "budget_exhausted" and refused.images_left == 0
+    assert not ledger.extra_call("u", "c", limits, now=NOW)
+    assert ledger.settle("u", "c", refunded=2, cost_usd=0.195, now=NOW)  # 2 never drawn
+    assert ledger.extra_call("u", "b", limits, now=NOW)
+    assert ledger.reserve("u", "e", 1, limits, now=NOW).refused is None  # 10 of 10 again
+    assert ledger.reserve("u", "f", 1, limits, now=NOW).refused == "budget_exhausted"
+    usage = ledger.usage("u")
+    assert usage.images_used == 10 and usage.active_job_ids == ["b", "e"]
+    assert usage.jobs["b"].images == 4 and usage.cost_usd == pytest.approx(0.195)
+    ledger.forget("u", now=NOW)
+    assert ledger.usage("u").images_used == 10 and ledger.usage("u").jobs == {}

@@ -161,6 +161,24 @@ def test_a_user_reads_only_their_own_account_and_usage(
     assert listing.status_code == 403
 
 
+def test_a_user_reads_and_lists_only_their_own_usage_shards(
+    as_user: UserClient, admin: httpx.Client, firestore_emulator: Emulator
+) -> None:
+    """The usage is usage/{uid} and its shards (docs/decisions/0051): the owner reads them
+    all, nobody else reads any, and no client writes one."""
+    shard = f"/usage/{ALICE}/shards/1"
+    assert admin.patch(shard, json={"fields": {"images_used": {"integerValue": "6"}}}).is_success
+    assert as_user(ALICE).get(shard).status_code == 200
+    assert as_user(ALICE).get(f"/usage/{ALICE}/shards").status_code == 200  # a listing
+    for other in (BOB, None):
+        assert as_user(other).get(shard).status_code == 403
+        assert as_user(other).get(f"/usage/{ALICE}/shards").status_code == 403
+    written = {"fields": {"images_used": {"integerValue": "0"}}}
+    assert as_user(ALICE).patch(shard, json=written).status_code == 403
+    assert as_user(ALICE).delete(shard).status_code == 403
+    assert admin.get(shard).json()["fields"]["images_used"]["integerValue"] == "6"
+
+
 @pytest.mark.parametrize("collection", ["accounts", "usage"])
 @pytest.mark.parametrize("uid", [ALICE, BOB, None])
 def test_no_client_writes_an_account_or_usage(

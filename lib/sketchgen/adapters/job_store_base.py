@@ -45,6 +45,16 @@ class TransactionalJobStore(ABC):
     def _update(self, job_id: str, transition: Transition[T]) -> T:
         """Atomically apply ``transition`` to the stored job and persist what it returns."""
 
+    @abstractmethod
+    def get_job(self, job_id: str) -> JobRecord | None: ...
+
+    def get_sketch(self, job_id: str, index: int) -> SketchState | None:
+        """One sketch as :meth:`get_job` shows it, without ``seq`` (a store that keeps each
+        sketch in its own document reads just that one and the job's)."""
+        job = self.get_job(job_id)
+        state = None if job is None else job.sketches.get(str(index))
+        return None if state is None else state.model_copy(update={"seq": None})
+
     def claim_sketch(
         self, job_id: str, index: int, *, worker: str, lease_s: float, now: datetime | None = None
     ) -> ClaimResult:

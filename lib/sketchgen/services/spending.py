@@ -121,13 +121,13 @@ class SpendControl:
             )
             return changed, _Admission(result, limits)
 
-        admission = self.ledger.admit(uid, decide)
+        admission = self.ledger.admit(uid, decide, limits=self._limits)
         if admission.result.refused == "too_many_active_jobs" and finished is not None:
             ended = finished(admission.result.active_job_ids)
             if ended:
                 for job in ended:
                     self.settle_job(job)
-                admission = self.ledger.admit(uid, decide)
+                admission = self.ledger.admit(uid, decide, limits=self._limits)
         result, limits = admission.result, admission.limits
         if result.refused is None and self.ceiling is not None:
             # After the user's own limits (a user at their cap must not use up the
@@ -189,7 +189,7 @@ class SpendControl:
             )
             return changed, _CallAdmission(charge, limits)
 
-        admission = self.ledger.admit(uid, decide)
+        admission = self.ledger.admit(uid, decide, limits=self._limits)
         charge, limits = admission.charge, admission.limits
         retry_after = seconds_to_next_day(datetime.now(UTC))
         if charge.refused == "too_many_uploads":

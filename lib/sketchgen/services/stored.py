@@ -309,8 +309,9 @@ class SketchRecorder:
 
     def still_held(self, job_id: str, index: int) -> bool:
         """One read before the PNG is written: does this worker still hold the sketch?"""
-        current = self.jobs.get_job(job_id)
-        if current is None or str(index) not in current.sketches:
-            return False
-        state = current.sketch(index)
-        return state.status == "running" and state.lease_owner == self.worker_id
+        state = self.jobs.get_sketch(job_id, index)
+        return (
+            state is not None
+            and state.status == "running"
+            and (state.lease_owner == self.worker_id)
+        )

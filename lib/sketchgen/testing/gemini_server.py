@@ -33,6 +33,7 @@ from __future__ import annotations
 import argparse
 import base64
 import contextlib
+import functools
 import io
 import json
 import random
@@ -80,6 +81,16 @@ class RecordedRequest:
     at: float
 
 
+@functools.lru_cache(maxsize=16)
+def _paper(size: tuple[int, int]) -> Image.Image:
+    """The gradient paper every image of a size starts from, made once: made per answer (in
+    float64, ~40 MB of temporaries at 1024 px) it was most of this server's CPU in a burst of
+    120 answers, more than the service it stands in front of (docs/BENCHMARKS.md, Burst)."""
+    gradient = np.linspace(170, 240, size[1], dtype=np.float32)[:, None] * np.ones((1, size[0]))
+    pixels = np.stack([gradient, gradient * 0.98, gradient * 0.93], axis=-1).astype(np.uint8)
+    return Image.fromarray(pixels, "RGB")
+
+
 def offspec_png(prompt: str, aspect_ratio: str, image_size: str, seed: int) -> bytes:
     """What a real model might return before finishing: colour, gradient paper, speckle.
 
@@ -92,9 +103,7 @@ def offspec_png(prompt: str, aspect_ratio: str, image_size: str, seed: int) -> b
     else:
         size = (max(1, round(long_side * w_ratio / h_ratio)), long_side)
     rng = random.Random(f"{seed}|{prompt}")
-    gradient = np.linspace(170, 240, size[1], dtype=np.float32)[:, None] * np.ones((1, size[0]))
-    pixels = np.stack([gradient, gradient * 0.98, gradient * 0.93], axis=-1).astype(np.uint8)
-    image = Image.fromarray(pixels, "RGB")
+    image = _paper(size).copy()
     draw = ImageDraw.Draw(image)
     s = min(size) / 1024
     cx, cy = size[0] * rng.uniform(0.35, 0.65), size[1] * rng.uniform(0.4, 0.6)
@@ -110,6 +119,14 @@ def offspec_png(prompt: str, aspect_ratio: str, image_size: str, seed: int) -> b
     buffer = io.BytesIO()
     Image.fromarray(noise).save(buffer, format="PNG", compress_level=1)
     return buffer.getvalue()
+
+
+class _Server(ThreadingHTTPServer):
+    # A class attribute: the constructor listens, so one set on the instance comes too late
+    # (it was, and the backlog stayed at 5: in a burst of 32 calls the rest were dropped and
+    # their clients retried 1 s and 3 s later; docs/BENCHMARKS.md, Burst).
+    request_queue_size = 1024
+    daemon_threads = True
 
 
 @dataclass
@@ -207,9 +224,7 @@ class FakeGeminiServer:
         return f"http://{self.host}:{self._server.server_address[1]}"
 
     def start(self) -> FakeGeminiServer:
-        server = ThreadingHTTPServer((self.host, self.port), _handler_for(self))
-        server.daemon_threads = True
-        server.request_queue_size = 128
+        server = _Server((self.host, self.port), _handler_for(self))
         self._server = server
         threading.Thread(target=server.serve_forever, daemon=True, name="fake-gemini").start()
         return self

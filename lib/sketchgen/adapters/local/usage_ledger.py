@@ -1,51 +1,67 @@
-"""Local usage ledgers: ``MemoryUsageLedger`` (one process) and ``SqliteUsageLedger`` (a file,
-shared by every process that opens it: ``BEGIN IMMEDIATE`` serialises the read-modify-write).
+"""Local usage ledgers: ``MemoryUsageLedger`` (one process; the usage in shards, as in
+Firestore: :mod:`sketchgen.usage_shards`) and ``SqliteUsageLedger`` (a file, shared by every
+process that opens it: ``BEGIN IMMEDIATE`` serialises the read-modify-write of one row per
+user; a file has no per-document write limit to spread).
 """
 
 from __future__ import annotations
 
 import json
+import random
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
+from sketchgen.clock import SYSTEM_CLOCK
 from sketchgen.errors import StorageError
-from sketchgen.spend import Account, UsageDoc, UsageLedger
+from sketchgen.ports import Clock
+from sketchgen.spend import Account, Limits, UsageDoc, UsageLedger
+from sketchgen.usage_shards import ShardedUsageLedger, UsageShard
 
 __all__ = ["MemoryUsageLedger", "SqliteUsageLedger"]
 
 T = TypeVar("T")
 
 
-class MemoryUsageLedger(UsageLedger):
-    def __init__(self) -> None:
-        self._usage: dict[str, UsageDoc] = {}
+class MemoryUsageLedger(ShardedUsageLedger):
+    """The usage in the same shards as Firestore's (so the shard rules run wherever the
+    ledgers' contract does), each with a version, committed under one lock."""
+
+    def __init__(self, *, clock: Clock = SYSTEM_CLOCK, rng: random.Random | None = None) -> None:
+        super().__init__(clock=clock, rng=rng)
+        self._shards: dict[tuple[str, int], tuple[UsageShard, int]] = {}
         self._accounts: dict[str, Account] = {}
         self._lock = threading.Lock()
+        self._version = 0
 
-    def _update(self, uid: str, transition: Callable[[UsageDoc], tuple[UsageDoc | None, T]]) -> T:
+    def _read(
+        self, uid: str, *, account: bool
+    ) -> tuple[Account | None, list[tuple[UsageShard | None, Any]]]:
         with self._lock:
-            changed, result = transition(self._usage.get(uid, UsageDoc()))
-            if changed is not None:
-                self._usage[uid] = changed
-            return result
+            who = self._accounts.get(uid, Account()) if account else None
+            read: list[tuple[UsageShard | None, Any]] = [
+                self._shards.get((uid, i), (None, None)) for i in range(self.shards)
+            ]
+            return who, read
 
-    def _admit(
-        self, uid: str, transition: Callable[[Account, UsageDoc], tuple[UsageDoc | None, T]]
-    ) -> T:
+    def _commit(self, uid: str, writes: dict[int, tuple[UsageShard, Any]]) -> bool:
         with self._lock:
-            account = self._accounts.get(uid, Account())
-            changed, result = transition(account, self._usage.get(uid, UsageDoc()))
-            if changed is not None:
-                self._usage[uid] = changed
-            return result
+            current = {i: self._shards.get((uid, i), (None, None))[1] for i in writes}
+            if any(current[i] != version for i, (_, version) in writes.items()):
+                return False
+            if not self._admitted(uid, sorted(writes)):
+                return False
+            for i, (shard, _) in writes.items():
+                self._version += 1
+                self._shards[(uid, i)] = (shard, self._version)
+            return True
 
-    def usage(self, uid: str) -> UsageDoc:
-        with self._lock:
-            return self._usage.get(uid, UsageDoc())
+    def _admitted(self, uid: str, shards: list[int]) -> bool:
+        """Whether the store takes this commit (a test's contention model says no)."""
+        return True
 
     def account(self, uid: str) -> Account:
         with self._lock:
@@ -98,12 +114,22 @@ class SqliteUsageLedger(UsageLedger):
         row = db.execute(f"SELECT doc FROM {table} WHERE uid = ?", (uid,)).fetchone()  # noqa: S608 - fixed tables
         return str(row[0]) if row else None
 
-    def _update(self, uid: str, transition: Callable[[UsageDoc], tuple[UsageDoc | None, T]]) -> T:
-        return self._admit(uid, lambda _, usage: transition(usage))
+    def _update(
+        self,
+        uid: str,
+        transition: Callable[[UsageDoc], tuple[UsageDoc | None, T]],
+        limits: Limits | None = None,
+    ) -> T:
+        return self._admit(uid, lambda _, usage: transition(usage), lambda _: limits)
 
     def _admit(
-        self, uid: str, transition: Callable[[Account, UsageDoc], tuple[UsageDoc | None, T]]
+        self,
+        uid: str,
+        transition: Callable[[Account, UsageDoc], tuple[UsageDoc | None, T]],
+        limits: Callable[[Account], Limits | None] | None = None,
     ) -> T:
+        # One transaction over the whole file (BEGIN IMMEDIATE): one row per user, no limit
+        # to hold per part, so ``limits`` is not needed.
         with self._transaction() as db:
             raw = self._read(db, "usage", uid)
             current = UsageDoc.model_validate_json(raw) if raw else UsageDoc()
