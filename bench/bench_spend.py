@@ -38,8 +38,8 @@ def _measure(spend_on: bool, *, daily: int = 10**6) -> dict[str, float]:
     from sketchgen.adapters.local.blob_store import LocalBlobStore
     from sketchgen.api.auth import DevAuthenticator
     from sketchgen.api.http import Api
+    from sketchgen.bootstrap import assemble
     from sketchgen.generate.offline import OfflineSketchAdapter
-    from sketchgen.services import SketchService
     from sketchgen.services.spending import SpendControl, SpendLimits
     from sketchgen.styles import PACKAGED_STYLES_DIR, StyleRegistry
 
@@ -56,7 +56,7 @@ def _measure(spend_on: bool, *, daily: int = 10**6) -> dict[str, float]:
         else None
     )
     with tempfile.TemporaryDirectory() as blobs:
-        service = SketchService.from_ports(
+        service = assemble(
             jobs=FirestoreJobStore(client),
             blobs=LocalBlobStore(Path(blobs)),
             queue=Collecting(),

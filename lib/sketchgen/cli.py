@@ -713,7 +713,8 @@ def _serve(args: argparse.Namespace) -> int:
     from sketchgen import bootstrap
 
     _use_local_service(args.data_dir, args.offline)
-    bootstrap.check_deployment_safety()  # dev auth is the default here: never in the cloud
+    # dev auth is the default here: never in the cloud
+    bootstrap.check_deployment_safety(bootstrap.current_settings())
     app = bootstrap.api()
     service = bootstrap.service()  # build now so a bad setting fails before the port opens
     ended = end_interrupted_jobs(service)

@@ -1,5 +1,6 @@
 import base64
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -8,6 +9,7 @@ from flask.testing import FlaskClient
 from sketchgen import bootstrap
 from sketchgen.adapters.local.blob_store import LocalBlobStore
 from sketchgen.adapters.local.job_store import MemoryJobStore
+from sketchgen.bootstrap import assemble
 from sketchgen.jobs import JobRequest
 from sketchgen.services import ServiceConfig, SketchService
 from sketchgen.styles import StyleRegistry
@@ -16,8 +18,8 @@ from tests.helpers.fakes import CollectingQueue, FakeImageModel
 
 
 @pytest.fixture
-def service(local_env: Path, monkeypatch: pytest.MonkeyPatch) -> SketchService:
-    built = SketchService.from_ports(
+def service(local_env: Path) -> Iterator[SketchService]:
+    built = assemble(
         jobs=MemoryJobStore(),
         blobs=LocalBlobStore(local_env / "blobs"),
         queue=CollectingQueue(),
@@ -25,8 +27,9 @@ def service(local_env: Path, monkeypatch: pytest.MonkeyPatch) -> SketchService:
         styles=StyleRegistry(),
         config=ServiceConfig(lease_wait_s=0),
     )
-    monkeypatch.setattr(bootstrap, "_service", built)
-    return built
+    bootstrap.use_service(built)
+    yield built
+    bootstrap.reset()
 
 
 @pytest.fixture

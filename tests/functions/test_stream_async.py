@@ -42,13 +42,16 @@ class Instance:
 
     def serve(self, *, user_streams: int) -> None:
         """The function's own API, on a store that counts listeners, quick heartbeats."""
-        bootstrap._apis[ROUTES] = Api(
-            lambda: self.service,
-            DevAuthenticator,
-            routes=ROUTES,
-            cors_origins=["https://app.example"],
-            heartbeat_s=0.3,
-            user_streams=user_streams,
+        bootstrap.serve_api(
+            ROUTES,
+            Api(
+                lambda: self.service,
+                DevAuthenticator,
+                routes=ROUTES,
+                cors_origins=["https://app.example"],
+                heartbeat_s=0.3,
+                user_streams=user_streams,
+            ),
         )
 
     def job(self, n: int = 3, owner: str = "alice") -> str:

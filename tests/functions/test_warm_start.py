@@ -44,7 +44,7 @@ def test_importing_main_builds_the_service_but_no_grpc_client(
     cloud_env: Path, name: str, target: str
 ) -> None:
     function_client(name, target)
-    built = bootstrap._service
+    built = bootstrap.built()
     assert built is not None  # settings, adapters, styles, retriever: built at import
     assert isinstance(built.jobs, FirestoreJobStore) and isinstance(built.queue, PubSubTaskQueue)
     assert "google.cloud.firestore" in sys.modules and "google.cloud.pubsub_v1" in sys.modules
@@ -74,4 +74,4 @@ def test_a_broken_style_does_not_keep_the_instance_from_starting(
     monkeypatch.setenv("SKETCHGEN_STYLES_DIR", str(styles))
     bootstrap.reset()
     function_client("generate", "generate")  # starts: the broken style is only logged
-    assert bootstrap._service is not None
+    assert bootstrap.built() is not None

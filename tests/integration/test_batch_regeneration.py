@@ -14,6 +14,7 @@ import pytest
 from sketchgen.adapters.local.blob_store import LocalBlobStore
 from sketchgen.adapters.local.job_store import MemoryJobStore
 from sketchgen.api.push import handle_regenerate
+from sketchgen.bootstrap import assemble
 from sketchgen.errors import NoImageError
 from sketchgen.generate.nano_banana import NanoBananaAdapter
 from sketchgen.generate.retry import RetryPolicy
@@ -36,7 +37,7 @@ def gemini() -> Iterator[FakeGeminiServer]:
 
 @pytest.fixture
 def service(gemini: FakeGeminiServer, tmp_path: Path) -> SketchService:
-    return SketchService.from_ports(
+    return assemble(
         jobs=MemoryJobStore(),
         blobs=LocalBlobStore(tmp_path / "blobs"),
         queue=CollectingQueue(),

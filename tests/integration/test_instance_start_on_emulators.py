@@ -43,7 +43,7 @@ def cloud_env(
 
 def test_healthy_only_once_the_clients_are_connected(cloud_env: Path) -> None:
     client = function_client("generate", "generate")
-    built = bootstrap._service
+    built = bootstrap.built()
     assert built is not None and isinstance(built.queue, PubSubTaskQueue)
     assert _firestore._client.cache_info().currsize == 0  # nothing connected at import
     assert built.queue._publisher is None
@@ -67,7 +67,7 @@ def test_unhealthy_while_connecting(cloud_env: Path, monkeypatch: pytest.MonkeyP
     silent.bind(("127.0.0.1", 0))
     silent.listen(8)
     monkeypatch.setenv("FIRESTORE_EMULATOR_HOST", f"127.0.0.1:{silent.getsockname()[1]}")
-    monkeypatch.setattr(bootstrap, "_CONNECT_TIMEOUT_S", 4.0)
+    monkeypatch.setattr(bootstrap.instance, "CONNECT_TIMEOUT_S", 4.0)
     try:
         client = function_client("generate", "generate")
         started = time.monotonic()

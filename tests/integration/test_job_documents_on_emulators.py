@@ -16,6 +16,7 @@ from google.cloud import firestore
 from dev.processes import free_port
 from sketchgen.adapters.gcp.firestore_job_store import FirestoreJobStore
 from sketchgen.adapters.local.blob_store import LocalBlobStore
+from sketchgen.bootstrap import assemble
 from sketchgen.jobs import JobRequest
 from sketchgen.services import ServiceConfig, SketchService
 from sketchgen.styles import StyleRegistry
@@ -39,7 +40,7 @@ def contended(firestore_emulator: str) -> Iterator[tuple[firestore.Client, Conte
 
 
 def _service(client: firestore.Client, model: FakeImageModel, root: Path) -> SketchService:
-    return SketchService.from_ports(
+    return assemble(
         jobs=FirestoreJobStore(client), blobs=LocalBlobStore(root), queue=CollectingQueue(),
         model=model, styles=StyleRegistry(), config=ServiceConfig(lease_s=30, lease_wait_s=30),
     )  # fmt: skip

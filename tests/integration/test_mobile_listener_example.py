@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from sketchgen.adapters.gcp.firestore_job_store import FirestoreJobStore
+from sketchgen.bootstrap import assemble
 from sketchgen.jobs import JobRequest, SketchState
-from sketchgen.services import SketchService
 from sketchgen.styles import StyleRegistry
 from tests.helpers.fakes import CollectingQueue, FakeImageModel
 
@@ -41,7 +41,7 @@ def test_listener_sees_each_sketch_end_then_the_final_state(
     from sketchgen.adapters.local.blob_store import LocalBlobStore
 
     client = firestore.Client(project=PROJECT)
-    service = SketchService.from_ports(
+    service = assemble(
         jobs=FirestoreJobStore(client), blobs=LocalBlobStore(tmp_path), queue=CollectingQueue(),
         model=FakeImageModel(), styles=StyleRegistry(),
     )  # fmt: skip

@@ -20,6 +20,7 @@ from google.cloud import firestore
 from sketchgen.adapters.gcp.firestore_job_store import FirestoreJobStore
 from sketchgen.adapters.gcp.firestore_usage_ledger import FirestoreUsageLedger
 from sketchgen.adapters.local.blob_store import LocalBlobStore
+from sketchgen.bootstrap import assemble
 from sketchgen.errors import NoImageError
 from sketchgen.generate.retry import RetryPolicy
 from sketchgen.jobs import JobRequest
@@ -137,7 +138,7 @@ def test_refunds_happen_once_however_often_a_message_is_delivered(
     def instance() -> SketchService:
         # Each with its own Firestore client, as two worker instances have.
         client = firestore.Client(project=project)
-        return SketchService.from_ports(
+        return assemble(
             jobs=FirestoreJobStore(client),
             blobs=LocalBlobStore(tmp_path / "blobs"),
             queue=CollectingQueue(),

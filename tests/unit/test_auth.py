@@ -29,6 +29,7 @@ from sketchgen.adapters.local.blob_store import LocalBlobStore
 from sketchgen.adapters.local.job_store import MemoryJobStore
 from sketchgen.api.auth import AuthError, AuthUnavailableError, FirebaseAuthenticator
 from sketchgen.api.http import Api
+from sketchgen.bootstrap import assemble
 from sketchgen.errors import ConfigError
 from sketchgen.services import SketchService
 from sketchgen.styles import StyleRegistry
@@ -241,7 +242,7 @@ REFUSED: dict[str, tuple[Callable[[dict[str, Key]], str], str]] = {
 
 @pytest.fixture
 def world(tmp_path: Path) -> SketchService:
-    return SketchService.from_ports(
+    return assemble(
         jobs=MemoryJobStore(),
         blobs=LocalBlobStore(tmp_path / "blobs"),
         queue=CollectingQueue(),
@@ -492,12 +493,12 @@ def test_the_cloud_refuses_local_sign_in(
 ) -> None:
     for name, value in env.items():
         firebase_env.setenv(name, value)
-    bootstrap.check_deployment_safety()  # not in the cloud: fine
+    bootstrap.check_deployment_safety(bootstrap.current_settings())  # not in the cloud: fine
     bootstrap.build_authenticator()
     firebase_env.setenv("K_SERVICE", "generate")
     bootstrap.reset()
     with pytest.raises(ConfigError) as refused:
-        bootstrap.check_deployment_safety()
+        bootstrap.check_deployment_safety(bootstrap.current_settings())
     assert refused.value.field == variable
     with pytest.raises(ConfigError):
         bootstrap.build_authenticator()
@@ -505,5 +506,5 @@ def test_the_cloud_refuses_local_sign_in(
 
 def test_the_cloud_accepts_real_sign_in(firebase_env: pytest.MonkeyPatch) -> None:
     firebase_env.setenv("K_SERVICE", "generate")
-    bootstrap.check_deployment_safety()
+    bootstrap.check_deployment_safety(bootstrap.current_settings())
     assert isinstance(bootstrap.build_authenticator(), FirebaseAuthenticator)

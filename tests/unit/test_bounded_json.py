@@ -15,8 +15,8 @@ from sketchgen.adapters.local.job_store import MemoryJobStore
 from sketchgen.api.auth import AuthError, FirebaseAuthenticator
 from sketchgen.api.http import Api
 from sketchgen.api.push import decode_pubsub_data
+from sketchgen.bootstrap import assemble
 from sketchgen.bounded_json import MAX_JSON_DEPTH, JsonTooDeepError
-from sketchgen.services import SketchService
 from sketchgen.styles import StyleRegistry
 from tests.helpers.fakes import CollectingQueue, FakeImageModel
 from tests.helpers.responses import json_of
@@ -52,7 +52,7 @@ def test_at_the_limit_parses_and_one_past_is_refused() -> None:
 def client(tmp_path: object) -> Client:
     from pathlib import Path
 
-    service = SketchService.from_ports(
+    service = assemble(
         jobs=MemoryJobStore(), blobs=LocalBlobStore(Path(str(tmp_path)) / "b"),
         queue=CollectingQueue(), model=FakeImageModel(), styles=StyleRegistry(),
     )  # fmt: skip

@@ -13,6 +13,7 @@ import pytest
 from sketchgen.adapters.local.blob_store import LocalBlobStore
 from sketchgen.adapters.local.job_store import MemoryJobStore
 from sketchgen.adapters.local.usage_ledger import MemoryUsageLedger
+from sketchgen.bootstrap import assemble
 from sketchgen.errors import LimitError, TransientModelError
 from sketchgen.generate.retry import RetryPolicy
 from sketchgen.jobs import JobRequest
@@ -41,7 +42,7 @@ def make_service(
             cancel_poll_s=0.02,
             retry=RetryPolicy(max_attempts=retries, initial_delay_s=0.0, max_delay_s=0.0),
         )
-        return SketchService.from_ports(
+        return assemble(
             jobs=MemoryJobStore(),
             blobs=LocalBlobStore(tmp_path / "blobs"),
             queue=CollectingQueue(),
@@ -145,7 +146,7 @@ def test_a_call_past_the_deployments_ceiling_is_not_made(
     # deployment's ceiling although the user's own day would have allowed it.
     ceiling = MemoryDeploymentCeiling(2 * PRICE + 0.001)
     model = FakeImageModel(failures={0: lambda: TransientModelError("busy", status=503)})
-    service = SketchService.from_ports(
+    service = assemble(
         jobs=MemoryJobStore(),
         blobs=LocalBlobStore(tmp_path / "blobs"),
         queue=CollectingQueue(),

@@ -10,7 +10,8 @@ import pytest
 from werkzeug.test import Client
 
 from sketchgen.api.routes_web import FIREBASE_AUTH_ORIGINS, page_headers
-from sketchgen.bootstrap import _connect_origins, build_api, build_service
+from sketchgen.bootstrap import build_api, build_service
+from sketchgen.bootstrap.edge import _connect_origins
 from sketchgen.jobs import JobRequest
 from sketchgen.services import SketchService
 from sketchgen.settings import Settings

@@ -19,8 +19,8 @@ from sketchgen.adapters.local.blob_store import LocalBlobStore
 from sketchgen.adapters.local.job_store import MemoryJobStore
 from sketchgen.api.auth import DevAuthenticator
 from sketchgen.api.http import Api
+from sketchgen.bootstrap import assemble
 from sketchgen.jobs import JobRequest
-from sketchgen.services import SketchService
 from sketchgen.styles import StyleRegistry
 from tests.helpers.fakes import CollectingQueue, FakeImageModel, published
 
@@ -54,7 +54,7 @@ class WatchedBlobs:
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Client, WatchedBlobs, str]]:
     root = tmp_path_factory.mktemp("fuzz")
     blobs = WatchedBlobs(LocalBlobStore(root / "blobs"))
-    service = SketchService.from_ports(
+    service = assemble(
         jobs=MemoryJobStore(), blobs=blobs, queue=CollectingQueue(),
         model=FakeImageModel(), styles=StyleRegistry(),
     )  # fmt: skip

@@ -16,6 +16,7 @@ from sketchgen.adapters.local.job_store import MemoryJobStore, SqliteJobStore
 from sketchgen.adapters.local.usage_ledger import MemoryUsageLedger
 from sketchgen.api.auth import DevAuthenticator
 from sketchgen.api.http import Api
+from sketchgen.bootstrap import assemble
 from sketchgen.generate.retry import RetryPolicy
 from sketchgen.ports import JobStore
 from sketchgen.services import ServiceConfig, SketchService
@@ -38,7 +39,7 @@ def make_client(
         jobs: JobStore = (
             MemoryJobStore() if request.param == "memory" else SqliteJobStore(tmp_path / "j.db")
         )
-        service = SketchService.from_ports(
+        service = assemble(
             jobs=jobs,
             blobs=LocalBlobStore(tmp_path / "blobs"),
             queue=CollectingQueue(),

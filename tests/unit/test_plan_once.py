@@ -12,6 +12,7 @@ import pytest
 
 from sketchgen.adapters.local.blob_store import LocalBlobStore
 from sketchgen.adapters.local.job_store import MemoryJobStore
+from sketchgen.bootstrap import assemble
 from sketchgen.generate import GenerationConfig, ImageGenerator
 from sketchgen.generate.plan import plan_job
 from sketchgen.generate.retry import RetryPolicy
@@ -63,7 +64,7 @@ def make_service(
     tmp_path: Path, style_registry: StyleRegistry, clock: FakeClock
 ) -> Callable[..., SketchService]:
     def make(model: FakeImageModel | None = None, blobs: Any = None) -> SketchService:
-        return SketchService.from_ports(
+        return assemble(
             clock=clock,
             jobs=MemoryJobStore(clock=clock),
             blobs=blobs or LocalBlobStore(tmp_path / "blobs"),

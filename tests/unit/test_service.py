@@ -13,6 +13,7 @@ import pytest
 from sketchgen.adapters.local.blob_store import LocalBlobStore
 from sketchgen.adapters.local.job_store import MemoryJobStore
 from sketchgen.adapters.local.quota_gate import MemoryQuotaGate
+from sketchgen.bootstrap import assemble
 from sketchgen.clock import SystemClock
 from sketchgen.errors import ConflictError, NoImageError, NotFoundError, TransientModelError
 from sketchgen.generate.retry import RetryPolicy
@@ -48,7 +49,7 @@ def make_service(
         gate=None,
         clock: FakeClock | SystemClock = clock,
     ) -> SketchService:
-        return SketchService.from_ports(
+        return assemble(
             gate=gate,
             clock=clock,
             jobs=MemoryJobStore(clock=clock),

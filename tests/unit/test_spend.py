@@ -17,6 +17,7 @@ from sketchgen.adapters.local.usage_ledger import MemoryUsageLedger, SqliteUsage
 from sketchgen.api.auth import DevAuthenticator
 from sketchgen.api.http import Api
 from sketchgen.api.stream_slots import StreamSlots
+from sketchgen.bootstrap import assemble
 from sketchgen.errors import LimitError, NoImageError, NotEntitledError
 from sketchgen.generate.retry import RetryPolicy
 from sketchgen.jobs import JobRequest
@@ -50,7 +51,7 @@ def make_service(
     def make(
         model: FakeImageModel | None = None, *, daily: int = 10, active: int = 2
     ) -> SketchService:
-        return SketchService.from_ports(
+        return assemble(
             jobs=MemoryJobStore(),
             blobs=LocalBlobStore(tmp_path / "blobs"),
             queue=CollectingQueue(),

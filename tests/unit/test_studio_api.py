@@ -18,6 +18,7 @@ from sketchgen.adapters.local.favourite_store import SqliteFavouriteStore
 from sketchgen.adapters.local.job_store import SqliteJobStore
 from sketchgen.api.auth import DevAuthenticator
 from sketchgen.api.http import Api
+from sketchgen.bootstrap import assemble
 from sketchgen.generate import OfflineSketchAdapter
 from sketchgen.layout import job_prefix
 from sketchgen.services import SketchService
@@ -32,7 +33,7 @@ BOB = {"Authorization": "Bearer dev:bob"}
 @pytest.fixture
 def world(tmp_path: Path) -> Iterator[tuple[Client, SketchService]]:
     db = tmp_path / "jobs.sqlite3"
-    service = SketchService.from_ports(
+    service = assemble(
         jobs=SqliteJobStore(db),
         blobs=LocalBlobStore(tmp_path / "blobs"),
         queue=CollectingQueue(),

@@ -19,6 +19,7 @@ from PIL import Image
 
 from sketchgen.adapters.local.blob_store import LocalBlobStore
 from sketchgen.adapters.local.job_store import MemoryJobStore
+from sketchgen.bootstrap import assemble
 from sketchgen.errors import OffStyleError
 from sketchgen.finish import RULES, finish_sketch, finish_sketch_with_qa, guard_sketch, measure
 from sketchgen.generate import GenerationConfig, ImageGenerator, RetryPolicy
@@ -30,7 +31,7 @@ from sketchgen.ports import ImageRequest, ImageResponse
 from sketchgen.prompt import PromptCompiler
 from sketchgen.references import ImageRetriever
 from sketchgen.schemas import Style, Variation
-from sketchgen.services import ServiceConfig, SketchService
+from sketchgen.services import ServiceConfig
 from sketchgen.styles import StyleRegistry
 from tests.helpers.corpus import FRAGMENTARY, HOPELESS, OFF_STYLE
 from tests.helpers.fakes import CollectingQueue, ScriptedImageModel, drawing_png
@@ -258,7 +259,7 @@ def test_the_service_worker_records_converted_and_off_style_sketches(
             self.requests = [r for r in self.requests if r.index == request.index]
             return super().generate_image(request)
 
-    service = SketchService.from_ports(
+    service = assemble(
         jobs=MemoryJobStore(),
         blobs=LocalBlobStore(tmp_path / "blobs"),
         queue=CollectingQueue(),

@@ -14,12 +14,12 @@ from sketchgen.adapters.local.blob_store import LocalBlobStore
 from sketchgen.adapters.local.job_store import MemoryJobStore
 from sketchgen.api.auth import DevAuthenticator
 from sketchgen.api.http import Api
+from sketchgen.bootstrap import assemble
 from sketchgen.cli import main
 from sketchgen.errors import InputError
 from sketchgen.jobs import JobRequest, RefineRequest
 from sketchgen.prompt import PromptCompiler
 from sketchgen.schemas import MAX_BRIEF_CHARS, MAX_INSTRUCTION_CHARS
-from sketchgen.services import SketchService
 from sketchgen.styles import StyleRegistry
 from tests.helpers.fakes import CollectingQueue, FakeImageModel
 
@@ -34,7 +34,7 @@ REFUSED = {
 
 @pytest.fixture
 def http(tmp_path: Path) -> Iterator[Client]:
-    service = SketchService.from_ports(
+    service = assemble(
         jobs=MemoryJobStore(), blobs=LocalBlobStore(tmp_path / "blobs"), queue=CollectingQueue(),
         model=FakeImageModel(), styles=StyleRegistry(),
     )  # fmt: skip

@@ -92,33 +92,9 @@ class StyleService:
         # Writes a description for uploads that have none (Gemini, when configured).
         self.describer = describer
         # Every describer and embedder call a user causes is charged to their day before it
-        # is sent (docs/decisions/0020); None: not metered (the library, builtins_only).
+        # is sent (docs/decisions/0020); None: not metered (the library, or a service built
+        # without a style store).
         self.spend = spend
-
-    @classmethod
-    def builtins_only(
-        cls,
-        builtins: StyleRegistry,
-        blobs: BlobStore,
-        retriever: ImageRetriever | None = None,
-        *,
-        spend: SpendControl | None = None,
-    ) -> StyleService:
-        """Over an empty in-memory store: what a service built without a style store has."""
-        from sketchgen.adapters.local.numpy_index import NumpyReferenceIndex
-        from sketchgen.adapters.local.style_store import MemoryStyleStore
-        from sketchgen.references import HashingTextEmbedding
-
-        store = MemoryStyleStore()
-        return cls(
-            builtins=builtins,
-            store=store,
-            index=NumpyReferenceIndex(store),
-            embedder=HashingTextEmbedding(),
-            blobs=blobs,
-            retriever=retriever,
-            spend=spend,
-        )
 
     # -- what jobs use -------------------------------------------------------------------
 

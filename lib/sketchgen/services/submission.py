@@ -46,8 +46,8 @@ class JobService:
         stored: StoredJobs,
         retriever: ImageRetriever | None = None,
         config: ServiceConfig | None = None,
+        catalog: StyleService,
         spend: SpendControl | None = None,
-        catalog: StyleService | None = None,
     ) -> None:
         self.jobs = jobs
         self.blobs = blobs
@@ -61,9 +61,8 @@ class JobService:
         # Per-user plans and limits (docs/decisions/0012); None: no limits (the library's
         # own tests, a caller that meters elsewhere).
         self.spend = spend
-        # Built-in and user styles; without one, the built-ins only (a user style's id is
-        # then not found, as another user's is).
-        self.catalog = catalog or StyleService.builtins_only(styles, blobs, self.retriever)
+        # Built-in and user styles (bootstrap.builtin_styles_catalog: the built-ins only).
+        self.catalog = catalog
 
     def submit_job(
         self,

@@ -95,20 +95,29 @@ class SketchWorker:
             raise
 
     def _finalize_if_abandoned(self, job: JobRecord) -> bool:
-        """Finalise a job whose sketches all ended long enough ago that its finaliser must
-        have died or failed before finishing; a late duplicate delivery must not race a live
-        one (each of them would write the job's document). True acknowledges the delivery.
+        """This delivery's sketch has ended; if every sketch of ``job`` has, see that the job
+        ends too. True acknowledges the delivery.
 
-        Within the grace the delivery is *not* acknowledged: the finaliser that created the
-        job's final marker may still fail (its delivery then ends in an error), and the
-        marker lets no one else finalise, so this delivery must come back after the grace
-        to finish what it started. Acknowledged here, the job would stay unfinished until a
-        sweep."""
-        if not job.all_ended or job.is_final:
-            return True
-        if (self.clock.now() - job.updated_at).total_seconds() < self.config.finalize_grace_s:
-            return False
-        self.stored.finalize_job(job.job_id)
+        The delivery that ended the last sketch created the job's final marker and
+        finalises; a duplicate must not race it (each would write the job's document), so
+        this one waits for it, as a delivery waits out a live lease (up to the lease wait,
+        polling). A finaliser that failed (its delivery ended in an error, the marker stays
+        taken) or died is replaced once the job has been left unfinished for the grace.
+        Neither yet: the delivery is handed back, so the queue brings it again later;
+        acknowledged, the job would stay unfinished until a sweep."""
+        give_up = self.clock.monotonic() + self.config.lease_wait_s
+        while job.all_ended and not job.is_final:  # else: other sketches' deliveries finish
+            if (self.clock.now() - job.updated_at).total_seconds() >= self.config.finalize_grace_s:
+                self.stored.finalize_job(job.job_id)
+                return True
+            remaining = give_up - self.clock.monotonic()
+            if remaining <= 0:
+                return False
+            self.clock.sleep(min(self.config.lease_poll_s, remaining))
+            reread = self.jobs.get_job(job.job_id)
+            if reread is None:  # deleted meanwhile: nothing left to finish
+                return True
+            job = reread
         return True
 
     def fail_undeliverable(self, task: SketchTask, deliveries: int | None) -> bool:
