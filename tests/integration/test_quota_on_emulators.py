@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import math
 import os
 import subprocess
 import sys
@@ -18,12 +19,14 @@ from typing import Any
 import pytest
 
 from dev.topology import DevTopology
+from sketchgen.quota import QuotaPolicy
 from sketchgen.testing.gemini_server import FakeGeminiServer
 from tests.helpers.topology import dev_topology
 from tests.integration.test_service_on_emulators import BOB, call, submit, wait_final
 
 RPM = 120  # the model's quota: 2 calls a second (alice's 72 take 36 s: a backlog bob meets)
 A_JOBS, SKETCHES, B_SKETCHES = 12, 6, 4
+HORIZON_S = 3  # how far ahead slots are handed out (SKETCHGEN_QUOTA_HORIZON_S)
 
 _ASK = """
 import json, sys, threading
@@ -88,7 +91,7 @@ def topology(
         firestore_writes="contended",
         env={
             "SKETCHGEN_MODEL_RPM": str(RPM),
-            "SKETCHGEN_QUOTA_HORIZON_S": "3",
+            "SKETCHGEN_QUOTA_HORIZON_S": str(HORIZON_S),
             # One user's twelve jobs at once: above the default active-job cap (ADR 0012).
             "SKETCHGEN_USER_ACTIVE_JOBS": str(A_JOBS),
         },
@@ -143,20 +146,25 @@ def test_the_quota_is_held_without_a_hot_document(
 
 
 def test_a_small_job_is_not_starved(burst: dict[str, Any], gemini: FakeGeminiServer) -> None:
-    """Fair share (ADR 0050), measured from when bob asks: he waits out the slots the schedule
-    had already handed to alice (a horizon's worth), then shares the rest with her, so his 4
-    calls come among the next few, not after every one of alice's waiting sketches."""
+    """Fair share (ADR 0050, ADR 0056), measured from when bob asks: he waits out the slots
+    the schedule had already handed to alice (a horizon's worth), then gets the part of each
+    shard's slots alice may not hold, so his 4 calls come among the next few, not after every
+    one of alice's waiting sketches (arrival order)."""
     answered = sorted((r for r in gemini.requests if r.behaviour == "image"), key=lambda r: r.at)
     small = f"small job {burst['run']}"
     after = [r.prompt for r in answered if r.at >= burst["small_at"]]
     bob = [i for i, prompt in enumerate(after) if small in prompt]
     assert len(bob) == B_SKETCHES
-    # Slots handed out ahead when bob arrives: the horizon's (3 s at 2 a second).
-    ahead = 3 * RPM // 60
-    # Bob's last call: after those already handed out and about an equal share of the rest
-    # (his 4 and alice's 4), with room for a user's slots counted per shard (ADR 0050).
-    bound = ahead + 3 * B_SKETCHES
-    # The scenario holds: alice still had twice as many calls to make when bob asked (served
-    # in arrival order, bob's would be the last of them, past the bound).
-    assert len(after) - B_SKETCHES >= 2 * bound, ("alice's backlog was gone", len(after))
-    assert bob[-1] < bound, (bob, len(after))
+    policy = QuotaPolicy(rpm=RPM, horizon_s=HORIZON_S)
+    ahead = policy.lookahead  # slots already handed out when bob arrives
+    # Per shard, a user's slots are counted over a horizon behind and ahead: about
+    # 2 x shard_lookahead slots, of which each of 2 active users may hold
+    # ceil((2 x shard_lookahead + 1) / 2). Bob gets at least the rest: at a 3 s horizon and
+    # 120 a minute, 1 of every 4 (at the default 10 s horizon, 6 of 13).
+    window = 2 * policy.shard_lookahead
+    mine = math.ceil((window + 1) / 2)
+    bound = ahead + math.ceil(B_SKETCHES * window / (window - mine))
+    # The scenario holds: alice still had well more than that to draw when bob arrived (in
+    # arrival order, bob's calls would be the last of them, past the bound).
+    assert len(after) >= bound + 2 * B_SKETCHES, ("alice's backlog was gone", len(after), bound)
+    assert bob[-1] < bound, (bob, len(after), bound)
