@@ -141,7 +141,12 @@ class DevTopology:
 
     @property
     def timing(self) -> DeliveryTiming:
-        return self.definition.timing(model_timeout_s=self.model_timeout_s)
+        """From the model timeout the functions get: a test's value, else the developer's
+        export, else :attr:`model_timeout_s`."""
+        name = "SKETCHGEN_MODEL_TIMEOUT_S"
+        given = self.values.get(name) or self.exported().get(name)
+        timeout = float(given) if given else self.model_timeout_s
+        return self.definition.timing(model_timeout_s=timeout)
 
     @property
     def sketch_lease_s(self) -> float:
@@ -186,7 +191,7 @@ class DevTopology:
             "SKETCHGEN_REGENERATE_TOPIC": self.topic("regenerate"),
             "SKETCHGEN_JOB_RETENTION_DAYS": "30",
             "SKETCHGEN_MAX_DELIVERIES": str(self.max_delivery_attempts),
-            "SKETCHGEN_MODEL_TIMEOUT_S": _number(self.model_timeout_s),
+            "SKETCHGEN_MODEL_TIMEOUT_S": _number(self.timing.model_timeout_s),
             "SKETCHGEN_LEASE_S": _number(self.sketch_lease_s),
             "SKETCHGEN_LEASE_WAIT_S": _number(self.timing.lease_wait_s),
             "SKETCHGEN_CORS_ORIGINS": "",
