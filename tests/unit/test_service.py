@@ -414,7 +414,8 @@ def test_the_quota_gate_spaces_every_model_call(
     _deliver_all(service)
     # 4 sketches, sketch 1 retried in its delivery: 5 calls then redeliveries, each 2 s apart
     gaps = [b - a for a, b in itertools.pairwise(model.times)]
-    assert len(model.times) >= 5 and min(gaps) >= 2.0 - 1e-9
+    # The fake clock keeps a datetime (microseconds): a call lands up to 1 µs off its slot.
+    assert len(model.times) >= 5 and min(gaps) >= 2.0 - 2e-6
 
 
 def test_a_sketch_waiting_for_quota_goes_back_to_the_queue_unspent(
