@@ -39,6 +39,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, TypeVar
 
+from dev.definition import load_definition
 from sketchgen.adapters.local.quota_gate import MemoryQuotaGate
 from sketchgen.errors import StorageError
 from sketchgen.jobs import (
@@ -61,8 +62,10 @@ T = TypeVar("T")
 SKETCHES = 6
 USERS = 2_000
 LATENCY_S = 8.0  # the image model's median latency
-LEASE_S = 390.0
-QUOTA_WAIT_S = 60.0  # then the sketch goes back to the queue (Settings.quota_wait_s)
+# The deployed timing (infra/functions.yaml delivery:, Terraform's default model timeout).
+TIMING = load_definition().timing(model_timeout_s=120.0)
+LEASE_S = TIMING.lease_s
+QUOTA_WAIT_S = TIMING.quota_wait_s  # then "later": back after the retry policy's backoff
 ARRIVALS_S = 600.0  # ten minutes of arrivals, then the backlog drains
 HEADROOM = 1.1  # the configured RPM over the offered model calls a minute
 MODEL = "gemini-image"
@@ -259,7 +262,7 @@ class Simulation:
             if changed is not None:
                 self.store.commit({f"jobs/{job_id}/sketches/{index}": changed.sketch(index)})
                 run.job = changed
-            self.publish(job_id, index, delay=10.0)
+            self.publish(job_id, index, delay=TIMING.backoff_s(1))
 
         self.retrying(write)
 

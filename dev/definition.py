@@ -13,6 +13,8 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from sketchgen.timing import DeliveryTiming
+
 __all__ = ["DEFINITION", "Definition", "Function", "Grants", "Trigger", "load_definition"]
 
 REPO = Path(__file__).resolve().parents[1]
@@ -52,6 +54,7 @@ class Function(_Frozen):
 
 class Definition(_Frozen):
     shared_env: tuple[str, ...]
+    delivery: dict[str, float]  # the numbers sketchgen.timing.DeliveryTiming derives from
     topics: dict[str, str]
     buckets: dict[str, str]
     functions: dict[str, Function]
@@ -78,6 +81,10 @@ class Definition(_Frozen):
 
     def all_env_names(self) -> set[str]:
         return {name for function in self.functions for name in self.env_names(function)}
+
+    def timing(self, *, model_timeout_s: float) -> DeliveryTiming:
+        """A sketch delivery's budget, lease and redelivery for this model timeout."""
+        return DeliveryTiming.from_definition(self.delivery, model_timeout_s=model_timeout_s)
 
 
 @cache

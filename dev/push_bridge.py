@@ -6,6 +6,12 @@ JVM is told), while Cloud Pub/Sub pushes a job's messages all at once. The bridg
 push contract — the same JSON envelope, 2xx acks, anything else nacks for redelivery under
 the subscription's retry and dead-letter policy — with real concurrency.
 
+The emulator ignores a subscription's retry policy (a nack is delivered again at once); with
+``backoff`` the bridge plays it: a refused message's ack deadline is set to the backoff its
+delivery attempt earns and the message is let go, so the emulator delivers it again then, as
+Cloud Pub/Sub does. Without it, refusals (a model slot not found in time) would come straight
+back: a nack storm the cloud does not have.
+
 With ``cloudevent=True`` it delivers as Eventarc does to a Pub/Sub-triggered function: an
 HTTP CloudEvent in binary mode (``ce-*`` headers) whose data is the same envelope.
 """
@@ -15,10 +21,11 @@ from __future__ import annotations
 import base64
 import itertools
 import json
+import math
 import threading
 import urllib.error
 import urllib.request
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -37,8 +44,10 @@ class PushBridge:
         *,
         concurrency: int = 64,
         cloudevent: bool = False,
+        backoff: Callable[[int], float] | None = None,
     ) -> None:
         self.subscription = subscription
+        self.backoff = backoff  # delivery attempt -> seconds before the next, after a refusal
         self.cloudevent = cloudevent
         self.endpoints = [endpoints] if isinstance(endpoints, str) else list(endpoints)
         self.concurrency = concurrency
@@ -81,7 +90,17 @@ class PushBridge:
         if acked:
             message.ack()
         elif not self._stopped.is_set():
+            self._refuse(message)
+
+    def _refuse(self, message: Any) -> None:
+        delay = self.backoff(message.delivery_attempt or 1) if self.backoff is not None else 0.0
+        if delay <= 0:
             message.nack()
+            return
+        # Out of the client's lease management (which would keep extending the deadline), then
+        # due again after the backoff: the emulator redelivers it when that deadline passes.
+        message.drop()
+        message.modify_ack_deadline(min(600, max(1, math.ceil(delay))))
 
     def start(self) -> PushBridge:
         from google.cloud import pubsub_v1  # type: ignore[attr-defined]

@@ -23,11 +23,12 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import math
 import os
 import signal
 import sys
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import FrameType
 from typing import Literal
@@ -45,6 +46,7 @@ from dev.push_bridge import PushBridge
 from dev.router import Router, serve_router
 from sketchgen.testing.contention import ContentionModel
 from sketchgen.testing.firestore_proxy import FirestoreContentionProxy
+from sketchgen.timing import DeliveryTiming
 
 __all__ = ["DevTopology", "main"]
 
@@ -79,8 +81,12 @@ class DevTopology:
     functions_dir: Path = REPO / "functions"
     # Values for variables the definition names (plain or secret), e.g. a test's model URL.
     values: dict[str, str] = field(default_factory=dict)
-    lease_s: float = 300.0
-    ack_deadline_s: int = 600  # a push that dies without answering is redelivered after this
+    # The sketch delivery's budget, lease and redelivery follow from infra/functions.yaml
+    # (delivery:) and this model timeout, as Terraform's do from var.model_timeout_s
+    # (sketchgen.timing, docs/decisions/0054). A test may shorten the lease or the backoff.
+    model_timeout_s: float = 120.0
+    lease_s: float | None = None  # None: the definition's
+    backoff_s: tuple[float, float] | None = None  # retry policy (min, max); None: the definition's
     max_delivery_attempts: int = 5  # then the dead-letter topic, as in the cloud
     workers: int = 1  # sketch_worker processes, like instances sharing one subscription
     threads: int = 32  # per function process (Terraform: THREADS = the function's concurrency)
@@ -133,6 +139,38 @@ class DevTopology:
             "buckets": {"outputs": self.bucket},
         }
 
+    @property
+    def timing(self) -> DeliveryTiming:
+        """From the model timeout the functions get: a test's value, else the developer's
+        export, else :attr:`model_timeout_s`."""
+        name = "SKETCHGEN_MODEL_TIMEOUT_S"
+        given = self.values.get(name) or self.exported().get(name)
+        timeout = float(given) if given else self.model_timeout_s
+        return self.definition.timing(model_timeout_s=timeout)
+
+    @property
+    def sketch_lease_s(self) -> float:
+        return self.timing.lease_s if self.lease_s is None else self.lease_s
+
+    @property
+    def ack_deadline_s(self) -> int:
+        """A push that dies without answering is delivered again after this (the cloud's)."""
+        return math.ceil(self.timing.ack_deadline_s)
+
+    @property
+    def retry_backoff_s(self) -> tuple[float, float]:
+        """The sketch subscription's retry policy: (minimum, maximum) backoff."""
+        if self.backoff_s is not None:
+            return self.backoff_s
+        return (self.timing.minimum_backoff_s, self.timing.maximum_backoff_s)
+
+    def redelivery_s(self, deliveries: int) -> float:
+        """When a refused delivery comes back, under :attr:`retry_backoff_s`."""
+        low, high = self.retry_backoff_s
+        return replace(self.timing, minimum_backoff_s=low, maximum_backoff_s=high).backoff_s(
+            deliveries
+        )
+
     def _secret_names(self) -> set[str]:
         return {s for f in self.definition.functions.values() for s in f.secrets}
 
@@ -153,9 +191,9 @@ class DevTopology:
             "SKETCHGEN_REGENERATE_TOPIC": self.topic("regenerate"),
             "SKETCHGEN_JOB_RETENTION_DAYS": "30",
             "SKETCHGEN_MAX_DELIVERIES": str(self.max_delivery_attempts),
-            "SKETCHGEN_MODEL_TIMEOUT_S": "120",
-            "SKETCHGEN_LEASE_S": str(self.lease_s),
-            "SKETCHGEN_LEASE_WAIT_S": "60",  # Terraform: local.lease_wait_s
+            "SKETCHGEN_MODEL_TIMEOUT_S": _number(self.timing.model_timeout_s),
+            "SKETCHGEN_LEASE_S": _number(self.sketch_lease_s),
+            "SKETCHGEN_LEASE_WAIT_S": _number(self.timing.lease_wait_s),
             "SKETCHGEN_CORS_ORIGINS": "",
             "SKETCHGEN_LOG_LEVEL": "INFO",
             "SKETCHGEN_LOG_FORMAT": "json",
@@ -165,7 +203,7 @@ class DevTopology:
             "SKETCHGEN_FIREBASE_WEB_API_KEY": "",
             "SKETCHGEN_EVENTS_BASE_URL": self.url,  # the stream, behind the same origin
             "SKETCHGEN_MODEL_RPM": "",
-            "SKETCHGEN_QUOTA_WAIT_S": "60",
+            "SKETCHGEN_QUOTA_WAIT_S": _number(self.timing.quota_wait_s),
             "SKETCHGEN_QUOTA_HORIZON_S": "10",
             "SKETCHGEN_USER_DAILY_IMAGES": "200",
             "SKETCHGEN_USER_ACTIVE_JOBS": "3",
@@ -325,7 +363,10 @@ class DevTopology:
                 "name": self.subscription("sketch-worker"),
                 "topic": self.topic("sketch"),
                 "ack_deadline_seconds": self.ack_deadline_s,
-                "retry_policy": {"minimum_backoff": "1s", "maximum_backoff": "10s"},
+                "retry_policy": {
+                    "minimum_backoff": f"{self.retry_backoff_s[0]:g}s",
+                    "maximum_backoff": f"{self.retry_backoff_s[1]:g}s",
+                },
                 "dead_letter_policy": {
                     "dead_letter_topic": self.dead_letter_topic,
                     "max_delivery_attempts": self.max_delivery_attempts,
@@ -385,6 +426,8 @@ class DevTopology:
                         self.subscription("sketch-worker"),
                         self._endpoints(spec.name),
                         concurrency=self.push_concurrency,
+                        # The emulator redelivers a nack at once; the cloud backs off.
+                        backoff=self.redelivery_s,
                     )
                 )
                 if trigger.dead_letter_path:
@@ -474,6 +517,11 @@ class DevTopology:
         self._outer_env = {}
         with contextlib.suppress(FileNotFoundError):
             self.manifest_path.unlink()
+
+
+def _number(value: float) -> str:
+    """As Terraform's tostring() writes a number: 60, not 60.0."""
+    return f"{value:g}"
 
 
 class _StopSignal(Exception):  # noqa: N818 - a signal, not an error

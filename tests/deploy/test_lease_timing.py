@@ -1,7 +1,8 @@
-"""Lease and redelivery timing (issue 24 item 3): the lease, a delivery's wait for another's
-lease and the queue's redelivery are set in three places (Terraform's locals, `make dev`'s
-topology, the library's defaults). This fails when they drift apart so that a dead worker's
-sketch can no longer be taken over by the delivery that follows, or a live one can lose it."""
+"""Lease and redelivery timing (issue 24 item 3), defined once: the numbers in
+``infra/functions.yaml`` (``delivery:``), the arithmetic in :mod:`sketchgen.timing`. Terraform
+repeats the arithmetic in its locals and ``make dev`` derives its values from the same numbers;
+this fails when any copy drifts, or when the timing no longer lets the delivery after a dead
+worker's take its sketch over (docs/decisions/0054)."""
 
 from __future__ import annotations
 
@@ -9,51 +10,110 @@ from typing import Any
 
 import pytest
 
+from dev.definition import load_definition
 from dev.topology import DevTopology
 from sketchgen.services.config import ServiceConfig
 from sketchgen.settings import Settings
-from tests.deploy.test_terraform_findings import SHARED, _evaluate, _load, _locals, _variables
+from sketchgen.timing import DeliveryTiming, queue_delivery_attempts
+from tests.deploy.test_terraform_findings import (
+    SHARED,
+    _evaluate,
+    _load,
+    _locals,
+    _variables,
+    terraform_timing,
+)
+
+DEFINITION = load_definition()
 
 
 @pytest.fixture(scope="module")
-def tf_locals() -> dict[str, Any]:
-    return _locals(_load(SHARED / "main.tf"))
+def main() -> dict[str, Any]:
+    return _load(SHARED / "main.tf")
 
 
-def _numbers(tf_locals: dict[str, Any]) -> dict[str, float]:
-    return {
-        f"local.{k}": float(v)
-        for k, v in tf_locals.items()
-        if isinstance(v, (int, float)) and not isinstance(v, bool)
-    }
+@pytest.fixture(scope="module")
+def tf_locals(main: dict[str, Any]) -> dict[str, Any]:
+    return _locals(main)
 
 
-def test_in_the_cloud_the_delivery_after_the_ack_deadline_takes_a_dead_workers_sketch(
-    tf_locals: dict[str, Any],
-) -> None:
-    numbers = _numbers(tf_locals)
+def _model_timeouts() -> list[float]:
     default = float(_variables(SHARED / "variables.tf")["model_timeout_s"]["default"])
-    longest = _evaluate(tf_locals["model_timeout_max"], numbers)
-    for model_timeout in (default, longest):
-        values = {**numbers, "var.model_timeout_s": model_timeout}
-        budget = _evaluate(tf_locals["worker_timeout_s"], values)
-        values["local.worker_timeout_s"] = budget
-        lease = _evaluate(tf_locals["lease_s"], values)
-        ack_deadline = _evaluate(tf_locals["ack_deadline_s"], values)
-        lease_wait = numbers["local.lease_wait_s"]
-        # A live worker never loses its sketch: the lease outlives the request.
-        assert lease > budget, (lease, budget)
-        # A worker that died holding the lease: Pub/Sub delivers again after the ack
-        # deadline; that delivery waits out the rest of the lease within its lease wait.
-        assert ack_deadline + lease_wait >= lease, (ack_deadline, lease_wait, lease)
-        # ... and its own wait still fits the request it runs in.
-        assert lease_wait < budget
+    longest = DEFINITION.timing(model_timeout_s=default).model_timeout_max_s
+    return [default, 30.0, longest]
 
 
-def test_on_make_dev_the_redelivery_takes_a_dead_workers_sketch() -> None:
+@pytest.mark.parametrize("model_timeout_s", _model_timeouts())
+def test_terraform_derives_what_sketchgen_timing_derives(
+    tf_locals: dict[str, Any], model_timeout_s: float
+) -> None:
+    timing = DEFINITION.timing(model_timeout_s=model_timeout_s)
+    assert terraform_timing(tf_locals, model_timeout_s) == {
+        "ack_deadline_max_s": timing.ack_deadline_max_s,
+        "lease_wait_s": timing.lease_wait_s,
+        "quota_wait_s": timing.quota_wait_s,
+        "worker_overhead_s": timing.worker_overhead_s,
+        "model_timeout_max": timing.model_timeout_max_s,
+        "worker_timeout_s": timing.worker_timeout_s,
+        "ack_deadline_s": timing.ack_deadline_s,
+        "lease_s": timing.lease_s,
+    }
+    assert timing.problems() == []
+
+
+def test_terraform_takes_the_numbers_from_the_definition(
+    main: dict[str, Any], tf_locals: dict[str, Any]
+) -> None:
+    assert tf_locals["delivery"] == "${local.definition.delivery}"
+    env = tf_locals["env_values"]
+    assert env["SKETCHGEN_LEASE_S"] == "${tostring(local.lease_s)}"
+    assert env["SKETCHGEN_LEASE_WAIT_S"] == "${tostring(local.lease_wait_s)}"
+    assert env["SKETCHGEN_QUOTA_WAIT_S"] == "${tostring(local.quota_wait_s)}"
+    assert tf_locals["sizing"]["sketch_worker"]["timeout_seconds"] == "${local.worker_timeout_s}"
+    topic = next(b['"sketch_topic"'] for b in main["module"] if '"sketch_topic"' in b)
+    push = topic["push"]
+    assert push["ack_deadline_seconds"] == "${local.ack_deadline_s}"
+    assert push["minimum_backoff"] == '"${local.delivery.minimum_backoff_s}s"'
+    assert push["maximum_backoff"] == '"${local.delivery.maximum_backoff_s}s"'
+    # The queue's dead-letter limit over the worker's own count of draws.
+    for draws in (5, 10, 40):
+        pushes = _evaluate(
+            tf_locals["subscription_delivery_attempts"], {"var.max_delivery_attempts": draws}
+        )
+        assert pushes == queue_delivery_attempts(draws)
+
+
+def test_a_drifted_definition_is_refused() -> None:
+    numbers = dict(DEFINITION.delivery)
+    with pytest.raises(ValueError, match="missing"):
+        DeliveryTiming.from_definition(
+            {k: v for k, v in numbers.items() if k != "lease_margin_s"}, model_timeout_s=120
+        )
+    # A lease that outlasts the next delivery's wait, a budget past Pub/Sub's ceiling.
+    late = DeliveryTiming.from_definition({**numbers, "lease_margin_s": 200}, model_timeout_s=120)
+    assert any("cannot wait out" in p for p in late.problems())
+    slow = DeliveryTiming.from_definition(numbers, model_timeout_s=300)
+    assert any("ack deadline" in p for p in slow.problems())
+
+
+def test_make_dev_runs_with_the_definitions_timing() -> None:
     topology = DevTopology()
-    lease_wait = float(topology.local_values()["SKETCHGEN_LEASE_WAIT_S"])
-    assert topology.ack_deadline_s + lease_wait >= topology.lease_s
+    timing = DEFINITION.timing(model_timeout_s=topology.model_timeout_s)
+    values = topology.local_values()
+    assert float(values["SKETCHGEN_MODEL_TIMEOUT_S"]) == topology.model_timeout_s
+    assert float(values["SKETCHGEN_LEASE_S"]) == timing.lease_s
+    assert float(values["SKETCHGEN_LEASE_WAIT_S"]) == timing.lease_wait_s
+    assert float(values["SKETCHGEN_QUOTA_WAIT_S"]) == timing.quota_wait_s
+    assert topology.ack_deadline_s == timing.ack_deadline_s
+    assert topology.retry_backoff_s == (timing.minimum_backoff_s, timing.maximum_backoff_s)
+    # The push bridge plays the retry policy: a refusal comes back after the backoff.
+    assert [topology.redelivery_s(n) for n in (1, 2, 3)] == [timing.backoff_s(n) for n in (1, 2, 3)]
+    assert topology.redelivery_s(1) > 0
+
+
+def test_make_dev_uses_the_clouds_model_timeout() -> None:
+    default = float(_variables(SHARED / "variables.tf")["model_timeout_s"]["default"])
+    assert DevTopology().model_timeout_s == default
 
 
 @pytest.mark.parametrize(
@@ -65,6 +125,6 @@ def test_on_make_dev_the_redelivery_takes_a_dead_workers_sketch() -> None:
     ids=["settings", "service_config"],
 )
 def test_the_library_defaults_wait_out_a_whole_lease(lease_s: float, lease_wait_s: float) -> None:
-    # With no queue deadline to lean on (the inline queue redelivers at once), a duplicate
-    # delivery must be able to wait out a whole lease.
+    # Without the deployment's variables (`sketchgen serve`: the inline queue redelivers after
+    # half a second), a duplicate delivery must be able to wait out a whole lease.
     assert lease_wait_s >= lease_s

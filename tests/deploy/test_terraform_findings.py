@@ -112,27 +112,44 @@ def _evaluate(expression: str, values: dict[str, float]) -> float:
     return float(eval(python, {"__builtins__": {}}, {"floor": math.floor, "min": min}))
 
 
+_TIMING_LOCALS = (
+    "ack_deadline_max_s",
+    "lease_wait_s",
+    "quota_wait_s",
+    "worker_overhead_s",
+    "model_timeout_max",
+    "worker_timeout_s",
+    "ack_deadline_s",
+    "lease_s",
+)
+
+
+def terraform_timing(tf_locals: dict[str, Any], model_timeout_s: float) -> dict[str, float]:
+    """Terraform's timing locals, evaluated as written for one var.model_timeout_s, with
+    local.delivery from the definition (what its yamldecode gives)."""
+    values = {f"local.delivery.{k}": float(v) for k, v in DEFINITION.delivery.items()}
+    values["var.model_timeout_s"] = model_timeout_s
+    found = {}
+    for name in _TIMING_LOCALS:
+        found[name] = _evaluate(str(tf_locals[name]), values)
+        values[f"local.{name}"] = found[name]
+    return found
+
+
 def test_the_lease_wait_is_inside_the_workers_time_budget(tf_locals: dict[str, Any]) -> None:
     # The wait for another delivery's lease (SKETCHGEN_LEASE_WAIT_S) plus the rest of the
     # delivery must answer within Pub/Sub's 600 s: unset, it was 330 s + a draw > 360 s.
     assert "SKETCHGEN_LEASE_WAIT_S" in DEFINITION.env_names("sketch_worker")
     assert tf_locals["env_values"]["SKETCHGEN_LEASE_WAIT_S"] == "${tostring(local.lease_wait_s)}"
     assert "local.lease_wait_s" in tf_locals["worker_timeout_s"]
-    numbers = {
-        f"local.{k}": float(v)
-        for k, v in tf_locals.items()
-        if isinstance(v, (int, float)) and not isinstance(v, bool)
-    }
-    longest = _evaluate(tf_locals["model_timeout_max"], numbers)
-    budget = _evaluate(tf_locals["worker_timeout_s"], {**numbers, "var.model_timeout_s": longest})
-    assert budget <= numbers["local.ack_deadline_max_s"]
-    assert numbers["local.lease_wait_s"] + 2 * longest < budget
     default = _variables(SHARED / "variables.tf")["model_timeout_s"]["default"]
+    longest = terraform_timing(tf_locals, default)["model_timeout_max"]
+    timing = terraform_timing(tf_locals, longest)
+    assert timing["worker_timeout_s"] <= timing["ack_deadline_max_s"]
+    assert timing["lease_wait_s"] + 2 * longest < timing["worker_timeout_s"]
     assert default <= longest
     # make dev runs with the cloud's value.
-    assert DevTopology().local_values()["SKETCHGEN_LEASE_WAIT_S"] == str(
-        int(numbers["local.lease_wait_s"])
-    )
+    assert float(DevTopology().local_values()["SKETCHGEN_LEASE_WAIT_S"]) == timing["lease_wait_s"]
 
 
 def test_the_dead_letter_push_has_its_own_retry_and_dead_letter_policy() -> None:

@@ -354,7 +354,7 @@ def quota_topology(
     gemini: FakeGeminiServer, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[DevTopology]:
     # One model call every 6 s and a 1 s wait for a slot: the second sketch of a job finds no
-    # slot in time and the worker puts it back on the queue (it publishes to the sketch topic).
+    # slot in time and the worker answers "later" (the retry policy brings it back).
     yield from dev_topology(
         gemini,
         tmp_path_factory.mktemp("requeue"),
@@ -362,15 +362,17 @@ def quota_topology(
     )
 
 
-def test_the_quota_requeue_has_the_permission_it_needs(quota_topology: DevTopology) -> None:
-    """Regression for issue 19: the worker re-queues by publishing, and the deployment did not
-    let it publish. The local IAM refuses exactly that, so this fails where the grant is
-    missing (a PermissionDenied in the worker, the sketch retried by nack until dead-lettered)."""
+def test_a_quota_refusal_comes_back_through_the_retry_policy(quota_topology: DevTopology) -> None:
+    """Regression for issue 19 and issue 24: a sketch that found no model slot in time went
+    back on the queue by a publish the deployment did not allow, then as an immediate new
+    message (a storm while the quota stays short). Now its delivery answers "later" and the
+    subscription's retry policy (played by the push bridge) brings it back; the worker has no
+    publish grant, and the local IAM would refuse one."""
     job_id = _submit(quota_topology, n=3)
-    job = _final(quota_topology, job_id, timeout_s=90)
+    job = _final(quota_topology, job_id, timeout_s=120)
     assert job["status"] == "done", job
     log = (quota_topology.data_dir / "logs" / "sketch_worker.log").read_text()
-    assert "back in the queue" in log  # the path ran
+    assert "back in the queue after its backoff" in log  # the path ran
     assert "not authorized" not in log and "PermissionDenied" not in log
 
 

@@ -26,6 +26,9 @@ def dev_topology(
     values = {"GEMINI_API_KEY": "test-key", "GOOGLE_GEMINI_BASE_URL": gemini.url, **(env or {})}
     before = {name: os.environ.get(name) for name in _EMULATORS}
     options.setdefault("firestore_writes", os.environ.get("SKETCHGEN_TEST_FIRESTORE", "contended"))
+    # The retry policy's backoff, shortened from the deployed 10-600 s (infra/functions.yaml):
+    # a test's refused deliveries still come back spaced out and doubling, within its timeouts.
+    options.setdefault("backoff_s", (1.0, 10.0))
     with DevTopology(port=free_port(), data_dir=data_dir, values=values, **options) as topo:
         yield topo
     # Stopped, it leaves this process's environment as it found it: a later test's client

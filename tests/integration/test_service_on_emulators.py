@@ -42,7 +42,6 @@ def topology(
         gemini,
         tmp_path_factory.mktemp("dev"),
         lease_s=4.0,
-        ack_deadline_s=10,
         env={"SKETCHGEN_MODEL_TIMEOUT_S": "10"},
     )
 

@@ -264,8 +264,13 @@ def build_service(
         queue = PubSubTaskQueue(topic_path(settings, settings.sketch_topic))
     elif queue is None:
         from sketchgen.adapters.local.task_queue import InlineTaskQueue
+        from sketchgen.timing import queue_delivery_attempts
 
-        queue = inline = InlineTaskQueue(max_deliveries=settings.max_deliveries)
+        # As the subscription: the worker counts its own draws (max_deliveries); the queue
+        # lets refusals (no model slot in time) come back more often than that.
+        queue = inline = InlineTaskQueue(
+            max_deliveries=queue_delivery_attempts(settings.max_deliveries)
+        )
     # Every capability reaches the model, the bucket and the quota gate through spans and
     # metrics (sketchgen.adapters.traced; no-ops until telemetry is installed).
     traced_model, blobs, traced_gate = traced(

@@ -184,7 +184,7 @@ class SketchWorker:
             wait_s = self.config.quota_wait_s
             self.model.prepare()
             if self.gate.acquire(request.model, job.owner_uid, max_wait_s=wait_s) is None:
-                return self._requeue_for_quota(job, index)
+                return self._later_for_quota(job, index)
             model = GatedModel(self.model, self.gate, job.owner_uid, wait_s, admitted=True)
         meter = _Meter(self, job, index)
         outcome = self._draw_until_cancelled(model, meter, request, job.job_id, index)
@@ -236,16 +236,22 @@ class SketchWorker:
                     stop.set()
                     return None
 
-    def _requeue_for_quota(self, job: JobRecord, index: int) -> bool:
-        """No model slot in time: give the sketch back unspent and queue it as a new message.
+    def _later_for_quota(self, job: JobRecord, index: int) -> bool:
+        """No model slot in time: give the sketch back unspent and answer "later".
 
-        Acked rather than nacked: waiting for quota is not a failed delivery (nacks count
-        towards the dead-letter limit), and the worker is freed for other users' sketches.
+        The queue delivers it again after its retry policy's backoff (doubling from the
+        subscription's minimum; docs/decisions/0055), so a quota that stays short spaces its
+        refusals out instead of turning each into an immediate redelivery. The claim's attempt
+        and call are refunded: the worker's own count of draws (``max_deliveries``) is not
+        spent; the subscription's dead-letter limit, which counts every refusal, is set above
+        it (Terraform: ``local.subscription_delivery_attempts``).
         """
-        log.info("no model slot within %.0f s: back in the queue", self.config.quota_wait_s)
+        log.info(
+            "no model slot within %.0f s: back in the queue after its backoff",
+            self.config.quota_wait_s,
+        )
         self.jobs.release_sketch(job.job_id, index, worker=self.worker_id, error=None, refund=True)
-        self.queue.publish([SketchTask(job.job_id, index, job.priority)])
-        return True
+        return False
 
 
 class _Meter:

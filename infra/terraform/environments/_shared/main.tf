@@ -39,25 +39,30 @@ locals {
   manifest_dir = dirname(var.functions_manifest)
   manifest     = jsondecode(file(var.functions_manifest))
 
-  # The worker's time budget, in one place. A delivery that finds its sketch leased by another
-  # delivery waits up to lease_wait_s for that lease to end (SKETCHGEN_LEASE_WAIT_S; then it
-  # answers "later"), waits up to quota_wait_s for a model slot (docs/decisions/0006), then
-  # makes up to 2 model calls (docs/decisions/0001), then finishes and uploads
-  # (worker_overhead_s). Pub/Sub waits at most 600 s for a push's answer (the ack deadline's
-  # ceiling); a request still running past it is delivered again while it runs. So the request
-  # timeout must fit in 600 s, and that bounds model_timeout_s:
+  # The worker's time budget, its lease and the push's redelivery, from the numbers in
+  # infra/functions.yaml (delivery:), by the arithmetic of sketchgen.timing.DeliveryTiming
+  # (docs/decisions/0054; tests/deploy/test_lease_timing.py evaluates these locals against it).
+  # A delivery that finds its sketch leased by another waits up to lease_wait_s for that lease
+  # to end (SKETCHGEN_LEASE_WAIT_S), waits up to quota_wait_s for a model slot (else it answers
+  # "later" and the retry policy spaces the next delivery out), makes up to 2 model calls
+  # (docs/decisions/0001), then finishes and uploads (worker_overhead_s). Pub/Sub waits at
+  # most 600 s for a push's answer, so the request timeout must fit in 600 s, and that bounds
+  # model_timeout_s:
   #   lease_wait_s + quota_wait_s + 2 * model_timeout_s + worker_overhead_s <= 600
   #   => model_timeout_s <= (600 - 60 - 60 - 60) / 2 = 210
-  # (checked below, before anything is deployed; tests/deploy checks the sum). The lease
-  # outlives the request so a live worker never loses its sketch to a duplicate delivery.
-  ack_deadline_max_s = 600
-  lease_wait_s       = 60
-  quota_wait_s       = 60
-  worker_overhead_s  = 60
+  # (checked below, before anything is deployed). The lease outlives the request by
+  # lease_margin_s, so a live worker never loses its sketch; a dead worker's request ends by
+  # the timeout, Pub/Sub pushes again at least minimum_backoff_s later, and that delivery
+  # waits out the rest of the lease (lease_margin_s - minimum_backoff_s <= lease_wait_s).
+  delivery           = local.definition.delivery
+  ack_deadline_max_s = local.delivery.ack_deadline_max_s
+  lease_wait_s       = local.delivery.lease_wait_s
+  quota_wait_s       = local.delivery.quota_wait_s
+  worker_overhead_s  = local.delivery.worker_overhead_s
   model_timeout_max  = floor((local.ack_deadline_max_s - local.lease_wait_s - local.quota_wait_s - local.worker_overhead_s) / 2)
   worker_timeout_s   = local.lease_wait_s + local.quota_wait_s + var.model_timeout_s * 2 + local.worker_overhead_s
   ack_deadline_s     = local.worker_timeout_s
-  lease_s            = local.worker_timeout_s + 30
+  lease_s            = local.worker_timeout_s + local.delivery.lease_margin_s
 
   # Little's law: requests in flight = request rate x latency. At gemini_rpm requests a minute
   # taking model_latency_s each, about gemini_rpm * model_latency_s / 60 calls are open at once.
@@ -511,9 +516,11 @@ module "sketch_topic" {
     endpoint                   = module.function[local.push_function].uri # run.app: what internal ingress accepts
     oidc_service_account_email = google_service_account.push_invoker.email
     ack_deadline_seconds       = local.ack_deadline_s
-    minimum_backoff            = "10s"
-    maximum_backoff            = "600s"
-    max_delivery_attempts      = local.subscription_delivery_attempts
+    # A refused delivery (no model slot in time, a transient failure) comes back after this
+    # backoff, doubling: the queue spaces quota refusals out (docs/decisions/0055).
+    minimum_backoff       = "${local.delivery.minimum_backoff_s}s"
+    maximum_backoff       = "${local.delivery.maximum_backoff_s}s"
+    max_delivery_attempts = local.subscription_delivery_attempts
     # Dead letters go back to the worker, which ends their sketch as failed with the reason.
     dead_letter_endpoint = "${module.function[local.push_function].uri}${local.definition.functions[local.push_function].trigger.dead_letter_path}"
   }

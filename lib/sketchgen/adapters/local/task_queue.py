@@ -1,8 +1,10 @@
 """``InlineTaskQueue``: the in-process queue behind ``sketchgen serve``.
 
 It behaves like the Pub/Sub push subscription it stands in for: at-least-once delivery to a
-handler that acks (True) or nacks (False or an exception), redelivery with backoff, and a
-dead-letter list after ``max_deliveries``. Interactive tasks are taken before batch ones.
+handler that acks (True) or nacks (False or an exception), redelivery after an exponential
+backoff (as the subscription's retry policy: ``backoff_s`` doubling up to ``max_backoff_s``, on
+its ``clock``), and a dead-letter list after ``max_deliveries``. Interactive tasks are taken
+before batch ones.
 """
 
 from __future__ import annotations
@@ -10,12 +12,12 @@ from __future__ import annotations
 import itertools
 import queue
 import threading
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+from sketchgen.clock import SYSTEM_CLOCK
 from sketchgen.logs import get_logger, log_context
-from sketchgen.ports import SketchTask
+from sketchgen.ports import Clock, SketchTask
 
 __all__ = ["InlineTaskQueue"]
 
@@ -35,10 +37,18 @@ class _Item:
 
 class InlineTaskQueue:
     def __init__(
-        self, max_workers: int = 8, *, max_deliveries: int = 5, backoff_s: float = 0.5
+        self,
+        max_workers: int = 8,
+        *,
+        max_deliveries: int = 5,
+        backoff_s: float = 0.5,
+        max_backoff_s: float = 600.0,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self.max_deliveries = max_deliveries
         self.backoff_s = backoff_s
+        self.max_backoff_s = max_backoff_s
+        self.clock = clock
         self.dead_letters: list[SketchTask] = []
         self._handler: Handler | None = None
         self._queue: queue.PriorityQueue[_Item] = queue.PriorityQueue()
@@ -71,11 +81,11 @@ class InlineTaskQueue:
                 item = self._queue.get(timeout=0.2)
             except queue.Empty:
                 continue
-            wait = item.not_before - time.monotonic()
+            wait = item.not_before - self.clock.monotonic()
             if wait > 0:
                 # Not due yet: put it back and let due work go first.
                 self._queue.put(item)
-                time.sleep(min(wait, 0.05))
+                self.clock.sleep(min(wait, 0.05))
                 continue
             self._deliver(item)
 
@@ -89,7 +99,7 @@ class InlineTaskQueue:
                 log.exception("task handler failed")
             acked = False
         if not acked and item.deliveries < self.max_deliveries:
-            item.not_before = time.monotonic() + self.backoff_s * 2 ** (item.deliveries - 1)
+            item.not_before = self.clock.monotonic() + self.redelivery_s(item.deliveries)
             self._put(item)
             return
         if not acked:
@@ -99,6 +109,10 @@ class InlineTaskQueue:
         with self._idle:
             self._pending -= 1
             self._idle.notify_all()
+
+    def redelivery_s(self, deliveries: int) -> float:
+        """The wait before a task refused ``deliveries`` times is delivered again."""
+        return float(min(self.max_backoff_s, self.backoff_s * 2.0 ** (deliveries - 1)))
 
     def join(self, timeout: float | None = None) -> bool:
         """Wait until every published task is acked or dead-lettered."""

@@ -1,0 +1,123 @@
+"""One delivery's time budget, the sketch lease and the queue's redelivery, derived in one place.
+
+The numbers are defined once, in ``infra/functions.yaml`` (``delivery:``), which Terraform
+reads (``local.delivery``) and ``make dev`` reads (:mod:`dev.definition`); this module is the
+arithmetic both sides follow (Terraform's locals repeat it in HCL, and
+``tests/deploy/test_lease_timing.py`` evaluates them against :class:`DeliveryTiming`). No
+file is read here: the deployed functions get the results as variables
+(``SKETCHGEN_LEASE_S``, ``SKETCHGEN_LEASE_WAIT_S``, ``SKETCHGEN_QUOTA_WAIT_S``).
+
+A delivery of a sketch message:
+
+1. claims the sketch (a lease of ``lease_s``), waiting up to ``lease_wait_s`` for another
+   delivery's lease to end;
+2. waits up to ``quota_wait_s`` for a model slot; none: it gives the sketch back and answers
+   "later", and the subscription's retry policy (``minimum_backoff_s`` doubling up to
+   ``maximum_backoff_s``) spaces the next delivery out;
+3. makes up to two model calls of ``model_timeout_s`` each, then records and uploads
+   (``worker_overhead_s``).
+
+That is the request's timeout (``worker_timeout_s``) and the push's ack deadline. The lease
+outlives it (``lease_margin_s``), so a live worker never loses its sketch. A worker that dies
+holding the lease ends its request at the timeout at the latest; Pub/Sub delivers again at
+least ``minimum_backoff_s`` later, and that delivery waits out what is left of the lease
+(at most ``lease_margin_s - minimum_backoff_s``) within its ``lease_wait_s`` and takes the
+sketch over: the next delivery, not one of the ones after it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from typing import Any
+
+__all__ = ["DeliveryTiming", "queue_delivery_attempts"]
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryTiming:
+    model_timeout_s: float
+    lease_wait_s: float
+    quota_wait_s: float
+    worker_overhead_s: float
+    lease_margin_s: float
+    ack_deadline_max_s: float  # Pub/Sub's ceiling for a push's ack deadline
+    minimum_backoff_s: float  # the subscription's retry policy
+    maximum_backoff_s: float
+
+    @classmethod
+    def from_definition(
+        cls, delivery: Mapping[str, Any], *, model_timeout_s: float
+    ) -> DeliveryTiming:
+        """From the ``delivery:`` numbers of ``infra/functions.yaml`` (every one required)."""
+        names = {f.name for f in fields(cls)} - {"model_timeout_s"}
+        missing, unknown = names - set(delivery), set(delivery) - names
+        if missing or unknown:
+            raise ValueError(
+                f"delivery timing: missing {sorted(missing)}, unknown {sorted(unknown)}"
+            )
+        return cls(model_timeout_s=float(model_timeout_s), **{k: float(delivery[k]) for k in names})
+
+    @property
+    def worker_timeout_s(self) -> float:
+        """The request's timeout: the longest a delivery runs."""
+        return (
+            self.lease_wait_s
+            + self.quota_wait_s
+            + 2 * self.model_timeout_s
+            + self.worker_overhead_s
+        )
+
+    @property
+    def ack_deadline_s(self) -> float:
+        return self.worker_timeout_s
+
+    @property
+    def lease_s(self) -> float:
+        return self.worker_timeout_s + self.lease_margin_s
+
+    @property
+    def model_timeout_max_s(self) -> float:
+        """The longest model call that keeps the request within Pub/Sub's ack deadline."""
+        rest = self.lease_wait_s + self.quota_wait_s + self.worker_overhead_s
+        return float(math.floor((self.ack_deadline_max_s - rest) / 2))
+
+    def backoff_s(self, deliveries: int) -> float:
+        """How long the queue waits before delivering again a message whose ``deliveries``-th
+        delivery was refused (Pub/Sub's exponential retry policy: doubling from the minimum,
+        capped at the maximum)."""
+        doubled: float = self.minimum_backoff_s * 2.0 ** max(0, deliveries - 1)
+        return min(self.maximum_backoff_s, doubled)
+
+    def problems(self) -> list[str]:
+        """What breaks the hand-over; empty when the timing holds."""
+        found = []
+        if self.worker_timeout_s > self.ack_deadline_max_s:
+            found.append(
+                f"the worker's budget {self.worker_timeout_s:g} s exceeds Pub/Sub's ack deadline "
+                f"ceiling {self.ack_deadline_max_s:g} s (model_timeout_s <= "
+                f"{self.model_timeout_max_s:g})"
+            )
+        if self.lease_s <= self.worker_timeout_s:
+            found.append("the lease must outlive the request: a live worker would lose its sketch")
+        if self.ack_deadline_s + self.minimum_backoff_s + self.lease_wait_s < self.lease_s:
+            found.append(
+                "the delivery after a dead worker's cannot wait out its lease: "
+                f"{self.ack_deadline_s:g} + {self.minimum_backoff_s:g} + {self.lease_wait_s:g} "
+                f"< {self.lease_s:g}"
+            )
+        if not 0 < self.minimum_backoff_s <= self.maximum_backoff_s <= 600:
+            found.append("the retry policy's backoff must be 0 < minimum <= maximum <= 600 s")
+        return found
+
+
+def queue_delivery_attempts(worker_draws: int) -> int:
+    """Deliveries the queue makes of a message before it dead-letters it.
+
+    The worker counts the draws it really made (``SKETCHGEN_MAX_DELIVERIES``) and fails a
+    sketch after them itself; the queue also counts what is no draw (a push Cloud Run refused,
+    a delivery that found no model slot in time and answered "later"), so it allows four times
+    as many, at most Pub/Sub's 100 (Terraform: ``local.subscription_delivery_attempts``).
+    """
+    return min(100, 4 * worker_draws)
