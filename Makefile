@@ -3,16 +3,23 @@ PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
+# Every install goes through uv (pinned in requirements-uv.txt), which the system's pip puts
+# into a venv made without pip: no ensurepip, no pip upgrade, parallel downloads.
+UV     := $(VENV)/bin/uv
+UV_PIP := $(UV) pip install --quiet --python $(PY)
 
 .PHONY: install browser web demo test test-unit test-integration lint format bench clean
 
 install: $(STAMP)
 
-$(STAMP): requirements.txt requirements-cloud.txt requirements-dev.txt pyproject.toml
-	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -r requirements-dev.txt
-	$(PY) -m pip install --quiet --no-deps -e .
+$(UV): requirements-uv.txt
+	test -x $(PY) || $(PYTHON) -m venv --without-pip $(VENV)
+	$(PYTHON) -m pip --python $(PY) install --quiet --disable-pip-version-check --no-compile -r requirements-uv.txt
+	touch $@
+
+$(STAMP): $(UV) requirements.txt requirements-cloud.txt requirements-dev.txt pyproject.toml
+	$(UV_PIP) -r requirements-dev.txt
+	$(UV_PIP) --no-deps -e .
 	touch $@
 
 # Headless Chromium for the web page tests: Debian's package (Playwright drives it; its own
@@ -36,14 +43,13 @@ lib/sketchgen/web/firebase-sdk.js: $(WEB_STAMP) web/src/firebase.js
 
 # The demo needs only the library (requirements.txt), not the test and cloud tools: on a
 # fresh clone it installs a few packages, not a hundred (docs/BENCHMARKS.md, "First hour").
-# --no-compile: bytecode is written as modules are first imported, only for those the CLI
-# uses (measured: 20.5 s -> 14.9 s of CPU for this install on the bench machine).
+# uv writes no bytecode: it is written as modules are first imported, only for those the CLI
+# uses.
 LIB_STAMP := $(VENV)/.installed-lib
 
-$(LIB_STAMP): requirements.txt pyproject.toml
-	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check --no-compile -r requirements.txt
-	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps -e .
+$(LIB_STAMP): $(UV) requirements.txt pyproject.toml
+	$(UV_PIP) -r requirements.txt
+	$(UV_PIP) --no-deps -e .
 	touch $@
 
 demo: $(LIB_STAMP)
