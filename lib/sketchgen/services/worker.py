@@ -1,15 +1,20 @@
 """The worker: one queue message, one sketch — claim it, wait for quota, draw, record.
 
 A duplicate or redelivered message does no second model call: the claim (a lease in the job
-document) decides who draws, and the recorder checks the lease again before it writes.
+document) decides who draws, and the recorder checks the lease again before it writes. The
+lease is short and the delivery renews it while it holds the sketch (docs/decisions/0069): a
+dead worker's sketch is taken over by the next delivery; a live one's never is.
 """
 
 from __future__ import annotations
 
 import contextvars
 import threading
+from collections.abc import Callable
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
+from enum import Enum
+from typing import TypeVar
 
 from sketchgen.clock import SYSTEM_CLOCK
 from sketchgen.errors import ModelError
@@ -33,6 +38,14 @@ from sketchgen.services.stored import SketchRecorder, StoredJobs
 __all__ = ["SketchWorker"]
 
 log = get_logger(__name__)
+T = TypeVar("T")
+
+
+class _Lost(Enum):
+    LOST = "lost"
+
+
+_LOST = _Lost.LOST  # the sketch was cancelled or taken over while this delivery held it
 
 
 class SketchWorker:
@@ -180,61 +193,88 @@ class SketchWorker:
         model: SyncImageModel = self.model
         if self.gate is not None:
             # The slot is taken last, right before the call: whatever ran before it (claim,
-            # plan, references) would otherwise bunch calls that were spaced as slots.
+            # plan, references) would otherwise bunch calls that were spaced as slots. The
+            # wait (up to quota_wait_s) is longer than a renewal: the lease is kept meanwhile.
             wait_s = self.config.quota_wait_s
+            gate = self.gate
             self.model.prepare()
-            if self.gate.acquire(request.model, job.owner_uid, max_wait_s=wait_s) is None:
+            slot = self._holding(
+                job.job_id,
+                index,
+                lambda _stop: gate.acquire(request.model, job.owner_uid, max_wait_s=wait_s),
+            )
+            if slot is _LOST:
+                log.info("the sketch ended while this delivery waited for a model slot")
+                return True
+            if slot is None:
                 return self._later_for_quota(job, index)
-            model = GatedModel(self.model, self.gate, job.owner_uid, wait_s, admitted=True)
+            model = GatedModel(self.model, gate, job.owner_uid, wait_s, admitted=True)
         meter = _Meter(self, job, index)
-        outcome = self._draw_until_cancelled(model, meter, request, job.job_id, index)
-        if outcome is None:
-            log.info("cancelled while the model was drawing: the call is abandoned")
+
+        def draw(stop: threading.Event) -> SketchOutcome:
+            stoppable = _Stoppable(model, stop, meter)
+            return draw_sketch(stoppable, request, self.config.retry, job.job_id)
+
+        outcome = self._holding(job.job_id, index, draw)
+        if outcome is _LOST:
+            log.info(
+                "the sketch is no longer this worker's (cancelled, or taken over): "
+                "the call is abandoned"
+            )
             return True
+        assert isinstance(outcome, SketchOutcome)
         return self.recorder.record(job, index, delivery, outcome, calls_sent=meter.sent)
 
-    def _draw_until_cancelled(
-        self,
-        model: SyncImageModel,
-        meter: _Meter,
-        request: ImageRequest,
-        job_id: str,
-        index: int,
-    ) -> SketchOutcome | None:
-        """Draw on a helper thread while this one re-reads the job every ``cancel_poll_s``;
-        None as soon as the sketch is no longer this worker's (cancelled, or taken over).
+    def _holding(self, job_id: str, index: int, work: Callable[[threading.Event], T]) -> T | _Lost:
+        """Run ``work`` (a model slot's wait, the drawing) on a helper thread while this one
+        keeps the sketch: it renews the lease every ``lease_renew_s`` (docs/decisions/0069)
+        and in between re-reads the sketch every ``cancel_poll_s``. ``_LOST`` as soon as the
+        sketch is no longer this worker's (cancelled, or taken over after its lease ran out):
+        ``work``'s stop event is set and its result will be dropped.
 
-        The abandoned call runs on to its end (a sync HTTP call cannot be interrupted, and it
+        An abandoned call runs on to its end (a sync HTTP call cannot be interrupted, and it
         is paid for either way) but makes no retry and its result is dropped: nothing records
-        it, so it can never overwrite the cancelled state. The delivery is acked at once,
-        freeing the worker's slot instead of holding it for the rest of a 10-40 s call.
+        it, so it can never overwrite the cancelled state or the new holder's result. The
+        delivery is acked at once, freeing the worker's slot instead of holding it for the
+        rest of a 10-40 s call.
         """
         stop = threading.Event()
-        drawn: Future[SketchOutcome] = Future()
-        stoppable = _Stoppable(model, stop, meter)
+        done: Future[T] = Future()
 
-        def draw() -> None:
+        def run() -> None:
             try:
-                drawn.set_result(draw_sketch(stoppable, request, self.config.retry, job_id))
+                done.set_result(work(stop))
             except BaseException as error:  # handed to the waiting thread
-                drawn.set_exception(error)
+                done.set_exception(error)
 
         context = contextvars.copy_context()  # the log context (job id, sketch) goes along
         threading.Thread(
-            target=context.run, args=(draw,), daemon=True, name=f"draw-{job_id}-{index}"
+            target=context.run, args=(run,), daemon=True, name=f"hold-{job_id}-{index}"
         ).start()
+        renew_every = self.config.lease_renew_s
+        renew_at = self.clock.monotonic() + renew_every
         while True:
             try:
-                return drawn.result(timeout=self.config.cancel_poll_s)
+                return done.result(timeout=self.config.cancel_poll_s)
             except FutureTimeout:
-                try:
+                pass
+            now = self.clock.monotonic()
+            try:
+                if now >= renew_at:
+                    held = self.jobs.renew_lease(
+                        job_id, index, worker=self.worker_id, lease_s=self.config.lease_s
+                    )
+                    renew_at = now + renew_every
+                else:
                     held = self.recorder.still_held(job_id, index)
-                except Exception as error:  # a failed look must not fail the drawing
-                    log.warning("could not check for a cancel: %s", error)
-                    continue
-                if not held:
-                    stop.set()
-                    return None
+            except Exception as error:  # a failed look or renewal must not fail the drawing
+                log.warning("could not renew the lease or check for a cancel: %s", error)
+                if now >= renew_at:  # try the renewal again soon, not every poll
+                    renew_at = now + renew_every / 4
+                continue
+            if not held:
+                stop.set()
+                return _LOST
 
     def _later_for_quota(self, job: JobRecord, index: int) -> bool:
         """No model slot in time: give the sketch back unspent and answer "later".
