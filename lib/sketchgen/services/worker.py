@@ -8,13 +8,7 @@ dead worker's sketch is taken over by the next delivery; a live one's never is.
 
 from __future__ import annotations
 
-import contextvars
 import threading
-from collections.abc import Callable
-from concurrent.futures import Future
-from concurrent.futures import TimeoutError as FutureTimeout
-from enum import Enum
-from typing import TypeVar
 
 from sketchgen.clock import SYSTEM_CLOCK
 from sketchgen.errors import ModelError
@@ -33,19 +27,12 @@ from sketchgen.ports import (
 )
 from sketchgen.quota import GatedModel, QuotaGate
 from sketchgen.services.config import ServiceConfig
+from sketchgen.services.lease import LOST, LeaseKeeper
 from sketchgen.services.stored import SketchRecorder, StoredJobs
 
 __all__ = ["SketchWorker"]
 
 log = get_logger(__name__)
-T = TypeVar("T")
-
-
-class _Lost(Enum):
-    LOST = "lost"
-
-
-_LOST = _Lost.LOST  # the sketch was cancelled or taken over while this delivery held it
 
 
 class SketchWorker:
@@ -69,6 +56,8 @@ class SketchWorker:
         self.recorder = recorder
         self.config = config or ServiceConfig()
         self.gate = gate
+        # Keeps a claimed sketch's lease while the delivery waits on a slot or the drawing.
+        self.lease = LeaseKeeper(jobs=jobs, recorder=recorder, config=self.config, clock=clock)
 
     @property
     def worker_id(self) -> str:
@@ -198,12 +187,12 @@ class SketchWorker:
             wait_s = self.config.quota_wait_s
             gate = self.gate
             self.model.prepare()
-            slot = self._holding(
+            slot = self.lease.hold(
                 job.job_id,
                 index,
                 lambda _stop: gate.acquire(request.model, job.owner_uid, max_wait_s=wait_s),
             )
-            if slot is _LOST:
+            if slot is LOST:
                 log.info("the sketch ended while this delivery waited for a model slot")
                 return True
             if slot is None:
@@ -215,8 +204,8 @@ class SketchWorker:
             stoppable = _Stoppable(model, stop, meter)
             return draw_sketch(stoppable, request, self.config.retry, job.job_id)
 
-        outcome = self._holding(job.job_id, index, draw)
-        if outcome is _LOST:
+        outcome = self.lease.hold(job.job_id, index, draw)
+        if outcome is LOST:
             log.info(
                 "the sketch is no longer this worker's (cancelled, or taken over): "
                 "the call is abandoned"
@@ -224,57 +213,6 @@ class SketchWorker:
             return True
         assert isinstance(outcome, SketchOutcome)
         return self.recorder.record(job, index, delivery, outcome, calls_sent=meter.sent)
-
-    def _holding(self, job_id: str, index: int, work: Callable[[threading.Event], T]) -> T | _Lost:
-        """Run ``work`` (a model slot's wait, the drawing) on a helper thread while this one
-        keeps the sketch: it renews the lease every ``lease_renew_s`` (docs/decisions/0069)
-        and in between re-reads the sketch every ``cancel_poll_s``. ``_LOST`` as soon as the
-        sketch is no longer this worker's (cancelled, or taken over after its lease ran out):
-        ``work``'s stop event is set and its result will be dropped.
-
-        An abandoned call runs on to its end (a sync HTTP call cannot be interrupted, and it
-        is paid for either way) but makes no retry and its result is dropped: nothing records
-        it, so it can never overwrite the cancelled state or the new holder's result. The
-        delivery is acked at once, freeing the worker's slot instead of holding it for the
-        rest of a 10-40 s call.
-        """
-        stop = threading.Event()
-        done: Future[T] = Future()
-
-        def run() -> None:
-            try:
-                done.set_result(work(stop))
-            except BaseException as error:  # handed to the waiting thread
-                done.set_exception(error)
-
-        context = contextvars.copy_context()  # the log context (job id, sketch) goes along
-        threading.Thread(
-            target=context.run, args=(run,), daemon=True, name=f"hold-{job_id}-{index}"
-        ).start()
-        renew_every = self.config.lease_renew_s
-        renew_at = self.clock.monotonic() + renew_every
-        while True:
-            try:
-                return done.result(timeout=self.config.cancel_poll_s)
-            except FutureTimeout:
-                pass
-            now = self.clock.monotonic()
-            try:
-                if now >= renew_at:
-                    held = self.jobs.renew_lease(
-                        job_id, index, worker=self.worker_id, lease_s=self.config.lease_s
-                    )
-                    renew_at = now + renew_every
-                else:
-                    held = self.recorder.still_held(job_id, index)
-            except Exception as error:  # a failed look or renewal must not fail the drawing
-                log.warning("could not renew the lease or check for a cancel: %s", error)
-                if now >= renew_at:  # try the renewal again soon, not every poll
-                    renew_at = now + renew_every / 4
-                continue
-            if not held:
-                stop.set()
-                return _LOST
 
     def _later_for_quota(self, job: JobRecord, index: int) -> bool:
         """No model slot in time: give the sketch back unspent and answer "later".
