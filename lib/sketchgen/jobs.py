@@ -37,6 +37,7 @@ __all__ = [
     "job_matches",
     "job_status_for",
     "known_fields",
+    "renew_transition",
     "request_hash",
     "sketch_cost_usd",
     "utcnow",
@@ -447,6 +448,25 @@ def release_transition(
     return job.model_copy(
         update={"sketches": {**job.sketches, str(index): released}, "updated_at": now}
     )
+
+
+def renew_transition(
+    job: JobRecord | None, index: int, worker: str, lease_s: float, now: datetime
+) -> tuple[JobRecord | None, bool]:
+    """Extend the lease of a sketch ``worker`` holds to ``now + lease_s`` (True). Not held —
+    ended (finished, cancelled), released, or taken over by another worker after the lease ran
+    out — nothing changes (False): the worker stops drawing and drops its result. A lease that
+    ran out but was not taken over is still the worker's: nobody else drew."""
+    if job is None or str(index) not in job.sketches:
+        return None, False
+    current = job.sketch(index)
+    if current.status != "running" or current.lease_owner != worker:
+        return None, False
+    renewed = current.model_copy(update={"lease_expires_at": now + timedelta(seconds=lease_s)})
+    changed = job.model_copy(
+        update={"sketches": {**job.sketches, str(index): renewed}, "updated_at": now}
+    )
+    return changed, True
 
 
 def call_transition(

@@ -292,6 +292,17 @@ class JobStore(Protocol):
         (no model slot came in time: the claim's attempt is given back, the error kept)."""
         ...
 
+    def renew_lease(
+        self, job_id: str, index: int, *, worker: str, lease_s: float, now: datetime | None = None
+    ) -> bool:
+        """The heartbeat of a worker holding sketch ``index``: if ``worker`` still holds it
+        (running, ``lease_owner == worker``, even with the lease run out), set
+        ``lease_expires_at = now + lease_s`` and return True. Otherwise (ended, cancelled,
+        released, taken over by another worker, no such job or sketch) change nothing and
+        return False: the worker must stop drawing and drop its result. One write on the
+        sketch, every third of a lease (docs/decisions/0069)."""
+        ...
+
     def count_call(self, job_id: str, index: int, *, worker: str) -> CallResult:
         """Count one more model call (a retry, a stricter re-ask, a guard redraw) for a sketch
         ``worker`` holds, before the call is sent: the call is charged from then on. Not held

@@ -63,7 +63,7 @@ class Settings(BaseSettings):
     regenerate_topic: str | None = None
     events_base_url: str | None = None  # where the stream function answers, if not this host
     cors_origins: str = ""  # comma-separated web app origins
-    lease_s: float = 300.0  # > model timeout × in-delivery attempts: a live worker never loses it
+    lease_s: float = 300.0  # renewed every third of it while held (ADR 0069); deployed: 60 s
     lease_wait_s: float = 330.0  # how long a duplicate delivery waits out another's lease
     max_deliveries: int = 5  # transient failures before a sketch is marked failed
     job_retention_days: int = 30

@@ -18,11 +18,14 @@ A delivery of a sketch message:
    (``worker_overhead_s``).
 
 That is the request's timeout (``worker_timeout_s``) and the push's ack deadline. The lease
-outlives it (``lease_margin_s``), so a live worker never loses its sketch. A worker that dies
-holding the lease ends its request at the timeout at the latest; Pub/Sub delivers again at
-least ``minimum_backoff_s`` later, and that delivery waits out what is left of the lease
-(at most ``lease_margin_s - minimum_backoff_s``) within its ``lease_wait_s`` and takes the
-sketch over: the next delivery, not one of the ones after it.
+is short (``lease_s``) and the live worker renews it every ``lease_renew_s`` (a third of it:
+:func:`lease_renew_s`) for as long as it holds the sketch (docs/decisions/0069), so a live
+worker keeps its sketch however long it draws, and a dead one's lease runs out at most
+``lease_s`` after its last renewal. A worker that dies at any point — even right after its
+claim, when Cloud Run answers the push at once with an error — is redelivered no sooner than
+``minimum_backoff_s`` later, and that delivery waits out what is left of the lease (at most
+``lease_s - minimum_backoff_s``) within its ``lease_wait_s`` and takes the sketch over: the
+next delivery, not one of the ones after it.
 """
 
 from __future__ import annotations
@@ -32,7 +35,17 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any
 
-__all__ = ["DeliveryTiming", "queue_delivery_attempts"]
+__all__ = ["RENEWALS_PER_LEASE", "DeliveryTiming", "lease_renew_s", "queue_delivery_attempts"]
+
+# A live worker renews its lease this many times a lease: two renewals in a row may fail (or
+# be slow, a contended write retried) and the lease still holds.
+RENEWALS_PER_LEASE = 3
+
+
+def lease_renew_s(lease_s: float) -> float:
+    """How often the worker holding a ``lease_s`` lease renews it: the one rule, used by the
+    worker (:class:`sketchgen.services.config.ServiceConfig`) and :class:`DeliveryTiming`."""
+    return lease_s / RENEWALS_PER_LEASE
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,7 +54,7 @@ class DeliveryTiming:
     lease_wait_s: float
     quota_wait_s: float
     worker_overhead_s: float
-    lease_margin_s: float
+    lease_s: float  # the claim's lease, renewed every lease_renew_s while the worker holds it
     ack_deadline_max_s: float  # Pub/Sub's ceiling for a push's ack deadline
     minimum_backoff_s: float  # the subscription's retry policy
     maximum_backoff_s: float
@@ -74,8 +87,9 @@ class DeliveryTiming:
         return self.worker_timeout_s
 
     @property
-    def lease_s(self) -> float:
-        return self.worker_timeout_s + self.lease_margin_s
+    def lease_renew_s(self) -> float:
+        """How often the live worker renews its lease (a write on the sketch's document)."""
+        return lease_renew_s(self.lease_s)
 
     @property
     def model_timeout_max_s(self) -> float:
@@ -99,13 +113,14 @@ class DeliveryTiming:
                 f"ceiling {self.ack_deadline_max_s:g} s (model_timeout_s <= "
                 f"{self.model_timeout_max_s:g})"
             )
-        if self.lease_s <= self.worker_timeout_s:
-            found.append("the lease must outlive the request: a live worker would lose its sketch")
-        if self.ack_deadline_s + self.minimum_backoff_s + self.lease_wait_s < self.lease_s:
+        if self.lease_s <= 0 or self.lease_renew_s >= self.lease_s:
+            found.append("the lease must be positive and renewed within it")
+        if self.minimum_backoff_s + self.lease_wait_s < self.lease_s:
+            # A worker that dies right after its claim (or a renewal) is pushed again after
+            # the minimum backoff: that delivery must outwait the whole lease.
             found.append(
                 "the delivery after a dead worker's cannot wait out its lease: "
-                f"{self.ack_deadline_s:g} + {self.minimum_backoff_s:g} + {self.lease_wait_s:g} "
-                f"< {self.lease_s:g}"
+                f"{self.minimum_backoff_s:g} + {self.lease_wait_s:g} < {self.lease_s:g}"
             )
         if not 0 < self.minimum_backoff_s <= self.maximum_backoff_s <= 600:
             found.append("the retry policy's backoff must be 0 < minimum <= maximum <= 600 s")

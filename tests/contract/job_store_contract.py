@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 
@@ -134,6 +134,56 @@ class JobStoreContract:
             store.claim_sketch("20000101_000000-000000", 0, worker="c", lease_s=60).claim
             is Claim.MISSING
         )
+
+    def test_a_renewed_lease_is_kept_and_a_lost_one_is_not_renewed(self, store: JobStore) -> None:
+        """The heartbeat (docs/decisions/0069): a renewal extends the holder's lease from its
+        moment; another worker cannot claim before the renewed lease runs out; once it has
+        run out and another worker took the sketch over, the old holder's renewal is refused
+        (and changes nothing); an ended, cancelled or missing sketch is never renewed."""
+        job = make_job(n=2)
+        store.create_job(job)
+        start = utcnow()
+
+        def at(seconds: float) -> datetime:
+            return start + timedelta(seconds=seconds)
+
+        assert store.claim_sketch(job.job_id, 0, worker="a", lease_s=60, now=at(0)).attempt == 1
+        assert store.renew_lease(job.job_id, 0, worker="a", lease_s=60, now=at(40))
+        held = _job(store, job.job_id).sketch(0)
+        assert held.lease_owner == "a" and held.lease_expires_at == at(100)
+        assert held.attempts == 1 and held.model_calls == 1  # a renewal is no new attempt
+        # Past the first lease, within the renewed one: still held.
+        rival = store.claim_sketch(job.job_id, 0, worker="b", lease_s=60, now=at(90))
+        assert rival.claim is Claim.LEASED
+        assert not store.renew_lease(job.job_id, 0, worker="b", lease_s=60, now=at(90))
+        # A lease that ran out but was not taken over is still its holder's.
+        assert store.renew_lease(job.job_id, 0, worker="a", lease_s=60, now=at(120))
+        assert _job(store, job.job_id).sketch(0).lease_expires_at == at(180)
+        # Run out (a dead holder): the next claim takes it over; the old holder's renewal fails.
+        taken = store.claim_sketch(job.job_id, 0, worker="b", lease_s=60, now=at(181))
+        assert taken.claim is Claim.CLAIMED and taken.attempt == 2
+        before = _job(store, job.job_id)
+        assert not store.renew_lease(job.job_id, 0, worker="a", lease_s=60, now=at(182))
+        assert _job(store, job.job_id) == before
+        assert store.renew_lease(job.job_id, 0, worker="b", lease_s=60, now=at(182))
+        assert not store.finish_sketch(job.job_id, 0, worker="a", state=ok("stale")).accepted
+        assert store.finish_sketch(job.job_id, 0, worker="b", state=ok()).accepted
+        assert not store.renew_lease(job.job_id, 0, worker="b", lease_s=60)  # ended
+        store.claim_sketch(job.job_id, 1, worker="c", lease_s=60)
+        store.cancel_job(job.job_id)
+        assert not store.renew_lease(job.job_id, 1, worker="c", lease_s=60)  # cancelled
+        assert _job(store, job.job_id).sketch(1).status == "cancelled"
+        assert not store.renew_lease(job.job_id, 7, worker="c", lease_s=60)
+        assert not store.renew_lease("no-such-job", 0, worker="c", lease_s=60)
+
+    def test_a_released_sketch_is_not_renewed(self, store: JobStore) -> None:
+        job = make_job(n=1)
+        store.create_job(job)
+        store.claim_sketch(job.job_id, 0, worker="a", lease_s=60)
+        store.release_sketch(job.job_id, 0, worker="a", error="503")
+        assert not store.renew_lease(job.job_id, 0, worker="a", lease_s=60)
+        state = _job(store, job.job_id).sketch(0)
+        assert state.status == "pending" and state.lease_owner is None
 
     def test_release_goes_back_to_pending(self, store: JobStore) -> None:
         job = make_job(n=1)

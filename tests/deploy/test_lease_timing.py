@@ -61,6 +61,21 @@ def test_terraform_derives_what_sketchgen_timing_derives(
     assert timing.problems() == []
 
 
+def test_the_lease_is_short_and_renewed() -> None:
+    """The deployed lease (docs/decisions/0069): a delivery after a worker that died right
+    after its claim outwaits all of it, and the live worker renews it three times a lease —
+    one write on the sketch's document every 20 s, far below Firestore's one a second."""
+    timing = DEFINITION.timing(model_timeout_s=120)
+    assert timing.lease_s <= timing.minimum_backoff_s + timing.lease_wait_s
+    assert timing.lease_s < timing.worker_timeout_s  # it could not outlive a draw unrenewed
+    assert (
+        timing.lease_renew_s
+        == timing.lease_s / 3
+        == ServiceConfig(lease_s=timing.lease_s).lease_renew_s
+    )
+    assert timing.lease_renew_s >= 1.0
+
+
 def test_terraform_takes_the_numbers_from_the_definition(
     main: dict[str, Any], tf_locals: dict[str, Any]
 ) -> None:
@@ -87,11 +102,19 @@ def test_a_drifted_definition_is_refused() -> None:
     numbers = dict(DEFINITION.delivery)
     with pytest.raises(ValueError, match="missing"):
         DeliveryTiming.from_definition(
-            {k: v for k, v in numbers.items() if k != "lease_margin_s"}, model_timeout_s=120
+            {k: v for k, v in numbers.items() if k != "lease_s"}, model_timeout_s=120
         )
-    # A lease that outlasts the next delivery's wait, a budget past Pub/Sub's ceiling.
-    late = DeliveryTiming.from_definition({**numbers, "lease_margin_s": 200}, model_timeout_s=120)
+    # A lease that outlasts the next delivery's wait (the old one, as long as the request and
+    # never renewed: 450 s), a budget past Pub/Sub's ceiling.
+    late = DeliveryTiming.from_definition({**numbers, "lease_s": 450}, model_timeout_s=120)
     assert any("cannot wait out" in p for p in late.problems())
+    assert not any(
+        "cannot wait out" in p
+        for p in DeliveryTiming.from_definition(
+            {**numbers, "lease_s": numbers["minimum_backoff_s"] + numbers["lease_wait_s"]},
+            model_timeout_s=120,
+        ).problems()
+    )
     slow = DeliveryTiming.from_definition(numbers, model_timeout_s=300)
     assert any("ack deadline" in p for p in slow.problems())
 

@@ -27,6 +27,7 @@ from sketchgen.jobs import (
     complete_transition,
     finish_transition,
     release_transition,
+    renew_transition,
     set_batch_transition,
 )
 from sketchgen.ports import Clock
@@ -81,6 +82,12 @@ class TransactionalJobStore(ABC):
             job_id,
             lambda job: (release_transition(job, index, worker, error, at, refund=refund), None),
         )
+
+    def renew_lease(
+        self, job_id: str, index: int, *, worker: str, lease_s: float, now: datetime | None = None
+    ) -> bool:
+        at = now or self.clock.now()
+        return self._update(job_id, lambda job: renew_transition(job, index, worker, lease_s, at))
 
     def count_call(self, job_id: str, index: int, *, worker: str) -> CallResult:
         at = self.clock.now()

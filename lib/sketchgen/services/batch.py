@@ -7,6 +7,7 @@ or expires sends its jobs to the ordinary queue.
 
 from __future__ import annotations
 
+import functools
 import uuid
 from datetime import timedelta
 
@@ -34,6 +35,7 @@ from sketchgen.ports import (
 )
 from sketchgen.quota import GatedModel, QuotaGate
 from sketchgen.services.config import ServiceConfig
+from sketchgen.services.lease import LOST, LeaseKeeper
 from sketchgen.services.stored import SketchRecorder, StoredJobs
 from sketchgen.services.submission import JobService
 
@@ -64,6 +66,8 @@ class BatchRegeneration:
         self.recorder = recorder
         self.config = config or ServiceConfig()
         self.gate = gate
+        # The lease is short and renewed while a stricter re-ask runs (docs/decisions/0069).
+        self.lease = LeaseKeeper(jobs=jobs, recorder=recorder, config=self.config)
 
     def regenerate(
         self,
@@ -200,13 +204,18 @@ class BatchRegeneration:
                 if self.gate is not None:
                     wait_s = self.config.quota_wait_s
                     model = GatedModel(self.model, self.gate, job.owner_uid, wait_s)
-                outcome = settle_sketch(
+                settle = functools.partial(
+                    settle_sketch,
                     plan.request(index),
                     result,
                     job.job_id,
                     model=model,
                     policy=self.config.retry,
                 )
+                # hold() returns before the loop moves on: the lambda sees this sketch's call.
+                outcome = self.lease.hold(job.job_id, index, lambda _stop: settle())  # noqa: B023
+                if outcome is LOST:  # cancelled, or taken over while it was settled
+                    continue
                 if not self.recorder.record(claim.job, index, claim.attempt, outcome):
                     self.queue.publish([SketchTask(job.job_id, index, "batch")])
             self.jobs.set_batch(job.job_id, None)

@@ -7,12 +7,15 @@ from datetime import timedelta
 
 from sketchgen.generate.models import DEFAULT_MODEL
 from sketchgen.generate.retry import RetryPolicy
+from sketchgen.timing import lease_renew_s
 
 __all__ = ["ServiceConfig"]
 
 
 @dataclass(frozen=True, slots=True)
 class ServiceConfig:
+    # A claim's lease; the worker renews it every third of it (``lease_renew_s``) for as long
+    # as it holds the sketch, so it may be short (deployed: 60 s, docs/decisions/0069).
     lease_s: float = 300.0
     # A delivery that finds the sketch leased waits (up to this long) for the lease to end
     # rather than nacking at once: queues redeliver faster than a dead worker's lease runs
@@ -38,3 +41,8 @@ class ServiceConfig:
     cancel_poll_s: float = 1.0
     # What a request that names no model gets (GEMINI_MODEL, through the bootstrap).
     default_model: str = DEFAULT_MODEL
+
+    @property
+    def lease_renew_s(self) -> float:
+        """How often a delivery renews the lease it holds (sketchgen.timing's one rule)."""
+        return lease_renew_s(self.lease_s)

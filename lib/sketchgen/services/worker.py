@@ -1,15 +1,14 @@
 """The worker: one queue message, one sketch — claim it, wait for quota, draw, record.
 
 A duplicate or redelivered message does no second model call: the claim (a lease in the job
-document) decides who draws, and the recorder checks the lease again before it writes.
+document) decides who draws, and the recorder checks the lease again before it writes. The
+lease is short and the delivery renews it while it holds the sketch (docs/decisions/0069): a
+dead worker's sketch is taken over by the next delivery; a live one's never is.
 """
 
 from __future__ import annotations
 
-import contextvars
 import threading
-from concurrent.futures import Future
-from concurrent.futures import TimeoutError as FutureTimeout
 
 from sketchgen.clock import SYSTEM_CLOCK
 from sketchgen.errors import ModelError
@@ -28,6 +27,7 @@ from sketchgen.ports import (
 )
 from sketchgen.quota import GatedModel, QuotaGate
 from sketchgen.services.config import ServiceConfig
+from sketchgen.services.lease import LOST, LeaseKeeper
 from sketchgen.services.stored import SketchRecorder, StoredJobs
 
 __all__ = ["SketchWorker"]
@@ -56,6 +56,8 @@ class SketchWorker:
         self.recorder = recorder
         self.config = config or ServiceConfig()
         self.gate = gate
+        # Keeps a claimed sketch's lease while the delivery waits on a slot or the drawing.
+        self.lease = LeaseKeeper(jobs=jobs, recorder=recorder, config=self.config, clock=clock)
 
     @property
     def worker_id(self) -> str:
@@ -180,61 +182,37 @@ class SketchWorker:
         model: SyncImageModel = self.model
         if self.gate is not None:
             # The slot is taken last, right before the call: whatever ran before it (claim,
-            # plan, references) would otherwise bunch calls that were spaced as slots.
+            # plan, references) would otherwise bunch calls that were spaced as slots. The
+            # wait (up to quota_wait_s) is longer than a renewal: the lease is kept meanwhile.
             wait_s = self.config.quota_wait_s
+            gate = self.gate
             self.model.prepare()
-            if self.gate.acquire(request.model, job.owner_uid, max_wait_s=wait_s) is None:
+            slot = self.lease.hold(
+                job.job_id,
+                index,
+                lambda _stop: gate.acquire(request.model, job.owner_uid, max_wait_s=wait_s),
+            )
+            if slot is LOST:
+                log.info("the sketch ended while this delivery waited for a model slot")
+                return True
+            if slot is None:
                 return self._later_for_quota(job, index)
-            model = GatedModel(self.model, self.gate, job.owner_uid, wait_s, admitted=True)
+            model = GatedModel(self.model, gate, job.owner_uid, wait_s, admitted=True)
         meter = _Meter(self, job, index)
-        outcome = self._draw_until_cancelled(model, meter, request, job.job_id, index)
-        if outcome is None:
-            log.info("cancelled while the model was drawing: the call is abandoned")
+
+        def draw(stop: threading.Event) -> SketchOutcome:
+            stoppable = _Stoppable(model, stop, meter)
+            return draw_sketch(stoppable, request, self.config.retry, job.job_id)
+
+        outcome = self.lease.hold(job.job_id, index, draw)
+        if outcome is LOST:
+            log.info(
+                "the sketch is no longer this worker's (cancelled, or taken over): "
+                "the call is abandoned"
+            )
             return True
+        assert isinstance(outcome, SketchOutcome)
         return self.recorder.record(job, index, delivery, outcome, calls_sent=meter.sent)
-
-    def _draw_until_cancelled(
-        self,
-        model: SyncImageModel,
-        meter: _Meter,
-        request: ImageRequest,
-        job_id: str,
-        index: int,
-    ) -> SketchOutcome | None:
-        """Draw on a helper thread while this one re-reads the job every ``cancel_poll_s``;
-        None as soon as the sketch is no longer this worker's (cancelled, or taken over).
-
-        The abandoned call runs on to its end (a sync HTTP call cannot be interrupted, and it
-        is paid for either way) but makes no retry and its result is dropped: nothing records
-        it, so it can never overwrite the cancelled state. The delivery is acked at once,
-        freeing the worker's slot instead of holding it for the rest of a 10-40 s call.
-        """
-        stop = threading.Event()
-        drawn: Future[SketchOutcome] = Future()
-        stoppable = _Stoppable(model, stop, meter)
-
-        def draw() -> None:
-            try:
-                drawn.set_result(draw_sketch(stoppable, request, self.config.retry, job_id))
-            except BaseException as error:  # handed to the waiting thread
-                drawn.set_exception(error)
-
-        context = contextvars.copy_context()  # the log context (job id, sketch) goes along
-        threading.Thread(
-            target=context.run, args=(draw,), daemon=True, name=f"draw-{job_id}-{index}"
-        ).start()
-        while True:
-            try:
-                return drawn.result(timeout=self.config.cancel_poll_s)
-            except FutureTimeout:
-                try:
-                    held = self.recorder.still_held(job_id, index)
-                except Exception as error:  # a failed look must not fail the drawing
-                    log.warning("could not check for a cancel: %s", error)
-                    continue
-                if not held:
-                    stop.set()
-                    return None
 
     def _later_for_quota(self, job: JobRecord, index: int) -> bool:
         """No model slot in time: give the sketch back unspent and answer "later".

@@ -50,10 +50,11 @@ locals {
   # model_timeout_s:
   #   lease_wait_s + quota_wait_s + 2 * model_timeout_s + worker_overhead_s <= 600
   #   => model_timeout_s <= (600 - 60 - 60 - 60) / 2 = 210
-  # (checked below, before anything is deployed). The lease outlives the request by
-  # lease_margin_s, so a live worker never loses its sketch; a dead worker's request ends by
-  # the timeout, Pub/Sub pushes again at least minimum_backoff_s later, and that delivery
-  # waits out the rest of the lease (lease_margin_s - minimum_backoff_s <= lease_wait_s).
+  # (checked below, before anything is deployed). The lease is short and the live worker
+  # renews it every third of it while it holds the sketch (docs/decisions/0069), so it never
+  # loses it; a worker that dies, even right after its claim, is pushed again at least
+  # minimum_backoff_s later, and that delivery waits out the rest of the lease
+  # (lease_s <= minimum_backoff_s + lease_wait_s).
   delivery           = local.definition.delivery
   ack_deadline_max_s = local.delivery.ack_deadline_max_s
   lease_wait_s       = local.delivery.lease_wait_s
@@ -62,7 +63,7 @@ locals {
   model_timeout_max  = floor((local.ack_deadline_max_s - local.lease_wait_s - local.quota_wait_s - local.worker_overhead_s) / 2)
   worker_timeout_s   = local.lease_wait_s + local.quota_wait_s + var.model_timeout_s * 2 + local.worker_overhead_s
   ack_deadline_s     = local.worker_timeout_s
-  lease_s            = local.worker_timeout_s + local.delivery.lease_margin_s
+  lease_s            = local.delivery.lease_s
 
   # Little's law: requests in flight = request rate x latency. At gemini_rpm requests a minute
   # taking model_latency_s each, about gemini_rpm * model_latency_s / 60 calls are open at once.

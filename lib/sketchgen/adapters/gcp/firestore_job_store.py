@@ -57,6 +57,7 @@ from sketchgen.jobs import (
     job_matches,
     known_fields,
     release_transition,
+    renew_transition,
 )
 from sketchgen.ports import Clock, JobCursor, JobPage
 
@@ -381,6 +382,19 @@ class FirestoreJobStore(TransactionalJobStore):
         )
         if released is None:
             super().release_sketch(job_id, index, worker=worker, error=error, refund=refund)
+
+    def renew_lease(
+        self, job_id: str, index: int, *, worker: str, lease_s: float, now: datetime | None = None
+    ) -> bool:
+        """One write on the sketch's own document (under a precondition on it), as a claim;
+        a cancelled or final job's sketch is never renewed."""
+        at = now or self.clock.now()
+        renewed = self._on_own_sketch(
+            job_id, index, lambda job: renew_transition(job, index, worker, lease_s, at), False
+        )
+        if renewed is None:  # cancelled, final or past its deadline: decided on the whole job
+            return super().renew_lease(job_id, index, worker=worker, lease_s=lease_s, now=at)
+        return renewed
 
     def count_call(self, job_id: str, index: int, *, worker: str) -> CallResult:
         at = self.clock.now()
