@@ -11,13 +11,14 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
-from sketchgen.ceiling import DeploymentCeiling, ShardDoc
+from sketchgen.adapters.ceiling_base import TransactionalDeploymentCeiling
+from sketchgen.ceiling import ShardDoc
 from sketchgen.errors import StorageError
 
 __all__ = ["MemoryDeploymentCeiling", "SqliteDeploymentCeiling"]
 
 
-class MemoryDeploymentCeiling(DeploymentCeiling):
+class MemoryDeploymentCeiling(TransactionalDeploymentCeiling):
     def __init__(self, ceiling_usd: float, *, rng: random.Random | None = None) -> None:
         super().__init__(ceiling_usd, rng=rng)
         self._shards: dict[tuple[str, int], ShardDoc] = {}
@@ -44,7 +45,7 @@ CREATE TABLE IF NOT EXISTS spend_ceiling (
 """
 
 
-class SqliteDeploymentCeiling(DeploymentCeiling):
+class SqliteDeploymentCeiling(TransactionalDeploymentCeiling):
     """The day's shards as rows of one SQLite file (the job store's, by default)."""
 
     def __init__(

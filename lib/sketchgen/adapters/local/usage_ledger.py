@@ -15,11 +15,12 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
+from sketchgen.adapters.usage_ledger_base import ShardedUsageLedger, TransactionalUsageLedger
 from sketchgen.clock import SYSTEM_CLOCK
 from sketchgen.errors import StorageError
 from sketchgen.ports import Clock
-from sketchgen.spend import Account, Limits, UsageDoc, UsageLedger
-from sketchgen.usage_shards import ShardedUsageLedger, UsageShard
+from sketchgen.spend import Account, Limits, UsageDoc
+from sketchgen.usage_shards import UsageShard
 
 __all__ = ["MemoryUsageLedger", "SqliteUsageLedger"]
 
@@ -78,7 +79,7 @@ CREATE TABLE IF NOT EXISTS accounts (uid TEXT PRIMARY KEY, doc TEXT NOT NULL);
 """
 
 
-class SqliteUsageLedger(UsageLedger):
+class SqliteUsageLedger(TransactionalUsageLedger):
     """Usage and accounts in one SQLite file (the job store's, by default)."""
 
     def __init__(self, path: Path | str) -> None:
