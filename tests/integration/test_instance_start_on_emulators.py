@@ -24,6 +24,7 @@ from tests.integration.conftest import PROJECT
 def cloud_env(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, firestore_emulator: str, pubsub_emulator: str
 ) -> Iterator[Path]:
+    # The ignore below: google.cloud is a namespace package mypy cannot resolve
     from google.cloud import pubsub_v1  # type: ignore[attr-defined]
 
     topic = f"projects/{PROJECT}/topics/start-{time.monotonic_ns()}"

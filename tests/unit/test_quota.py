@@ -10,8 +10,10 @@ from __future__ import annotations
 import heapq
 import itertools
 import random
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import TypeVar
 
 import pytest
 
@@ -33,6 +35,8 @@ from sketchgen.schemas import Variation
 from sketchgen.testing.clock import FakeClock
 from sketchgen.testing.contention import ContentionModel
 
+T = TypeVar("T")
+
 AT_1000 = datetime.fromtimestamp(1000.0, UTC)  # epoch second 1000: round slot times
 POLICY = QuotaPolicy(rpm=120, horizon_s=10.0)  # a slot every 0.5 s; 3 shards, 1.5 s apart
 
@@ -46,9 +50,11 @@ def test_shards_keep_each_document_under_one_write_a_second() -> None:
     assert QuotaPolicy(rpm=1_000).shards == 21
 
 
-def _grants(shard: int, user: str = "a", state: QuotaState | None = None, now: float = 1000.0):  # type: ignore[no-untyped-def]
+def _grants(
+    shard: int, user: str = "a", state: QuotaState | None = None, now: float = 1000.0
+) -> tuple[list[float], Wait]:
     """Ask ``shard`` once per its interval from ``now`` until it refuses: (grants, refusal)."""
-    state, grants = state or QuotaState(), []
+    state, grants = state or QuotaState(), list[float]()
     while True:
         changed, decision = reserve_transition(state, user, now, POLICY, shard=shard)
         if isinstance(decision, Wait):
@@ -141,7 +147,9 @@ class ContendedGate(MemoryQuotaGate):
         super().__init__(policy, clock=clock)
         self.contention = ContentionModel(clock)
 
-    def _update(self, key, shard, transition):  # type: ignore[no-untyped-def]
+    def _update(
+        self, key: str, shard: int, transition: Callable[[QuotaState], tuple[QuotaState | None, T]]
+    ) -> T:
         path = f"quota/{key}/shards/{shard}"
         changed, result = transition(self.shard_states.get((key, shard), QuotaState()))
         if changed is not None:

@@ -46,6 +46,7 @@ class _JsonWebKeys(_GoogleCertificates):
             if not isinstance(key, dict) or key.get("kty") != "RSA":
                 continue
             pem = _rsa_public_key_pem(_uint(key["n"]), _uint(key["e"]))
+            # The ignore below: google-auth leaves from_string unannotated
             verifiers[str(key["kid"])] = crypt.RSAVerifier.from_string(pem)  # type: ignore[no-untyped-call]
         if not verifiers:
             raise ValueError("no RSA keys in the JSON Web Key Set")

@@ -28,6 +28,7 @@ class PubSubTaskQueue:
         if self._publisher is None:
             with self._lock:
                 if self._publisher is None:
+                    # The ignore below: google.cloud is a namespace package mypy cannot resolve
                     from google.cloud import pubsub_v1  # type: ignore[attr-defined]
 
                     self._publisher = pubsub_v1.PublisherClient()
