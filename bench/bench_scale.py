@@ -108,8 +108,10 @@ class DocumentStore:
 class ContendedQuotaGate(MemoryQuotaGate):
     """The real gate's rules; its shard and presence writes go through the document store."""
 
-    def __init__(self, policy: QuotaPolicy, clock: FakeClock, store: DocumentStore) -> None:
-        super().__init__(policy, clock=clock)
+    def __init__(
+        self, policy: QuotaPolicy, clock: FakeClock, store: DocumentStore, rng: random.Random
+    ) -> None:
+        super().__init__(policy, clock=clock, rng=rng)
         self.store = store
 
     def _update(
@@ -153,8 +155,7 @@ class Simulation:
         self.calls_per_min = jobs_per_hour * SKETCHES / 60.0
         self.rpm = math.ceil(self.calls_per_min * HEADROOM)
         self.policy = QuotaPolicy(rpm=self.rpm)
-        self.gate = ContendedQuotaGate(self.policy, self.clock, self.store)
-        self.gate._rng.seed(seed)
+        self.gate = ContendedQuotaGate(self.policy, self.clock, self.store, random.Random(seed))
         self.jobs_per_hour = jobs_per_hour
         self.events: list[tuple[float, int, Callable[[], None]]] = []
         self._order = itertools.count()

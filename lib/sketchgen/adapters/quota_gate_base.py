@@ -42,10 +42,16 @@ class TransactionalQuotaGate(ABC):
     and count the users asking. The waiting and the rules are the same everywhere.
     """
 
-    def __init__(self, policy: QuotaPolicy, *, clock: Clock = SYSTEM_CLOCK) -> None:
+    def __init__(
+        self,
+        policy: QuotaPolicy,
+        *,
+        clock: Clock = SYSTEM_CLOCK,
+        rng: random.Random | None = None,
+    ) -> None:
         self.policy = policy
         self.clock = clock
-        self._rng = random.Random()
+        self._rng = rng or random.Random()  # the shards probed, the jitter (seeded in tests)
         self._touched: dict[tuple[str, str], float] = {}  # this instance's last presence write
         self._active_cache: dict[str, tuple[float, int]] = {}
 

@@ -24,6 +24,12 @@ class PubSubTaskQueue:
         self._lock = threading.Lock()
 
     @property
+    def connected(self) -> bool:
+        """Whether the publisher client has been made (at instance start, or the first
+        publish)."""
+        return self._publisher is not None
+
+    @property
     def publisher(self) -> Any:
         if self._publisher is None:
             with self._lock:
