@@ -15,8 +15,9 @@ What is real and what is a double:
   real contention model (:class:`~sketchgen.testing.contention.ContentionModel`: a token
   bucket of 1 write/s, burst 3, per document path); a refused commit is ABORTED and the step
   retries with ``optimistic_update``'s backoff.
-- **Quota gate: real.** :meth:`sketchgen.quota.QuotaGate.reserve` on a memory gate whose
-  shard and presence documents go through the same contention model.
+- **Quota gate: real.** The rules of
+  :meth:`sketchgen.adapters.quota_gate_base.TransactionalQuotaGate.reserve` on a memory gate
+  whose shard and presence documents go through the same contention model.
 - **Usage ledger: its writes only.** ``usage/{uid}/days/{day}``: reserved at submission and
   settled by the finaliser (ADR 0012/0025), one write each; the spend rules are not re-run.
 - **Worker: its steps, not its module.** ``services/worker.py`` sleeps on the clock while it
