@@ -90,12 +90,14 @@ class _Trace:
                     trace.refused[kinds] = trace.refused.get(kinds, 0) + 1
             return admitted
 
+        # The three ignores below: methods patched for the run, restored in __exit__
         PushBridge._push = push  # type: ignore[method-assign]
         _Forward.service = service  # type: ignore[method-assign]
         ContentionModel.admit = admit  # type: ignore[method-assign]
         return self
 
     def __exit__(self, *exc: object) -> None:
+        # The three ignores below: restoring what __enter__ patched
         PushBridge._push = self._original  # type: ignore[method-assign]
         _Forward.service = self._service  # type: ignore[method-assign]
         ContentionModel.admit = self._admit  # type: ignore[method-assign]
@@ -341,6 +343,7 @@ def _run(mode: str) -> dict[str, Any]:
                 "GOOGLE_GEMINI_BASE_URL": gemini.url,
                 "SKETCHGEN_USER_ACTIVE_JOBS": str(JOBS_PER_USER),
             },
+            # The ignore below: a str, always one of the modes main() lists
             firestore_writes=mode,  # type: ignore[arg-type]
         ) as topology,
     ):

@@ -1,7 +1,8 @@
 """The deployment's daily ceiling at 10,000 and 100,000 jobs an hour (docs/decisions/0021).
 
-A simulation on a fake clock through the real rules (:class:`sketchgen.ceiling.DeploymentCeiling`
-and its shard transition) over the in-memory store, which records every shard write with the
+A simulation on a fake clock through the real rules
+(:class:`sketchgen.adapters.ceiling_base.TransactionalDeploymentCeiling` and its shard
+transition) over the in-memory store, which records every shard write with the
 simulated time. One hour of jobs arriving as a Poisson process, each charging its worst case
 (6 images of gemini-2.5-flash-image at 1K); the ceiling is set to 80 % of the hour's demand so
 the run also shows the end of the day: when the first refusal came and how much was left then

@@ -15,8 +15,9 @@ What is real and what is a double:
   real contention model (:class:`~sketchgen.testing.contention.ContentionModel`: a token
   bucket of 1 write/s, burst 3, per document path); a refused commit is ABORTED and the step
   retries with ``optimistic_update``'s backoff.
-- **Quota gate: real.** :meth:`sketchgen.quota.QuotaGate.reserve` on a memory gate whose
-  shard and presence documents go through the same contention model.
+- **Quota gate: real.** The rules of
+  :meth:`sketchgen.adapters.quota_gate_base.TransactionalQuotaGate.reserve` on a memory gate
+  whose shard and presence documents go through the same contention model.
 - **Usage ledger: its writes only.** ``usage/{uid}/days/{day}``: reserved at submission and
   settled by the finaliser (ADR 0012/0025), one write each; the spend rules are not re-run.
 - **Worker: its steps, not its module.** ``services/worker.py`` sleeps on the clock while it
@@ -108,8 +109,10 @@ class DocumentStore:
 class ContendedQuotaGate(MemoryQuotaGate):
     """The real gate's rules; its shard and presence writes go through the document store."""
 
-    def __init__(self, policy: QuotaPolicy, clock: FakeClock, store: DocumentStore) -> None:
-        super().__init__(policy, clock=clock)
+    def __init__(
+        self, policy: QuotaPolicy, clock: FakeClock, store: DocumentStore, rng: random.Random
+    ) -> None:
+        super().__init__(policy, clock=clock, rng=rng)
         self.store = store
 
     def _update(
@@ -153,8 +156,7 @@ class Simulation:
         self.calls_per_min = jobs_per_hour * SKETCHES / 60.0
         self.rpm = math.ceil(self.calls_per_min * HEADROOM)
         self.policy = QuotaPolicy(rpm=self.rpm)
-        self.gate = ContendedQuotaGate(self.policy, self.clock, self.store)
-        self.gate._rng.seed(seed)
+        self.gate = ContendedQuotaGate(self.policy, self.clock, self.store, random.Random(seed))
         self.jobs_per_hour = jobs_per_hour
         self.events: list[tuple[float, int, Callable[[], None]]] = []
         self._order = itertools.count()

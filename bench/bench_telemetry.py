@@ -110,6 +110,7 @@ def run() -> dict[str, Any]:
         results["none"] = _summary(_path(SKETCHES + WARM_UP))
         cloud = TracerProvider()
         # _Drop is a duck-typed SpanExporter: the SDK is imported only once the bench runs.
+        # The ignore below: a duck-typed exporter that drops spans
         cloud.add_span_processor(BatchSpanProcessor(_Drop()))  # type: ignore[arg-type]
         meters = MeterProvider(metric_readers=[InMemoryMetricReader()])
         with telemetry.local_providers(cloud, meters):

@@ -36,6 +36,7 @@ def _wrap(owner: Any, name: str, check: Callable[[tuple[Any, ...], dict[str, Any
         check(args, kwargs)
         return original(*args, **kwargs)
 
+    # The ignore below: functools-style __wrapped__ on a plain function
     guarded.__wrapped__ = original  # type: ignore[attr-defined]
     setattr(owner, name, guarded)
 
@@ -69,6 +70,7 @@ def _guard_pubsub(account: str, grants: Grants, resources: Resources) -> None:
         )
         return future
 
+    # The ignore below: the SDK method is replaced on purpose (a permission check)
     publisher.Client.publish = publish  # type: ignore[method-assign]
 
 

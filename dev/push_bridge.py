@@ -103,6 +103,7 @@ class PushBridge:
         message.modify_ack_deadline(min(600, max(1, math.ceil(delay))))
 
     def start(self) -> PushBridge:
+        # The ignore below: google.cloud is a namespace package mypy cannot resolve
         from google.cloud import pubsub_v1  # type: ignore[attr-defined]
         from google.cloud.pubsub_v1.subscriber.scheduler import ThreadScheduler
 

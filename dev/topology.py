@@ -344,6 +344,7 @@ class DevTopology:
         ]  # fmt: skip
 
     def _create_resources(self) -> None:
+        # The ignore below: google.cloud is a namespace package mypy cannot resolve
         from google.cloud import pubsub_v1, storage  # type: ignore[attr-defined]
 
         # The client libraries in this process (resources, push bridges) find the emulators
@@ -555,6 +556,7 @@ def main(argv: list[str] | None = None) -> int:
     writes = os.environ.get("SKETCHGEN_DEV_FIRESTORE", "direct")
     if writes not in ("direct", "counted", "contended"):
         parser.error("SKETCHGEN_DEV_FIRESTORE must be direct, counted or contended")
+    # The ignore below: a str, checked against the Literal's values just above
     topology = DevTopology(port=args.port, firestore_writes=writes)  # type: ignore[arg-type]
     if args.data_dir is not None:
         topology.data_dir = args.data_dir

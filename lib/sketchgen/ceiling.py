@@ -16,22 +16,19 @@ jobs an hour, 0.87 at 100,000. The price: as shards fill, a charge is refused wi
 left in other shards (the ceiling is never passed, but the day's end is gradual).
 
 The rules are pure functions (like :mod:`sketchgen.spend`); an adapter applies
-:meth:`DeploymentCeiling._update_shard` atomically.
+:meth:`sketchgen.adapters.ceiling_base.TransactionalDeploymentCeiling._update_shard`
+atomically.
 """
 
 from __future__ import annotations
 
 import math
-import random
-from abc import ABC, abstractmethod
-from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import Any
+from datetime import datetime
+from typing import Any, Protocol
 
 from sketchgen.generate.config import MAX_IMAGES
 from sketchgen.pricing import PRICE_PER_IMAGE_USD
-from sketchgen.spend import utc_day
 
 __all__ = [
     "CHARGE_TRIES",
@@ -114,45 +111,16 @@ class CeilingStatus:
         }
 
 
-class DeploymentCeiling(ABC):
-    """The day's shards in a store; the rules above applied atomically per shard."""
+class DeploymentCeiling(Protocol):
+    """The deployment-ceiling port: the day's spend, charged and read. Stores derive from
+    :class:`sketchgen.adapters.ceiling_base.TransactionalDeploymentCeiling` (the rules above
+    applied atomically per shard)."""
 
-    def __init__(self, ceiling_usd: float, *, rng: random.Random | None = None) -> None:
-        self.ceiling_usd = ceiling_usd
-        self.shards = shard_count(ceiling_usd)
-        self._rng = rng or random.Random()
-
-    @abstractmethod
-    def _update_shard(
-        self, day: str, shard: int, transition: Callable[[ShardDoc], tuple[ShardDoc | None, bool]]
-    ) -> bool:
-        """Atomically: read shard ``shard`` of ``day``, apply ``transition``, write what it
-        returns (nothing when None)."""
-
-    @abstractmethod
-    def _read_shards(self, day: str) -> list[ShardDoc]:
-        """Every shard of ``day`` that was written (any number, read once)."""
+    ceiling_usd: float
 
     def charge(self, usd: float, *, now: datetime | None = None) -> bool:
         """Charge ``usd`` to the day; False (nothing charged) when none of the shards tried
         has room."""
-        if usd <= 0:
-            return True
-        day = utc_day(now or datetime.now(UTC))
-        cap = self.ceiling_usd / self.shards
-        tries = min(CHARGE_TRIES, self.shards)
-        for shard in self._rng.sample(range(self.shards), tries):
-            if self._update_shard(day, shard, lambda s: charge_shard_transition(s, usd, cap)):
-                return True
-        return False
+        ...
 
-    def status(self, *, now: datetime | None = None) -> CeilingStatus:
-        day = utc_day(now or datetime.now(UTC))
-        shards = self._read_shards(day)
-        return CeilingStatus(
-            day=day,
-            ceiling_usd=self.ceiling_usd,
-            spent_usd=round(sum(s.spent_usd for s in shards), 6),
-            charges=sum(s.charges for s in shards),
-            shards=self.shards,
-        )
+    def status(self, *, now: datetime | None = None) -> CeilingStatus: ...

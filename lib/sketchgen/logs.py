@@ -134,6 +134,7 @@ def configure_logging(level: str = "INFO", fmt: str = "text") -> None:
     if any(getattr(h, "_sketchgen", False) for h in root.handlers):
         return
     handler = logging.StreamHandler(sys.stderr)
+    # The ignore below: a marker attribute on a stdlib handler, to find ours again
     handler._sketchgen = True  # type: ignore[attr-defined]
     use_json = fmt == "json"
     handler.setFormatter(

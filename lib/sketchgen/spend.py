@@ -15,18 +15,18 @@ the unsettled charges that count towards the cap (scheduled regeneration does no
 docs/decisions/0012).
 
 The rules are pure functions over :class:`UsageDoc` (like :mod:`sketchgen.quota`); a ledger
-only has to apply them atomically (:meth:`UsageLedger._update`). In Firestore (and in memory)
-the document is split in shards so that a busy user's makes no hot document; the rules see
+only has to apply them atomically (its port is :class:`UsageLedger`; the stores share
+:class:`sketchgen.adapters.usage_ledger_base.TransactionalUsageLedger`). In Firestore (and in
+memory) the document is split in shards so that a busy user's makes no hot document; the rules see
 their sum (:mod:`sketchgen.usage_shards`, docs/decisions/0051).
 """
 
 from __future__ import annotations
 
-from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal, Protocol, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -312,38 +312,16 @@ def extra_call_transition(
     return current.model_copy(update={"images_used": current.images_used + 1, "jobs": jobs}), True
 
 
-class UsageLedger(ABC):
-    """Usage documents and accounts; the rules above applied atomically per user."""
+class UsageLedger(Protocol):
+    """The usage-ledger port: usage documents and accounts, the rules above applied
+    atomically per user. Stores derive from
+    :class:`sketchgen.adapters.usage_ledger_base.TransactionalUsageLedger`, which applies
+    every rule over one atomic read-modify-write."""
 
-    @abstractmethod
-    def _update(
-        self,
-        uid: str,
-        transition: Callable[[UsageDoc], tuple[UsageDoc | None, T]],
-        limits: Limits | None = None,
-    ) -> T:
-        """Atomically: read the user's usage, apply ``transition``, write what it returns.
-        ``limits``: the ones ``transition`` holds the usage to (None: it never adds usage);
-        a sharded ledger holds each shard to its part of them."""
-
-    @abstractmethod
-    def _admit(
-        self,
-        uid: str,
-        transition: Callable[[Account, UsageDoc], tuple[UsageDoc | None, T]],
-        limits: Callable[[Account], Limits],
-    ) -> T:
-        """Atomically: read the user's account and usage (in one round trip where the store
-        allows), apply ``transition``, write the usage it returns. The account is only read;
-        ``limits`` are the ones ``transition`` holds the usage to, for that account."""
-
-    @abstractmethod
     def usage(self, uid: str) -> UsageDoc: ...
 
-    @abstractmethod
     def account(self, uid: str) -> Account: ...
 
-    @abstractmethod
     def set_account(self, uid: str, account: Account) -> None: ...
 
     def reserve(
@@ -356,14 +334,9 @@ class UsageLedger(ABC):
         counts_active: bool = True,
         now: datetime | None = None,
     ) -> Reservation:
-        at = now or datetime.now(UTC)
-        return self._update(
-            uid,
-            lambda doc: reserve_transition(
-                doc, job_id, images, limits, at, counts_active=counts_active
-            ),
-            limits,
-        )
+        """Charge a job's images (refused, nothing written, past the day's images or the
+        active-job cap)."""
+        ...
 
     def admit(
         self,
@@ -375,13 +348,12 @@ class UsageLedger(ABC):
         """Decide on the user's account and usage together, and write the usage (a submission:
         plan and limits from the account, the reservation in the usage). ``limits``: the
         account's limits, the ones ``transition`` holds the usage to."""
-        return self._admit(uid, transition, limits)
+        ...
 
     def forget(self, uid: str, *, now: datetime | None = None) -> None:
         """Drop the user's history (unsettled job charges, past days) but keep today's
         counters: a user who deletes their data does not get the day's budget back."""
-        today = utc_day(now or datetime.now(UTC))
-        self._update(uid, lambda doc: (doc.on(today).model_copy(update={"jobs": {}}), None))
+        ...
 
     def refund_calls(
         self,
@@ -391,20 +363,15 @@ class UsageLedger(ABC):
         *,
         uploads: int = 0,
         now: datetime | None = None,
-    ) -> None:
-        at = now or datetime.now(UTC)
-        self._update(
-            uid, lambda doc: refund_calls_transition(doc, calls, cost_usd, at, uploads=uploads)
-        )
+    ) -> None: ...
 
     def extra_call(
         self, uid: str, job_id: str, limits: Limits, *, now: datetime | None = None
-    ) -> bool:
-        at = now or datetime.now(UTC)
-        return self._update(uid, lambda doc: extra_call_transition(doc, job_id, limits, at), limits)
+    ) -> bool: ...
 
     def settle(
         self, uid: str, job_id: str, *, refunded: int, cost_usd: float, now: datetime | None = None
     ) -> bool:
-        at = now or datetime.now(UTC)
-        return self._update(uid, lambda doc: settle_transition(doc, job_id, refunded, cost_usd, at))
+        """Settle a job once: give back its unbilled images, add its cost (False: nothing
+        left to settle)."""
+        ...

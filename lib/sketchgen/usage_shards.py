@@ -31,21 +31,16 @@ twice in its life (reserved, settled).
 from __future__ import annotations
 
 import random
-from abc import abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict
 
-from sketchgen.clock import SYSTEM_CLOCK
-from sketchgen.errors import StorageError
-from sketchgen.ports import Clock
-from sketchgen.spend import Account, Limits, UsageDoc, UsageLedger
+from sketchgen.spend import Limits, UsageDoc
 
 __all__ = [
     "HOME_SHARD",
     "USAGE_SHARDS",
-    "ShardedUsageLedger",
     "UsageShard",
     "combine",
     "plan_writes",
@@ -203,80 +198,3 @@ def plan_writes(
         if short > 0:
             return None
     return writes
-
-
-class ShardedUsageLedger(UsageLedger):
-    """A usage ledger over :data:`USAGE_SHARDS` documents per user. A store provides one
-    read of the account and every shard (with a version of each) and one atomic commit of
-    several shards, each only if its version is still the one read."""
-
-    shards = USAGE_SHARDS
-    attempts = 50
-
-    def __init__(self, *, clock: Clock = SYSTEM_CLOCK, rng: random.Random | None = None) -> None:
-        self.clock = clock
-        self._rng = rng or random.Random()
-
-    @abstractmethod
-    def _read(
-        self, uid: str, *, account: bool
-    ) -> tuple[Account | None, list[tuple[UsageShard | None, Any]]]:
-        """The account (when asked) and each shard with its version, in one round trip."""
-
-    @abstractmethod
-    def _commit(self, uid: str, writes: dict[int, tuple[UsageShard, Any]]) -> bool:
-        """Write every shard atomically if each is still at the version read (a version of
-        None: still absent); False, nothing written, if one changed or the store refused
-        the write for contention."""
-
-    def _apply(
-        self,
-        uid: str,
-        transition: Callable[[Account, UsageDoc], tuple[UsageDoc | None, T]],
-        limits: Callable[[Account], Limits] | None,
-        *,
-        reads_account: bool,
-    ) -> T:
-        avoid: set[int] = set()
-        for attempt in range(self.attempts):
-            account, read = self._read(uid, account=reads_account)
-            shards = [shard for shard, _ in read]
-            who = account or Account()
-            changed, result = transition(who, combine(shards))
-            if changed is None:
-                return result
-            writes = plan_writes(
-                shards, changed, limits(who) if limits else None, self._rng, frozenset(avoid)
-            )
-            if writes is not None:
-                if self._commit(uid, {i: (shard, read[i][1]) for i, shard in writes.items()}):
-                    return result
-                avoid |= set(writes)  # lost a race there: try the other shards first
-            # Up to ~1 s apart, as optimistic_update: a refused shard takes a write a second.
-            self.clock.sleep(self._rng.uniform(0, 0.01 * 2 ** min(attempt, 7)))
-        raise StorageError(f"the usage of {uid} is too contended to update, retry")
-
-    def _update(
-        self,
-        uid: str,
-        transition: Callable[[UsageDoc], tuple[UsageDoc | None, T]],
-        limits: Limits | None = None,
-    ) -> T:
-        return self._apply(
-            uid,
-            lambda _account, usage: transition(usage),
-            (lambda _account: limits) if limits is not None else None,
-            reads_account=False,
-        )
-
-    def _admit(
-        self,
-        uid: str,
-        transition: Callable[[Account, UsageDoc], tuple[UsageDoc | None, T]],
-        limits: Callable[[Account], Limits],
-    ) -> T:
-        return self._apply(uid, transition, limits, reads_account=True)
-
-    def usage(self, uid: str) -> UsageDoc:
-        _, read = self._read(uid, account=False)
-        return combine([shard for shard, _ in read])

@@ -65,8 +65,7 @@ class Instance:
         self.store.finish_sketch(job_id, index, worker="w", state=state)
 
     def subscribers(self, job_id: str) -> int:
-        watch = feed_for(self.store)._watches.get(job_id)
-        return 0 if watch is None else sum(len(q) for q in watch.queues.values())
+        return feed_for(self.store).async_subscribers(job_id)
 
 
 def _free_port() -> int:

@@ -30,10 +30,10 @@ def cloud_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("GOOGLE_GEMINI_BASE_URL", "http://127.0.0.1:9")
     monkeypatch.delenv("SKETCHGEN_OFFLINE", raising=False)
     bootstrap.reset()
-    _firestore._client.cache_clear()
+    _firestore.forget_clients()
     yield tmp_path
     bootstrap.reset()
-    _firestore._client.cache_clear()
+    _firestore.forget_clients()
 
 
 @pytest.mark.parametrize(
@@ -48,9 +48,9 @@ def test_importing_main_builds_the_service_but_no_grpc_client(
     assert built is not None  # settings, adapters, styles, retriever: built at import
     assert isinstance(built.jobs, FirestoreJobStore) and isinstance(built.queue, PubSubTaskQueue)
     assert "google.cloud.firestore" in sys.modules and "google.cloud.pubsub_v1" in sys.modules
-    assert _firestore._client.cache_info().currsize == 0  # no Firestore client yet
-    assert built.queue._publisher is None  # no Pub/Sub client yet
-    assert built.styles._cache  # every style loaded
+    assert _firestore.clients_made() == 0  # no Firestore client yet
+    assert not built.queue.connected  # no Pub/Sub client yet
+    assert built.styles.loaded == set(built.styles.style_ids())  # every style loaded
     # The services reach the adapter through its spans (sketchgen.adapters.traced).
     assert isinstance(built.model, TracedImageModel)
     model = built.model.model

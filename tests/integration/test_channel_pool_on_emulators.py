@@ -23,12 +23,12 @@ from tests.integration.conftest import PROJECT
 @pytest.fixture
 def pooled(firestore_emulator: str) -> Iterator[Any]:
     _firestore.use_channels(3)
-    _firestore._client.cache_clear()
+    _firestore.forget_clients()
     try:
         yield _firestore.client_for(PROJECT, "(default)")
     finally:
         _firestore.use_channels(1)
-        _firestore._client.cache_clear()
+        _firestore.forget_clients()
 
 
 def _pool(client: Any) -> ChannelPool:

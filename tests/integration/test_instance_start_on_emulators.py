@@ -24,6 +24,7 @@ from tests.integration.conftest import PROJECT
 def cloud_env(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, firestore_emulator: str, pubsub_emulator: str
 ) -> Iterator[Path]:
+    # The ignore below: google.cloud is a namespace package mypy cannot resolve
     from google.cloud import pubsub_v1  # type: ignore[attr-defined]
 
     topic = f"projects/{PROJECT}/topics/start-{time.monotonic_ns()}"
@@ -35,24 +36,24 @@ def cloud_env(
     monkeypatch.setenv("SKETCHGEN_BLOB_URL", f"file://{tmp_path / 'blobs'}")
     monkeypatch.setenv("SKETCHGEN_OFFLINE", "1")
     bootstrap.reset()
-    _firestore._client.cache_clear()
+    _firestore.forget_clients()
     yield tmp_path
     bootstrap.reset()
-    _firestore._client.cache_clear()
+    _firestore.forget_clients()
 
 
 def test_healthy_only_once_the_clients_are_connected(cloud_env: Path) -> None:
     client = function_client("generate", "generate")
     built = bootstrap.built()
     assert built is not None and isinstance(built.queue, PubSubTaskQueue)
-    assert _firestore._client.cache_info().currsize == 0  # nothing connected at import
-    assert built.queue._publisher is None
+    assert _firestore.clients_made() == 0  # nothing connected at import
+    assert not built.queue.connected
 
     deadline = time.monotonic() + 60
     while client.get("/healthz").status_code != 200:  # what make dev and a probe wait for
         assert time.monotonic() < deadline, "never healthy"
-    assert _firestore._client.cache_info().currsize == 1  # connected, with one read made
-    assert built.queue._publisher is not None
+    assert _firestore.clients_made() == 1  # connected, with one read made
+    assert built.queue.connected
     accepted = client.post(
         "/v1/jobs",
         json={"brief": "golf mascot", "style_id": "loose-ink-mascot", "num_images": 3},

@@ -82,6 +82,7 @@ def refusing() -> Iterator[_Refusing]:
 def test_refused_pushes_come_back_after_the_backoff_not_at_once(
     pubsub_emulator: str, refusing: _Refusing
 ) -> None:
+    # The ignore below: google.cloud is a namespace package mypy cannot resolve
     from google.cloud import pubsub_v1  # type: ignore[attr-defined]
 
     run = uuid.uuid4().hex[:8]

@@ -33,12 +33,13 @@ from sketchgen.bootstrap import assemble
 from sketchgen.errors import ConfigError
 from sketchgen.services import SketchService
 from sketchgen.styles import StyleRegistry
+from sketchgen.testing.clock import FakeClock
 from tests.helpers.fakes import CollectingQueue, FakeImageModel
 
 PROJECT = "demo-sketchgen"
 ISSUER = f"https://securetoken.google.com/{PROJECT}"
 EMULATOR = "127.0.0.1:9099"
-REFRESH_S = 0.3  # the verifier's refetch limit in these tests (5 s by default)
+REFRESH_S = 5.0  # the verifier's refetch limit (its default), on the fake clock
 
 
 @dataclass(frozen=True)
@@ -126,14 +127,27 @@ def server(keys: dict[str, Key]) -> Iterator[CertServer]:
 
 
 @pytest.fixture
-def verifier(server: CertServer) -> FirebaseAuthenticator:
-    return FirebaseAuthenticator(PROJECT, certs_url=server.url, refresh_interval_s=REFRESH_S)
+def clock() -> FakeClock:
+    """The verifier's time: now (the tokens' claims are minted on the wall clock), moved on
+    by the test, never by sleeping."""
+    return FakeClock(datetime.datetime.now(datetime.UTC))
 
 
 @pytest.fixture
-def emulated(server: CertServer) -> FirebaseAuthenticator:
+def verifier(server: CertServer, clock: FakeClock) -> FirebaseAuthenticator:
     return FirebaseAuthenticator(
-        PROJECT, emulator_host=EMULATOR, certs_url=server.url, refresh_interval_s=REFRESH_S
+        PROJECT, certs_url=server.url, refresh_interval_s=REFRESH_S, clock=clock
+    )
+
+
+@pytest.fixture
+def emulated(server: CertServer, clock: FakeClock) -> FirebaseAuthenticator:
+    return FirebaseAuthenticator(
+        PROJECT,
+        emulator_host=EMULATOR,
+        certs_url=server.url,
+        refresh_interval_s=REFRESH_S,
+        clock=clock,
     )
 
 
@@ -319,24 +333,27 @@ def test_a_missing_or_non_bearer_header_is_refused(
 
 
 def test_small_clock_skew_is_tolerated(
-    verifier: FirebaseAuthenticator, keys: dict[str, Key]
+    verifier: FirebaseAuthenticator, keys: dict[str, Key], clock: FakeClock
 ) -> None:
-    now = int(time.time())
+    now = int(clock.time())
     late = keys["current"].sign(claims(iat=now - 3600, exp=now - 3))
     early = keys["current"].sign(claims(iat=now + 3, auth_time=now + 3))
     assert verifier.uid_for(f"Bearer {late}") == "alice"
     assert verifier.uid_for(f"Bearer {early}") == "alice"
+    clock.advance(10)  # the default skew is 10 s: 13 s past its exp is too late
+    with pytest.raises(AuthError, match="expired"):
+        verifier.uid_for(f"Bearer {late}")
 
 
 # -- the certificate cache ----------------------------------------------------------------
 
 
 def test_a_rotated_key_verifies_after_one_refetch(
-    verifier: FirebaseAuthenticator, server: CertServer, keys: dict[str, Key]
+    verifier: FirebaseAuthenticator, server: CertServer, keys: dict[str, Key], clock: FakeClock
 ) -> None:
     assert verifier.uid_for(f"Bearer {keys['current'].sign(claims())}") == "alice"
     assert server.hits == 1
-    time.sleep(REFRESH_S)  # rotations are hours apart; the refetch limit is seconds
+    clock.advance(REFRESH_S)  # rotations are hours apart; the refetch limit is seconds
     server.publish(keys["current"], keys["next"])
     rotated = keys["next"].sign(claims())
     assert verifier.uid_for(f"Bearer {rotated}") == "alice"
@@ -347,7 +364,7 @@ def test_a_rotated_key_verifies_after_one_refetch(
 
 
 def test_made_up_key_ids_cause_at_most_one_refetch_per_interval(
-    verifier: FirebaseAuthenticator, server: CertServer, keys: dict[str, Key]
+    verifier: FirebaseAuthenticator, server: CertServer, keys: dict[str, Key], clock: FakeClock
 ) -> None:
     garbage = [keys["stranger"].sign(claims(), kid=f"made-up-{n}") for n in range(100)]
     assert verifier.uid_for(f"Bearer {keys['current'].sign(claims())}") == "alice"
@@ -355,7 +372,11 @@ def test_made_up_key_ids_cause_at_most_one_refetch_per_interval(
         with pytest.raises(AuthError, match="unknown key"):
             verifier.uid_for(f"Bearer {token}")
     assert server.hits == 1  # all inside the interval after the first fetch
-    time.sleep(REFRESH_S)
+    clock.advance(REFRESH_S - 0.1)
+    with pytest.raises(AuthError, match="unknown key"):
+        verifier.uid_for(f"Bearer {garbage[0]}")
+    assert server.hits == 1  # still inside it
+    clock.advance(0.1)
     for token in garbage[50:]:
         with pytest.raises(AuthError, match="unknown key"):
             verifier.uid_for(f"Bearer {token}")
@@ -363,26 +384,39 @@ def test_made_up_key_ids_cause_at_most_one_refetch_per_interval(
 
 
 def test_certificates_are_refetched_after_their_max_age(
-    verifier: FirebaseAuthenticator, server: CertServer, keys: dict[str, Key]
+    verifier: FirebaseAuthenticator, server: CertServer, keys: dict[str, Key], clock: FakeClock
 ) -> None:
     server.max_age = 0
     token = f"Bearer {keys['current'].sign(claims())}"
     assert verifier.uid_for(token) == "alice"
     assert verifier.uid_for(token) == "alice"  # stale, but inside the refetch interval
     assert server.hits == 1
-    time.sleep(REFRESH_S)
+    clock.advance(REFRESH_S)
+    assert verifier.uid_for(token) == "alice"
+    assert server.hits == 2
+
+
+def test_fresh_certificates_are_used_until_their_max_age_without_a_fetch(
+    verifier: FirebaseAuthenticator, server: CertServer, keys: dict[str, Key], clock: FakeClock
+) -> None:
+    token = f"Bearer {keys['current'].sign(claims(exp=int(clock.time()) + 30000))}"
+    assert verifier.uid_for(token) == "alice"
+    clock.advance(server.max_age - 1)
+    assert verifier.uid_for(token) == "alice"
+    assert server.hits == 1  # still fresh: no fetch on a known key
+    clock.advance(1)
     assert verifier.uid_for(token) == "alice"
     assert server.hits == 2
 
 
 def test_an_outage_of_the_certificate_endpoint_keeps_the_certificates_we_have(
-    verifier: FirebaseAuthenticator, server: CertServer, keys: dict[str, Key]
+    verifier: FirebaseAuthenticator, server: CertServer, keys: dict[str, Key], clock: FakeClock
 ) -> None:
     server.max_age = 0
     token = f"Bearer {keys['current'].sign(claims())}"
     assert verifier.uid_for(token) == "alice"
     server.status = 500
-    time.sleep(REFRESH_S)
+    clock.advance(REFRESH_S)
     assert verifier.uid_for(token) == "alice"
     assert server.hits == 2  # it did try
 

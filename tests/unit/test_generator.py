@@ -255,11 +255,10 @@ def test_a_new_generator_prepares_the_model_client_in_a_thread() -> None:
     with FakeGeminiServer() as gemini:
         model = NanoBananaAdapter(api_key="test-key", base_url=gemini.url)
         generator = ImageGenerator(model)
-        assert generator._warming is not None
-        generator._warming.join(60)
+        assert generator.wait_warm(60)
         assert model.gemini.built and not gemini.requests  # built, not called
         idle = NanoBananaAdapter(api_key="test-key", base_url=gemini.url)
-        assert ImageGenerator(idle, warm=False)._warming is None
+        assert not ImageGenerator(idle, warm=False).wait_warm(0)
         assert not idle.gemini.built  # left to the first call
 
 

@@ -154,7 +154,7 @@ def test_async_clients_share_one_listener_fed_through_their_loop() -> None:
         tasks = [asyncio.create_task(listen()) for _ in range(50)]
 
         async def all_listening() -> bool:
-            return sum(len(q) for w in feed._watches.values() for q in w.queues.values()) >= 50
+            return feed.async_subscribers() >= 50
 
         await wait_until_async(all_listening, "the 50 never all listened", interval_s=0.01)
         threads = threading.active_count()
@@ -218,12 +218,18 @@ def test_clients_of_an_ending_job_make_its_urls_once_between_them() -> None:
             return b"".join([chunk async for chunk in stream])
 
         tasks = [asyncio.create_task(listen()) for _ in range(30)]
-        while sum(len(q) for w in feed._watches.values() for q in w.queues.values()) < 30:
-            await asyncio.sleep(0.01)
+
+        async def all_listening() -> bool:
+            return feed.async_subscribers(job.job_id) >= 30
+
+        await wait_until_async(all_listening, "the 30 never all listened", interval_s=0.01)
         await asyncio.to_thread(_finish, store, job.job_id, 0)
         await asyncio.to_thread(store.complete_job, job.job_id, metadata_path="m.json")
-        while not made:  # one snapshot woke all 30 together: they wait on this one URL
-            await asyncio.sleep(0.01)
+
+        async def one_made() -> bool:  # one snapshot woke all 30: they wait on this one URL
+            return bool(made)
+
+        await wait_until_async(one_made, "no URL was made", interval_s=0.01)
         release.set()
         return await asyncio.gather(*tasks)
 

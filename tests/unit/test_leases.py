@@ -29,7 +29,7 @@ from sketchgen.errors import StorageError
 from sketchgen.generate.retry import RetryPolicy
 from sketchgen.jobs import Claim, JobRequest, SketchState
 from sketchgen.ports import ImageRequest, ImageResponse, SketchTask
-from sketchgen.quota import QuotaPolicy
+from sketchgen.quota import Decision, QuotaPolicy
 from sketchgen.services import ServiceConfig, SketchService
 from sketchgen.styles import StyleRegistry
 from sketchgen.testing.clock import FakeClock
@@ -285,7 +285,7 @@ def test_an_error_in_the_quota_gate_after_the_claim_releases_the_lease(
     class BrokenGate(MemoryQuotaGate):
         broken = True
 
-        def reserve(self, key: str, uid: str):  # type: ignore[no-untyped-def]
+        def reserve(self, key: str, uid: str) -> Decision:
             if BrokenGate.broken:
                 BrokenGate.broken = False
                 raise StorageError("quota shard unavailable")

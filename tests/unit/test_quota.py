@@ -10,8 +10,10 @@ from __future__ import annotations
 import heapq
 import itertools
 import random
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import TypeVar
 
 import pytest
 
@@ -33,6 +35,8 @@ from sketchgen.schemas import Variation
 from sketchgen.testing.clock import FakeClock
 from sketchgen.testing.contention import ContentionModel
 
+T = TypeVar("T")
+
 AT_1000 = datetime.fromtimestamp(1000.0, UTC)  # epoch second 1000: round slot times
 POLICY = QuotaPolicy(rpm=120, horizon_s=10.0)  # a slot every 0.5 s; 3 shards, 1.5 s apart
 
@@ -46,9 +50,11 @@ def test_shards_keep_each_document_under_one_write_a_second() -> None:
     assert QuotaPolicy(rpm=1_000).shards == 21
 
 
-def _grants(shard: int, user: str = "a", state: QuotaState | None = None, now: float = 1000.0):  # type: ignore[no-untyped-def]
+def _grants(
+    shard: int, user: str = "a", state: QuotaState | None = None, now: float = 1000.0
+) -> tuple[list[float], Wait]:
     """Ask ``shard`` once per its interval from ``now`` until it refuses: (grants, refusal)."""
-    state, grants = state or QuotaState(), []
+    state, grants = state or QuotaState(), list[float]()
     while True:
         changed, decision = reserve_transition(state, user, now, POLICY, shard=shard)
         if isinstance(decision, Wait):
@@ -137,11 +143,13 @@ def test_state_round_trips_through_a_document() -> None:
 class ContendedGate(MemoryQuotaGate):
     """The memory gate with each shard behind Firestore's write limit (1/s, burst 3)."""
 
-    def __init__(self, policy: QuotaPolicy, clock: FakeClock) -> None:
-        super().__init__(policy, clock=clock)
+    def __init__(self, policy: QuotaPolicy, clock: FakeClock, seed: int) -> None:
+        super().__init__(policy, clock=clock, rng=random.Random(seed))
         self.contention = ContentionModel(clock)
 
-    def _update(self, key, shard, transition):  # type: ignore[no-untyped-def]
+    def _update(
+        self, key: str, shard: int, transition: Callable[[QuotaState], tuple[QuotaState | None, T]]
+    ) -> T:
         path = f"quota/{key}/shards/{shard}"
         changed, result = transition(self.shard_states.get((key, shard), QuotaState()))
         if changed is not None:
@@ -165,8 +173,7 @@ class Simulation:
 
     def __post_init__(self) -> None:
         self.clock = FakeClock(AT_1000)
-        self.gate = ContendedGate(self.policy, self.clock)
-        self.gate._rng.seed(self.seed)
+        self.gate = ContendedGate(self.policy, self.clock, self.seed)
 
     def run(self, users: dict[str, tuple[float, int, int]]) -> None:
         """users: name → (arrival time, tasks, concurrent workers)."""
@@ -229,7 +236,7 @@ def test_shared_users_get_fair_shares_the_quota_is_used_and_no_shard_is_hot(rpm:
     assert 0.35 <= share_b <= 0.65, share_b
     # every shard document under Firestore's limit: once the first horizon is handed out
     # (a burst the bucket allows), at most one write a second in any 10 s, 0.8 on average
-    writes = sim.gate.contention._writes
+    writes = sim.gate.contention.writes()
     assert len(writes) == policy.shards
     for times in writes.values():
         steady = [t for t in times if t >= policy.horizon_s]
@@ -282,7 +289,7 @@ def test_a_429_pauses_every_worker_and_the_retry_waits_for_the_gate() -> None:
     gated = GatedModel(model, gate, "u", max_wait_s=30)
     with pytest.raises(TransientModelError):
         gated.generate_image(_request())
-    held = gate._read("m", range(gate.policy.shards))
+    held = [gate.shard_states.get(("m", s), QuotaState()) for s in range(gate.policy.shards)]
     until = clock.time() + 7.0  # the 429 came at the slot's start, with a 7 s RetryInfo
     assert [state.next_slot for state in held] == pytest.approx([until] * len(held))
     other = GatedModel(model, gate, "someone else", max_wait_s=30)

@@ -6,9 +6,10 @@ from __future__ import annotations
 
 import random
 from datetime import UTC, datetime
+from typing import Any
 
 from sketchgen.adapters.local.usage_ledger import MemoryUsageLedger
-from sketchgen.spend import JobCharge, Limits, UsageDoc, reserve_transition
+from sketchgen.spend import Account, JobCharge, Limits, UsageDoc, reserve_transition
 from sketchgen.testing.clock import FakeClock
 from sketchgen.testing.contention import ContentionModel
 from sketchgen.usage_shards import UsageShard, combine, plan_writes, split
@@ -65,8 +66,9 @@ def test_a_heavy_users_burst_stays_under_the_write_limit_of_every_document() -> 
     assert usage.cost_usd == round(5 * 0.234, 6)
 
     # The same burst on one document (the ledger before the shards): refused, retried.
-    one = ContendedLedger(FakeClock(), shards=1)
-    assert len(_burst(one, one.clock, 5, limits)) == 5  # type: ignore[arg-type]
+    alone = FakeClock()
+    one = ContendedLedger(alone, shards=1)
+    assert len(_burst(one, alone, 5, limits)) == 5
     assert one.contention.refused > 0
 
 
@@ -98,9 +100,11 @@ class StaleLedger(MemoryUsageLedger):
     """A ledger whose next read returns a snapshot taken earlier (another instance's write
     landed in between): what an instance deciding at the same moment as another sees."""
 
-    stale: tuple[object, list[tuple[UsageShard | None, object]]] | None = None
+    stale: tuple[Account | None, list[tuple[UsageShard | None, Any]]] | None = None
 
-    def _read(self, uid, *, account):  # type: ignore[no-untyped-def]
+    def _read(
+        self, uid: str, *, account: bool
+    ) -> tuple[Account | None, list[tuple[UsageShard | None, Any]]]:
         if self.stale is not None:
             snapshot, self.stale = self.stale, None
             return snapshot
@@ -166,7 +170,7 @@ class LosesOnce(MemoryUsageLedger):
         super().__init__(rng=random.Random(seed))
         self.commits: list[list[int]] = []
 
-    def _commit(self, uid, writes):  # type: ignore[no-untyped-def]
+    def _commit(self, uid: str, writes: dict[int, tuple[UsageShard, Any]]) -> bool:
         self.commits.append(sorted(writes))
         if len(self.commits) == 1:
             return False

@@ -9,18 +9,16 @@ handed through to the wrapped adapter (``__getattr__``), so they stand in for it
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
-from typing import Any, TypeVar
+from collections.abc import Sequence
+from typing import Any
 
 from sketchgen import pricing, telemetry
 from sketchgen.errors import ModelError
 from sketchgen.generate.base import ImageModelAdapter
 from sketchgen.ports import BatchStatus, BlobStore, ImageModel, ImageRequest, ImageResponse
-from sketchgen.quota import Decision, QuotaGate, QuotaState
+from sketchgen.quota import Decision, QuotaGate
 
 __all__ = ["TracedBlobStore", "TracedImageModel", "TracedQuotaGate", "traced"]
-
-T = TypeVar("T")
 
 
 class TracedImageModel(ImageModelAdapter):
@@ -124,27 +122,14 @@ class TracedBlobStore:
         return getattr(self.blobs, name)
 
 
-class TracedQuotaGate(QuotaGate):
+class TracedQuotaGate:
     """The wait for a model slot: a span and ``sketchgen.quota.wait`` (by model and outcome:
     admitted, or turned away to the queue). The wrapped gate decides everything."""
 
     def __init__(self, gate: QuotaGate) -> None:
-        super().__init__(gate.policy, clock=gate.clock)
         self.gate = gate
-
-    def _read(self, key: str, shards: Sequence[int]) -> list[QuotaState]:
-        return self.gate._read(key, shards)
-
-    def _update(
-        self, key: str, shard: int, transition: Callable[[QuotaState], tuple[QuotaState | None, T]]
-    ) -> T:
-        return self.gate._update(key, shard, transition)
-
-    def _touch(self, key: str, user: str, at: float) -> None:
-        self.gate._touch(key, user, at)
-
-    def _count_active(self, key: str, since: float) -> int:
-        return self.gate._count_active(key, since)
+        self.policy = gate.policy
+        self.clock = gate.clock
 
     def reserve(self, key: str, uid: str) -> Decision:
         return self.gate.reserve(key, uid)

@@ -12,13 +12,14 @@ built with the API, when the instance starts.
 from __future__ import annotations
 
 import base64
-import time
 from typing import Any
 
 from google.auth import crypt
 
 from sketchgen.api.auth import AuthError, _GoogleCertificates, _seconds, _split
+from sketchgen.clock import SYSTEM_CLOCK
 from sketchgen.errors import ConfigError
+from sketchgen.ports import Clock
 
 __all__ = ["APP_CHECK_HEADER", "APP_CHECK_JWKS_URL", "AppCheckError", "AppCheckVerifier"]
 
@@ -45,6 +46,7 @@ class _JsonWebKeys(_GoogleCertificates):
             if not isinstance(key, dict) or key.get("kty") != "RSA":
                 continue
             pem = _rsa_public_key_pem(_uint(key["n"]), _uint(key["e"]))
+            # The ignore below: google-auth leaves from_string unannotated
             verifiers[str(key["kid"])] = crypt.RSAVerifier.from_string(pem)  # type: ignore[no-untyped-call]
         if not verifiers:
             raise ValueError("no RSA keys in the JSON Web Key Set")
@@ -89,6 +91,7 @@ class AppCheckVerifier:
         clock_skew_s: float = 10.0,
         refresh_interval_s: float = 5.0,
         fetch_timeout_s: float = 5.0,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         if not project_number or not project_number.isdigit():
             raise ConfigError(
@@ -96,9 +99,10 @@ class AppCheckVerifier:
             )
         self.issuer = _ISSUER + project_number
         self.audiences = frozenset(f"projects/{p}" for p in (project_number, project_id) if p)
+        self.clock = clock
         self._clock_skew_s = clock_skew_s
         self._keys = _JsonWebKeys(
-            jwks_url, refresh_interval_s=refresh_interval_s, timeout_s=fetch_timeout_s
+            jwks_url, refresh_interval_s=refresh_interval_s, timeout_s=fetch_timeout_s, clock=clock
         )
 
     def prefetch(self) -> None:
@@ -130,7 +134,7 @@ class AppCheckVerifier:
         audiences = audience if isinstance(audience, list) else [audience]
         if not self.audiences.intersection(a for a in audiences if isinstance(a, str)):
             raise AppCheckError("App Check token is not for this project (aud)")
-        now, skew = time.time(), self._clock_skew_s
+        now, skew = self.clock.now().timestamp(), self._clock_skew_s
         try:
             if _seconds(claims, "exp") < now - skew:
                 raise AppCheckError("App Check token has expired")

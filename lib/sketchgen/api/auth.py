@@ -14,15 +14,16 @@ import json
 import math
 import re
 import threading
-import time
 import urllib.request
 from typing import Any, Protocol
 
 from google.auth import crypt
 
 from sketchgen import bounded_json
+from sketchgen.clock import SYSTEM_CLOCK
 from sketchgen.errors import AuthenticationError, ConfigError, SketchgenError
 from sketchgen.logs import get_logger
+from sketchgen.ports import Clock
 
 __all__ = [
     "FIREBASE_CERTS_URL",
@@ -101,13 +102,17 @@ class _GoogleCertificates:
     it). A ``kid`` we do not hold means a rotation we have not seen yet, so it triggers a
     refetch — but at most one per ``refresh_interval_s``: tokens with made-up key ids must not
     turn every request into a fetch. After a failed refetch the certificates we have stay in
-    use, so a brief outage of the endpoint does not stop sign-in.
+    use, so a brief outage of the endpoint does not stop sign-in. Freshness and the refetch
+    limit are judged on ``clock``'s monotonic time (tests advance a fake one).
     """
 
-    def __init__(self, url: str, *, refresh_interval_s: float, timeout_s: float) -> None:
+    def __init__(
+        self, url: str, *, refresh_interval_s: float, timeout_s: float, clock: Clock = SYSTEM_CLOCK
+    ) -> None:
         if not url.startswith(("https://", "http://")):
             raise ValueError(f"certificates URL must be http(s), not {url!r}")
         self.url = url
+        self.clock = clock
         self._refresh_interval_s = refresh_interval_s
         self._timeout_s = timeout_s
         self._verifiers: dict[str, crypt.RSAVerifier] = {}
@@ -121,10 +126,10 @@ class _GoogleCertificates:
         # Fast path without the lock: a known key while the set is fresh needs no fetch, and
         # must not wait behind one that a made-up kid started.
         verifiers = self._verifiers
-        if kid in verifiers and time.monotonic() < self._expires_at:
+        if kid in verifiers and self.clock.monotonic() < self._expires_at:
             return verifiers[kid]
         with self._lock:
-            now = time.monotonic()
+            now = self.clock.monotonic()
             stale = now >= self._expires_at or kid not in self._verifiers
             if stale and now - self._attempted_at >= self._refresh_interval_s:
                 self._attempted_at = now
@@ -136,7 +141,7 @@ class _GoogleCertificates:
     def fetch(self) -> None:
         """Fetch the certificates now unless they are fresh (at instance start)."""
         with self._lock:
-            now = time.monotonic()
+            now = self.clock.monotonic()
             if now >= self._expires_at:
                 self._attempted_at = now
                 self._refresh(now)
@@ -172,6 +177,7 @@ class FirebaseAuthenticator:
     ``emulator_host`` (the value of ``FIREBASE_AUTH_EMULATOR_HOST``; only bootstrap reads it)
     also accepts the Auth emulator's unsigned tokens, with every claim check still applied.
     ``certs_url`` is where the signing certificates are fetched from (tests serve their own).
+    ``clock``: what ``exp``/``iat`` and the certificates' freshness are judged on.
     """
 
     def __init__(
@@ -184,6 +190,7 @@ class FirebaseAuthenticator:
         refresh_interval_s: float = 5.0,
         fetch_timeout_s: float = 5.0,
         require_verified_email: bool = False,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         if not project_id:
             raise ConfigError("Firebase auth needs the project id", field="SKETCHGEN_PROJECT")
@@ -193,9 +200,10 @@ class FirebaseAuthenticator:
         self.require_verified_email = require_verified_email
         self.emulator_host = emulator_host or None
         self.issuer = f"https://securetoken.google.com/{project_id}"
+        self.clock = clock
         self._clock_skew_s = clock_skew_s
         self._certs = _GoogleCertificates(
-            certs_url, refresh_interval_s=refresh_interval_s, timeout_s=fetch_timeout_s
+            certs_url, refresh_interval_s=refresh_interval_s, timeout_s=fetch_timeout_s, clock=clock
         )
         if self.emulator_host:
             log.warning(
@@ -235,7 +243,7 @@ class FirebaseAuthenticator:
             raise AuthError(f"ID token issuer (iss) is not {self.issuer}")
         if claims.get("aud") != self.project_id:
             raise AuthError(f"ID token audience (aud) is not {self.project_id}")
-        now, skew = time.time(), self._clock_skew_s
+        now, skew = self.clock.now().timestamp(), self._clock_skew_s
         if _seconds(claims, "exp") < now - skew:
             raise AuthError("ID token has expired")
         if _seconds(claims, "iat") > now + skew:

@@ -215,6 +215,20 @@ class JobFeed:
         with self._lock:
             return len(self._watches)
 
+    def async_subscribers(self, job_id: str | None = None) -> int:
+        """How many async subscribers are waiting for snapshots of ``job_id`` (None: of any
+        job)."""
+        with self._lock:
+            watches = (
+                list(self._watches.values()) if job_id is None else [self._watches.get(job_id)]
+            )
+        total = 0
+        for watch in watches:
+            if watch is not None:
+                with watch.changed:
+                    total += sum(len(queues) for queues in watch.queues.values())
+        return total
+
     @contextmanager
     def subscribe(self, job_id: str) -> Iterator[Subscription]:
         with self._lock:

@@ -129,6 +129,7 @@ class GenerationConfig(BaseModel):
         return value
 
     # mypy cannot type a decorator over a property; pydantic documents this ignore for it.
+    # The ignore below: mypy rejects a decorator on a property; pydantic documents this ignore
     @computed_field  # type: ignore[prop-decorator]
     @property
     def resolution(self) -> tuple[int, int]:

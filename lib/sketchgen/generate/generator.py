@@ -374,6 +374,15 @@ class ImageGenerator:
         with suppress(Exception):
             warm_up(self.model)
 
+    def wait_warm(self, timeout_s: float | None = None) -> bool:
+        """Wait for the warm-up this generator started when it was made: True once it has
+        finished; False if none was started (``warm=False``) or it still runs after
+        ``timeout_s``."""
+        if self._warming is None:
+            return False
+        self._warming.join(timeout_s)
+        return not self._warming.is_alive()
+
     def warm_up(self) -> None:
         """Prepare the model client and the finisher once, so the first ``generate()`` costs
         what the second does. Optional (the first call does it otherwise); safe in a thread

@@ -70,6 +70,12 @@ class StyleRegistry:
 
     # -- reading -----------------------------------------------------------------------
 
+    @property
+    def loaded(self) -> frozenset[str]:
+        """The ids of the styles read and held (each is read once, on first use)."""
+        with self._lock:
+            return frozenset(self._cache)
+
     def style_ids(self) -> list[str]:
         if not self.root.is_dir():
             return []

@@ -95,10 +95,14 @@ class ContentionModel:
             for document in set(documents):
                 self._writes[document].append(now)
 
+    def writes(self) -> dict[str, list[float]]:
+        """Every document written, with when each of its writes landed."""
+        with self._lock:
+            return {d: list(times) for d, times in self._writes.items()}
+
     def counts(self) -> dict[str, WriteCounts]:
         """Every document written, with the writes that landed."""
-        with self._lock:
-            logs = {d: list(times) for d, times in self._writes.items()}
+        logs = self.writes()
         return {
             d: WriteCounts(len(t), _max_in_window(t, 1.0), _max_in_window(t, 10.0))
             for d, t in logs.items()

@@ -49,6 +49,7 @@ def _written_documents(raw: bytes) -> tuple[list[str], Any]:
     return names, request
 
 
+# The ignore below: grpc has no type stubs (its classes are Any)
 class _Forward(grpc.GenericRpcHandler):  # type: ignore[misc]
     def __init__(self, channel: grpc.Channel, model: ContentionModel) -> None:
         self.channel = channel

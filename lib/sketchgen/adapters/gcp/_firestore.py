@@ -53,6 +53,17 @@ def client_for(project: str | None, database: str) -> Any:
     return _client(project, database, os.environ.get("FIRESTORE_EMULATOR_HOST"), _channels)
 
 
+def clients_made() -> int:
+    """How many Firestore clients this process has made (one per database and emulator)."""
+    return _client.cache_info().currsize
+
+
+def forget_clients() -> None:
+    """Drop the process's clients, so the next :func:`client_for` makes a new one (between
+    environments in one test process)."""
+    _client.cache_clear()
+
+
 @cache
 def _client(project: str | None, database: str, emulator: str | None, channels: int) -> Any:
     from google.cloud import firestore

@@ -14,14 +14,15 @@ from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+from sketchgen.adapters.ceiling_base import TransactionalDeploymentCeiling
 from sketchgen.adapters.gcp._firestore import client_for, optimistic_update
-from sketchgen.ceiling import DeploymentCeiling, ShardDoc
+from sketchgen.ceiling import ShardDoc
 from sketchgen.errors import StorageError
 
 __all__ = ["FirestoreDeploymentCeiling"]
 
 
-class FirestoreDeploymentCeiling(DeploymentCeiling):
+class FirestoreDeploymentCeiling(TransactionalDeploymentCeiling):
     def __init__(
         self,
         ceiling_usd: float,

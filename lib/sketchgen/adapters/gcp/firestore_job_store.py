@@ -169,6 +169,7 @@ class FirestoreJobStore(TransactionalJobStore):
         for attempt in range(_TRIES):
             try:
                 transaction = self.client.transaction(max_attempts=_ATTEMPTS_PER_TRY)
+                # The ignore below: the SDK's transactional() is untyped
                 return firestore.transactional(body)(transaction)  # type: ignore[no-any-return]
             except exceptions.Aborted:
                 pass

@@ -16,8 +16,9 @@ from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 from sketchgen.adapters.gcp._firestore import client_for, optimistic_update
+from sketchgen.adapters.quota_gate_base import TransactionalQuotaGate
 from sketchgen.errors import StorageError
-from sketchgen.quota import QuotaGate, QuotaPolicy, QuotaState
+from sketchgen.quota import QuotaPolicy, QuotaState
 
 __all__ = ["FirestoreQuotaGate"]
 
@@ -25,7 +26,7 @@ T = TypeVar("T")
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
 
 
-class FirestoreQuotaGate(QuotaGate):
+class FirestoreQuotaGate(TransactionalQuotaGate):
     def __init__(
         self,
         policy: QuotaPolicy,

@@ -17,11 +17,12 @@ import random
 from typing import Any
 
 from sketchgen.adapters.gcp._firestore import client_for
+from sketchgen.adapters.usage_ledger_base import ShardedUsageLedger
 from sketchgen.clock import SYSTEM_CLOCK
 from sketchgen.errors import StorageError
 from sketchgen.ports import Clock
 from sketchgen.spend import Account
-from sketchgen.usage_shards import ShardedUsageLedger, UsageShard
+from sketchgen.usage_shards import UsageShard
 
 __all__ = ["FirestoreUsageLedger"]
 

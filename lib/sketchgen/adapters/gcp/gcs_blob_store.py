@@ -26,6 +26,7 @@ class GcsBlobStore:
         if self._client is None:
             with self._lock:
                 if self._client is None:
+                    # The ignore below: google.cloud is a namespace package mypy cannot resolve
                     from google.cloud import storage  # type: ignore[attr-defined]
 
                     self._client = storage.Client()

@@ -24,10 +24,17 @@ class PubSubTaskQueue:
         self._lock = threading.Lock()
 
     @property
+    def connected(self) -> bool:
+        """Whether the publisher client has been made (at instance start, or the first
+        publish)."""
+        return self._publisher is not None
+
+    @property
     def publisher(self) -> Any:
         if self._publisher is None:
             with self._lock:
                 if self._publisher is None:
+                    # The ignore below: google.cloud is a namespace package mypy cannot resolve
                     from google.cloud import pubsub_v1  # type: ignore[attr-defined]
 
                     self._publisher = pubsub_v1.PublisherClient()

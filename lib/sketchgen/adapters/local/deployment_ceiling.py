@@ -6,18 +6,18 @@ from __future__ import annotations
 
 import json
 import random
-import sqlite3
 import threading
 from collections.abc import Callable
 from pathlib import Path
 
-from sketchgen.ceiling import DeploymentCeiling, ShardDoc
-from sketchgen.errors import StorageError
+from sketchgen.adapters.ceiling_base import TransactionalDeploymentCeiling
+from sketchgen.adapters.local._sqlite import SqliteFile
+from sketchgen.ceiling import ShardDoc
 
 __all__ = ["MemoryDeploymentCeiling", "SqliteDeploymentCeiling"]
 
 
-class MemoryDeploymentCeiling(DeploymentCeiling):
+class MemoryDeploymentCeiling(TransactionalDeploymentCeiling):
     def __init__(self, ceiling_usd: float, *, rng: random.Random | None = None) -> None:
         super().__init__(ceiling_usd, rng=rng)
         self._shards: dict[tuple[str, int], ShardDoc] = {}
@@ -44,31 +44,20 @@ CREATE TABLE IF NOT EXISTS spend_ceiling (
 """
 
 
-class SqliteDeploymentCeiling(DeploymentCeiling):
+class SqliteDeploymentCeiling(TransactionalDeploymentCeiling):
     """The day's shards as rows of one SQLite file (the job store's, by default)."""
 
     def __init__(
         self, path: Path | str, ceiling_usd: float, *, rng: random.Random | None = None
     ) -> None:
         super().__init__(ceiling_usd, rng=rng)
-        self.path = Path(path)
-        self._local = threading.local()
-        self._db().executescript(_SCHEMA)
-
-    def _db(self) -> sqlite3.Connection:
-        db = getattr(self._local, "db", None)
-        if db is None:
-            db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
-            db.execute("PRAGMA journal_mode=WAL")
-            self._local.db = db
-        return db
+        self._file = SqliteFile(path, _SCHEMA)
+        self.path = self._file.path
 
     def _update_shard(
         self, day: str, shard: int, transition: Callable[[ShardDoc], tuple[ShardDoc | None, bool]]
     ) -> bool:
-        db = self._db()
-        try:
-            db.execute("BEGIN IMMEDIATE")
+        with self._file.transaction() as db:
             row = db.execute(
                 "SELECT doc FROM spend_ceiling WHERE day = ? AND shard = ?", (day, shard)
             ).fetchone()
@@ -80,17 +69,12 @@ class SqliteDeploymentCeiling(DeploymentCeiling):
                     "ON CONFLICT (day, shard) DO UPDATE SET doc = excluded.doc",
                     (day, shard, json.dumps(changed.to_doc())),
                 )
-            db.execute("COMMIT")
             return result
-        except sqlite3.Error as error:
-            if db.in_transaction:
-                db.execute("ROLLBACK")
-            raise StorageError(f"sqlite: {error}") from error
-        except BaseException:
-            if db.in_transaction:
-                db.execute("ROLLBACK")
-            raise
 
     def _read_shards(self, day: str) -> list[ShardDoc]:
-        rows = self._db().execute("SELECT doc FROM spend_ceiling WHERE day = ?", (day,)).fetchall()
+        rows = (
+            self._file.connection()
+            .execute("SELECT doc FROM spend_ceiling WHERE day = ?", (day,))
+            .fetchall()
+        )
         return [ShardDoc.from_doc(day, json.loads(r[0])) for r in rows]

@@ -8,6 +8,7 @@ import threading
 from datetime import datetime
 from pathlib import Path
 
+from sketchgen.adapters.local._sqlite import SqliteFile
 from sketchgen.errors import StorageError
 from sketchgen.ports import Favourite
 
@@ -66,24 +67,15 @@ CREATE INDEX IF NOT EXISTS favourites_newest ON favourites (owner_uid, created_a
 
 class SqliteFavouriteStore:
     def __init__(self, path: Path | str) -> None:
-        self.path = Path(path)
-        self._local = threading.local()
-        self._run("executescript", _SCHEMA)
-
-    def _db(self) -> sqlite3.Connection:
-        db = getattr(self._local, "db", None)
-        if db is None:
-            db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
-            db.execute("PRAGMA journal_mode=WAL")
-            self._local.db = db
-        return db
+        try:
+            self._file = SqliteFile(path, _SCHEMA)
+        except sqlite3.Error as error:
+            raise StorageError(f"sqlite: {error}") from error
+        self.path = self._file.path
 
     def _run(self, how: str, sql: str, args: tuple[object, ...] = ()) -> list[tuple[object, ...]]:
         try:
-            if how == "executescript":
-                self._db().executescript(sql)
-                return []
-            return list(self._db().execute(sql, args).fetchall())
+            return list(self._file.connection().execute(sql, args).fetchall())
         except sqlite3.Error as error:
             raise StorageError(f"sqlite: {error}") from error
 

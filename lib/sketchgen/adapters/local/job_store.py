@@ -7,7 +7,6 @@ memory, ``BEGIN IMMEDIATE`` for SQLite (safe across threads and processes sharin
 from __future__ import annotations
 
 import json
-import sqlite3
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -17,8 +16,9 @@ from typing import TypeVar
 
 from sketchgen.adapters.job_pages import QUERY_SCAN_LIMIT, is_after, newest_first, page_of
 from sketchgen.adapters.job_store_base import TransactionalJobStore, Transition
+from sketchgen.adapters.local._sqlite import SqliteFile
 from sketchgen.clock import SYSTEM_CLOCK
-from sketchgen.errors import ConflictError, StorageError
+from sketchgen.errors import ConflictError
 from sketchgen.jobs import JobRecord, job_matches
 from sketchgen.ports import Clock, JobCursor, JobPage
 
@@ -191,42 +191,16 @@ class SqliteJobStore(TransactionalJobStore):
         self, path: Path | str, *, poll_s: float = 0.1, clock: Clock = SYSTEM_CLOCK
     ) -> None:
         self.clock = clock
-        self.path = Path(path)
+        self._file = SqliteFile(path, _SCHEMA)
+        self.path = self._file.path
         self.poll_s = poll_s
-        self._local = threading.local()
-        self._db().executescript(_SCHEMA)  # idempotent; executescript manages its own commit
-
-    def _db(self) -> sqlite3.Connection:
-        db = getattr(self._local, "db", None)
-        if db is None:
-            # One connection per thread; autocommit mode so BEGIN IMMEDIATE is ours to issue.
-            db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
-            db.execute("PRAGMA journal_mode=WAL")
-            self._local.db = db
-        return db
-
-    @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
-        db = self._db()
-        try:
-            db.execute("BEGIN IMMEDIATE")
-            yield db
-            db.execute("COMMIT")
-        except sqlite3.Error as error:
-            if db.in_transaction:
-                db.execute("ROLLBACK")
-            raise StorageError(f"sqlite: {error}") from error
-        except BaseException:
-            if db.in_transaction:
-                db.execute("ROLLBACK")
-            raise
 
     @staticmethod
     def _load(row: tuple[str] | None) -> JobRecord | None:
         return JobRecord.from_doc(json.loads(row[0])) if row else None
 
     def create_job(self, job: JobRecord) -> tuple[JobRecord, bool]:
-        with self._transaction() as db:
+        with self._file.transaction() as db:
             if job.idempotency_key is not None:
                 row = db.execute(
                     "SELECT doc FROM jobs JOIN idempotency USING (job_id) "
@@ -254,11 +228,15 @@ class SqliteJobStore(TransactionalJobStore):
         return job, True
 
     def get_job(self, job_id: str) -> JobRecord | None:
-        row = self._db().execute("SELECT doc FROM jobs WHERE job_id = ?", (job_id,)).fetchone()
+        row = (
+            self._file.connection()
+            .execute("SELECT doc FROM jobs WHERE job_id = ?", (job_id,))
+            .fetchone()
+        )
         return self._load(row)
 
     def _update(self, job_id: str, transition: Transition[T]) -> T:
-        with self._transaction() as db:
+        with self._file.transaction() as db:
             row = db.execute("SELECT doc FROM jobs WHERE job_id = ?", (job_id,)).fetchone()
             changed, result = transition(self._load(row))
             if changed is not None:
@@ -279,7 +257,7 @@ class SqliteJobStore(TransactionalJobStore):
             version = -1
             while not closed.is_set():
                 row = (
-                    self._db()
+                    self._file.connection()
                     .execute("SELECT version, doc FROM jobs WHERE job_id = ?", (job_id,))
                     .fetchone()
                 )
@@ -317,7 +295,7 @@ class SqliteJobStore(TransactionalJobStore):
                 args.extend(values)
         where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
         rows = (
-            self._db()
+            self._file.connection()
             .execute(
                 f"SELECT doc FROM jobs {where} ORDER BY created_at DESC LIMIT ?",  # noqa: S608 - fixed columns
                 (*args, limit),
@@ -328,7 +306,7 @@ class SqliteJobStore(TransactionalJobStore):
 
     def find_idempotent(self, owner_uid: str, idempotency_key: str) -> JobRecord | None:
         row = (
-            self._db()
+            self._file.connection()
             .execute(
                 "SELECT doc FROM jobs JOIN idempotency USING (job_id) "
                 "WHERE idempotency.owner_uid = ? AND key = ?",
@@ -339,7 +317,7 @@ class SqliteJobStore(TransactionalJobStore):
         return self._load(row)
 
     def delete_owner_jobs(self, owner_uid: str) -> list[str]:
-        with self._transaction() as db:
+        with self._file.transaction() as db:
             rows = db.execute(
                 "SELECT job_id FROM jobs WHERE owner_uid = ? ORDER BY job_id", (owner_uid,)
             ).fetchall()
@@ -367,7 +345,7 @@ class SqliteJobStore(TransactionalJobStore):
             args.extend((stamp, stamp, cursor.job_id))
         scan = QUERY_SCAN_LIMIT if query else limit
         rows = (
-            self._db()
+            self._file.connection()
             .execute(
                 f"SELECT doc FROM jobs WHERE {' AND '.join(clauses)} "  # noqa: S608 - fixed columns
                 "ORDER BY created_at DESC, job_id DESC LIMIT ?",
@@ -379,6 +357,6 @@ class SqliteJobStore(TransactionalJobStore):
         return page_of(jobs[:scan], limit=limit, query=query, more=len(jobs) > scan)
 
     def delete_job(self, job_id: str) -> bool:
-        with self._transaction() as db:
+        with self._file.transaction() as db:
             db.execute("DELETE FROM idempotency WHERE job_id = ?", (job_id,))
             return db.execute("DELETE FROM jobs WHERE job_id = ?", (job_id,)).rowcount > 0

@@ -12,14 +12,15 @@ import threading
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
-from sketchgen.quota import QuotaGate, QuotaPolicy, QuotaState
+from sketchgen.adapters.quota_gate_base import TransactionalQuotaGate
+from sketchgen.quota import QuotaPolicy, QuotaState
 
 __all__ = ["MemoryQuotaGate"]
 
 T = TypeVar("T")
 
 
-class MemoryQuotaGate(QuotaGate):
+class MemoryQuotaGate(TransactionalQuotaGate):
     def __init__(self, policy: QuotaPolicy, **kwargs: Any) -> None:
         super().__init__(policy, **kwargs)
         self.shard_states: dict[tuple[str, int], QuotaState] = {}

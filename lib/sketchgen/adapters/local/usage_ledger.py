@@ -10,16 +10,16 @@ import json
 import random
 import sqlite3
 import threading
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
+from sketchgen.adapters.local._sqlite import SqliteFile
+from sketchgen.adapters.usage_ledger_base import ShardedUsageLedger, TransactionalUsageLedger
 from sketchgen.clock import SYSTEM_CLOCK
-from sketchgen.errors import StorageError
 from sketchgen.ports import Clock
-from sketchgen.spend import Account, Limits, UsageDoc, UsageLedger
-from sketchgen.usage_shards import ShardedUsageLedger, UsageShard
+from sketchgen.spend import Account, Limits, UsageDoc
+from sketchgen.usage_shards import UsageShard
 
 __all__ = ["MemoryUsageLedger", "SqliteUsageLedger"]
 
@@ -78,37 +78,12 @@ CREATE TABLE IF NOT EXISTS accounts (uid TEXT PRIMARY KEY, doc TEXT NOT NULL);
 """
 
 
-class SqliteUsageLedger(UsageLedger):
+class SqliteUsageLedger(TransactionalUsageLedger):
     """Usage and accounts in one SQLite file (the job store's, by default)."""
 
     def __init__(self, path: Path | str) -> None:
-        self.path = Path(path)
-        self._local = threading.local()
-        self._db().executescript(_SCHEMA)
-
-    def _db(self) -> sqlite3.Connection:
-        db = getattr(self._local, "db", None)
-        if db is None:
-            db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
-            db.execute("PRAGMA journal_mode=WAL")
-            self._local.db = db
-        return db
-
-    @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
-        db = self._db()
-        try:
-            db.execute("BEGIN IMMEDIATE")
-            yield db
-            db.execute("COMMIT")
-        except sqlite3.Error as error:
-            if db.in_transaction:
-                db.execute("ROLLBACK")
-            raise StorageError(f"sqlite: {error}") from error
-        except BaseException:
-            if db.in_transaction:
-                db.execute("ROLLBACK")
-            raise
+        self._file = SqliteFile(path, _SCHEMA)
+        self.path = self._file.path
 
     def _read(self, db: sqlite3.Connection, table: str, uid: str) -> str | None:
         row = db.execute(f"SELECT doc FROM {table} WHERE uid = ?", (uid,)).fetchone()  # noqa: S608 - fixed tables
@@ -130,7 +105,7 @@ class SqliteUsageLedger(UsageLedger):
     ) -> T:
         # One transaction over the whole file (BEGIN IMMEDIATE): one row per user, no limit
         # to hold per part, so ``limits`` is not needed.
-        with self._transaction() as db:
+        with self._file.transaction() as db:
             raw = self._read(db, "usage", uid)
             current = UsageDoc.model_validate_json(raw) if raw else UsageDoc()
             raw_account = self._read(db, "accounts", uid)
@@ -145,15 +120,15 @@ class SqliteUsageLedger(UsageLedger):
             return result
 
     def usage(self, uid: str) -> UsageDoc:
-        raw = self._read(self._db(), "usage", uid)
+        raw = self._read(self._file.connection(), "usage", uid)
         return UsageDoc.model_validate_json(raw) if raw else UsageDoc()
 
     def account(self, uid: str) -> Account:
-        raw = self._read(self._db(), "accounts", uid)
+        raw = self._read(self._file.connection(), "accounts", uid)
         return Account.from_doc(json.loads(raw) if raw else None)
 
     def set_account(self, uid: str, account: Account) -> None:
-        with self._transaction() as db:
+        with self._file.transaction() as db:
             db.execute(
                 "INSERT INTO accounts (uid, doc) VALUES (?, ?) "
                 "ON CONFLICT (uid) DO UPDATE SET doc = excluded.doc",
