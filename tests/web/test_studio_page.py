@@ -189,7 +189,12 @@ def test_keyboard_shortcuts(
     page.keyboard.press("Escape")
     page.wait_for_selector("#refiner:not([open])", state="attached")
     page.keyboard.press("v")
-    _wait_for_hash(page, lambda h: h not in ("", f"#job={fox}"))
+    try:
+        # Playwright's own default wait: a POST and a GET, on a runner as loaded as CI's.
+        _wait_for_hash(page, lambda h: h not in ("", f"#job={fox}"), timeout_s=30)
+    except AssertionError as error:  # what the page said instead of opening the child
+        said = page.locator("#studio-error").text_content()
+        raise AssertionError(f"{error}; the studio said {said!r}") from None
     child = page.evaluate("location.hash").removeprefix("#job=")
     job = _finished(server, child)
     assert job["parent"] == {"job_id": fox, "index": 2, "instruction": None}

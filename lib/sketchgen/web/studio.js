@@ -199,11 +199,18 @@ async function download(jobId, index, format) {
 }
 
 async function makeVariations(jobId, index) {
-  const accepted = await studio.app.api(`v1/jobs/${jobId}/sketches/${index}/variations`, {
-    method: "POST",
-    headers: { "Idempotency-Key": crypto.randomUUID() },
-    body: { num_images: 3 },
-  });
+  let accepted;
+  try {
+    accepted = await studio.app.api(`v1/jobs/${jobId}/sketches/${index}/variations`, {
+      method: "POST",
+      headers: { "Idempotency-Key": crypto.randomUUID() },
+      body: { num_images: 3 },
+    });
+  } catch (error) { // refused (a limit, a gone job): say so where the studio speaks
+    $("#studio-error").hidden = false;
+    $("#studio-error").textContent = `No variations: ${error.message}`;
+    return;
+  }
   resetHistory();
   await studio.app.openJob(accepted.job_id);
 }
