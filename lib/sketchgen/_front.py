@@ -61,7 +61,7 @@ def make_sketches(
     style: str = DEFAULT_STYLE,
     n: int = 4,
     offline: bool | None = None,
-    top_k: int = 3,
+    top_k: int | None = None,
     **options: Any,
 ) -> GenerationResult:
     """Make ``n`` sketches of ``brief`` in ``style``; returns when every sketch has ended.
@@ -74,7 +74,7 @@ def make_sketches(
     from sketchgen.bootstrap import build_generator, build_style_registry
     from sketchgen.generate.config import GenerationConfig
     from sketchgen.prompt import PromptCompiler
-    from sketchgen.references import ImageRetriever
+    from sketchgen.references import TOP_K, ImageRetriever
     from sketchgen.settings import get_settings
 
     settings = get_settings()
@@ -83,7 +83,9 @@ def make_sketches(
     config = GenerationConfig(num_images=n, **options)
     chosen = build_style_registry(settings).get_style(style)
     prompt_spec = PromptCompiler().compile(brief, chosen)
-    retrieval = ImageRetriever().retrieve(prompt_spec, chosen, top_k=top_k)
+    retrieval = ImageRetriever().retrieve(
+        prompt_spec, chosen, top_k=TOP_K if top_k is None else top_k
+    )
     return build_generator(settings, offline=offline).generate(
         prompt_spec=prompt_spec, retrieval_result=retrieval, style=chosen, config=config
     )

@@ -297,7 +297,7 @@ def _generate(args: argparse.Namespace) -> int:
     else:
         style = build_style_registry(settings).get_style(request.style_id)
         prompt_spec = PromptCompiler().compile(request.brief, style)
-        retrieval = ImageRetriever().retrieve(prompt_spec, style, top_k=3)
+        retrieval = ImageRetriever().retrieve(prompt_spec, style)
     stream = generator.generate_streaming(
         prompt_spec=prompt_spec, retrieval_result=retrieval, style=style, config=config
     )
@@ -365,7 +365,7 @@ def _own_style_job(
         )
     style = catalog.resolve(bootstrap.LOCAL_OWNER, style_id)
     prompt_spec = PromptCompiler().compile(brief, style)
-    found = catalog.retrieve(prompt_spec, style, top_k=3)
+    found = catalog.retrieve(prompt_spec, style)
     blob_url = bootstrap.current_settings().blob_url
     if not blob_url.startswith("file://"):
         raise InputError(
@@ -648,7 +648,7 @@ def _regenerate_library_jobs(folders: list[Path], *, offline: bool) -> Iterator[
             allow_text=c.allow_text,
             output_dir=folder.parent,
         )
-        retrieval = ImageRetriever().retrieve(prompt_spec, style, top_k=3)
+        retrieval = ImageRetriever().retrieve(prompt_spec, style)
         result = generator.generate(
             prompt_spec=prompt_spec, retrieval_result=retrieval, style=style, config=config
         )

@@ -160,7 +160,7 @@ def warm(routes: frozenset[str] | None = None, *, model: bool = False) -> None:
         try:
             style = built.styles.get_style(style_id)
             retriever = built.submission.retriever
-            retriever.retrieve(PromptCompiler().compile("warm-up", style), style, top_k=3)
+            retriever.retrieve(PromptCompiler().compile("warm-up", style), style)
         except SketchgenError as error:
             from sketchgen.logs import get_logger
 

@@ -25,11 +25,17 @@ def _describe(reference: ReferenceImage) -> str:
     return " ".join((*reference.tags, reference.description, PurePath(reference.path).stem))
 
 
+# How many of a style's references a job is planned with (the model takes them as images).
+TOP_K = 3
+
+
 class ImageRetriever:
     def __init__(self, embedding: Embedding | None = None) -> None:
         self.embedding = embedding or HashingTextEmbedding()
 
-    def retrieve(self, prompt_spec: PromptSpec, style: Style, top_k: int = 3) -> RetrievalResult:
+    def retrieve(
+        self, prompt_spec: PromptSpec, style: Style, top_k: int = TOP_K
+    ) -> RetrievalResult:
         if prompt_spec.style_id != style.id:
             raise InputError(
                 f"prompt was compiled for style {prompt_spec.style_id!r}, not {style.id!r}",

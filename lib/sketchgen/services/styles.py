@@ -23,7 +23,7 @@ from sketchgen.layout import style_prefix, style_reference_key
 from sketchgen.logs import get_logger
 from sketchgen.ports import BlobStore, ImageDescriber, ReferenceIndex, StyleStore, TextEmbedder
 from sketchgen.pricing import CallKind
-from sketchgen.references import ImageRetriever
+from sketchgen.references import TOP_K, ImageRetriever
 from sketchgen.schemas import PromptSpec, ReferenceImage, RetrievalResult, ScoredReference, Style
 from sketchgen.services.spending import SpendControl
 from sketchgen.styles import StyleRegistry
@@ -109,7 +109,7 @@ class StyleService:
         prompt_spec: PromptSpec,
         style: Style,
         *,
-        top_k: int = 3,
+        top_k: int = TOP_K,
         owner_uid: str | None = None,
     ) -> RetrievalResult:
         """The style's references for the brief; a user style's by meaning, which embeds the

@@ -128,7 +128,7 @@ class JobService:
             retrieval = (
                 references
                 if references is not None
-                else self.catalog.retrieve(prompt_spec, style, top_k=3, owner_uid=owner_uid)
+                else self.catalog.retrieve(prompt_spec, style, owner_uid=owner_uid)
             )
             # Planned once, here, without I/O (the references by path and hash); stored with
             # the job, and read back as it is by whoever draws or finalises it (ADR 0060).
