@@ -194,7 +194,14 @@ def test_keyboard_shortcuts(
         _wait_for_hash(page, lambda h: h not in ("", f"#job={fox}"), timeout_s=30)
     except AssertionError as error:  # what the page said instead of opening the child
         said = page.locator("#studio-error").text_content()
-        raise AssertionError(f"{error}; the studio said {said!r}") from None
+        state = page.evaluate(
+            """() => ({
+              focus: document.activeElement && document.activeElement.outerHTML.slice(0, 120),
+              dialogs: [...document.querySelectorAll("dialog[open]")].map((d) => d.id),
+              selected: [...document.querySelectorAll("#grid .sketch.selected")].length,
+            })"""
+        )
+        raise AssertionError(f"{error}; the studio said {said!r}; the page: {state}") from None
     child = page.evaluate("location.hash").removeprefix("#job=")
     job = _finished(server, child)
     assert job["parent"] == {"job_id": fox, "index": 2, "instruction": None}
