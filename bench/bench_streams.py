@@ -34,6 +34,12 @@ HTTPX_CLIENT = [
 ]  # after the last client is connected: every stream subscribed and idle
 
 
+def streams_allowed(clients: int) -> dict[str, str]:
+    """The topology's values for one user (the benchmark's) to hold ``clients`` streams on
+    one instance: make dev allows 5 a user (SKETCHGEN_USER_STREAMS), as deployed."""
+    return {"SKETCHGEN_USER_STREAMS": str(clients + 10)}
+
+
 def _raise_open_files(wanted: int) -> int:
     """Each client is a socket here and one in the function (which inherits this limit)."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -179,7 +185,8 @@ def run() -> dict[str, Any]:
     open_files = _raise_open_files(4 * max(LEVELS) + 1024)
     levels = []
     with tempfile.TemporaryDirectory() as tmp, DevTopology(
-        port=free_port(), data_dir=Path(tmp), deliver=False
+        port=free_port(), data_dir=Path(tmp), deliver=False,
+        values=streams_allowed(max(LEVELS)),
     ) as topology:  # fmt: skip
         for clients in LEVELS:
             _fresh_stream(topology)

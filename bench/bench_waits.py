@@ -69,7 +69,8 @@ def _streams() -> list[dict[str, Any]]:
     bench_streams._raise_open_files(4 * max(STREAM_LEVELS) + 1024)
     levels = []
     with tempfile.TemporaryDirectory() as tmp, DevTopology(
-        port=free_port(), data_dir=Path(tmp), deliver=False
+        port=free_port(), data_dir=Path(tmp), deliver=False,
+        values=bench_streams.streams_allowed(max(STREAM_LEVELS)),
     ) as topology:  # fmt: skip
         for clients in STREAM_LEVELS:
             bench_streams._fresh_stream(topology)

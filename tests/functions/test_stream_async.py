@@ -267,3 +267,28 @@ def test_a_users_open_streams_are_capped_and_given_back(instance: Instance) -> N
                 await second
 
     asyncio.run(scenario())
+
+
+def test_a_last_chunk_ends_the_response_in_the_same_send() -> None:
+    """The stream's last write (``done``) goes out as the body's end: one ASGI send, not the
+    chunk and then an empty one; a body without one ends as Starlette ends it."""
+    from sketchgen.api.asgi import _Stream
+    from sketchgen.api.sse import LastChunk
+
+    async def body(last: bool) -> Any:
+        yield b"retry: 2000\n\n"
+        yield LastChunk(b"event: done\n\n") if last else b"event: done\n\n"
+
+    def sends(last: bool) -> list[dict[str, Any]]:
+        sent: list[dict[str, Any]] = []
+
+        async def send(message: dict[str, Any]) -> None:
+            sent.append(message)
+
+        asyncio.run(_Stream(body(last), status_code=200).stream_response(send))
+        return sent
+
+    bodies = [(m["body"], m["more_body"]) for m in sends(True)[1:]]
+    assert bodies == [(b"retry: 2000\n\n", True), (b"event: done\n\n", False)]
+    bodies = [(m["body"], m["more_body"]) for m in sends(False)[1:]]
+    assert bodies == [(b"retry: 2000\n\n", True), (b"event: done\n\n", True), (b"", False)]

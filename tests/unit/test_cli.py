@@ -2,6 +2,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -141,3 +142,54 @@ def test_ctrl_c_stops_a_run_at_once_with_130(tmp_path: Path) -> None:
         server.release_held()
     assert code == 130
     assert "Traceback" not in (proc.stderr.read() if proc.stderr else "")
+
+
+@pytest.mark.parametrize("enabled_before", [True, False])
+def test_a_job_starts_without_collections_and_the_collector_is_left_as_it_was(
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    enabled_before: bool,
+) -> None:
+    """Until a job's first sketch comes back (imports, plan, the model's client, the call)
+    the garbage collector is off (docs/decisions/0066); afterwards it is as the caller had
+    it."""
+    import gc
+
+    from sketchgen.generate.offline import OfflineSketchAdapter
+
+    collecting_during_the_call: list[bool] = []
+    draw = OfflineSketchAdapter.generate_image
+
+    def recording(self: OfflineSketchAdapter, request: Any) -> Any:
+        collecting_during_the_call.append(gc.isenabled())
+        return draw(self, request)
+
+    monkeypatch.setattr(OfflineSketchAdapter, "generate_image", recording)
+    was = gc.isenabled()
+    try:
+        (gc.enable if enabled_before else gc.disable)()
+        code, _, _ = _run(
+            capsys, "generate", "golf", "--offline", "-n", "1", "--output-dir", str(tmp_path)
+        )
+        after = gc.isenabled()
+    finally:
+        (gc.enable if was else gc.disable)()
+    assert code == 0
+    assert collecting_during_the_call == [False]  # the one sketch: before it came back
+    assert after is enabled_before
+
+
+def test_the_command_exits_without_walking_its_heap_again() -> None:
+    """At exit the heap is frozen before the interpreter's finalisation (which would walk
+    every object the run made: the SDK's types, pydantic's validators)."""
+    code = (
+        "import atexit, gc\n"
+        "atexit.register(lambda: print('frozen', gc.get_freeze_count() > 0))\n"  # runs last
+        "from sketchgen.cli import main\n"
+        "main(['styles', 'list'])\n"
+    )
+    answer = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
+    )
+    assert answer.stdout.strip().splitlines()[-1] == "frozen True"

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 
 from sketchgen.adapters.local.job_store import MemoryJobStore
@@ -239,3 +240,85 @@ def test_clients_of_an_ending_job_make_its_urls_once_between_them() -> None:
     for body in bodies:
         assert f"https://signed/{sketch}".encode() in body
         assert f"https://signed/{metadata}".encode() in body
+
+
+def test_clients_at_the_same_event_are_written_one_chunk() -> None:
+    """When a job ends, its clients that have been sent the same events are written the same
+    bytes (made and encoded once), the last of them marked as the body's end; a client whose
+    URLs differ (another base URL) gets its own."""
+    import asyncio
+
+    from sketchgen.api.sse import LastChunk, async_event_stream
+
+    store = CountingJobStore()
+    job = make_job(n=2)
+    store.create_job(job)
+    _finish(store, job.job_id, 0)
+    feed = JobFeed(store)
+    made: list[str] = []
+
+    def signer(scope: str) -> Callable[[str], str]:
+        def url_for(key: str) -> str:
+            made.append(f"{scope}/{key}")
+            return f"{scope}/{key}"
+
+        return url_for
+
+    async def scenario() -> list[list[bytes]]:
+        async def listen(scope: str) -> list[bytes]:
+            stream = async_event_stream(
+                store, job.job_id, 0, url_for=signer(scope), heartbeat_s=5, feed=feed,
+                url_scope=scope,
+            )  # fmt: skip
+            return [chunk async for chunk in stream]
+
+        scopes = ["https://api"] * 5 + ["https://other"]
+        tasks = [asyncio.create_task(listen(scope)) for scope in scopes]
+        while sum(len(q) for w in feed._watches.values() for q in w.queues.values()) < 6:
+            await asyncio.sleep(0.01)
+        await asyncio.to_thread(_finish, store, job.job_id, 1)
+        await asyncio.to_thread(store.complete_job, job.job_id, metadata_path="m.json")
+        return await asyncio.gather(*tasks)
+
+    *same, other = asyncio.run(scenario())
+    last = same[0][-1]
+    assert isinstance(last, LastChunk) and b"event: done" in last
+    assert all(chunks[-1] is last for chunks in same)  # one object, written to each
+    assert all(len(chunks) == len(same[0]) for chunks in same)
+    assert all(a is b for chunks in same for a, b in zip(chunks[1:], same[0][1:], strict=True))
+    assert b"https://other/" in other[-1] and b"https://api/" not in other[-1]
+    assert isinstance(other[-1], LastChunk) and other[-1] is not last
+    # Each URL made once per base URL, not once per client.
+    assert sorted(made) == sorted(set(made)) and len(made) == 2 * 3
+
+
+def test_a_chunk_whose_url_failed_is_made_again_by_the_next_client() -> None:
+    import asyncio
+
+    from sketchgen.api.sse import _chunk
+
+    store = CountingJobStore()
+    job = make_job(n=1)
+    store.create_job(job)
+    _finish(store, job.job_id, 0)
+    item = store.complete_job(job.job_id, metadata_path=None)
+    calls: list[str] = []
+
+    def flaky(key: str) -> str:
+        calls.append(key)
+        if len(calls) == 1:
+            raise OSError("signing refused")
+        return f"https://signed/{key}"
+
+    async def scenario() -> bytes:
+        with contextlib.suppress(OSError):
+            await _chunk(job.job_id, item, 0, url_scope="s", cached_url=None, url_for=flaky)
+            raise AssertionError("the first client's URL failed")
+        chunk, sent = await _chunk(
+            job.job_id, item, 0, url_scope="s", cached_url=None, url_for=flaky
+        )
+        assert sent == item.event_seq + 1
+        return chunk
+
+    body = asyncio.run(scenario())
+    assert len(calls) == 2 and b"https://signed/" in body

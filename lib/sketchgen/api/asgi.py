@@ -21,6 +21,7 @@ from starlette.responses import StreamingResponse
 from werkzeug.wrappers import Request
 
 from sketchgen.api.http import Api
+from sketchgen.api.sse import LastChunk
 
 __all__ = ["serve"]
 
@@ -55,6 +56,24 @@ class _Stream(StreamingResponse):
     def __init__(self, content: Any, status_code: int) -> None:
         super().__init__(content, status_code=status_code)
         self._content = content
+
+    async def stream_response(self, send: Any) -> None:
+        """Starlette's, except that a :class:`~sketchgen.api.sse.LastChunk` goes out as the
+        body's end: one send through the server's stack per client, not the chunk and then
+        an empty end (what a job's ``done`` costs at each of its clients at once)."""
+        await send(
+            {"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers}
+        )
+        ended = False
+        async for chunk in self.body_iterator:
+            if ended:
+                continue  # the body said it had ended: nothing after that is sent
+            if not isinstance(chunk, bytes | memoryview):
+                chunk = chunk.encode(self.charset)
+            ended = isinstance(chunk, LastChunk)
+            await send({"type": "http.response.body", "body": chunk, "more_body": not ended})
+        if not ended:
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         try:

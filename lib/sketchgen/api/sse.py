@@ -20,6 +20,7 @@ from sketchgen.ports import JobStore
 
 __all__ = [
     "EventStream",
+    "LastChunk",
     "async_event_stream",
     "event_stream",
     "format_event",
@@ -85,6 +86,129 @@ def _done_event(item: JobRecord, metadata_url: str | None) -> bytes:
     )
 
 
+def _url_keys(job_id: str, item: JobRecord, sent: int) -> list[str]:
+    """The blob keys whose URLs the events ``item`` brings after ``sent`` carry."""
+    keys = [sketch_key(job_id, i) for _, i, s in _new_events(item, sent) if s.status == "ok"]
+    if item.is_final and item.metadata_path:
+        keys.append(metadata_key(job_id))
+    return keys
+
+
+def _encode(job_id: str, item: JobRecord, sent: int, urls: dict[str, str]) -> tuple[bytes, int]:
+    """What ``item`` brings a client that has event ``sent``, as one write (empty: nothing
+    new), and the last event id it then has; ``urls`` holds every key :func:`_url_keys`
+    names."""
+    chunks = []
+    for seq, index, state in _new_events(item, sent):
+        url = urls[sketch_key(job_id, index)] if state.status == "ok" else None
+        chunks.append(_sketch_event(seq, index, state, url))
+        sent = seq
+    if item.is_final:
+        metadata_url = urls[metadata_key(job_id)] if item.metadata_path else None
+        chunks.append(_done_event(item, metadata_url))
+        return LastChunk(b"".join(chunks)), item.event_seq + 1
+    return b"".join(chunks), sent
+
+
+class LastChunk(bytes):
+    """A stream's last write (it ends with ``done``): the ASGI response sends it as the
+    body's end, one send through the server's stack instead of the chunk and then an empty
+    end."""
+
+
+# The chunks being (or just) made for async streams: when a job ends, its N clients wake on
+# the same snapshot having been sent the same events, so what the first one encodes (its
+# URLs, the JSON, the bytes) is every other's, shared by reference. By (loop, URL scope, job,
+# the snapshot's identity, last event sent); an entry holds its snapshot (so the identity is
+# not reused) and is reused for _CHUNK_REUSE_S at most (its URLs are no older than that plus
+# the URL cache's own age, a third of their lifetime).
+_CHUNK_REUSE_S = 5.0
+_CHUNK_ENTRIES = 256
+_ChunkKey = tuple[asyncio.AbstractEventLoop, str, str, int, int]
+
+
+@dataclass(frozen=True)
+class _Chunk:
+    item: JobRecord
+    made: float  # loop time
+    result: tuple[bytes, int] | None  # made at once (every URL was cached, or none needed)
+    making: asyncio.Future[tuple[bytes, int]] | None = None
+
+
+_chunks: dict[_ChunkKey, _Chunk] = {}
+
+
+async def _chunk(
+    job_id: str,
+    item: JobRecord,
+    sent: int,
+    *,
+    url_scope: str,
+    cached_url: Callable[[str], str | None] | None,
+    url_for: Callable[[str], str],
+) -> tuple[bytes, int]:
+    """:func:`_encode` for an async stream, made once for every stream of the same job, URL
+    scope and progress that asks for it within :data:`_CHUNK_REUSE_S`."""
+    loop = asyncio.get_running_loop()
+    key = (loop, url_scope, job_id, id(item), sent)
+    now = loop.time()
+    entry = _chunks.get(key)
+    if entry is None or entry.item is not item or now - entry.made > _CHUNK_REUSE_S:
+        if len(_chunks) >= _CHUNK_ENTRIES:
+            _prune_chunks(now)
+        entry = _chunks[key] = _new_chunk(
+            job_id, item, sent, now, url_scope=url_scope, cached_url=cached_url, url_for=url_for
+        )
+    if entry.result is not None:
+        return entry.result
+    assert entry.making is not None
+    # Shielded: a client that leaves while waiting must not cancel the others' chunk.
+    return await asyncio.shield(entry.making)
+
+
+def _new_chunk(
+    job_id: str,
+    item: JobRecord,
+    sent: int,
+    now: float,
+    *,
+    url_scope: str,
+    cached_url: Callable[[str], str | None] | None,
+    url_for: Callable[[str], str],
+) -> _Chunk:
+    keys = _url_keys(job_id, item, sent)
+    urls = {k: u for k in keys if (u := cached_url(k) if cached_url else None) is not None}
+    if len(urls) == len(keys):  # nothing to make: encoded now, no task
+        return _Chunk(item, now, _encode(job_id, item, sent, urls))
+
+    async def make() -> tuple[bytes, int]:
+        for k in keys:
+            if k not in urls:
+                urls[k] = await _one_url(url_scope, k, url_for)
+        return _encode(job_id, item, sent, urls)
+
+    making = asyncio.ensure_future(make())
+    key = (asyncio.get_running_loop(), url_scope, job_id, id(item), sent)
+
+    def forget_failed(done: asyncio.Future[tuple[bytes, int]]) -> None:
+        # A URL that could not be made is the next client's to try again, not an answer.
+        entry = _chunks.get(key)
+        failed = done.cancelled() or done.exception() is not None
+        if failed and entry is not None and entry.making is done:
+            del _chunks[key]
+
+    making.add_done_callback(forget_failed)
+    return _Chunk(item, now, None, making)
+
+
+def _prune_chunks(now: float) -> None:
+    for key, entry in list(_chunks.items()):
+        if now - entry.made > _CHUNK_REUSE_S or key[0].is_closed():
+            del _chunks[key]
+    if len(_chunks) >= _CHUNK_ENTRIES:  # a burst of distinct ones: start again
+        _chunks.clear()
+
+
 def event_stream(
     jobs: JobStore,
     job_id: str,
@@ -131,14 +255,11 @@ async def async_event_stream(
     """The same stream as :func:`event_stream` on an event loop (the stream function): the
     client holds a queue on the job's shared listener, not a thread. ``url_for`` may sign a
     URL over the network, so it runs in the loop's executor unless ``cached_url`` (no I/O)
-    has it; streams with the same ``url_scope`` (the URL's base) make a missing URL once
-    between them. What one snapshot brings goes out as one write: when a job ends, every
-    client of it gets its events at the same moment, and a write per client is what that
-    costs."""
-
-    async def url(key: str) -> str:
-        found = cached_url(key) if cached_url is not None else None
-        return found if found is not None else await _one_url(url_scope, key, url_for)
+    has it. What one snapshot brings goes out as one write, and streams with the same
+    ``url_scope`` (the URL's base) that are at the same event share it: when a job ends,
+    its N clients wake on the same snapshot, and the first one's chunk (URLs made, JSON
+    encoded) is written to every other (:func:`_chunk`). The last write ends the response
+    (:class:`LastChunk`)."""
 
     sent = last_event_id
     yield RETRY
@@ -150,16 +271,11 @@ async def async_event_stream(
                 continue
             if not isinstance(item, JobRecord):
                 return
-            chunks = []
-            for seq, index, state in _new_events(item, sent):
-                sketch_url = await url(sketch_key(job_id, index)) if state.status == "ok" else None
-                chunks.append(_sketch_event(seq, index, state, sketch_url))
-                sent = seq
-            if item.is_final:
-                metadata_url = await url(metadata_key(job_id)) if item.metadata_path else None
-                chunks.append(_done_event(item, metadata_url))
-            if chunks:
-                yield b"".join(chunks)
+            chunk, sent = await _chunk(
+                job_id, item, sent, url_scope=url_scope, cached_url=cached_url, url_for=url_for
+            )
+            if chunk:
+                yield chunk  # the same bytes object for every client at this point
             if item.is_final:
                 return
 

@@ -131,7 +131,7 @@ class _Server(ThreadingHTTPServer):
 
 @dataclass
 class FakeGeminiServer:
-    latency_s: float = 0.0
+    latency_s: float = 0.0  # a call, from its arrival to its answer (the drawing included)
     host: str = "127.0.0.1"
     port: int = 0
     models: tuple[str, ...] = DEFAULT_MODELS
@@ -302,11 +302,16 @@ class FakeGeminiServer:
             self._arrived.notify_all()
         if refusal is not None:
             return 400, _error(400, "INVALID_ARGUMENT", refusal)
+        # The answer (its image drawn) is made first and sent once the latency has passed
+        # since the request arrived: a call takes latency_s, drawing included. Drawn after
+        # the wait, a burst of calls answered together was late by their drawings in turn
+        # (6 images: ~0.15 s on the last, in every first-call benchmark).
+        answer = _respond(self, model, behaviour, prompt, config)
         if sleep:
-            time.sleep(self.latency_s + (self.slow_s if behaviour == "slow" else 0.0))
+            delay = self.latency_s + (self.slow_s if behaviour == "slow" else 0.0)
+            time.sleep(max(0.0, recorded.at + delay - time.monotonic()))
         if behaviour == "held":
             self._release.wait(timeout=self.held_timeout_s)
-        answer = _respond(self, model, behaviour, prompt, config)
         with self._lock:
             self.answered.append(recorded)
         return answer

@@ -61,6 +61,7 @@ class NanoBananaAdapter(ImageModelAdapter):
                 model=known_models()[0],
             )
         )
+        _prepare_answer_types()
 
     @property
     def client(self) -> Any:
@@ -211,3 +212,32 @@ _BATCH_STATES: dict[str, BatchState] = {
 }
 
 NanaBananaAdapter = NanoBananaAdapter  # the spelling in the original design
+
+
+def _prepare_answer_types() -> None:
+    """What the first answer would otherwise build on its clock (~40 ms of one CPU): the
+    validators of the SDK's answer types, each built on its first use (pydantic), and the
+    event-loop backend the async transport (httpcore2 on anyio) imports on its first
+    connection."""
+    import importlib
+    from contextlib import suppress
+
+    from google.genai import types
+
+    with suppress(ImportError):  # anyio's own module for asyncio; a later anyio may move it
+        importlib.import_module("anyio._backends._asyncio")
+    blob = {"mime_type": "image/png", "data": b"png"}
+    content = {"role": "model", "parts": [{"inline_data": blob}]}
+    candidate = {"content": content, "finish_reason": "STOP"}
+    usage = {"prompt_token_count": 1, "candidates_token_count": 1}
+    answer = {"candidates": [candidate], "usage_metadata": usage, "model_version": "warm-up"}
+    for kind, sample in (
+        (types.GenerateContentResponse, answer),
+        (types.Candidate, candidate),
+        (types.Content, content),
+        (types.Blob, blob),
+        (types.GenerateContentResponseUsageMetadata, usage),
+        (types.HttpResponse, {"headers": {}, "body": ""}),
+    ):
+        kind.model_validate(sample)
+    types.UserContent(parts=[types.Part.from_text(text="warm-up")])
