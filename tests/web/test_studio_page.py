@@ -188,6 +188,10 @@ def test_keyboard_shortcuts(
     assert page.inner_text("#refine-index") == "#3"
     page.keyboard.press("Escape")
     page.wait_for_selector("#refiner:not([open])", state="attached")
+    asked: list[str] = []  # what the page asked the API for from here on, and what came
+    page.on("request", lambda r: asked.append(f"{r.method} {r.url.split('/v1/')[-1]}"))
+    page.on("requestfinished", lambda r: asked.append(f"done {r.url.split('/v1/')[-1]}"))
+    page.on("requestfailed", lambda r: asked.append(f"failed {r.url.split('/v1/')[-1]}"))
     page.keyboard.press("v")
     try:
         # Playwright's own default wait: a POST and a GET, on a runner as loaded as CI's.
@@ -201,7 +205,9 @@ def test_keyboard_shortcuts(
               selected: [...document.querySelectorAll("#grid .sketch.selected")].length,
             })"""
         )
-        raise AssertionError(f"{error}; the studio said {said!r}; the page: {state}") from None
+        raise AssertionError(
+            f"{error}; the studio said {said!r}; the page: {state}; requests: {asked}"
+        ) from None
     child = page.evaluate("location.hash").removeprefix("#job=")
     job = _finished(server, child)
     assert job["parent"] == {"job_id": fox, "index": 2, "instruction": None}
