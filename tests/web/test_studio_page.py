@@ -188,6 +188,22 @@ def test_keyboard_shortcuts(
     assert page.inner_text("#refine-index") == "#3"
     page.keyboard.press("Escape")
     page.wait_for_selector("#refiner:not([open])", state="attached")
+    page.locator("body").click(position={"x": 5, "y": 5})  # as before "r", which never failed
+    page.evaluate(  # what the page saw of the key and what it fetched, for a failure's message
+        """() => {
+          window.seen = { keys: [], fetched: [] };
+          const key = (phase) => (e) => window.seen.keys.push(
+            [phase, e.key, e.target.tagName, e.target.id, e.defaultPrevented, e.ctrlKey, e.altKey,
+             e.metaKey, e.shiftKey].join(" "));
+          document.addEventListener("keydown", key("capture"), true);
+          window.addEventListener("keydown", key("bubble"));
+          const fetched = window.fetch;
+          window.fetch = (url, init) => {
+            window.seen.fetched.push(`${(init && init.method) || "GET"} ${url}`);
+            return fetched(url, init);
+          };
+        }"""
+    )
     asked: list[str] = []  # what the page asked the API for from here on, and what came
     page.on("request", lambda r: asked.append(f"{r.method} {r.url.split('/v1/')[-1]}"))
     page.on("requestfinished", lambda r: asked.append(f"done {r.url.split('/v1/')[-1]}"))
@@ -203,6 +219,8 @@ def test_keyboard_shortcuts(
               focus: document.activeElement && document.activeElement.outerHTML.slice(0, 120),
               dialogs: [...document.querySelectorAll("dialog[open]")].map((d) => d.id),
               selected: [...document.querySelectorAll("#grid .sketch.selected")].length,
+              hash: location.hash,
+              seen: window.seen,
             })"""
         )
         raise AssertionError(
