@@ -197,6 +197,36 @@ async def test_all_sketches_are_in_flight_at_once(style: Style, tmp_path: Path, 
     assert model.max_in_flight == 6  # no stagger, no serialisation
 
 
+def test_ctrl_c_can_only_reach_the_main_thread_while_a_stream_runs(
+    style: Style, tmp_path: Path
+) -> None:
+    """The job's threads (its event loop, the calls' and the finisher's workers) and the
+    warm-up block SIGINT: taken by one of them, Ctrl-C woke nothing and was lost while the
+    main thread waited for the next sketch (tests/unit/test_cli.py's Ctrl-C test, one run in
+    two on a loaded machine)."""
+    import signal
+    import threading
+
+    masks: dict[str, set[int]] = {}
+
+    class Recording(FakeImageModel):
+        def prepare(self) -> None:
+            masks["warm-up"] = set(signal.pthread_sigmask(signal.SIG_BLOCK, []))
+
+        def generate_image(self, request: ImageRequest) -> ImageResponse:
+            masks[threading.current_thread().name] = set(
+                signal.pthread_sigmask(signal.SIG_BLOCK, [])
+            )
+            return super().generate_image(request)
+
+    generator = ImageGenerator(Recording(), retry=FAST_RETRY)
+    assert generator.wait_warm(timeout_s=30)
+    list(generator.generate_streaming(**_job(style, tmp_path, num_images=3)))
+    assert "warm-up" in masks and len(masks) >= 2, masks
+    assert all(signal.SIGINT in mask for mask in masks.values()), masks
+    assert signal.SIGINT not in signal.pthread_sigmask(signal.SIG_BLOCK, [])  # main: as it was
+
+
 def test_two_jobs_in_one_second_get_distinct_folders(style: Style, tmp_path: Path) -> None:
     generator = ImageGenerator(FakeImageModel(), retry=FAST_RETRY)
     a = generator.generate(**_job(style, tmp_path, num_images=1))

@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import errno
 import queue
+import signal
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -278,6 +279,18 @@ class AsyncSketchStream:
 _END = object()
 
 
+def _leave_ctrl_c_to_the_main_thread() -> None:
+    """Called first in every thread this module starts (threads they start inherit it).
+
+    The kernel hands a process's SIGINT to any thread that does not block it. Python runs
+    the handler only in the main thread, and only once that thread wakes: if another thread
+    took the signal while the main thread waited on the stream's queue, nothing woke it and
+    Ctrl-C did nothing (one run in two on a loaded machine). Blocked here, SIGINT can only
+    reach the main thread, whose wait it interrupts."""
+    if hasattr(signal, "pthread_sigmask"):  # POSIX; elsewhere signals go to the main thread
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+
+
 class SketchStream:
     """Iterate for ``(index, image_path, error)`` as sketches finish; then read ``result``.
 
@@ -320,6 +333,8 @@ class SketchStream:
         thread.join()
 
     def _run(self, events: queue.SimpleQueue[object]) -> None:
+        _leave_ctrl_c_to_the_main_thread()  # and to the executor's threads, started from here
+
         async def pump() -> None:
             # Room for every sketch's model call and its finishing at once, as a thread per
             # sketch had; an event loop's default executor is sized by CPUs, not by calls.
@@ -370,6 +385,7 @@ class ImageGenerator:
             self._warming.start()
 
     def _warm_quietly(self) -> None:
+        _leave_ctrl_c_to_the_main_thread()
         # A failure here (an SDK that cannot import) is the first call's to report.
         with suppress(Exception):
             warm_up(self.model)
