@@ -262,7 +262,7 @@ def markdown(results: dict[str, Any]) -> str:
             )
     lines += [
         "",
-        "A client is a task and a queue on its job's one Firestore listener "
+        "A client is a task and an `asyncio.Event` on its job's one Firestore listener "
         "(`sketchgen.api.feed`, fed from the listener's thread with one "
         "`loop.call_soon_threadsafe` per snapshot), no thread: the worker's threads do not "
         "grow with the clients. Targets: ≤ 64 KiB per client, cancel → `done` p99 ≤ 1 s. "

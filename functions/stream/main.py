@@ -1,7 +1,7 @@
 """Server-Sent Events for one job, fed by a Firestore listener. Kept thin.
 
 An async function (functions-framework's ASGI stack: gunicorn with a uvicorn worker): an open
-stream is a task on the event loop and a queue on its job's one listener, not a thread
+stream is a task on the event loop and an asyncio.Event on its job's one listener, not a thread
 (docs/decisions/0014-async-stream-function.md).
 """
 

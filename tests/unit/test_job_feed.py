@@ -274,7 +274,7 @@ def test_clients_at_the_same_event_are_written_one_chunk() -> None:
 
         scopes = ["https://api"] * 5 + ["https://other"]
         tasks = [asyncio.create_task(listen(scope)) for scope in scopes]
-        while sum(len(q) for w in feed._watches.values() for q in w.queues.values()) < 6:
+        while feed.async_subscribers(job.job_id) < 6:
             await asyncio.sleep(0.01)
         await asyncio.to_thread(_finish, store, job.job_id, 1)
         await asyncio.to_thread(store.complete_job, job.job_id, metadata_path="m.json")

@@ -4,8 +4,9 @@ The routes stay the WSGI ones (:class:`sketchgen.api.http.Api`: auth, the one er
 CORS, ``Last-Event-ID``); what changes is who holds a client while its stream is open. Here
 the request's short blocking part (verify the token, read the job) runs in the loop's executor,
 and an event stream (:class:`sketchgen.api.sse.EventStream`, or any body that can be
-async-iterated) is then async-iterated on the loop: a client costs a task and a queue on its
-job's one listener, not a thread (docs/decisions/0014-async-stream-function.md).
+async-iterated) is then async-iterated on the loop: a client costs a task and an
+``asyncio.Event`` on its job's one listener, not a thread
+(docs/decisions/0014-async-stream-function.md).
 """
 
 from __future__ import annotations

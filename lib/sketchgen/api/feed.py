@@ -5,15 +5,18 @@ consumer thread) plus a thread copying its snapshots. A job watched by N clients
 one watch, whichever client came first opening it and the last one leaving closing it.
 
 A job document is a whole state, not a delta: a subscriber needs only the newest snapshot,
-so the feed keeps that one (and a version number) instead of a queue per client; a slow
-client skips intermediate snapshots and still sends every event, because events come from
-the sketches' ``seq`` in the newest snapshot (see :mod:`sketchgen.api.sse`).
+so the feed keeps that one and a version number (:meth:`_Watch.take`, the one rule of what a
+subscriber is handed) instead of a queue per client; a slow client skips intermediate
+snapshots and still sends every event, because events come from the sketches' ``seq`` in the
+newest snapshot (see :mod:`sketchgen.api.sse`).
 
-Two kinds of subscriber share a watch: a thread (:meth:`JobFeed.subscribe`, the WSGI path of
-``sketchgen serve``) waits on a condition; an asyncio task (:meth:`JobFeed.subscribe_async`,
-the stream function on functions-framework's ASGI stack) owns an ``asyncio.Queue`` that the
-listener's thread fills with ``loop.call_soon_threadsafe``, so an async client costs neither a
-thread nor a listener (docs/decisions/0014-async-stream-function.md).
+Two kinds of subscriber share a watch and differ only in how they wait
+(docs/decisions/0071-one-stream-core-two-drivers.md): a thread (:meth:`JobFeed.subscribe`, the
+WSGI path of ``sketchgen serve``) waits on the watch's condition; an asyncio task
+(:meth:`JobFeed.subscribe_async`, the stream function on functions-framework's ASGI stack)
+waits on an ``asyncio.Event`` that the listener's thread sets through one
+``loop.call_soon_threadsafe`` per loop, so an async client costs neither a thread nor a
+listener (docs/decisions/0014-async-stream-function.md).
 """
 
 from __future__ import annotations
@@ -49,11 +52,20 @@ class _Watch:
         self.version = 0
         self.ended = False  # the listener stopped: the job is final, it failed, or was closed
         self.subscribers = 0
-        # Async subscribers' queues by their loop; written under ``changed``.
-        self.queues: dict[asyncio.AbstractEventLoop, set[asyncio.Queue[_Item]]] = {}
+        # Async subscribers' wake-ups by their loop; written under ``changed``.
+        self.wakers: dict[asyncio.AbstractEventLoop, set[asyncio.Event]] = {}
         self._listener: AbstractContextManager[Iterator[JobRecord]] | None = None
         self._close_lock = threading.Lock()
         self._closed = False
+
+    def take(self, seen: int) -> tuple[_Item | None, int]:
+        """What a subscriber that was last handed version ``seen`` is handed now, and the
+        version it then has (caller holds ``changed``): the newest snapshot if it has not had
+        it (intermediate ones are skipped: a snapshot is a whole state), else CLOSED once the
+        listener stopped, else None (nothing new: it waits, or sends a heartbeat)."""
+        if self.version > seen and self.latest is not None:
+            return self.latest, self.version
+        return (CLOSED if self.ended else None), seen
 
     def start(self) -> None:
         # The listener is opened here, on the subscriber's thread, so the subscriber's first
@@ -82,8 +94,7 @@ class _Watch:
                 with self.changed:
                     self.latest = snapshot
                     self.version += 1
-                    self.changed.notify_all()
-                    self._post(snapshot)
+                    self._notify()
                 if snapshot.is_final:
                     break
         except Exception as error:
@@ -95,41 +106,36 @@ class _Watch:
     def _end(self) -> None:
         with self.changed:
             self.ended = True
-            self.changed.notify_all()
-            self._post(CLOSED)
+            self._notify()
         self.feed._forget(self)
 
-    def _post(self, item: _Item) -> None:
-        """Hand ``item`` to every async subscriber (caller holds ``changed``): one wake-up
-        per event loop, which then fills its subscribers' queues itself."""
-        for loop in self.queues:
+    def _notify(self) -> None:
+        """Wake every subscriber (caller holds ``changed``): threads through the condition,
+        async ones with one wake-up per event loop, which then sets its subscribers' events
+        itself."""
+        self.changed.notify_all()
+        for loop in self.wakers:
             with suppress(RuntimeError):  # that loop is closed: its subscribers are gone
-                loop.call_soon_threadsafe(self._deliver, loop, item)
+                loop.call_soon_threadsafe(self._wake, loop)
 
-    def _deliver(self, loop: asyncio.AbstractEventLoop, item: _Item) -> None:
+    def _wake(self, loop: asyncio.AbstractEventLoop) -> None:
         with self.changed:
-            queues = list(self.queues.get(loop, ()))
-        for queue in queues:
-            queue.put_nowait(item)
+            wakers = list(self.wakers.get(loop, ()))
+        for woken in wakers:
+            woken.set()
 
-    def add_queue(self, loop: asyncio.AbstractEventLoop, queue: asyncio.Queue[_Item]) -> None:
-        """Register an async subscriber (on its loop's thread); it is handed the newest
-        snapshot at once, and CLOSED if the listener already stopped. (A delivery already
-        on its way may hand it that snapshot again: a stream skips what it has sent.)"""
+    def add_waker(self, loop: asyncio.AbstractEventLoop, woken: asyncio.Event) -> None:
+        """Register an async subscriber (on its loop's thread)."""
         with self.changed:
-            self.queues.setdefault(loop, set()).add(queue)
-            if self.latest is not None:
-                queue.put_nowait(self.latest)
-            if self.ended:
-                queue.put_nowait(CLOSED)
+            self.wakers.setdefault(loop, set()).add(woken)
 
-    def remove_queue(self, loop: asyncio.AbstractEventLoop, queue: asyncio.Queue[_Item]) -> None:
+    def remove_waker(self, loop: asyncio.AbstractEventLoop, woken: asyncio.Event) -> None:
         with self.changed:
-            queues = self.queues.get(loop)
-            if queues is not None:
-                queues.discard(queue)
-                if not queues:
-                    del self.queues[loop]
+            wakers = self.wakers.get(loop)
+            if wakers is not None:
+                wakers.discard(woken)
+                if not wakers:
+                    del self.wakers[loop]
 
     def close(self) -> None:
         """Close the listener once, from whichever thread gets here first (the last
@@ -151,7 +157,7 @@ class _Watch:
 
 
 class Subscription:
-    """One client's view of a job's feed."""
+    """One client's view of a job's feed, on a thread."""
 
     def __init__(self, watch: _Watch) -> None:
         self._watch = watch
@@ -162,43 +168,42 @@ class Subscription:
         snapshot was returned; None if nothing came within ``timeout_s`` (a heartbeat)."""
         watch = self._watch
         with watch.changed:
-            if watch.version == self._seen and not watch.ended:
+            item, self._seen = watch.take(self._seen)
+            if item is None:
                 watch.changed.wait(timeout_s)
-            if watch.version > self._seen and watch.latest is not None:
-                self._seen = watch.version
-                return watch.latest
-            return CLOSED if watch.ended else None
+                item, self._seen = watch.take(self._seen)
+            return item
 
 
 class AsyncSubscription:
-    """One asyncio client's view of a job's feed: a queue the listener's thread fills."""
+    """:class:`Subscription` for an asyncio client: the same :meth:`_Watch.take`, awaiting an
+    event that the listener's thread sets through the client's loop."""
 
-    def __init__(self, queue: asyncio.Queue[_Item]) -> None:
-        self._queue = queue
-        self._closed = False
+    def __init__(self, watch: _Watch, woken: asyncio.Event) -> None:
+        self._watch = watch
+        self._woken = woken
+        self._seen = 0
 
     async def next(self, timeout_s: float) -> JobRecord | Closed | None:
-        """The newest snapshot not yet returned (older queued ones are skipped: a snapshot is
-        a whole state); CLOSED once the listener stopped; None after ``timeout_s`` idle."""
-        if self._closed:
-            return CLOSED
-        queue = self._queue
-        if queue.empty():
-            try:
-                async with asyncio.timeout(timeout_s):  # no task per wait, as wait_for makes
-                    item = await queue.get()
-            except TimeoutError:
-                return None
-        else:
-            item = queue.get_nowait()
-        while not isinstance(item, str) and not queue.empty():
-            following = queue.get_nowait()
-            if isinstance(following, str):  # CLOSED after the newest: return that one first
-                self._closed = True
-                break
-            item = following
-        if isinstance(item, str):
-            self._closed = True
+        """As :meth:`Subscription.next`."""
+        item = self._take()
+        if item is not None:
+            return item
+        try:
+            async with asyncio.timeout(timeout_s):  # no task per wait, as wait_for makes
+                while item is None:  # a wake-up for a snapshot already taken: wait on
+                    await self._woken.wait()
+                    item = self._take()
+        except TimeoutError:
+            return None
+        return item
+
+    def _take(self) -> JobRecord | Closed | None:
+        watch = self._watch
+        with watch.changed:
+            item, self._seen = watch.take(self._seen)
+            if item is None:  # any later snapshot's wake-up is scheduled after this
+                self._woken.clear()
         return item
 
 
@@ -226,28 +231,18 @@ class JobFeed:
         for watch in watches:
             if watch is not None:
                 with watch.changed:
-                    total += sum(len(queues) for queues in watch.queues.values())
+                    total += sum(len(wakers) for wakers in watch.wakers.values())
         return total
 
     @contextmanager
     def subscribe(self, job_id: str) -> Iterator[Subscription]:
-        with self._lock:
-            watch = self._watches.get(job_id)
-            fresh = watch is None
-            if watch is None:
-                watch = self._watches[job_id] = _Watch(self, job_id)
-            watch.subscribers += 1
-        if fresh:
-            watch.start()
+        watch, fresh = self._join(job_id)
         try:
+            if fresh:
+                watch.start()
             yield Subscription(watch)
         finally:
-            with self._lock:
-                watch.subscribers -= 1
-                last = watch.subscribers == 0
-                if last and self._watches.get(job_id) is watch:
-                    del self._watches[job_id]
-            if last:
+            if self._leave(watch):
                 watch.close()
 
     @asynccontextmanager
@@ -255,27 +250,36 @@ class JobFeed:
         """:meth:`subscribe` for asyncio: the blocking work (opening and closing the listener)
         runs in the loop's executor, never on the loop."""
         loop = asyncio.get_running_loop()
-        queue: asyncio.Queue[_Item] = asyncio.Queue()
+        woken = asyncio.Event()
+        watch, fresh = self._join(job_id)
+        watch.add_waker(loop, woken)
+        try:
+            if fresh:
+                await loop.run_in_executor(None, watch.start)
+            yield AsyncSubscription(watch, woken)
+        finally:
+            watch.remove_waker(loop, woken)
+            if self._leave(watch):  # not awaited: a client that left (cancelled) must not wait
+                loop.run_in_executor(None, watch.close)
+
+    def _join(self, job_id: str) -> tuple[_Watch, bool]:
+        """The job's watch with one more subscriber, and whether it is new (to be started)."""
         with self._lock:
             watch = self._watches.get(job_id)
             fresh = watch is None
             if watch is None:
                 watch = self._watches[job_id] = _Watch(self, job_id)
             watch.subscribers += 1
-        watch.add_queue(loop, queue)
-        try:
-            if fresh:
-                await loop.run_in_executor(None, watch.start)
-            yield AsyncSubscription(queue)
-        finally:
-            watch.remove_queue(loop, queue)
-            with self._lock:
-                watch.subscribers -= 1
-                last = watch.subscribers == 0
-                if last and self._watches.get(job_id) is watch:
-                    del self._watches[job_id]
-            if last:  # not awaited: a client that left (cancelled) must not wait for it
-                loop.run_in_executor(None, watch.close)
+        return watch, fresh
+
+    def _leave(self, watch: _Watch) -> bool:
+        """One subscriber fewer; True if it was the last (the caller closes the listener)."""
+        with self._lock:
+            watch.subscribers -= 1
+            last = watch.subscribers == 0
+            if last and self._watches.get(watch.job_id) is watch:
+                del self._watches[watch.job_id]
+        return last
 
     def _forget(self, watch: _Watch) -> None:
         """An ended listener is no longer shared: the next subscriber opens a fresh one."""

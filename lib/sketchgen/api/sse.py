@@ -3,6 +3,11 @@
 Event ids are the sketches' ``seq`` (the order they ended in, 1..N) and ``N + 1`` for
 ``done``, so a client reconnecting with ``Last-Event-ID: k`` is sent exactly what came after k.
 Every stream of a job in this process shares one listener (:mod:`sketchgen.api.feed`).
+
+What a stream sends is decided in one place, :class:`_Cursor` (no waiting, no I/O); the two
+drivers, :func:`event_stream` on a thread (WSGI) and :func:`async_event_stream` on an event
+loop (the stream function), only wait on the feed, make URLs and write
+(docs/decisions/0071-one-stream-core-two-drivers.md).
 """
 
 from __future__ import annotations
@@ -13,7 +18,7 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from sketchgen.api.feed import JobFeed, feed_for
+from sketchgen.api.feed import Closed, JobFeed, feed_for
 from sketchgen.jobs import TERMINAL_SKETCH, JobRecord, SketchState
 from sketchgen.layout import metadata_key, sketch_key
 from sketchgen.ports import JobStore
@@ -59,55 +64,74 @@ def format_event(event: str, event_id: int, data: dict[str, Any]) -> bytes:
     return f"id: {event_id}\nevent: {event}\ndata: {json.dumps(data)}\n\n".encode()
 
 
-def _new_events(item: JobRecord, sent: int) -> list[tuple[int, int, SketchState]]:
-    """The ended sketches of ``item`` a client that has event ``sent`` has not been sent."""
-    return sorted(
-        (s.seq, int(i), s)
-        for i, s in item.sketches.items()
-        if s.status in TERMINAL_SKETCH and s.seq is not None and s.seq > sent
-    )
+class _Cursor:
+    """One client's place in its job's events, and what each wake-up of its subscription
+    brings it: the whole of a stream's logic (heartbeats, resuming after ``Last-Event-ID``,
+    the ``done`` event, the end), with no waiting and no I/O. A driver hands it what the
+    subscription returned (:meth:`wake`), makes the URLs it names (:meth:`url_keys`), writes
+    what :meth:`encode` gives and tells it so (:meth:`wrote`), until :attr:`ended`."""
 
+    __slots__ = ("ended", "job_id", "sent")
 
-def _sketch_event(seq: int, index: int, state: SketchState, url: str | None) -> bytes:
-    data = {
-        "index": index,
-        "status": state.status,
-        "url": url,
-        "error": state.error,
-        "finish_reason": state.finish_reason,
-        "model_used": state.model_used,
-    }
-    return format_event("sketch", seq, data)
+    def __init__(self, job_id: str, last_event_id: int) -> None:
+        self.job_id = job_id
+        self.sent = last_event_id  # the last event id the client has
+        self.ended = False
 
+    def wake(self, item: JobRecord | Closed | None) -> JobRecord | bytes:
+        """A heartbeat when nothing came (None); nothing when the listener stopped (CLOSED:
+        the stream ends); else the snapshot, for :meth:`encode`."""
+        if item is None:
+            return HEARTBEAT
+        if not isinstance(item, JobRecord):
+            self.ended = True
+            return b""
+        return item
 
-def _done_event(item: JobRecord, metadata_url: str | None) -> bytes:
-    return format_event(
-        "done", item.event_seq + 1, {"status": item.status, "metadata_url": metadata_url}
-    )
+    def _new(self, item: JobRecord) -> list[tuple[int, int, SketchState]]:
+        """The ended sketches of ``item`` the client has not been sent, in ``seq`` order."""
+        sent = self.sent
+        return sorted(
+            (s.seq, int(i), s)
+            for i, s in item.sketches.items()
+            if s.status in TERMINAL_SKETCH and s.seq is not None and s.seq > sent
+        )
 
+    def url_keys(self, item: JobRecord) -> list[str]:
+        """The blob keys whose URLs the events ``item`` brings carry."""
+        job_id = self.job_id
+        keys = [sketch_key(job_id, i) for _, i, s in self._new(item) if s.status == "ok"]
+        if item.is_final and item.metadata_path:
+            keys.append(metadata_key(job_id))
+        return keys
 
-def _url_keys(job_id: str, item: JobRecord, sent: int) -> list[str]:
-    """The blob keys whose URLs the events ``item`` brings after ``sent`` carry."""
-    keys = [sketch_key(job_id, i) for _, i, s in _new_events(item, sent) if s.status == "ok"]
-    if item.is_final and item.metadata_path:
-        keys.append(metadata_key(job_id))
-    return keys
+    def encode(self, item: JobRecord, urls: dict[str, str]) -> tuple[list[bytes], int]:
+        """The events ``item`` brings (none: nothing new), ``done`` last if it is final, and
+        the last event id the client then has; ``urls`` holds every key :meth:`url_keys`
+        names. The cursor does not move (:meth:`wrote` moves it)."""
+        job_id, sent, events = self.job_id, self.sent, []
+        for seq, index, state in self._new(item):
+            data = {
+                "index": index,
+                "status": state.status,
+                "url": urls[sketch_key(job_id, index)] if state.status == "ok" else None,
+                "error": state.error,
+                "finish_reason": state.finish_reason,
+                "model_used": state.model_used,
+            }
+            events.append(format_event("sketch", seq, data))
+            sent = seq
+        if item.is_final:
+            metadata_url = urls[metadata_key(job_id)] if item.metadata_path else None
+            done = {"status": item.status, "metadata_url": metadata_url}
+            events.append(format_event("done", item.event_seq + 1, done))
+            sent = item.event_seq + 1
+        return events, sent
 
-
-def _encode(job_id: str, item: JobRecord, sent: int, urls: dict[str, str]) -> tuple[bytes, int]:
-    """What ``item`` brings a client that has event ``sent``, as one write (empty: nothing
-    new), and the last event id it then has; ``urls`` holds every key :func:`_url_keys`
-    names."""
-    chunks = []
-    for seq, index, state in _new_events(item, sent):
-        url = urls[sketch_key(job_id, index)] if state.status == "ok" else None
-        chunks.append(_sketch_event(seq, index, state, url))
-        sent = seq
-    if item.is_final:
-        metadata_url = urls[metadata_key(job_id)] if item.metadata_path else None
-        chunks.append(_done_event(item, metadata_url))
-        return LastChunk(b"".join(chunks)), item.event_seq + 1
-    return b"".join(chunks), sent
+    def wrote(self, item: JobRecord, sent: int) -> None:
+        """The client was written what :meth:`encode` gave for ``item``."""
+        self.sent = sent
+        self.ended = item.is_final
 
 
 class LastChunk(bytes):
@@ -147,8 +171,9 @@ async def _chunk(
     cached_url: Callable[[str], str | None] | None,
     url_for: Callable[[str], str],
 ) -> tuple[bytes, int]:
-    """:func:`_encode` for an async stream, made once for every stream of the same job, URL
-    scope and progress that asks for it within :data:`_CHUNK_REUSE_S`."""
+    """What ``item`` brings an async stream that has event ``sent``, as one write (empty:
+    nothing new), and the last event id it then has; made once for every stream of the same
+    job, URL scope and progress that asks for it within :data:`_CHUNK_REUSE_S`."""
     loop = asyncio.get_running_loop()
     key = (loop, url_scope, job_id, id(item), sent)
     now = loop.time()
@@ -176,16 +201,17 @@ def _new_chunk(
     cached_url: Callable[[str], str | None] | None,
     url_for: Callable[[str], str],
 ) -> _Chunk:
-    keys = _url_keys(job_id, item, sent)
+    cursor = _Cursor(job_id, sent)  # any client at this point: they all get its chunk
+    keys = cursor.url_keys(item)
     urls = {k: u for k in keys if (u := cached_url(k) if cached_url else None) is not None}
     if len(urls) == len(keys):  # nothing to make: encoded now, no task
-        return _Chunk(item, now, _encode(job_id, item, sent, urls))
+        return _Chunk(item, now, _joined(cursor, item, urls))
 
     async def make() -> tuple[bytes, int]:
         for k in keys:
             if k not in urls:
                 urls[k] = await _one_url(url_scope, k, url_for)
-        return _encode(job_id, item, sent, urls)
+        return _joined(cursor, item, urls)
 
     making = asyncio.ensure_future(make())
     key = (asyncio.get_running_loop(), url_scope, job_id, id(item), sent)
@@ -199,6 +225,11 @@ def _new_chunk(
 
     making.add_done_callback(forget_failed)
     return _Chunk(item, now, None, making)
+
+
+def _joined(cursor: _Cursor, item: JobRecord, urls: dict[str, str]) -> tuple[bytes, int]:
+    events, sent = cursor.encode(item, urls)
+    return (LastChunk if item.is_final else bytes)(b"".join(events)), sent
 
 
 def _prune_chunks(now: float) -> None:
@@ -218,27 +249,19 @@ def event_stream(
     heartbeat_s: float = 15.0,
     feed: JobFeed | None = None,
 ) -> Iterator[bytes]:
-    """The stream on a thread (WSGI: ``sketchgen serve``)."""
-    sent = last_event_id
+    """The stream on a thread (WSGI: ``sketchgen serve``): a write per event."""
+    cursor = _Cursor(job_id, last_event_id)
     # Tell the browser how soon to reconnect, and open the stream at once through proxies.
     yield RETRY
     with (feed or feed_for(jobs)).subscribe(job_id) as subscription:
-        while True:
-            item = subscription.next(heartbeat_s)
-            if item is None:
-                yield HEARTBEAT
-                continue
-            if not isinstance(item, JobRecord):  # CLOSED: the listener stopped
-                return
-            for seq, index, state in _new_events(item, sent):
-                url = url_for(sketch_key(job_id, index)) if state.status == "ok" else None
-                yield _sketch_event(seq, index, state, url)
-                sent = seq
-            if item.is_final:
-                yield _done_event(
-                    item, url_for(metadata_key(job_id)) if item.metadata_path else None
-                )
-                return
+        while not cursor.ended:
+            woke = cursor.wake(subscription.next(heartbeat_s))
+            if isinstance(woke, JobRecord):
+                events, sent = cursor.encode(woke, {k: url_for(k) for k in cursor.url_keys(woke)})
+                yield from events
+                cursor.wrote(woke, sent)
+            elif woke:
+                yield woke
 
 
 async def async_event_stream(
@@ -253,31 +276,28 @@ async def async_event_stream(
     url_scope: str = "",
 ) -> AsyncIterator[bytes]:
     """The same stream as :func:`event_stream` on an event loop (the stream function): the
-    client holds a queue on the job's shared listener, not a thread. ``url_for`` may sign a
+    client waits on the job's shared listener as a task, not a thread. ``url_for`` may sign a
     URL over the network, so it runs in the loop's executor unless ``cached_url`` (no I/O)
     has it. What one snapshot brings goes out as one write, and streams with the same
     ``url_scope`` (the URL's base) that are at the same event share it: when a job ends,
     its N clients wake on the same snapshot, and the first one's chunk (URLs made, JSON
     encoded) is written to every other (:func:`_chunk`). The last write ends the response
     (:class:`LastChunk`)."""
-
-    sent = last_event_id
+    cursor = _Cursor(job_id, last_event_id)
     yield RETRY
     async with (feed or feed_for(jobs)).subscribe_async(job_id) as subscription:
-        while True:
-            item = await subscription.next(heartbeat_s)
-            if item is None:
-                yield HEARTBEAT
-                continue
-            if not isinstance(item, JobRecord):
-                return
-            chunk, sent = await _chunk(
-                job_id, item, sent, url_scope=url_scope, cached_url=cached_url, url_for=url_for
-            )
-            if chunk:
-                yield chunk  # the same bytes object for every client at this point
-            if item.is_final:
-                return
+        while not cursor.ended:
+            woke = cursor.wake(await subscription.next(heartbeat_s))
+            if isinstance(woke, JobRecord):
+                chunk, sent = await _chunk(
+                    job_id, woke, cursor.sent,
+                    url_scope=url_scope, cached_url=cached_url, url_for=url_for,
+                )  # fmt: skip
+                if chunk:
+                    yield chunk  # the same bytes object for every client at this point
+                cursor.wrote(woke, sent)
+            elif woke:
+                yield woke
 
 
 @dataclass(frozen=True)
