@@ -1,8 +1,9 @@
 """The composition root: the one place that reads settings and builds clients and adapters.
 
 - :mod:`~sketchgen.bootstrap.adapters`: one adapter per port, chosen by the settings.
-- :mod:`~sketchgen.bootstrap.service`: the services wired over those ports (:func:`assemble`,
-  :func:`build_service`).
+- :mod:`~sketchgen.bootstrap.wiring`: the services wired to each other over given ports
+  (:func:`assemble`).
+- :mod:`~sketchgen.bootstrap.service`: those ports from the settings (:func:`build_service`).
 - :mod:`~sketchgen.bootstrap.edge`: sign-in, App Check, the API and the page's public values.
 - :mod:`~sketchgen.bootstrap.instance`: this process's settings, service and APIs, and its
   start (:func:`warm`, :func:`ready`).
@@ -42,13 +43,8 @@ from sketchgen.bootstrap.instance import (
     use_service,
     warm,
 )
-from sketchgen.bootstrap.service import (
-    assemble,
-    build_service,
-    build_spend_control,
-    build_style_catalog,
-    builtin_styles_catalog,
-)
+from sketchgen.bootstrap.service import build_service, build_spend_control, build_style_catalog
+from sketchgen.bootstrap.wiring import assemble, builtin_styles_catalog
 
 __all__ = [
     "LOCAL_OWNER",

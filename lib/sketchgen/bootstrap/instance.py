@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 from sketchgen.bootstrap.edge import build_api, check_deployment_safety
 from sketchgen.bootstrap.service import build_service
-from sketchgen.errors import ConfigError, SketchgenError
+from sketchgen.errors import ConfigError
 from sketchgen.settings import Settings, get_settings
 
 if TYPE_CHECKING:
@@ -151,20 +151,7 @@ def warm(routes: frozenset[str] | None = None, *, model: bool = False) -> None:
         served = api(routes)
         if served.app_check is not None:
             served.app_check.prefetch()  # App Check's keys, before the first request
-    # Load every style and run one retrieval: the first job's plan then reads no style files
-    # and its numpy paths are warm. A style that fails to load fails only the jobs that ask
-    # for it, as before: it must not keep the instance from serving the others.
-    from sketchgen.prompt import PromptCompiler
-
-    for style_id in built.styles.style_ids():
-        try:
-            style = built.styles.get_style(style_id)
-            retriever = built.submission.retriever
-            retriever.retrieve(PromptCompiler().compile("warm-up", style), style)
-        except SketchgenError as error:
-            from sketchgen.logs import get_logger
-
-            get_logger(__name__).warning("style %s not warmed: %s", style_id, error)
+    built.submission.warm_up()  # every style loaded, one retrieval run
     if model:
         from sketchgen.generate.pipeline import warm_up
 
