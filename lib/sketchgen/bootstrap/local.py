@@ -50,7 +50,7 @@ def local_style_catalog(settings: Settings) -> StyleService | None:
         if not jobs.with_name(jobs.stem + ".styles.sqlite3").is_file():
             return None
     registry = build_style_registry(settings)
-    blobs = blob_store_from_url(settings.blob_url)
+    blobs = blob_store_from_url(settings.blob_url, s3_endpoint_url=settings.s3_endpoint_url)
     return build_style_catalog(settings, styles=registry, blobs=blobs)
 
 

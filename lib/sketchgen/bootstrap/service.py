@@ -157,7 +157,8 @@ def build_service(
     # metrics (sketchgen.adapters.traced; no-ops until telemetry is installed).
     traced_model, blobs, traced_gate = traced(
         model=model or build_image_model(settings),
-        blobs=blobs or blob_store_from_url(settings.blob_url),
+        blobs=blobs
+        or blob_store_from_url(settings.blob_url, s3_endpoint_url=settings.s3_endpoint_url),
         gate=gate or build_quota_gate(settings),
     )
     styles = styles or build_style_registry(settings)
