@@ -166,8 +166,11 @@ def start_instance(routes: frozenset[str] | None = None, *, model: bool = False)
 def start_telemetry(settings: Settings | None = None) -> bool:
     """Install the trace and metric exporters ``SKETCHGEN_TELEMETRY`` names (Cloud Trace and
     Cloud Monitoring in the cloud, files on make dev), once per process; logs then carry the
-    trace of the span they are written in. False: nothing is exported."""
+    trace of the span they are written in. False: nothing is exported. The service is the
+    function this instance runs: ``K_SERVICE`` in the cloud, else ``FUNCTION_TARGET`` (set by
+    the Cloud Functions runtime, and by make dev's function host, as the entry point)."""
     from sketchgen.adapters.otel_export import install
 
     settings = settings or read_settings()
-    return install(settings.telemetry, project=settings.project)
+    service = os.environ.get("K_SERVICE") or os.environ.get("FUNCTION_TARGET") or "sketchgen"
+    return install(settings.telemetry, project=settings.project, service=service)
