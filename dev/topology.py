@@ -179,7 +179,7 @@ class DevTopology:
     def local_values(self) -> dict[str, str]:
         """A value for every variable name in the definition: local stand-ins for the cloud's
         (Terraform's counterpart is local.env_values). Empty means unset, on both sides."""
-        from sketchgen.settings import DEFAULT_MODEL
+        from sketchgen.image_models import DEFAULT_MODEL
 
         values = {
             "SKETCHGEN_PROJECT": self.project,

@@ -10,17 +10,18 @@ from sketchgen.api.push import handle_regenerate
 ROUTES = frozenset({"jobs", "blobs", "styles", "health", "web", "studio"})
 
 # Before serving: refuse what cannot work in the cloud, then build what every request
-# needs now rather than on the first request (bootstrap.start_instance).
-bootstrap.start_instance(ROUTES)
+# needs now rather than on the first request (bootstrap.start_instance). The one instance
+# of this process: functions-framework's targets are module-level functions (ADR 0070).
+instance = bootstrap.start_instance(ROUTES)
 
 
 @functions_framework.http
 def generate(request: Request) -> Response:
-    return bootstrap.api(ROUTES).handle(request)
+    return instance.api(ROUTES).handle(request)
 
 
 @functions_framework.cloud_event
 def regenerate(event: CloudEvent) -> None:
     # The CloudEvent id is the Pub/Sub message id: a redelivered message re-runs idempotently.
-    service = bootstrap.service()
+    service = instance.service()
     handle_regenerate(event.data["message"]["data"], event["id"], service.batch, service.upkeep)

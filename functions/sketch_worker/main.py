@@ -7,10 +7,11 @@ from sketchgen import bootstrap
 from sketchgen.api.push import handle_sketch_push
 
 # Before serving: refuse what cannot work in the cloud, then build what every request
-# needs now rather than on the first request (bootstrap.start_instance).
-bootstrap.start_instance(model=True)
+# needs now rather than on the first request (bootstrap.start_instance). The one instance
+# of this process: functions-framework's targets are module-level functions (ADR 0070).
+instance = bootstrap.start_instance(model=True)
 
 
 @functions_framework.http
 def sketch_worker(request: Request) -> Response:
-    return handle_sketch_push(request, bootstrap.service().worker, bootstrap.ready)
+    return handle_sketch_push(request, instance.service().worker, instance.ready)

@@ -15,10 +15,11 @@ from sketchgen.api.asgi import serve
 ROUTES = frozenset({"events", "health"})
 
 # Before serving: refuse what cannot work in the cloud, then build what every request
-# needs now rather than on the first request (bootstrap.start_instance).
-bootstrap.start_instance(ROUTES)
+# needs now rather than on the first request (bootstrap.start_instance). The one instance
+# of this process: functions-framework's targets are module-level functions (ADR 0070).
+instance = bootstrap.start_instance(ROUTES)
 
 
 @functions_framework.aio.http
 async def stream(request: Request) -> Response:
-    return await serve(bootstrap.api(ROUTES), request)
+    return await serve(instance.api(ROUTES), request)

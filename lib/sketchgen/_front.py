@@ -1,9 +1,9 @@
 """The front door: ``sketchgen.make_sketches("playful golf mascot", n=4)`` runs a whole job,
 and :class:`ConfiguredDefaults`, what the library's classes use when they are not told.
 
-Like the CLI this is an entry point, not library: it takes the model (Nano Banana when
-``GEMINI_API_KEY`` is set, else the offline sketch model), ``GEMINI_MODEL``, the styles
-folder and the output folder from the settings, through :mod:`sketchgen.bootstrap`, and runs
+Like the CLI this is an entry point, not library: it reads no settings. The model (Nano
+Banana when ``GEMINI_API_KEY`` is set, else the offline sketch model), ``GEMINI_MODEL``, the
+styles folder and the output folder come from :mod:`sketchgen.bootstrap.library`, which runs
 exactly the library calls the CLI runs.
 
 ``import sketchgen`` imports this module and installs :class:`ConfiguredDefaults` (see
@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from sketchgen.defaults import LibraryDefaults
     from sketchgen.generate.generator import GenerationResult
     from sketchgen.ports import BlobStore, ImageModel
 
@@ -25,34 +26,31 @@ DEFAULT_STYLE = "loose-ink-mascot"  # the CLI's too
 
 
 class ConfiguredDefaults:
-    """The library's defaults from the settings (read when asked, so a changed environment
-    and ``get_settings.cache_clear()`` take effect)."""
+    """The library's defaults from the settings: bootstrap's
+    (:class:`sketchgen.bootstrap.library.SettingsDefaults`), loaded on first use so that
+    ``import sketchgen`` imports neither bootstrap nor the settings."""
+
+    def _configured(self) -> LibraryDefaults:
+        from sketchgen.bootstrap.library import SettingsDefaults
+
+        return SettingsDefaults()
 
     def image_model(self, *, offline: bool | None = None) -> ImageModel:
-        from sketchgen.bootstrap import build_image_model
-
-        return build_image_model(offline=offline)
+        model: ImageModel = self._configured().image_model(offline=offline)
+        return model
 
     def max_attempts(self) -> int:
-        from sketchgen.settings import get_settings
-
-        return get_settings().max_attempts
+        return self._configured().max_attempts()
 
     def model_name(self) -> str:
-        from sketchgen.settings import get_settings
-
-        return get_settings().gemini_model
+        return self._configured().model_name()
 
     def styles_dir(self) -> Path | None:
-        from sketchgen.settings import get_settings
-
-        folder = get_settings().styles_dir
-        return Path(folder) if folder else None
+        return self._configured().styles_dir()
 
     def folder_store(self, root: Path) -> BlobStore:
-        from sketchgen.adapters.local.blob_store import LocalBlobStore
-
-        return LocalBlobStore(root)
+        store: BlobStore = self._configured().folder_store(root)
+        return store
 
 
 def make_sketches(
@@ -71,21 +69,6 @@ def make_sketches(
     ``output_dir``). ``offline=True`` uses the offline model even with a key. Bad input
     raises the same :class:`~sketchgen.errors.InputError` the CLI and the HTTP API report.
     """
-    from sketchgen.bootstrap import build_generator, build_style_registry
-    from sketchgen.generate.config import GenerationConfig
-    from sketchgen.prompt import PromptCompiler
-    from sketchgen.references import TOP_K, ImageRetriever
-    from sketchgen.settings import get_settings
+    from sketchgen.bootstrap.library import make_sketches as configured
 
-    settings = get_settings()
-    options.setdefault("model_name", settings.gemini_model)
-    options.setdefault("output_dir", Path(settings.output_dir))
-    config = GenerationConfig(num_images=n, **options)
-    chosen = build_style_registry(settings).get_style(style)
-    prompt_spec = PromptCompiler().compile(brief, chosen)
-    retrieval = ImageRetriever().retrieve(
-        prompt_spec, chosen, top_k=TOP_K if top_k is None else top_k
-    )
-    return build_generator(settings, offline=offline).generate(
-        prompt_spec=prompt_spec, retrieval_result=retrieval, style=chosen, config=config
-    )
+    return configured(brief, style=style, n=n, offline=offline, top_k=top_k, **options)

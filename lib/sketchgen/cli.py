@@ -24,7 +24,7 @@ from sketchgen.cli_styles import (
     run_owned_style_command,
 )
 from sketchgen.cli_trace import add_trace_command, run_trace_command
-from sketchgen.errors import ConfigError, InputError, SketchgenError
+from sketchgen.errors import InputError, SketchgenError
 from sketchgen.exports import EXPORT_FORMATS
 from sketchgen.image_models import OFFLINE_MODEL_ID
 from sketchgen.schemas import ASPECT_RATIOS, IMAGE_SIZES, MAX_REFINE_IMAGES
@@ -32,11 +32,11 @@ from sketchgen.schemas import ASPECT_RATIOS, IMAGE_SIZES, MAX_REFINE_IMAGES
 if TYPE_CHECKING:
     from pydantic import BaseModel
 
+    from sketchgen.bootstrap import Instance
+    from sketchgen.bootstrap.library import LibraryJob
     from sketchgen.generate import SketchStream
     from sketchgen.schemas import PromptSpec, RetrievalResult, Style
     from sketchgen.services import SketchService
-    from sketchgen.services.styles import StyleService
-    from sketchgen.settings import Settings
 
     _Request = TypeVar("_Request", bound=BaseModel)
 
@@ -310,17 +310,16 @@ def _generate(args: argparse.Namespace) -> int:
 
 
 def _start_generate(args: argparse.Namespace) -> tuple[SketchStream, int]:
-    from sketchgen.bootstrap import build_generator, build_style_registry
+    from sketchgen import bootstrap
     from sketchgen.jobs import JobRequest
     from sketchgen.prompt import PromptCompiler
     from sketchgen.references import ImageRetriever
-    from sketchgen.settings import get_settings
     from sketchgen.styles.owned import is_user_style_id
 
-    settings = get_settings()
-    offline = _offline_model_chosen(settings, args.model, args.offline)
-    generator = build_generator(settings, offline=offline)
+    settings = bootstrap.read_settings()
+    offline = bootstrap.offline_model_chosen(settings, args.model, args.offline)
     # Made, the generator prepares the SDK and its client in a thread while the job is planned.
+    run = bootstrap.library_job(settings, offline=offline)
     request = _validated(
         JobRequest,
         brief=args.brief,
@@ -333,61 +332,18 @@ def _start_generate(args: argparse.Namespace) -> tuple[SketchStream, int]:
         allow_text=args.allow_text,
     )
     config = request.generation_config(
-        default_model=settings.gemini_model, output_dir=args.output_dir or settings.output_dir
+        default_model=run.model_name, output_dir=args.output_dir or run.output_dir
     )
     if is_user_style_id(request.style_id):
         style, prompt_spec, retrieval = _own_style_job(args.data_dir, request.brief, args.style)
     else:
-        style = build_style_registry(settings).get_style(request.style_id)
+        style = run.styles.get_style(request.style_id)
         prompt_spec = PromptCompiler().compile(request.brief, style)
         retrieval = ImageRetriever().retrieve(prompt_spec, style)
-    stream = generator.generate_streaming(
+    stream = run.generator.generate_streaming(
         prompt_spec=prompt_spec, retrieval_result=retrieval, style=style, config=config
     )
     return stream, config.num_images
-
-
-def _offline_model_chosen(settings: Settings, requested: str | None, offline: bool) -> bool:
-    """Whether the offline sketch model draws: asked for (``--offline``), or no Gemini key
-    and no Gemini model asked for. A model asked for by name (``--model``, ``GEMINI_MODEL``)
-    must be known, and with no key is refused naming ``GEMINI_API_KEY``: a user who asked
-    for Gemini never gets offline sketches silently."""
-    from sketchgen.generate.models import check_model
-
-    if requested is not None:
-        try:
-            check_model(requested)
-        except ConfigError as error:
-            raise ConfigError(error.message, field="--model") from None
-    if offline:
-        return True
-    if settings.gemini_api_key is not None and not settings.offline:
-        return False
-    named = requested or ("gemini_model" in settings.model_fields_set and settings.gemini_model)
-    if named and not settings.offline:
-        raise ConfigError(
-            f"{named} is a Gemini model and needs GEMINI_API_KEY (or GOOGLE_API_KEY); "
-            "--offline draws with the offline sketch model instead",
-            field="GEMINI_API_KEY",
-        )
-    return True
-
-
-def _local_catalog(data_dir: Path) -> StyleService | None:
-    """The style catalog of ``serve``'s folder (or the configured stores), where the styles
-    :data:`~sketchgen.bootstrap.LOCAL_OWNER` made live; None if none was ever made there."""
-    from sketchgen import bootstrap
-    from sketchgen.adapters.blob_url import blob_store_from_url
-
-    _use_local_service(data_dir, offline=False)
-    settings = bootstrap.current_settings()
-    if settings.job_store.startswith("sqlite:///"):
-        jobs = Path(settings.job_store.removeprefix("sqlite:///"))
-        if not jobs.with_name(jobs.stem + ".styles.sqlite3").is_file():
-            return None
-    registry = bootstrap.build_style_registry(settings)
-    blobs = blob_store_from_url(settings.blob_url)
-    return bootstrap.build_style_catalog(settings, styles=registry, blobs=blobs)
 
 
 def _own_style_job(
@@ -399,7 +355,8 @@ def _own_style_job(
     from sketchgen.prompt import PromptCompiler
     from sketchgen.schemas import RetrievalResult, ScoredReference
 
-    catalog = _local_catalog(data_dir)
+    settings = bootstrap.local_settings(data_dir, offline=False)
+    catalog = bootstrap.local_style_catalog(settings)
     if catalog is None:
         raise InputError(
             f"unknown style {style_id!r}: no styles of your own in {data_dir} "
@@ -409,14 +366,7 @@ def _own_style_job(
     style = catalog.resolve(bootstrap.LOCAL_OWNER, style_id)
     prompt_spec = PromptCompiler().compile(brief, style)
     found = catalog.retrieve(prompt_spec, style)
-    blob_url = bootstrap.current_settings().blob_url
-    if not blob_url.startswith("file://"):
-        raise InputError(
-            "a style of your own needs its references in a local folder on the command line "
-            "(SKETCHGEN_BLOB_URL=file://...); use the API for styles in a bucket",
-            field="SKETCHGEN_BLOB_URL",
-        )
-    root = Path(blob_url.removeprefix("file://"))
+    root = bootstrap.local_blob_folder(settings)
     # The library reads references from files: the blob keys, as paths in the blob folder.
     items = tuple(
         ScoredReference(
@@ -435,25 +385,24 @@ def _refine(args: argparse.Namespace) -> int:
 
 
 def _start_refine(args: argparse.Namespace) -> tuple[SketchStream, int]:
-    from sketchgen.bootstrap import build_generator, build_style_registry
+    from sketchgen import bootstrap
     from sketchgen.generate.refine import prepare_refinement
     from sketchgen.jobs import RefineRequest
-    from sketchgen.settings import get_settings
 
-    settings = get_settings()
-    generator = build_generator(
-        settings, offline=_offline_model_chosen(settings, None, args.offline)
+    settings = bootstrap.read_settings()
+    run = bootstrap.library_job(
+        settings, offline=bootstrap.offline_model_chosen(settings, None, args.offline)
     )
     request = _validated(RefineRequest, instruction=args.instruction, num_images=args.num_images)
     job = prepare_refinement(
         args.job_dir,
         args.sketch,
         request.instruction,
-        styles=build_style_registry(),
+        styles=run.styles,
         num_images=request.num_images,
         output_dir=args.output_dir,
     )
-    stream = generator.generate_streaming(**job.kwargs())
+    stream = run.generator.generate_streaming(**job.kwargs())
     return stream, job.config.num_images
 
 
@@ -541,17 +490,17 @@ def _report(
 
 
 def _styles(args: argparse.Namespace) -> int:
-    from sketchgen.bootstrap import build_style_registry
+    from sketchgen import bootstrap
 
     if args.styles_command in OWNED_COMMANDS:
-        _use_local_service(args.data_dir, args.offline)
-        return run_owned_style_command(args)
+        service = _local_instance(args.data_dir, args.offline).service()
+        return run_owned_style_command(args, service.catalog)
 
     from sketchgen.bootstrap import LOCAL_OWNER
     from sketchgen.styles.owned import is_user_style_id
 
-    registry = build_style_registry()
-    catalog = _local_catalog(args.data_dir)
+    registry = bootstrap.build_style_registry()
+    catalog = bootstrap.local_style_catalog(bootstrap.local_settings(args.data_dir, offline=False))
     if args.styles_command == "list":
         rows = [(s.id, s.name, s.description, "built-in") for s in registry.list_styles()]
         if catalog is not None:
@@ -574,52 +523,33 @@ def _styles(args: argparse.Namespace) -> int:
     return 0
 
 
-def _use_local_service(data_dir: Path, offline: bool) -> None:
-    """Point the service at local adapters in ``data_dir`` (SQLite jobs, a blob folder) and
-    dev auth, unless the environment chose otherwise; handed to bootstrap as Settings."""
+def _local_instance(data_dir: Path, offline: bool) -> Instance:
+    """The service on local adapters in ``data_dir`` (SQLite jobs, a blob folder) and dev
+    auth, unless the environment chose otherwise (:func:`sketchgen.bootstrap.local_settings`)."""
     from sketchgen import bootstrap
-    from sketchgen.settings import get_settings
 
-    settings = get_settings()
-    data = data_dir.resolve()
-    local = {
-        "job_store": f"sqlite:///{data / 'jobs.sqlite3'}",
-        "blob_url": f"file://{data / 'blobs'}",
-        "auth": "dev",
-    }
-    update: dict[str, object] = {
-        name: value for name, value in local.items() if name not in settings.model_fields_set
-    }
-    if offline:
-        update["offline"] = True
-    if (offline or settings.use_offline_model) and "spend_control" not in settings.model_fields_set:
-        # The local plan: the offline model bills nobody, so the paid plans' limits (images
-        # a day, no pro or 4K on free) guard nothing here; SKETCHGEN_SPEND_CONTROL=true
-        # brings them back to try them (docs/decisions/0037).
-        update["spend_control"] = False
-    bootstrap.configure(settings.model_copy(update=update))
+    return bootstrap.Instance(bootstrap.local_settings(data_dir, offline))
 
 
 def _regenerate(args: argparse.Namespace) -> int:
     from sketchgen import bootstrap
-    from sketchgen.settings import get_settings
 
     # The CLI's own jobs first (folders with metadata.json), with the library, as they ran.
-    settings = get_settings()
-    output_dir = args.output_dir or settings.output_dir
+    settings = bootstrap.read_settings()
+    output_dir = args.output_dir or bootstrap.library_output_dir(settings)
     library = _library_jobs(output_dir, args.style_id, args.job_ids, args.limit)
     failed = False
     if library:
-        offline = _offline_model_chosen(settings, None, args.offline)
-        for record in _regenerate_library_jobs(library, offline=offline):
+        offline = bootstrap.offline_model_chosen(settings, None, args.offline)
+        run = bootstrap.library_job(settings, offline=offline)
+        for record in _regenerate_library_jobs(library, run):
             failed |= record["status"] in {"failed", "partial"}
             print(json.dumps(record), flush=True)
     found = {Path(folder).name for folder in library}
     job_ids = [j for j in args.job_ids or () if j not in found] if args.job_ids else None
     if args.job_ids and not job_ids:
         return 1 if failed else 0
-    _use_local_service(args.data_dir, args.offline)
-    service = bootstrap.service()
+    service = _local_instance(args.data_dir, args.offline).service()
     jobs = service.batch.regenerate(
         style_id=args.style_id, job_ids=job_ids, batch=args.batch, limit=args.limit
     )
@@ -682,20 +612,17 @@ def _library_jobs(
     return chosen
 
 
-def _regenerate_library_jobs(folders: list[Path], *, offline: bool) -> Iterator[dict[str, Any]]:
+def _regenerate_library_jobs(folders: list[Path], run: LibraryJob) -> Iterator[dict[str, Any]]:
     """Each job again, as a new job beside it: its brief, size, model and seed, the style
     as it is now (the reason to regenerate); ``regenerated_from`` names the original."""
-    from sketchgen.bootstrap import build_generator, build_style_registry
     from sketchgen.generate.config import GenerationConfig
     from sketchgen.generate.refine import load_job_metadata
     from sketchgen.prompt import PromptCompiler
     from sketchgen.references import ImageRetriever
 
-    generator = build_generator(offline=offline)
-    registry = build_style_registry()
     for folder in folders:
         original = load_job_metadata(folder)
-        style = registry.get_style(original.style_id)
+        style = run.styles.get_style(original.style_id)
         prompt_spec = PromptCompiler().compile(original.prompt_spec.brief, style)
         c = original.config
         config = GenerationConfig(
@@ -708,7 +635,7 @@ def _regenerate_library_jobs(folders: list[Path], *, offline: bool) -> Iterator[
             output_dir=folder.parent,
         )
         retrieval = ImageRetriever().retrieve(prompt_spec, style)
-        result = generator.generate(
+        result = run.generator.generate(
             prompt_spec=prompt_spec, retrieval_result=retrieval, style=style, config=config
         )
         # The link to the original, recorded in the new job's own metadata.json.
@@ -728,8 +655,7 @@ def _spend(args: argparse.Namespace) -> int:
     e.g. ``firestore`` with FIRESTORE_EMULATOR_HOST on ``make dev``), else `serve`'s folder."""
     from sketchgen import bootstrap
 
-    _use_local_service(args.data_dir, offline=True)
-    spend = bootstrap.build_spend_control(bootstrap.current_settings())
+    spend = bootstrap.build_spend_control(bootstrap.local_settings(args.data_dir, offline=True))
     if args.command == "accounts" and args.accounts_command == "set":
         if args.plan is None and args.daily_images is None and args.active_jobs is None:
             raise InputError("give --plan, --daily-images or --active-jobs", field="plan")
@@ -771,11 +697,11 @@ def _serve(args: argparse.Namespace) -> int:
 
     from sketchgen import bootstrap
 
-    _use_local_service(args.data_dir, args.offline)
+    instance = _local_instance(args.data_dir, args.offline)
     # dev auth is the default here: never in the cloud
-    bootstrap.check_deployment_safety(bootstrap.current_settings())
-    app = bootstrap.api()
-    service = bootstrap.service()  # build now so a bad setting fails before the port opens
+    bootstrap.check_deployment_safety(instance.settings)
+    app = instance.api()
+    service = instance.service()  # build now so a bad setting fails before the port opens
     ended = end_interrupted_jobs(service)
     if ended:
         print(
@@ -783,9 +709,7 @@ def _serve(args: argparse.Namespace) -> int:
             f"(finished sketches kept, the rest cancelled): {', '.join(ended)}",
             flush=True,
         )
-    settings = bootstrap.current_settings()
-    auth = "Bearer dev:<uid>" if settings.auth == "dev" else "Firebase ID tokens"
-    model = "the offline sketch model" if settings.use_offline_model else settings.gemini_model
+    auth, model = bootstrap.describe_local_service(instance.settings)
     host = "127.0.0.1" if _unspecified(args.host) else args.host  # listening everywhere
     print(f"sketchgen API and page on http://{args.host}:{args.port} (auth: {auth})", flush=True)
     print(f"open http://{host}:{args.port}/ in a browser; sketches drawn by {model}", flush=True)

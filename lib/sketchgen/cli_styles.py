@@ -19,9 +19,12 @@ import json
 import re
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sketchgen.errors import InputError, SketchgenError
+
+if TYPE_CHECKING:
+    from sketchgen.services.styles import StyleService
 
 __all__ = ["OWNED_COMMANDS", "SERVE_DIR", "add_owned_style_commands", "run_owned_style_command"]
 
@@ -66,13 +69,11 @@ def add_owned_style_commands(commands: Any) -> None:
     common(rm)
 
 
-def run_owned_style_command(args: argparse.Namespace) -> int:
-    """Runs on the service bootstrap is configured with (the CLI points it at ``--data-dir``
-    first, as for ``serve``)."""
-    from sketchgen import bootstrap
+def run_owned_style_command(args: argparse.Namespace, catalog: StyleService) -> int:
+    """Runs on ``catalog``: the style catalog of the service the CLI built for
+    ``--data-dir`` (as ``serve`` builds it)."""
     from sketchgen.styles.owned import StyleDraft, parse_tags
 
-    catalog = bootstrap.service().catalog
     if args.styles_command == "rm":
         if args.reference:
             catalog.delete_reference(args.owner, args.style_id, args.reference)

@@ -41,6 +41,7 @@ class Settings(BaseSettings):
     styles_dir: Path | None = None
     output_dir: Path = Path("generated_outputs")
     blob_url: str = "file://generated_outputs"
+    s3_endpoint_url: str | None = None  # an S3-compatible server's URL, for s3:// blob URLs
     auth: Literal["firebase", "dev"] = "firebase"
     project: str | None = Field(
         default=None, validation_alias=AliasChoices("SKETCHGEN_PROJECT", "GOOGLE_CLOUD_PROJECT")

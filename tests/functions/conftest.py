@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -12,7 +13,8 @@ from flask import Flask
 from flask.testing import FlaskClient
 from starlette.testclient import TestClient
 
-from sketchgen import bootstrap
+from sketchgen.bootstrap import Instance
+from sketchgen.settings import get_settings
 from tests.helpers.waiting import wait_until
 
 REPO = Path(__file__).resolve().parents[2]
@@ -27,20 +29,33 @@ def local_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]
     monkeypatch.setenv("SKETCHGEN_BLOB_URL", f"file://{tmp_path / 'blobs'}")
     monkeypatch.setenv("SKETCHGEN_OFFLINE", "1")
     monkeypatch.delenv("SKETCHGEN_SKETCH_TOPIC", raising=False)
-    bootstrap.reset()
+    get_settings.cache_clear()
     yield tmp_path
-    bootstrap.reset()
+    get_settings.cache_clear()
+
+
+def function_app(name: str, target: str) -> tuple[Any, Instance]:
+    """functions-framework's app for the function, as deployed (its ``main.py`` imported
+    afresh), and the instance that ``main.py`` holds."""
+    app = functions_framework.create_app(target, str(REPO / "functions" / name / "main.py"))
+    instance = sys.modules["main"].instance  # functions-framework imports main.py as "main"
+    assert isinstance(instance, Instance)
+    return app, instance
 
 
 def function_client(name: str, target: str) -> Any:
     """functions-framework's app for the function: Flask's test client for a sync function,
     Starlette's (httpx) for an async one (the stream function)."""
-    app = functions_framework.create_app(target, str(REPO / "functions" / name / "main.py"))
+    return function_client_and_instance(name, target)[0]
+
+
+def function_client_and_instance(name: str, target: str) -> tuple[Any, Instance]:
+    app, instance = function_app(name, target)
     if isinstance(app, Flask):
-        return app.test_client()
+        return app.test_client(), instance
     from starlette.testclient import TestClient
 
-    return TestClient(app)
+    return TestClient(app), instance
 
 
 @pytest.fixture

@@ -1,24 +1,22 @@
 import base64
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from flask.testing import FlaskClient
 
-from sketchgen import bootstrap
 from sketchgen.adapters.local.blob_store import LocalBlobStore
 from sketchgen.adapters.local.job_store import MemoryJobStore
 from sketchgen.bootstrap import assemble
 from sketchgen.jobs import JobRequest
 from sketchgen.services import ServiceConfig, SketchService
 from sketchgen.styles import StyleRegistry
-from tests.functions.conftest import function_client
+from tests.functions.conftest import function_client_and_instance
 from tests.helpers.fakes import CollectingQueue, FakeImageModel
 
 
 @pytest.fixture
-def service(local_env: Path) -> Iterator[SketchService]:
+def service(local_env: Path) -> SketchService:
     built = assemble(
         jobs=MemoryJobStore(),
         blobs=LocalBlobStore(local_env / "blobs"),
@@ -27,14 +25,14 @@ def service(local_env: Path) -> Iterator[SketchService]:
         styles=StyleRegistry(),
         config=ServiceConfig(lease_wait_s=0),
     )
-    bootstrap.use_service(built)
-    yield built
-    bootstrap.reset()
+    return built
 
 
 @pytest.fixture
 def worker(service: SketchService) -> FlaskClient:
-    return function_client("sketch_worker", "sketch_worker")
+    client, instance = function_client_and_instance("sketch_worker", "sketch_worker")
+    instance.use_service(service)  # the function's instance serves the test's service
+    return client
 
 
 def envelope(payload: object, *, raw: bytes | None = None) -> dict[str, object]:

@@ -13,7 +13,6 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import functions_framework
 import httpx
 import pytest
 import uvicorn
@@ -23,8 +22,9 @@ from sketchgen.api.auth import DevAuthenticator
 from sketchgen.api.feed import feed_for
 from sketchgen.api.http import Api
 from sketchgen.jobs import SketchState
+from sketchgen.settings import get_settings
 from tests.contract.job_store_contract import make_job
-from tests.functions.conftest import ALICE, BOB, REPO
+from tests.functions.conftest import ALICE, BOB, function_app
 from tests.helpers.waiting import wait_until, wait_until_async
 from tests.unit.test_job_feed import CountingJobStore
 
@@ -34,15 +34,18 @@ ROUTES = frozenset({"events", "health"})
 class Instance:
     """One stream function instance: its store (counting listeners) and its URL."""
 
-    def __init__(self, store: CountingJobStore, url: str, service: Any) -> None:
+    def __init__(
+        self, store: CountingJobStore, url: str, service: Any, function: bootstrap.Instance
+    ) -> None:
         self.store = store
         self.url = url
         self.service = service
+        self.function = function  # the instance the function's main.py holds
         self.serve(user_streams=1000)
 
     def serve(self, *, user_streams: int) -> None:
         """The function's own API, on a store that counts listeners, quick heartbeats."""
-        bootstrap.serve_api(
+        self.function.serve_api(
             ROUTES,
             Api(
                 lambda: self.service,
@@ -77,17 +80,17 @@ def _free_port() -> int:
 @pytest.fixture
 def instance(local_env: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Instance]:
     monkeypatch.setenv("SKETCHGEN_CORS_ORIGINS", "https://app.example")
-    bootstrap.reset()
-    app = functions_framework.create_app("stream", str(REPO / "functions" / "stream" / "main.py"))
+    get_settings.cache_clear()
+    app, function = function_app("stream", "stream")
     store = CountingJobStore()
-    service = bootstrap.build_service(bootstrap.current_settings(), jobs=store)
+    service = bootstrap.build_service(function.settings, jobs=store)
     port = _free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     wait_until(lambda: server.started, "uvicorn did not start", timeout_s=30, interval_s=0.02)
     try:
-        yield Instance(store, f"http://127.0.0.1:{port}", service)
+        yield Instance(store, f"http://127.0.0.1:{port}", service, function)
     finally:
         server.should_exit = True
         thread.join(timeout=10)

@@ -1,4 +1,4 @@
-"""What ``bootstrap.warm`` builds as a function's ``main.py`` is imported, and what it leaves
+"""What ``Instance.warm`` builds as a function's ``main.py`` is imported, and what it leaves
 lazy: gunicorn forks after that import, and gRPC clients built before a fork break in the
 child, so the Firestore and Pub/Sub clients must not exist yet."""
 
@@ -9,13 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from sketchgen import bootstrap
 from sketchgen.adapters.gcp import _firestore
 from sketchgen.adapters.gcp.firestore_job_store import FirestoreJobStore
 from sketchgen.adapters.gcp.pubsub_task_queue import PubSubTaskQueue
 from sketchgen.adapters.traced import TracedImageModel
 from sketchgen.generate.nano_banana import NanoBananaAdapter
-from tests.functions.conftest import function_client
+from sketchgen.settings import get_settings
+from tests.functions.conftest import function_app
 
 
 @pytest.fixture
@@ -29,10 +29,10 @@ def cloud_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("GEMINI_API_KEY", "test-key")
     monkeypatch.setenv("GOOGLE_GEMINI_BASE_URL", "http://127.0.0.1:9")
     monkeypatch.delenv("SKETCHGEN_OFFLINE", raising=False)
-    bootstrap.reset()
+    get_settings.cache_clear()
     _firestore.forget_clients()
     yield tmp_path
-    bootstrap.reset()
+    get_settings.cache_clear()
     _firestore.forget_clients()
 
 
@@ -43,8 +43,8 @@ def cloud_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def test_importing_main_builds_the_service_but_no_grpc_client(
     cloud_env: Path, name: str, target: str
 ) -> None:
-    function_client(name, target)
-    built = bootstrap.built()
+    _, instance = function_app(name, target)
+    built = instance.built()
     assert built is not None  # settings, adapters, styles, retriever: built at import
     assert isinstance(built.jobs, FirestoreJobStore) and isinstance(built.queue, PubSubTaskQueue)
     assert "google.cloud.firestore" in sys.modules and "google.cloud.pubsub_v1" in sys.modules
@@ -72,6 +72,6 @@ def test_a_broken_style_does_not_keep_the_instance_from_starting(
     broken.mkdir()
     (broken / "style.json").write_text("{not json")
     monkeypatch.setenv("SKETCHGEN_STYLES_DIR", str(styles))
-    bootstrap.reset()
-    function_client("generate", "generate")  # starts: the broken style is only logged
-    assert bootstrap.built() is not None
+    get_settings.cache_clear()
+    _, instance = function_app("generate", "generate")  # starts: the broken style is logged
+    assert instance.built() is not None

@@ -194,9 +194,8 @@ def test_cli_regenerate_batch_offline(tmp_path: Path) -> None:
     data = tmp_path / "serve"
     env_code = (
         "import os, sys; from pathlib import Path;"
-        "from sketchgen import cli; cli._use_local_service(Path(sys.argv[1]), True);"
         "from sketchgen import bootstrap; from sketchgen.jobs import JobRequest;"
-        "s = bootstrap.service();"
+        "s = bootstrap.Instance(bootstrap.local_settings(Path(sys.argv[1]), True)).service();"
         "j, _ = s.submission.submit_job('alice', JobRequest(brief='golf mascot',"
         " style_id='pencil-thumbnail', num_images=2));"
         "s.queue.join(); print(j.job_id)"

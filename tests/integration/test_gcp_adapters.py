@@ -99,7 +99,7 @@ def test_s3_blob_store_on_moto(moto_server: str) -> None:
     bucket = f"bucket-{uuid.uuid4().hex[:8]}"
     boto3.client("s3", endpoint_url=moto_server).create_bucket(Bucket=bucket)
     _exercise(S3BlobStore(bucket, prefix="outputs", endpoint_url=moto_server))
-    store = blob_store_from_url(f"s3://{bucket}/outputs")
+    store = blob_store_from_url(f"s3://{bucket}/outputs", s3_endpoint_url=moto_server)
     assert isinstance(store, S3BlobStore) and store.prefix == "outputs"
 
 

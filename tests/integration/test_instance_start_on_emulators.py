@@ -1,8 +1,8 @@
 """An instance connects its clients before it reports healthy, not on its first request.
 
 ``main.py`` builds the service but no gRPC client (gunicorn forks after importing it); the
-serving process then connects Firestore and Pub/Sub (:func:`sketchgen.bootstrap.ready`), and
-the health check answers 503 until it has."""
+serving process then connects Firestore and Pub/Sub, and the health check
+(:meth:`sketchgen.bootstrap.Instance.ready`) answers 503 until it has."""
 
 from __future__ import annotations
 
@@ -16,7 +16,8 @@ import pytest
 from sketchgen import bootstrap
 from sketchgen.adapters.gcp import _firestore
 from sketchgen.adapters.gcp.pubsub_task_queue import PubSubTaskQueue
-from tests.functions.conftest import function_client
+from sketchgen.settings import get_settings
+from tests.functions.conftest import function_client, function_client_and_instance
 from tests.integration.conftest import PROJECT
 
 
@@ -35,16 +36,16 @@ def cloud_env(
     monkeypatch.setenv("SKETCHGEN_SKETCH_TOPIC", topic)
     monkeypatch.setenv("SKETCHGEN_BLOB_URL", f"file://{tmp_path / 'blobs'}")
     monkeypatch.setenv("SKETCHGEN_OFFLINE", "1")
-    bootstrap.reset()
+    get_settings.cache_clear()
     _firestore.forget_clients()
     yield tmp_path
-    bootstrap.reset()
+    get_settings.cache_clear()
     _firestore.forget_clients()
 
 
 def test_healthy_only_once_the_clients_are_connected(cloud_env: Path) -> None:
-    client = function_client("generate", "generate")
-    built = bootstrap.built()
+    client, instance = function_client_and_instance("generate", "generate")
+    built = instance.built()
     assert built is not None and isinstance(built.queue, PubSubTaskQueue)
     assert _firestore.clients_made() == 0  # nothing connected at import
     assert not built.queue.connected
@@ -68,7 +69,7 @@ def test_unhealthy_while_connecting(cloud_env: Path, monkeypatch: pytest.MonkeyP
     silent.bind(("127.0.0.1", 0))
     silent.listen(8)
     monkeypatch.setenv("FIRESTORE_EMULATOR_HOST", f"127.0.0.1:{silent.getsockname()[1]}")
-    monkeypatch.setattr(bootstrap.instance, "CONNECT_TIMEOUT_S", 4.0)
+    monkeypatch.setattr(bootstrap.startup, "CONNECT_TIMEOUT_S", 4.0)
     try:
         client = function_client("generate", "generate")
         started = time.monotonic()

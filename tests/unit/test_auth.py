@@ -32,6 +32,7 @@ from sketchgen.api.http import Api
 from sketchgen.bootstrap import assemble
 from sketchgen.errors import ConfigError
 from sketchgen.services import SketchService
+from sketchgen.settings import get_settings
 from sketchgen.styles import StyleRegistry
 from sketchgen.testing.clock import FakeClock
 from tests.helpers.fakes import CollectingQueue, FakeImageModel
@@ -497,9 +498,9 @@ def firebase_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[pytest.MonkeyPatch
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("SKETCHGEN_AUTH", "firebase")
     monkeypatch.setenv("SKETCHGEN_PROJECT", PROJECT)
-    bootstrap.reset()
+    get_settings.cache_clear()
     yield monkeypatch
-    bootstrap.reset()
+    get_settings.cache_clear()
 
 
 def test_bootstrap_accepts_unsigned_tokens_only_with_firebase_auth_emulator_host(
@@ -527,12 +528,12 @@ def test_the_cloud_refuses_local_sign_in(
 ) -> None:
     for name, value in env.items():
         firebase_env.setenv(name, value)
-    bootstrap.check_deployment_safety(bootstrap.current_settings())  # not in the cloud: fine
+    bootstrap.check_deployment_safety(bootstrap.read_settings())  # not in the cloud: fine
     bootstrap.build_authenticator()
     firebase_env.setenv("K_SERVICE", "generate")
-    bootstrap.reset()
+    get_settings.cache_clear()
     with pytest.raises(ConfigError) as refused:
-        bootstrap.check_deployment_safety(bootstrap.current_settings())
+        bootstrap.check_deployment_safety(bootstrap.read_settings())
     assert refused.value.field == variable
     with pytest.raises(ConfigError):
         bootstrap.build_authenticator()
@@ -540,5 +541,5 @@ def test_the_cloud_refuses_local_sign_in(
 
 def test_the_cloud_accepts_real_sign_in(firebase_env: pytest.MonkeyPatch) -> None:
     firebase_env.setenv("K_SERVICE", "generate")
-    bootstrap.check_deployment_safety(bootstrap.current_settings())
+    bootstrap.check_deployment_safety(bootstrap.read_settings())
     assert isinstance(bootstrap.build_authenticator(), FirebaseAuthenticator)

@@ -17,12 +17,11 @@ from starlette.requests import Request as AsgiRequest
 from werkzeug.test import Client, EnvironBuilder
 from werkzeug.wrappers import Response
 
-from sketchgen import bootstrap
 from sketchgen.api.asgi import serve
 from sketchgen.api.core import FORM_OVERHEAD
 from sketchgen.api.http import Api
 from sketchgen.bootstrap import build_api, build_service
-from sketchgen.settings import Settings
+from sketchgen.settings import Settings, get_settings
 from sketchgen.styles.upload import MAX_UPLOAD_BYTES
 from tests.helpers.responses import json_of
 
@@ -144,9 +143,9 @@ def local_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]
     monkeypatch.setenv("SKETCHGEN_BLOB_URL", f"file://{tmp_path / 'blobs'}")
     monkeypatch.setenv("SKETCHGEN_OFFLINE", "1")
     monkeypatch.delenv("SKETCHGEN_SKETCH_TOPIC", raising=False)
-    bootstrap.reset()
+    get_settings.cache_clear()
     yield tmp_path
-    bootstrap.reset()
+    get_settings.cache_clear()
 
 
 @pytest.mark.usefixtures("local_env")

@@ -19,11 +19,10 @@ from sketchgen.settings import get_settings
 def _fresh(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     for name in ("GEMINI_API_KEY", "GOOGLE_API_KEY", "SKETCHGEN_JOB_STORE", "SKETCHGEN_BLOB_URL"):
         monkeypatch.delenv(name, raising=False)
-    bootstrap.reset()
-    yield
-    bootstrap.reset()
     get_settings.cache_clear()
-    # bootstrap.service() configured logging onto capsys's stderr, closed after the test.
+    yield
+    get_settings.cache_clear()
+    # The CLI's Instance.service() configured logging onto capsys's stderr, closed after the test.
     root = logging.getLogger("sketchgen")
     for handler in [h for h in root.handlers if getattr(h, "_sketchgen", False)]:
         root.removeHandler(handler)
@@ -46,7 +45,6 @@ def _folder(tmp_path: Path) -> Path:
 def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
     code = main(list(argv))
     captured = capsys.readouterr()
-    bootstrap.reset()
     return code, captured.out, captured.err
 
 
@@ -69,16 +67,12 @@ def test_create_from_a_folder_then_add_and_remove(
     }
 
     # `sketchgen serve` on the same data dir sees the style, for its owner only.
-    bootstrap.reset()
-    from sketchgen.cli import _use_local_service
-
-    _use_local_service(tmp_path / "data", offline=True)
-    catalog = bootstrap.service().catalog
+    instance = bootstrap.Instance(bootstrap.local_settings(tmp_path / "data", offline=True))
+    catalog = instance.service().catalog
     owned = catalog.owned("alice", style_id)
     assert owned.doc.rules == ("thick ink",) and len(owned.references) == 3
     robot = next(r for r in owned.references if r.tags == ("robot", "action"))
     assert robot.description == "robot mid-jump"
-    bootstrap.reset()
 
     extra = tmp_path / "extra.png"
     Image.new("L", (50, 50), 128).save(extra)

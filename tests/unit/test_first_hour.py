@@ -297,21 +297,16 @@ def test_serve_prints_the_url_to_open_and_serves_a_favicon(tmp_path: Path) -> No
 
 def test_local_offline_serve_applies_no_paid_plan_limits(tmp_path: Path) -> None:
     from sketchgen import bootstrap
-    from sketchgen.cli import _use_local_service
     from sketchgen.jobs import JobRequest
 
-    try:
-        _use_local_service(tmp_path, offline=True)
-        service = bootstrap.service()
-        assert service.spend is None  # the local plan: nothing billed, nothing to limit
-        # Pro at 4K, refused to the free plan in the cloud, is drawn (offline) locally.
-        request = JobRequest(
-            brief="golf", style_id="loose-ink-mascot", num_images=1, model="pro", image_size="4K"
-        )
-        job, _ = service.submission.submit_job("local", request)
-        assert job.job_id
-    finally:
-        bootstrap.reset()
+    service = bootstrap.Instance(bootstrap.local_settings(tmp_path, offline=True)).service()
+    assert service.spend is None  # the local plan: nothing billed, nothing to limit
+    # Pro at 4K, refused to the free plan in the cloud, is drawn (offline) locally.
+    request = JobRequest(
+        brief="golf", style_id="loose-ink-mascot", num_images=1, model="pro", image_size="4K"
+    )
+    job, _ = service.submission.submit_job("local", request)
+    assert job.job_id
 
 
 def test_the_job_view_and_events_say_which_model_drew(tmp_path: Path) -> None:

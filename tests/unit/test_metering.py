@@ -28,7 +28,7 @@ from sketchgen.ceiling import MAX_SHARDS, MIN_SHARD_USD, shard_count
 from sketchgen.errors import LimitError
 from sketchgen.pricing import PRICE_PER_CALL_USD, price_per_call, price_per_image
 from sketchgen.services import SketchService
-from sketchgen.settings import Settings
+from sketchgen.settings import Settings, get_settings
 from tests.helpers.responses import json_of
 
 ALICE = {"Authorization": "Bearer dev:alice"}
@@ -297,7 +297,7 @@ def test_the_cli_shows_the_deployments_day(
 
     monkeypatch.delenv("SKETCHGEN_JOB_STORE", raising=False)
     monkeypatch.setenv("SKETCHGEN_DEPLOYMENT_DAILY_USD", "50")
-    bootstrap.reset()
+    get_settings.cache_clear()
     data = tmp_path / "serve"
     try:
         settings = Settings(job_store=f"sqlite:///{data / 'jobs.sqlite3'}", deployment_daily_usd=50)
@@ -310,7 +310,7 @@ def test_the_cli_shows_the_deployments_day(
         assert shown["day"] == datetime.now(UTC).date().isoformat()
         assert main(["usage", "--data-dir", str(data)]) == 2  # neither a uid nor --deployment
     finally:
-        bootstrap.reset()
+        get_settings.cache_clear()
 
 
 def test_a_user_refused_by_their_own_budget_spends_nothing_of_the_ceiling(tmp_path: Path) -> None:

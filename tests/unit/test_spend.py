@@ -25,6 +25,7 @@ from sketchgen.metadata import JobMetadata
 from sketchgen.pricing import PRICE_PER_IMAGE_USD, price_per_image
 from sketchgen.services import ServiceConfig, SketchService
 from sketchgen.services.spending import SpendControl, SpendLimits
+from sketchgen.settings import get_settings
 from sketchgen.spend import Account, Limits, UsageDoc, reserve_transition, settle_transition
 from sketchgen.styles import StyleRegistry
 from tests.helpers.fakes import CollectingQueue, FakeImageModel, published
@@ -352,11 +353,10 @@ def test_cli_sets_a_plan_and_prints_usage(
 ) -> None:
     import json
 
-    from sketchgen import bootstrap
     from sketchgen.cli import main
 
     monkeypatch.delenv("SKETCHGEN_JOB_STORE", raising=False)
-    bootstrap.reset()
+    get_settings.cache_clear()
     data = str(tmp_path / "serve")
     try:
         args = ["accounts", "set", "carol", "--plan", "pro", "--daily-images", "9"]
@@ -368,4 +368,4 @@ def test_cli_sets_a_plan_and_prints_usage(
         assert main(["accounts", "set", "carol", "--data-dir", data]) == 2  # nothing to set
         assert main(["accounts", "set", "carol", "--plan", "gold", "--data-dir", data]) == 2
     finally:
-        bootstrap.reset()
+        get_settings.cache_clear()

@@ -168,11 +168,10 @@ def test_every_http_path_stores_cleaned_text(client: Client) -> None:
 def _fresh(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     for name in ("GEMINI_API_KEY", "GOOGLE_API_KEY", "SKETCHGEN_JOB_STORE", "SKETCHGEN_BLOB_URL"):
         monkeypatch.delenv(name, raising=False)
-    bootstrap.reset()
-    yield
-    bootstrap.reset()
     get_settings.cache_clear()
-    root = logging.getLogger("sketchgen")  # bootstrap.service() logged onto capsys's stderr
+    yield
+    get_settings.cache_clear()
+    root = logging.getLogger("sketchgen")  # the CLI's service logged onto capsys's stderr
     for handler in [h for h in root.handlers if getattr(h, "_sketchgen", False)]:
         root.removeHandler(handler)
     root.propagate = True
@@ -204,7 +203,8 @@ def test_the_cli_stores_cleaned_text(tmp_path: Path, capsys: pytest.CaptureFixtu
         *data,
     )
     assert code == 0
-    catalog = bootstrap.service().catalog
+    # The service `sketchgen serve` would build on the same folder.
+    catalog = bootstrap.Instance(bootstrap.local_settings(tmp_path, offline=True)).service().catalog
     owned = catalog.owned("alice", created["style_id"])
     assert owned.doc.name == CLEANED and owned.doc.description == CLEANED
     assert [(r.tags, r.description) for r in owned.references] == [(("golf",), "ink")]

@@ -1,8 +1,8 @@
-"""Pick the blob store from ``SKETCHGEN_BLOB_URL``: ``gs://``, ``s3://`` or ``file://``."""
+"""Pick the blob store from ``SKETCHGEN_BLOB_URL``: ``gs://``, ``s3://`` or ``file://``
+(bootstrap passes the URL and, for an S3-compatible server, its endpoint)."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -12,7 +12,7 @@ from sketchgen.ports import BlobStore
 __all__ = ["blob_store_from_url"]
 
 
-def blob_store_from_url(url: str) -> BlobStore:
+def blob_store_from_url(url: str, *, s3_endpoint_url: str | None = None) -> BlobStore:
     parsed = urlparse(url)
     prefix = parsed.path.strip("/")
     if parsed.scheme == "gs" and parsed.netloc:
@@ -22,9 +22,7 @@ def blob_store_from_url(url: str) -> BlobStore:
     if parsed.scheme == "s3" and parsed.netloc:
         from sketchgen.adapters.s3_blob_store import S3BlobStore
 
-        return S3BlobStore(
-            parsed.netloc, prefix=prefix, endpoint_url=os.environ.get("SKETCHGEN_S3_ENDPOINT_URL")
-        )
+        return S3BlobStore(parsed.netloc, prefix=prefix, endpoint_url=s3_endpoint_url)
     if parsed.scheme == "file":
         from sketchgen.adapters.local.blob_store import LocalBlobStore
 

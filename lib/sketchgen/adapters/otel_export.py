@@ -29,7 +29,7 @@ from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from sketchgen.errors import ConfigError
 from sketchgen.logs import get_logger
 
-__all__ = ["FileSpanExporter", "install", "otlp_json", "service_name"]
+__all__ = ["FileSpanExporter", "install", "otlp_json"]
 
 log = get_logger(__name__)
 
@@ -37,15 +37,9 @@ _installed = False
 _lock = threading.Lock()
 
 
-def service_name(default: str = "sketchgen") -> str:
-    """The function this instance runs: ``K_SERVICE`` in the cloud, else ``FUNCTION_TARGET``
-    (set by the Cloud Functions runtime, and by make dev's function host, as the entry point)."""
-    return os.environ.get("K_SERVICE") or os.environ.get("FUNCTION_TARGET") or default
-
-
-def install(export: str, *, project: str | None, service: str | None = None) -> bool:
-    """Install the SDK with the exporters ``export`` names; once per process. False: nothing
-    to export."""
+def install(export: str, *, project: str | None, service: str = "sketchgen") -> bool:
+    """Install the SDK with the exporters ``export`` names, for ``service`` (the function
+    this instance runs); once per process. False: nothing to export."""
     global _installed
     if not export:
         return False
@@ -61,7 +55,7 @@ def install(export: str, *, project: str | None, service: str | None = None) -> 
 
         from sketchgen.telemetry import join_logs_to_traces
 
-        name = service or service_name()
+        name = service
         if export == "cloud":
             resource = _cloud_resource(name)
             tracer = TracerProvider(resource=resource, sampler=ALWAYS_ON)

@@ -114,12 +114,12 @@ def _connect_origins(settings: Settings) -> list[str]:
     urls = [
         settings.events_base_url,
         os.environ.get("STORAGE_EMULATOR_HOST"),
-        os.environ.get("SKETCHGEN_S3_ENDPOINT_URL"),
+        settings.s3_endpoint_url,
         os.environ.get("FIREBASE_AUTH_EMULATOR_HOST"),
     ]
     if settings.blob_url.startswith("gs://"):
         urls.append("https://storage.googleapis.com")  # GcsBlobStore's v4 signed URLs
-    elif settings.blob_url.startswith("s3://") and not os.environ.get("SKETCHGEN_S3_ENDPOINT_URL"):
+    elif settings.blob_url.startswith("s3://") and not settings.s3_endpoint_url:
         urls.append("https://*.amazonaws.com")  # boto3's presigned URLs (bucket, region hosts)
     origins = []
     for url in filter(None, urls):

@@ -12,7 +12,7 @@ from datetime import timedelta
 from pathlib import PurePath
 
 from sketchgen import telemetry
-from sketchgen.errors import ConflictError, InputError, NotFoundError
+from sketchgen.errors import ConflictError, InputError, NotFoundError, SketchgenError
 from sketchgen.generate.plan import JobPlan, Refinement, VariationOf, plan_job
 from sketchgen.jobs import BatchRef, JobRecord, JobRequest
 from sketchgen.layout import METADATA_FILE, input_key, metadata_key, sketch_file, sketch_key
@@ -63,6 +63,18 @@ class JobService:
         self.spend = spend
         # Built-in and user styles (bootstrap.builtin_styles_catalog: the built-ins only).
         self.catalog = catalog
+
+    def warm_up(self) -> None:
+        """Load every style and run one retrieval, at instance start: the first job's plan
+        then reads no style files and its numpy paths are warm. A style that fails to load
+        fails only the jobs that ask for it, as always: it is logged, and the others warm."""
+        compiler = PromptCompiler()
+        for style_id in self.styles.style_ids():
+            try:
+                style = self.styles.get_style(style_id)
+                self.retriever.retrieve(compiler.compile("warm-up", style), style)
+            except SketchgenError as error:
+                log.warning("style %s not warmed: %s", style_id, error)
 
     def submit_job(
         self,
