@@ -54,17 +54,25 @@ def _stream_until_done(topology: DevTopology, job_id: str, auth: dict[str, str])
 
 
 def _complete_trace(folder: Path, job_id: str, timeout_s: float = 60) -> dict[str, list[Span]]:
-    """The job's trace(s) once the stream's span (the last to end) has been written."""
+    """The job's trace(s) once the stream's and the finaliser's spans are written and every
+    span's parent is: each process exports in batches of its own, so a delivery's span can
+    land after the finaliser's (on a loaded runner, seconds after). A parent that never lands
+    fails the wait, naming the orphans."""
+    orphans: list[str] = []
 
     # The spans are files other processes write: polled, nothing signals their arrival.
     def complete() -> dict[str, list[Span]] | None:
         traces = job_traces(read_spans(folder), job_id) if folder.is_dir() else {}
-        names = [s.name for spans in traces.values() for s in spans]
-        return traces if "stream" in names and "finalize" in names else None
+        spans = [s for trace in traces.values() for s in trace]
+        ids = {s.span_id for s in spans}
+        orphans[:] = [s.name for s in spans if s.parent_id is not None and s.parent_id not in ids]
+        names = {s.name for s in spans}
+        return traces if {"stream", "finalize"} <= names and not orphans else None
 
-    return wait_until(
-        complete, "the job's trace did not complete", timeout_s=timeout_s, interval_s=0.2
-    )
+    try:
+        return wait_until(complete, "incomplete", timeout_s=timeout_s, interval_s=0.2)
+    except AssertionError:
+        raise AssertionError(f"the job's trace did not complete; orphans: {orphans}") from None
 
 
 def test_one_job_is_one_trace_across_three_functions(topology: DevTopology) -> None:
