@@ -17,6 +17,9 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 RULES = REPO_ROOT / "firestore.rules"
 PROJECT = "sketchgen-rules-test"
 STARTUP_TIMEOUT_S = 90.0
+# The emulator's first rules evaluations compile the rules and warm its JVM: seconds on a
+# loaded runner (httpx's default of 5 s was exceeded in a full run at 4 workers on 2 cores).
+TIMEOUT = httpx.Timeout(30.0)
 
 
 @dataclass(frozen=True)
@@ -41,7 +44,10 @@ def firestore_emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Emu
     try:
         base_url = f"http://127.0.0.1:{port}"
         wait_for_http(base_url + "/", timeout_s=STARTUP_TIMEOUT_S, process=process)
-        yield Emulator(base_url)
+        emulator = Emulator(base_url)
+        # One read through the rules before the first test, so no test pays their warm-up.
+        httpx.get(f"{emulator.documents}/warm/up", timeout=STARTUP_TIMEOUT_S)
+        yield emulator
     finally:
         process.stop()
 
@@ -55,7 +61,9 @@ def user_token(uid: str, project: str = PROJECT) -> str:
 def admin(firestore_emulator: Emulator) -> Iterator[httpx.Client]:
     """Bypasses the rules (the emulator's admin token), as the functions' server SDK does."""
     headers = {"Authorization": "Bearer owner"}
-    with httpx.Client(base_url=firestore_emulator.documents, headers=headers) as client:
+    with httpx.Client(
+        base_url=firestore_emulator.documents, headers=headers, timeout=TIMEOUT
+    ) as client:
         yield client
 
 
@@ -65,7 +73,9 @@ def as_user(firestore_emulator: Emulator) -> Iterator[Any]:
 
     def client_for(uid: str | None) -> httpx.Client:
         headers = {} if uid is None else {"Authorization": f"Bearer {user_token(uid)}"}
-        client = httpx.Client(base_url=firestore_emulator.documents, headers=headers)
+        client = httpx.Client(
+            base_url=firestore_emulator.documents, headers=headers, timeout=TIMEOUT
+        )
         clients.append(client)
         return client
 
