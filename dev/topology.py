@@ -204,6 +204,7 @@ class DevTopology:
             "SKETCHGEN_EVENTS_BASE_URL": self.url,  # the stream, behind the same origin
             "SKETCHGEN_MODEL_RPM": "",
             "SKETCHGEN_QUOTA_WAIT_S": _number(self.timing.quota_wait_s),
+            "SKETCHGEN_WORKER_OVERHEAD_S": _number(self.timing.worker_overhead_s),
             "SKETCHGEN_QUOTA_HORIZON_S": "10",
             "SKETCHGEN_USER_DAILY_IMAGES": "200",
             "SKETCHGEN_USER_ACTIVE_JOBS": "3",

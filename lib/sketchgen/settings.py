@@ -74,6 +74,9 @@ class Settings(BaseSettings):
     model_rpm: float | None = Field(default=None, gt=0)
     quota_horizon_s: float = Field(default=10.0, gt=0)  # how far ahead model slots are handed out
     quota_wait_s: float = Field(default=60.0, gt=0)  # then the sketch goes back to the queue
+    # A delivery's time around its model calls (claim, plan, record, upload; infra/functions.yaml
+    # delivery:): with the waits and the calls, how long the worker may hold a sketch (ADR 0073).
+    worker_overhead_s: float = Field(default=60.0, gt=0)
     firebase_web_api_key: str | None = None  # public by design: identifies the Firebase app
     # Spend control, per user (docs/decisions/0012); an account document may override the
     # first two. ``user_streams`` is per instance of the stream function.

@@ -5,7 +5,8 @@ reads (``local.delivery``) and ``make dev`` reads (:mod:`dev.definition`); this 
 arithmetic both sides follow (Terraform's locals repeat it in HCL, and
 ``tests/deploy/test_lease_timing.py`` evaluates them against :class:`DeliveryTiming`). No
 file is read here: the deployed functions get the results as variables
-(``SKETCHGEN_LEASE_S``, ``SKETCHGEN_LEASE_WAIT_S``, ``SKETCHGEN_QUOTA_WAIT_S``).
+(``SKETCHGEN_LEASE_S``, ``SKETCHGEN_LEASE_WAIT_S``, ``SKETCHGEN_QUOTA_WAIT_S``,
+``SKETCHGEN_WORKER_OVERHEAD_S``, beside ``SKETCHGEN_MODEL_TIMEOUT_S``).
 
 A delivery of a sketch message:
 
@@ -17,15 +18,19 @@ A delivery of a sketch message:
 3. makes up to two model calls of ``model_timeout_s`` each, then records and uploads
    (``worker_overhead_s``).
 
-That is the request's timeout (``worker_timeout_s``) and the push's ack deadline. The lease
-is short (``lease_s``) and the live worker renews it every ``lease_renew_s`` (a third of it:
-:func:`lease_renew_s`) for as long as it holds the sketch (docs/decisions/0069), so a live
-worker keeps its sketch however long it draws, and a dead one's lease runs out at most
-``lease_s`` after its last renewal. A worker that dies at any point — even right after its
-claim, when Cloud Run answers the push at once with an error — is redelivered no sooner than
-``minimum_backoff_s`` later, and that delivery waits out what is left of the lease (at most
-``lease_s - minimum_backoff_s``) within its ``lease_wait_s`` and takes the sketch over: the
-next delivery, not one of the ones after it.
+That is the request's timeout (``worker_timeout_s``) and the push's ack deadline; steps 2 and
+3, all a delivery may spend after its claim, are ``hold_max_s`` (:func:`hold_max_s`). The
+lease is short (``lease_s``) and the live worker renews it every ``lease_renew_s`` (a third of
+it: :func:`lease_renew_s`) while the work it holds the sketch for runs, for at most
+``hold_max_s`` (docs/decisions/0069, 0073): a live worker keeps its sketch however long it
+draws within its budget; a dead one's lease runs out at most ``lease_s`` after its last
+renewal; a hung one (its thread stuck in a call past the request's timeout, which Cloud Run
+answers without stopping the thread) gives the sketch back once ``hold_max_s`` has passed.
+A worker that dies at any point — even right after its claim, when Cloud Run answers the push
+at once with an error — is redelivered no sooner than ``minimum_backoff_s`` later, and that
+delivery waits out what is left of the lease (at most ``lease_s - minimum_backoff_s``) within
+its ``lease_wait_s`` and takes the sketch over: the next delivery, not one of the ones after
+it.
 """
 
 from __future__ import annotations
@@ -35,7 +40,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any
 
-__all__ = ["RENEWALS_PER_LEASE", "DeliveryTiming", "lease_renew_s", "queue_delivery_attempts"]
+__all__ = [
+    "RENEWALS_PER_LEASE",
+    "DeliveryTiming",
+    "hold_max_s",
+    "lease_renew_s",
+    "queue_delivery_attempts",
+]
 
 # A live worker renews its lease this many times a lease: two renewals in a row may fail (or
 # be slow, a contended write retried) and the lease still holds.
@@ -48,13 +59,22 @@ def lease_renew_s(lease_s: float) -> float:
     return lease_s / RENEWALS_PER_LEASE
 
 
+def hold_max_s(*, quota_wait_s: float, model_timeout_s: float, worker_overhead_s: float) -> float:
+    """The longest a delivery keeps renewing its lease for one work (a model slot's wait, the
+    drawing): all it may spend after its claim — a slot's wait, two model calls and the
+    overhead. A work still running then has hung, and the sketch is given back. The one rule,
+    used by the worker (:class:`sketchgen.services.config.ServiceConfig`) and
+    :class:`DeliveryTiming`."""
+    return quota_wait_s + 2 * model_timeout_s + worker_overhead_s
+
+
 @dataclass(frozen=True, slots=True)
 class DeliveryTiming:
     model_timeout_s: float
     lease_wait_s: float
     quota_wait_s: float
     worker_overhead_s: float
-    lease_s: float  # the claim's lease, renewed every lease_renew_s while the worker holds it
+    lease_s: float  # the claim's lease, renewed every lease_renew_s while the worker's work runs
     ack_deadline_max_s: float  # Pub/Sub's ceiling for a push's ack deadline
     minimum_backoff_s: float  # the subscription's retry policy
     maximum_backoff_s: float
@@ -74,12 +94,17 @@ class DeliveryTiming:
 
     @property
     def worker_timeout_s(self) -> float:
-        """The request's timeout: the longest a delivery runs."""
-        return (
-            self.lease_wait_s
-            + self.quota_wait_s
-            + 2 * self.model_timeout_s
-            + self.worker_overhead_s
+        """The request's timeout: the longest a delivery runs (the claim's wait for another's
+        lease, then all it may spend holding the sketch)."""
+        return self.lease_wait_s + self.hold_max_s
+
+    @property
+    def hold_max_s(self) -> float:
+        """How long the worker renews its lease for one work at most (docs/decisions/0073)."""
+        return hold_max_s(
+            quota_wait_s=self.quota_wait_s,
+            model_timeout_s=self.model_timeout_s,
+            worker_overhead_s=self.worker_overhead_s,
         )
 
     @property

@@ -76,6 +76,30 @@ def test_the_lease_is_short_and_renewed() -> None:
     assert timing.lease_renew_s >= 1.0
 
 
+@pytest.mark.parametrize("model_timeout_s", _model_timeouts())
+def test_the_worker_holds_a_sketch_for_the_delivery_budget_after_its_claim(
+    model_timeout_s: float,
+) -> None:
+    """A hung work gives its sketch back (docs/decisions/0073) once it has run for all a
+    delivery may spend after its claim: the worker derives that bound from the deployed
+    variables by the same rule as the timing, and every work of a delivery fits in it."""
+    timing = DEFINITION.timing(model_timeout_s=model_timeout_s)
+    settings = Settings(
+        model_timeout_s=model_timeout_s,
+        quota_wait_s=timing.quota_wait_s,
+        worker_overhead_s=timing.worker_overhead_s,
+    )
+    worker = ServiceConfig(
+        quota_wait_s=settings.quota_wait_s,
+        model_timeout_s=settings.model_timeout_s,
+        worker_overhead_s=settings.worker_overhead_s,
+    )
+    assert worker.hold_max_s == timing.hold_max_s
+    assert timing.worker_timeout_s == timing.lease_wait_s + timing.hold_max_s
+    assert timing.hold_max_s >= timing.quota_wait_s + 2 * timing.model_timeout_s
+    assert timing.lease_renew_s < timing.lease_s < timing.hold_max_s
+
+
 def test_terraform_takes_the_numbers_from_the_definition(
     main: dict[str, Any], tf_locals: dict[str, Any]
 ) -> None:
@@ -84,6 +108,7 @@ def test_terraform_takes_the_numbers_from_the_definition(
     assert env["SKETCHGEN_LEASE_S"] == "${tostring(local.lease_s)}"
     assert env["SKETCHGEN_LEASE_WAIT_S"] == "${tostring(local.lease_wait_s)}"
     assert env["SKETCHGEN_QUOTA_WAIT_S"] == "${tostring(local.quota_wait_s)}"
+    assert env["SKETCHGEN_WORKER_OVERHEAD_S"] == "${tostring(local.worker_overhead_s)}"
     assert tf_locals["sizing"]["sketch_worker"]["timeout_seconds"] == "${local.worker_timeout_s}"
     topic = next(b['"sketch_topic"'] for b in main["module"] if '"sketch_topic"' in b)
     push = topic["push"]
@@ -127,6 +152,7 @@ def test_make_dev_runs_with_the_definitions_timing() -> None:
     assert float(values["SKETCHGEN_LEASE_S"]) == timing.lease_s
     assert float(values["SKETCHGEN_LEASE_WAIT_S"]) == timing.lease_wait_s
     assert float(values["SKETCHGEN_QUOTA_WAIT_S"]) == timing.quota_wait_s
+    assert float(values["SKETCHGEN_WORKER_OVERHEAD_S"]) == timing.worker_overhead_s
     assert topology.ack_deadline_s == timing.ack_deadline_s
     assert topology.retry_backoff_s == (timing.minimum_backoff_s, timing.maximum_backoff_s)
     # The push bridge plays the retry policy: a refusal comes back after the backoff.

@@ -185,6 +185,8 @@ def build_service(
             max_deliveries=settings.max_deliveries,
             retention=timedelta(days=settings.job_retention_days),
             quota_wait_s=settings.quota_wait_s,
+            model_timeout_s=settings.model_timeout_s,
+            worker_overhead_s=settings.worker_overhead_s,
             default_model=settings.gemini_model,
         ),
         gate=traced_gate,

@@ -35,7 +35,7 @@ from sketchgen.ports import (
 )
 from sketchgen.quota import GatedModel, QuotaGate
 from sketchgen.services.config import ServiceConfig
-from sketchgen.services.lease import LOST, LeaseKeeper
+from sketchgen.services.lease import LOST, TIMED_OUT, LeaseKeeper
 from sketchgen.services.stored import SketchRecorder, StoredJobs
 from sketchgen.services.submission import JobService
 
@@ -215,6 +215,9 @@ class BatchRegeneration:
                 # hold() returns before the loop moves on: the lambda sees this sketch's call.
                 outcome = self.lease.hold(job.job_id, index, lambda _stop: settle())  # noqa: B023
                 if outcome is LOST:  # cancelled, or taken over while it was settled
+                    continue
+                if outcome is TIMED_OUT:  # hung, and given back: the ordinary queue draws it
+                    self.queue.publish([SketchTask(job.job_id, index, "batch")])
                     continue
                 if not self.recorder.record(claim.job, index, claim.attempt, outcome):
                     self.queue.publish([SketchTask(job.job_id, index, "batch")])

@@ -7,15 +7,16 @@ from datetime import timedelta
 
 from sketchgen.generate.models import DEFAULT_MODEL
 from sketchgen.generate.retry import RetryPolicy
-from sketchgen.timing import lease_renew_s
+from sketchgen.timing import hold_max_s, lease_renew_s
 
 __all__ = ["ServiceConfig"]
 
 
 @dataclass(frozen=True, slots=True)
 class ServiceConfig:
-    # A claim's lease; the worker renews it every third of it (``lease_renew_s``) for as long
-    # as it holds the sketch, so it may be short (deployed: 60 s, docs/decisions/0069).
+    # A claim's lease; the worker renews it every third of it (``lease_renew_s``) while the
+    # work it holds the sketch for runs, so it may be short (deployed: 60 s, docs/decisions/
+    # 0069), and for at most ``hold_max_s``: a work still running then has hung (0073).
     lease_s: float = 300.0
     # A delivery that finds the sketch leased waits (up to this long) for the lease to end
     # rather than nacking at once: queues redeliver faster than a dead worker's lease runs
@@ -35,6 +36,10 @@ class ServiceConfig:
     # With a quota gate, how long a delivery waits for a model slot before it goes back to
     # the queue as a fresh message (waiting for quota is not a failed delivery).
     quota_wait_s: float = 60.0
+    # One model call's timeout (the model adapter's) and what a delivery spends around its
+    # calls (claim, plan, record, upload): with the slot's wait, what bounds ``hold_max_s``.
+    model_timeout_s: float = 120.0
+    worker_overhead_s: float = 60.0
     # While the model draws, the worker re-reads the job this often: a cancelled sketch is
     # abandoned then (the delivery acked, the call's late result dropped) rather than waited
     # for (docs/decisions/0014-async-stream-function.md).
@@ -46,3 +51,12 @@ class ServiceConfig:
     def lease_renew_s(self) -> float:
         """How often a delivery renews the lease it holds (sketchgen.timing's one rule)."""
         return lease_renew_s(self.lease_s)
+
+    @property
+    def hold_max_s(self) -> float:
+        """The longest a delivery renews its lease for one work (sketchgen.timing's rule)."""
+        return hold_max_s(
+            quota_wait_s=self.quota_wait_s,
+            model_timeout_s=self.model_timeout_s,
+            worker_overhead_s=self.worker_overhead_s,
+        )

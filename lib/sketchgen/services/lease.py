@@ -1,11 +1,13 @@
 """Keeping a claimed sketch's lease while the work it was claimed for runs.
 
 A claim's lease is short (deployed: 60 s) so that a dead worker's sketch is taken over by
-the very next delivery; the live worker renews it every third of a lease for as long as it
-holds the sketch (docs/decisions/0069). :class:`LeaseKeeper` runs the long waits of a
-delivery (a model slot's wait, the drawing, a batch answer's stricter re-ask) on a helper
-thread while the delivery's own thread keeps the lease: one renewal write on the sketch every
-``lease_renew_s`` and, between them, a read every ``cancel_poll_s`` to notice a cancel.
+the very next delivery; the live worker renews it every third of a lease while its work runs
+within the delivery's budget (docs/decisions/0069, 0073). :class:`LeaseKeeper` runs the long
+waits of a delivery (a model slot's wait, the drawing, a batch answer's stricter re-ask) on a
+helper thread while the delivery's own thread keeps the lease: one renewal write on the sketch
+every ``lease_renew_s`` and, between them, a read every ``cancel_poll_s`` to notice a cancel.
+A work still running ``hold_max_s`` after it began (all a delivery may spend after its claim)
+has hung: the lease is given back and the sketch goes to the next delivery.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from sketchgen.ports import Clock, JobStore
 from sketchgen.services.config import ServiceConfig
 from sketchgen.services.stored import SketchRecorder
 
-__all__ = ["LOST", "LeaseKeeper", "Lost"]
+__all__ = ["LOST", "TIMED_OUT", "LeaseKeeper", "Lost", "TimedOut"]
 
 log = get_logger(__name__)
 T = TypeVar("T")
@@ -35,6 +37,15 @@ class Lost(Enum):
 
 
 LOST = Lost.LOST  # the sketch was cancelled or taken over while it was held
+
+
+class TimedOut(Enum):
+    TIMED_OUT = "timed_out"
+
+
+# The work ran past the delivery's budget (hung): the sketch was given back for the next
+# delivery, which the delivery that held it must ask for ("later", not an ack).
+TIMED_OUT = TimedOut.TIMED_OUT
 
 
 class LeaseKeeper:
@@ -54,17 +65,33 @@ class LeaseKeeper:
         self.config = config
         self.clock = clock
 
-    def hold(self, job_id: str, index: int, work: Callable[[threading.Event], T]) -> T | Lost:
+    def hold(
+        self,
+        job_id: str,
+        index: int,
+        work: Callable[[threading.Event], T],
+        *,
+        sent_nothing: Callable[[], bool] = lambda: False,
+    ) -> T | Lost | TimedOut:
         """Run ``work`` on a helper thread while this one keeps sketch ``index``: it renews
         the lease every ``lease_renew_s`` and in between re-reads the sketch every
         ``cancel_poll_s``. ``work``'s result (or its exception), or :data:`LOST` as soon as
         the sketch is no longer this worker's (cancelled, or taken over after its lease ran
         out): ``work``'s stop event is set and whatever it still returns is dropped.
 
-        An abandoned call runs on to its end (a sync HTTP call cannot be interrupted, and it
-        is paid for either way) but makes no retry, and nothing records its result, so it can
-        never overwrite the cancelled state or the new holder's result. The delivery is
-        acknowledged at once, freeing the worker instead of holding it for the rest of a call.
+        The lease is kept for at most ``hold_max_s`` (docs/decisions/0073): a work still
+        running then has hung (a call or an upload that never answers; Cloud Run's request
+        timeout answers the push but does not stop the thread). Its stop event is set, the
+        sketch is released at once so the next delivery takes it over without waiting out a
+        lease, and :data:`TIMED_OUT` is returned: the delivery asks to be redelivered. The
+        model calls sent stay counted; ``sent_nothing`` says the work sent none (it hung
+        before its first call): the claim's counted call and attempt are given back then.
+
+        An abandoned call (lost or hung) runs on to its end (Python cannot stop a thread, a
+        sync HTTP call cannot be interrupted, and it is paid for either way) but makes no
+        retry, and nothing records its result, so it can never overwrite the cancelled state
+        or the new holder's result. A lost sketch's delivery is acknowledged at once, freeing
+        the worker instead of holding it for the rest of a call.
         A renewal that fails (the store unreachable) is tried again a quarter of a renewal
         later; the lease holds for two more renewals.
         """
@@ -78,17 +105,23 @@ class LeaseKeeper:
                 done.set_exception(error)
 
         context = contextvars.copy_context()  # the log context (job id, sketch) goes along
+        started = self.clock.monotonic()
         threading.Thread(
             target=context.run, args=(run,), daemon=True, name=f"hold-{job_id}-{index}"
         ).start()
         renew_every = self.config.lease_renew_s
-        renew_at = self.clock.monotonic() + renew_every
+        renew_at = started + renew_every
+        give_up_at = started + self.config.hold_max_s
         while True:
             try:
                 return done.result(timeout=self.config.cancel_poll_s)
             except FutureTimeout:
                 pass
             now = self.clock.monotonic()
+            if now >= give_up_at:
+                stop.set()
+                self._give_back(job_id, index, now - started, refund=sent_nothing())
+                return TIMED_OUT
             try:
                 if now >= renew_at:
                     held = self.jobs.renew_lease(
@@ -105,3 +138,24 @@ class LeaseKeeper:
             if not held:
                 stop.set()
                 return LOST
+
+    def _give_back(self, job_id: str, index: int, held_s: float, *, refund: bool) -> None:
+        """Release a sketch whose work hung, for the next delivery to take over at once."""
+        log.warning(
+            "the work on sketch %d of job %s still runs after %.0f s (the delivery's budget is "
+            "%.0f s): it is abandoned and the sketch released for the next delivery",
+            index,
+            job_id,
+            held_s,
+            self.config.hold_max_s,
+        )
+        try:
+            self.jobs.release_sketch(
+                job_id,
+                index,
+                worker=self.recorder.worker_id,
+                error=f"the delivery's work hung for {held_s:.0f} s",
+                refund=refund,
+            )
+        except Exception as error:  # the lease, no longer renewed, then simply runs out
+            log.warning("could not release the sketch: %s", error)

@@ -3,7 +3,8 @@
 A duplicate or redelivered message does no second model call: the claim (a lease in the job
 document) decides who draws, and the recorder checks the lease again before it writes. The
 lease is short and the delivery renews it while it holds the sketch (docs/decisions/0069): a
-dead worker's sketch is taken over by the next delivery; a live one's never is.
+dead worker's sketch is taken over by the next delivery; a live one's never is; a hung one's
+is given back once the delivery's budget has passed (docs/decisions/0073).
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from sketchgen.ports import (
 )
 from sketchgen.quota import GatedModel, QuotaGate
 from sketchgen.services.config import ServiceConfig
-from sketchgen.services.lease import LOST, LeaseKeeper
+from sketchgen.services.lease import LOST, TIMED_OUT, LeaseKeeper
 from sketchgen.services.stored import SketchRecorder, StoredJobs
 
 __all__ = ["SketchWorker"]
@@ -191,10 +192,13 @@ class SketchWorker:
                 job.job_id,
                 index,
                 lambda _stop: gate.acquire(request.model, job.owner_uid, max_wait_s=wait_s),
+                sent_nothing=lambda: True,  # hung before its call: the claim's call is refunded
             )
             if slot is LOST:
                 log.info("the sketch ended while this delivery waited for a model slot")
                 return True
+            if slot is TIMED_OUT:
+                return False  # given back: the next delivery takes it over
             if slot is None:
                 return self._later_for_quota(job, index)
             model = GatedModel(self.model, gate, job.owner_uid, wait_s, admitted=True)
@@ -204,13 +208,16 @@ class SketchWorker:
             stoppable = _Stoppable(model, stop, meter)
             return draw_sketch(stoppable, request, self.config.retry, job.job_id)
 
-        outcome = self.lease.hold(job.job_id, index, draw)
+        # Hung before its first call was sent, the claim's counted call is given back.
+        outcome = self.lease.hold(job.job_id, index, draw, sent_nothing=lambda: meter.sent == 0)
         if outcome is LOST:
             log.info(
                 "the sketch is no longer this worker's (cancelled, or taken over): "
                 "the call is abandoned"
             )
             return True
+        if outcome is TIMED_OUT:
+            return False  # hung, given back: the next delivery draws it
         assert isinstance(outcome, SketchOutcome)
         return self.recorder.record(job, index, delivery, outcome, calls_sent=meter.sent)
 
@@ -286,4 +293,6 @@ class _Stoppable:
         if self._stop.is_set():
             raise ModelError("abandoned: the sketch was cancelled", finish_reason="CANCELLED")
         self._meter.before_call()
+        if self._stop.is_set():  # abandoned while the call was admitted (a hung store)
+            raise ModelError("abandoned: the sketch was given up", finish_reason="CANCELLED")
         return self._model.generate_image(request)

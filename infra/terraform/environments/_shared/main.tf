@@ -109,6 +109,7 @@ locals {
     SKETCHGEN_EVENTS_BASE_URL        = "${local.functions_host}/${local.function_names["stream"]}"
     SKETCHGEN_MODEL_RPM              = tostring(var.gemini_rpm) # shared by every instance (Firestore)
     SKETCHGEN_QUOTA_WAIT_S           = tostring(local.quota_wait_s)
+    SKETCHGEN_WORKER_OVERHEAD_S      = tostring(local.worker_overhead_s) # bounds a hold (ADR 0073)
     SKETCHGEN_QUOTA_HORIZON_S        = "10"
     SKETCHGEN_USER_DAILY_IMAGES      = tostring(var.user_daily_images)
     SKETCHGEN_USER_ACTIVE_JOBS       = tostring(var.user_active_jobs)
