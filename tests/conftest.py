@@ -8,6 +8,7 @@ import pytest
 from sketchgen.schemas import Style
 from sketchgen.styles import StyleRegistry
 from tests.helpers.fakes import drawing_png
+from tests.helpers.telemetry import otel  # noqa: F401 - a fixture, offered to every test
 
 
 @pytest.fixture(autouse=True)

@@ -295,6 +295,12 @@ class Instruments:
             unit="{delivery}",
             description="Sketch messages Pub/Sub gave up on (dead-letter deliveries).",
         )
+        self.holds_given_up = meter.create_counter(
+            "sketchgen.holds.given_up",
+            unit="{delivery}",
+            description="Deliveries whose work ran past the delivery's budget (a hung call or "
+            "slot wait): the sketch was released for the next delivery.",
+        )
         self.active_streams = meter.create_up_down_counter(
             "sketchgen.streams.active",
             unit="{stream}",

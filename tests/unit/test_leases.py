@@ -8,6 +8,7 @@ is taken over by the very next delivery, a live one's is never taken.
 
 from __future__ import annotations
 
+import contextvars
 import itertools
 import math
 import threading
@@ -37,6 +38,7 @@ from sketchgen.styles import StyleRegistry
 from sketchgen.testing.clock import FakeClock
 from sketchgen.timing import DeliveryTiming, queue_delivery_attempts
 from tests.helpers.fakes import CollectingQueue, FakeImageModel, published
+from tests.helpers.telemetry import Telemetry
 
 MODEL_TIMEOUT_S = 120.0  # Terraform's default (var.model_timeout_s)
 TIMING = load_definition().timing(model_timeout_s=MODEL_TIMEOUT_S)
@@ -392,7 +394,10 @@ class _OnItsOwnThread:
 
     def __init__(self, call: Callable[[], Any]) -> None:
         self.result: list[Any] = []
-        self.thread = threading.Thread(target=lambda: self.result.append(call()), daemon=True)
+        context = contextvars.copy_context()  # the test's telemetry providers go along
+        self.thread = threading.Thread(
+            target=context.run, args=(lambda: self.result.append(call()),), daemon=True
+        )
         self.thread.start()
 
     def returned(self) -> bool:
@@ -449,7 +454,7 @@ def test_the_deployed_hold_bound_is_the_budget_after_the_claim() -> None:
 
 
 def test_a_work_that_never_returns_gives_the_sketch_back_after_the_delivery_budget(
-    build: Callable[..., SketchService], clock: FakeClock
+    build: Callable[..., SketchService], clock: FakeClock, otel: Telemetry
 ) -> None:
     """A call stuck for ever: the worker renews its lease while the work may still be live,
     then stops renewing, stops the work, releases the sketch (another delivery claims it at
@@ -477,6 +482,8 @@ def test_a_work_that_never_returns_gives_the_sketch_back_after_the_delivery_budg
     finally:
         stuck.set()
     assert holding.result == [TIMED_OUT]
+    (given_up,) = otel.points("sketchgen.holds.given_up")  # what the operator's alert watches
+    assert given_up.value == 1
     ((released_at, by),) = jobs.released
     assert by == service.worker.worker_id
     assert released_at - started == TIMING.hold_max_s

@@ -8,19 +8,14 @@ import base64
 import io
 import json
 import logging
-from collections.abc import Iterator
 from concurrent.futures import Future
 from pathlib import Path
-from typing import Any
 
 import pytest
 from opentelemetry import trace
-from opentelemetry.sdk.metrics import MeterProvider
-from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from werkzeug.test import EnvironBuilder
 from werkzeug.wrappers import Request
 
@@ -43,40 +38,9 @@ from sketchgen.ports import ImageRequest, SketchTask
 from sketchgen.pricing import price_per_image
 from sketchgen.schemas import Variation
 from tests.helpers.fakes import FakeImageModel
+from tests.helpers.telemetry import Telemetry
 
 JOB = "20261204_120000-abcdef"
-
-
-class Telemetry:
-    def __init__(self) -> None:
-        self.spans = InMemorySpanExporter()
-        self.tracer_provider = TracerProvider()
-        self.tracer_provider.add_span_processor(SimpleSpanProcessor(self.spans))
-        self.reader = InMemoryMetricReader()
-        self.meter_provider = MeterProvider(metric_readers=[self.reader])
-
-    def finished(self, name: str | None = None) -> list[ReadableSpan]:
-        spans = list(self.spans.get_finished_spans())
-        return [s for s in spans if name is None or s.name == name]
-
-    def points(self, metric: str) -> list[Any]:
-        data = self.reader.get_metrics_data()
-        assert data is not None
-        return [
-            point
-            for resource in data.resource_metrics
-            for scope in resource.scope_metrics
-            for m in scope.metrics
-            if m.name == metric
-            for point in m.data.data_points
-        ]
-
-
-@pytest.fixture
-def otel() -> Iterator[Telemetry]:
-    recorded = Telemetry()
-    with telemetry.local_providers(recorded.tracer_provider, recorded.meter_provider):
-        yield recorded
 
 
 def _request(index: int = 2, model: str = "gemini-2.5-flash-image") -> ImageRequest:

@@ -20,6 +20,7 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from enum import Enum
 from typing import TypeVar
 
+from sketchgen import telemetry
 from sketchgen.clock import SYSTEM_CLOCK
 from sketchgen.logs import get_logger
 from sketchgen.ports import Clock, JobStore
@@ -140,7 +141,9 @@ class LeaseKeeper:
                 return LOST
 
     def _give_back(self, job_id: str, index: int, held_s: float, *, refund: bool) -> None:
-        """Release a sketch whose work hung, for the next delivery to take over at once."""
+        """Release a sketch whose work hung, for the next delivery to take over at once
+        (counted in ``sketchgen.holds.given_up``, which an alert watches)."""
+        telemetry.instruments().holds_given_up.add(1)
         log.warning(
             "the work on sketch %d of job %s still runs after %.0f s (the delivery's budget is "
             "%.0f s): it is abandoned and the sketch released for the next delivery",

@@ -7,13 +7,14 @@
 locals {
   workload = "resource.type = \"generic_task\" AND metric.type = \"workload.googleapis.com"
   metric = {
-    time_to_done  = "${local.workload}/sketchgen.job.time_to_done\""
-    sketches      = "${local.workload}/sketchgen.sketches\""
-    model_latency = "${local.workload}/sketchgen.model.latency\""
-    quota_wait    = "${local.workload}/sketchgen.quota.wait\""
-    cost          = "${local.workload}/sketchgen.cost\""
-    dead_letters  = "${local.workload}/sketchgen.dead_letters\""
-    streams       = "${local.workload}/sketchgen.streams.active\""
+    time_to_done   = "${local.workload}/sketchgen.job.time_to_done\""
+    sketches       = "${local.workload}/sketchgen.sketches\""
+    model_latency  = "${local.workload}/sketchgen.model.latency\""
+    quota_wait     = "${local.workload}/sketchgen.quota.wait\""
+    cost           = "${local.workload}/sketchgen.cost\""
+    dead_letters   = "${local.workload}/sketchgen.dead_letters\""
+    holds_given_up = "${local.workload}/sketchgen.holds.given_up\""
+    streams        = "${local.workload}/sketchgen.streams.active\""
   }
   # The functions' Cloud Run services (gen2 functions are Cloud Run services of the same name).
   run_requests = "resource.type = \"cloud_run_revision\" AND metric.type = \"run.googleapis.com/request_count\" AND resource.label.service_name = monitoring.regex.full_match(\"${local.prefix}-.*\")"
@@ -38,6 +39,7 @@ locals {
     "sketchgen.quota.wait"       = { kind = "CUMULATIVE", value = "DISTRIBUTION", unit = "s", labels = ["model", "outcome"], description = "Time a delivery waited for a model slot, by model and outcome." }
     "sketchgen.cost"             = { kind = "CUMULATIVE", value = "DOUBLE", unit = "{USD}", labels = ["model", "user_id"], description = "What sketches cost, by user and model (counted when the job ends)." }
     "sketchgen.dead_letters"     = { kind = "CUMULATIVE", value = "INT64", unit = "{delivery}", labels = [], description = "Sketch messages Pub/Sub gave up on (dead-letter deliveries)." }
+    "sketchgen.holds.given_up"   = { kind = "CUMULATIVE", value = "INT64", unit = "{delivery}", labels = [], description = "Deliveries whose work ran past the delivery's budget (a hung call or slot wait): the sketch was released for the next delivery." }
     "sketchgen.streams.active"   = { kind = "GAUGE", value = "INT64", unit = "{stream}", labels = [], description = "Event streams open in this instance." }
   }
 }
@@ -150,6 +152,35 @@ resource "google_monitoring_alert_policy" "errors" {
   documentation {
     mime_type = "text/markdown"
     content   = "The API or the stream answer 5xx, or sketches fail. Open Cloud Trace for a failing job (span status ERROR), then its logs (View logs on the span)."
+  }
+
+  depends_on = [google_project_service.this, time_sleep.metric_descriptors]
+}
+
+resource "google_monitoring_alert_policy" "holds_given_up" {
+  display_name          = "${local.prefix}-${var.environment}: a worker's call hung"
+  combiner              = "OR"
+  notification_channels = var.notification_channels
+  severity              = "WARNING"
+
+  conditions {
+    display_name = "Deliveries given up after the delivery's budget > 0"
+    condition_threshold {
+      filter          = local.metric.holds_given_up
+      comparison      = "COMPARISON_GT"
+      threshold_value = 0
+      duration        = "0s"
+      aggregations {
+        alignment_period     = "600s"
+        per_series_aligner   = "ALIGN_DELTA"
+        cross_series_reducer = "REDUCE_SUM"
+      }
+    }
+  }
+
+  documentation {
+    mime_type = "text/markdown"
+    content   = "A worker's model call or model-slot wait ran past the delivery's budget (hold_max_s, docs/decisions/0073): the worker released the sketch and the next delivery drew it, so the job still ends. The stuck thread keeps the instance busy until it returns. Read the worker's warning for the job and sketch ('still runs after'), and the model's latency on the dashboard: repeated hangs point at the model endpoint or the network."
   }
 
   depends_on = [google_project_service.this, time_sleep.metric_descriptors]
