@@ -82,8 +82,9 @@ def _ephemeral_ports() -> tuple[int, int]:
         return 32768, 60999  # Linux's default
 
 
-def free_port() -> int:
-    """A port nobody listens on now, for a server started a moment later.
+def free_port(*, rng: random.Random = _PORTS) -> int:
+    """A port nobody listens on now, for a server started a moment later (``rng`` picks the
+    candidates).
 
     Taken below the kernel's ephemeral range: a port from that range (what binding port 0
     returns) can be handed to any outgoing connection before the server binds it, and with
@@ -91,7 +92,7 @@ def free_port() -> int:
     at 4 test workers). Below the range only another listener can take it."""
     low, _ = _ephemeral_ports()
     for _ in range(50):
-        port = _PORTS.randrange(10_000, low)
+        port = rng.randrange(10_000, low)
         with socket.socket() as sock:
             try:
                 sock.bind(("127.0.0.1", port))
