@@ -50,20 +50,26 @@ def test_charges_fill_the_shards_and_never_pass_the_ceiling(
 ) -> None:
     charge = 0.24
     granted: list[bool] = []
+    failed: list[BaseException] = []
     lock = threading.Lock()
 
     def instance(seed: int) -> None:
-        ceiling = make_ceiling(seed)
-        for _ in range(20):
-            ok = ceiling.charge(charge, now=NOW)
-            with lock:
-                granted.append(ok)
+        try:
+            ceiling = make_ceiling(seed)
+            for _ in range(20):
+                ok = ceiling.charge(charge, now=NOW)
+                with lock:
+                    granted.append(ok)
+        except BaseException as error:  # an instance that dies must fail the test
+            failed.append(error)
+            raise
 
     threads = [threading.Thread(target=instance, args=(seed,)) for seed in range(4)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
+    assert not failed and len(granted) == 4 * 20
     status = make_ceiling(99).status(now=NOW)
     assert status.shards == 3 and status.day == "2026-12-03"
     assert status.spent_usd <= CEILING_USD + 1e-9
