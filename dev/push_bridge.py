@@ -85,8 +85,21 @@ class PushBridge:
         try:
             with urllib.request.urlopen(request, timeout=900) as response:  # noqa: S310
                 acked = 200 <= response.status < 300
-        except (urllib.error.URLError, OSError):
-            acked = False  # refused, reset, or a non-2xx status: all are nacks to Pub/Sub
+        except urllib.error.HTTPError:
+            acked = False  # a status the function chose ("later"): it logs its own reasons
+        except Exception as error:  # any other failure is a refusal too, as for Pub/Sub's push
+            # Refused, reset, or an answer that is not HTTP (an endpoint that died mid-reply).
+            # Let out of this callback, it would make the client nack the message, which the
+            # emulator delivers again at once, past the retry policy.
+            log.warning(
+                "push failed",
+                extra={
+                    "endpoint": endpoint,
+                    "message_id": message.message_id,
+                    "error": repr(error),
+                },
+            )
+            acked = False
         if acked:
             message.ack()
         elif not self._stopped.is_set():

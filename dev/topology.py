@@ -414,6 +414,14 @@ class DevTopology:
         self.processes[name] = process
         return process
 
+    def restart_function(self, name: str) -> ManagedProcess:
+        """Start a function process again on its port (a test killed it) and wait until it
+        reports healthy; a process that cannot start (its port taken meanwhile) fails here,
+        with its log, instead of leaving its deliveries refused."""
+        process = self.start_function(name)
+        wait_for_http(f"http://127.0.0.1:{self.ports[name]}/healthz", timeout_s=60, process=process)
+        return process
+
     def _endpoints(self, function: str, path: str = "/") -> list[str]:
         names = [n for n, f in self.processes_by_function.items() if f == function]
         return [f"http://127.0.0.1:{self.ports[n]}{path}" for n in names]

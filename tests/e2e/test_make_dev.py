@@ -158,7 +158,7 @@ def test_a_sketch_that_fails_every_delivery_is_dead_lettered_and_failed(
         assert job_id in dead_lettered, "the message was never dead-lettered"
     finally:
         listening.cancel()
-        topology.start_function("sketch_worker")
+        topology.restart_function("sketch_worker")
         subscriber.delete_subscription(subscription=watch)
     job = _final(topology, job_id, timeout_s=90)
     sketch = job["sketches"][0]

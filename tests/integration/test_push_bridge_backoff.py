@@ -1,4 +1,5 @@
-"""The push bridge plays the subscription's retry policy on the Pub/Sub emulator (ADR 0055).
+"""The push bridge plays the subscription's retry policy on the Pub/Sub emulator (ADR 0055),
+and any failed push is a refusal, as for Pub/Sub's own push.
 
 The emulator delivers a nacked message again at once, whatever the subscription's retry
 policy; the cloud waits the policy's backoff. A worker that answers "later" to every delivery
@@ -11,12 +12,15 @@ from __future__ import annotations
 
 import base64
 import json
+import socket
+import socketserver
 import threading
 import time
 import uuid
 from collections import defaultdict
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 
 import pytest
 
@@ -79,26 +83,31 @@ def refusing() -> Iterator[_Refusing]:
     endpoint.server.server_close()
 
 
-def test_refused_pushes_come_back_after_the_backoff_not_at_once(
-    pubsub_emulator: str, refusing: _Refusing
-) -> None:
+def _subscription(run: str, name: str) -> tuple[Any, str, str]:
+    """A publisher, a topic and its subscription (with a dead-letter policy, so that the
+    emulator counts each message's delivery attempts)."""
     # The ignore below: google.cloud is a namespace package mypy cannot resolve
     from google.cloud import pubsub_v1  # type: ignore[attr-defined]
 
-    run = uuid.uuid4().hex[:8]
     publisher, subscriber = pubsub_v1.PublisherClient(), pubsub_v1.SubscriberClient()
-    topic = publisher.create_topic(name=f"projects/{PROJECT}/topics/refused-{run}").name
-    dead = publisher.create_topic(name=f"projects/{PROJECT}/topics/refused-dead-{run}").name
-    subscription = f"projects/{PROJECT}/subscriptions/refused-{run}"
+    topic = publisher.create_topic(name=f"projects/{PROJECT}/topics/{name}-{run}").name
+    dead = publisher.create_topic(name=f"projects/{PROJECT}/topics/{name}-dead-{run}").name
+    subscription = f"projects/{PROJECT}/subscriptions/{name}-{run}"
     subscriber.create_subscription(
         request={
             "name": subscription,
             "topic": topic,
             "ack_deadline_seconds": 60,
-            # With a dead-letter policy the emulator counts each message's delivery attempts.
             "dead_letter_policy": {"dead_letter_topic": dead, "max_delivery_attempts": 10},
         }
     )
+    return publisher, topic, subscription
+
+
+def test_refused_pushes_come_back_after_the_backoff_not_at_once(
+    pubsub_emulator: str, refusing: _Refusing
+) -> None:
+    publisher, topic, subscription = _subscription(uuid.uuid4().hex[:8], "refused")
     bridge = PushBridge(subscription, refusing.url, concurrency=8, backoff=_backoff).start()
     try:
         for n in range(MESSAGES):
@@ -114,3 +123,67 @@ def test_refused_pushes_come_back_after_the_backoff_not_at_once(
         # comes back within milliseconds.
         for n in range(1, DELIVERIES):
             assert times[n] - times[n - 1] >= _backoff(n) - 0.05, (body, times)
+
+
+class _GarbledOnce(socketserver.ThreadingTCPServer):
+    """An endpoint that answers each message's first push with bytes that are not HTTP (an
+    instance dying mid-reply) and acknowledges the next one."""
+
+    daemon_threads = True
+
+    def __init__(self) -> None:
+        self.pushes: dict[str, list[float]] = defaultdict(list)
+        self.changed = threading.Condition()
+        super().__init__(("127.0.0.1", 0), self._Handler)
+
+    class _Handler(socketserver.StreamRequestHandler):
+        server: _GarbledOnce
+
+        def handle(self) -> None:
+            length = 0
+            while (line := self.rfile.readline().strip()) != b"":
+                name, _, value = line.partition(b":")
+                if name.lower() == b"content-length":
+                    length = int(value)
+            envelope = json.loads(self.rfile.read(length))
+            body = base64.b64decode(envelope["message"]["data"]).decode()
+            with self.server.changed:
+                self.server.pushes[body].append(time.monotonic())
+                first = len(self.server.pushes[body]) == 1
+                self.server.changed.notify_all()
+            if first:
+                self.wfile.write(b"\x00 not an HTTP answer\r\n\r\n")
+            else:
+                self.wfile.write(b"HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n")
+            self.connection.shutdown(socket.SHUT_WR)
+
+
+def test_a_push_answered_with_something_not_http_comes_back_after_the_backoff(
+    pubsub_emulator: str,
+) -> None:
+    endpoint = _GarbledOnce()
+    threading.Thread(target=endpoint.serve_forever, daemon=True).start()
+    publisher, topic, subscription = _subscription(uuid.uuid4().hex[:8], "garbled")
+    bridge = PushBridge(
+        subscription, f"http://127.0.0.1:{endpoint.server_address[1]}/", backoff=_backoff
+    ).start()
+    try:
+        for n in range(MESSAGES):
+            publisher.publish(topic, f"sketch-{n}".encode()).result(timeout=30)
+        with endpoint.changed:
+            delivered_again = endpoint.changed.wait_for(
+                lambda: (
+                    len(endpoint.pushes) == MESSAGES
+                    and all(len(times) >= 2 for times in endpoint.pushes.values())
+                ),
+                timeout=60,
+            )
+        assert delivered_again, dict(endpoint.pushes)
+        # A refusal like any other: after the backoff. Before, the error escaped the bridge's
+        # callback, the client nacked the message and the emulator pushed it again at once.
+        for body, times in endpoint.pushes.items():
+            assert times[1] - times[0] >= _backoff(1) - 0.05, (body, times)
+    finally:
+        bridge.stop()
+        endpoint.shutdown()
+        endpoint.server_close()

@@ -150,7 +150,7 @@ def test_worker_killed_mid_sketch_still_completes_once(
         job_id = submit(topology, brief, n=2)
         assert gemini.wait_for_calls(2, brief, timeout_s=20) >= 2
         topology.processes["sketch_worker"].kill()  # mid model call, before any write
-        topology.start_function("sketch_worker")
+        topology.restart_function("sketch_worker")
         body = wait_final(topology, job_id, timeout=120)
     finally:
         gemini.latency_s = 0.5
