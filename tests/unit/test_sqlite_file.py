@@ -26,7 +26,9 @@ def _open_and_write(path: str, start: Barrier, errors: Queue[str]) -> None:
 
 
 def test_processes_opening_one_new_file_together_all_open_it(tmp_path: Path) -> None:
-    context = multiprocessing.get_context("fork")
+    # forkserver: openers forked from a clean process, not from a test worker whose threads
+    # (gRPC's among them) a fork would copy mid-state
+    context = multiprocessing.get_context("forkserver")
     errors: Queue[str] = context.Queue()
     for round_ in range(_ROUNDS):
         path = tmp_path / f"round-{round_}.sqlite"
