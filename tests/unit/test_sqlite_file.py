@@ -29,6 +29,7 @@ def test_processes_opening_one_new_file_together_all_open_it(tmp_path: Path) -> 
     # forkserver: openers forked from a clean process, not from a test worker whose threads
     # (gRPC's among them) a fork would copy mid-state
     context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload([__name__])  # imported once, in the server
     errors: Queue[str] = context.Queue()
     for round_ in range(_ROUNDS):
         path = tmp_path / f"round-{round_}.sqlite"
