@@ -277,11 +277,7 @@ class DevTopology:
             for name in self.processes_by_function:
                 self.start_function(name)
             for name in self.processes_by_function:
-                wait_for_http(
-                    f"http://127.0.0.1:{self.ports[name]}/healthz",
-                    timeout_s=60,
-                    process=self.processes[name],
-                )
+                self._wait_healthy(name)
             if self.deliver:
                 self._start_bridges()
             self._start_router()
@@ -419,8 +415,17 @@ class DevTopology:
         reports healthy; a process that cannot start (its port taken meanwhile) fails here,
         with its log, instead of leaving its deliveries refused."""
         process = self.start_function(name)
-        wait_for_http(f"http://127.0.0.1:{self.ports[name]}/healthz", timeout_s=60, process=process)
+        self._wait_healthy(name)
         return process
+
+    def _wait_healthy(self, name: str) -> None:
+        """Until the function process ``name`` reports healthy; it exiting first raises, with
+        its log."""
+        wait_for_http(
+            f"http://127.0.0.1:{self.ports[name]}/healthz",
+            timeout_s=60,
+            process=self.processes[name],
+        )
 
     def _endpoints(self, function: str, path: str = "/") -> list[str]:
         names = [n for n, f in self.processes_by_function.items() if f == function]
