@@ -6,11 +6,13 @@ JVM is told), while Cloud Pub/Sub pushes a job's messages all at once. The bridg
 push contract — the same JSON envelope, 2xx acks, anything else nacks for redelivery under
 the subscription's retry and dead-letter policy — with real concurrency.
 
-The emulator ignores a subscription's retry policy (a nack is delivered again at once); with
-``backoff`` the bridge plays it: a refused message's ack deadline is set to the backoff its
-delivery attempt earns and the message is let go, so the emulator delivers it again then, as
-Cloud Pub/Sub does. Without it, refusals (a model slot not found in time) would come straight
-back: a nack storm the cloud does not have.
+With ``backoff`` the bridge plays the subscription's retry policy: a refused message's ack
+deadline is set to the backoff its delivery attempt earns and the message is let go, so the
+emulator delivers it again then, as Cloud Pub/Sub does. Without it, refusals (a model slot not
+found in time) would come straight back: a nack storm the cloud does not have. The emulator's
+own subscription has no retry policy (without one, a nack comes back at once and a deadline
+is kept to the second); given one, it brought a first nack back at once and, after a deadline
+the bridge set, delivered a message twice more and then never (docs/decisions/0075).
 
 With ``cloudevent=True`` it delivers as Eventarc does to a Pub/Sub-triggered function: an
 HTTP CloudEvent in binary mode (``ce-*`` headers) whose data is the same envelope.

@@ -355,16 +355,15 @@ class DevTopology:
         for key in self.definition.topics:
             publisher.create_topic(name=self.topic(key))
         publisher.create_topic(name=self.dead_letter_topic)
-        # The cloud's sketch subscription: retry with backoff, then the dead-letter topic.
+        # The cloud's sketch subscription: retry with backoff, then the dead-letter topic. The
+        # push bridge plays the retry policy (redelivery_s), not the emulator: given one, the
+        # emulator brings a first nack back at once, and a message whose ack deadline was set
+        # is delivered twice more and then never (docs/decisions/0075).
         subscriber.create_subscription(
             request={
                 "name": self.subscription("sketch-worker"),
                 "topic": self.topic("sketch"),
                 "ack_deadline_seconds": self.ack_deadline_s,
-                "retry_policy": {
-                    "minimum_backoff": f"{self.retry_backoff_s[0]:g}s",
-                    "maximum_backoff": f"{self.retry_backoff_s[1]:g}s",
-                },
                 "dead_letter_policy": {
                     "dead_letter_topic": self.dead_letter_topic,
                     "max_delivery_attempts": self.max_delivery_attempts,

@@ -142,7 +142,7 @@ def test_every_message_twice_means_n_calls_and_n_files(
 
 
 def test_worker_killed_mid_sketch_still_completes_once(
-    topology: DevTopology, gemini: FakeGeminiServer
+    topology: DevTopology, gemini: FakeGeminiServer, caplog: pytest.LogCaptureFixture
 ) -> None:
     brief = f"cute coffee cup character {uuid.uuid4().hex[:6]}"
     gemini.latency_s = 2.0
@@ -150,6 +150,13 @@ def test_worker_killed_mid_sketch_still_completes_once(
         job_id = submit(topology, brief, n=2)
         assert gemini.wait_for_calls(2, brief, timeout_s=20) >= 2
         topology.processes["sketch_worker"].kill()  # mid model call, before any write
+        # Down for three deliveries of each sketch, as when a restart is slow under load: the
+        # fourth must still come (on the emulator with a retry policy, it never did).
+        wait_until(
+            lambda: [r.message for r in caplog.records].count("push failed") >= 3 * 2,
+            "the bridge never refused three deliveries of each sketch",
+            timeout_s=30,
+        )
         topology.restart_function("sketch_worker")
         body = wait_final(topology, job_id, timeout=120)
     finally:

@@ -71,6 +71,24 @@ def _open_job(page: Page, job_id: str) -> None:  # noqa: F811
     page.wait_for_selector(".sketch[data-status=ok] .favourite-toggle")
 
 
+def _history_state(page: Page) -> str:  # noqa: F811
+    """The history pages the page fetched (name, start and end in ms), the sentinel's box
+    against the window, and the items shown."""
+    return str(
+        page.evaluate(
+            """JSON.stringify({
+              pages: performance.getEntriesByType("resource")
+                .filter((e) => e.name.includes("v1/jobs?"))
+                .map((e) => [e.name.split("?")[1], Math.round(e.startTime),
+                             Math.round(e.responseEnd)]),
+              sentinel: document.querySelector("#studio-history-more").getBoundingClientRect(),
+              window: [window.innerHeight, window.scrollY],
+              items: document.querySelectorAll("#studio-history-list li").length,
+            })"""
+        )
+    )
+
+
 def test_history_scrolls_for_more_and_searches_briefs(
     made: dict[str, Any],
     page: Page,  # noqa: F811
@@ -81,7 +99,10 @@ def test_history_scrolls_for_more_and_searches_briefs(
     newest = [made["variations"]["job_id"], made["fox"]["job_id"]]
     assert [items.nth(i).get_attribute("data-job-id") for i in range(2)] == newest
     page.locator("#studio-history-more").scroll_into_view_if_needed()
-    page.wait_for_selector("#studio-history-end:not([hidden])")
+    try:
+        page.wait_for_selector("#studio-history-end:not([hidden])")
+    except PlaywrightTimeout as timeout:  # say what the page asked for and where it scrolled
+        raise AssertionError(f"the list never ended: {_history_state(page)}") from timeout
     assert items.count() == HISTORY_PAGE + 2
     assert page.locator("#studio-history-list li[data-job-id] img").count() >= HISTORY_PAGE + 2
     page.fill("#history-search", "space fox")

@@ -18,6 +18,7 @@ const studio = {
   loading: false,
   generation: 0, // bumped by each reset: a page asked for before it is dropped
   retryMs: 0, // the pause before a failed page is asked for again
+  sentinel: null, // the IntersectionObserver on #studio-history-more
   jobs: new Map(), // job_id -> history summary (for lineage)
   stars: new Set(), // "job_id#index"
   selected: 0,
@@ -81,9 +82,18 @@ async function loadHistoryPage() {
   }
   studio.cursor = page.next_cursor;
   $("#studio-history-end").hidden = studio.cursor !== null;
-  // A short first page may not fill the screen: keep going while the sentinel shows.
-  if (studio.cursor && isVisible($("#studio-history-more"))) loadHistoryPage();
+  if (studio.cursor) watchSentinel();
   return true;
+}
+
+/** Observed afresh, the sentinel is reported as it is at the next frame, shown or not: a
+ * short page that leaves it on screen, or a scroll that brought it back before the browser
+ * drew the new page, asks for the next one. An observer that keeps watching reports only a
+ * change, and a sentinel shown, hidden and shown again between two frames is none. */
+function watchSentinel() {
+  const sentinel = $("#studio-history-more");
+  studio.sentinel.unobserve(sentinel);
+  studio.sentinel.observe(sentinel);
 }
 
 function isVisible(element) {
@@ -308,9 +318,10 @@ export async function initStudio(app) {
     clearTimeout(typing);
     typing = setTimeout(resetHistory, 300);
   });
-  new IntersectionObserver((entries) => {
+  studio.sentinel = new IntersectionObserver((entries) => {
     if (entries.some((entry) => entry.isIntersecting)) loadHistoryPage();
-  }).observe($("#studio-history-more"));
+  });
+  studio.sentinel.observe($("#studio-history-more"));
   document.addEventListener("keydown", onKey);
   await loadStars().catch(() => null);
   loadHistoryPage();
