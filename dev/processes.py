@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import random
 import shutil
 import signal
 import socket
@@ -69,8 +70,36 @@ def emulator_command(name: str, port: int, *, rules: Path | None = None) -> list
     raise ValueError(f"no emulator {name!r}")
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
+_PORTS = random.Random()  # seeded from the OS: concurrent test workers pick apart
+
+
+def _ephemeral_ports() -> tuple[int, int]:
+    """The range the kernel hands outgoing connections their local ports from."""
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return int(low), int(high)
+    except (OSError, ValueError):
+        return 32768, 60999  # Linux's default
+
+
+def free_port(*, rng: random.Random = _PORTS) -> int:
+    """A port nobody listens on now, for a server started a moment later (``rng`` picks the
+    candidates).
+
+    Taken below the kernel's ephemeral range: a port from that range (what binding port 0
+    returns) can be handed to any outgoing connection before the server binds it, and with
+    a test suite's many clients it was ("Address already in use" from a make dev emulator,
+    at 4 test workers). Below the range only another listener can take it."""
+    low, _ = _ephemeral_ports()
+    for _ in range(50):
+        port = rng.randrange(10_000, low)
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    with socket.socket() as sock:  # a crowded machine: any port the kernel gives
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
 
