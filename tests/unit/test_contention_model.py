@@ -55,3 +55,20 @@ def test_writes_are_grouped_by_kind() -> None:
     _write(model, DOC + "/sketches/1")
     _write(model, DOC + "/sketches/1")
     assert model.by_kind()["jobs/*/sketches/*"].total == 2
+
+
+def test_a_write_counts_when_it_was_admitted_not_when_it_landed() -> None:
+    """Commits admitted a second apart whose answers came back together (a busy emulator)
+    are one a second, as the bucket admitted them."""
+    clock = FakeClock()
+    model = ContentionModel(clock)
+    admitted = []
+    for _ in range(4):
+        admitted.append(clock.monotonic())
+        assert model.admit([DOC])
+        clock.advance(1.0)
+    for at in reversed(admitted):  # all land now, the last admitted first
+        model.written([DOC], admitted_at=at)
+    assert model.writes()[DOC] == admitted
+    counts = model.counts()[DOC]
+    assert (counts.total, counts.max_1s, counts.max_10s) == (4, 1, 4)

@@ -124,7 +124,10 @@ class TracedBlobStore:
 
 class TracedQuotaGate:
     """The wait for a model slot: a span and ``sketchgen.quota.wait`` (by model and outcome:
-    admitted, or turned away to the queue). The wrapped gate decides everything."""
+    admitted, or turned away to the queue). The span carries the slot granted
+    (``sketchgen.quota_slot_at``, epoch seconds): its end minus the slot is how late the call
+    went, and the slots in order are the schedule the gate kept. The wrapped gate decides
+    everything."""
 
     def __init__(self, gate: QuotaGate) -> None:
         self.gate = gate
@@ -139,7 +142,7 @@ class TracedQuotaGate:
         with telemetry.span("quota.wait", model=key, user_id=uid) as current:
             at = self.gate.acquire(key, uid, max_wait_s=max_wait_s)
             outcome = "admitted" if at is not None else "requeued"
-            telemetry.set_fields(current, quota_outcome=outcome)
+            telemetry.set_fields(current, quota_outcome=outcome, quota_slot_at=at)
         telemetry.instruments().quota_wait.record(
             self.clock.monotonic() - started, {"model": key, "outcome": outcome}
         )

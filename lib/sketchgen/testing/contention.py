@@ -15,8 +15,9 @@ writes per document in any window.
 
 from __future__ import annotations
 
+import bisect
 import threading
-from collections import defaultdict, deque
+from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -68,7 +69,7 @@ class ContentionModel:
         self.refused = 0
         self._lock = threading.Lock()
         self._tokens: dict[str, tuple[float, float]] = {}  # document → (tokens, at)
-        self._writes: dict[str, deque[float]] = defaultdict(deque)
+        self._writes: dict[str, list[float]] = defaultdict(list)  # each in time order
 
     def _available(self, document: str, now: float) -> float:
         tokens, at = self._tokens.get(document, (self.burst, now))
@@ -88,12 +89,15 @@ class ContentionModel:
                 self._tokens[document] = (tokens - 1.0, now)
             return True
 
-    def written(self, documents: Iterable[str]) -> None:
-        """An admitted commit landed: count its writes."""
+    def written(self, documents: Iterable[str], *, admitted_at: float | None = None) -> None:
+        """An admitted commit landed: count its writes, at ``admitted_at`` (when its tokens
+        were taken: the counts and the bucket then read the same instants; a commit the
+        emulator answers late on a busy machine does not crowd a window it was not admitted
+        in), else now."""
         with self._lock:
-            now = self.clock.monotonic()
+            at = self.clock.monotonic() if admitted_at is None else admitted_at
             for document in set(documents):
-                self._writes[document].append(now)
+                bisect.insort(self._writes[document], at)
 
     def writes(self) -> dict[str, list[float]]:
         """Every document written, with when each of its writes landed."""

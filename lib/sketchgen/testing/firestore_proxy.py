@@ -80,6 +80,7 @@ class _Forward(grpc.GenericRpcHandler):  # type: ignore[misc]
     def _commit(self, raw: bytes, context: grpc.ServicerContext) -> bytes:
         names, request = _written_documents(raw)
         metadata = _metadata(context)
+        admitted_at = self.model.clock.monotonic()
         if not self.model.admit(names):
             if request.transaction:
                 self._rollback(request, metadata)
@@ -90,7 +91,7 @@ class _Forward(grpc.GenericRpcHandler):  # type: ignore[misc]
             )(raw, metadata=metadata)
         except grpc.RpcError as error:
             context.abort(error.code(), error.details() or "")
-        self.model.written(names)
+        self.model.written(names, admitted_at=admitted_at)
         return response
 
     def _rollback(self, request: Any, metadata: list[tuple[str, str]]) -> None:
