@@ -266,6 +266,31 @@ def test_acquire_sleeps_until_its_slot_and_gives_up_past_max_wait() -> None:
     assert clock.time() - before <= 0.1
 
 
+class _SlowWrites(MemoryQuotaGate):
+    """A gate whose write reaches the store ``delay_s`` after its probes (a round trip on a
+    busy machine, or a lost race retried)."""
+
+    delay_s = 2.0
+
+    def _update(
+        self, key: str, shard: int, transition: Callable[[QuotaState], tuple[QuotaState | None, T]]
+    ) -> T:
+        assert isinstance(self.clock, FakeClock)
+        self.clock.advance(self.delay_s)
+        return super()._update(key, shard, transition)
+
+
+def test_a_grant_is_recorded_when_it_is_written_not_when_the_shards_were_probed() -> None:
+    clock = FakeClock(AT_1000)
+    gate = _SlowWrites(QuotaPolicy(rpm=30, horizon_s=10.0), clock=clock)  # one shard
+    first = gate.reserve("m", "a")
+    assert isinstance(first, Grant) and first.at == 1002.0  # the slot at or after the write
+    (state,) = gate.shard_states.values()
+    # Recorded at the probes' 1000.0, the bucket would count 2 s of refill that came before
+    # the write, and grant the next write that much sooner.
+    assert state.granted_at == clock.time() == 1002.0
+
+
 def _request() -> ImageRequest:
     variation = Variation(index=0, layout="close_up", exaggeration="subtle")
     return ImageRequest(index=0, prompt="p", brief="b", variation=variation, model="m")

@@ -106,10 +106,7 @@ class TransactionalQuotaGate(ABC):
         ]
         open_ = sorted((d.at, n) for d, n in decisions if isinstance(d, Grant))
         for _, shard in open_[:_RACES]:
-            rule = partial(
-                reserve_transition, user=user, now=now, policy=self.policy, shard=shard,
-                active=active,
-            )  # fmt: skip
+            rule = partial(self._reserve_now, user=user, shard=shard, active=active)
             try:
                 decision = self._update(key, shard, rule)
             except StorageError:  # that shard is contended: another has room
@@ -120,6 +117,15 @@ class TransactionalQuotaGate(ABC):
         if not waits:  # every open shard was taken under us: ask again at once
             return Wait(retry_in=0.0, reason="contended")
         return min(waits, key=lambda w: w.retry_in)
+
+    def _reserve_now(
+        self, state: QuotaState, *, user: str, shard: int, active: int
+    ) -> tuple[QuotaState | None, Decision]:
+        """The reservation applied to the shard as read for the write, at the time of that
+        read: the clock of the probes, a round trip or a lost race earlier, would record the
+        grant as made then and let the shard's bucket grant the next one that much sooner
+        (measured: 11 writes of one shard in 10 s on a busy machine)."""
+        return reserve_transition(state, user, self._now(), self.policy, shard=shard, active=active)
 
     def acquire(self, key: str, uid: str, *, max_wait_s: float) -> float | None:
         """Wait for a slot to call model ``key`` for user ``uid``: its start, or None if none
