@@ -71,6 +71,28 @@ def _open_job(page: Page, job_id: str) -> None:  # noqa: F811
     page.wait_for_selector(".sketch[data-status=ok] .favourite-toggle")
 
 
+def _scroll_until(page: Page, selector: str, timeout_s: float = 30.0) -> None:  # noqa: F811
+    """Scroll the history's end into view, as a reader does, until ``selector`` shows.
+
+    Scrolled once, the next page came in CI runs but not in every one (12 items listed, no
+    error, the end not shown; never reproduced here in 9 runs of the module): a reader who
+    meets the end of a list scrolls again, and so does this, every 2 s. The page's state is in
+    the failure."""
+
+    def shown() -> bool:
+        page.locator("#studio-history-more").scroll_into_view_if_needed()
+        try:
+            page.wait_for_selector(selector, timeout=2000)
+        except PlaywrightTimeout:
+            return False
+        return True
+
+    try:
+        wait_until(shown, f"{selector} never showed", timeout_s=timeout_s, interval_s=0)
+    except AssertionError as error:  # say what the page asked for and where it scrolled
+        raise AssertionError(f"{error}: {_history_state(page)}") from None
+
+
 def _history_state(page: Page) -> str:  # noqa: F811
     """The history pages the page fetched (name, start and end in ms), the sentinel's box
     against the window, and the items shown."""
@@ -98,11 +120,7 @@ def test_history_scrolls_for_more_and_searches_briefs(
     assert items.count() == HISTORY_PAGE  # one page until the list is scrolled
     newest = [made["variations"]["job_id"], made["fox"]["job_id"]]
     assert [items.nth(i).get_attribute("data-job-id") for i in range(2)] == newest
-    page.locator("#studio-history-more").scroll_into_view_if_needed()
-    try:
-        page.wait_for_selector("#studio-history-end:not([hidden])")
-    except PlaywrightTimeout as timeout:  # say what the page asked for and where it scrolled
-        raise AssertionError(f"the list never ended: {_history_state(page)}") from timeout
+    _scroll_until(page, "#studio-history-end:not([hidden])")
     assert items.count() == HISTORY_PAGE + 2
     assert page.locator("#studio-history-list li[data-job-id] img").count() >= HISTORY_PAGE + 2
     page.fill("#history-search", "space fox")
@@ -260,11 +278,10 @@ def test_delete_a_job_from_the_history(
 ) -> None:
     oldest = made["golf"][0]["job_id"]
     page.wait_for_selector("#studio-history-list li")
-    page.locator("#studio-history-more").scroll_into_view_if_needed()
     item = page.locator(f"#studio-history-list li[data-job-id='{oldest}']")
     try:
-        item.wait_for()
-    except PlaywrightTimeout:
+        _scroll_until(page, f"#studio-history-list li[data-job-id='{oldest}']")
+    except AssertionError as scrolled:
         shown = page.locator("#studio-history-list li").evaluate_all(
             "items => items.map(item => item.dataset.jobId)"
         )
@@ -273,7 +290,8 @@ def test_delete_a_job_from_the_history(
         first = _call(server, f"v1/jobs?limit={HISTORY_PAGE}")
         rest = _call(server, f"v1/jobs?limit={HISTORY_PAGE}&cursor={first['next_cursor']}")
         raise AssertionError(
-            f"{oldest} never listed; listed {shown}; error {error!r}; end shown {ended}; "
+            f"{scrolled}; {oldest} never listed; listed {shown}; error {error!r}; "
+            f"end shown {ended}; "
             f"the API's second page {[(j['job_id'], j['created_at']) for j in rest['jobs']]}"
         ) from None
     page.once("dialog", lambda dialog: dialog.accept())
