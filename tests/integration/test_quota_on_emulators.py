@@ -146,12 +146,19 @@ def test_the_quota_is_held_without_a_hot_document(
     failed = [s for f in burst["finals"] for s in f["sketches"] if s["status"] != "ok"]
     assert not failed  # queued, never failed, by the quota
     assert burst["small_final"]["status"] == "done"
-    # The two worker processes together kept to the model's limit: one image answer per
-    # sketch, and next to no refusals (without the gate this load draws hundreds of 429s;
-    # a CPU-starved CI runner may bunch a call or two past the model's burst allowance).
+    # The two worker processes together kept to the model's limit. At the gate, exactly: no
+    # two slots it granted are closer than the model's interval.
+    starts = [at for at, _ in _schedule(topology)]
+    policy = QuotaPolicy(rpm=RPM, horizon_s=HORIZON_S)
+    assert min(b - a for a, b in itertools.pairwise(starts)) >= policy.interval_s - 1e-6
+    # At the model: one image answer per sketch, and few refusals. Without the gate this load
+    # draws hundreds of 429s. With it, the stand-in still sees a call woken late for its
+    # slot arrive beside the next one: on a starved CI runner (the stand-in shares the test
+    # process; a worker's threads wake together after a stall) 3 and 6 were seen, against
+    # at most 2 before the gate's slots were checked above.
     behaviours = [r.behaviour for r in gemini.requests]
     assert behaviours.count("image") == A_JOBS * SKETCHES + B_SKETCHES
-    assert behaviours.count("rate_limit") <= 2
+    assert behaviours.count("rate_limit") <= 10
     # No hot quota document: each shard took at most 10 writes in any 10 s (issue 24).
     writes = topology.firestore_writes_model
     assert writes is not None
