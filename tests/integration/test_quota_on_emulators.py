@@ -29,11 +29,11 @@ from tests.integration.test_service_on_emulators import BOB, call, submit, wait_
 RPM = 120  # the model's quota: 2 calls a second (alice's 72 take 36 s: a backlog bob meets)
 A_JOBS, SKETCHES, B_SKETCHES = 12, 6, 4
 HORIZON_S = 3  # how far ahead slots are handed out (SKETCHGEN_QUOTA_HORIZON_S)
+POLICY = QuotaPolicy(rpm=RPM, horizon_s=HORIZON_S)  # the topology's, as the workers have it
 
 _ASK = """
 import json, sys, threading
 from sketchgen.adapters.gcp.firestore_quota_gate import FirestoreQuotaGate
-from sketchgen.cli_trace import read_spans
 from sketchgen.quota import QuotaPolicy
 
 gate = FirestoreQuotaGate(QuotaPolicy(rpm=600, horizon_s=2.0), project="quota-test")
@@ -149,8 +149,7 @@ def test_the_quota_is_held_without_a_hot_document(
     # The two worker processes together kept to the model's limit. At the gate, exactly: no
     # two slots it granted are closer than the model's interval.
     starts = [at for at, _ in _schedule(topology)]
-    policy = QuotaPolicy(rpm=RPM, horizon_s=HORIZON_S)
-    assert min(b - a for a, b in itertools.pairwise(starts)) >= policy.interval_s - 1e-6
+    assert min(b - a for a, b in itertools.pairwise(starts)) >= POLICY.interval_s - 1e-6
     # At the model: one image answer per sketch, and few refusals. Without the gate this load
     # draws hundreds of 429s. With it, the stand-in still sees a call woken late for its
     # slot arrive beside the next one: on a starved CI runner (the stand-in shares the test
@@ -179,13 +178,12 @@ def test_a_small_job_is_not_starved(burst: dict[str, Any], topology: DevTopology
     after = [user for at, user in schedule if at >= burst["small_at"]]
     bob = [i for i, user in enumerate(after) if user == bob_uid][:B_SKETCHES]
     assert len(bob) == B_SKETCHES
-    policy = QuotaPolicy(rpm=RPM, horizon_s=HORIZON_S)
-    ahead = policy.lookahead  # slots already handed out when bob arrives
+    ahead = POLICY.lookahead  # slots already handed out when bob arrives
     # Per shard, a user's slots are counted over a horizon behind and ahead: about
     # 2 x shard_lookahead slots, of which each of 2 active users may hold
     # ceil((2 x shard_lookahead + 1) / 2). Bob gets at least the rest: at a 3 s horizon and
     # 120 a minute, 1 of every 4 (at the default 10 s horizon, 6 of 13).
-    window = 2 * policy.shard_lookahead
+    window = 2 * POLICY.shard_lookahead
     mine = math.ceil((window + 1) / 2)
     spread = math.ceil(B_SKETCHES * window / (window - mine))
     bound = ahead + spread

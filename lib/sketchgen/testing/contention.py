@@ -100,7 +100,7 @@ class ContentionModel:
                 bisect.insort(self._writes[document], at)
 
     def writes(self) -> dict[str, list[float]]:
-        """Every document written, with when each of its writes landed."""
+        """Every document written, with when each of its landed writes was admitted."""
         with self._lock:
             return {d: list(times) for d, times in self._writes.items()}
 
