@@ -64,13 +64,14 @@ demo: $(LIB_STAMP)
 # Tests run in parallel (pytest-xdist), a test module on one worker (--dist loadscope) so its
 # module fixtures (a make dev topology, emulators) are built once; each worker starts its own
 # emulators when its first test needs them (session fixtures), so workers share no state.
+# Modules go out longest first, in tests/conftest.py's order, not xdist's (the most tests first).
 # Two workers a core, at most 8: much of the suite waits (emulators, subprocesses, the model
 # stand-in's latency), and one worker a core left the CPUs a third idle (docs/decisions/0072).
 TEST_WORKERS ?= $(shell n=$$(nproc); w=$$((2 * n)); [ $$w -gt 8 ] && w=8; echo $$w)
 
 test: install browser web
 	$(PY) scripts/check_prerequisites.py
-	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadscope
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadscope --no-loadscope-reorder
 
 lint: install
 	$(VENV)/bin/ruff check lib dev tests bench scripts examples

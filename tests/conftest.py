@@ -10,6 +10,24 @@ from sketchgen.styles import StyleRegistry
 from tests.helpers.fakes import drawing_png
 from tests.helpers.telemetry import otel  # noqa: F401 - a fixture, offered to every test
 
+# make test runs a module at a time on each test worker (--dist loadscope). A module that starts
+# make dev's topology or a browser takes one to three minutes, one on the emulators tens of
+# seconds, most others a second or two. Sent first, the long ones run side by side and the many
+# short ones fill the workers' gaps at the end. In xdist's own order (the most tests first, which
+# make test turns off) the longest modules started last and ran on alone: the suite took 373 s
+# against 247 s in this order, one run each on a 2-core machine (docs/BENCHMARKS.md).
+_LONGEST_FIRST = ("tests/e2e/", "tests/web/", "tests/integration/")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    def start_order(item: pytest.Item) -> int:
+        return next(
+            (n for n, folder in enumerate(_LONGEST_FIRST) if item.nodeid.startswith(folder)),
+            len(_LONGEST_FIRST),
+        )
+
+    items.sort(key=start_order)  # stable: each module's tests keep their order
+
 
 @pytest.fixture(autouse=True)
 def _no_real_gemini(monkeypatch: pytest.MonkeyPatch) -> None:

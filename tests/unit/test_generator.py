@@ -1,6 +1,7 @@
 import asyncio
 import json
 import re
+import threading
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -188,13 +189,27 @@ async def test_async_and_async_streaming(style: Style, tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("mode", ["sync", "async"])
 async def test_all_sketches_are_in_flight_at_once(style: Style, tmp_path: Path, mode: str) -> None:
-    model = FakeImageModel(delay_s=0.2)
+    """Every call is held until six are in flight at once: a generator that staggers or
+    serialises them never gets there (a fixed model latency raced a loaded machine's start-up
+    of the later calls and saw 4 in one CI run)."""
+    release = threading.Event()
+    model = FakeImageModel(hold=release)
+    all_in: list[bool] = []
+
+    def release_once_all_are_in() -> None:
+        all_in.append(all(model.entered.acquire(timeout=30) for _ in range(6)))
+        release.set()
+
+    releaser = threading.Thread(target=release_once_all_are_in, daemon=True)
+    releaser.start()
     generator = ImageGenerator(model, retry=FAST_RETRY)
     if mode == "sync":
         await asyncio.to_thread(generator.generate, **_job(style, tmp_path, num_images=6))
     else:
         await generator.generate_async(**_job(style, tmp_path, num_images=6))
-    assert model.max_in_flight == 6  # no stagger, no serialisation
+    releaser.join(timeout=30)
+    assert all_in == [True]  # no stagger, no serialisation
+    assert model.max_in_flight == 6
 
 
 def test_ctrl_c_can_only_reach_the_main_thread_while_a_stream_runs(
