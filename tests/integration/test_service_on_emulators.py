@@ -41,11 +41,10 @@ def topology(
     yield from dev_topology(
         gemini,
         tmp_path_factory.mktemp("dev"),
-        # Short, so a killed worker's sketch is taken over within the test, but not 4 s: the
-        # lease is renewed while the worker draws, not while it records and uploads, and on a
-        # loaded CI runner a 4 s lease ran out during an upload; a duplicate delivery then
-        # drew the sketch again (5 model calls for 3 sketches).
-        lease_s=8.0,
+        # Short, so a killed worker's sketch is taken over within the test. The worker renews
+        # it while it draws and while it records and uploads (a 4 s lease once ran out during
+        # an upload on a loaded runner, before the renewals covered it).
+        lease_s=4.0,
         env={"SKETCHGEN_MODEL_TIMEOUT_S": "10"},
     )
 

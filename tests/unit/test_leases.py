@@ -72,12 +72,13 @@ def build(
         model: FakeImageModel,
         gate: MemoryQuotaGate | None = None,
         jobs: MemoryJobStore | None = None,
+        blobs: LocalBlobStore | None = None,
     ):
         return assemble(
             gate=gate,
             clock=clock,
             jobs=jobs or MemoryJobStore(clock=clock),
-            blobs=LocalBlobStore(tmp_path / "blobs"),
+            blobs=blobs or LocalBlobStore(tmp_path / "blobs"),
             queue=CollectingQueue(),
             model=model,
             styles=style_registry,
@@ -419,6 +420,58 @@ def _pass_time(
     while clock.monotonic() < end and running.thread.is_alive() and not jobs.let_go():
         clock.advance(min(STEP_S, end - clock.monotonic()))
         jobs.wait_for_a_look(looks=2)
+
+
+class _SlowUpload(LocalBlobStore):
+    """A bucket whose sketch uploads last as long as ``upload`` moves the fake clock on."""
+
+    def __init__(self, root: Path, upload: Callable[[], None]) -> None:
+        super().__init__(root)
+        self.upload = upload
+
+    def put(self, key: str, data: bytes, content_type: str) -> None:
+        if key.endswith(".png"):
+            self.upload()
+        super().put(key, data, content_type)
+
+
+def test_a_live_worker_uploading_longer_than_its_lease_keeps_its_sketch(
+    build: Callable[..., SketchService], clock: FakeClock, tmp_path: Path
+) -> None:
+    """A quick drawing, then an upload that lasts two leases (a loaded runner, a slow link):
+    the worker renews while it records too, so another delivery's claim two leases into the
+    upload finds the sketch held, and the sketch is drawn once and stored once. (Renewed only
+    while it drew, the lease ran out during the upload: the claim took the sketch over and
+    drew it again — 5 model calls for 3 sketches in a CI run on make dev.)"""
+    jobs = _WatchedJobs(clock)
+    rivals: list[Claim] = []
+    job_ids: list[str] = []
+    renewals_before_upload: list[int] = []
+
+    def upload() -> None:
+        renewals_before_upload.append(len(jobs.renewals))
+        for _ in range(int(2 * TIMING.lease_s / STEP_S)):
+            clock.advance(STEP_S)
+            jobs.wait_for_a_look()
+        rival = jobs.claim_sketch(job_ids[0], 0, worker="rival", lease_s=TIMING.lease_s)
+        rivals.append(rival.claim)
+
+    model = FakeImageModel()
+    blobs = _SlowUpload(tmp_path / "slow-blobs", upload)
+    service = build(_config(TIMING, cancel_poll_s=0.001), model, jobs=jobs, blobs=blobs)
+    job, _ = service.submission.submit_job("alice", _request(1))
+    job_ids.append(job.job_id)
+    (task,) = published(service)
+    assert service.worker.run_sketch(task)
+    assert rivals == [Claim.LEASED]
+    done = service.submission.get_job("alice", job.job_id)
+    assert done.status == "done" and done.sketch(0).status == "ok"
+    assert done.sketch(0).attempts == 1 and len(model.requests) == 1
+    assert blobs.exists(done.sketch(0).path or "")
+    # Renewed during the upload, each time by the worker: the lease never ran out.
+    assert renewals_before_upload == [0]
+    assert len(jobs.renewals) >= 2 * TIMING.lease_s / TIMING.lease_renew_s - 1
+    assert all(worker == service.worker.worker_id and ok for _, worker, ok in jobs.renewals)
 
 
 def _renewed_every_renewal_until(jobs: _WatchedJobs, started: float, bound_s: float) -> int:

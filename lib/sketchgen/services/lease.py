@@ -73,6 +73,7 @@ class LeaseKeeper:
         work: Callable[[threading.Event], T],
         *,
         sent_nothing: Callable[[], bool] = lambda: False,
+        recording: threading.Event | None = None,
     ) -> T | Lost | TimedOut:
         """Run ``work`` on a helper thread while this one keeps sketch ``index``: it renews
         the lease every ``lease_renew_s`` and in between re-reads the sketch every
@@ -95,6 +96,13 @@ class LeaseKeeper:
         the worker instead of holding it for the rest of a call.
         A renewal that fails (the store unreachable) is tried again a quarter of a renewal
         later; the lease holds for two more renewals.
+
+        ``recording``, set by the work once it stores its result (the upload and the sketch's
+        write), keeps the lease renewed through them too, and from then on the hold waits for
+        the work's answer instead of returning :data:`LOST`: the work's own write ends the
+        sketch, and the recorder checks the lease before it writes. A slow upload can then not
+        outlast the lease and have a duplicate delivery draw the sketch again; the delivery's
+        budget (``hold_max_s``, whose overhead counts the record and upload) still bounds it.
         """
         stop = threading.Event()
         done: Future[T] = Future()
@@ -136,7 +144,7 @@ class LeaseKeeper:
                 if now >= renew_at:  # the renewal is tried again soon, not at every look
                     renew_at = now + renew_every / 4
                 continue
-            if not held:
+            if not held and not (recording is not None and recording.is_set()):
                 stop.set()
                 return LOST
 

@@ -13,7 +13,7 @@ import threading
 
 from sketchgen.clock import SYSTEM_CLOCK
 from sketchgen.errors import ModelError
-from sketchgen.generate.pipeline import SketchOutcome, draw_sketch
+from sketchgen.generate.pipeline import draw_sketch
 from sketchgen.jobs import Claim, ClaimResult, JobRecord, SketchState, sketch_cost_usd
 from sketchgen.logs import get_logger, log_context
 from sketchgen.ports import (
@@ -203,23 +203,34 @@ class SketchWorker:
                 return self._later_for_quota(job, index)
             model = GatedModel(self.model, gate, job.owner_uid, wait_s, admitted=True)
         meter = _Meter(self, job, index)
+        recording = threading.Event()
 
-        def draw(stop: threading.Event) -> SketchOutcome:
+        def draw_and_record(stop: threading.Event) -> bool:
             stoppable = _Stoppable(model, stop, meter)
-            return draw_sketch(stoppable, request, self.config.retry, job.job_id)
+            outcome = draw_sketch(stoppable, request, self.config.retry, job.job_id)
+            if stop.is_set():
+                return True  # abandoned: the hold has answered already, nothing is recorded
+            recording.set()  # the lease is kept through the upload and the sketch's write too
+            return self.recorder.record(job, index, delivery, outcome, calls_sent=meter.sent)
 
         # Hung before its first call was sent, the claim's counted call is given back.
-        outcome = self.lease.hold(job.job_id, index, draw, sent_nothing=lambda: meter.sent == 0)
-        if outcome is LOST:
+        recorded = self.lease.hold(
+            job.job_id,
+            index,
+            draw_and_record,
+            sent_nothing=lambda: meter.sent == 0,
+            recording=recording,
+        )
+        if recorded is LOST:
             log.info(
                 "the sketch is no longer this worker's (cancelled, or taken over): "
                 "the call is abandoned"
             )
             return True
-        if outcome is TIMED_OUT:
+        if recorded is TIMED_OUT:
             return False  # hung, given back: the next delivery draws it
-        assert isinstance(outcome, SketchOutcome)
-        return self.recorder.record(job, index, delivery, outcome, calls_sent=meter.sent)
+        assert isinstance(recorded, bool)
+        return recorded
 
     def _later_for_quota(self, job: JobRecord, index: int) -> bool:
         """No model slot in time: give the sketch back unspent and answer "later".
