@@ -14,6 +14,7 @@ and every other token is parsed and refused as in the cloud.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -27,7 +28,17 @@ import httpx
 from dev.processes import free_port
 from tests.helpers.waiting import wait_until
 
-__all__ = ["PROJECT", "STACKS", "Server", "Stack", "running_stack", "serving_pid", "vm_kib"]
+__all__ = [
+    "PROJECT",
+    "STACKS",
+    "Server",
+    "Stack",
+    "StandIn",
+    "running_stack",
+    "serving_pid",
+    "stand_in_process",
+    "vm_kib",
+]
 
 REPO = Path(__file__).resolve().parents[2]
 PROJECT = "demo-edge"
@@ -169,3 +180,41 @@ def vm_kib(pid: int) -> dict[str, int]:
         if key in {"VmRSS", "VmHWM"}:
             values[key] = int(rest.split()[0])
     return values
+
+
+@dataclass
+class StandIn:
+    """The model stand-in (:mod:`sketchgen.testing.gemini_server`) in a process of its own;
+    what it answered is read from its record."""
+
+    url: str
+    record: Path
+
+    def behaviours(self) -> list[str]:
+        """Each request's behaviour (``image``, ``rate_limit``, ...), in the order decided."""
+        lines = self.record.read_text().splitlines() if self.record.exists() else []
+        return [json.loads(line)["behaviour"] for line in lines]
+
+
+@contextmanager
+def stand_in_process(data_dir: Path, *options: str) -> Iterator[StandIn]:
+    """The stand-in started as ``python -m sketchgen.testing.gemini_server`` with ``options``
+    (its command line: ``--latency``, ``--rpm-limit``, ...), stopped after. Where a test's
+    process is busy (a topology's contention proxy and push bridges), the stand-in's handler
+    threads in it waited for the interpreter behind them, and calls that reached its socket
+    spaced were decided bunched: its rate limit then refused calls sent within it."""
+    record = data_dir / "stand-in.jsonl"
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "sketchgen.testing.gemini_server", "--port", str(port),
+         "--record", str(record), *options],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert process.stdout is not None
+        ready = process.stdout.readline()  # printed once it listens
+        assert ready.startswith("fake Gemini on"), f"the stand-in did not start: {ready!r}"
+        yield StandIn(url=f"http://127.0.0.1:{port}", record=record)
+    finally:
+        process.terminate()
+        process.wait(timeout=10)

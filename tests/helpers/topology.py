@@ -10,17 +10,25 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from dev.processes import free_port
 from dev.topology import DevTopology
-from sketchgen.testing.gemini_server import FakeGeminiServer
 
 _EMULATORS = ("FIRESTORE_EMULATOR_HOST", "PUBSUB_EMULATOR_HOST", "STORAGE_EMULATOR_HOST")
 
 
+class ModelServer(Protocol):
+    """Where the topology's functions reach the model: the stand-in, in this process
+    (:class:`~sketchgen.testing.gemini_server.FakeGeminiServer`) or its own
+    (:class:`tests.helpers.servers.StandIn`)."""
+
+    @property
+    def url(self) -> str: ...
+
+
 def dev_topology(
-    gemini: FakeGeminiServer, data_dir: Path, *, env: dict[str, str] | None = None, **options: Any
+    gemini: ModelServer, data_dir: Path, *, env: dict[str, str] | None = None, **options: Any
 ) -> Iterator[DevTopology]:
     """Started, yielded, stopped: ``yield from dev_topology(...)`` in a fixture."""
     values = {"GEMINI_API_KEY": "test-key", "GOOGLE_GEMINI_BASE_URL": gemini.url, **(env or {})}

@@ -22,7 +22,7 @@ import pytest
 from dev.topology import DevTopology
 from sketchgen.cli_trace import read_spans
 from sketchgen.quota import QuotaPolicy
-from sketchgen.testing.gemini_server import FakeGeminiServer
+from tests.helpers.servers import StandIn, stand_in_process
 from tests.helpers.topology import dev_topology
 from tests.integration.test_service_on_emulators import BOB, call, submit, wait_final
 
@@ -72,15 +72,17 @@ def test_two_processes_share_one_schedule(firestore_emulator: str) -> None:
 
 
 @pytest.fixture(scope="module")
-def gemini() -> Iterator[FakeGeminiServer]:
-    with FakeGeminiServer(latency_s=1.0, rpm_limit=RPM, seed=3) as server:
+def gemini(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StandIn]:
+    """The model and its rate limit in a process of their own, as Gemini is: in the test's
+    process, busy with the topology's contention proxy and push bridges, the stand-in decided
+    calls that reached it spaced in bunches (3 and 6 429s in two loaded CI runs)."""
+    options = ["--latency", "1.0", "--rpm-limit", str(RPM), "--seed", "3"]
+    with stand_in_process(tmp_path_factory.mktemp("stand-in"), *options) as server:
         yield server
 
 
 @pytest.fixture(scope="module")
-def topology(
-    gemini: FakeGeminiServer, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[DevTopology]:
+def topology(gemini: StandIn, tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevTopology]:
     yield from dev_topology(
         gemini,
         tmp_path_factory.mktemp("quota"),
@@ -102,7 +104,7 @@ def topology(
 
 
 @pytest.fixture(scope="module")
-def burst(topology: DevTopology, gemini: FakeGeminiServer) -> dict[str, Any]:
+def burst(topology: DevTopology, gemini: StandIn) -> dict[str, Any]:
     """Alice's 72 sketches at once, then bob's 4: the workload both tests below read."""
     run = uuid.uuid4().hex[:6]
     # Alice's twelve jobs go in together (four requests at a time), as a batch client sends
@@ -141,7 +143,7 @@ def _schedule(topology: DevTopology) -> list[tuple[float, str]]:
 
 
 def test_the_quota_is_held_without_a_hot_document(
-    burst: dict[str, Any], topology: DevTopology, gemini: FakeGeminiServer
+    burst: dict[str, Any], topology: DevTopology, gemini: StandIn
 ) -> None:
     failed = [s for f in burst["finals"] for s in f["sketches"] if s["status"] != "ok"]
     assert not failed  # queued, never failed, by the quota
@@ -150,14 +152,11 @@ def test_the_quota_is_held_without_a_hot_document(
     # two slots it granted are closer than the model's interval.
     starts = [at for at, _ in _schedule(topology)]
     assert min(b - a for a, b in itertools.pairwise(starts)) >= POLICY.interval_s - 1e-6
-    # At the model: one image answer per sketch, and few refusals. Without the gate this load
-    # draws hundreds of 429s. With it, the stand-in still sees a call woken late for its
-    # slot arrive beside the next one: on a starved CI runner (the stand-in shares the test
-    # process; a worker's threads wake together after a stall) 3 and 6 were seen, against
-    # at most 2 before the gate's slots were checked above.
-    behaviours = [r.behaviour for r in gemini.requests]
+    # At the model: one image answer per sketch, and at most 2 refusals (a call woken late
+    # for its slot may arrive beside the next one). Without the gate this load draws hundreds.
+    behaviours = gemini.behaviours()
     assert behaviours.count("image") == A_JOBS * SKETCHES + B_SKETCHES
-    assert behaviours.count("rate_limit") <= 10
+    assert behaviours.count("rate_limit") <= 2
     # No hot quota document: each shard took at most 10 writes in any 10 s (issue 24).
     writes = topology.firestore_writes_model
     assert writes is not None

@@ -44,6 +44,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -149,6 +150,9 @@ class FakeGeminiServer:
     # What a batch's age is measured on: a test hands in a fake clock and advances it.
     clock: Callable[[], float] = time.monotonic
     held_timeout_s: float = 120.0  # a ``held`` call answers by itself after this long
+    # Each request's model and behaviour appended here as a JSON line, as it is decided: what
+    # a test reads of a stand-in running in a process of its own (``--record``).
+    record_to: Path | None = None
     requests: list[RecordedRequest] = field(default_factory=list)
     batches: dict[str, dict[str, Any]] = field(default_factory=dict)
     _script: deque[str] = field(default_factory=deque)
@@ -300,6 +304,9 @@ class FakeGeminiServer:
         with self._lock:
             self.requests.append(recorded)
             self._arrived.notify_all()
+            if self.record_to is not None:
+                with self.record_to.open("a") as record:
+                    record.write(json.dumps({"model": model, "behaviour": behaviour}) + "\n")
         if refusal is not None:
             return 400, _error(400, "INVALID_ARGUMENT", refusal)
         # The answer (its image drawn) is made first and sent once the latency has passed
@@ -611,6 +618,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--p-unavailable", type=float, default=0.0)
     parser.add_argument("--p-no-image", type=float, default=0.0)
     parser.add_argument("--rpm-limit", type=int, default=None)
+    parser.add_argument("--seed", type=int, default=0, help="of the random fault shares")
+    parser.add_argument(
+        "--record", type=Path, default=None, help="append each request's behaviour here (JSONL)"
+    )
     args = parser.parse_args(argv)
     server = FakeGeminiServer(
         latency_s=args.latency,
@@ -619,6 +630,8 @@ def main(argv: list[str] | None = None) -> int:
         p_unavailable=args.p_unavailable,
         p_no_image=args.p_no_image,
         rpm_limit=args.rpm_limit,
+        seed=args.seed,
+        record_to=args.record,
     )
     for rule in args.fail:
         text, _, behaviour = rule.partition("=")
