@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import difflib
 import json
 import math
 import os
@@ -70,6 +71,9 @@ TOPOLOGY_OWNED = frozenset(
         "SKETCHGEN_EVENTS_BASE_URL",
     }
 )
+
+# make dev's own settings, read by dev.topology's main and passed to no function.
+MAKE_DEV_SETTINGS = frozenset({"SKETCHGEN_DEV_PORT", "SKETCHGEN_DEV_FIRESTORE"})
 
 
 @dataclass
@@ -232,6 +236,19 @@ class DevTopology:
     def held_back(self) -> dict[str, str]:
         """Exported values make dev does not use (:data:`TOPOLOGY_OWNED`), by name."""
         return {n: os.environ[n] for n in sorted(TOPOLOGY_OWNED) if os.environ.get(n)}
+
+    def unread(self) -> dict[str, str | None]:
+        """Exported ``SKETCHGEN_*`` names no function of the definition reads (a typo, or a
+        setting of the library or the CLI only), each with the definition's closest name when
+        one is near: ``SKETCHGEN_USER_DAILY_IMAGE`` -> ``SKETCHGEN_USER_DAILY_IMAGES``."""
+        known = self.definition.all_env_names()
+        exported = (
+            n for n in os.environ if n.startswith("SKETCHGEN_") and n not in MAKE_DEV_SETTINGS
+        )
+        return {
+            name: next(iter(difflib.get_close_matches(name, known, n=1, cutoff=0.85)), None)
+            for name in sorted(set(exported) - known)
+        }
 
     def emulator_env(self) -> dict[str, str]:
         """What the client libraries read to find the emulators (the cloud needs none)."""
@@ -579,6 +596,13 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"make dev: not using the exported {name}={value!r}: the topology sets it "
             f"to {topology.local_values()[name]!r}",
+            file=sys.stderr,
+            flush=True,
+        )
+    for name, near in topology.unread().items():
+        print(
+            f"make dev: not using the exported {name}={os.environ[name]!r}: no function in "
+            f"infra/functions.yaml reads it" + (f" (did you mean {near}?)" if near else ""),
             file=sys.stderr,
             flush=True,
         )

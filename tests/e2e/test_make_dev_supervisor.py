@@ -105,7 +105,8 @@ def test_it_says_how_to_connect_runs_each_function_as_deployed_and_always_stops(
     tried = {"SKETCHGEN_USER_ACTIVE_JOBS": "7", "SKETCHGEN_USER_DAILY_IMAGES": "11",
              "SKETCHGEN_MODEL_RPM": "30", "SKETCHGEN_QUOTA_WAIT_S": "45"}  # fmt: skip
     env = {"GEMINI_API_KEY": "developer-key", "GOOGLE_API_KEY": "", "SKETCHGEN_AUTH": "leak",
-           "SKETCHGEN_NOT_IN_THE_DEFINITION": "1", **tried}  # fmt: skip
+           "SKETCHGEN_NOT_IN_THE_DEFINITION": "1", "SKETCHGEN_USER_STREAM": "9",
+           **tried}  # fmt: skip
     definition = load_definition()
     for round_, signum in enumerate((signal.SIGTERM, signal.SIGINT, signal.SIGTERM)):
         supervisor = Supervisor(tmp_path / f"round{round_}", env)
@@ -130,6 +131,15 @@ def test_it_says_how_to_connect_runs_each_function_as_deployed_and_always_stops(
                     if tried_name in expected:
                         assert _environ(entry["pid"])[tried_name] == value, (name, tried_name)
             assert "not using the exported SKETCHGEN_AUTH='leak'" in supervisor.said
+            # A name no function reads is said so, a typo with the name it is near.
+            assert (
+                "not using the exported SKETCHGEN_NOT_IN_THE_DEFINITION='1': no function in "
+                "infra/functions.yaml reads it\n" in supervisor.said
+            )
+            assert (
+                "not using the exported SKETCHGEN_USER_STREAM='9': no function in "
+                "infra/functions.yaml reads it (did you mean SKETCHGEN_USER_STREAMS?)"
+            ) in supervisor.said
             # The settings take effect: the page's usage view shows the exported limits.
             _, token = sign_up(manifest["auth_emulator_host"], "tries@example.com")
             usage = httpx.get(
