@@ -49,7 +49,7 @@ function historyQuery() {
 }
 
 /** The next page of history, appended. True when a page came; a failed page is asked for
- * again (with a growing pause) while its sentinel shows, since the observer will not fire
+ * again (with a growing pause) while its sentinel is near, since the observer will not fire
  * again for a sentinel that never left the screen. A reset while a page is in flight wins:
  * the stale page is dropped and the first page asked for afresh. */
 async function loadHistoryPage() {
@@ -70,7 +70,7 @@ async function loadHistoryPage() {
   if (generation !== studio.generation) return loadHistoryPage();
   if (page === null) {
     studio.retryMs = Math.min(2 * studio.retryMs || 500, 30000);
-    setTimeout(() => { if (isVisible($("#studio-history-more"))) loadHistoryPage(); }, studio.retryMs);
+    setTimeout(() => { if (isNear($("#studio-history-more"))) loadHistoryPage(); }, studio.retryMs);
     return false;
   }
   studio.retryMs = 0;
@@ -96,9 +96,10 @@ function watchSentinel() {
   studio.sentinel.observe(sentinel);
 }
 
-function isVisible(element) {
+/** In view or within a screen's height below it: the sentinel's observer's margin. */
+function isNear(element) {
   const box = element.getBoundingClientRect();
-  return box.top < window.innerHeight && box.bottom >= 0;
+  return box.top < 2 * window.innerHeight && box.bottom >= 0;
 }
 
 function resetHistory() {
@@ -318,9 +319,13 @@ export async function initStudio(app) {
     clearTimeout(typing);
     typing = setTimeout(resetHistory, 300);
   });
+  // The next page is asked for once the end comes within a screen's height below the view
+  // (isNear), before the reader reaches it: on a loaded machine, a scroll to the very end had
+  // the end pushed out of view again (by thumbnails growing as they loaded) before any frame
+  // reported it shown, and the next page never came.
   studio.sentinel = new IntersectionObserver((entries) => {
     if (entries.some((entry) => entry.isIntersecting)) loadHistoryPage();
-  });
+  }, { rootMargin: "0px 0px 100% 0px" });
   studio.sentinel.observe($("#studio-history-more"));
   document.addEventListener("keydown", onKey);
   await loadStars().catch(() => null);
