@@ -51,22 +51,33 @@ def _sdk_platform() -> Path:
     return Path(gcloud).resolve().parents[1] / "platform"
 
 
+# The emulators are short-lived and busy from their first second: the JIT's second tier (C2)
+# cost more CPU compiling than its code saved. C1 only: the Firestore emulator ready on 0.8
+# instead of 1.2 s of CPU, and 2,000 writes in 5.1 s and 5.8 s of CPU instead of 8.6 s and
+# 13.8 s (two runs each, docs/BENCHMARKS.md).
+_EMULATOR_JVM = ("-XX:TieredStopAtLevel=1",)
+
+
 def emulator_command(name: str, port: int, *, rules: Path | None = None) -> list[str]:
     """The JVM command line of a Google Cloud CLI emulator (what ``gcloud beta emulators``
-    runs under a wrapper process)."""
+    runs under a wrapper process, and for Pub/Sub what its launcher script execs)."""
     platform = _sdk_platform()
     java = os.environ.get("JAVA", "java")
     if name == "firestore":
         jar = platform / "cloud-firestore-emulator" / "cloud-firestore-emulator.jar"
         command = [
-            java, "-Duser.language=en", "-cp", str(jar),
+            java, *_EMULATOR_JVM, "-Duser.language=en", "-cp", str(jar),
             "com.google.cloud.datastore.emulator.firestore.CloudFirestore", "start",
             "--host=127.0.0.1", f"--port={port}",
         ]  # fmt: skip
         return command + ([f"--rules={rules}"] if rules else [])
     if name == "pubsub":
-        script = platform / "pubsub-emulator" / "bin" / "cloud-pubsub-emulator"
-        return [str(script), "--host=127.0.0.1", f"--port={port}"]  # the script execs java
+        jars = sorted((platform / "pubsub-emulator" / "lib").glob("cloud-pubsub-emulator-*.jar"))
+        if not jars:
+            raise RuntimeError(
+                "the Pub/Sub emulator is missing: `gcloud components install pubsub-emulator`"
+            )
+        return [java, *_EMULATOR_JVM, "-jar", str(jars[-1]), "--host=127.0.0.1", f"--port={port}"]
     raise ValueError(f"no emulator {name!r}")
 
 
