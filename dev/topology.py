@@ -75,9 +75,7 @@ TOPOLOGY_OWNED = frozenset(
 # firebase-tools compiles the Auth emulator's API schemas when it starts: ~6 s of CPU, a fifth
 # of it in V8's young-generation collector at its default semi-space. At 64 MB: 5.8 -> 4.6 s
 # of CPU and ready 0.8 s sooner, with no more memory (3 starts each; 128 and 256 MB did worse).
-_AUTH_EMULATOR_NODE_OPTIONS = " ".join(
-    filter(None, [os.environ.get("NODE_OPTIONS"), "--max-semi-space-size=64"])
-)
+_AUTH_EMULATOR_NODE_OPTION = "--max-semi-space-size=64"
 
 # make dev's own settings, read by dev.topology's main and passed to no function.
 MAKE_DEV_SETTINGS = frozenset({"SKETCHGEN_DEV_PORT", "SKETCHGEN_DEV_FIRESTORE"})
@@ -327,7 +325,11 @@ class DevTopology:
             ],
             "auth": self._auth_emulator_command(),
         }  # fmt: skip
-        envs = {"auth": {"NODE_OPTIONS": _AUTH_EMULATOR_NODE_OPTIONS}}
+        node_options = [
+            os.environ.get("NODE_OPTIONS"),
+            _AUTH_EMULATOR_NODE_OPTION,
+        ]  # the shell's kept
+        envs = {"auth": {"NODE_OPTIONS": " ".join(filter(None, node_options))}}
         for name, command in commands.items():
             self.processes[name] = ManagedProcess(
                 f"{name}-emulator", command, log_dir=logs, env=envs.get(name), cwd=self.data_dir
